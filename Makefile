@@ -1,0 +1,82 @@
+# fieldbill - every target installs what it needs into .venv (and .venv-sam for the SAM CLI).
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SAMVENV := .venv-sam
+export PYTHONPATH := $(CURDIR)/layers/shared/python:$(CURDIR)
+export PYTHONDONTWRITEBYTECODE := 1
+
+.DEFAULT_GOAL := help
+.PHONY: help venv sam-venv demo serve token test test-unit test-integration test-e2e lint format build bench lock openapi clean
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-18s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check uv==0.13.8
+
+$(VENV)/.installed: requirements/dev.txt $(BIN)/python
+	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements/dev.txt
+	touch $@
+
+venv: $(VENV)/.installed ## create .venv with the pinned dependencies
+
+$(SAMVENV)/.installed:
+	$(PY) -m venv $(SAMVENV)
+	$(SAMVENV)/bin/pip install -q --disable-pip-version-check uv==0.13.8
+	$(SAMVENV)/bin/uv pip install -q --python $(SAMVENV)/bin/python aws-sam-cli==1.170.0
+	touch $@
+
+sam-venv: $(SAMVENV)/.installed ## install the SAM CLI into its own venv (its pins clash with ours)
+
+lock: $(BIN)/python ## re-export requirements from pyproject.toml (dev and the layer's runtime set)
+	$(BIN)/uv pip compile -q pyproject.toml --extra dev --python-version 3.11 -o requirements/dev.txt
+	$(BIN)/uv pip compile -q pyproject.toml --python-version 3.11 --no-header -o layers/shared/requirements.txt
+
+demo: venv ## run a whole billing run on the embedded local stack and print the invoices
+	$(BIN)/python -m local demo
+
+serve: venv ## keep the local HTTP API and the QuickBooks emulator running for a web client
+	$(BIN)/python -m local serve
+
+token: venv ## mint a local JWT for a tenant: make token TENANT=acme
+	@$(BIN)/python -m local token --tenant $${TENANT:-demo}
+
+test: venv lint test-unit test-integration test-e2e ## all tests and checks
+
+test-unit: venv ## pure domain tests
+	$(BIN)/pytest -q -p no:cacheprovider tests/unit
+
+test-integration: venv ## adapters against moto and the QuickBooks emulator
+	$(BIN)/pytest -q -p no:cacheprovider -n 2 tests/integration tests/emulator
+
+test-e2e: venv ## the whole local stack over HTTP
+	$(BIN)/pytest -q -p no:cacheprovider tests/e2e
+
+lint: venv sam-venv ## ruff, mypy, cfn-lint, statelint, sam validate --lint, requirements in sync
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/cfn-lint template.yaml
+	$(BIN)/statelint --ignore=URI statemachines/*.asl.json
+	$(SAMVENV)/bin/sam validate --lint --template template.yaml
+	$(BIN)/python -m local.check_requirements
+
+format: venv ## apply the formatters
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+build: sam-venv ## sam build (offline), then ship compiled bytecode for faster cold starts
+	PATH=$(HOME)/.pyenv/versions/3.11.7/bin:$$PATH $(SAMVENV)/bin/sam build --template template.yaml
+	$(BIN)/python -m compileall -q -j 0 --invalidation-mode unchecked-hash .aws-sam/build
+
+bench: venv ## measure compile/generate/sync throughput; writes .bench/results.json
+	$(BIN)/python -m local.bench
+
+openapi: venv ## regenerate docs/openapi.json from the code
+	$(BIN)/python -m local openapi > docs/openapi.json
+
+clean: ## remove build output and local state
+	rm -rf .aws-sam .local .bench .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,13 @@
+"""HTTP API: every resource and command for web clients (routes in fieldbill.api)."""
+
+from aws_lambda_powertools.logging import correlation_paths
+
+from fieldbill.api.app import app
+from fieldbill.observability import logger, metrics, tracer
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event, context):
+    return app.resolve(event, context)

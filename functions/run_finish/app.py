@@ -1,0 +1,9 @@
+"""Billing run step: finish (state in, state out: ids and flags only)."""
+
+from fieldbill.observability import logger
+from fieldbill.workflows import billing_run
+
+
+@logger.inject_lambda_context
+def lambda_handler(event, context):
+    return billing_run.finish_step(event)

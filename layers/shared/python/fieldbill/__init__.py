@@ -1,0 +1,1 @@
+"""fieldbill: billing back end for service businesses (field work -> invoices -> QuickBooks Online)."""

@@ -1,0 +1,44 @@
+"""Domain errors. The HTTP layer maps each class (never the message text) to a status code.
+
+| error             | meaning                                               | HTTP |
+|-------------------|-------------------------------------------------------|------|
+| NotFound          | a referenced record does not exist                    | 404  |
+| Conflict          | the record's state forbids the request (already billed) | 409  |
+| InvalidTransition | a state change the state machine does not allow       | 409  |
+| ValidationError   | an input or record breaks a domain rule               | 422  |
+"""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base of every error the domain raises on purpose."""
+
+
+class NotFound(DomainError):
+    def __init__(self, entity: str, entity_id: str) -> None:
+        super().__init__(f"{entity} {entity_id!r} not found")
+        self.entity = entity
+        self.entity_id = entity_id
+
+
+class Conflict(DomainError):
+    """The current state of a record forbids the request (e.g. an entry is already billed)."""
+
+
+class InvalidTransition(Conflict):
+    """A state change the state machine does not allow; a Conflict so a generic 409 mapping works."""
+
+    def __init__(self, machine: str, from_status: str, to_status: str, detail: str = "") -> None:
+        message = f"{machine}: {from_status} -> {to_status} is not allowed"
+        super().__init__(f"{message} ({detail})" if detail else message)
+        self.machine = machine
+        self.from_status = from_status
+        self.to_status = to_status
+
+
+class ValidationError(DomainError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message

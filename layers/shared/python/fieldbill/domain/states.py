@@ -1,0 +1,230 @@
+"""State machines: every allowed transition written down, and a history record for each change.
+
+| machine         | allowed transitions                                                       |
+|-----------------|---------------------------------------------------------------------------|
+| task_entry      | unbilled -> billed; billed -> unbilled only when all its items are void   |
+| billable_item   | pending -> invoiced | unbillable | void; invoiced -> pending (invoice void  |
+|                 | or credited); unbillable -> pending | void; void -> pending (recompiled)  |
+| invoice         | draft -> ready | void; ready -> sent | void; sent -> paid                   |
+| invoice_sync    | not_synced -> pending; pending -> synced | error; error -> pending;        |
+|                 | synced -> pending (re-sync after a change)                                |
+| billing_run     | queued -> compiling -> generating -> syncing -> succeeded | failed |      |
+|                 | partially_failed; queued, compiling, generating -> failed                 |
+
+A change to the state a record is already in raises Conflict (a retry can treat it as done);
+any other change not listed raises InvalidTransition. The functions return the new record and
+a HistoryRecord; the store writes both, conditionally on the old status (the audit trail).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Generic, TypeVar
+
+from fieldbill.domain.errors import Conflict, InvalidTransition
+from fieldbill.domain.model import (
+    BillableItem,
+    EntryStatus,
+    Invoice,
+    InvoiceStatus,
+    ItemStatus,
+    RunStatus,
+    SyncStatus,
+    TaskEntry,
+)
+
+S = TypeVar("S", bound=enum.StrEnum)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HistoryRecord:
+    at: datetime
+    actor: str
+    machine: str
+    subject_id: str
+    from_status: str
+    to_status: str
+    reason: str | None = None
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {
+            "at": self.at.isoformat(),
+            "actor": self.actor,
+            "from": self.from_status,
+            "to": self.to_status,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class StateMachine(Generic[S]):
+    name: str
+    allowed: Mapping[S, frozenset[S]]
+
+    def can(self, current: S, target: S) -> bool:
+        return target in self.allowed.get(current, frozenset())
+
+    def check(self, subject_id: str, current: S, target: S) -> None:
+        if current == target:
+            raise Conflict(f"{self.name} {subject_id!r} is already {current}")
+        if not self.can(current, target):
+            raise InvalidTransition(self.name, current, target)
+
+    def transition(
+        self,
+        subject_id: str,
+        current: S,
+        target: S,
+        *,
+        at: datetime,
+        actor: str,
+        reason: str | None = None,
+    ) -> HistoryRecord:
+        self.check(subject_id, current, target)
+        return HistoryRecord(
+            at=at,
+            actor=actor,
+            machine=self.name,
+            subject_id=subject_id,
+            from_status=current.value,
+            to_status=target.value,
+            reason=reason,
+        )
+
+
+ENTRY_MACHINE: StateMachine[EntryStatus] = StateMachine(
+    "task_entry",
+    {
+        EntryStatus.UNBILLED: frozenset({EntryStatus.BILLED}),
+        EntryStatus.BILLED: frozenset({EntryStatus.UNBILLED}),
+    },
+)
+
+ITEM_MACHINE: StateMachine[ItemStatus] = StateMachine(
+    "billable_item",
+    {
+        ItemStatus.PENDING: frozenset({ItemStatus.INVOICED, ItemStatus.UNBILLABLE, ItemStatus.VOID}),
+        ItemStatus.INVOICED: frozenset({ItemStatus.PENDING}),
+        ItemStatus.UNBILLABLE: frozenset({ItemStatus.PENDING, ItemStatus.VOID}),
+        ItemStatus.VOID: frozenset({ItemStatus.PENDING}),
+    },
+)
+
+INVOICE_MACHINE: StateMachine[InvoiceStatus] = StateMachine(
+    "invoice",
+    {
+        InvoiceStatus.DRAFT: frozenset({InvoiceStatus.READY, InvoiceStatus.VOID}),
+        InvoiceStatus.READY: frozenset({InvoiceStatus.SENT, InvoiceStatus.VOID}),
+        InvoiceStatus.SENT: frozenset({InvoiceStatus.PAID}),
+    },
+)
+
+SYNC_MACHINE: StateMachine[SyncStatus] = StateMachine(
+    "invoice_sync",
+    {
+        SyncStatus.NOT_SYNCED: frozenset({SyncStatus.PENDING}),
+        SyncStatus.PENDING: frozenset({SyncStatus.SYNCED, SyncStatus.ERROR}),
+        SyncStatus.ERROR: frozenset({SyncStatus.PENDING}),
+        SyncStatus.SYNCED: frozenset({SyncStatus.PENDING}),
+    },
+)
+
+RUN_MACHINE: StateMachine[RunStatus] = StateMachine(
+    "billing_run",
+    {
+        RunStatus.QUEUED: frozenset({RunStatus.COMPILING, RunStatus.FAILED}),
+        RunStatus.COMPILING: frozenset({RunStatus.GENERATING, RunStatus.FAILED}),
+        RunStatus.GENERATING: frozenset({RunStatus.SYNCING, RunStatus.FAILED}),
+        RunStatus.SYNCING: frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.PARTIALLY_FAILED}),
+    },
+)
+
+
+# --- task entries ---------------------------------------------------------------------------
+
+
+def bill_entry(
+    entry: TaskEntry, *, at: datetime, actor: str, reason: str | None = "compiled"
+) -> tuple[TaskEntry, HistoryRecord]:
+    record = ENTRY_MACHINE.transition(
+        entry.id, entry.status, EntryStatus.BILLED, at=at, actor=actor, reason=reason
+    )
+    return dataclasses.replace(entry, status=EntryStatus.BILLED), record
+
+
+def unbill_entry(
+    entry: TaskEntry, items: Iterable[BillableItem], *, at: datetime, actor: str, reason: str | None = None
+) -> tuple[TaskEntry, HistoryRecord]:
+    """Back to unbilled, only once every item compiled from it is void (bill once)."""
+    live = [item.id for item in items if item.entry_id == entry.id and item.status is not ItemStatus.VOID]
+    if live:
+        raise InvalidTransition(
+            ENTRY_MACHINE.name, entry.status, EntryStatus.UNBILLED, f"items not void: {', '.join(live)}"
+        )
+    record = ENTRY_MACHINE.transition(
+        entry.id, entry.status, EntryStatus.UNBILLED, at=at, actor=actor, reason=reason
+    )
+    return dataclasses.replace(entry, status=EntryStatus.UNBILLED), record
+
+
+# --- billable items -------------------------------------------------------------------------
+
+
+def set_item_status(
+    item: BillableItem, target: ItemStatus, *, at: datetime, actor: str, reason: str | None = None
+) -> tuple[BillableItem, HistoryRecord]:
+    """Transitions without a guard: unbillable, void, and back to pending from those."""
+    if target is ItemStatus.INVOICED or item.status is ItemStatus.INVOICED:
+        # Those carry an invoice reference; use invoice_item / release_item.
+        raise InvalidTransition(ITEM_MACHINE.name, item.status, target, "goes through the invoice")
+    record = ITEM_MACHINE.transition(item.id, item.status, target, at=at, actor=actor, reason=reason)
+    return dataclasses.replace(item, status=target), record
+
+
+def invoice_item(
+    item: BillableItem, invoice_id: str, *, at: datetime, actor: str, reason: str | None = "invoiced"
+) -> tuple[BillableItem, HistoryRecord]:
+    record = ITEM_MACHINE.transition(
+        item.id, item.status, ItemStatus.INVOICED, at=at, actor=actor, reason=reason
+    )
+    return dataclasses.replace(item, status=ItemStatus.INVOICED, invoice_id=invoice_id), record
+
+
+def release_item(
+    item: BillableItem, invoice: Invoice, *, at: datetime, actor: str, reason: str | None = None
+) -> tuple[BillableItem, HistoryRecord]:
+    """Billable again, only when its own invoice was voided or credited."""
+    if item.invoice_id != invoice.id:
+        raise InvalidTransition(
+            ITEM_MACHINE.name, item.status, ItemStatus.PENDING, f"not on invoice {invoice.id}"
+        )
+    if invoice.status is not InvoiceStatus.VOID and invoice.credit_memo_id is None:
+        raise InvalidTransition(
+            ITEM_MACHINE.name, item.status, ItemStatus.PENDING, "invoice is neither void nor credited"
+        )
+    why = reason or ("invoice voided" if invoice.status is InvoiceStatus.VOID else "invoice credited")
+    record = ITEM_MACHINE.transition(item.id, item.status, ItemStatus.PENDING, at=at, actor=actor, reason=why)
+    return dataclasses.replace(item, status=ItemStatus.PENDING, invoice_id=None), record
+
+
+# --- invoices -------------------------------------------------------------------------------
+
+
+def set_invoice_status(
+    invoice: Invoice, target: InvoiceStatus, *, at: datetime, actor: str, reason: str | None = None
+) -> tuple[Invoice, HistoryRecord]:
+    record = INVOICE_MACHINE.transition(invoice.id, invoice.status, target, at=at, actor=actor, reason=reason)
+    return dataclasses.replace(invoice, status=target), record
+
+
+def set_sync_status(
+    invoice: Invoice, target: SyncStatus, *, at: datetime, actor: str, reason: str | None = None
+) -> tuple[Invoice, HistoryRecord]:
+    record = SYNC_MACHINE.transition(
+        invoice.id, invoice.sync_status, target, at=at, actor=actor, reason=reason
+    )
+    return dataclasses.replace(invoice, sync_status=target), record

@@ -1,0 +1,38 @@
+"""Environment validated once, at first use (never at import: tests and the local runtime set it late)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    table_name: str = Field(alias="TABLE_NAME")
+    qbo_sync_queue_url: str = Field(default="", alias="QBO_SYNC_QUEUE_URL")
+    jobs_queue_url: str = Field(default="", alias="JOBS_QUEUE_URL")
+    inbound_queue_url: str = Field(default="", alias="INBOUND_QUEUE_URL")
+    billing_run_state_machine_arn: str = Field(default="", alias="BILLING_RUN_STATE_MACHINE_ARN")
+    # Name of the Secrets Manager secret holding the QuickBooks app credentials (never plain env).
+    qbo_app_secret_name: str = Field(default="", alias="QBO_APP_SECRET_NAME")
+    # "sandbox", "production", or a discovery-document URL (the local emulator).
+    qbo_environment: str = Field(default="sandbox", alias="QBO_ENVIRONMENT")
+    qbo_api_base: str = Field(default="https://sandbox-quickbooks.api.intuit.com/v3", alias="QBO_API_BASE")
+    qbo_redirect_uri: str = Field(default="", alias="QBO_REDIRECT_URI")
+    qbo_minor_version: int = Field(default=75, alias="QBO_MINOR_VERSION")
+    # Seconds per QuickBooks minute: 60 in production; the local runtime may scale time for tests.
+    qbo_seconds_per_minute: float = Field(default=60.0, alias="QBO_SECONDS_PER_MINUTE")
+    qbo_requests_per_minute: int = Field(default=500, alias="QBO_REQUESTS_PER_MINUTE")
+    qbo_max_concurrent: int = Field(default=10, alias="QBO_MAX_CONCURRENT")
+    qbo_batches_per_minute: int = Field(default=40, alias="QBO_BATCHES_PER_MINUTE")
+    qbo_http_timeout_seconds: float = Field(default=30.0, alias="QBO_HTTP_TIMEOUT_SECONDS")
+    # KMS key (id, ARN or alias) that encrypts QuickBooks OAuth tokens at rest.
+    token_key_id: str = Field(default="", alias="TOKEN_KEY_ID")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()  # type: ignore[call-arg]

@@ -1,0 +1,426 @@
+"""Single-table PynamoDB models. Keys are built here and nowhere else (docs/data-model.md).
+
+Every item carries `pk`/`sk`, up to two generic GSI key pairs and a `type` discriminator. Every
+record whose state changes keeps its audit trail in `history`, appended in the same write that
+changes the state, so a state change and its record can never disagree and cost no extra item.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from pynamodb.attributes import (
+    Attribute,
+    BooleanAttribute,
+    DiscriminatorAttribute,
+    ListAttribute,
+    MapAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+)
+from pynamodb.constants import NUMBER
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+
+from fieldbill.settings import get_settings
+
+
+class DecimalAttribute(Attribute[Decimal]):
+    """A DynamoDB number read back as Decimal (PynamoDB's NumberAttribute goes through float)."""
+
+    attr_type = NUMBER
+
+    def serialize(self, value: Decimal) -> str:
+        return str(value)
+
+    def deserialize(self, value: str) -> Decimal:
+        return Decimal(value)
+
+
+class _LazyTableMeta(type):
+    # The table name is read from the environment at first use, never at import.
+    @property
+    def table_name(cls) -> str:
+        return get_settings().table_name
+
+
+class _Meta(metaclass=_LazyTableMeta):
+    pass
+
+
+class Gsi1(GlobalSecondaryIndex["Entity"]):
+    class Meta:
+        index_name = "gsi1"
+        projection = AllProjection()
+
+    gsi1pk = UnicodeAttribute(hash_key=True)
+    gsi1sk = UnicodeAttribute(range_key=True)
+
+
+class Gsi2(GlobalSecondaryIndex["Entity"]):
+    class Meta:
+        index_name = "gsi2"
+        projection = AllProjection()
+
+    gsi2pk = UnicodeAttribute(hash_key=True)
+    gsi2sk = UnicodeAttribute(range_key=True)
+
+
+class HistoryEntry(MapAttribute[str, Any]):
+    """One state change: who (user or run), when, from, to, why."""
+
+    at = UnicodeAttribute()
+    actor = UnicodeAttribute()
+    from_state = UnicodeAttribute(null=True)
+    to_state = UnicodeAttribute()
+    reason = UnicodeAttribute(null=True)
+
+
+META = "#"
+
+
+def tenant_prefix(tenant_id: str) -> str:
+    return f"T#{tenant_id}"
+
+
+class Entity(Model):
+    Meta = _Meta  # type: ignore[assignment]
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True, default=META)
+    type = DiscriminatorAttribute()
+    gsi1pk = UnicodeAttribute(null=True)
+    gsi1sk = UnicodeAttribute(null=True)
+    gsi2pk = UnicodeAttribute(null=True)
+    gsi2sk = UnicodeAttribute(null=True)
+    gsi1 = Gsi1()
+    gsi2 = Gsi2()
+    tenant_id = UnicodeAttribute()
+    id = UnicodeAttribute()
+    created_at = UnicodeAttribute(null=True)
+    updated_at = UnicodeAttribute(null=True)
+    history = ListAttribute(of=HistoryEntry, default=list)
+    ttl = NumberAttribute(null=True)
+    # How many live records point at this one (tasks at a contact, assignments at a product…);
+    # raised and lowered in the transaction that writes the referencing record; delete needs 0.
+    ref_count = NumberAttribute(null=True)
+
+
+# ---------------------------------------------------------------------------- people and catalogue
+class Contact(Entity, discriminator="Contact"):
+    name = UnicodeAttribute()
+    email = UnicodeAttribute(null=True)
+    tags = ListAttribute(of=UnicodeAttribute, default=list)
+    membership_id = UnicodeAttribute(null=True)
+    team_id = UnicodeAttribute(null=True)
+    price_list_id = UnicodeAttribute(null=True)
+    balance = DecimalAttribute(default=lambda: Decimal("0"))
+    active = BooleanAttribute(default=True)
+    qbo_id = UnicodeAttribute(null=True)
+    qbo_sync_token = UnicodeAttribute(null=True)
+
+    @staticmethod
+    def key(tenant_id: str, contact_id: str) -> str:
+        return f"{tenant_prefix(tenant_id)}#CONTACT#{contact_id}"
+
+    @staticmethod
+    def list_key(tenant_id: str) -> str:
+        return f"{tenant_prefix(tenant_id)}#CONTACTS"
+
+
+class Product(Entity, discriminator="Product"):
+    name = UnicodeAttribute()
+    unit = UnicodeAttribute(null=True)
+    default_unit_price = DecimalAttribute(null=True)
+    kind = UnicodeAttribute(default="service")
+    auto_created = BooleanAttribute(default=False)
+    income_account_ref = UnicodeAttribute(null=True)
+    expense_account_ref = UnicodeAttribute(null=True)
+    qbo_id = UnicodeAttribute(null=True)
+    qbo_sync_token = UnicodeAttribute(null=True)
+
+    @staticmethod
+    def key(tenant_id: str, product_id: str) -> str:
+        return f"{tenant_prefix(tenant_id)}#PRODUCT#{product_id}"
+
+    @staticmethod
+    def list_key(tenant_id: str) -> str:
+        return f"{tenant_prefix(tenant_id)}#PRODUCTS"
+
+
+class PriceList(Entity, discriminator="PriceList"):
+    name = UnicodeAttribute()
+    # product id -> unit price as a decimal string (a map of Decimals, kept exact)
+    prices = MapAttribute[str, Any](default=dict)
+
+    @staticmethod
+    def key(tenant_id: str, price_list_id: str) -> str:
+        return f"{tenant_prefix(tenant_id)}#PRICELIST#{price_list_id}"
+
+    @staticmethod
+    def list_key(tenant_id: str) -> str:
+        return f"{tenant_prefix(tenant_id)}#PRICELISTS"
+
+
+class Membership(Entity, discriminator="Membership"):
+    name = UnicodeAttribute()
+
+    @staticmethod
+    def key(tenant_id: str, membership_id: str) -> str:
+        return f"{tenant_prefix(tenant_id)}#MEMBERSHIP#{membership_id}"
+
+    @staticmethod
+    def list_key(tenant_id: str) -> str:
+        return f"{tenant_prefix(tenant_id)}#MEMBERSHIPS"
+
+
+class Team(Entity, discriminator="Team"):
+    name = UnicodeAttribute()
+
+    @staticmethod
+    def key(tenant_id: str, team_id: str) -> str:
+        return f"{tenant_prefix(tenant_id)}#TEAM#{team_id}"
+
+    @staticmethod
+    def list_key(tenant_id: str) -> str:
+        return f"{tenant_prefix(tenant_id)}#TEAMS"
+
+
+class ProductAssignment(Entity, discriminator="ProductAssignment"):
+    """All of a tenant's assignments share one partition: a compile loads them in one query."""
+
+    scope = UnicodeAttribute()  # task | contact | membership | team | tenant
+    scope_id = UnicodeAttribute()
+    line_kind = UnicodeAttribute()
+    product_id = UnicodeAttribute()
+
+    @staticmethod
+    def key(tenant_id: str) -> str:
+        return f"{tenant_prefix(tenant_id)}#ASSIGN"
+
+    @staticmethod
+    def sort_key(scope: str, scope_id: str, line_kind: str) -> str:
+        return f"{scope}#{scope_id}#{line_kind}"
+
+
+# ---------------------------------------------------------------------------- work
+class Task(Entity, discriminator="Task"):
+    title = UnicodeAttribute()
+    client_contact_id = UnicodeAttribute(null=True)
+    billable = BooleanAttribute(default=True)
+    status = UnicodeAttribute(default="draft")
+    product_id = UnicodeAttribute(null=True)
+    price_list_id = UnicodeAttribute(null=True)
+    unit = UnicodeAttribute(null=True)
+    unit_price = DecimalAttribute(null=True)
+
+    @staticmethod
+    def key(tenant_id: str, task_id: str) -> str:
+        return f"{tenant_prefix(tenant_id)}#TASK#{task_id}"
+
+    @staticmethod
+    def list_key(tenant_id: str) -> str:
+        return f"{tenant_prefix(tenant_id)}#TASKS"
+
+
+class TaskEntry(Entity, discriminator="TaskEntry"):
+    """Lives in its task's partition. While stopped and unbilled it sits in the sparse
+    `gsi2` "unbilled" index that compile reads; billing removes it from that index."""
+
+    task_id = UnicodeAttribute()
+    kind = UnicodeAttribute()  # time | mileage | goods | expense
+    description = UnicodeAttribute(null=True)
+    worker = UnicodeAttribute(null=True)
+    work_date = UnicodeAttribute()
+    started_at = UnicodeAttribute(null=True)
+    stopped_at = UnicodeAttribute(null=True)
+    distance_km = DecimalAttribute(null=True)
+    transport_minutes = DecimalAttribute(null=True)
+    quantity = DecimalAttribute(null=True)
+    unit_price = DecimalAttribute(null=True)
+    snapshot_unit_price = DecimalAttribute(null=True)
+    transport_time_snapshot_unit_price = DecimalAttribute(null=True)
+    product_id = UnicodeAttribute(null=True)
+    billed = BooleanAttribute(default=False)
+    billed_at = UnicodeAttribute(null=True)
+    billed_by = UnicodeAttribute(null=True)
+
+    @staticmethod
+    def key(tenant_id: str, task_id: str) -> str:
+        return Task.key(tenant_id, task_id)
+
+    @staticmethod
+    def sort_key(entry_id: str) -> str:
+        return f"ENTRY#{entry_id}"
+
+    @staticmethod
+    def unbilled_key(tenant_id: str) -> str:
+        return f"{tenant_prefix(tenant_id)}#UNBILLED"
+
+    @staticmethod
+    def unbilled_sort_key(work_date: str, task_id: str, entry_id: str) -> str:
+        return f"{work_date}#{task_id}#{entry_id}"
+
+
+# ---------------------------------------------------------------------------- billing
+class BillableItem(Entity, discriminator="BillableItem"):
+    entry_id = UnicodeAttribute(null=True)
+    task_id = UnicodeAttribute(null=True)
+    contact_id = UnicodeAttribute()
+    line_kind = UnicodeAttribute()
+    description = UnicodeAttribute(null=True)
+    product_id = UnicodeAttribute(null=True)
+    product_name = UnicodeAttribute(null=True)
+    unit = UnicodeAttribute(null=True)
+    quantity = DecimalAttribute()
+    unit_price = DecimalAttribute()
+    amount = DecimalAttribute()
+    product_scope = UnicodeAttribute(null=True)
+    price_source = UnicodeAttribute(null=True)
+    status = UnicodeAttribute(default="pending")
+    invoice_id = UnicodeAttribute(null=True)
+    work_date = UnicodeAttribute()
+    run_id = UnicodeAttribute(null=True)
+
+    @staticmethod
+    def key(tenant_id: str, item_id: str) -> str:
+        return f"{tenant_prefix(tenant_id)}#ITEM#{item_id}"
+
+    @staticmethod
+    def status_key(tenant_id: str, status: str) -> str:
+        return f"{tenant_prefix(tenant_id)}#ITEMS#{status}"
+
+    @staticmethod
+    def status_sort_key(contact_id: str, work_date: str, item_id: str) -> str:
+        return f"{contact_id}#{work_date}#{item_id}"
+
+
+class InvoiceLine(MapAttribute[str, Any]):
+    item_id = UnicodeAttribute(null=True)
+    line_kind = UnicodeAttribute()
+    description = UnicodeAttribute(null=True)
+    product_id = UnicodeAttribute(null=True)
+    product_name = UnicodeAttribute(null=True)
+    unit = UnicodeAttribute(null=True)
+    quantity = DecimalAttribute()
+    unit_price = DecimalAttribute()
+    amount = DecimalAttribute()
+    work_date = UnicodeAttribute(null=True)
+
+
+class Invoice(Entity, discriminator="Invoice"):
+    """Lines are kept on the invoice item: one write stores the whole document."""
+
+    contact_id = UnicodeAttribute()
+    status = UnicodeAttribute(default="draft")
+    destination = UnicodeAttribute(default="quickbooks")
+    sync_status = UnicodeAttribute(default="not_synced")
+    sync_error = MapAttribute[str, Any](null=True)
+    grouping = UnicodeAttribute(null=True)
+    group_key = UnicodeAttribute(null=True)
+    lines = ListAttribute(of=InvoiceLine, default=list)
+    item_ids = ListAttribute(of=UnicodeAttribute, default=list)
+    subtotal = DecimalAttribute(default=lambda: Decimal("0"))
+    total = DecimalAttribute(default=lambda: Decimal("0"))
+    balance = DecimalAttribute(null=True)
+    currency = UnicodeAttribute(default="USD")
+    issue_date = UnicodeAttribute()
+    due_date = UnicodeAttribute(null=True)
+    run_id = UnicodeAttribute(null=True)
+    version = NumberAttribute(default=1)
+    qbo_id = UnicodeAttribute(null=True)
+    qbo_sync_token = UnicodeAttribute(null=True)
+    qbo_doc_number = UnicodeAttribute(null=True)
+    qbo_total = DecimalAttribute(null=True)
+    synced_at = UnicodeAttribute(null=True)
+
+    @staticmethod
+    def key(tenant_id: str, invoice_id: str) -> str:
+        return f"{tenant_prefix(tenant_id)}#INVOICE#{invoice_id}"
+
+    @staticmethod
+    def list_key(tenant_id: str) -> str:
+        return f"{tenant_prefix(tenant_id)}#INVOICES"
+
+    @staticmethod
+    def run_key(tenant_id: str, run_id: str) -> str:
+        return f"{tenant_prefix(tenant_id)}#RUN#{run_id}#INVOICES"
+
+    @staticmethod
+    def run_sort_key(sync_status: str, invoice_id: str) -> str:
+        return f"{sync_status}#{invoice_id}"
+
+
+# ---------------------------------------------------------------------------- runs and operations
+class BillingRun(Entity, discriminator="BillingRun"):
+    status = UnicodeAttribute(default="queued")
+    stage = UnicodeAttribute(default="queued")
+    scope_key = UnicodeAttribute()
+    contact_ids = ListAttribute(of=UnicodeAttribute, null=True)
+    date_from = UnicodeAttribute(null=True)
+    date_to = UnicodeAttribute(null=True)
+    grouping = UnicodeAttribute(default="per_contact")
+    sync = BooleanAttribute(default=True)
+    counts = MapAttribute[str, Any](default=dict)
+    errors = ListAttribute(of=MapAttribute, default=list)
+    execution_arn = UnicodeAttribute(null=True)
+    started_by = UnicodeAttribute(null=True)
+    started_at = UnicodeAttribute(null=True)
+    finished_at = UnicodeAttribute(null=True)
+    cursor = UnicodeAttribute(null=True)
+
+    @staticmethod
+    def key(tenant_id: str, run_id: str) -> str:
+        return f"{tenant_prefix(tenant_id)}#RUN#{run_id}"
+
+    @staticmethod
+    def list_key(tenant_id: str) -> str:
+        return f"{tenant_prefix(tenant_id)}#RUNS"
+
+
+class RunLock(Entity, discriminator="RunLock"):
+    """At most one active run per tenant and scope: created conditionally, deleted when the run ends."""
+
+    run_id = UnicodeAttribute()
+
+    @staticmethod
+    def key(tenant_id: str, scope_key: str) -> str:
+        return f"{tenant_prefix(tenant_id)}#RUNLOCK#{scope_key}"
+
+
+class Operation(Entity, discriminator="Operation"):
+    kind = UnicodeAttribute()
+    status = UnicodeAttribute(default="queued")
+    request = MapAttribute[str, Any](default=dict)
+    result = MapAttribute[str, Any](null=True)
+    error = MapAttribute[str, Any](null=True)
+
+    @staticmethod
+    def key(tenant_id: str, operation_id: str) -> str:
+        return f"{tenant_prefix(tenant_id)}#OP#{operation_id}"
+
+
+# ---------------------------------------------------------------------------- QuickBooks
+class QboConnection(Entity, discriminator="QboConnection"):
+    realm_id = UnicodeAttribute(null=True)
+    status = UnicodeAttribute(default="disconnected")  # connected | needs_reconnect | disconnected
+    company_name = UnicodeAttribute(null=True)
+    access_token_enc = UnicodeAttribute(null=True)
+    refresh_token_enc = UnicodeAttribute(null=True)
+    access_expires_at = NumberAttribute(null=True)
+    # Bumped on every token rotation: a refresh is stored only if nobody rotated in between.
+    token_version = NumberAttribute(default=0)
+    refresh_lease_until = NumberAttribute(null=True)
+    settings = MapAttribute[str, Any](default=dict)
+    watermarks = MapAttribute[str, Any](default=dict)
+    last_errors = ListAttribute(of=MapAttribute, default=list)
+    oauth_state = UnicodeAttribute(null=True)
+
+    @staticmethod
+    def key(tenant_id: str) -> str:
+        return f"{tenant_prefix(tenant_id)}#QBO"
+
+    @staticmethod
+    def realm_key(realm_id: str) -> str:
+        return f"REALM#{realm_id}"

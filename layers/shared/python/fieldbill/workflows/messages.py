@@ -1,0 +1,48 @@
+"""Queue message contracts. Every producer and consumer uses these models, nothing hand-built."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+
+class QboSyncMessage(BaseModel):
+    """One unit of QuickBooks work on the QBO sync queue (the only way we call QuickBooks)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["sync_invoice", "sync_contact", "sync_product", "void_invoice"]
+    tenant_id: str
+    entity_id: str
+    run_id: str | None = None
+    # The invoice version the sender saw; the consumer syncs the current one and uses the version
+    # in the QuickBooks requestid, so a redelivered message never creates a second document.
+    version: int | None = None
+
+
+class JobMessage(BaseModel):
+    """An asynchronous command started over the API (202 + operation id)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["compile", "generate"]
+    tenant_id: str
+    operation_id: str
+    actor: str
+
+
+class InboundMessage(BaseModel):
+    """A QuickBooks change to apply here: from a webhook event, a scheduled pull or a manual sync."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["entity_changed", "pull"]
+    realm_id: str | None = None
+    tenant_id: str | None = None
+    entity: str | None = None  # Customer, Item, Invoice, Payment ...
+    entity_id: str | None = None
+    operation: str | None = None  # Create, Update, Delete, Merge, Void, Emailed
+    last_updated: str | None = None
+    data_type: str | None = None  # customers | items | service_types (pulls)
+    event_id: str | None = None

@@ -1,0 +1,74 @@
+"""python -m local demo | serve | token | openapi"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+
+
+def _quiet() -> None:
+    # Handlers log JSON lines through Powertools; the demo prints its own summary instead.
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local")
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="run one billing run on the embedded local stack")
+    demo.add_argument("--customers", type=int, default=24)
+    demo.add_argument("--seconds-per-minute", type=float, default=2.0,
+                      help="real seconds per QuickBooks minute (60 = real time)")
+    serve = sub.add_parser("serve", help="keep the local HTTP API and the QuickBooks emulator running")
+    serve.add_argument("--port", type=int, default=int(os.environ.get("API_PORT", "3000")))
+    serve.add_argument("--qbo-port", type=int, default=int(os.environ.get("QBO_PORT", "3001")))
+    serve.add_argument("--tenant", default="demo")
+    token = sub.add_parser("token", help="mint a local JWT for a tenant")
+    token.add_argument("--tenant", default="demo")
+    token.add_argument("--subject", default="user-1")
+    sub.add_parser("openapi", help="print the OpenAPI document generated from the code")
+    args = parser.parse_args(argv)
+
+    if args.command == "token":
+        from local.auth import DevIssuer
+
+        print(DevIssuer().mint(args.tenant, subject=args.subject))
+        return 0
+    if args.command == "openapi":
+        os.environ.setdefault("TABLE_NAME", "openapi")
+        from fieldbill.api.app import openapi_document
+
+        print(json.dumps(openapi_document(), indent=2, sort_keys=True))
+        return 0
+    _quiet()
+    if args.command == "demo":
+        from local.demo import run_demo
+
+        return run_demo(customers=args.customers, seconds_per_minute=args.seconds_per_minute)
+    return _serve(args)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from local.stack import LocalStack, StackOptions
+
+    stack = LocalStack(StackOptions(gateway_port=args.port, emulator_port=args.qbo_port)).start()
+    endpoints = stack.write_endpoints(args.tenant)
+    for key, value in endpoints.items():
+        print(f"{key}={value}", flush=True)
+    print("Endpoints written to .local/endpoints.json. Ctrl-C stops.", flush=True)
+    stopped = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stopped.set())
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    stopped.wait()
+    stack.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

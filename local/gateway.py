@@ -1,0 +1,166 @@
+"""Local HTTP gateway: HTTP requests become API Gateway HTTP API (payload v2.0) events.
+
+Routes come from the HttpApi events in template.yaml; routes with the default JWT authorizer get
+the same check API Gateway performs (401 {"message": "Unauthorized"} before the function runs).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+from local.auth import DevIssuer
+from local.lambda_runtime import FunctionRegistry
+
+
+@dataclass
+class Route:
+    method: str
+    path: str
+    function: str
+    authorized: bool
+    pattern: re.Pattern[str]
+    specificity: tuple[int, int]
+
+    @classmethod
+    def build(cls, method: str, path: str, function: str, authorized: bool) -> Route:
+        regex, literal = "", 0
+        for part in path.strip("/").split("/"):
+            if part.endswith("+}"):
+                regex += r"/(?P<%s>.+)" % part[1:-2]
+            elif part.startswith("{"):
+                regex += r"/(?P<%s>[^/]+)" % part[1:-1]
+            else:
+                regex += "/" + re.escape(part)
+                literal += 1
+        # API Gateway prefers exact paths, then more literal segments, then a specific method.
+        return cls(method.upper(), path, function, authorized, re.compile(f"^{regex or '/'}$"),
+                   (literal, 0 if method.upper() == "ANY" else 1))
+
+
+# One line per request drowns the handlers' own structured logs.
+logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+
+class Gateway:
+    def __init__(self, registry: FunctionRegistry, issuer: DevIssuer, host: str = "127.0.0.1", port: int = 0):
+        self.registry = registry
+        self.issuer = issuer
+        self.routes: list[Route] = []
+        for spec in registry.specs.values():
+            for event in spec.events.values():
+                if event["Type"] != "HttpApi":
+                    continue
+                props = event["Properties"]
+                auth = props.get("Auth", {}).get("Authorizer", "JwtAuthorizer") != "NONE"
+                self.routes.append(Route.build(props["Method"], props["Path"], spec.logical_id, auth))
+        self.routes.sort(key=lambda r: r.specificity, reverse=True)
+        self._server = make_server(host, port, self._wsgi, threaded=True)
+        self.port = self._server.server_port
+        self.url = f"http://{host}:{self.port}"
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> Gateway:
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="gateway")
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+
+    def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+        for route in self.routes:
+            found = route.pattern.match(path)
+            if found and route.method in ("ANY", method):
+                return route, found.groupdict()
+        return None
+
+    def _wsgi(self, environ: dict[str, Any], start_response: Any) -> Any:
+        request = Request(environ)
+        return self.handle(request)(environ, start_response)
+
+    def handle(self, request: Request) -> Response:
+        found = self.match(request.method, request.path)
+        if found is None:
+            return Response(json.dumps({"message": "Not Found"}), status=404, content_type="application/json")
+        route, path_params = found
+        claims = None
+        if route.authorized:
+            claims = self.issuer.verify(request.headers.get("Authorization"))
+            if claims is None:
+                return Response(json.dumps({"message": "Unauthorized"}), status=401,
+                                content_type="application/json")
+        event = self.to_event(request, route, path_params, claims)
+        try:
+            result = self.registry.invoke(route.function, event)
+        except Exception as exc:  # API Gateway answers 500 when the integration fails
+            return Response(json.dumps({"message": "Internal Server Error", "error": type(exc).__name__}),
+                            status=500, content_type="application/json")
+        return self.to_response(result)
+
+    @staticmethod
+    def to_event(request: Request, route: Route, path_params: dict[str, str],
+                 claims: dict[str, Any] | None) -> dict[str, Any]:
+        raw = request.get_data()
+        try:
+            body, is_b64 = raw.decode("utf-8"), False
+        except UnicodeDecodeError:
+            body, is_b64 = base64.b64encode(raw).decode(), True
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        query: dict[str, str] = {}
+        for key, values in request.args.lists():
+            query[key] = ",".join(values)
+        now = time.time()
+        route_key = f"{route.method} {route.path}"
+        context: dict[str, Any] = {
+            "accountId": "123456789012", "apiId": "local", "domainName": request.host,
+            "domainPrefix": "local", "requestId": str(uuid.uuid4()), "routeKey": route_key, "stage": "$default",
+            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)), "timeEpoch": int(now * 1000),
+            "http": {"method": request.method, "path": request.path, "protocol": "HTTP/1.1",
+                     "sourceIp": request.remote_addr or "127.0.0.1",
+                     "userAgent": request.headers.get("User-Agent", "")},
+        }
+        if claims is not None:
+            context["authorizer"] = {"jwt": {"claims": {k: str(v) for k, v in claims.items()},
+                                             "scopes": str(claims.get("scope", "")).split() or None}}
+        event: dict[str, Any] = {
+            "version": "2.0", "routeKey": route_key, "rawPath": request.path,
+            "rawQueryString": request.query_string.decode(), "headers": headers,
+            "requestContext": context, "isBase64Encoded": is_b64,
+        }
+        if query:
+            event["queryStringParameters"] = query
+        if path_params:
+            event["pathParameters"] = path_params
+        if raw:
+            event["body"] = body
+        if request.cookies:
+            event["cookies"] = [f"{k}={v}" for k, v in request.cookies.items()]
+        return event
+
+    @staticmethod
+    def to_response(result: Any) -> Response:
+        if not isinstance(result, dict) or "statusCode" not in result:
+            # Payload v2.0: a bare result is JSON with status 200.
+            return Response(json.dumps(result), status=200, content_type="application/json")
+        body = result.get("body") or ""
+        data = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
+        response = Response(data, status=int(result["statusCode"]))
+        for key, value in (result.get("headers") or {}).items():
+            response.headers[key] = value
+        for key, values in (result.get("multiValueHeaders") or {}).items():
+            for value in values:
+                response.headers.add(key, value)
+        for cookie in result.get("cookies") or []:
+            response.headers.add("Set-Cookie", cookie)
+        return response

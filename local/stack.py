@@ -1,0 +1,113 @@
+"""The embedded local stack: moto (from template.yaml), the local gateway, and the QuickBooks emulator.
+
+Handlers do not know they run locally: only endpoints differ (the QuickBooks discovery URL and API
+base point at the emulator, the redirect URI at the local gateway).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from local.auth import DevIssuer
+from local.aws import LocalAws
+from local.gateway import Gateway
+from local.qbo_emulator import QboEmulator
+from local.template import ROOT, Template
+
+LOCAL_CLIENT_ID = "fieldbill-local-client"
+
+
+@dataclass
+class StackOptions:
+    # Real seconds per QuickBooks minute: 60 is real time; tests and the demo scale time down.
+    seconds_per_minute: float = 60.0
+    qbo_limits: bool = True
+    webhook_verifier_token: str = field(default_factory=lambda: os.environ.get(
+        "QBO_WEBHOOK_VERIFIER_TOKEN", "local-verifier-" + secrets.token_hex(8)))
+    client_secret: str = field(default_factory=lambda: secrets.token_hex(16))
+    gateway_port: int = 0
+    emulator_port: int = 0
+    poll_seconds: int = 1
+
+
+class LocalStack:
+    def __init__(self, options: StackOptions | None = None):
+        self.options = options or StackOptions()
+        self.emulator = QboEmulator(port=self.options.emulator_port,
+                                    time_scale=60.0 / self.options.seconds_per_minute)
+        self.aws: LocalAws | None = None
+        self.gateway: Gateway | None = None
+        self.issuer = DevIssuer()
+
+    def start(self) -> LocalStack:
+        opts = self.options
+        self.emulator.start()
+        if not opts.qbo_limits:
+            self.emulator.configure(None, limits_enabled=False)
+        template = Template(parameters={
+            "QboEnvironment": self.emulator.discovery_url,
+            "QboApiBase": self.emulator.api_base,
+            "JwtIssuer": self.issuer.issuer,
+            "JwtAudience": [self.issuer.audience],
+        })
+        self.aws = LocalAws(
+            template,
+            secret_values={"client_id": LOCAL_CLIENT_ID, "client_secret": opts.client_secret,
+                           "webhook_verifier_token": opts.webhook_verifier_token},
+            environment={
+                "QBO_SECONDS_PER_MINUTE": str(opts.seconds_per_minute),
+                "BILLING_RUN_POLL_SECONDS": str(opts.poll_seconds),
+                "POWERTOOLS_METRICS_NAMESPACE": "Fieldbill",
+                "POWERTOOLS_TRACE_DISABLED": "true",
+                "POWERTOOLS_DEV": "false",
+            },
+        ).start()
+        self.gateway = Gateway(self.aws.registry, self.issuer, port=opts.gateway_port)
+        redirect_uri = f"{self.gateway.url}/quickbooks/callback"
+        os.environ["QBO_REDIRECT_URI"] = redirect_uri
+        self.emulator.register_app(LOCAL_CLIENT_ID, opts.client_secret, [redirect_uri],
+                                   webhook_url=f"{self.gateway.url}/webhooks/quickbooks",
+                                   verifier_token=opts.webhook_verifier_token)
+        self.gateway.start()
+        return self
+
+    def stop(self) -> None:
+        if self.gateway:
+            self.gateway.stop()
+        if self.aws:
+            self.aws.stop()
+        self.emulator.stop()
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    # ---------------------------------------------------------------- conveniences
+    @property
+    def api_url(self) -> str:
+        assert self.gateway is not None
+        return self.gateway.url
+
+    @property
+    def webhook_url(self) -> str:
+        return f"{self.api_url}/webhooks/quickbooks"
+
+    def token(self, tenant_id: str, subject: str = "user-1") -> str:
+        return self.issuer.mint(tenant_id, subject=subject)
+
+    def endpoints(self, tenant_id: str) -> dict[str, str]:
+        return {"API_URL": self.api_url, "QBO_URL": self.emulator.url, "WEBHOOK_URL": self.webhook_url,
+                "TOKEN": self.token(tenant_id), "TENANT": tenant_id}
+
+    def write_endpoints(self, tenant_id: str) -> dict[str, str]:
+        endpoints = self.endpoints(tenant_id)
+        path = ROOT / ".local" / "endpoints.json"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(json.dumps(endpoints, indent=2) + "\n")
+        return endpoints

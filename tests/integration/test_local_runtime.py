@@ -1,0 +1,61 @@
+"""Pins the one patch of moto (Lambda invoke -> our handlers) and the SQS event-source poller.
+
+If a moto upgrade changes LambdaSimpleBackend.invoke or Step Functions' error matching, these
+fail loudly instead of the billing run silently echoing payloads.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import boto3
+
+from tests.conftest import wait_for
+
+
+def test_state_machine_task_runs_the_real_handler_and_catch_sees_its_error_type(stack):
+    # Given the real billing-run state machine and a run id that does not exist
+    sfn = boto3.client("stepfunctions")
+    arn = stack.aws.state_machines["BillingRunStateMachine"]
+    tenant, run_id = f"t-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    # When it executes
+    execution = sfn.start_execution(stateMachineArn=arn, name=run_id,
+                                    input=json.dumps({"tenant_id": tenant, "run_id": run_id, "poll_seconds": 1}))
+    result = stack.aws.wait_execution(execution["executionArn"])
+    # Then our compile handler ran and raised NotFound, which Catch routed to RecordFailure (also
+    # ours, which raised NotFound too) and the execution failed with that error type
+    assert result["status"] == "FAILED"
+    assert result.get("error") in ("NotFound", "BillingRunFailed")
+    assert stack.aws.registry.invocations.get("RunCompileFunction", 0) >= 1
+    assert stack.aws.registry.invocations.get("RunFinishFunction", 0) >= 1
+
+
+def test_sqs_mapping_delivers_batches_and_redelivers_reported_failures(stack):
+    # Given a message the jobs consumer cannot parse (a poison message)
+    sqs = boto3.client("sqs")
+    url = stack.aws.environment["JOBS_QUEUE_URL"]
+    dlq = url.replace("JobsQueue", "JobsDLQ")
+    before = stack.aws.registry.invocations.get("JobsFunction", 0)
+    sqs.change_message_visibility  # noqa: B018 - the client supports it (used by the sync consumer)
+    sqs.send_message(QueueUrl=url, MessageBody="not json")
+    # Then the consumer is invoked, reports the failure, and after maxReceiveCount the message
+    # lands in the DLQ (visibility timeout shortened for the test)
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "0"})
+    try:
+        def in_dlq():
+            attrs = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessages"])
+            return int(attrs["Attributes"]["ApproximateNumberOfMessages"]) >= 1
+
+        wait_for(in_dlq, timeout=30, what="poison message in the DLQ")
+    finally:
+        sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "5400"})
+        sqs.purge_queue(QueueUrl=dlq)
+    assert stack.aws.registry.invocations["JobsFunction"] - before >= 5  # maxReceiveCount in template.yaml
+
+
+def test_schedules_are_the_templates_and_fire_on_demand(stack):
+    schedules = stack.aws.schedules()
+    assert set(schedules) == {"CustomersSync", "InventorySync", "ServiceTypesSync"}
+    result = stack.aws.fire_schedule("CustomersSync")
+    assert result["data_type"] == "customers"

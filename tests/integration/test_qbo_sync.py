@@ -1,0 +1,319 @@
+"""The QuickBooks sync consumer end to end: moto (from template.yaml) + the real handler polled from
+the real queue + the QuickBooks emulator. Each test works in its own tenant and its own company.
+
+Helpers named qbo_* are shared with test_qbo_tokens.py.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import boto3
+import pytest
+import requests
+
+from fieldbill.domain.money import line_amount
+from fieldbill.quickbooks import tokens
+from fieldbill.store.models import META, Contact, Entity, Invoice, InvoiceLine, Product, QboConnection
+from fieldbill.workflows.messages import QboSyncMessage
+from tests.conftest import wait_for
+
+pytestmark = pytest.mark.integration
+
+
+# ------------------------------------------------------------------------------------ helpers
+def qbo_connect(stack: Any, tenant_id: str, **company: Any) -> str:
+    """Connect `tenant_id` to a new emulator company through the real OAuth flow (our side only)."""
+    realm = stack.emulator.create_company(name=f"{tenant_id} company", **company)
+    url = tokens.authorization_url(tenant_id)
+    consent = requests.get(url + f"&realm={realm}", allow_redirects=False, timeout=10)
+    assert consent.status_code in (302, 303), consent.text
+    query = parse_qs(urlparse(consent.headers["Location"]).query)
+    assert tokens.complete_connection(query["state"][0], query["code"][0], query["realmId"][0]) == tenant_id
+    return realm
+
+
+def qbo_tenant() -> str:
+    return f"t-{uuid.uuid4().hex[:12]}"
+
+
+def seed_contact(tenant_id: str, name: str, contact_id: str = "c1") -> Contact:
+    record = Contact(pk=Contact.key(tenant_id, contact_id), sk=META, tenant_id=tenant_id, id=contact_id,
+                     name=name, email="owner@example.com")
+    record.save()
+    return record
+
+
+def seed_product(tenant_id: str, name: str, product_id: str = "p1", kind: str = "service") -> Product:
+    record = Product(pk=Product.key(tenant_id, product_id), sk=META, tenant_id=tenant_id, id=product_id,
+                     name=name, kind=kind, default_unit_price=Decimal("80"))
+    record.save()
+    return record
+
+
+def seed_invoice(tenant_id: str, invoice_id: str | None = None, contact_id: str = "c1",
+                 lines: list[tuple[str, str, str]] | None = None, run_id: str = "run-1") -> Invoice:
+    """lines: (product id, quantity, unit price); amounts follow the one rounding rule."""
+    invoice_id = invoice_id or uuid.uuid4().hex
+    built = []
+    for product_id, qty, price in lines or [("p1", "1.5", "80"), ("p1", "0.333333", "75")]:
+        q, p = Decimal(qty), Decimal(price)
+        built.append(InvoiceLine(line_kind="task_entry", description=f"work {qty}h", product_id=product_id,
+                                 product_name="Service", quantity=q, unit_price=p, amount=line_amount(q, p),
+                                 work_date="2024-05-06"))
+    total = sum((ln.amount for ln in built), Decimal("0"))
+    issue = date(2024, 5, 31)
+    record = Invoice(pk=Invoice.key(tenant_id, invoice_id), sk=META, tenant_id=tenant_id, id=invoice_id,
+                     gsi1pk=Invoice.list_key(tenant_id), gsi1sk=f"{issue.isoformat()}#{invoice_id}",
+                     gsi2pk=Invoice.run_key(tenant_id, run_id), gsi2sk=Invoice.run_sort_key("not_synced", invoice_id),
+                     contact_id=contact_id, status="invoiced", lines=built, subtotal=total, total=total,
+                     issue_date=issue.isoformat(), due_date=(issue + timedelta(days=30)).isoformat(), run_id=run_id)
+    record.save()
+    return record
+
+
+def load_invoice(tenant_id: str, invoice_id: str) -> Invoice:
+    record = Entity.get(Invoice.key(tenant_id, invoice_id), META, consistent_read=True)
+    assert isinstance(record, Invoice)
+    return record
+
+
+def connection(tenant_id: str) -> QboConnection:
+    found = tokens.get_connection(tenant_id)
+    assert found is not None
+    return found
+
+
+def send(stack: Any, tenant_id: str, entity_id: str, kind: str = "sync_invoice", version: int = 1) -> None:
+    message = QboSyncMessage(kind=kind, tenant_id=tenant_id, entity_id=entity_id, run_id="run-1",
+                             version=version)  # type: ignore[arg-type]
+    boto3.client("sqs").send_message(QueueUrl=stack.aws.environment["QBO_SYNC_QUEUE_URL"],
+                                     MessageBody=message.model_dump_json(exclude_none=True))
+
+
+def send_many(stack: Any, tenant_id: str, invoice_ids: list[str]) -> None:
+    url = stack.aws.environment["QBO_SYNC_QUEUE_URL"]
+    sqs = boto3.client("sqs")
+    for start in range(0, len(invoice_ids), 10):
+        entries = [{"Id": str(i), "MessageBody": QboSyncMessage(kind="sync_invoice", tenant_id=tenant_id,
+                                                                entity_id=inv, run_id="run-1",
+                                                                version=1).model_dump_json()}
+                   for i, inv in enumerate(invoice_ids[start:start + 10])]
+        sqs.send_message_batch(QueueUrl=url, Entries=entries)
+
+
+def wait_settled(tenant_id: str, invoice_ids: list[str], timeout: float = 60.0) -> list[Invoice]:
+    def settled() -> list[Invoice] | None:
+        found = [load_invoice(tenant_id, i) for i in invoice_ids]
+        return found if all(f.sync_status in ("synced", "error") for f in found) else None
+
+    return wait_for(settled, timeout=timeout, interval=0.1, what=f"{len(invoice_ids)} invoice(s) settled")
+
+
+def ours(stack: Any, realm: str, entity: str = "Invoice") -> list[dict[str, Any]]:
+    return [e for e in stack.emulator.entities(realm, entity)
+            if entity != "Invoice" or str(e.get("PrivateNote", "")).startswith("fieldbill:invoice:")]
+
+
+# ------------------------------------------------------------------------------------ tests
+def test_happy_path_creates_customer_item_and_invoice_once(stack):
+    # Given a connected tenant with a contact, a product and an invoice of two lines
+    tenant = qbo_tenant()
+    realm = qbo_connect(stack, tenant)
+    seed_contact(tenant, "Pool Owner")
+    seed_product(tenant, "Weekly pool service")
+    invoice = seed_invoice(tenant)
+    # When its sync message is consumed
+    send(stack, tenant, invoice.id)
+    (synced,) = wait_settled(tenant, [invoice.id])
+    # Then QuickBooks holds exactly one invoice with our amounts, customer and item
+    assert synced.sync_status == "synced", synced.sync_error
+    (qbo,) = ours(stack, realm)
+    contact = Entity.get(Contact.key(tenant, "c1"), META)
+    product = Entity.get(Product.key(tenant, "p1"), META)
+    assert qbo["CustomerRef"]["value"] == contact.qbo_id
+    sales = [ln for ln in qbo["Line"] if ln["DetailType"] == "SalesItemLineDetail"]
+    assert [ln["Amount"] for ln in sales] == [Decimal("120.00"), Decimal("25.00")]
+    assert {ln["SalesItemLineDetail"]["ItemRef"]["value"] for ln in sales} == {product.qbo_id}
+    assert qbo["PrivateNote"] == f"fieldbill:invoice:{tenant}:{invoice.id}"
+    assert Decimal(str(qbo["TotalAmt"])) == invoice.total == Decimal("145.00")
+    # And the invoice records the link, the total, the audit entry and its run index key
+    assert synced.qbo_id == qbo["Id"] and synced.qbo_sync_token == qbo["SyncToken"]
+    assert synced.qbo_doc_number == qbo["DocNumber"]  # custom numbers off: QuickBooks numbered it
+    assert synced.qbo_total == Decimal("145.00") and synced.synced_at
+    assert synced.history[-1].to_state == "synced" and synced.history[-1].actor == "qbo_sync"
+    assert synced.gsi2sk == Invoice.run_sort_key("synced", invoice.id)
+    # When the same message arrives again, nothing is sent to QuickBooks
+    calls = stack.emulator.calls(realm)["total"]
+    send(stack, tenant, invoice.id)
+    stack.aws.drain(timeout=30)
+    assert len(ours(stack, realm)) == 1
+    assert stack.emulator.calls(realm)["total"] == calls
+
+
+def test_changed_invoice_is_a_sparse_update_even_after_an_edit_in_quickbooks(stack):
+    # Given a synced invoice that someone then edited in QuickBooks (its SyncToken moved on)
+    tenant = qbo_tenant()
+    realm = qbo_connect(stack, tenant)
+    seed_contact(tenant, "Update Owner")
+    seed_product(tenant, "Service")
+    invoice = seed_invoice(tenant)
+    send(stack, tenant, invoice.id)
+    first = wait_settled(tenant, [invoice.id])[0]
+    stack.emulator.user_edit(realm, "Invoice", first.qbo_id, {"CustomerMemo": {"value": "edited in QBO"}})
+    # When our invoice changes (version 2, one line more) and its message arrives
+    record = load_invoice(tenant, invoice.id)
+    extra = InvoiceLine(line_kind="goods", description="chlorine", product_id="p1", product_name="Service",
+                        quantity=Decimal("3"), unit_price=Decimal("0.125"), amount=Decimal("0.38"))
+    record.update(actions=[Invoice.lines.set([*record.lines, extra]), Invoice.version.set(2),
+                           Invoice.total.set(record.total + Decimal("0.38"))])
+    send(stack, tenant, invoice.id, version=2)
+
+    def updated() -> Invoice | None:
+        got = load_invoice(tenant, invoice.id)
+        return got if got.qbo_total == Decimal("145.38") else None
+
+    after = wait_for(updated, timeout=30, what="sparse update")
+    # Then the same QuickBooks invoice was updated (5010 re-read and retried), never a second one
+    (qbo,) = ours(stack, realm)
+    assert qbo["Id"] == first.qbo_id and Decimal(str(qbo["TotalAmt"])) == Decimal("145.38")
+    assert int(after.qbo_sync_token) > int(first.qbo_sync_token) + 1
+    assert after.sync_status == "synced"
+
+
+def test_duplicate_name_6240_resolves_to_the_existing_customer(stack):
+    # Given QuickBooks already has the customer under a name our query does not match exactly
+    tenant = qbo_tenant()
+    realm = qbo_connect(stack, tenant)
+    existing = stack.emulator.user_create(realm, "Customer", {"DisplayName": "Jane   Doe"})
+    seed_contact(tenant, "Jane Doe")
+    seed_product(tenant, "Service")
+    invoice = seed_invoice(tenant)
+    # When the invoice syncs (our create of "Jane Doe" answers 6240)
+    send(stack, tenant, invoice.id)
+    (synced,) = wait_settled(tenant, [invoice.id])
+    # Then the existing customer is used and linked, and no second customer exists
+    assert synced.sync_status == "synced", synced.sync_error
+    contact = Entity.get(Contact.key(tenant, "c1"), META)
+    assert contact.qbo_id == existing["Id"]
+    assert [c["Id"] for c in stack.emulator.entities(realm, "Customer")
+            if c["DisplayName"].replace(" ", "") == "JaneDoe"] == [existing["Id"]]
+    assert ours(stack, realm)[0]["CustomerRef"]["value"] == existing["Id"]
+
+
+def test_lost_after_commit_leaves_exactly_one_invoice(stack):
+    # Given QuickBooks commits the create and then drops the connection, and forgets requestids
+    # at once (so only our look-up before the retry can prevent a duplicate)
+    tenant = qbo_tenant()
+    realm = qbo_connect(stack, tenant)
+    seed_contact(tenant, "Lost Owner")
+    seed_product(tenant, "Service")
+    invoice = seed_invoice(tenant)
+    stack.emulator.configure(realm, requestid_ttl=0)
+    stack.emulator.add_fault(realm, kind="lost_after_commit", count=1,
+                             match={"method": "POST", "path_regex": r"/invoice$"})
+    # When the invoice syncs
+    send(stack, tenant, invoice.id)
+    (synced,) = wait_settled(tenant, [invoice.id])
+    # Then the retry found the committed invoice instead of creating a second one
+    assert stack.emulator.calls(realm)["dropped"] == 1
+    (qbo,) = ours(stack, realm)
+    assert synced.sync_status == "synced" and synced.qbo_id == qbo["Id"]
+
+
+def test_429_storm_ends_with_everything_synced_and_no_duplicates(stack):
+    # Given a company that allows far fewer calls than our limiter assumes (so QuickBooks answers 429)
+    # plus injected 429s with a Retry-After on a quarter of the calls
+    tenant = qbo_tenant()
+    realm = qbo_connect(stack, tenant)
+    seed_contact(tenant, "Storm Owner")
+    seed_product(tenant, "Service")
+    ids = [seed_invoice(tenant).id for _ in range(24)]
+    stack.emulator.configure(realm, requests_per_minute=8, batch_per_minute=2)
+    stack.emulator.add_fault(realm, kind="status", status=429, rate=0.25, retry_after=2)
+    # When all their messages arrive at once
+    send_many(stack, tenant, ids)
+    settled = wait_settled(tenant, ids, timeout=120)
+    # Then every invoice is synced exactly once, after QuickBooks throttled us
+    assert all(s.sync_status == "synced" for s in settled), [s.sync_error for s in settled if s.sync_error]
+    qbo = ours(stack, realm)
+    assert len(qbo) == len(ids)
+    assert sorted(q["Id"] for q in qbo) == sorted(s.qbo_id for s in settled)
+    assert stack.emulator.calls(realm)["throttled"] + stack.emulator.calls(realm)["faults_injected"] > 0
+
+
+def test_limiter_keeps_a_burst_under_the_company_limit_without_429(stack):
+    # Given a company whose limits equal ours
+    tenant = qbo_tenant()
+    realm = qbo_connect(stack, tenant)
+    seed_contact(tenant, "Burst Owner")
+    seed_product(tenant, "Service")
+    ids = [seed_invoice(tenant).id for _ in range(20)]
+    # When 20 invoices arrive together
+    started = time.monotonic()
+    send_many(stack, tenant, ids)
+    settled = wait_settled(tenant, ids, timeout=60)
+    # Then all are synced, with no 429 at all, mostly through the batch endpoint
+    assert all(s.sync_status == "synced" for s in settled)
+    calls = stack.emulator.calls(realm)
+    assert calls["throttled"] == 0
+    assert calls["batch_requests"] >= 1
+    assert len(ours(stack, realm)) == 20
+    assert time.monotonic() - started < 30
+
+
+def test_permanent_validation_error_is_recorded_with_code_and_element_and_not_retried(stack):
+    # Given a product linked to an item that does not exist in QuickBooks
+    tenant = qbo_tenant()
+    realm = qbo_connect(stack, tenant)
+    seed_contact(tenant, "Error Owner")
+    product = seed_product(tenant, "Ghost item")
+    product.update(actions=[Product.qbo_id.set("999999")])
+    invoice = seed_invoice(tenant)
+    # When the invoice syncs
+    send(stack, tenant, invoice.id)
+    (failed,) = wait_settled(tenant, [invoice.id])
+    # Then the invoice records QuickBooks' fault, the message is consumed and nothing was created
+    assert failed.sync_status == "error"
+    error = failed.sync_error.as_dict()
+    assert error["code"] == "2500"
+    assert error["element"] == "Line.SalesItemLineDetail.ItemRef"
+    assert failed.gsi2sk == Invoice.run_sort_key("error", invoice.id)
+    assert failed.history[-1].to_state == "error"
+    stack.aws.drain(timeout=30)
+    assert ours(stack, realm) == []
+
+
+def test_invalid_grant_marks_needs_reconnect_and_keeps_the_message(stack):
+    # Given a connection whose access token has expired and whose refresh will be refused
+    tenant = qbo_tenant()
+    realm = qbo_connect(stack, tenant)
+    seed_contact(tenant, "Reconnect Owner")
+    seed_product(tenant, "Service")
+    invoice = seed_invoice(tenant)
+    connection(tenant).update(actions=[QboConnection.access_expires_at.set(int(time.time()) - 1)])
+    tokens.clear_cache()
+    stack.emulator.add_fault(realm, kind="invalid_grant", count=1)
+    # When the sync message is consumed
+    send(stack, tenant, invoice.id)
+    wait_for(lambda: connection(tenant).status == "needs_reconnect", timeout=30, what="needs_reconnect")
+    # Then the connection needs a person, the invoice is untouched and the message waits in the queue
+    assert connection(tenant).history[-1].to_state == "needs_reconnect"
+    assert load_invoice(tenant, invoice.id).sync_status == "not_synced"
+    sqs = boto3.client("sqs")
+    url = stack.aws.environment["QBO_SYNC_QUEUE_URL"]
+
+    def kept() -> bool:
+        attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"])
+        return int(attrs["Attributes"]["ApproximateNumberOfMessagesNotVisible"]) >= 1
+
+    try:
+        wait_for(kept, timeout=10, what="message kept in flight")
+        assert ours(stack, realm) == []
+    finally:
+        sqs.purge_queue(QueueUrl=url)  # it would come back every QuickBooks hour until reconnected

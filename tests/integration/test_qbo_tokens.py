@@ -1,0 +1,103 @@
+"""QuickBooks OAuth against the emulator: connect, rotate under concurrency, disconnect."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+import requests
+
+from fieldbill.quickbooks import tokens
+from fieldbill.store.models import QboConnection
+from tests.integration.test_qbo_sync import connection, qbo_connect, qbo_tenant
+
+pytestmark = pytest.mark.integration
+
+
+def test_connect_stores_encrypted_tokens_and_the_realm_index(stack):
+    # Given a tenant that goes through the consent flow
+    tenant = qbo_tenant()
+    realm = qbo_connect(stack, tenant)
+    # Then the connection is live, tokens are stored encrypted (never in clear) and the realm maps back
+    record = connection(tenant)
+    assert record.status == "connected" and record.realm_id == realm
+    token, got_realm = tokens.access_token(tenant)
+    assert got_realm == realm
+    assert token not in (record.access_token_enc or "") and record.refresh_token_enc
+    assert record.gsi1pk == QboConnection.realm_key(realm)
+    assert tokens.tenant_for_realm(realm) == tenant
+    assert record.oauth_state is None  # single use
+
+
+def test_callback_state_is_checked_and_single_use(stack):
+    tenant = qbo_tenant()
+    realm = stack.emulator.create_company(name="state company")
+    url = tokens.authorization_url(tenant)
+    consent = requests.get(url + f"&realm={realm}", allow_redirects=False, timeout=10)
+    location = consent.headers["Location"]
+    params = dict(p.split("=", 1) for p in location.split("?", 1)[1].split("&"))
+    state = requests.utils.unquote(params["state"])
+    # A forged state for the same tenant is refused
+    with pytest.raises(tokens.OAuthStateInvalid):
+        tokens.complete_connection(f"{tenant}.forged", params["code"], realm)
+    # The real one works once
+    assert tokens.complete_connection(state, params["code"], realm) == tenant
+    with pytest.raises(tokens.OAuthStateInvalid):
+        tokens.complete_connection(state, params["code"], realm)
+
+
+def test_two_concurrent_refreshers_rotate_once_and_the_stored_token_stays_valid(stack):
+    # Given a connection whose access token is about to expire
+    tenant = qbo_tenant()
+    qbo_connect(stack, tenant)
+    before = connection(tenant)
+    old_token, _ = tokens.access_token(tenant)
+    before.update(actions=[QboConnection.access_expires_at.set(int(time.time()))])
+    tokens.clear_cache()
+    # When two workers need a token at the same moment
+    start = threading.Barrier(2)
+    results: list[Any] = []
+
+    def worker() -> None:
+        start.wait()
+        try:
+            results.append(tokens.current_token(tenant))
+        except Exception as exc:  # collected, asserted below
+            results.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    # Then exactly one refresh happened (a second with the spent refresh token would be
+    # invalid_grant) and both got the same new token
+    assert all(isinstance(r, tokens.AccessToken) for r in results), results
+    assert results[0].token == results[1].token != old_token
+    after = connection(tenant)
+    assert after.status == "connected"
+    assert after.token_version == before.token_version + 1
+    assert after.refresh_lease_until is None
+    # And the stored (rotated) refresh token still works
+    refreshed, _ = tokens.access_token(tenant, rejected=results[0].token)
+    assert refreshed != results[0].token
+    assert connection(tenant).token_version == before.token_version + 2
+
+
+def test_disconnect_revokes_and_forgets_tokens(stack):
+    tenant = qbo_tenant()
+    realm = qbo_connect(stack, tenant)
+    token, _ = tokens.access_token(tenant)
+    tokens.disconnect(tenant)
+    record = connection(tenant)
+    assert record.status == "disconnected"
+    assert record.access_token_enc is None and record.refresh_token_enc is None
+    assert tokens.tenant_for_realm(realm) is None
+    with pytest.raises(tokens.NeedsReconnect):
+        tokens.access_token(tenant)
+    # The revoked token no longer opens the company
+    answer = requests.get(f"{stack.emulator.api_base}/company/{realm}/companyinfo/{realm}",
+                          headers={"Authorization": f"Bearer {token}", "Accept": "application/json"}, timeout=10)
+    assert answer.status_code == 401

@@ -1,0 +1,184 @@
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from datetime import UTC, date, datetime
+
+import pytest
+
+from fieldbill.domain.compile import compile_task
+from fieldbill.domain.errors import Conflict, InvalidTransition
+from fieldbill.domain.invoicing import generate_invoices
+from fieldbill.domain.model import EntryStatus, GroupingMode, InvoiceStatus, ItemStatus, RunStatus, SyncStatus
+from fieldbill.domain.states import (
+    INVOICE_MACHINE,
+    RUN_MACHINE,
+    bill_entry,
+    invoice_item,
+    release_item,
+    set_invoice_status,
+    set_item_status,
+    set_sync_status,
+    unbill_entry,
+)
+from tests.unit import factories as f
+
+AT = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
+WHO = {"at": AT, "actor": "user-1"}
+
+
+def _item():
+    [item] = compile_task(f.task(), f.contact(), [f.time_entry()], f.assignments(), {}, {})
+    return item
+
+
+def _invoice(item):
+    [invoice] = generate_invoices(
+        [item], mode=GroupingMode.PER_CONTACT, run_id="r1", issue_date=date(2024, 6, 1)
+    )
+    return invoice
+
+
+def test_bill_entry_records_history() -> None:
+    # Given an unbilled entry / When billed
+    entry, record = bill_entry(f.time_entry(), **WHO)
+    # Then it is billed and the change is recorded with who, when, why
+    assert entry.status is EntryStatus.BILLED
+    assert record.as_dict() == {
+        "at": AT.isoformat(),
+        "actor": "user-1",
+        "from": "unbilled",
+        "to": "billed",
+        "reason": "compiled",
+    }
+
+
+def test_billing_twice_is_a_conflict() -> None:
+    # Given a billed entry / When billed again / Then Conflict (already billed)
+    entry, _ = bill_entry(f.time_entry(), **WHO)
+    with pytest.raises(Conflict, match="already billed"):
+        bill_entry(entry, **WHO)
+
+
+def test_unbill_requires_every_item_void() -> None:
+    # Given a billed entry whose item is still pending
+    entry, _ = bill_entry(f.time_entry(), **WHO)
+    item = _item()
+    # When unbilled / Then refused
+    with pytest.raises(InvalidTransition, match=r"e1\.task_entry"):
+        unbill_entry(entry, [item], **WHO)
+    # And once the item is void, it is allowed
+    void, _ = set_item_status(item, ItemStatus.VOID, **WHO)
+    unbilled, record = unbill_entry(entry, [void], reason="edit", **WHO)
+    assert unbilled.status is EntryStatus.UNBILLED and record.reason == "edit"
+
+
+def test_item_invoiced_then_released_when_invoice_voided() -> None:
+    # Given an invoiced item
+    item = _item()
+    invoice = _invoice(item)
+    invoiced, _ = invoice_item(item, invoice.id, **WHO)
+    assert (invoiced.status, invoiced.invoice_id) == (ItemStatus.INVOICED, invoice.id)
+    # When released while the invoice is live / Then refused
+    with pytest.raises(InvalidTransition):
+        release_item(invoiced, invoice, **WHO)
+    # When the invoice is voided / Then the item is billable again
+    voided, _ = set_invoice_status(invoice, InvoiceStatus.VOID, **WHO)
+    released, record = release_item(invoiced, voided, **WHO)
+    assert (released.status, released.invoice_id, record.reason) == (
+        ItemStatus.PENDING,
+        None,
+        "invoice voided",
+    )
+
+
+def test_item_released_when_invoice_credited() -> None:
+    # Given an invoiced item whose sent invoice was credited
+    item = _item()
+    invoice = _invoice(item)
+    invoiced, _ = invoice_item(item, invoice.id, **WHO)
+    credited = dataclasses.replace(invoice, status=InvoiceStatus.SENT, credit_memo_id="cm1")
+    # When released / Then it is pending again
+    released, _ = release_item(invoiced, credited, **WHO)
+    assert released.status is ItemStatus.PENDING
+
+
+def test_item_pending_unbillable_round_trip() -> None:
+    # Given a pending item / When marked unbillable and back
+    item, _ = set_item_status(_item(), ItemStatus.UNBILLABLE, **WHO)
+    item, _ = set_item_status(item, ItemStatus.PENDING, **WHO)
+    # Then it is pending
+    assert item.status is ItemStatus.PENDING
+
+
+def test_invoiced_item_cannot_be_made_unbillable() -> None:
+    # Given an invoiced item / When marked unbillable directly / Then refused (it goes through its invoice)
+    item, _ = invoice_item(_item(), "inv1", **WHO)
+    with pytest.raises(InvalidTransition):
+        set_item_status(item, ItemStatus.UNBILLABLE, **WHO)
+
+
+def test_invoice_lifecycle() -> None:
+    # Given a draft invoice / When moved ready -> sent -> paid / Then each step is recorded
+    invoice = _invoice(_item())
+    records = []
+    for target in (InvoiceStatus.READY, InvoiceStatus.SENT, InvoiceStatus.PAID):
+        invoice, record = set_invoice_status(invoice, target, **WHO)
+        records.append((record.from_status, record.to_status))
+    assert records == [("draft", "ready"), ("ready", "sent"), ("sent", "paid")]
+
+
+@pytest.mark.parametrize(
+    ("current", "target"),
+    [
+        (InvoiceStatus.DRAFT, InvoiceStatus.SENT),
+        (InvoiceStatus.DRAFT, InvoiceStatus.PAID),
+        (InvoiceStatus.SENT, InvoiceStatus.VOID),
+        (InvoiceStatus.PAID, InvoiceStatus.DRAFT),
+        (InvoiceStatus.VOID, InvoiceStatus.DRAFT),
+    ],
+)
+def test_illegal_invoice_transitions_raise(current, target) -> None:
+    # Given an invoice in `current` / When moved to `target` / Then InvalidTransition
+    invoice = dataclasses.replace(_invoice(_item()), status=current)
+    with pytest.raises(InvalidTransition):
+        set_invoice_status(invoice, target, **WHO)
+
+
+def test_sync_status_transitions() -> None:
+    # Given a not-synced invoice / When synced with an error and retried
+    invoice = _invoice(_item())
+    for target in (SyncStatus.PENDING, SyncStatus.ERROR, SyncStatus.PENDING, SyncStatus.SYNCED):
+        invoice, _ = set_sync_status(invoice, target, **WHO)
+    # Then it ends synced; skipping pending is illegal
+    assert invoice.sync_status is SyncStatus.SYNCED
+    with pytest.raises(InvalidTransition):
+        set_sync_status(_invoice(_item()), SyncStatus.SYNCED, **WHO)
+
+
+def test_billing_run_happy_path_and_illegal_jumps() -> None:
+    # Given the run machine / When walked in order / Then every step is allowed
+    path = [
+        RunStatus.QUEUED,
+        RunStatus.COMPILING,
+        RunStatus.GENERATING,
+        RunStatus.SYNCING,
+        RunStatus.SUCCEEDED,
+    ]
+    for current, target in itertools.pairwise(path):
+        RUN_MACHINE.transition("run1", current, target, **WHO)
+    # And jumps or leaving a terminal state are not
+    for current, target in [
+        (RunStatus.QUEUED, RunStatus.SYNCING),
+        (RunStatus.SUCCEEDED, RunStatus.FAILED),
+        (RunStatus.FAILED, RunStatus.COMPILING),
+        (RunStatus.COMPILING, RunStatus.PARTIALLY_FAILED),
+    ]:
+        with pytest.raises(InvalidTransition):
+            RUN_MACHINE.transition("run1", current, target, **WHO)
+
+
+def test_machines_name_every_status() -> None:
+    # Given the invoice machine / Then terminal states have no way out
+    assert not INVOICE_MACHINE.can(InvoiceStatus.PAID, InvoiceStatus.VOID)
+    assert RUN_MACHINE.can(RunStatus.SYNCING, RunStatus.PARTIALLY_FAILED)
