@@ -12,6 +12,7 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
+from local import moto_dynamodb
 from local.lambda_runtime import FunctionRegistry, install
 from local.sqs_poller import Mapping, SqsPoller
 from local.template import ACCOUNT, REGION, Template
@@ -41,6 +42,7 @@ class LocalAws:
             os.environ[key] = value
         self._mock.start()
         install(self.registry)
+        moto_dynamodb.install()
         self._create_table()
         self._create_queues()
         self._create_secret_and_key()

@@ -43,36 +43,76 @@ def qbo_tenant() -> str:
 
 
 def seed_contact(tenant_id: str, name: str, contact_id: str = "c1") -> Contact:
-    record = Contact(pk=Contact.key(tenant_id, contact_id), sk=META, tenant_id=tenant_id, id=contact_id,
-                     name=name, email="owner@example.com")
+    record = Contact(
+        pk=Contact.key(tenant_id, contact_id),
+        sk=META,
+        tenant_id=tenant_id,
+        id=contact_id,
+        name=name,
+        email="owner@example.com",
+    )
     record.save()
     return record
 
 
 def seed_product(tenant_id: str, name: str, product_id: str = "p1", kind: str = "service") -> Product:
-    record = Product(pk=Product.key(tenant_id, product_id), sk=META, tenant_id=tenant_id, id=product_id,
-                     name=name, kind=kind, default_unit_price=Decimal("80"))
+    record = Product(
+        pk=Product.key(tenant_id, product_id),
+        sk=META,
+        tenant_id=tenant_id,
+        id=product_id,
+        name=name,
+        kind=kind,
+        default_unit_price=Decimal("80"),
+    )
     record.save()
     return record
 
 
-def seed_invoice(tenant_id: str, invoice_id: str | None = None, contact_id: str = "c1",
-                 lines: list[tuple[str, str, str]] | None = None, run_id: str = "run-1") -> Invoice:
+def seed_invoice(
+    tenant_id: str,
+    invoice_id: str | None = None,
+    contact_id: str = "c1",
+    lines: list[tuple[str, str, str]] | None = None,
+    run_id: str = "run-1",
+) -> Invoice:
     """lines: (product id, quantity, unit price); amounts follow the one rounding rule."""
     invoice_id = invoice_id or uuid.uuid4().hex
     built = []
     for product_id, qty, price in lines or [("p1", "1.5", "80"), ("p1", "0.333333", "75")]:
         q, p = Decimal(qty), Decimal(price)
-        built.append(InvoiceLine(line_kind="task_entry", description=f"work {qty}h", product_id=product_id,
-                                 product_name="Service", quantity=q, unit_price=p, amount=line_amount(q, p),
-                                 work_date="2024-05-06"))
+        built.append(
+            InvoiceLine(
+                line_kind="task_entry",
+                description=f"work {qty}h",
+                product_id=product_id,
+                product_name="Service",
+                quantity=q,
+                unit_price=p,
+                amount=line_amount(q, p),
+                work_date="2024-05-06",
+            )
+        )
     total = sum((ln.amount for ln in built), Decimal("0"))
     issue = date(2024, 5, 31)
-    record = Invoice(pk=Invoice.key(tenant_id, invoice_id), sk=META, tenant_id=tenant_id, id=invoice_id,
-                     gsi1pk=Invoice.list_key(tenant_id), gsi1sk=f"{issue.isoformat()}#{invoice_id}",
-                     gsi2pk=Invoice.run_key(tenant_id, run_id), gsi2sk=Invoice.run_sort_key("not_synced", invoice_id),
-                     contact_id=contact_id, status="invoiced", lines=built, subtotal=total, total=total,
-                     issue_date=issue.isoformat(), due_date=(issue + timedelta(days=30)).isoformat(), run_id=run_id)
+    record = Invoice(
+        pk=Invoice.key(tenant_id, invoice_id),
+        sk=META,
+        tenant_id=tenant_id,
+        id=invoice_id,
+        gsi1pk=Invoice.list_key(tenant_id),
+        gsi1sk=f"{issue.isoformat()}#{invoice_id}",
+        gsi2pk=Invoice.run_key(tenant_id, run_id),
+        gsi2sk=Invoice.run_sort_key("not_synced", invoice_id),
+        contact_id=contact_id,
+        status="invoiced",
+        lines=built,
+        subtotal=total,
+        total=total,
+        issue_date=issue.isoformat(),
+        due_date=(issue + timedelta(days=30)).isoformat(),
+        run_id=run_id,
+    )
     record.save()
     return record
 
@@ -90,20 +130,28 @@ def connection(tenant_id: str) -> QboConnection:
 
 
 def send(stack: Any, tenant_id: str, entity_id: str, kind: str = "sync_invoice", version: int = 1) -> None:
-    message = QboSyncMessage(kind=kind, tenant_id=tenant_id, entity_id=entity_id, run_id="run-1",
-                             version=version)  # type: ignore[arg-type]
-    boto3.client("sqs").send_message(QueueUrl=stack.aws.environment["QBO_SYNC_QUEUE_URL"],
-                                     MessageBody=message.model_dump_json(exclude_none=True))
+    message = QboSyncMessage(
+        kind=kind, tenant_id=tenant_id, entity_id=entity_id, run_id="run-1", version=version
+    )  # type: ignore[arg-type]
+    boto3.client("sqs").send_message(
+        QueueUrl=stack.aws.environment["QBO_SYNC_QUEUE_URL"],
+        MessageBody=message.model_dump_json(exclude_none=True),
+    )
 
 
 def send_many(stack: Any, tenant_id: str, invoice_ids: list[str]) -> None:
     url = stack.aws.environment["QBO_SYNC_QUEUE_URL"]
     sqs = boto3.client("sqs")
     for start in range(0, len(invoice_ids), 10):
-        entries = [{"Id": str(i), "MessageBody": QboSyncMessage(kind="sync_invoice", tenant_id=tenant_id,
-                                                                entity_id=inv, run_id="run-1",
-                                                                version=1).model_dump_json()}
-                   for i, inv in enumerate(invoice_ids[start:start + 10])]
+        entries = [
+            {
+                "Id": str(i),
+                "MessageBody": QboSyncMessage(
+                    kind="sync_invoice", tenant_id=tenant_id, entity_id=inv, run_id="run-1", version=1
+                ).model_dump_json(),
+            }
+            for i, inv in enumerate(invoice_ids[start : start + 10])
+        ]
         sqs.send_message_batch(QueueUrl=url, Entries=entries)
 
 
@@ -116,8 +164,11 @@ def wait_settled(tenant_id: str, invoice_ids: list[str], timeout: float = 60.0) 
 
 
 def ours(stack: Any, realm: str, entity: str = "Invoice") -> list[dict[str, Any]]:
-    return [e for e in stack.emulator.entities(realm, entity)
-            if entity != "Invoice" or str(e.get("PrivateNote", "")).startswith("fieldbill:invoice:")]
+    return [
+        e
+        for e in stack.emulator.entities(realm, entity)
+        if entity != "Invoice" or str(e.get("PrivateNote", "")).startswith("fieldbill:invoice:")
+    ]
 
 
 # ------------------------------------------------------------------------------------ tests
@@ -168,10 +219,22 @@ def test_changed_invoice_is_a_sparse_update_even_after_an_edit_in_quickbooks(sta
     stack.emulator.user_edit(realm, "Invoice", first.qbo_id, {"CustomerMemo": {"value": "edited in QBO"}})
     # When our invoice changes (version 2, one line more) and its message arrives
     record = load_invoice(tenant, invoice.id)
-    extra = InvoiceLine(line_kind="goods", description="chlorine", product_id="p1", product_name="Service",
-                        quantity=Decimal("3"), unit_price=Decimal("0.125"), amount=Decimal("0.38"))
-    record.update(actions=[Invoice.lines.set([*record.lines, extra]), Invoice.version.set(2),
-                           Invoice.total.set(record.total + Decimal("0.38"))])
+    extra = InvoiceLine(
+        line_kind="goods",
+        description="chlorine",
+        product_id="p1",
+        product_name="Service",
+        quantity=Decimal("3"),
+        unit_price=Decimal("0.125"),
+        amount=Decimal("0.38"),
+    )
+    record.update(
+        actions=[
+            Invoice.lines.set([*record.lines, extra]),
+            Invoice.version.set(2),
+            Invoice.total.set(record.total + Decimal("0.38")),
+        ]
+    )
     send(stack, tenant, invoice.id, version=2)
 
     def updated() -> Invoice | None:
@@ -201,8 +264,11 @@ def test_duplicate_name_6240_resolves_to_the_existing_customer(stack):
     assert synced.sync_status == "synced", synced.sync_error
     contact = Entity.get(Contact.key(tenant, "c1"), META)
     assert contact.qbo_id == existing["Id"]
-    assert [c["Id"] for c in stack.emulator.entities(realm, "Customer")
-            if c["DisplayName"].replace(" ", "") == "JaneDoe"] == [existing["Id"]]
+    assert [
+        c["Id"]
+        for c in stack.emulator.entities(realm, "Customer")
+        if c["DisplayName"].replace(" ", "") == "JaneDoe"
+    ] == [existing["Id"]]
     assert ours(stack, realm)[0]["CustomerRef"]["value"] == existing["Id"]
 
 
@@ -215,8 +281,9 @@ def test_lost_after_commit_leaves_exactly_one_invoice(stack):
     seed_product(tenant, "Service")
     invoice = seed_invoice(tenant)
     stack.emulator.configure(realm, requestid_ttl=0)
-    stack.emulator.add_fault(realm, kind="lost_after_commit", count=1,
-                             match={"method": "POST", "path_regex": r"/invoice$"})
+    stack.emulator.add_fault(
+        realm, kind="lost_after_commit", count=1, match={"method": "POST", "path_regex": r"/invoice$"}
+    )
     # When the invoice syncs
     send(stack, tenant, invoice.id)
     (synced,) = wait_settled(tenant, [invoice.id])
@@ -228,14 +295,14 @@ def test_lost_after_commit_leaves_exactly_one_invoice(stack):
 
 def test_429_storm_ends_with_everything_synced_and_no_duplicates(stack):
     # Given a company that allows far fewer calls than our limiter assumes (so QuickBooks answers 429)
-    # plus injected 429s with a Retry-After on a quarter of the calls
+    # plus six injected 429s with a Retry-After
     tenant = qbo_tenant()
     realm = qbo_connect(stack, tenant)
     seed_contact(tenant, "Storm Owner")
     seed_product(tenant, "Service")
     ids = [seed_invoice(tenant).id for _ in range(24)]
-    stack.emulator.configure(realm, requests_per_minute=8, batch_per_minute=2)
-    stack.emulator.add_fault(realm, kind="status", status=429, rate=0.25, retry_after=2)
+    stack.emulator.configure(realm, requests_per_minute=4, batch_per_minute=1)
+    stack.emulator.add_fault(realm, kind="status", status=429, count=6, retry_after=2)
     # When all their messages arrive at once
     send_many(stack, tenant, ids)
     settled = wait_settled(tenant, ids, timeout=120)
@@ -244,7 +311,8 @@ def test_429_storm_ends_with_everything_synced_and_no_duplicates(stack):
     qbo = ours(stack, realm)
     assert len(qbo) == len(ids)
     assert sorted(q["Id"] for q in qbo) == sorted(s.qbo_id for s in settled)
-    assert stack.emulator.calls(realm)["throttled"] + stack.emulator.calls(realm)["faults_injected"] > 0
+    calls = stack.emulator.calls(realm)
+    assert calls["throttled"] > 0 and calls["faults_injected"] == 6, calls
 
 
 def test_limiter_keeps_a_burst_under_the_company_limit_without_429(stack):
@@ -309,7 +377,9 @@ def test_invalid_grant_marks_needs_reconnect_and_keeps_the_message(stack):
     url = stack.aws.environment["QBO_SYNC_QUEUE_URL"]
 
     def kept() -> bool:
-        attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"])
+        attrs = sqs.get_queue_attributes(
+            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"]
+        )
         return int(attrs["Attributes"]["ApproximateNumberOfMessagesNotVisible"]) >= 1
 
     try:

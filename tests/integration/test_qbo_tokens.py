@@ -98,6 +98,9 @@ def test_disconnect_revokes_and_forgets_tokens(stack):
     with pytest.raises(tokens.NeedsReconnect):
         tokens.access_token(tenant)
     # The revoked token no longer opens the company
-    answer = requests.get(f"{stack.emulator.api_base}/company/{realm}/companyinfo/{realm}",
-                          headers={"Authorization": f"Bearer {token}", "Accept": "application/json"}, timeout=10)
+    answer = requests.get(
+        f"{stack.emulator.api_base}/company/{realm}/companyinfo/{realm}",
+        headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+        timeout=10,
+    )
     assert answer.status_code == 401

@@ -65,6 +65,8 @@ class SyncStatus(enum.StrEnum):
     PENDING = "pending"
     SYNCED = "synced"
     ERROR = "error"
+    # A create whose response was lost: the consumer looks it up in QuickBooks before any retry.
+    UNKNOWN = "unknown"
 
 
 class Destination(enum.StrEnum):

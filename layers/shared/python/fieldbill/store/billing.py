@@ -7,6 +7,8 @@ moved to an invoice only if it is still pending, in the same transaction that pu
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -197,13 +199,18 @@ def write_compiled(entries: Sequence[TaskEntry], items: Sequence[dm.BillableItem
 
 
 def _write_batch(batch: list[tuple[TaskEntry, list[dm.BillableItem]]], actor: str, run_id: str | None,
-                 result: CompileWrite) -> None:
+                 result: CompileWrite, attempt: int = 0) -> None:
     try:
         _transact(batch, actor, run_id)
         result.requests += 1
     except TransactWriteError as exc:
         result.requests += 1
-        if not common.conditional_failed(exc) and "TransactionCanceled" not in str(exc):
+        if common.transaction_conflict(exc) and attempt < 5:
+            # Another transaction held one of these items at that instant: nothing was written, try again.
+            time.sleep(0.05 * 2**attempt * random.random())
+            _write_batch(batch, actor, run_id, result, attempt + 1)
+            return
+        if not common.conditional_failed(exc):
             raise
         if len(batch) == 1:
             # This entry was billed by a concurrent compile (or a retry already did it): not ours.

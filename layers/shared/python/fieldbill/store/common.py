@@ -21,8 +21,18 @@ BATCH_GET_MAX = 100
 
 
 def conditional_failed(exc: Exception) -> bool:
+    """True when a write was refused by its condition (for a transaction: by any item's condition)."""
     cause = getattr(exc, "cause_response_code", None) or ""
+    if cause == "TransactionCanceledException":
+        reasons = getattr(exc, "cancellation_reasons", None) or []
+        return any(r is not None and r.code == "ConditionalCheckFailed" for r in reasons)
     return "ConditionalCheckFailed" in str(cause) or "ConditionalCheckFailed" in str(exc)
+
+
+def transaction_conflict(exc: Exception) -> bool:
+    """True when DynamoDB cancelled a transaction because another one touched the same item."""
+    reasons = getattr(exc, "cancellation_reasons", None) or []
+    return any(r is not None and r.code == "TransactionConflict" for r in reasons)
 
 
 def get(model: type[E], pk: str, sk: str = META, entity: str | None = None) -> E:
@@ -49,7 +59,7 @@ def batch_get(model: type[E], keys: Iterable[tuple[str, str]]) -> dict[str, E]:
     unique = list(dict.fromkeys(keys))
     found: dict[str, E] = {}
     for start in range(0, len(unique), BATCH_GET_MAX):
-        for record in Entity.batch_get(unique[start:start + BATCH_GET_MAX]):
+        for record in Entity.batch_get(unique[start : start + BATCH_GET_MAX]):
             if isinstance(record, model):
                 found[record.pk] = record
     return found
@@ -61,8 +71,9 @@ def create(record: Entity, actor: str, reason: str = "created") -> Entity:
     record.created_at = record.created_at or stamp
     record.updated_at = stamp
     status = getattr(record, "status", None)
-    record.history = [HistoryEntry(at=stamp, actor=actor, from_state=None, to_state=str(status or "created"),
-                                   reason=reason)]
+    record.history = [
+        HistoryEntry(at=stamp, actor=actor, from_state=None, to_state=str(status or "created"), reason=reason)
+    ]
     try:
         record.save(condition=Entity.pk.does_not_exist())
     except PutError as exc:
@@ -100,18 +111,29 @@ def page(query: Any, limit: int) -> tuple[list[Any], str | None]:
     return items[:limit], encode_cursor(query.last_evaluated_key)
 
 
-def list_by_gsi1(model: type[E], gsi1pk: str, limit: int, cursor: str | None,
-                 prefix: str | None = None, filter_condition: Any = None) -> tuple[list[E], str | None]:
+def list_by_gsi1(
+    model: type[E],
+    gsi1pk: str,
+    limit: int,
+    cursor: str | None,
+    prefix: str | None = None,
+    filter_condition: Any = None,
+) -> tuple[list[E], str | None]:
     range_condition = Entity.gsi1sk.startswith(prefix) if prefix else None
-    query = Entity.gsi1.query(gsi1pk, range_condition, filter_condition=filter_condition, limit=limit,
-                              last_evaluated_key=decode_cursor(cursor))
+    query = Entity.gsi1.query(
+        gsi1pk,
+        range_condition,
+        filter_condition=filter_condition,
+        limit=limit,
+        last_evaluated_key=decode_cursor(cursor),
+    )
     records, next_cursor = page(query, limit)
     return [r for r in records if isinstance(r, model)], next_cursor
 
 
 def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 def connection() -> Connection:

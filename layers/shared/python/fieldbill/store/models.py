@@ -333,6 +333,10 @@ class Invoice(Entity, discriminator="Invoice"):
     qbo_sync_token = UnicodeAttribute(null=True)
     qbo_doc_number = UnicodeAttribute(null=True)
     qbo_total = DecimalAttribute(null=True)
+    # The invoice version QuickBooks holds: a message for an older version is a no-op.
+    qbo_synced_version = NumberAttribute(null=True)
+    # Our document number (<= 21 chars), sent as DocNumber when the company uses custom numbers.
+    number = UnicodeAttribute(null=True)
     synced_at = UnicodeAttribute(null=True)
 
     @staticmethod

@@ -1,0 +1,17 @@
+"""QuickBooks sync queue consumer: every outbound QuickBooks call (SQS, partial batch failures)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from fieldbill.observability import logger, metrics, tracer
+from fieldbill.workflows import qbo_sync
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return qbo_sync.handle_event(event, context)

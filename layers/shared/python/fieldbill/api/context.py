@@ -1,0 +1,25 @@
+"""Who is calling: tenant and user come from the verified JWT claims, never from the request."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from fieldbill.api.errors import Unauthorized
+
+
+def claims(app: Any) -> dict[str, Any]:
+    authorizer = app.current_event.request_context.authorizer
+    jwt = getattr(authorizer, "jwt_claim", None) if authorizer else None
+    return dict(jwt or {})
+
+
+def tenant_id(app: Any) -> str:
+    tenant = claims(app).get(os.environ.get("TENANT_CLAIM", "tenant_id"))
+    if not tenant:
+        raise Unauthorized("the token carries no tenant")
+    return str(tenant)
+
+
+def actor(app: Any) -> str:
+    return f"user:{claims(app).get('sub', 'unknown')}"

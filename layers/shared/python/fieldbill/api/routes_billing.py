@@ -1,0 +1,143 @@
+"""Compile, billable items, invoice generation, invoices and their sync, billing runs, operations."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+
+from fieldbill.api import context, views
+from fieldbill.domain.errors import ValidationError
+from fieldbill.store import common
+from fieldbill.store.models import BillableItem, BillingRun, Entity, Invoice
+from fieldbill.workflows import billing_run, jobs, sync_queue
+
+router = APIGatewayHttpRouter()
+
+Limit = Annotated[int, Query(ge=1, le=500)]
+ItemStatus = Literal["pending", "invoiced", "unbillable", "void"]
+
+
+def _accepted(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    return body, 202
+
+
+# ---------------------------------------------------------------------------- compile and items
+@router.post("/billable-items/compile")
+def compile_items(body: jobs.CompileRequest) -> tuple[dict[str, Any], int]:
+    tenant = context.tenant_id(router)
+    operation = jobs.submit("compile", tenant, context.actor(router), body)
+    return _accepted({"operation_id": operation.id, "status": operation.status})
+
+
+@router.get("/billable-items")
+def list_items(
+    status: ItemStatus = "pending",
+    contact_id: str | None = None,
+    task_id: str | None = None,
+    line_kind: str | None = None,
+    date_from: str | None = None,
+    date_to: str | None = None,
+    limit: Limit = 100,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    tenant = context.tenant_id(router)
+    filters: Any = None
+
+    def both(a: Any, b: Any) -> Any:
+        return b if a is None else a & b
+
+    if task_id:
+        filters = both(filters, BillableItem.task_id == task_id)
+    if line_kind:
+        filters = both(filters, BillableItem.line_kind == line_kind)
+    if date_from:
+        filters = both(filters, BillableItem.work_date >= date_from)
+    if date_to:
+        filters = both(filters, BillableItem.work_date <= date_to)
+    records, next_cursor = common.list_by_gsi1(
+        BillableItem,
+        BillableItem.status_key(tenant, status),
+        limit,
+        cursor,
+        prefix=f"{contact_id}#" if contact_id else None,
+        filter_condition=filters,
+    )
+    return views.page(records, next_cursor)
+
+
+@router.get("/billable-items/<item_id>")
+def get_item(item_id: str) -> dict[str, Any]:
+    tenant = context.tenant_id(router)
+    return views.view(common.get(BillableItem, BillableItem.key(tenant, item_id), entity="billable item"))
+
+
+@router.post("/invoices/generate")
+def generate_invoices(body: jobs.GenerateRequest) -> tuple[dict[str, Any], int]:
+    tenant = context.tenant_id(router)
+    if len(set(body.item_ids)) != len(body.item_ids):
+        raise ValidationError("item_ids", "an item is selected twice")
+    operation = jobs.submit("generate", tenant, context.actor(router), body)
+    return _accepted({"operation_id": operation.id, "status": operation.status})
+
+
+@router.get("/operations/<operation_id>")
+def get_operation(operation_id: str) -> dict[str, Any]:
+    tenant = context.tenant_id(router)
+    return views.view(jobs.get_operation(tenant, operation_id))
+
+
+# ---------------------------------------------------------------------------- invoices
+@router.get("/invoices")
+def list_invoices(limit: Limit = 50, cursor: str | None = None) -> dict[str, Any]:
+    tenant = context.tenant_id(router)
+    records, next_cursor = common.list_by_gsi1(Invoice, Invoice.list_key(tenant), limit, cursor)
+    return views.page(records, next_cursor)
+
+
+@router.get("/invoices/<invoice_id>")
+def get_invoice(invoice_id: str) -> dict[str, Any]:
+    tenant = context.tenant_id(router)
+    return views.view(common.get(Invoice, Invoice.key(tenant, invoice_id), entity="invoice"))
+
+
+@router.post("/invoices/<invoice_id>/sync")
+def sync_invoice(invoice_id: str) -> tuple[dict[str, Any], int]:
+    tenant = context.tenant_id(router)
+    invoice = common.get(Invoice, Invoice.key(tenant, invoice_id), entity="invoice")
+    if invoice.destination != "quickbooks":
+        raise ValidationError("destination", "this invoice is kept locally; it does not sync")
+    if invoice.status not in ("draft", "ready"):
+        raise ValidationError("status", f"a {invoice.status} invoice cannot be synced")
+    if invoice.sync_status in ("pending", "synced"):
+        return _accepted({"invoice_id": invoice.id, "sync_status": invoice.sync_status})
+    sync_queue.enqueue_invoices([invoice], context.actor(router))
+    return _accepted({"invoice_id": invoice.id, "sync_status": "pending"})
+
+
+# ---------------------------------------------------------------------------- billing runs
+@router.post("/billing-runs")
+def start_billing_run(body: billing_run.RunRequest) -> tuple[dict[str, Any], int]:
+    tenant = context.tenant_id(router)
+    run = billing_run.start_run(tenant, context.actor(router), body)
+    return _accepted(views.view(run))
+
+
+@router.get("/billing-runs")
+def list_billing_runs(limit: Limit = 20, cursor: str | None = None) -> dict[str, Any]:
+    tenant = context.tenant_id(router)
+    query = Entity.gsi1.query(
+        BillingRun.list_key(tenant),
+        scan_index_forward=False,
+        limit=limit,
+        last_evaluated_key=common.decode_cursor(cursor),
+    )
+    records, next_cursor = common.page(query, limit)
+    return views.page(records, next_cursor)
+
+
+@router.get("/billing-runs/<run_id>")
+def get_billing_run(run_id: str) -> dict[str, Any]:
+    tenant = context.tenant_id(router)
+    return views.view(billing_run.get_run(tenant, run_id))

@@ -1,0 +1,269 @@
+"""Request bodies of the HTTP API. Bad input is refused here with a 4xx naming the field."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+MAX_MONEY = Decimal("1000000000")
+MAX_QUANTITY = Decimal("1000000")
+
+
+def _exact(places: int):
+    def check(value: Decimal) -> Decimal:
+        if value.as_tuple().exponent < -places:  # type: ignore[operator]
+            raise ValueError(f"at most {places} decimal places")
+        return value
+
+    return check
+
+
+Money = Annotated[Decimal, Field(ge=0, le=MAX_MONEY, allow_inf_nan=False), AfterValidator(_exact(6))]
+Quantity = Annotated[Decimal, Field(ge=0, le=MAX_QUANTITY, allow_inf_nan=False), AfterValidator(_exact(6))]
+Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+ContactName = Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^:]+$")]
+Email = Annotated[str, Field(max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")]
+Tags = Annotated[list[Annotated[str, Field(min_length=1, max_length=50)]], Field(max_length=50)]
+Unit = Annotated[str, Field(min_length=1, max_length=20)]
+AccountRef = Annotated[str, Field(min_length=1, max_length=100)]
+ProductKind = Literal["service", "goods", "inventory", "non_inventory"]
+LineKind = Literal["task_entry", "goods", "expense", "transport_distance", "transport_time"]
+Scope = Literal["task", "contact", "membership", "team", "tenant"]
+Prices = Annotated[dict[Id, Money], Field(max_length=2000)]
+
+
+class Patch(Strict):
+    """A partial update: only the fields sent change; null clears a field unless it is required."""
+
+    required: ClassVar[frozenset[str]] = frozenset()
+
+    @field_validator("*")
+    @classmethod
+    def _not_null(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None and info.field_name in cls.required:
+            raise ValueError("cannot be null")
+        return value
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Patch:
+        if not self.model_fields_set:
+            raise ValueError("nothing to change: send at least one field")
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.model_fields_set}
+
+
+# ---------------------------------------------------------------------------- people and catalogue
+class ContactIn(Strict):
+    id: Id | None = None
+    name: ContactName
+    email: Email | None = None
+    tags: Tags = Field(default_factory=list)
+    membership_id: Id | None = None
+    team_id: Id | None = None
+    price_list_id: Id | None = None
+
+
+class ContactPatch(Patch):
+    required = frozenset({"name", "tags"})
+    name: ContactName | None = None
+    email: Email | None = None
+    tags: Tags | None = None
+    membership_id: Id | None = None
+    team_id: Id | None = None
+    price_list_id: Id | None = None
+
+
+class ProductIn(Strict):
+    id: Id | None = None
+    name: Name
+    unit: Unit | None = None
+    default_unit_price: Money | None = None
+    kind: ProductKind = "service"
+    income_account_ref: AccountRef | None = None
+    expense_account_ref: AccountRef | None = None
+
+
+class ProductPatch(Patch):
+    required = frozenset({"name", "kind"})
+    name: Name | None = None
+    unit: Unit | None = None
+    default_unit_price: Money | None = None
+    kind: ProductKind | None = None
+    income_account_ref: AccountRef | None = None
+    expense_account_ref: AccountRef | None = None
+
+
+class PriceListIn(Strict):
+    id: Id | None = None
+    name: Name
+    prices: Prices = Field(default_factory=dict, description="product id -> unit price")
+
+
+class PriceListPatch(Patch):
+    required = frozenset({"name", "prices"})
+    name: Name | None = None
+    prices: Prices | None = Field(
+        default=None, description="replaces the whole map: product id -> unit price"
+    )
+
+
+class GroupIn(Strict):
+    """A membership or a team."""
+
+    id: Id | None = None
+    name: Name
+
+
+class GroupPatch(Patch):
+    required = frozenset({"name"})
+    name: Name | None = None
+
+
+class AssignmentIn(Strict):
+    scope: Scope
+    scope_id: Id | None = Field(
+        default=None,
+        validate_default=True,
+        description="the task, contact, membership or team; omitted at tenant scope",
+    )
+    line_kind: LineKind
+    product_id: Id
+
+    @field_validator("scope_id")
+    @classmethod
+    def _scope_id(cls, value: str | None, info: ValidationInfo) -> str | None:
+        scope = info.data.get("scope")
+        if value is None and scope not in (None, "tenant"):
+            raise ValueError(f"is required at {scope} scope")
+        return value
+
+
+class AssignmentPatch(Patch):
+    required = frozenset({"product_id"})
+    product_id: Id | None = None
+
+
+# ---------------------------------------------------------------------------- work
+
+
+TaskStatus = Literal["draft", "done"]
+
+
+class TaskIn(Strict):
+    id: Id | None = None
+    title: Name
+    client_contact_id: Id | None = None
+    billable: bool = True
+    status: TaskStatus = "draft"
+    product_id: Id | None = None
+    price_list_id: Id | None = None
+    unit: Unit | None = None
+    unit_price: Money | None = None
+
+
+class TaskPatch(Patch):
+    required = frozenset({"title", "billable", "status"})
+    title: Name | None = None
+    client_contact_id: Id | None = None
+    billable: bool | None = None
+    status: TaskStatus | None = None
+    product_id: Id | None = None
+    price_list_id: Id | None = None
+    unit: Unit | None = None
+    unit_price: Money | None = None
+
+
+EntryKind = Literal["time", "mileage", "goods", "expense"]
+Text = Annotated[str, Field(max_length=1000)]
+Worker = Annotated[str, Field(max_length=200)]
+
+
+class EntryIn(Strict):
+    id: Id | None = None
+    kind: EntryKind
+    description: Text | None = None
+    worker: Worker | None = None
+    started_at: AwareDatetime
+    stopped_at: AwareDatetime | None = None
+    distance_km: Quantity | None = Field(default=None, validate_default=True)
+    transport_minutes: Quantity | None = None
+    quantity: Quantity | None = Field(default=None, validate_default=True)
+    unit_price: Money | None = None
+    snapshot_unit_price: Money | None = None
+    transport_time_snapshot_unit_price: Money | None = None
+    product_id: Id | None = None
+
+    # Field validators (not one model validator) so each error names its field.
+    @field_validator("stopped_at")
+    @classmethod
+    def _stopped(cls, value: AwareDatetime | None, info: ValidationInfo) -> AwareDatetime | None:
+        started = info.data.get("started_at")
+        if value is not None and info.data.get("kind") not in (None, "time"):
+            raise ValueError("only time entries are started and stopped")
+        if value is not None and started is not None and value < started:
+            raise ValueError("must not be before started_at")
+        return value
+
+    @field_validator("distance_km", "transport_minutes", "quantity")
+    @classmethod
+    def _by_kind(cls, value: Decimal | None, info: ValidationInfo) -> Decimal | None:
+        kind = info.data.get("kind")
+        if info.field_name == "distance_km" and kind == "mileage" and value is None:
+            raise ValueError("is required for a mileage entry")
+        if info.field_name == "quantity" and kind in ("goods", "expense") and value is None:
+            raise ValueError(f"is required for a {kind} entry")
+        if (
+            info.field_name in ("distance_km", "transport_minutes")
+            and kind not in (None, "mileage")
+            and value is not None
+        ):
+            raise ValueError("belongs to mileage entries")
+        return value
+
+
+class EntryPatch(Patch):
+    """The kind never changes; cross-field rules are checked against the merged entry."""
+
+    required = frozenset({"started_at"})
+    description: Text | None = None
+    worker: Worker | None = None
+    started_at: AwareDatetime | None = None
+    stopped_at: AwareDatetime | None = None
+    distance_km: Quantity | None = None
+    transport_minutes: Quantity | None = None
+    quantity: Quantity | None = None
+    unit_price: Money | None = None
+    snapshot_unit_price: Money | None = None
+    transport_time_snapshot_unit_price: Money | None = None
+    product_id: Id | None = None
+
+    def changes(self) -> dict[str, Any]:
+        out = super().changes()
+        for name in ("started_at", "stopped_at"):
+            if out.get(name) is not None:
+                out[name] = out[name].isoformat()
+        return out
+
+
+class StopIn(Strict):
+    stopped_at: AwareDatetime

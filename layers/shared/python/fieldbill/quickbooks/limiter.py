@@ -1,0 +1,295 @@
+"""QuickBooks limits per company (realm), shared by every worker through the table.
+
+Three limits (QuickBooks counts a batch call as a request too):
+- requests per minute: a sliding window kept as SLOTS_PER_MINUTE small counters (one item each).
+  Past slots never change, so the allowance of the current slot is `limit - sum(previous slots)`
+  and one conditional ADD enforces it exactly, with no lock. The window summed is one slot longer
+  than a minute, so a sliding one-minute window on QuickBooks' side can never see more than the
+  limit (at most one slot, ~3 %, of throughput given up).
+- batch requests per minute: the same, on its own counters.
+- concurrent requests: `max_concurrent` lease items; a lease expires on its own if a worker dies.
+
+Time: one QuickBooks minute lasts `settings.qbo_seconds_per_minute` real seconds (60 in production).
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+from fieldbill.quickbooks.errors import Throttled
+from fieldbill.settings import Settings, get_settings
+
+SLOTS_PER_MINUTE = 30
+# Waits up to this many real seconds happen inside the function; longer ones go back to the queue.
+DEFAULT_MAX_WAIT_SECONDS = 2.0
+LEASE_MARGIN_SECONDS = 5.0
+
+
+class RateKeys:
+    """Key builders of the limiter's items (kept with the limiter: they are not domain entities)."""
+
+    @staticmethod
+    def pk(realm_id: str) -> str:
+        return f"REALM#{realm_id}#RATE"
+
+    @staticmethod
+    def request_slot(slot: int) -> str:
+        return f"R#{slot:014d}"
+
+    @staticmethod
+    def batch_slot(slot: int) -> str:
+        return f"B#{slot:014d}"
+
+    @staticmethod
+    def lease(index: int) -> str:
+        return f"C#{index:03d}"
+
+    @staticmethod
+    def cooldown() -> str:
+        # Sorts after every lease and inside the lease query's range: read at no extra cost.
+        return "C#zz-cooldown"
+
+
+@dataclass(frozen=True)
+class Permit:
+    realm_id: str
+    lease_sk: str
+    lease_id: str
+    batch: bool
+
+
+@lru_cache(maxsize=1)
+def _ddb() -> Any:
+    return boto3.client("dynamodb")
+
+
+def _conditional_failed(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+class RateLimiter:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        client: Any = None,
+    ) -> None:
+        self.settings = settings or get_settings()
+        self.clock = clock
+        self.sleep = sleep
+        self._client = client
+
+    # ------------------------------------------------------------------ derived values
+    @property
+    def client(self) -> Any:
+        return self._client or _ddb()
+
+    @property
+    def table(self) -> str:
+        return self.settings.table_name
+
+    @property
+    def minute(self) -> float:
+        return float(self.settings.qbo_seconds_per_minute)
+
+    @property
+    def slot_seconds(self) -> float:
+        return self.minute / SLOTS_PER_MINUTE
+
+    def to_qbo_seconds(self, real_seconds: float) -> float:
+        return real_seconds * 60.0 / self.minute
+
+    def to_real_seconds(self, qbo_seconds: float) -> float:
+        return qbo_seconds * self.minute / 60.0
+
+    # ------------------------------------------------------------------ public
+    def try_acquire(self, realm_id: str, *, batch: bool = False) -> Permit | float:
+        """A permit, or the real seconds to wait before trying again."""
+        lease = self._take_lease(realm_id)
+        if isinstance(lease, float):
+            return lease
+        sk, lease_id = lease
+        permit = Permit(realm_id, sk, lease_id, batch)
+        if batch:
+            wait = self._count(realm_id, RateKeys.batch_slot, self.settings.qbo_batches_per_minute)
+            if wait:
+                self.release(permit)
+                return wait
+        wait = self._count(realm_id, RateKeys.request_slot, self.settings.qbo_requests_per_minute)
+        if wait:
+            self.release(permit)
+            return wait
+        return permit
+
+    def release(self, permit: Permit) -> None:
+        try:
+            self.client.delete_item(
+                TableName=self.table,
+                Key={"pk": {"S": RateKeys.pk(permit.realm_id)}, "sk": {"S": permit.lease_sk}},
+                ConditionExpression="lease_id = :id",
+                ExpressionAttributeValues={":id": {"S": permit.lease_id}},
+            )
+        except ClientError as exc:
+            if not _conditional_failed(exc):  # expired and taken over: nothing of ours to free
+                raise
+
+    def note_throttled(self, realm_id: str, qbo_seconds: float) -> None:
+        """QuickBooks answered 429: every worker holds off this realm for `qbo_seconds`."""
+        until = self.clock() + self.to_real_seconds(qbo_seconds)
+        try:
+            self.client.put_item(
+                TableName=self.table,
+                Item={
+                    "pk": {"S": RateKeys.pk(realm_id)},
+                    "sk": {"S": RateKeys.cooldown()},
+                    "expires": {"N": repr(until)},
+                    "ttl": {"N": str(int(until + 3600))},
+                },
+                ConditionExpression="attribute_not_exists(expires) OR expires < :until",
+                ExpressionAttributeValues={":until": {"N": repr(until)}},
+            )
+        except ClientError as exc:
+            if not _conditional_failed(exc):  # a longer cool-down is already in place
+                raise
+
+    @contextmanager
+    def permit(
+        self, realm_id: str, *, batch: bool = False, max_wait: float | None = None
+    ) -> Iterator[Permit]:
+        """Hold a permit for one call. Short waits are slept here; a long one raises a local Throttled
+        whose retry_after is in QuickBooks seconds, so the message goes back to the queue."""
+        budget = DEFAULT_MAX_WAIT_SECONDS if max_wait is None else max_wait
+        waited = 0.0
+        while True:
+            got = self.try_acquire(realm_id, batch=batch)
+            if isinstance(got, Permit):
+                break
+            if waited + got > budget:
+                raise Throttled(
+                    self.to_qbo_seconds(got), local=True, message=f"limiter: realm busy for {got:.2f}s"
+                )
+            pause = got * random.uniform(1.0, 1.2)
+            self.sleep(pause)
+            waited += pause
+        try:
+            yield got
+        finally:
+            self.release(got)
+
+    # ------------------------------------------------------------------ internals
+    def _take_lease(self, realm_id: str) -> tuple[str, str] | float:
+        now = self.clock()
+        limit = int(self.settings.qbo_max_concurrent)
+        items = self._query(realm_id, "C#", "C#~")
+        held = {it["sk"]["S"]: float(it["expires"]["N"]) for it in items if "expires" in it}
+        cooling = held.pop(RateKeys.cooldown(), 0.0)
+        if cooling > now:
+            return float(cooling - now)
+        free = [RateKeys.lease(i) for i in range(limit) if held.get(RateKeys.lease(i), 0.0) <= now]
+        random.shuffle(free)
+        lease_id = secrets.token_hex(8)
+        expires = now + float(self.settings.qbo_http_timeout_seconds) + LEASE_MARGIN_SECONDS
+        for sk in free[:3]:
+            try:
+                self.client.put_item(
+                    TableName=self.table,
+                    Item={
+                        "pk": {"S": RateKeys.pk(realm_id)},
+                        "sk": {"S": sk},
+                        "lease_id": {"S": lease_id},
+                        "expires": {"N": repr(expires)},
+                        "ttl": {"N": str(int(expires + 3600))},
+                    },
+                    ConditionExpression="attribute_not_exists(pk) OR expires <= :now",
+                    ExpressionAttributeValues={":now": {"N": repr(now)}},
+                )
+                return sk, lease_id
+            except ClientError as exc:
+                if not _conditional_failed(exc):
+                    raise
+        # All leases busy: calls are short, so look again soon (the earliest expiry bounds it).
+        soonest = min((e for e in held.values() if e > now), default=now)
+        return float(min(max(0.02, self.slot_seconds / 10), max(0.02, soonest - now)))
+
+    def _count(self, realm_id: str, slot_key: Callable[[int], str], limit: int) -> float:
+        """0.0 when one more call was counted in the current slot, else the real seconds to wait."""
+        for _ in range(3):
+            now = self.clock()
+            slot = int(now // self.slot_seconds)
+            first = slot - SLOTS_PER_MINUTE  # one slot more than a minute: see module docstring
+            items = self._query(realm_id, slot_key(first), slot_key(slot))
+            counts = {it["sk"]["S"]: int(it["n"]["N"]) for it in items if "n" in it}
+            previous = [(s, counts.get(slot_key(s), 0)) for s in range(first, slot)]
+            used_before = sum(n for _, n in previous)
+            current = counts.get(slot_key(slot), 0)
+            allowance = limit - used_before
+            if current >= allowance:
+                return self._wait(previous, used_before + current - limit + 1, slot, now)
+            try:
+                self.client.update_item(
+                    TableName=self.table,
+                    Key={"pk": {"S": RateKeys.pk(realm_id)}, "sk": {"S": slot_key(slot)}},
+                    UpdateExpression="ADD n :one SET #ttl = :ttl",
+                    ConditionExpression="attribute_not_exists(n) OR n < :allow",
+                    ExpressionAttributeNames={"#ttl": "ttl"},
+                    ExpressionAttributeValues={
+                        ":one": {"N": "1"},
+                        ":allow": {"N": str(allowance)},
+                        ":ttl": {"N": str(int(now + 2 * self.minute + 3600))},
+                    },
+                )
+                return 0.0
+            except ClientError as exc:
+                if not _conditional_failed(exc):
+                    raise
+        return self.slot_seconds
+
+    def _wait(self, previous: list[tuple[int, int]], deficit: int, slot: int, now: float) -> float:
+        """Until enough of the oldest slots leave the window to free `deficit` calls."""
+        freed = 0
+        for s, n in previous:
+            freed += n
+            if freed >= deficit:
+                return max(0.01, (s + SLOTS_PER_MINUTE + 1) * self.slot_seconds - now)
+        return max(0.01, (slot + SLOTS_PER_MINUTE + 1) * self.slot_seconds - now)
+
+    def _query(self, realm_id: str, low: str, high: str) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :lo AND :hi",
+            "ExpressionAttributeValues": {
+                ":pk": {"S": RateKeys.pk(realm_id)},
+                ":lo": {"S": low},
+                ":hi": {"S": high},
+            },
+            "ConsistentRead": True,
+        }
+        while True:
+            page = self.client.query(**kwargs)
+            out.extend(page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return out
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+_default: RateLimiter | None = None
+
+
+def default_limiter() -> RateLimiter:
+    global _default
+    if _default is None or _default.settings is not get_settings():
+        _default = RateLimiter()
+    return _default

@@ -1,0 +1,204 @@
+"""Our records -> QuickBooks JSON. Pure functions: no I/O, money as Decimal.
+
+Connection settings read here (QboConnection.settings):
+- custom_txn_numbers (bool): the company numbers invoices itself. QuickBooks then leaves DocNumber
+  blank unless it is sent; we send our invoice number only when one exists, never a made-up one
+  (the seed: "if checked, will not use the next invoice number automatically, these will be blank").
+  Off: DocNumber is never sent and QuickBooks assigns its next number.
+- automated_tax (bool): QuickBooks computes sales tax; off, TotalTax 0 is sent so the total stays ours.
+- taxable_line_kinds (list[str]): line kinds sent with TaxCodeRef TAX (others NON). Default: goods.
+- default_income_account / default_expense_account (account ids) for items we create.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Protocol
+
+from fieldbill.domain.money import line_amount
+
+DOC_NUMBER_MAX = 21
+DISPLAY_NAME_MAX = 500
+ITEM_NAME_MAX = 100
+DESCRIPTION_MAX = 4000
+DEFAULT_TAXABLE_KINDS = ("goods",)
+MARKER_PREFIX = "fieldbill:invoice:"
+
+
+class MappingError(ValueError):
+    """Our record cannot become a valid QuickBooks object (a bug or bad data: not retried)."""
+
+    def __init__(self, message: str, element: str = "") -> None:
+        super().__init__(message)
+        self.element = element
+
+
+class LineLike(Protocol):
+    line_kind: Any
+    description: str | None
+    product_id: str | None
+    product_name: str | None
+    quantity: Decimal
+    unit_price: Decimal
+    amount: Decimal
+    work_date: Any
+
+
+class InvoiceLike(Protocol):
+    tenant_id: str
+    id: str
+    issue_date: Any
+    due_date: Any
+    lines: Any
+
+
+@dataclass(frozen=True)
+class QboSettings:
+    custom_txn_numbers: bool = False
+    automated_tax: bool = False
+    taxable_line_kinds: tuple[str, ...] = DEFAULT_TAXABLE_KINDS
+    default_income_account: str | None = None
+    default_expense_account: str | None = None
+
+    @classmethod
+    def from_map(cls, raw: Mapping[str, Any] | None) -> QboSettings:
+        raw = dict(raw or {})
+        kinds = raw.get("taxable_line_kinds")
+        return cls(
+            custom_txn_numbers=bool(raw.get("custom_txn_numbers", False)),
+            automated_tax=bool(raw.get("automated_tax", False)),
+            taxable_line_kinds=tuple(str(k) for k in kinds) if kinds is not None else DEFAULT_TAXABLE_KINDS,
+            default_income_account=_opt(raw.get("default_income_account")),
+            default_expense_account=_opt(raw.get("default_expense_account")),
+        )
+
+
+def _opt(value: Any) -> str | None:
+    return None if value in (None, "") else str(value)
+
+
+def _date(value: Any) -> str | None:
+    if value in (None, ""):
+        return None
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)[:10]
+
+
+def invoice_marker(tenant_id: str, invoice_id: str) -> str:
+    """Written into PrivateNote: finds our invoice again when a create's answer was lost."""
+    return f"{MARKER_PREFIX}{tenant_id}:{invoice_id}"
+
+
+def has_marker(qbo_invoice: Mapping[str, Any], tenant_id: str, invoice_id: str) -> bool:
+    return invoice_marker(tenant_id, invoice_id) in str(qbo_invoice.get("PrivateNote") or "")
+
+
+def clean_name(name: str, limit: int) -> str:
+    """QuickBooks names: no colon (it separates sub-customers / sub-items), trimmed, bounded."""
+    cleaned = " ".join(name.replace(":", "-").split())
+    if not cleaned:
+        raise MappingError("a name is required", "Name")
+    return cleaned[:limit]
+
+
+def doc_number(invoice_number: str | None, settings: QboSettings) -> str | None:
+    """DocNumber to send: ours with custom transaction numbers on (if we have one), else none."""
+    if not settings.custom_txn_numbers or not invoice_number:
+        return None
+    if len(invoice_number) > DOC_NUMBER_MAX:
+        raise MappingError(f"invoice number longer than {DOC_NUMBER_MAX} characters", "DocNumber")
+    return invoice_number
+
+
+def sales_line(line: LineLike, item_ref: str | None, settings: QboSettings) -> dict[str, Any]:
+    qty = Decimal(line.quantity)
+    price = Decimal(line.unit_price)
+    amount = Decimal(line.amount)
+    if amount != line_amount(qty, price):
+        # Our lines are built with the same rule; a mismatch is a bug and QuickBooks would say 6070.
+        raise MappingError(f"line amount {amount} is not {qty} x {price} rounded to cents", "Line.Amount")
+    kind = str(getattr(line.line_kind, "value", line.line_kind))
+    detail: dict[str, Any] = {
+        "Qty": qty,
+        "UnitPrice": price,
+        "TaxCodeRef": {"value": "TAX" if kind in settings.taxable_line_kinds else "NON"},
+    }
+    if item_ref:
+        detail["ItemRef"] = {"value": item_ref}
+    service_date = _date(line.work_date)
+    if service_date:
+        detail["ServiceDate"] = service_date
+    out: dict[str, Any] = {
+        "DetailType": "SalesItemLineDetail",
+        "Amount": amount,
+        "SalesItemLineDetail": detail,
+    }
+    description = line.description or line.product_name
+    if description:
+        out["Description"] = description[:DESCRIPTION_MAX]
+    return out
+
+
+def invoice_to_qbo(
+    invoice: InvoiceLike,
+    customer_ref: str,
+    item_refs: Mapping[str, str],
+    settings: QboSettings,
+    *,
+    invoice_number: str | None = None,
+) -> dict[str, Any]:
+    """The Invoice body for a create (add Id/SyncToken for a sparse update)."""
+    lines = list(invoice.lines)
+    if not lines:
+        raise MappingError("an invoice needs at least one line", "Line")
+    body: dict[str, Any] = {
+        "CustomerRef": {"value": customer_ref},
+        "Line": [sales_line(ln, item_refs.get(ln.product_id or ""), settings) for ln in lines],
+        "PrivateNote": invoice_marker(invoice.tenant_id, invoice.id),
+    }
+    txn_date = _date(invoice.issue_date)
+    if txn_date:
+        body["TxnDate"] = txn_date
+    due = _date(invoice.due_date)
+    if due:
+        body["DueDate"] = due
+    number = doc_number(invoice_number, settings)
+    if number:
+        body["DocNumber"] = number
+    if not settings.automated_tax:
+        body["TxnTaxDetail"] = {"TotalTax": Decimal("0")}
+    return body
+
+
+def expected_total(lines: Iterable[LineLike]) -> Decimal:
+    return sum((Decimal(ln.amount) for ln in lines), Decimal("0"))
+
+
+def contact_to_qbo(name: str, email: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"DisplayName": clean_name(name, DISPLAY_NAME_MAX)}
+    if email:
+        body["PrimaryEmailAddr"] = {"Address": email}
+    return body
+
+
+def product_to_qbo(
+    name: str,
+    kind: str,
+    unit_price: Decimal | None,
+    income_account: str | None,
+    expense_account: str | None = None,
+) -> dict[str, Any]:
+    """Items we create are Service or NonInventory (inventory stays in QuickBooks' hands)."""
+    if not income_account:
+        raise MappingError("an income account is required to create an item", "IncomeAccountRef")
+    body: dict[str, Any] = {
+        "Name": clean_name(name, ITEM_NAME_MAX),
+        "Type": "Service" if kind == "service" else "NonInventory",
+        "IncomeAccountRef": {"value": income_account},
+    }
+    if unit_price is not None:
+        body["UnitPrice"] = Decimal(unit_price)
+    if expense_account and kind != "service":
+        body["ExpenseAccountRef"] = {"value": expense_account}
+    return body

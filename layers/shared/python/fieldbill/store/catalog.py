@@ -1,0 +1,740 @@
+"""Catalogue and work records (contacts, products, price lists, memberships, teams, product
+assignments, tasks, task entries): create, update and delete, each ONE conditional write.
+
+References are counted, not searched: a record others point at (a contact's tasks, a product's
+assignments) carries `ref_count`, raised and lowered in the same transaction that writes the
+referencing record, on the condition that the referenced record exists. So a dangling reference
+can never be written, and a delete - conditional on `ref_count` being 0 - can never break billing.
+DynamoDB decides in the write; nothing reads first to decide.
+
+A deleted record leaves a tombstone (a copy with its history plus the deletion) in the tenant's
+DELETED partition, outside every index: nothing disappears silently.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from pynamodb.exceptions import TransactWriteError
+from pynamodb.transactions import TransactWrite
+
+from fieldbill.clock import now_iso
+from fieldbill.domain.errors import Conflict, NotFound, ValidationError
+from fieldbill.store import common
+from fieldbill.store.models import (
+    META,
+    Contact,
+    Entity,
+    Membership,
+    PriceList,
+    Product,
+    ProductAssignment,
+    Task,
+    TaskEntry,
+    Team,
+)
+
+E = TypeVar("E", bound=Entity)
+Op = Callable[[TransactWrite], None]
+
+# Which fields of a record point at which records (those pins are counted in `ref_count`).
+REFERENCES: Mapping[type[Entity], Mapping[str, type[Entity]]] = {
+    Contact: {"membership_id": Membership, "team_id": Team, "price_list_id": PriceList},
+    Task: {"client_contact_id": Contact, "product_id": Product, "price_list_id": PriceList},
+    TaskEntry: {"product_id": Product},
+    ProductAssignment: {"product_id": Product},
+}
+
+# What a product assignment's scope_id points at (tenant scope points at the tenant itself).
+SCOPE_MODELS: Mapping[str, type[Entity]] = {
+    "task": Task,
+    "contact": Contact,
+    "membership": Membership,
+    "team": Team,
+}
+
+ENTITY_NAMES: Mapping[type[Entity], str] = {
+    Contact: "contact",
+    Product: "product",
+    PriceList: "price-list",
+    Membership: "membership",
+    Team: "team",
+    ProductAssignment: "assignment",
+    Task: "task",
+    TaskEntry: "entry",
+}
+
+
+@dataclass(frozen=True)
+class Ref:
+    """One pin from a record to another: `field` names it in errors; a path ref is a 404, not a 422."""
+
+    field: str
+    model: type[Entity]
+    pk: str
+    ref_id: str
+    path: bool = False
+
+    def missing(self) -> Exception:
+        name = ENTITY_NAMES.get(self.model, self.model.__name__)
+        if self.path:
+            return NotFound(name, self.ref_id)
+        return ValidationError(self.field, f"no {name} {self.ref_id!r} in this tenant")
+
+
+def _key_of(model: type[Entity], tenant_id: str, record_id: str) -> str:
+    return model.key(tenant_id, record_id)  # type: ignore[attr-defined, no-any-return]
+
+
+def refs_of(record: Entity, fields: Iterable[str] | None = None) -> list[Ref]:
+    """The records `record` points at (all of them, or those of `fields`)."""
+    spec = REFERENCES.get(type(record), {})
+    refs = []
+    for name in fields if fields is not None else spec:
+        if name not in spec:
+            continue
+        value = getattr(record, name)
+        if value:
+            refs.append(Ref(name, spec[name], _key_of(spec[name], record.tenant_id, value), value))
+    if isinstance(record, ProductAssignment) and (fields is None or "scope_id" in fields):
+        scope_model = SCOPE_MODELS.get(record.scope)
+        if scope_model is not None:
+            refs.append(
+                Ref(
+                    "scope_id",
+                    scope_model,
+                    _key_of(scope_model, record.tenant_id, record.scope_id),
+                    record.scope_id,
+                )
+            )
+    if isinstance(record, TaskEntry) and fields is None:
+        refs.append(
+            Ref("task_id", Task, Task.key(record.tenant_id, record.task_id), record.task_id, path=True)
+        )
+    return refs
+
+
+# ---------------------------------------------------------------------------- the one transaction
+def _pin(ref: Ref, delta: int) -> Op:
+    def op(tx: TransactWrite) -> None:
+        target = ref.model(ref.pk, META)
+        tx.update(target, actions=[Entity.ref_count.add(delta)], condition=Entity.pk.exists())
+
+    return op
+
+
+def _run(ops: Sequence[Op]) -> int | None:
+    """Run ops in one transaction: None when written, else the index of the op whose condition
+    failed (-1 when DynamoDB did not say which)."""
+    try:
+        with TransactWrite(connection=common.connection()) as tx:
+            for op in ops:
+                op(tx)
+    except TransactWriteError as exc:
+        if common.transaction_conflict(exc):
+            raise Conflict("another request changed the same records at the same time; retry") from None
+        for index, reason in enumerate(exc.cancellation_reasons or []):
+            if reason is not None and reason.code == "ConditionalCheckFailed":
+                return index
+        if common.conditional_failed(exc) or "TransactionCanceled" in str(exc):
+            return -1
+        raise
+    return None
+
+
+def _reread(record: E) -> E | None:
+    try:
+        found = type(record).get(record.pk, record.sk, consistent_read=True)
+    except type(record).DoesNotExist:
+        return None
+    return found if isinstance(found, type(record)) else None
+
+
+def _stamp_new(record: Entity, actor: str, reason: str) -> None:
+    stamp = now_iso()
+    record.created_at = record.created_at or stamp
+    record.updated_at = stamp
+    status = getattr(record, "status", None)
+    record.history = [common.history_entry(actor, None, str(status or "created"), reason)]
+
+
+def create(record: E, actor: str, reason: str = "created") -> E:
+    """Put a new record once, pinning every record it references (which must exist)."""
+    _stamp_new(record, actor, reason)
+    refs = refs_of(record)
+    ops: list[Op] = [lambda tx: tx.save(record, condition=Entity.pk.does_not_exist())]
+    ops += [_pin(ref, 1) for ref in refs]
+    failed = _run(ops)
+    if failed is None:
+        return record
+    if failed >= 1:
+        raise refs[failed - 1].missing()
+    if failed == 0:
+        raise Conflict(
+            f"{ENTITY_NAMES.get(type(record), type(record).__name__)} {record.id!r} already exists"
+        )
+    for ref in refs:  # DynamoDB did not say which condition failed: find out (the write already lost)
+        if common.find(ref.model, ref.pk) is None:
+            raise ref.missing()
+    raise Conflict(f"{ENTITY_NAMES.get(type(record), type(record).__name__)} {record.id!r} already exists")
+
+
+def _same(model: type[Entity], name: str, value: Any) -> Any:
+    attr = getattr(model, name)
+    return attr.does_not_exist() if value is None else attr == value
+
+
+def update(
+    record: E,
+    changes: Mapping[str, Any],
+    actor: str,
+    *,
+    condition: Any = None,
+    refused: str | None = None,
+    reason: str | None = None,
+    states: tuple[str | None, str] | None = None,
+) -> E:
+    """Apply `changes` (None removes an attribute) in one conditional update with a history entry.
+
+    References that change are unpinned and pinned in the same transaction, on the condition that
+    the old value is still the one read. `condition` is the record's own precondition; when it
+    fails, Conflict(`refused`).
+    """
+    model = type(record)
+    name = ENTITY_NAMES.get(model, model.__name__)
+    changes = {k: v for k, v in changes.items() if getattr(record, k) != v}
+    if not changes:
+        return record
+    before = {k: getattr(record, k) for k in changes}
+    old_refs = refs_of(record, changes)
+    guard = Entity.pk.exists()
+    for field in REFERENCES.get(model, {}):
+        if field in changes:
+            guard = guard & _same(model, field, before[field])
+    if condition is not None:
+        guard = guard & condition
+    status_from = before.get("status")
+    from_state, to_state = states or (
+        str(status_from) if status_from else None,
+        str(changes["status"]) if "status" in changes else "updated",
+    )
+    actions: list[Any] = [
+        getattr(model, k).remove() if v is None else getattr(model, k).set(v) for k, v in changes.items()
+    ]
+    actions += [
+        model.updated_at.set(now_iso()),
+        model.history.set(
+            model.history.append(
+                [
+                    common.history_entry(
+                        actor,
+                        from_state,
+                        to_state,
+                        reason
+                        or "changed " + ", ".join(sorted(k for k in changes if not k.startswith("gsi"))),
+                    )
+                ]
+            )
+        ),
+    ]
+    for key, value in changes.items():
+        setattr(record, key, value)
+    new_refs = refs_of(record, changes)
+    ops: list[Op] = [lambda tx: tx.update(record, actions=actions, condition=guard)]
+    ops += [_pin(ref, -1) for ref in old_refs] + [_pin(ref, 1) for ref in new_refs]
+    failed = _run(ops)
+    if failed is None:
+        fresh = _reread(record)
+        if fresh is None:
+            raise NotFound(name, record.id)
+        return fresh
+    if failed > len(old_refs):
+        raise new_refs[failed - 1 - len(old_refs)].missing()
+    current = _reread(record)
+    if current is None:
+        raise NotFound(name, record.id)
+    if failed == -1:
+        for ref in new_refs:
+            if common.find(ref.model, ref.pk) is None:
+                raise ref.missing()
+    raise Conflict(refused or f"{name} {record.id!r} was changed by another request; reload and retry")
+
+
+def delete(
+    record: Entity, actor: str, *, condition: Any = None, refused: str | None = None, reason: str = "deleted"
+) -> None:
+    """Delete a record nobody references (ref_count 0) and unpin what it referenced, in one
+    transaction that also keeps its tombstone."""
+    model = type(record)
+    name = ENTITY_NAMES.get(model, model.__name__)
+    refs = refs_of(record)
+    guard = Entity.pk.exists() & (Entity.ref_count.does_not_exist() | (Entity.ref_count == 0))
+    for field in REFERENCES.get(model, {}):
+        guard = guard & _same(model, field, getattr(record, field))
+    if condition is not None:
+        guard = guard & condition
+    stamp = now_iso()
+    values = {k: getattr(record, k) for k in record.get_attributes() if k not in ("type", "pk", "sk")}
+    tomb = model(
+        common.deleted_key(record.tenant_id), common.deleted_sort_key(name, record.id, stamp), **values
+    )
+    for index_key in ("gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk"):
+        setattr(tomb, index_key, None)
+    tomb.updated_at = stamp
+    status = getattr(record, "status", None)
+    tomb.history = [
+        *(record.history or []),
+        common.history_entry(actor, str(status) if status else None, "deleted", reason),
+    ]
+    ops: list[Op] = [lambda tx: tx.delete(record, condition=guard)]
+    ops += [_pin(ref, -1) for ref in refs]
+    ops.append(lambda tx: tx.save(tomb))
+    failed = _run(ops)
+    if failed is None:
+        return
+    current = _reread(record)
+    if current is None:
+        raise NotFound(name, record.id)
+    if current.ref_count:
+        raise Conflict(
+            f"{name} {record.id!r} is still used by {current.ref_count} record(s); "
+            "remove those references first"
+        )
+    raise Conflict(refused or f"{name} {record.id!r} was changed by another request; reload and retry")
+
+
+def tombstone(tenant_id: str, entity: str, record_id: str) -> Entity | None:
+    """The last tombstone of a deleted record, if any."""
+    query = Entity.query(
+        common.deleted_key(tenant_id),
+        Entity.sk.startswith(f"{entity}#{record_id}#"),
+        scan_index_forward=False,
+        limit=1,
+    )
+    return next(iter(query), None)
+
+
+# ---------------------------------------------------------------------------- reads
+def get(model: type[E], tenant_id: str, record_id: str) -> E:
+    return common.get(model, _key_of(model, tenant_id, record_id), entity=ENTITY_NAMES.get(model))
+
+
+def get_entry(tenant_id: str, task_id: str, entry_id: str) -> TaskEntry:
+    return common.get(
+        TaskEntry, TaskEntry.key(tenant_id, task_id), TaskEntry.sort_key(entry_id), entity="entry"
+    )
+
+
+def list_by_name(
+    model: type[E],
+    tenant_id: str,
+    limit: int,
+    cursor: str | None,
+    name_prefix: str | None = None,
+    filters: Any = None,
+) -> tuple[list[E], str | None]:
+    """A page of a tenant's records of one kind in name order (gsi1: LIST key, "name#id")."""
+    list_key = model.list_key(tenant_id)  # type: ignore[attr-defined]
+    cursor = common.checked_cursor(cursor, gsi1pk=list_key)
+    return common.list_by_gsi1(
+        model,
+        list_key,
+        limit,
+        cursor,
+        prefix=name_prefix.lower() if name_prefix else None,
+        filter_condition=filters,
+    )
+
+
+def list_assignments(
+    tenant_id: str, limit: int, cursor: str | None, scope: str | None = None, scope_id: str | None = None
+) -> tuple[list[ProductAssignment], str | None]:
+    pk = ProductAssignment.key(tenant_id)
+    if scope_id and not scope:
+        raise ValidationError("scope", "is required with scope_id")
+    prefix = f"{scope}#" if scope else None
+    if scope and scope_id:
+        prefix = f"{scope}#{scope_id}#"
+    query = Entity.query(
+        pk,
+        Entity.sk.startswith(prefix) if prefix else None,
+        limit=limit,
+        last_evaluated_key=common.decode_cursor(common.checked_cursor(cursor, pk=pk)),
+    )
+    records, next_cursor = common.page(query, limit)
+    return [r for r in records if isinstance(r, ProductAssignment)], next_cursor
+
+
+def list_entries(
+    tenant_id: str, task_id: str, limit: int, cursor: str | None
+) -> tuple[list[TaskEntry], str | None]:
+    pk = TaskEntry.key(tenant_id, task_id)
+    query = TaskEntry.query(
+        pk,
+        TaskEntry.sk.startswith("ENTRY#"),
+        limit=limit,
+        last_evaluated_key=common.decode_cursor(common.checked_cursor(cursor, pk=pk)),
+    )
+    return common.page(query, limit)
+
+
+def missing_products(tenant_id: str, product_ids: Iterable[str]) -> list[str]:
+    ids = sorted(set(product_ids))
+    found = common.batch_get(Product, ((Product.key(tenant_id, p), META) for p in ids))
+    return [p for p in ids if Product.key(tenant_id, p) not in found]
+
+
+# ---------------------------------------------------------------------------- records from requests
+def name_sort_key(name: str, record_id: str) -> str:
+    return f"{name.lower()}#{record_id}"
+
+
+def new_named(model: type[E], tenant_id: str, record_id: str, data: Mapping[str, Any]) -> E:
+    """A contact, product, price list, membership or team: listed by name in gsi1."""
+    return model(
+        _key_of(model, tenant_id, record_id),
+        META,
+        tenant_id=tenant_id,
+        id=record_id,
+        gsi1pk=model.list_key(tenant_id),  # type: ignore[attr-defined]
+        gsi1sk=name_sort_key(str(data["name"]), record_id),
+        **data,
+    )
+
+
+def named_changes(record: Entity, changes: Mapping[str, Any]) -> dict[str, Any]:
+    """Changes plus the list sort key when the name changes."""
+    out = dict(changes)
+    if "name" in out:
+        out["gsi1sk"] = name_sort_key(str(out["name"]), record.id)
+    return out
+
+
+def price_map(prices: Mapping[str, Decimal]) -> dict[str, str]:
+    # Kept as exact decimal strings (store.billing reads them back with Decimal(str(v))).
+    return {product_id: str(price) for product_id, price in prices.items()}
+
+
+def check_price_products(tenant_id: str, prices: Mapping[str, Any]) -> None:
+    missing = missing_products(tenant_id, prices)
+    if missing:
+        raise ValidationError(f"prices.{missing[0]}", f"no product {missing[0]!r} in this tenant")
+
+
+def assignment_id(scope: str, scope_id: str, line_kind: str) -> str:
+    # Scope and line kind never contain a dot, so the id splits back unambiguously.
+    return f"{scope}.{scope_id}.{line_kind}"
+
+
+def assignment_key(assignment: str) -> tuple[str, str]:
+    scope, _, rest = assignment.partition(".")
+    scope_id, _, line_kind = rest.rpartition(".")
+    if not (scope and scope_id and line_kind):
+        raise NotFound("assignment", assignment)
+    return scope, ProductAssignment.sort_key(scope, scope_id, line_kind)
+
+
+def get_assignment(tenant_id: str, assignment: str) -> ProductAssignment:
+    _, sk = assignment_key(assignment)
+    return common.get(ProductAssignment, ProductAssignment.key(tenant_id), sk, entity="assignment")
+
+
+def new_assignment(
+    tenant_id: str, scope: str, scope_id: str, line_kind: str, product_id: str
+) -> ProductAssignment:
+    return ProductAssignment(
+        ProductAssignment.key(tenant_id),
+        ProductAssignment.sort_key(scope, scope_id, line_kind),
+        tenant_id=tenant_id,
+        id=assignment_id(scope, scope_id, line_kind),
+        scope=scope,
+        scope_id=scope_id,
+        line_kind=line_kind,
+        product_id=product_id,
+    )
+
+
+# ---------------------------------------------------------------------------- task entries
+def eligible(kind: str, stopped_at: str | None) -> bool:
+    """Time entries wait to be stopped; mileage, goods and expenses are complete when recorded."""
+    return kind != "time" or stopped_at is not None
+
+
+def _parse(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def entry_index(
+    tenant_id: str, task_id: str, entry_id: str, kind: str, work_date: str, stopped_at: str | None
+) -> dict[str, str | None]:
+    """The sparse "unbilled" index keys an unbilled entry must carry (None: not in the index)."""
+    if eligible(kind, stopped_at):
+        return {
+            "gsi2pk": TaskEntry.unbilled_key(tenant_id),
+            "gsi2sk": TaskEntry.unbilled_sort_key(work_date, task_id, entry_id),
+        }
+    return {"gsi2pk": None, "gsi2sk": None}
+
+
+_KIND_FIELDS = {"mileage": ("distance_km",), "goods": ("quantity",), "expense": ("quantity",)}
+_MILEAGE_ONLY = ("distance_km", "transport_minutes")
+
+
+def check_entry(kind: str, values: Mapping[str, Any]) -> None:
+    """An entry's cross-field rules (the schema checks each field alone)."""
+    started, stopped = _parse(values.get("started_at")), _parse(values.get("stopped_at"))
+    if started and stopped and stopped < started:
+        raise ValidationError("stopped_at", "must not be before started_at")
+    if stopped and kind != "time":
+        raise ValidationError("stopped_at", "only time entries are started and stopped")
+    for field in _KIND_FIELDS.get(kind, ()):
+        if values.get(field) is None:
+            raise ValidationError(field, f"is required for a {kind} entry")
+    if kind != "mileage":
+        for field in _MILEAGE_ONLY:
+            if values.get(field) is not None:
+                raise ValidationError(field, "belongs to mileage entries")
+
+
+def update_entry(
+    tenant_id: str, task_id: str, entry_id: str, changes: Mapping[str, Any], actor: str
+) -> TaskEntry:
+    """Edit an unbilled entry; its place in the unbilled index follows its new times."""
+    record = get_entry(tenant_id, task_id, entry_id)
+    if record.billed:
+        raise Conflict(f"entry {entry_id!r} is billed; it cannot be edited")
+    values = {k: getattr(record, k) for k in record.get_attributes()} | dict(changes)
+    check_entry(record.kind, values)
+    full = dict(changes)
+    if "started_at" in changes:
+        started = _parse(changes["started_at"])
+        full["work_date"] = started.date().isoformat() if started else record.work_date
+    if "started_at" in changes or "stopped_at" in changes:
+        work_date = full.get("work_date", record.work_date)
+        full |= entry_index(tenant_id, task_id, entry_id, record.kind, work_date, values.get("stopped_at"))
+    condition = TaskEntry.billed == False  # noqa: E712
+    # Times are compared as read: a concurrent stop or edit makes this one a conflict, not a mix.
+    for field in ("started_at", "stopped_at"):
+        condition = condition & _same(TaskEntry, field, getattr(record, field))
+    return update(
+        record,
+        full,
+        actor,
+        condition=condition,
+        refused=f"entry {entry_id!r} was billed or changed meanwhile; it was not edited",
+    )
+
+
+def stop_entry(tenant_id: str, task_id: str, entry_id: str, stopped_at: datetime, actor: str) -> TaskEntry:
+    record = get_entry(tenant_id, task_id, entry_id)
+    if record.kind != "time":
+        raise ValidationError("kind", "only time entries are started and stopped")
+    if record.billed:
+        raise Conflict(f"entry {entry_id!r} is billed")
+    if record.stopped_at:
+        raise Conflict(f"entry {entry_id!r} is already stopped")
+    started = _parse(record.started_at)
+    if started and stopped_at < started:
+        raise ValidationError("stopped_at", "must not be before started_at")
+    stopped = stopped_at.isoformat()
+    changes = {
+        "stopped_at": stopped,
+        **entry_index(tenant_id, task_id, entry_id, record.kind, record.work_date, stopped),
+    }
+    return update(
+        record,
+        changes,
+        actor,
+        reason="stopped",
+        states=("running", "stopped"),
+        condition=TaskEntry.stopped_at.does_not_exist() & (TaskEntry.billed == False),  # noqa: E712
+        refused=f"entry {entry_id!r} is already stopped or billed",
+    )
+
+
+def delete_entry(tenant_id: str, task_id: str, entry_id: str, actor: str) -> None:
+    record = get_entry(tenant_id, task_id, entry_id)
+    if record.billed:
+        raise Conflict(f"entry {entry_id!r} is billed; it cannot be deleted")
+    delete(
+        record,
+        actor,
+        condition=(TaskEntry.billed == False),  # noqa: E712
+        refused=f"entry {entry_id!r} was billed meanwhile; it was not deleted",
+    )
+
+
+# ---------------------------------------------------------------------------- one function per command
+def new_id(given: str | None) -> str:
+    return given or uuid.uuid4().hex
+
+
+NAMED: Mapping[str, type[Entity]] = {
+    "contact": Contact,
+    "product": Product,
+    "price-list": PriceList,
+    "membership": Membership,
+    "team": Team,
+}
+
+
+def _prices(tenant_id: str, data: dict[str, Any]) -> None:
+    if data.get("prices") is not None:
+        check_price_products(tenant_id, data["prices"])
+        data["prices"] = price_map(data["prices"])
+
+
+def create_named(model: type[E], tenant_id: str, actor: str, data: Mapping[str, Any]) -> E:
+    """Create a contact, product, price list, membership or team (references must exist)."""
+    values = dict(data)
+    record_id = new_id(values.pop("id", None))
+    if model is PriceList:
+        _prices(tenant_id, values)
+    return create(new_named(model, tenant_id, record_id, values), actor)
+
+
+def update_named(model: type[E], tenant_id: str, record_id: str, changes: Mapping[str, Any], actor: str) -> E:
+    record = get(model, tenant_id, record_id)
+    values = dict(changes)
+    if model is PriceList:
+        _prices(tenant_id, values)
+    return update(record, named_changes(record, values), actor)
+
+
+def delete_record(model: type[Entity], tenant_id: str, record_id: str, actor: str) -> None:
+    """Delete a record that nothing references (a contact with tasks, a product in use: 409)."""
+    delete(get(model, tenant_id, record_id), actor)
+
+
+def list_contacts(
+    tenant_id: str, limit: int, cursor: str | None, name_prefix: str | None, tag: str | None
+) -> tuple[list[Contact], str | None]:
+    filters = Contact.tags.contains(tag) if tag else None
+    return list_by_name(Contact, tenant_id, limit, cursor, name_prefix, filters)
+
+
+def list_products(
+    tenant_id: str, limit: int, cursor: str | None, name_prefix: str | None, kind: str | None
+) -> tuple[list[Product], str | None]:
+    filters = (Product.kind == kind) if kind else None
+    return list_by_name(Product, tenant_id, limit, cursor, name_prefix, filters)
+
+
+def create_task(tenant_id: str, actor: str, data: Mapping[str, Any]) -> Task:
+    values = dict(data)
+    task_id = new_id(values.pop("id", None))
+    record = Task(
+        Task.key(tenant_id, task_id),
+        META,
+        tenant_id=tenant_id,
+        id=task_id,
+        gsi1pk=Task.list_key(tenant_id),
+        gsi1sk=f"{now_iso()}#{task_id}",
+        **values,
+    )
+    return create(record, actor)
+
+
+def update_task(tenant_id: str, task_id: str, changes: Mapping[str, Any], actor: str) -> Task:
+    return update(get(Task, tenant_id, task_id), changes, actor)
+
+
+def list_tasks(
+    tenant_id: str, limit: int, cursor: str | None, client_contact_id: str | None, status: str | None
+) -> tuple[list[Task], str | None]:
+    filters: Any = None
+    if client_contact_id:
+        filters = Task.client_contact_id == client_contact_id
+    if status:
+        filters = (Task.status == status) if filters is None else filters & (Task.status == status)
+    list_key = Task.list_key(tenant_id)
+    return common.list_by_gsi1(
+        Task, list_key, limit, common.checked_cursor(cursor, gsi1pk=list_key), filter_condition=filters
+    )
+
+
+def create_entry(tenant_id: str, task_id: str, actor: str, data: Mapping[str, Any]) -> TaskEntry:
+    """Record work on a task (which must exist: 404); it is in the unbilled index once eligible."""
+    values = dict(data)
+    entry_id = new_id(values.pop("id", None))
+    started: datetime = values.pop("started_at")
+    stopped: datetime | None = values.pop("stopped_at", None)
+    work_date = started.date().isoformat()
+    stopped_iso = stopped.isoformat() if stopped else None
+    record = TaskEntry(
+        TaskEntry.key(tenant_id, task_id),
+        TaskEntry.sort_key(entry_id),
+        tenant_id=tenant_id,
+        id=entry_id,
+        task_id=task_id,
+        work_date=work_date,
+        started_at=started.isoformat(),
+        stopped_at=stopped_iso,
+        **values,
+    )
+    for name, value in entry_index(tenant_id, task_id, entry_id, record.kind, work_date, stopped_iso).items():
+        setattr(record, name, value)
+    return create(record, actor, reason="recorded")
+
+
+def create_assignment(
+    tenant_id: str, actor: str, scope: str, scope_id: str | None, line_kind: str, product_id: str
+) -> ProductAssignment:
+    """One product per (scope, scope id, line kind): a second one is a 409 (PATCH the first)."""
+    if scope == "tenant":
+        if scope_id not in (None, tenant_id):
+            raise ValidationError("scope_id", "is the tenant itself at tenant scope: omit it")
+        scope_id = tenant_id
+    if scope_id is None:
+        raise ValidationError("scope_id", f"is required at {scope} scope")
+    return create(new_assignment(tenant_id, scope, scope_id, line_kind, product_id), actor)
+
+
+def update_assignment(
+    tenant_id: str, assignment: str, changes: Mapping[str, Any], actor: str
+) -> ProductAssignment:
+    return update(get_assignment(tenant_id, assignment), changes, actor)
+
+
+def delete_assignment(tenant_id: str, assignment: str, actor: str) -> None:
+    delete(get_assignment(tenant_id, assignment), actor)
+
+
+HISTORY: Mapping[str, type[Entity]] = {**NAMED, "task": Task}
+
+
+def history_of(
+    tenant_id: str,
+    entity: str,
+    record_id: str,
+    model: type[Entity] | None,
+    pk: str | None = None,
+    sk: str = META,
+) -> tuple[Entity, bool]:
+    """A record for its audit trail, or its tombstone once deleted (second value True)."""
+    if model is None:
+        raise NotFound("entity type", entity)
+    record = common.find(model, pk or _key_of(model, tenant_id, record_id), sk)
+    if record is not None:
+        return record, False
+    tomb = tombstone(tenant_id, entity, record_id)
+    if tomb is None:
+        raise NotFound(entity, record_id)
+    return tomb, True
+
+
+def history_record(
+    tenant_id: str, entity: str, record_id: str, more: Mapping[str, type[Entity]] = {}
+) -> tuple[Entity, bool]:
+    """The record behind /history/{entity}/{id} (catalogue and work entities, plus `more`)."""
+    if entity == "assignment":
+        _, sk = assignment_key(record_id)
+        return history_of(
+            tenant_id, entity, record_id, ProductAssignment, ProductAssignment.key(tenant_id), sk
+        )
+    return history_of(tenant_id, entity, record_id, {**HISTORY, **more}.get(entity))

@@ -1,0 +1,187 @@
+"""QuickBooks fault bodies (JSON ValidationFault, lower-case 3200 AUTHENTICATION, XML 429)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+THROTTLE_XML = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+    '<IntuitResponse xmlns="http://schema.intuit.com/finance/v3" time="{time}">'
+    '<Fault type="SERVICE"><Error code="3001">'
+    "<Message>message=ThrottleExceeded; errorCode=003001; statusCode=429</Message>"
+    "<Detail>The request limit was reached.  Try again later</Detail>"
+    "</Error></Fault></IntuitResponse>"
+)
+
+
+class QboFault(Exception):
+    """A fault answered as ``{"Fault":{"Error":[…],"type":…},"time":…}``."""
+
+    def __init__(
+        self,
+        code: str | int,
+        message: str,
+        detail: str = "",
+        element: str = "",
+        status: int = 400,
+        fault_type: str = "ValidationFault",
+    ) -> None:
+        super().__init__(f"{code} {message}: {detail}")
+        self.code = str(code)
+        self.message = message
+        self.detail = detail
+        self.element = element
+        self.status = status
+        self.fault_type = fault_type
+
+    def fault(self) -> dict[str, Any]:
+        return {
+            "Error": [
+                {"Message": self.message, "Detail": self.detail, "code": self.code, "element": self.element}
+            ],
+            "type": self.fault_type,
+        }
+
+    def body(self, time: str) -> dict[str, Any]:
+        return {"Fault": self.fault(), "time": time}
+
+
+# ---- constructors for the codes the emulator uses -------------------------------------------------
+
+
+def required(element: str) -> QboFault:
+    return QboFault(
+        2020,
+        "Required param missing, need to supply the required value for the API",
+        f"Required parameter {element} is missing in the request",
+        element,
+    )
+
+
+def invalid_property(element: str, detail: str = "") -> QboFault:
+    return QboFault(
+        2010,
+        "Request has invalid or unsupported property",
+        detail or f"Property Name:{element} specified is unsupported or invalid",
+        element,
+    )
+
+
+def string_length(element: str, max_len: int, supplied: int) -> QboFault:
+    return QboFault(
+        2050,
+        "String length is either shorter or longer than supported by specification",
+        "String length specified does not match the supported length. "
+        f"Min:0 Max:{max_len} supplied:{supplied}",
+        element,
+    )
+
+
+def invalid_character(element: str, char: str) -> QboFault:
+    return QboFault(
+        2040,
+        "Invalid Character",
+        f"Invalid Character : {element} contains invalid character '{char}'",
+        element,
+    )
+
+
+def duplicate_name(what: str = "customer, vendor or employee") -> QboFault:
+    return QboFault(
+        6240,
+        "Duplicate Name Exists Error",
+        f"The name supplied already exists. : Another {what} is already using this name. "
+        "Please use a different name.",
+    )
+
+
+def stale(entity: str, id_: str, supplied: Any, current: str) -> QboFault:
+    return QboFault(
+        5010,
+        "Stale Object Error",
+        f"Stale Object Error : You and another user were working on the same thing ({entity} {id_}). "
+        f"SyncToken supplied:{supplied} current:{current}. The other user finished before you did, "
+        "so your work was not saved.",
+    )
+
+
+def not_found(entity: str, id_: Any) -> QboFault:
+    return QboFault(
+        610,
+        "Object Not Found",
+        f"Object Not Found : Something you're trying to use has been made inactive. Check the fields with "
+        f"accounts, customers, items, vendors or employees. ({entity} Id={id_})",
+    )
+
+
+def invalid_reference(element: str, id_: Any) -> QboFault:
+    return QboFault(
+        2500, "Invalid Reference Id", f"Invalid Reference Id : {element} Id={id_} does not exist", element
+    )
+
+
+def business(detail: str, element: str = "") -> QboFault:
+    return QboFault(
+        6000, "A business validation error has occurred while processing your request", detail, element
+    )
+
+
+def unsupported(detail: str) -> QboFault:
+    return QboFault(500, "Unsupported Operation", detail)
+
+
+def query_parse(detail: str) -> QboFault:
+    return QboFault(4000, "Error parsing query", f"QueryParserError: {detail}")
+
+
+def query_invalid(detail: str) -> QboFault:
+    return QboFault(4001, "Invalid query", f"QueryValidationError: {detail}")
+
+
+def internal_error() -> QboFault:
+    return QboFault(
+        3100,
+        "InternalServerError",
+        "An application error has occurred while processing your request",
+        status=500,
+        fault_type="SystemFault",
+    )
+
+
+def batch_too_large(limit: int, got: int) -> QboFault:
+    return QboFault(
+        1040,
+        "An application error has occurred while processing your request",
+        f"Batch size limit exceeded: the maximum number of operations in a batch is {limit}, got {got}",
+    )
+
+
+def authorization_failure(realm: str) -> QboFault:
+    return QboFault(
+        120,
+        "message=AuthorizationFailure; errorCode=120; statusCode=401",
+        f"AuthorizationFailure: the access token is not valid for company {realm}",
+        status=401,
+        fault_type="AuthorizationFault",
+    )
+
+
+def authentication_body(time: str, detail: str = "Token expired") -> dict[str, Any]:
+    """The lower-case 3200 body QuickBooks answers with HTTP 401."""
+    return {
+        "fault": {
+            "error": [
+                {
+                    "message": "message=AuthenticationFailed; errorCode=003200; statusCode=401",
+                    "detail": detail,
+                    "code": "3200",
+                }
+            ],
+            "type": "AUTHENTICATION",
+        },
+        "time": time,
+    }
+
+
+def throttle_xml(time: str) -> str:
+    return THROTTLE_XML.format(time=time)

@@ -1,0 +1,140 @@
+"""OAuth 2.0 against intuit-oauth (intuitlib): authorize, code exchange, rotating refresh, revoke."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+import requests
+from intuitlib.client import AuthClient
+from intuitlib.enums import Scopes
+from intuitlib.exceptions import AuthClientError
+
+from tests.emulator.conftest import CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, Qbo
+
+
+def _auth_client(emu) -> AuthClient:
+    return AuthClient(CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, environment=emu.discovery_url)
+
+
+def _authorize(emu, ac: AuthClient, **extra: str) -> dict[str, str]:
+    url = ac.get_authorization_url([Scopes.ACCOUNTING], state_token="st-123")
+    if extra:
+        url += "&" + "&".join(f"{k}={v}" for k, v in extra.items())
+    resp = requests.get(url, allow_redirects=False, timeout=5)
+    assert resp.status_code == 302, resp.text
+    location = resp.headers["Location"]
+    assert location.startswith(REDIRECT_URI + "?")
+    return {k: v[0] for k, v in parse_qs(urlparse(location).query).items()}
+
+
+def test_discovery_document(emu):
+    doc = requests.get(emu.discovery_url, timeout=5).json()
+    for key in ("authorization_endpoint", "token_endpoint", "revocation_endpoint", "userinfo_endpoint"):
+        assert doc[key].startswith(emu.url)
+    assert "issuer" in doc and "jwks_uri" in doc
+
+
+def test_full_flow_with_intuitlib(emu, realm):
+    ac = _auth_client(emu)
+    params = _authorize(emu, ac, realm=realm)
+    assert params["state"] == "st-123"
+    assert params["realmId"] == realm
+    ac.get_bearer_token(params["code"], realm_id=params["realmId"])
+    assert ac.access_token and ac.refresh_token
+    assert int(ac.expires_in) == 3600
+    assert ac.id_token is None
+
+    qbo = Qbo(emu, realm, ac.access_token)
+    assert qbo.get("companyinfo/" + realm).status_code == 200
+
+    # refresh rotates: a new refresh token each time, the previous one is spent
+    first_refresh = ac.refresh_token
+    ac.refresh()
+    second_refresh = ac.refresh_token
+    assert second_refresh != first_refresh
+    with pytest.raises(AuthClientError) as info:
+        ac.refresh(refresh_token=first_refresh)
+    assert info.value.status_code == 400
+    assert info.value.content and '"invalid_grant"' in info.value.content.decode()
+    ac.refresh(refresh_token=second_refresh)  # the latest one still works
+    assert Qbo(emu, realm, ac.access_token).get("preferences").status_code == 200
+
+    # revoke: the whole grant dies (access and refresh tokens)
+    access = ac.access_token
+    assert ac.revoke() is True
+    resp = Qbo(emu, realm, access).get("preferences")
+    assert resp.status_code == 401
+    assert resp.json()["fault"]["error"][0]["code"] == "3200"
+    with pytest.raises(AuthClientError):
+        ac.refresh()
+
+
+def test_code_is_single_use(emu, realm):
+    ac = _auth_client(emu)
+    params = _authorize(emu, ac, realm=realm)
+    ac.get_bearer_token(params["code"], realm_id=realm)
+    with pytest.raises(AuthClientError) as info:
+        ac.get_bearer_token(params["code"], realm_id=realm)
+    assert info.value.status_code == 400
+    assert info.value.response.json() == {"error": "invalid_grant"}
+
+
+def test_authorize_rejects_bad_requests(emu):
+    base = f"{emu.url}/connect/oauth2"
+    good = {
+        "client_id": CLIENT_ID,
+        "redirect_uri": REDIRECT_URI,
+        "response_type": "code",
+        "scope": "com.intuit.quickbooks.accounting",
+        "state": "s",
+    }
+    assert requests.get(base, params={**good, "client_id": "nope"}, allow_redirects=False).status_code == 400
+    bad_redirect = {**good, "redirect_uri": "http://evil/cb"}
+    assert requests.get(base, params=bad_redirect, allow_redirects=False).status_code == 400
+    resp = requests.get(base, params={**good, "scope": "bogus"}, allow_redirects=False)
+    assert resp.status_code == 302 and "error=invalid_scope" in resp.headers["Location"]
+    resp = requests.get(base, params={**good, "response_type": "token"}, allow_redirects=False)
+    assert "error=unsupported_response_type" in resp.headers["Location"]
+    resp = requests.get(base, params={**good, "deny": "1"}, allow_redirects=False)
+    assert "error=access_denied" in resp.headers["Location"] and "state=s" in resp.headers["Location"]
+
+
+def test_token_endpoint_client_auth(emu, realm):
+    ac = AuthClient(CLIENT_ID, "wrong-secret", REDIRECT_URI, environment=emu.discovery_url)
+    with pytest.raises(AuthClientError) as info:
+        ac.refresh(refresh_token="whatever")
+    assert info.value.status_code == 401
+
+
+def test_expired_token_gives_lowercase_3200(emu, realm, tokens):
+    qbo = Qbo(emu, realm, tokens["access_token"])
+    assert qbo.get("preferences").status_code == 200
+    emu.advance(3601)
+    resp = qbo.get("preferences")
+    assert resp.status_code == 401
+    body = resp.json()
+    assert body["fault"]["type"] == "AUTHENTICATION"
+    err = body["fault"]["error"][0]
+    assert err["code"] == "3200"
+    assert err["message"] == "message=AuthenticationFailed; errorCode=003200; statusCode=401"
+    # the refresh token outlives the access token
+    ac = AuthClient(CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, environment=emu.discovery_url)
+    ac.refresh(refresh_token=tokens["refresh_token"])
+    assert Qbo(emu, realm, ac.access_token).get("preferences").status_code == 200
+
+
+def test_missing_token_and_other_realm(emu, realm, tokens):
+    resp = requests.get(f"{emu.api_base}/company/{realm}/preferences", timeout=5)
+    assert resp.status_code == 401
+    assert resp.json()["fault"]["error"][0]["code"] == "3200"
+    other = emu.create_company()
+    resp = Qbo(emu, other, tokens["access_token"]).get("preferences")
+    assert resp.status_code == 401
+    assert resp.json()["Fault"]["Error"][0]["code"] == "120"
+
+
+def test_authorize_without_hint_uses_existing_company(emu, realm):
+    ac = _auth_client(emu)
+    params = _authorize(emu, ac)
+    assert params["realmId"] in emu.store.companies
