@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("TABLE_NAME", "openapi")
         from fieldbill.api.app import openapi_document
 
-        print(json.dumps(openapi_document(), indent=2, sort_keys=True))
+        print(json.dumps(openapi_document(), indent=2))
         return 0
     _quiet()
     if args.command == "demo":

@@ -94,7 +94,8 @@ def run_demo(customers: int = 24, seconds_per_minute: float = 2.0) -> int:
     started = time.monotonic()
     rng = random.Random(20261122)
     stage("starting the embedded stack (moto from template.yaml, local gateway, QuickBooks emulator)", started)
-    with LocalStack(StackOptions(seconds_per_minute=seconds_per_minute, poll_seconds=1)) as stack:
+    with LocalStack(StackOptions(seconds_per_minute=seconds_per_minute, poll_seconds=1, log_level="WARNING",
+                                 metrics=False)) as stack:
         api = Api(stack.api_url, stack.token(TENANT))
         stage(f"stack up: API {stack.api_url}, QuickBooks emulator {stack.emulator.url}", started)
         realm = connect_quickbooks(stack, api)

@@ -32,6 +32,23 @@ class StackOptions:
     gateway_port: int = 0
     emulator_port: int = 0
     poll_seconds: int = 1
+    # Handlers log JSON lines like in Lambda; the demo turns them down to keep its summary readable.
+    log_level: str = "INFO"
+    metrics: bool = True
+
+
+def _fresh_containers() -> None:
+    """A new stack is like new Lambda containers: drop caches a previous stack in this process filled
+    (settings read from the environment, the app secret, the QuickBooks discovery document)."""
+    import sys
+
+    if "fieldbill.settings" in sys.modules:
+        sys.modules["fieldbill.settings"].get_settings.cache_clear()
+    if "fieldbill.quickbooks.tokens" in sys.modules:
+        sys.modules["fieldbill.quickbooks.tokens"].clear_cache()
+    from aws_lambda_powertools.utilities import parameters
+
+    parameters.clear_caches()
 
 
 class LocalStack:
@@ -45,6 +62,7 @@ class LocalStack:
 
     def start(self) -> LocalStack:
         opts = self.options
+        _fresh_containers()
         self.emulator.start()
         if not opts.qbo_limits:
             self.emulator.configure(None, limits_enabled=False)
@@ -62,6 +80,8 @@ class LocalStack:
                 "QBO_SECONDS_PER_MINUTE": str(opts.seconds_per_minute),
                 "BILLING_RUN_POLL_SECONDS": str(opts.poll_seconds),
                 "POWERTOOLS_METRICS_NAMESPACE": "Fieldbill",
+                "POWERTOOLS_LOG_LEVEL": opts.log_level,
+                "POWERTOOLS_METRICS_DISABLED": "false" if opts.metrics else "true",
                 "POWERTOOLS_TRACE_DISABLED": "true",
                 "POWERTOOLS_DEV": "false",
             },

@@ -10,10 +10,23 @@ def test_a_stopped_time_entry_is_compiled_invoiced_and_synced(stack, connected_c
     realm = api.ok("GET", "/quickbooks/connection")["realm_id"]
     # Given a contact with a billable task and one stopped time entry of 90 minutes at 80.00/hour
     api.ok("POST", "/contacts", json={"id": "c-1", "name": "Skeleton Pools"})
-    api.ok("POST", "/tasks", json={"id": "task-1", "title": "Pool service", "client_contact_id": "c-1",
-                                   "billable": True, "status": "done", "unit_price": "80.00"})
-    api.ok("POST", "/tasks/task-1/entries", json={"id": "e-1", "kind": "time",
-                                                  "started_at": "2026-10-05T09:00:00+00:00"})
+    api.ok(
+        "POST",
+        "/tasks",
+        json={
+            "id": "task-1",
+            "title": "Pool service",
+            "client_contact_id": "c-1",
+            "billable": True,
+            "status": "done",
+            "unit_price": "80.00",
+        },
+    )
+    api.ok(
+        "POST",
+        "/tasks/task-1/entries",
+        json={"id": "e-1", "kind": "time", "started_at": "2026-10-05T09:00:00+00:00"},
+    )
     api.ok("POST", "/tasks/task-1/entries/e-1/stop", json={"stopped_at": "2026-10-05T10:30:00+00:00"})
 
     # When a billing run goes through compile, generate and sync
@@ -27,7 +40,8 @@ def test_a_stopped_time_entry_is_compiled_invoiced_and_synced(stack, connected_c
     invoice = invoices[0]
     assert invoice["sync_status"] == "synced"
     assert [(ln["line_kind"], ln["quantity"], ln["amount"]) for ln in invoice["lines"]] == [
-        ("task_entry", "1.500000", "120.00")]
+        ("task_entry", "1.500000", "120.00")
+    ]
     assert invoice["total"] == "120.00"
     in_qbo = stack.emulator.entities(realm, "Invoice")
     assert [q["Id"] for q in in_qbo] == [invoice["qbo_id"]]

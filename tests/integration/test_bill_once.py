@@ -185,3 +185,31 @@ def test_property_items_are_conserved_from_entries_to_invoice_lines(stack, conta
     line_total = sum((ln.amount for inv in invoices for ln in inv.lines), Decimal(0))
     assert item_total == line_total == sum((inv.total for inv in invoices), Decimal(0))
     assert sorted(ln.item_id for inv in invoices for ln in inv.lines) == sorted(i.id for i in _items(tenant))
+
+
+def test_an_entry_edited_between_compile_read_and_write_is_billed_with_its_new_values(
+        stack, tenant_id, monkeypatch):
+    # Given entries, and an edit to one of them landing after compile read it
+    seeded = seed_work(tenant_id, contacts=2, entries_per_contact=3, mileage_share=0.0)
+    victim = entries_of(tenant_id, seeded)[0]
+    real = billing_store.load_compile_context
+
+    def load_then_edit(tenant, entries):
+        context = real(tenant, entries)
+        fresh = [e for e in entries_of(tenant_id, seeded) if e.id == victim.id][0]
+        fresh.update(actions=[billing_store.TaskEntry.description.set("edited"),
+                              billing_store.TaskEntry.updated_at.set("2026-11-22T00:00:00.000Z")])
+        return context
+
+    monkeypatch.setattr(billing_store, "load_compile_context", load_then_edit)
+    first = billing.compile_page(tenant_id, "run:a", billing.Scope())
+    monkeypatch.setattr(billing_store, "load_compile_context", real)
+    # Then the edited entry was not billed with the values read before the edit
+    assert first.entries_skipped == 1
+    assert victim.id not in {i.split(".")[0] for i in first.item_ids}
+    # and the next compile bills it, with the edit
+    second = billing.compile_page(tenant_id, "run:b", billing.Scope())
+    assert second.entries_billed == 1
+    item = next(i for i in _items(tenant_id) if i.entry_id == victim.id)
+    assert item.description.startswith("edited")
+    _assert_billed_once(tenant_id, seeded)

@@ -24,14 +24,22 @@ def _accepted(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
 
 
 # ---------------------------------------------------------------------------- compile and items
-@router.post("/billable-items/compile")
+@router.post(
+    "/billable-items/compile",
+    summary="Compile unbilled entries into billable items (202, operation)",
+    tags=["billing"],
+)
 def compile_items(body: jobs.CompileRequest) -> tuple[dict[str, Any], int]:
     tenant = context.tenant_id(router)
     operation = jobs.submit("compile", tenant, context.actor(router), body)
     return _accepted({"operation_id": operation.id, "status": operation.status})
 
 
-@router.get("/billable-items")
+@router.get(
+    "/billable-items",
+    summary="List billable items by status (filters: contact, task, line kind, dates)",
+    tags=["billing"],
+)
 def list_items(
     status: ItemStatus = "pending",
     contact_id: str | None = None,
@@ -60,20 +68,22 @@ def list_items(
         BillableItem,
         BillableItem.status_key(tenant, status),
         limit,
-        cursor,
+        common.checked_cursor(cursor, gsi1pk=BillableItem.status_key(tenant, status)),
         prefix=f"{contact_id}#" if contact_id else None,
         filter_condition=filters,
     )
     return views.page(records, next_cursor)
 
 
-@router.get("/billable-items/<item_id>")
+@router.get("/billable-items/<item_id>", summary="Get a billable item", tags=["billing"])
 def get_item(item_id: str) -> dict[str, Any]:
     tenant = context.tenant_id(router)
     return views.view(common.get(BillableItem, BillableItem.key(tenant, item_id), entity="billable item"))
 
 
-@router.post("/invoices/generate")
+@router.post(
+    "/invoices/generate", summary="Generate invoices from pending items (202, operation)", tags=["invoices"]
+)
 def generate_invoices(body: jobs.GenerateRequest) -> tuple[dict[str, Any], int]:
     tenant = context.tenant_id(router)
     if len(set(body.item_ids)) != len(body.item_ids):
@@ -82,27 +92,31 @@ def generate_invoices(body: jobs.GenerateRequest) -> tuple[dict[str, Any], int]:
     return _accepted({"operation_id": operation.id, "status": operation.status})
 
 
-@router.get("/operations/<operation_id>")
+@router.get("/operations/<operation_id>", summary="Poll an asynchronous operation", tags=["operations"])
 def get_operation(operation_id: str) -> dict[str, Any]:
     tenant = context.tenant_id(router)
     return views.view(jobs.get_operation(tenant, operation_id))
 
 
 # ---------------------------------------------------------------------------- invoices
-@router.get("/invoices")
+@router.get("/invoices", summary="List invoices", tags=["invoices"])
 def list_invoices(limit: Limit = 50, cursor: str | None = None) -> dict[str, Any]:
     tenant = context.tenant_id(router)
-    records, next_cursor = common.list_by_gsi1(Invoice, Invoice.list_key(tenant), limit, cursor)
+    list_key = Invoice.list_key(tenant)
+    cursor = common.checked_cursor(cursor, gsi1pk=list_key)
+    records, next_cursor = common.list_by_gsi1(Invoice, list_key, limit, cursor)
     return views.page(records, next_cursor)
 
 
-@router.get("/invoices/<invoice_id>")
+@router.get("/invoices/<invoice_id>", summary="Get an invoice with its lines", tags=["invoices"])
 def get_invoice(invoice_id: str) -> dict[str, Any]:
     tenant = context.tenant_id(router)
     return views.view(common.get(Invoice, Invoice.key(tenant, invoice_id), entity="invoice"))
 
 
-@router.post("/invoices/<invoice_id>/sync")
+@router.post(
+    "/invoices/<invoice_id>/sync", summary="Queue an invoice for sync to QuickBooks (202)", tags=["invoices"]
+)
 def sync_invoice(invoice_id: str) -> tuple[dict[str, Any], int]:
     tenant = context.tenant_id(router)
     invoice = common.get(Invoice, Invoice.key(tenant, invoice_id), entity="invoice")
@@ -117,27 +131,31 @@ def sync_invoice(invoice_id: str) -> tuple[dict[str, Any], int]:
 
 
 # ---------------------------------------------------------------------------- billing runs
-@router.post("/billing-runs")
+@router.post(
+    "/billing-runs", summary="Start a billing run: compile, generate, sync (202)", tags=["billing runs"]
+)
 def start_billing_run(body: billing_run.RunRequest) -> tuple[dict[str, Any], int]:
     tenant = context.tenant_id(router)
     run = billing_run.start_run(tenant, context.actor(router), body)
     return _accepted(views.view(run))
 
 
-@router.get("/billing-runs")
+@router.get("/billing-runs", summary="List billing runs, newest first", tags=["billing runs"])
 def list_billing_runs(limit: Limit = 20, cursor: str | None = None) -> dict[str, Any]:
     tenant = context.tenant_id(router)
     query = Entity.gsi1.query(
         BillingRun.list_key(tenant),
         scan_index_forward=False,
         limit=limit,
-        last_evaluated_key=common.decode_cursor(cursor),
+        last_evaluated_key=common.decode_cursor(
+            common.checked_cursor(cursor, gsi1pk=BillingRun.list_key(tenant))
+        ),
     )
     records, next_cursor = common.page(query, limit)
     return views.page(records, next_cursor)
 
 
-@router.get("/billing-runs/<run_id>")
+@router.get("/billing-runs/<run_id>", summary="Get a billing run and its progress", tags=["billing runs"])
 def get_billing_run(run_id: str) -> dict[str, Any]:
     tenant = context.tenant_id(router)
     return views.view(billing_run.get_run(tenant, run_id))

@@ -241,13 +241,20 @@ def _transact(batch: list[tuple[TaskEntry, list[dm.BillableItem]]], actor: str, 
                     TaskEntry.history.set(TaskEntry.history.append(
                         [common.history_entry(actor, "unbilled", "billed", f"compiled into {len(items)} item(s)")])),
                 ],
-                condition=(TaskEntry.billed == False),  # noqa: E712
+                # Bill the entry as it was read: an edit in between makes this page retry it.
+                condition=(TaskEntry.billed == False) & _unchanged_since_read(entry),  # noqa: E712
             )
             for item in items:
                 record = item_record(item, run_id)
                 record.created_at = record.updated_at = stamp
                 record.history = [common.history_entry(actor, None, "pending", f"compiled from entry {entry.id}")]
                 tx.save(record, condition=Entity.pk.does_not_exist())
+
+
+def _unchanged_since_read(entry: TaskEntry) -> Any:
+    if entry.updated_at is None:
+        return TaskEntry.updated_at.does_not_exist()
+    return TaskEntry.updated_at == entry.updated_at
 
 
 # ---------------------------------------------------------------------------- generate

@@ -139,6 +139,8 @@ class Product(Entity, discriminator="Product"):
     expense_account_ref = UnicodeAttribute(null=True)
     qbo_id = UnicodeAttribute(null=True)
     qbo_sync_token = UnicodeAttribute(null=True)
+    # False when the item was made inactive (or deleted) in QuickBooks.
+    active = BooleanAttribute(default=True)
 
     @staticmethod
     def key(tenant_id: str, product_id: str) -> str:

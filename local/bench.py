@@ -1,0 +1,137 @@
+"""`make bench`: compile and generate at month-end scale on the local stack, then the sync benchmark.
+
+Figures go to .bench/results.json (and stdout). DynamoDB requests are counted where moto serves
+them (local/moto_dynamodb.REQUESTS), so every request of every client is counted, retries included.
+Timings on moto are not DynamoDB's; the request counts are what carries over to AWS.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import random
+import resource
+import sys
+import time
+from datetime import date
+from typing import Any
+
+from local.template import ROOT
+
+RESULTS = ROOT / ".bench" / "results.json"
+
+
+def _rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def bench_billing(results: dict[str, Any], entries: int = 10_000, contacts: int = 500) -> None:
+    from fieldbill.domain import model as dm
+    from fieldbill.store.models import BillableItem, Entity
+    from fieldbill.workflows import billing
+    from local import moto_dynamodb
+    from local.stack import LocalStack, StackOptions
+    from tests.integration.seed import seed_work
+
+    with LocalStack(StackOptions(log_level="WARNING", metrics=False)):
+        tenant = "bench"
+        per_contact = entries // contacts
+        started = time.perf_counter()
+        seed_work(tenant, contacts=contacts, entries_per_contact=per_contact, rng=random.Random(1),
+                  mileage_share=0.3)
+        seed_seconds = time.perf_counter() - started
+
+        # ---- compile
+        moto_dynamodb.REQUESTS.clear()
+        rss_before = _rss_mb()
+        started = time.perf_counter()
+        cursor, billed, items = None, 0, 0
+        while True:
+            page = billing.compile_page(tenant, "bench", billing.Scope(), cursor=cursor, run_id="bench")
+            billed += page.entries_billed
+            items += page.items_created
+            cursor = page.cursor
+            if not cursor:
+                break
+        compile_seconds = time.perf_counter() - started
+        compile_requests = dict(moto_dynamodb.REQUESTS)
+        compile_total = sum(compile_requests.values())
+
+        # ---- generate, one invoice per contact
+        moto_dynamodb.REQUESTS.clear()
+        started = time.perf_counter()
+        cursor, invoices, lines = None, 0, 0
+        while True:
+            result = billing.generate_page(tenant, "bench", "bench", dm.GroupingMode.PER_CONTACT,
+                                           billing.Scope(), date(2026, 11, 1), cursor=cursor)
+            invoices += len(result.invoice_ids)
+            lines += result.items_invoiced
+            cursor = result.cursor
+            if not cursor:
+                break
+        generate_seconds = time.perf_counter() - started
+        generate_requests = dict(moto_dynamodb.REQUESTS)
+        generate_total = sum(generate_requests.values())
+        pending_left = Entity.gsi1.count(BillableItem.status_key(tenant, "pending"))
+
+    results["compile"] = {
+        "entries": entries, "entries_billed": billed, "items_created": items,
+        "seconds": round(compile_seconds, 2), "entries_per_second": round(billed / compile_seconds, 1),
+        "dynamodb_requests": compile_total, "dynamodb_requests_by_action": compile_requests,
+        "dynamodb_requests_per_entry": round(compile_total / max(billed, 1), 4), "goal_requests_per_entry": 0.05,
+        "seed_seconds": round(seed_seconds, 2),
+    }
+    results["generate"] = {
+        "contacts": contacts, "invoices": invoices, "lines": lines, "pending_items_left": pending_left,
+        "seconds": round(generate_seconds, 2), "invoices_per_second": round(invoices / generate_seconds, 1),
+        "dynamodb_requests": generate_total, "dynamodb_requests_by_action": generate_requests,
+        "dynamodb_requests_per_invoice": round(generate_total / max(invoices, 1), 3),
+        "goal_requests_per_invoice": 2, "average_lines_per_invoice": round(lines / max(invoices, 1), 1),
+    }
+    results["memory"] = {"peak_rss_mb": _rss_mb(), "rss_before_compile_mb": rss_before}
+
+
+def _save(results: dict[str, Any]) -> None:
+    RESULTS.parent.mkdir(exist_ok=True)
+    previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    RESULTS.write_text(json.dumps({**previous, **results}, indent=2, sort_keys=True) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import traceback
+
+    parser = argparse.ArgumentParser(prog="python -m local.bench")
+    parser.add_argument("--only", choices=["imports", "billing", "sync"], action="append")
+    sections = parser.parse_args(argv).only or ["imports", "billing", "sync"]
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
+                                           "platform": platform.platform()},
+                               "note": "moto in-process; request counts carry over to DynamoDB, timings do not"}
+    failed = False
+    for section in sections:
+        started = time.perf_counter()
+        try:
+            if section == "imports":
+                from local import importtime
+
+                results["handler_import_ms"] = importtime.measure()
+            elif section == "billing":
+                bench_billing(results)
+            else:
+                from local import bench_sync
+
+                bench_sync.run(results)
+        except Exception:
+            failed = True
+            results[f"{section}_error"] = traceback.format_exc()[-2000:]
+        print(f"[bench] {section} done in {time.perf_counter() - started:.1f}s", file=sys.stderr, flush=True)
+        _save(results)
+    print(json.dumps(json.loads(RESULTS.read_text()), indent=2, sort_keys=True))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

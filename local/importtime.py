@@ -1,0 +1,54 @@
+"""Import time of each function's handler module, with and without compiled bytecode.
+
+Each measurement is a fresh interpreter (a cold start imports everything once). "without" points
+PYTHONPYCACHEPREFIX at an empty folder and forbids writing, so every module is compiled from
+source, as in a `sam build` output that ships no .pyc; "with" reads bytecode compiled beforehand,
+as `make build` ships it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+from local.template import ROOT, Template
+
+PROBE = (
+    "import importlib.util, sys, time\n"
+    "t = time.perf_counter()\n"
+    "spec = importlib.util.spec_from_file_location('app', sys.argv[1])\n"
+    "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)\n"
+    "print((time.perf_counter() - t) * 1000)\n"
+)
+
+
+def _measure(path: str, env: dict[str, str], runs: int) -> float:
+    samples = []
+    for _ in range(runs):
+        out = subprocess.run([sys.executable, "-c", PROBE, path], env=env, capture_output=True, text=True,
+                             check=True)
+        samples.append(float(out.stdout.strip().splitlines()[-1]))
+    return round(statistics.median(samples), 1)
+
+
+def measure(runs: int = 3) -> dict[str, dict[str, float]]:
+    base = {**os.environ, "PYTHONPATH": f"{ROOT / 'layers/shared/python'}:{ROOT}"}
+    base.pop("PYTHONDONTWRITEBYTECODE", None)
+    results: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as compiled, tempfile.TemporaryDirectory() as empty:
+        with_pyc = {**base, "PYTHONPYCACHEPREFIX": compiled}
+        without = {**base, "PYTHONPYCACHEPREFIX": empty, "PYTHONDONTWRITEBYTECODE": "1"}
+        for spec in Template().functions().values():
+            path = str(spec.code_dir / "app.py")
+            subprocess.run([sys.executable, "-c", PROBE, path], env=with_pyc, capture_output=True, check=True)
+            results[spec.logical_id] = {"with_bytecode_ms": _measure(path, with_pyc, runs),
+                                        "without_bytecode_ms": _measure(path, without, runs)}
+    return results
+
+
+if __name__ == "__main__":
+    print(json.dumps(measure(), indent=2))
