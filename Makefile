@@ -33,7 +33,7 @@ sam-venv: $(SAMVENV)/.installed ## install the SAM CLI into its own venv (its pi
 
 lock: $(BIN)/python ## re-export requirements from pyproject.toml (dev and the layer's runtime set)
 	$(BIN)/uv pip compile -q pyproject.toml --extra dev --python-version 3.11 -o requirements/dev.txt
-	$(BIN)/uv pip compile -q pyproject.toml --python-version 3.11 --no-header -o layers/shared/requirements.txt
+	$(BIN)/uv pip compile -q pyproject.toml --python-version 3.11 --no-header -o layers/shared/python/requirements.txt
 
 demo: venv ## run a whole billing run on the embedded local stack and print the invoices
 	$(BIN)/python -m local demo
@@ -44,7 +44,7 @@ serve: venv ## keep the local HTTP API and the QuickBooks emulator running for a
 token: venv ## mint a local JWT for a tenant: make token TENANT=acme
 	@$(BIN)/python -m local token --tenant $${TENANT:-demo}
 
-test: venv lint test-unit test-integration test-e2e ## all tests and checks
+test: venv lint test-unit test-integration test-e2e build ## all tests and checks (build: the SAM package is right)
 
 test-unit: venv ## pure domain tests
 	$(BIN)/pytest -q -p no:cacheprovider tests/unit
@@ -71,6 +71,9 @@ format: venv ## apply the formatters
 build: sam-venv ## sam build (offline), then ship compiled bytecode for faster cold starts
 	PATH=$(HOME)/.pyenv/versions/3.11.7/bin:$$PATH $(SAMVENV)/bin/sam build --template template.yaml
 	$(BIN)/python -m compileall -q -j 0 --invalidation-mode unchecked-hash .aws-sam/build
+	@# Lambda puts a layer's python/ on sys.path: the package must sit right under it.
+	test -f .aws-sam/build/SharedLayer/python/fieldbill/__init__.py
+	test -f .aws-sam/build/SharedLayer/python/fieldbill/__pycache__/__init__.cpython-311.pyc
 
 bench: venv ## measure compile/generate/sync throughput; writes .bench/results.json
 	$(BIN)/python -m local.bench

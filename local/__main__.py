@@ -23,8 +23,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="run one billing run on the embedded local stack")
     demo.add_argument("--customers", type=int, default=24)
-    demo.add_argument("--seconds-per-minute", type=float, default=2.0,
-                      help="real seconds per QuickBooks minute (60 = real time)")
+    demo.add_argument(
+        "--seconds-per-minute",
+        type=float,
+        default=2.0,
+        help="real seconds per QuickBooks minute (60 = real time)",
+    )
     serve = sub.add_parser("serve", help="keep the local HTTP API and the QuickBooks emulator running")
     serve.add_argument("--port", type=int, default=int(os.environ.get("API_PORT", "3000")))
     serve.add_argument("--qbo-port", type=int, default=int(os.environ.get("QBO_PORT", "3001")))
@@ -61,7 +65,9 @@ def _serve(args: argparse.Namespace) -> int:
     endpoints = stack.write_endpoints(args.tenant)
     for key, value in endpoints.items():
         print(f"{key}={value}", flush=True)
-    print("Endpoints written to .local/endpoints.json. Ctrl-C stops.", flush=True)
+    print("Endpoints written to .local/endpoints.json. Fire a schedule: curl -X POST "
+          f"{stack.api_url}/__local/schedules/CustomersSync (InventorySync, ServiceTypesSync). Ctrl-C stops.",
+          flush=True)
     stopped = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stopped.set())
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())

@@ -23,8 +23,12 @@ MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use
 class LocalAws:
     """Creates the table, queues, secret, key, functions and state machine of the template in moto."""
 
-    def __init__(self, template: Template, secret_values: dict[str, str] | None = None,
-                 environment: dict[str, str] | None = None):
+    def __init__(
+        self,
+        template: Template,
+        secret_values: dict[str, str] | None = None,
+        environment: dict[str, str] | None = None,
+    ):
         self.template = template
         self.secret_values = secret_values or {}
         self.extra_environment = environment or {}
@@ -37,8 +41,13 @@ class LocalAws:
 
     # ---------------------------------------------------------------- lifecycle
     def start(self) -> LocalAws:
-        for key, value in {"AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION, "AWS_ACCESS_KEY_ID": "local",
-                           "AWS_SECRET_ACCESS_KEY": "local", "AWS_SESSION_TOKEN": "local"}.items():
+        for key, value in {
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_SESSION_TOKEN": "local",
+        }.items():
             os.environ[key] = value
         self._mock.start()
         install(self.registry)
@@ -72,8 +81,9 @@ class LocalAws:
             )
             ttl = props.get("TimeToLiveSpecification")
             if ttl:
-                ddb.update_time_to_live(TableName=self.template.physical_name(logical_id),
-                                        TimeToLiveSpecification=ttl)
+                ddb.update_time_to_live(
+                    TableName=self.template.physical_name(logical_id), TimeToLiveSpecification=ttl
+                )
 
     def _create_queues(self) -> None:
         sqs = boto3.client("sqs")
@@ -96,7 +106,8 @@ class LocalAws:
             value = json.loads(res["Properties"].get("SecretString", "{}"))
             value.update(self.secret_values)
             boto3.client("secretsmanager").create_secret(
-                Name=self.template.physical_name(logical_id), SecretString=json.dumps(value))
+                Name=self.template.physical_name(logical_id), SecretString=json.dumps(value)
+            )
         kms = boto3.client("kms")
         for logical_id in self.template.of_type("AWS::KMS::Key"):
             key_id = kms.create_key(Description=logical_id)["KeyMetadata"]["KeyId"]
@@ -104,23 +115,30 @@ class LocalAws:
 
     def _create_functions(self) -> None:
         role = boto3.client("iam").create_role(
-            RoleName="fieldbill-local-lambda", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+            RoleName="fieldbill-local-lambda", AssumeRolePolicyDocument="{}"
+        )["Role"]["Arn"]
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w") as archive:
             archive.writestr("app.py", "# the local runtime runs the handler from the work tree\n")
         client = boto3.client("lambda")
         for spec in self.functions.values():
-            client.create_function(FunctionName=spec.name, Runtime="python3.11", Role=role,
-                                   Handler=spec.handler, Code={"ZipFile": buffer.getvalue()},
-                                   Timeout=spec.timeout)
+            client.create_function(
+                FunctionName=spec.name,
+                Runtime="python3.11",
+                Role=role,
+                Handler=spec.handler,
+                Code={"ZipFile": buffer.getvalue()},
+                Timeout=spec.timeout,
+            )
 
     def _create_state_machines(self) -> None:
         client = boto3.client("stepfunctions")
         role = f"arn:aws:iam::{ACCOUNT}:role/fieldbill-local-states"
         for logical_id in self.template.of_type("AWS::Serverless::StateMachine"):
             definition = self.template.state_machine_definition(logical_id)
-            arn = client.create_state_machine(name=self.template.physical_name(logical_id),
-                                              definition=definition, roleArn=role)["stateMachineArn"]
+            arn = client.create_state_machine(
+                name=self.template.physical_name(logical_id), definition=definition, roleArn=role
+            )["stateMachineArn"]
             self.state_machines[logical_id] = arn
 
     def _apply_environment(self) -> None:
@@ -144,11 +162,15 @@ class LocalAws:
                     continue
                 props = event["Properties"]
                 queue = queues[self.template.resolve(props["Queue"])]
-                mappings.append(Mapping(
-                    function_name=spec.logical_id, queue_url=queue.url, queue_arn=queue.arn,
-                    batch_size=int(props.get("BatchSize", 10)),
-                    report_failures="ReportBatchItemFailures" in props.get("FunctionResponseTypes", []),
-                ))
+                mappings.append(
+                    Mapping(
+                        function_name=spec.logical_id,
+                        queue_url=queue.url,
+                        queue_arn=queue.arn,
+                        batch_size=int(props.get("BatchSize", 10)),
+                        report_failures="ReportBatchItemFailures" in props.get("FunctionResponseTypes", []),
+                    )
+                )
         return mappings
 
     # ---------------------------------------------------------------- operations
@@ -176,7 +198,8 @@ class LocalAws:
                 AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
             )["Attributes"]
             depths[queue.logical_id] = int(attrs["ApproximateNumberOfMessages"]) + int(
-                attrs["ApproximateNumberOfMessagesNotVisible"])
+                attrs["ApproximateNumberOfMessagesNotVisible"]
+            )
         return depths
 
     def drain(self, timeout: float = 60.0, ignore: tuple[str, ...] = ("DLQ",)) -> None:

@@ -38,8 +38,13 @@ def bench_billing(results: dict[str, Any], entries: int = 10_000, contacts: int 
         tenant = "bench"
         per_contact = entries // contacts
         started = time.perf_counter()
-        seed_work(tenant, contacts=contacts, entries_per_contact=per_contact, rng=random.Random(1),
-                  mileage_share=0.3)
+        seed_work(
+            tenant,
+            contacts=contacts,
+            entries_per_contact=per_contact,
+            rng=random.Random(1),
+            mileage_share=0.3,
+        )
         seed_seconds = time.perf_counter() - started
 
         # ---- compile
@@ -63,8 +68,15 @@ def bench_billing(results: dict[str, Any], entries: int = 10_000, contacts: int 
         started = time.perf_counter()
         cursor, invoices, lines = None, 0, 0
         while True:
-            result = billing.generate_page(tenant, "bench", "bench", dm.GroupingMode.PER_CONTACT,
-                                           billing.Scope(), date(2026, 11, 1), cursor=cursor)
+            result = billing.generate_page(
+                tenant,
+                "bench",
+                "bench",
+                dm.GroupingMode.PER_CONTACT,
+                billing.Scope(),
+                date(2026, 11, 1),
+                cursor=cursor,
+            )
             invoices += len(result.invoice_ids)
             lines += result.items_invoiced
             cursor = result.cursor
@@ -76,18 +88,29 @@ def bench_billing(results: dict[str, Any], entries: int = 10_000, contacts: int 
         pending_left = Entity.gsi1.count(BillableItem.status_key(tenant, "pending"))
 
     results["compile"] = {
-        "entries": entries, "entries_billed": billed, "items_created": items,
-        "seconds": round(compile_seconds, 2), "entries_per_second": round(billed / compile_seconds, 1),
-        "dynamodb_requests": compile_total, "dynamodb_requests_by_action": compile_requests,
-        "dynamodb_requests_per_entry": round(compile_total / max(billed, 1), 4), "goal_requests_per_entry": 0.05,
+        "entries": entries,
+        "entries_billed": billed,
+        "items_created": items,
+        "seconds": round(compile_seconds, 2),
+        "entries_per_second": round(billed / compile_seconds, 1),
+        "dynamodb_requests": compile_total,
+        "dynamodb_requests_by_action": compile_requests,
+        "dynamodb_requests_per_entry": round(compile_total / max(billed, 1), 4),
+        "goal_requests_per_entry": 0.05,
         "seed_seconds": round(seed_seconds, 2),
     }
     results["generate"] = {
-        "contacts": contacts, "invoices": invoices, "lines": lines, "pending_items_left": pending_left,
-        "seconds": round(generate_seconds, 2), "invoices_per_second": round(invoices / generate_seconds, 1),
-        "dynamodb_requests": generate_total, "dynamodb_requests_by_action": generate_requests,
+        "contacts": contacts,
+        "invoices": invoices,
+        "lines": lines,
+        "pending_items_left": pending_left,
+        "seconds": round(generate_seconds, 2),
+        "invoices_per_second": round(invoices / generate_seconds, 1),
+        "dynamodb_requests": generate_total,
+        "dynamodb_requests_by_action": generate_requests,
         "dynamodb_requests_per_invoice": round(generate_total / max(invoices, 1), 3),
-        "goal_requests_per_invoice": 2, "average_lines_per_invoice": round(lines / max(invoices, 1), 1),
+        "goal_requests_per_invoice": 2,
+        "average_lines_per_invoice": round(lines / max(invoices, 1), 1),
     }
     results["memory"] = {"peak_rss_mb": _rss_mb(), "rss_before_compile_mb": rss_before}
 
@@ -107,9 +130,14 @@ def main(argv: list[str] | None = None) -> int:
     sections = parser.parse_args(argv).only or ["imports", "billing", "sync"]
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-    results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
-                                           "platform": platform.platform()},
-                               "note": "moto in-process; request counts carry over to DynamoDB, timings do not"}
+    results: dict[str, Any] = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+        },
+        "note": "moto in-process; request counts carry over to DynamoDB, timings do not",
+    }
     failed = False
     for section in sections:
         started = time.perf_counter()

@@ -17,12 +17,41 @@ import requests
 from local.stack import LocalStack, StackOptions
 
 TENANT = "demo-pool-co"
-FIRST = ["Avery", "Blake", "Casey", "Devon", "Emerson", "Finley", "Greer", "Harper", "Indy", "Jordan",
-         "Kendall", "Logan", "Morgan", "Noel", "Oakley", "Parker", "Quinn", "Reese", "Sawyer", "Taylor",
-         "Umber", "Vale", "Wren", "Xen", "Yael", "Zion"]
+FIRST = [
+    "Avery",
+    "Blake",
+    "Casey",
+    "Devon",
+    "Emerson",
+    "Finley",
+    "Greer",
+    "Harper",
+    "Indy",
+    "Jordan",
+    "Kendall",
+    "Logan",
+    "Morgan",
+    "Noel",
+    "Oakley",
+    "Parker",
+    "Quinn",
+    "Reese",
+    "Sawyer",
+    "Taylor",
+    "Umber",
+    "Vale",
+    "Wren",
+    "Xen",
+    "Yael",
+    "Zion",
+]
 LAST = ["Hughes", "Patel", "Okafor", "Larsen", "Moreau", "Santos", "Kowalski", "Nguyen", "Fischer", "Romero"]
-TASKS = [("Weekly pool service", Decimal("85.00")), ("Filter clean", Decimal("120.00")),
-         ("Pump repair", Decimal("140.00")), ("Green pool recovery", Decimal("95.00"))]
+TASKS = [
+    ("Weekly pool service", Decimal("85.00")),
+    ("Filter clean", Decimal("120.00")),
+    ("Pump repair", Decimal("140.00")),
+    ("Green pool recovery", Decimal("95.00")),
+]
 
 
 class Api:
@@ -32,7 +61,9 @@ class Api:
         self.session.headers["Authorization"] = f"Bearer {token}"
         self.calls = 0
 
-    def call(self, method: str, path: str, body: Any = None, expect: tuple[int, ...] = (200, 201, 202)) -> Any:
+    def call(
+        self, method: str, path: str, body: Any = None, expect: tuple[int, ...] = (200, 201, 202)
+    ) -> Any:
         self.calls += 1
         response = self.session.request(method, self.base + path, json=body, timeout=60)
         if response.status_code not in expect:
@@ -59,33 +90,73 @@ def seed(api: Api, customers: int, month_start: datetime, rng: random.Random) ->
     for n in range(customers):
         name = f"{FIRST[n % len(FIRST)]} {LAST[(n * 7) % len(LAST)]}"
         contact_id = f"cust-{n + 1:03d}"
-        api.call("POST", "/contacts", {"id": contact_id, "name": name, "email": f"{contact_id}@example.com",
-                                       "tags": ["residential" if n % 4 else "commercial"]})
+        api.call(
+            "POST",
+            "/contacts",
+            {
+                "id": contact_id,
+                "name": name,
+                "email": f"{contact_id}@example.com",
+                "tags": ["residential" if n % 4 else "commercial"],
+            },
+        )
         counts["contacts"] += 1
         for t in range(1 + n % 2):
             title, rate = TASKS[(n + t) % len(TASKS)]
             task_id = f"{contact_id}-task-{t + 1}"
-            api.call("POST", "/tasks", {"id": task_id, "title": title, "client_contact_id": contact_id,
-                                        "billable": True, "status": "done", "unit": "hour", "unit_price": str(rate)})
+            api.call(
+                "POST",
+                "/tasks",
+                {
+                    "id": task_id,
+                    "title": title,
+                    "client_contact_id": contact_id,
+                    "billable": True,
+                    "status": "done",
+                    "unit": "hour",
+                    "unit_price": str(rate),
+                },
+            )
             counts["tasks"] += 1
             for visit in range(rng.randint(3, 5)):
                 day = month_start + timedelta(days=rng.randint(0, 27), hours=8 + rng.randint(0, 8))
                 minutes = rng.choice([30, 45, 60, 75, 90, 120])
-                api.call("POST", f"/tasks/{task_id}/entries", {
-                    "kind": "time", "description": f"{title} visit {visit + 1}",
-                    "started_at": day.isoformat(), "stopped_at": (day + timedelta(minutes=minutes)).isoformat()})
+                api.call(
+                    "POST",
+                    f"/tasks/{task_id}/entries",
+                    {
+                        "kind": "time",
+                        "description": f"{title} visit {visit + 1}",
+                        "started_at": day.isoformat(),
+                        "stopped_at": (day + timedelta(minutes=minutes)).isoformat(),
+                    },
+                )
                 counts["time"] += 1
                 if rng.random() < 0.6:
-                    api.call("POST", f"/tasks/{task_id}/entries", {
-                        "kind": "mileage", "description": "Drive to site", "started_at": day.isoformat(),
-                        "distance_km": str(Decimal(rng.randint(40, 350)) / 10),
-                        "transport_minutes": str(rng.choice([0, 15, 20, 30]))})
+                    api.call(
+                        "POST",
+                        f"/tasks/{task_id}/entries",
+                        {
+                            "kind": "mileage",
+                            "description": "Drive to site",
+                            "started_at": day.isoformat(),
+                            "distance_km": str(Decimal(rng.randint(40, 350)) / 10),
+                            "transport_minutes": str(rng.choice([0, 15, 20, 30])),
+                        },
+                    )
                     counts["mileage"] += 1
             if rng.random() < 0.5:
-                api.call("POST", f"/tasks/{task_id}/entries", {
-                    "kind": "goods", "description": "Chlorine tablets (bucket)",
-                    "started_at": (month_start + timedelta(days=rng.randint(0, 27))).isoformat(),
-                    "quantity": str(rng.randint(1, 3)), "unit_price": "64.99"})
+                api.call(
+                    "POST",
+                    f"/tasks/{task_id}/entries",
+                    {
+                        "kind": "goods",
+                        "description": "Chlorine tablets (bucket)",
+                        "started_at": (month_start + timedelta(days=rng.randint(0, 27))).isoformat(),
+                        "quantity": str(rng.randint(1, 3)),
+                        "unit_price": "64.99",
+                    },
+                )
                 counts["goods"] += 1
     return counts
 
@@ -93,9 +164,14 @@ def seed(api: Api, customers: int, month_start: datetime, rng: random.Random) ->
 def run_demo(customers: int = 24, seconds_per_minute: float = 2.0) -> int:
     started = time.monotonic()
     rng = random.Random(20261122)
-    stage("starting the embedded stack (moto from template.yaml, local gateway, QuickBooks emulator)", started)
-    with LocalStack(StackOptions(seconds_per_minute=seconds_per_minute, poll_seconds=1, log_level="WARNING",
-                                 metrics=False)) as stack:
+    stage(
+        "starting the embedded stack (moto from template.yaml, local gateway, QuickBooks emulator)", started
+    )
+    with LocalStack(
+        StackOptions(
+            seconds_per_minute=seconds_per_minute, poll_seconds=1, log_level="WARNING", metrics=False
+        )
+    ) as stack:
         api = Api(stack.api_url, stack.token(TENANT))
         stage(f"stack up: API {stack.api_url}, QuickBooks emulator {stack.emulator.url}", started)
         realm = connect_quickbooks(stack, api)
@@ -104,21 +180,31 @@ def run_demo(customers: int = 24, seconds_per_minute: float = 2.0) -> int:
         today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         month_start = (today.replace(day=1) - timedelta(days=1)).replace(day=1)
         counts = seed(api, customers, month_start, rng)
-        stage(f"seeded {counts['contacts']} customers, {counts['tasks']} tasks, {counts['time']} time, "
-              f"{counts['mileage']} mileage and {counts['goods']} goods entries for {month_start:%B %Y}", started)
+        stage(
+            f"seeded {counts['contacts']} customers, {counts['tasks']} tasks, {counts['time']} time, "
+            f"{counts['mileage']} mileage and {counts['goods']} goods entries for {month_start:%B %Y}",
+            started,
+        )
         run = api.call("POST", "/billing-runs", {"grouping": "per_contact"})
         stage(f"billing run {run['id']} started (Step Functions execution on moto)", started)
         last = None
         while True:
             run = api.call("GET", f"/billing-runs/{run['id']}")
-            progress = (run["stage"], run["counts"].get("items_created"), run["counts"].get("invoices_created"),
-                        str(run["counts"].get("sync")))
+            progress = (
+                run["stage"],
+                run["counts"].get("items_created"),
+                run["counts"].get("invoices_created"),
+                str(run["counts"].get("sync")),
+            )
             if progress != last:
                 sync = run["counts"].get("sync") or {}
-                stage(f"run stage {run['stage']}: items {run['counts'].get('items_created', 0)}, invoices "
-                      f"{run['counts'].get('invoices_created', 0)}, synced {sync.get('synced', 0)}, "
-                      f"waiting {sync.get('pending', 0) + sync.get('not_synced', 0)}, errors {sync.get('error', 0)}",
-                      started)
+                waiting = sync.get("pending", 0) + sync.get("not_synced", 0)
+                stage(
+                    f"run stage {run['stage']}: items {run['counts'].get('items_created', 0)}, invoices "
+                    f"{run['counts'].get('invoices_created', 0)}, synced {sync.get('synced', 0)}, "
+                    f"waiting {waiting}, errors {sync.get('error', 0)}",
+                    started,
+                )
                 last = progress
             if run["stage"] == "finished":
                 break
@@ -135,18 +221,30 @@ def run_demo(customers: int = 24, seconds_per_minute: float = 2.0) -> int:
                 break
         contacts = {c["id"]: c["name"] for c in api.call("GET", "/contacts?limit=200")["items"]}
         print()
-        print(f"{'customer':<22} {'invoice':>8} {'lines':>5} {'total':>10}  {'sync':<7} {'QuickBooks id':>13}")
+        print(
+            f"{'customer':<22} {'invoice':>8} {'lines':>5} {'total':>10}  {'sync':<7} {'QuickBooks id':>13}"
+        )
         print("-" * 72)
         for inv in sorted(invoices, key=lambda i: contacts.get(i["contact_id"], "")):
-            print(f"{contacts.get(inv['contact_id'], inv['contact_id']):<22} {inv.get('qbo_doc_number') or '-':>8} "
-                  f"{len(inv['lines']):>5} {inv['total']:>10}  {inv['sync_status']:<7} {inv.get('qbo_id') or '-':>13}")
+            name = contacts.get(inv["contact_id"], inv["contact_id"])
+            number, qbo_id = inv.get("qbo_doc_number") or "-", inv.get("qbo_id") or "-"
+            print(
+                f"{name:<22} {number:>8} {len(inv['lines']):>5} {inv['total']:>10}  "
+                f"{inv['sync_status']:<7} {qbo_id:>13}"
+            )
         total = sum(Decimal(i["total"]) for i in invoices)
         in_qbo = stack.emulator.entities(realm, "Invoice")
         synced = [i for i in invoices if i["sync_status"] == "synced"]
         print("-" * 72)
-        print(f"{len(invoices)} invoices, {sum(len(i['lines']) for i in invoices)} lines, total {total}; "
-              f"{len(synced)} synced; QuickBooks holds {len(in_qbo)} invoices; run status {run['status']}")
+        print(
+            f"{len(invoices)} invoices, {sum(len(i['lines']) for i in invoices)} lines, total {total}; "
+            f"{len(synced)} synced; QuickBooks holds {len(in_qbo)} invoices; run status {run['status']}"
+        )
         stage(f"done ({api.calls} API calls)", started)
-        ok = (run["status"] == "succeeded" and invoices and len(synced) == len(invoices)
-              and len(in_qbo) == len(invoices))
+        ok = (
+            run["status"] == "succeeded"
+            and invoices
+            and len(synced) == len(invoices)
+            and len(in_qbo) == len(invoices)
+        )
         return 0 if ok else 1

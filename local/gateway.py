@@ -37,15 +37,21 @@ class Route:
         regex, literal = "", 0
         for part in path.strip("/").split("/"):
             if part.endswith("+}"):
-                regex += r"/(?P<%s>.+)" % part[1:-2]
+                regex += rf"/(?P<{part[1:-2]}>.+)"
             elif part.startswith("{"):
-                regex += r"/(?P<%s>[^/]+)" % part[1:-1]
+                regex += rf"/(?P<{part[1:-1]}>[^/]+)"
             else:
                 regex += "/" + re.escape(part)
                 literal += 1
         # API Gateway prefers exact paths, then more literal segments, then a specific method.
-        return cls(method.upper(), path, function, authorized, re.compile(f"^{regex or '/'}$"),
-                   (literal, 0 if method.upper() == "ANY" else 1))
+        return cls(
+            method.upper(),
+            path,
+            function,
+            authorized,
+            re.compile(f"^{regex or '/'}$"),
+            (literal, 0 if method.upper() == "ANY" else 1),
+        )
 
 
 # One line per request drowns the handlers' own structured logs.
@@ -53,8 +59,11 @@ logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
 
 class Gateway:
-    def __init__(self, registry: FunctionRegistry, issuer: DevIssuer, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, registry: FunctionRegistry, issuer: DevIssuer, host: str = "127.0.0.1", port: int = 0,
+                 fire_schedule: Any = None):
         self.registry = registry
+        # Local-only: EventBridge never fires in moto, so POST /__local/schedules/<name> fires one.
+        self.fire_schedule = fire_schedule
         self.issuer = issuer
         self.routes: list[Route] = []
         for spec in registry.specs.values():
@@ -90,6 +99,15 @@ class Gateway:
         return self.handle(request)(environ, start_response)
 
     def handle(self, request: Request) -> Response:
+        if request.path.startswith("/__local/schedules/") and request.method == "POST" and self.fire_schedule:
+            name = request.path.rsplit("/", 1)[-1]
+            try:
+                result = self.fire_schedule(name)
+            except KeyError:
+                return Response(json.dumps({"message": f"no schedule {name}"}), status=404,
+                                content_type="application/json")
+            return Response(json.dumps({"fired": name, "result": result}, default=str), status=200,
+                            content_type="application/json")
         found = self.match(request.method, request.path)
         if found is None:
             return Response(json.dumps({"message": "Not Found"}), status=404, content_type="application/json")
@@ -98,19 +116,24 @@ class Gateway:
         if route.authorized:
             claims = self.issuer.verify(request.headers.get("Authorization"))
             if claims is None:
-                return Response(json.dumps({"message": "Unauthorized"}), status=401,
-                                content_type="application/json")
+                return Response(
+                    json.dumps({"message": "Unauthorized"}), status=401, content_type="application/json"
+                )
         event = self.to_event(request, route, path_params, claims)
         try:
             result = self.registry.invoke(route.function, event)
         except Exception as exc:  # API Gateway answers 500 when the integration fails
-            return Response(json.dumps({"message": "Internal Server Error", "error": type(exc).__name__}),
-                            status=500, content_type="application/json")
+            return Response(
+                json.dumps({"message": "Internal Server Error", "error": type(exc).__name__}),
+                status=500,
+                content_type="application/json",
+            )
         return self.to_response(result)
 
     @staticmethod
-    def to_event(request: Request, route: Route, path_params: dict[str, str],
-                 claims: dict[str, Any] | None) -> dict[str, Any]:
+    def to_event(
+        request: Request, route: Route, path_params: dict[str, str], claims: dict[str, Any] | None
+    ) -> dict[str, Any]:
         raw = request.get_data()
         try:
             body, is_b64 = raw.decode("utf-8"), False
@@ -123,20 +146,38 @@ class Gateway:
         now = time.time()
         route_key = f"{route.method} {route.path}"
         context: dict[str, Any] = {
-            "accountId": "123456789012", "apiId": "local", "domainName": request.host,
-            "domainPrefix": "local", "requestId": str(uuid.uuid4()), "routeKey": route_key, "stage": "$default",
-            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)), "timeEpoch": int(now * 1000),
-            "http": {"method": request.method, "path": request.path, "protocol": "HTTP/1.1",
-                     "sourceIp": request.remote_addr or "127.0.0.1",
-                     "userAgent": request.headers.get("User-Agent", "")},
+            "accountId": "123456789012",
+            "apiId": "local",
+            "domainName": request.host,
+            "domainPrefix": "local",
+            "requestId": str(uuid.uuid4()),
+            "routeKey": route_key,
+            "stage": "$default",
+            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+            "timeEpoch": int(now * 1000),
+            "http": {
+                "method": request.method,
+                "path": request.path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": request.remote_addr or "127.0.0.1",
+                "userAgent": request.headers.get("User-Agent", ""),
+            },
         }
         if claims is not None:
-            context["authorizer"] = {"jwt": {"claims": {k: str(v) for k, v in claims.items()},
-                                             "scopes": str(claims.get("scope", "")).split() or None}}
+            context["authorizer"] = {
+                "jwt": {
+                    "claims": {k: str(v) for k, v in claims.items()},
+                    "scopes": str(claims.get("scope", "")).split() or None,
+                }
+            }
         event: dict[str, Any] = {
-            "version": "2.0", "routeKey": route_key, "rawPath": request.path,
-            "rawQueryString": request.query_string.decode(), "headers": headers,
-            "requestContext": context, "isBase64Encoded": is_b64,
+            "version": "2.0",
+            "routeKey": route_key,
+            "rawPath": request.path,
+            "rawQueryString": request.query_string.decode(),
+            "headers": headers,
+            "requestContext": context,
+            "isBase64Encoded": is_b64,
         }
         if query:
             event["queryStringParameters"] = query

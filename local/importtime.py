@@ -29,8 +29,9 @@ PROBE = (
 def _measure(path: str, env: dict[str, str], runs: int) -> float:
     samples = []
     for _ in range(runs):
-        out = subprocess.run([sys.executable, "-c", PROBE, path], env=env, capture_output=True, text=True,
-                             check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", PROBE, path], env=env, capture_output=True, text=True, check=True
+        )
         samples.append(float(out.stdout.strip().splitlines()[-1]))
     return round(statistics.median(samples), 1)
 
@@ -45,8 +46,10 @@ def measure(runs: int = 3) -> dict[str, dict[str, float]]:
         for spec in Template().functions().values():
             path = str(spec.code_dir / "app.py")
             subprocess.run([sys.executable, "-c", PROBE, path], env=with_pyc, capture_output=True, check=True)
-            results[spec.logical_id] = {"with_bytecode_ms": _measure(path, with_pyc, runs),
-                                        "without_bytecode_ms": _measure(path, without, runs)}
+            results[spec.logical_id] = {
+                "with_bytecode_ms": _measure(path, with_pyc, runs),
+                "without_bytecode_ms": _measure(path, without, runs),
+            }
     return results
 
 

@@ -98,7 +98,7 @@ class FunctionRegistry:
 _registry: FunctionRegistry | None = None
 
 
-def _patched_invoke(self, function_name, qualifier, body, headers, response_headers):  # noqa: ANN001
+def _patched_invoke(self, function_name, qualifier, body, headers, response_headers):
     if _registry is None:
         raise RuntimeError("local lambda runtime not installed")
     event = json.loads(body) if body else {}

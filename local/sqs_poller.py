@@ -41,8 +41,9 @@ class SqsPoller:
 
     def start(self) -> None:
         for mapping in self.mappings:
-            thread = threading.Thread(target=self._run, args=(mapping,), daemon=True,
-                                      name=f"esm-{mapping.function_name}")
+            thread = threading.Thread(
+                target=self._run, args=(mapping,), daemon=True, name=f"esm-{mapping.function_name}"
+            )
             thread.start()
             self._threads.append(thread)
 
@@ -90,8 +91,10 @@ class SqsPoller:
                 failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
             done = [m for m in messages if m["MessageId"] not in failed]
             for chunk in range(0, len(done), 10):
-                entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-                           for i, m in enumerate(done[chunk:chunk + 10])]
+                entries = [
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                    for i, m in enumerate(done[chunk : chunk + 10])
+                ]
                 if entries:
                     sqs.delete_message_batch(QueueUrl=mapping.queue_url, Entries=entries)
             return len(messages)
@@ -112,8 +115,12 @@ class SqsPoller:
                 "ApproximateFirstReceiveTimestamp": attributes.get("ApproximateFirstReceiveTimestamp", "0"),
             },
             "messageAttributes": {
-                name: {"stringValue": value.get("StringValue"), "dataType": value.get("DataType", "String"),
-                       "stringListValues": [], "binaryListValues": []}
+                name: {
+                    "stringValue": value.get("StringValue"),
+                    "dataType": value.get("DataType", "String"),
+                    "stringListValues": [],
+                    "binaryListValues": [],
+                }
                 for name, value in message.get("MessageAttributes", {}).items()
             },
             "md5OfBody": message.get("MD5OfBody", ""),

@@ -26,8 +26,11 @@ class StackOptions:
     # Real seconds per QuickBooks minute: 60 is real time; tests and the demo scale time down.
     seconds_per_minute: float = 60.0
     qbo_limits: bool = True
-    webhook_verifier_token: str = field(default_factory=lambda: os.environ.get(
-        "QBO_WEBHOOK_VERIFIER_TOKEN", "local-verifier-" + secrets.token_hex(8)))
+    webhook_verifier_token: str = field(
+        default_factory=lambda: os.environ.get(
+            "QBO_WEBHOOK_VERIFIER_TOKEN", "local-verifier-" + secrets.token_hex(8)
+        )
+    )
     client_secret: str = field(default_factory=lambda: secrets.token_hex(16))
     gateway_port: int = 0
     emulator_port: int = 0
@@ -54,8 +57,9 @@ def _fresh_containers() -> None:
 class LocalStack:
     def __init__(self, options: StackOptions | None = None):
         self.options = options or StackOptions()
-        self.emulator = QboEmulator(port=self.options.emulator_port,
-                                    time_scale=60.0 / self.options.seconds_per_minute)
+        self.emulator = QboEmulator(
+            port=self.options.emulator_port, time_scale=60.0 / self.options.seconds_per_minute
+        )
         self.aws: LocalAws | None = None
         self.gateway: Gateway | None = None
         self.issuer = DevIssuer()
@@ -66,16 +70,21 @@ class LocalStack:
         self.emulator.start()
         if not opts.qbo_limits:
             self.emulator.configure(None, limits_enabled=False)
-        template = Template(parameters={
-            "QboEnvironment": self.emulator.discovery_url,
-            "QboApiBase": self.emulator.api_base,
-            "JwtIssuer": self.issuer.issuer,
-            "JwtAudience": [self.issuer.audience],
-        })
+        template = Template(
+            parameters={
+                "QboEnvironment": self.emulator.discovery_url,
+                "QboApiBase": self.emulator.api_base,
+                "JwtIssuer": self.issuer.issuer,
+                "JwtAudience": [self.issuer.audience],
+            }
+        )
         self.aws = LocalAws(
             template,
-            secret_values={"client_id": LOCAL_CLIENT_ID, "client_secret": opts.client_secret,
-                           "webhook_verifier_token": opts.webhook_verifier_token},
+            secret_values={
+                "client_id": LOCAL_CLIENT_ID,
+                "client_secret": opts.client_secret,
+                "webhook_verifier_token": opts.webhook_verifier_token,
+            },
             environment={
                 "QBO_SECONDS_PER_MINUTE": str(opts.seconds_per_minute),
                 "BILLING_RUN_POLL_SECONDS": str(opts.poll_seconds),
@@ -86,12 +95,17 @@ class LocalStack:
                 "POWERTOOLS_DEV": "false",
             },
         ).start()
-        self.gateway = Gateway(self.aws.registry, self.issuer, port=opts.gateway_port)
+        self.gateway = Gateway(self.aws.registry, self.issuer, port=opts.gateway_port,
+                               fire_schedule=self.aws.fire_schedule)
         redirect_uri = f"{self.gateway.url}/quickbooks/callback"
         os.environ["QBO_REDIRECT_URI"] = redirect_uri
-        self.emulator.register_app(LOCAL_CLIENT_ID, opts.client_secret, [redirect_uri],
-                                   webhook_url=f"{self.gateway.url}/webhooks/quickbooks",
-                                   verifier_token=opts.webhook_verifier_token)
+        self.emulator.register_app(
+            LOCAL_CLIENT_ID,
+            opts.client_secret,
+            [redirect_uri],
+            webhook_url=f"{self.gateway.url}/webhooks/quickbooks",
+            verifier_token=opts.webhook_verifier_token,
+        )
         self.gateway.start()
         return self
 
@@ -122,8 +136,13 @@ class LocalStack:
         return self.issuer.mint(tenant_id, subject=subject)
 
     def endpoints(self, tenant_id: str) -> dict[str, str]:
-        return {"API_URL": self.api_url, "QBO_URL": self.emulator.url, "WEBHOOK_URL": self.webhook_url,
-                "TOKEN": self.token(tenant_id), "TENANT": tenant_id}
+        return {
+            "API_URL": self.api_url,
+            "QBO_URL": self.emulator.url,
+            "WEBHOOK_URL": self.webhook_url,
+            "TOKEN": self.token(tenant_id),
+            "TENANT": tenant_id,
+        }
 
     def write_endpoints(self, tenant_id: str) -> dict[str, str]:
         endpoints = self.endpoints(tenant_id)

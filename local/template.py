@@ -79,8 +79,13 @@ class Template:
             value = self.parameters[logical_id]
             return ",".join(value) if isinstance(value, list) else str(value)
         if logical_id.startswith("AWS::"):
-            return {"AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::Partition": "aws",
-                    "AWS::URLSuffix": "amazonaws.com", "AWS::StackName": self.prefix}[logical_id]
+            return {
+                "AWS::Region": REGION,
+                "AWS::AccountId": ACCOUNT,
+                "AWS::Partition": "aws",
+                "AWS::URLSuffix": "amazonaws.com",
+                "AWS::StackName": self.prefix,
+            }[logical_id]
         resource = self.resources[logical_id]
         type_ = resource["Type"]
         name = self.physical_name(logical_id)
@@ -112,7 +117,7 @@ class Template:
     def resolve(self, value: Any) -> Any:
         if isinstance(value, dict):
             if len(value) == 1:
-                (key, arg), = value.items()
+                ((key, arg),) = value.items()
                 if key == "Ref":
                     return self.ref(arg)
                 if key == "Fn::GetAtt":

@@ -74,7 +74,9 @@ class Client:
     def delete(self, path: str, **kwargs: Any) -> requests.Response:
         return self.request("DELETE", path, **kwargs)
 
-    def ok(self, method: str, path: str, expect: int | tuple[int, ...] = (200, 201, 202), **kwargs: Any) -> Any:
+    def ok(
+        self, method: str, path: str, expect: int | tuple[int, ...] = (200, 201, 202), **kwargs: Any
+    ) -> Any:
         response = self.request(method, path, **kwargs)
         expected = (expect,) if isinstance(expect, int) else expect
         assert response.status_code in expected, f"{method} {path}: {response.status_code} {response.text}"

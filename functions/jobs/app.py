@@ -12,5 +12,6 @@ processor = BatchProcessor(event_type=EventType.SQS)
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event, context):
-    return process_partial_response(event=event, record_handler=handle_record, processor=processor,
-                                    context=context)
+    return process_partial_response(
+        event=event, record_handler=handle_record, processor=processor, context=context
+    )

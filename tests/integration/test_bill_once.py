@@ -30,7 +30,9 @@ def _items(tenant: str, status: str | None = None) -> list[BillableItem]:
     statuses = [status] if status else ["pending", "invoiced"]
     out: list[BillableItem] = []
     for s in statuses:
-        out += [i for i in Entity.gsi1.query(BillableItem.status_key(tenant, s)) if isinstance(i, BillableItem)]
+        out += [
+            i for i in Entity.gsi1.query(BillableItem.status_key(tenant, s)) if isinstance(i, BillableItem)
+        ]
     return out
 
 
@@ -116,8 +118,9 @@ def test_a_duplicated_compile_message_bills_each_entry_once(stack, tenant_id):
 
     operation = jobs.submit("compile", tenant_id, "user:test", jobs.CompileRequest())
     body = JobMessage(kind="compile", tenant_id=tenant_id, operation_id=operation.id, actor="user:test")
-    boto3.client("sqs").send_message(QueueUrl=stack.aws.environment["JOBS_QUEUE_URL"],
-                                     MessageBody=body.model_dump_json())
+    boto3.client("sqs").send_message(
+        QueueUrl=stack.aws.environment["JOBS_QUEUE_URL"], MessageBody=body.model_dump_json()
+    )
     # When the consumer has taken both
     stack.aws.drain(timeout=60)
     wait_for(lambda: jobs.get_operation(tenant_id, operation.id).status == "succeeded", what="operation")
@@ -134,7 +137,9 @@ def test_two_generates_racing_for_the_same_items_never_put_an_item_on_two_invoic
     results = {}
 
     def generate(run: str) -> None:
-        results[run] = billing.generate(tenant_id, f"run:{run}", run, dm.GroupingMode.PER_CONTACT, pending, ISSUE)
+        results[run] = billing.generate(
+            tenant_id, f"run:{run}", run, dm.GroupingMode.PER_CONTACT, pending, ISSUE
+        )
 
     threads = [threading.Thread(target=generate, args=(f"r{n}",)) for n in range(2)]
     for t in threads:
@@ -165,13 +170,20 @@ def test_a_retried_generate_writes_the_same_invoices_once(stack, tenant_id):
 
 
 @settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(contacts=st.integers(1, 4), per_contact=st.integers(1, 4), seed=st.integers(0, 10_000),
-       grouping=st.sampled_from(list(dm.GroupingMode)))
-def test_property_items_are_conserved_from_entries_to_invoice_lines(stack, contacts, per_contact, seed, grouping):
+@given(
+    contacts=st.integers(1, 4),
+    per_contact=st.integers(1, 4),
+    seed=st.integers(0, 10_000),
+    grouping=st.sampled_from(list(dm.GroupingMode)),
+)
+def test_property_items_are_conserved_from_entries_to_invoice_lines(
+    stack, contacts, per_contact, seed, grouping
+):
     # Given random work for a fresh tenant
     tenant = f"t-{uuid.uuid4().hex[:10]}"
-    seeded = seed_work(tenant, contacts=contacts, entries_per_contact=per_contact, rng=random.Random(seed),
-                       mileage_share=0.5)
+    seeded = seed_work(
+        tenant, contacts=contacts, entries_per_contact=per_contact, rng=random.Random(seed), mileage_share=0.5
+    )
     # When it is compiled and invoiced
     _compile_all(tenant, "run:prop", limit=7)
     pending = _items(tenant, "pending")
@@ -188,7 +200,8 @@ def test_property_items_are_conserved_from_entries_to_invoice_lines(stack, conta
 
 
 def test_an_entry_edited_between_compile_read_and_write_is_billed_with_its_new_values(
-        stack, tenant_id, monkeypatch):
+    stack, tenant_id, monkeypatch
+):
     # Given entries, and an edit to one of them landing after compile read it
     seeded = seed_work(tenant_id, contacts=2, entries_per_contact=3, mileage_share=0.0)
     victim = entries_of(tenant_id, seeded)[0]
@@ -196,9 +209,13 @@ def test_an_entry_edited_between_compile_read_and_write_is_billed_with_its_new_v
 
     def load_then_edit(tenant, entries):
         context = real(tenant, entries)
-        fresh = [e for e in entries_of(tenant_id, seeded) if e.id == victim.id][0]
-        fresh.update(actions=[billing_store.TaskEntry.description.set("edited"),
-                              billing_store.TaskEntry.updated_at.set("2026-11-22T00:00:00.000Z")])
+        fresh = next(e for e in entries_of(tenant_id, seeded) if e.id == victim.id)
+        fresh.update(
+            actions=[
+                billing_store.TaskEntry.description.set("edited"),
+                billing_store.TaskEntry.updated_at.set("2026-11-22T00:00:00.000Z"),
+            ]
+        )
         return context
 
     monkeypatch.setattr(billing_store, "load_compile_context", load_then_edit)

@@ -20,8 +20,11 @@ def test_state_machine_task_runs_the_real_handler_and_catch_sees_its_error_type(
     arn = stack.aws.state_machines["BillingRunStateMachine"]
     tenant, run_id = f"t-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
     # When it executes
-    execution = sfn.start_execution(stateMachineArn=arn, name=run_id,
-                                    input=json.dumps({"tenant_id": tenant, "run_id": run_id, "poll_seconds": 1}))
+    execution = sfn.start_execution(
+        stateMachineArn=arn,
+        name=run_id,
+        input=json.dumps({"tenant_id": tenant, "run_id": run_id, "poll_seconds": 1}),
+    )
     result = stack.aws.wait_execution(execution["executionArn"])
     # Then our compile handler ran and raised NotFound, which Catch routed to RecordFailure (also
     # ours, which raised NotFound too) and the execution failed with that error type
@@ -43,6 +46,7 @@ def test_sqs_mapping_delivers_batches_and_redelivers_reported_failures(stack):
     # lands in the DLQ (visibility timeout shortened for the test)
     sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "0"})
     try:
+
         def in_dlq():
             attrs = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessages"])
             return int(attrs["Attributes"]["ApproximateNumberOfMessages"]) >= 1
@@ -59,3 +63,23 @@ def test_schedules_are_the_templates_and_fire_on_demand(stack):
     assert set(schedules) == {"CustomersSync", "InventorySync", "ServiceTypesSync"}
     result = stack.aws.fire_schedule("CustomersSync")
     assert result["data_type"] == "customers"
+
+
+def test_the_local_gateway_fires_a_schedule_on_request_and_refuses_unknown_ones(stack):
+    import requests
+
+    fired = requests.post(f"{stack.api_url}/__local/schedules/InventorySync", timeout=10)
+    assert fired.status_code == 200
+    assert fired.json()["result"]["data_type"] == "items"
+    assert requests.post(f"{stack.api_url}/__local/schedules/Nope", timeout=10).status_code == 404
+
+
+def test_routes_without_a_valid_token_are_refused_before_the_function_runs(stack):
+    import requests
+
+    before = stack.aws.registry.invocations.get("ApiFunction", 0)
+    assert requests.get(f"{stack.api_url}/contacts", timeout=10).status_code == 401
+    bad = {"Authorization": "Bearer not-a-jwt"}
+    assert requests.get(f"{stack.api_url}/contacts", headers=bad, timeout=10).status_code == 401
+    assert stack.aws.registry.invocations.get("ApiFunction", 0) == before
+    assert requests.get(f"{stack.api_url}/openapi.json", timeout=10).status_code == 200

@@ -35,13 +35,18 @@ def test_every_definition_substitution_resolves_to_a_function_of_the_template():
     for logical_id, resource in TEMPLATE.of_type("AWS::Serverless::StateMachine").items():
         definition = json.loads(TEMPLATE.state_machine_definition(logical_id))  # raises on a missing one
         function_arns = {spec.arn for spec in FUNCTIONS.values()}
-        used = {state["Parameters"]["FunctionName"] for state in definition["States"].values()
-                if state["Type"] == "Task"}
+        used = {
+            state["Parameters"]["FunctionName"]
+            for state in definition["States"].values()
+            if state["Type"] == "Task"
+        }
         assert used and used <= function_arns
         # and every substitution is used by the definition (no stale ones)
-        raw = (TEMPLATE.resources[logical_id]["Properties"]["DefinitionUri"])
+        raw = TEMPLATE.resources[logical_id]["Properties"]["DefinitionUri"]
         text = (TEMPLATE_ROOT / raw).read_text()
-        assert set(re.findall(r"\$\{([^}]+)\}", text)) == set(resource["Properties"]["DefinitionSubstitutions"])
+        assert set(re.findall(r"\$\{([^}]+)\}", text)) == set(
+            resource["Properties"]["DefinitionSubstitutions"]
+        )
 
 
 def test_every_queue_has_its_consumer_and_every_dlq_its_queue():
@@ -52,8 +57,11 @@ def test_every_queue_has_its_consumer_and_every_dlq_its_queue():
             if event["Type"] == "SQS":
                 consumed.add(TEMPLATE.resolve(event["Properties"]["Queue"]))
                 assert "ReportBatchItemFailures" in event["Properties"].get("FunctionResponseTypes", [])
-    dead_letter = {TEMPLATE.resolve(q.properties["RedrivePolicy"]["deadLetterTargetArn"])
-                   for q in queues.values() if "RedrivePolicy" in q.properties}
+    dead_letter = {
+        TEMPLATE.resolve(q.properties["RedrivePolicy"]["deadLetterTargetArn"])
+        for q in queues.values()
+        if "RedrivePolicy" in q.properties
+    }
     for queue in queues.values():
         if queue.arn in dead_letter:
             assert queue.arn not in consumed, f"{queue.logical_id} is a DLQ: nothing should drain it silently"
@@ -68,14 +76,21 @@ def test_queue_visibility_timeout_is_at_least_six_times_the_consumer_timeout():
         for event in spec.events.values():
             if event["Type"] == "SQS":
                 queue = queues[TEMPLATE.resolve(event["Properties"]["Queue"])]
-                assert int(queue.properties["VisibilityTimeout"]) >= 6 * spec.timeout or \
-                    int(queue.properties["VisibilityTimeout"]) >= 900 * 6 or spec.timeout >= 900, queue.logical_id
+                assert (
+                    int(queue.properties["VisibilityTimeout"]) >= 6 * spec.timeout
+                    or int(queue.properties["VisibilityTimeout"]) >= 900 * 6
+                    or spec.timeout >= 900
+                ), queue.logical_id
 
 
 def test_every_dlq_has_an_alarm():
     alarms = [r["Properties"] for r in TEMPLATE.of_type("AWS::CloudWatch::Alarm").values()]
-    watched = {d["Value"]["Fn::GetAtt"][0] for a in alarms for d in a.get("Dimensions", [])
-               if isinstance(d.get("Value"), dict) and "Fn::GetAtt" in d["Value"]}
+    watched = {
+        d["Value"]["Fn::GetAtt"][0]
+        for a in alarms
+        for d in a.get("Dimensions", [])
+        if isinstance(d.get("Value"), dict) and "Fn::GetAtt" in d["Value"]
+    }
     for queue in TEMPLATE.queues().values():
         if queue.logical_id.endswith("DLQ"):
             assert queue.logical_id in watched

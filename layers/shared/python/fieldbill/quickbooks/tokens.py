@@ -43,10 +43,32 @@ REFRESH_MARGIN_SECONDS = 300  # refresh when less than this is left on the acces
 LEASE_SECONDS = 45.0  # longer than a refresh call can take (HTTP time-out below)
 OAUTH_TIMEOUT_SECONDS = 20.0
 ACTOR = "quickbooks"
+# Connected connections are listed by the schedules through this sparse gsi2 key (set only while
+# the status is "connected"; removed on disconnect and needs_reconnect).
+CONNECTED_INDEX_KEY = "QBO#CONNECTED"
+# Settings a company must choose before anything is synced (QboSettings.from_map reads these keys).
+REQUIRED_SETTINGS = ("default_income_account", "default_expense_account")
 
 
 class OAuthStateInvalid(Exception):
     """The callback's state is unknown, expired, already used, or belongs to no pending connection."""
+
+
+@dataclass(frozen=True)
+class Connected:
+    """The outcome of an OAuth callback. `resumed`: the tenant reconnected to the company it was
+    connected to before (its pending work can go on); `realm_changed`: it connected another one."""
+
+    tenant_id: str
+    realm_id: str
+    resumed: bool
+    realm_changed: bool
+
+
+def missing_settings(settings: Any) -> list[str]:
+    """The required settings not chosen yet (empty: the connection may sync)."""
+    raw = settings.as_dict() if hasattr(settings, "as_dict") else dict(settings or {})
+    return [name for name in REQUIRED_SETTINGS if not raw.get(name)]
 
 
 @dataclass(frozen=True)
@@ -225,6 +247,13 @@ def authorization_url(tenant_id: str, scopes: list[Scopes] | None = None) -> str
 
 def complete_connection(state: str, code: str, realm_id: str) -> str:
     """The OAuth callback: check state, exchange the code, store the tokens. Returns the tenant id."""
+    return connect_callback(state, code, realm_id).tenant_id
+
+
+def connect_callback(state: str, code: str, realm_id: str) -> Connected:
+    """The OAuth callback: check state, exchange the code, store the tokens, list the connection
+    for the schedules and read the company name. A reconnect to the same company keeps settings
+    and watermarks; a connection to another company starts both afresh."""
     tenant_id, _, nonce = state.rpartition(".")
     if not tenant_id or not nonce:
         raise OAuthStateInvalid("malformed state")
@@ -247,32 +276,56 @@ def complete_connection(state: str, code: str, realm_id: str) -> str:
         )
         raise OAuthStateInvalid("authorization code refused") from None
     previous = record.status
+    realm_changed = bool(record.realm_id) and record.realm_id != realm_id
+    resumed = bool(record.realm_id) and not realm_changed
+    actions: list[Any] = [
+        QboConnection.realm_id.set(realm_id),
+        QboConnection.status.set("connected"),
+        QboConnection.access_token_enc.set(encrypt(tenant_id, str(client.access_token))),
+        QboConnection.refresh_token_enc.set(encrypt(tenant_id, str(client.refresh_token))),
+        QboConnection.access_expires_at.set(_expires_at(client.expires_in)),
+        QboConnection.token_version.add(1),
+        QboConnection.refresh_lease_until.remove(),
+        QboConnection.oauth_state.remove(),
+        QboConnection.gsi1pk.set(QboConnection.realm_key(realm_id)),
+        QboConnection.gsi1sk.set(QboConnection.key(tenant_id)),
+        QboConnection.gsi2pk.set(CONNECTED_INDEX_KEY),
+        QboConnection.gsi2sk.set(tenant_id),
+        QboConnection.updated_at.set(now_iso()),
+        QboConnection.history.set(
+            QboConnection.history.append(
+                [_history(previous, "connected", f"realm {realm_id}" + (" (reconnect)" if resumed else ""))]
+            )
+        ),
+    ]
+    if realm_changed:
+        # Account ids and watermarks belong to the previous company.
+        actions += [QboConnection.settings.set({}), QboConnection.watermarks.set({})]
     try:
         record.update(
-            actions=[
-                QboConnection.realm_id.set(realm_id),
-                QboConnection.status.set("connected"),
-                QboConnection.access_token_enc.set(encrypt(tenant_id, str(client.access_token))),
-                QboConnection.refresh_token_enc.set(encrypt(tenant_id, str(client.refresh_token))),
-                QboConnection.access_expires_at.set(_expires_at(client.expires_in)),
-                QboConnection.token_version.add(1),
-                QboConnection.refresh_lease_until.remove(),
-                QboConnection.oauth_state.remove(),
-                QboConnection.gsi1pk.set(QboConnection.realm_key(realm_id)),
-                QboConnection.gsi1sk.set(QboConnection.key(tenant_id)),
-                QboConnection.updated_at.set(now_iso()),
-                QboConnection.history.set(
-                    QboConnection.history.append([_history(previous, "connected", f"realm {realm_id}")])
-                ),
-            ],
+            actions=actions,
             # single use: a replayed callback finds the state gone
             condition=QboConnection.oauth_state == record.oauth_state,
         )
     except UpdateError:
         raise OAuthStateInvalid("state already used") from None
     _cache.pop(tenant_id, None)
-    logger.info("QuickBooks connected", extra={"tenant_id": tenant_id, "realm_id": realm_id})
-    return tenant_id
+    logger.info(
+        "QuickBooks connected",
+        extra={
+            "tenant_id": tenant_id,
+            "realm_id": realm_id,
+            "resumed": resumed,
+            "realm_changed": realm_changed,
+        },
+    )
+    return Connected(tenant_id, realm_id, resumed, realm_changed)
+
+
+def record_company_name(tenant_id: str, name: str | None) -> None:
+    record = get_connection(tenant_id)
+    if record is not None and name:
+        record.update(actions=[QboConnection.company_name.set(name)])
 
 
 # ------------------------------------------------------------------------------ access tokens
@@ -406,6 +459,8 @@ def mark_needs_reconnect(tenant_id: str, reason: str, *, version: int | None = N
             actions=[
                 QboConnection.status.set("needs_reconnect"),
                 QboConnection.refresh_lease_until.remove(),
+                QboConnection.gsi2pk.remove(),
+                QboConnection.gsi2sk.remove(),
                 QboConnection.updated_at.set(now_iso()),
                 QboConnection.history.set(
                     QboConnection.history.append([_history(record.status, "needs_reconnect", reason)])
@@ -446,6 +501,8 @@ def disconnect(tenant_id: str, actor: str = ACTOR) -> None:
             QboConnection.token_version.add(1),
             QboConnection.gsi1pk.remove(),
             QboConnection.gsi1sk.remove(),
+            QboConnection.gsi2pk.remove(),
+            QboConnection.gsi2sk.remove(),
             QboConnection.updated_at.set(now_iso()),
             QboConnection.history.set(
                 QboConnection.history.append(

@@ -45,32 +45,63 @@ def _dt(value: str | None) -> datetime | None:
 
 
 def contact_to_domain(rec: Contact) -> dm.Contact:
-    return dm.Contact(id=rec.id, tenant_id=rec.tenant_id, name=rec.name, membership_id=rec.membership_id,
-                      team_id=rec.team_id, price_list_id=rec.price_list_id)
+    return dm.Contact(
+        id=rec.id,
+        tenant_id=rec.tenant_id,
+        name=rec.name,
+        membership_id=rec.membership_id,
+        team_id=rec.team_id,
+        price_list_id=rec.price_list_id,
+    )
 
 
 def task_to_domain(rec: Task) -> dm.Task:
-    return dm.Task(id=rec.id, tenant_id=rec.tenant_id, title=rec.title, client_contact_id=rec.client_contact_id,
-                   billable=rec.billable, status=rec.status,  # type: ignore[arg-type]
-                   billing=dm.BillingContext(product_id=rec.product_id, price_list_id=rec.price_list_id,
-                                             unit=rec.unit, unit_price=rec.unit_price))
+    return dm.Task(
+        id=rec.id,
+        tenant_id=rec.tenant_id,
+        title=rec.title,
+        client_contact_id=rec.client_contact_id,
+        billable=rec.billable,
+        status=rec.status,  # type: ignore[arg-type]
+        billing=dm.BillingContext(
+            product_id=rec.product_id,
+            price_list_id=rec.price_list_id,
+            unit=rec.unit,
+            unit_price=rec.unit_price,
+        ),
+    )
 
 
 def entry_to_domain(rec: TaskEntry) -> dm.TaskEntry:
     started = _dt(rec.started_at) or datetime.fromisoformat(rec.work_date + "T00:00:00+00:00")
     return dm.TaskEntry(
-        id=rec.id, tenant_id=rec.tenant_id, task_id=rec.task_id, kind=rec.kind,  # type: ignore[arg-type]
-        started_at=started, stopped_at=_dt(rec.stopped_at),
+        id=rec.id,
+        tenant_id=rec.tenant_id,
+        task_id=rec.task_id,
+        kind=rec.kind,  # type: ignore[arg-type]
+        started_at=started,
+        stopped_at=_dt(rec.stopped_at),
         status=dm.EntryStatus.BILLED if rec.billed else dm.EntryStatus.UNBILLED,
-        description=rec.description, product_id=rec.product_id, snapshot_unit_price=rec.snapshot_unit_price,
-        distance_km=rec.distance_km, transport_minutes=rec.transport_minutes,
+        description=rec.description,
+        product_id=rec.product_id,
+        snapshot_unit_price=rec.snapshot_unit_price,
+        distance_km=rec.distance_km,
+        transport_minutes=rec.transport_minutes,
         transport_time_snapshot_unit_price=rec.transport_time_snapshot_unit_price,
-        quantity=rec.quantity, unit_price=rec.unit_price)
+        quantity=rec.quantity,
+        unit_price=rec.unit_price,
+    )
 
 
 def product_to_domain(rec: Product) -> dm.Product:
-    return dm.Product(id=rec.id, tenant_id=rec.tenant_id, name=rec.name, unit=rec.unit,
-                      default_unit_price=rec.default_unit_price, auto_created=rec.auto_created)
+    return dm.Product(
+        id=rec.id,
+        tenant_id=rec.tenant_id,
+        name=rec.name,
+        unit=rec.unit,
+        default_unit_price=rec.default_unit_price,
+        auto_created=rec.auto_created,
+    )
 
 
 def price_list_to_domain(rec: PriceList) -> dm.PriceList:
@@ -79,46 +110,81 @@ def price_list_to_domain(rec: PriceList) -> dm.PriceList:
 
 
 def assignment_to_domain(rec: ProductAssignment) -> dm.ProductAssignment:
-    return dm.ProductAssignment(tenant_id=rec.tenant_id, scope=rec.scope,  # type: ignore[arg-type]
-                                scope_id=rec.scope_id, line_kind=rec.line_kind,  # type: ignore[arg-type]
-                                product_id=rec.product_id)
+    return dm.ProductAssignment(
+        tenant_id=rec.tenant_id,
+        scope=rec.scope,  # type: ignore[arg-type]
+        scope_id=rec.scope_id,
+        line_kind=rec.line_kind,  # type: ignore[arg-type]
+        product_id=rec.product_id,
+    )
 
 
 def item_to_domain(rec: BillableItem) -> dm.BillableItem:
     return dm.BillableItem(
-        id=rec.id, tenant_id=rec.tenant_id, entry_id=rec.entry_id or "", task_id=rec.task_id or "",
-        contact_id=rec.contact_id, line_kind=rec.line_kind,  # type: ignore[arg-type]
-        work_date=date.fromisoformat(rec.work_date), description=rec.description or "",
-        product_id=rec.product_id or "", product_name=rec.product_name or "",
+        id=rec.id,
+        tenant_id=rec.tenant_id,
+        entry_id=rec.entry_id or "",
+        task_id=rec.task_id or "",
+        contact_id=rec.contact_id,
+        line_kind=rec.line_kind,  # type: ignore[arg-type]
+        work_date=date.fromisoformat(rec.work_date),
+        description=rec.description or "",
+        product_id=rec.product_id or "",
+        product_name=rec.product_name or "",
         product_scope=rec.product_scope,  # type: ignore[arg-type]
-        unit=rec.unit, quantity=rec.quantity, unit_price=rec.unit_price,
+        unit=rec.unit,
+        quantity=rec.quantity,
+        unit_price=rec.unit_price,
         price_source=rec.price_source,  # type: ignore[arg-type]
-        amount=rec.amount, status=rec.status, invoice_id=rec.invoice_id)  # type: ignore[arg-type]
+        amount=rec.amount,
+        status=dm.ItemStatus(rec.status),
+        invoice_id=rec.invoice_id,
+    )  # type: ignore[arg-type]
 
 
 def item_record(item: dm.BillableItem, run_id: str | None) -> BillableItem:
     work_date = item.work_date.isoformat()
     return BillableItem(
-        pk=BillableItem.key(item.tenant_id, item.id), sk=META, tenant_id=item.tenant_id, id=item.id,
+        pk=BillableItem.key(item.tenant_id, item.id),
+        sk=META,
+        tenant_id=item.tenant_id,
+        id=item.id,
         gsi1pk=BillableItem.status_key(item.tenant_id, str(item.status)),
         gsi1sk=BillableItem.status_sort_key(item.contact_id, work_date, item.id),
-        entry_id=item.entry_id, task_id=item.task_id, contact_id=item.contact_id,
-        line_kind=str(item.line_kind), description=item.description, product_id=item.product_id,
-        product_name=item.product_name, unit=item.unit, quantity=item.quantity, unit_price=item.unit_price,
-        amount=item.amount, product_scope=str(item.product_scope), price_source=str(item.price_source),
-        status=str(item.status), work_date=work_date, run_id=run_id)
+        entry_id=item.entry_id,
+        task_id=item.task_id,
+        contact_id=item.contact_id,
+        line_kind=str(item.line_kind),
+        description=item.description,
+        product_id=item.product_id,
+        product_name=item.product_name,
+        unit=item.unit,
+        quantity=item.quantity,
+        unit_price=item.unit_price,
+        amount=item.amount,
+        product_scope=str(item.product_scope),
+        price_source=str(item.price_source),
+        status=str(item.status),
+        work_date=work_date,
+        run_id=run_id,
+    )
 
 
 # ---------------------------------------------------------------------------- compile
-def unbilled_entries(tenant_id: str, date_from: str | None, date_to: str | None, limit: int,
-                     cursor: str | None) -> tuple[list[TaskEntry], str | None]:
+def unbilled_entries(
+    tenant_id: str, date_from: str | None, date_to: str | None, limit: int, cursor: str | None
+) -> tuple[list[TaskEntry], str | None]:
     """Stopped, unbilled entries by work date (the sparse index holds nothing else)."""
     if date_from or date_to:
         condition = Entity.gsi2sk.between(date_from or "0000", (date_to or "9999") + "#\uffff")
     else:
         condition = None
-    query = Entity.gsi2.query(TaskEntry.unbilled_key(tenant_id), condition, limit=limit,
-                              last_evaluated_key=common.decode_cursor(cursor))
+    query = Entity.gsi2.query(
+        TaskEntry.unbilled_key(tenant_id),
+        condition,
+        limit=limit,
+        last_evaluated_key=common.decode_cursor(cursor),
+    )
     records, next_cursor = common.page(query, limit)
     return [r for r in records if isinstance(r, TaskEntry)], next_cursor
 
@@ -139,12 +205,21 @@ def load_compile_context(tenant_id: str, entries: Sequence[TaskEntry]) -> Compil
     contact_ids = {t.client_contact_id for t in tasks.values() if t.client_contact_id}
     contact_records = common.batch_get(Contact, ((Contact.key(tenant_id, c), META) for c in contact_ids))
     contacts = {rec.id: contact_to_domain(rec) for rec in contact_records.values()}
-    assignments = [assignment_to_domain(r) for r in Entity.query(ProductAssignment.key(tenant_id))
-                   if isinstance(r, ProductAssignment)]
-    products = {r.id: product_to_domain(r) for r in Entity.gsi1.query(Product.list_key(tenant_id))
-                if isinstance(r, Product)}
-    price_lists = {r.id: price_list_to_domain(r) for r in Entity.gsi1.query(PriceList.list_key(tenant_id))
-                   if isinstance(r, PriceList)}
+    assignments = [
+        assignment_to_domain(r)
+        for r in Entity.query(ProductAssignment.key(tenant_id))
+        if isinstance(r, ProductAssignment)
+    ]
+    products = {
+        r.id: product_to_domain(r)
+        for r in Entity.gsi1.query(Product.list_key(tenant_id))
+        if isinstance(r, Product)
+    }
+    price_lists = {
+        r.id: price_list_to_domain(r)
+        for r in Entity.gsi1.query(PriceList.list_key(tenant_id))
+        if isinstance(r, PriceList)
+    }
     return CompileContext(tasks, contacts, assignments, price_lists, products)
 
 
@@ -162,10 +237,18 @@ def ensure_products(specs: Iterable[dm.Product], actor: str) -> int:
 
 
 def product_record(spec: dm.Product) -> Product:
-    return Product(pk=Product.key(spec.tenant_id, spec.id), sk=META, tenant_id=spec.tenant_id, id=spec.id,
-                   gsi1pk=Product.list_key(spec.tenant_id), gsi1sk=f"{spec.name.lower()}#{spec.id}",
-                   name=spec.name, unit=spec.unit, default_unit_price=spec.default_unit_price,
-                   auto_created=spec.auto_created)
+    return Product(
+        pk=Product.key(spec.tenant_id, spec.id),
+        sk=META,
+        tenant_id=spec.tenant_id,
+        id=spec.id,
+        gsi1pk=Product.list_key(spec.tenant_id),
+        gsi1sk=f"{spec.name.lower()}#{spec.id}",
+        name=spec.name,
+        unit=spec.unit,
+        default_unit_price=spec.default_unit_price,
+        auto_created=spec.auto_created,
+    )
 
 
 @dataclass
@@ -176,8 +259,9 @@ class CompileWrite:
     requests: int = 0
 
 
-def write_compiled(entries: Sequence[TaskEntry], items: Sequence[dm.BillableItem], actor: str,
-                   run_id: str | None) -> CompileWrite:
+def write_compiled(
+    entries: Sequence[TaskEntry], items: Sequence[dm.BillableItem], actor: str, run_id: str | None
+) -> CompileWrite:
     """Mark entries billed and put their items, entry by entry atomically, many entries a transaction."""
     by_entry: dict[str, list[dm.BillableItem]] = {}
     for item in items:
@@ -198,8 +282,13 @@ def write_compiled(entries: Sequence[TaskEntry], items: Sequence[dm.BillableItem
     return result
 
 
-def _write_batch(batch: list[tuple[TaskEntry, list[dm.BillableItem]]], actor: str, run_id: str | None,
-                 result: CompileWrite, attempt: int = 0) -> None:
+def _write_batch(
+    batch: list[tuple[TaskEntry, list[dm.BillableItem]]],
+    actor: str,
+    run_id: str | None,
+    result: CompileWrite,
+    attempt: int = 0,
+) -> None:
     try:
         _transact(batch, actor, run_id)
         result.requests += 1
@@ -238,8 +327,15 @@ def _transact(batch: list[tuple[TaskEntry, list[dm.BillableItem]]], actor: str, 
                     TaskEntry.updated_at.set(stamp),
                     TaskEntry.gsi2pk.remove(),
                     TaskEntry.gsi2sk.remove(),
-                    TaskEntry.history.set(TaskEntry.history.append(
-                        [common.history_entry(actor, "unbilled", "billed", f"compiled into {len(items)} item(s)")])),
+                    TaskEntry.history.set(
+                        TaskEntry.history.append(
+                            [
+                                common.history_entry(
+                                    actor, "unbilled", "billed", f"compiled into {len(items)} item(s)"
+                                )
+                            ]
+                        )
+                    ),
                 ],
                 # Bill the entry as it was read: an edit in between makes this page retry it.
                 condition=(TaskEntry.billed == False) & _unchanged_since_read(entry),  # noqa: E712
@@ -247,7 +343,9 @@ def _transact(batch: list[tuple[TaskEntry, list[dm.BillableItem]]], actor: str, 
             for item in items:
                 record = item_record(item, run_id)
                 record.created_at = record.updated_at = stamp
-                record.history = [common.history_entry(actor, None, "pending", f"compiled from entry {entry.id}")]
+                record.history = [
+                    common.history_entry(actor, None, "pending", f"compiled from entry {entry.id}")
+                ]
                 tx.save(record, condition=Entity.pk.does_not_exist())
 
 
@@ -258,9 +356,14 @@ def _unchanged_since_read(entry: TaskEntry) -> Any:
 
 
 # ---------------------------------------------------------------------------- generate
-def pending_items(tenant_id: str, contact_ids: Sequence[str] | None, date_from: str | None,
-                  date_to: str | None, limit: int = 1000,
-                  cursor: str | None = None) -> tuple[list[BillableItem], str | None]:
+def pending_items(
+    tenant_id: str,
+    contact_ids: Sequence[str] | None,
+    date_from: str | None,
+    date_to: str | None,
+    limit: int = 1000,
+    cursor: str | None = None,
+) -> tuple[list[BillableItem], str | None]:
     """Pending items, in contact order; for one contact the key condition narrows the read."""
     key = BillableItem.status_key(tenant_id, "pending")
     condition: Any = None
@@ -270,13 +373,20 @@ def pending_items(tenant_id: str, contact_ids: Sequence[str] | None, date_from: 
     if contact_ids and len(contact_ids) > 1:
         filters = BillableItem.contact_id.is_in(*contact_ids)
     if date_from:
-        filters = (filters & (BillableItem.work_date >= date_from)) if filters is not None else (
-            BillableItem.work_date >= date_from)
+        filters = (
+            (filters & (BillableItem.work_date >= date_from))
+            if filters is not None
+            else (BillableItem.work_date >= date_from)
+        )
     if date_to:
-        filters = (filters & (BillableItem.work_date <= date_to)) if filters is not None else (
-            BillableItem.work_date <= date_to)
-    query = Entity.gsi1.query(key, condition, filter_condition=filters, limit=limit,
-                              last_evaluated_key=common.decode_cursor(cursor))
+        filters = (
+            (filters & (BillableItem.work_date <= date_to))
+            if filters is not None
+            else (BillableItem.work_date <= date_to)
+        )
+    query = Entity.gsi1.query(
+        key, condition, filter_condition=filters, limit=limit, last_evaluated_key=common.decode_cursor(cursor)
+    )
     records, next_cursor = common.page(query, limit)
     return [r for r in records if isinstance(r, BillableItem)], next_cursor
 
@@ -289,19 +399,43 @@ def items_by_id(tenant_id: str, item_ids: Iterable[str]) -> dict[str, BillableIt
 def invoice_record(invoice: dm.Invoice) -> Invoice:
     tenant = invoice.tenant_id
     return Invoice(
-        pk=Invoice.key(tenant, invoice.id), sk=META, tenant_id=tenant, id=invoice.id,
-        gsi1pk=Invoice.list_key(tenant), gsi1sk=f"{invoice.issue_date.isoformat()}#{invoice.id}",
+        pk=Invoice.key(tenant, invoice.id),
+        sk=META,
+        tenant_id=tenant,
+        id=invoice.id,
+        gsi1pk=Invoice.list_key(tenant),
+        gsi1sk=f"{invoice.issue_date.isoformat()}#{invoice.id}",
         gsi2pk=Invoice.run_key(tenant, invoice.run_id),
         gsi2sk=Invoice.run_sort_key(str(invoice.sync_status), invoice.id),
-        contact_id=invoice.contact_id, status=str(invoice.status), destination=str(invoice.destination),
-        sync_status=str(invoice.sync_status), grouping=str(invoice.grouping), group_key=invoice.group_key,
-        lines=[InvoiceLine(item_id=ln.item_id, line_kind=str(ln.line_kind), description=ln.description,
-                           product_id=ln.product_id, product_name=ln.product_name, unit=ln.unit,
-                           quantity=ln.quantity, unit_price=ln.unit_price, amount=ln.amount,
-                           work_date=ln.work_date.isoformat()) for ln in invoice.lines],
-        item_ids=[ln.item_id for ln in invoice.lines], subtotal=invoice.subtotal, total=invoice.total,
-        balance=invoice.total, issue_date=invoice.issue_date.isoformat(),
-        due_date=invoice.due_date.isoformat(), run_id=invoice.run_id)
+        contact_id=invoice.contact_id,
+        status=str(invoice.status),
+        destination=str(invoice.destination),
+        sync_status=str(invoice.sync_status),
+        grouping=str(invoice.grouping),
+        group_key=invoice.group_key,
+        lines=[
+            InvoiceLine(
+                item_id=ln.item_id,
+                line_kind=str(ln.line_kind),
+                description=ln.description,
+                product_id=ln.product_id,
+                product_name=ln.product_name,
+                unit=ln.unit,
+                quantity=ln.quantity,
+                unit_price=ln.unit_price,
+                amount=ln.amount,
+                work_date=ln.work_date.isoformat(),
+            )
+            for ln in invoice.lines
+        ],
+        item_ids=[ln.item_id for ln in invoice.lines],
+        subtotal=invoice.subtotal,
+        total=invoice.total,
+        balance=invoice.total,
+        issue_date=invoice.issue_date.isoformat(),
+        due_date=invoice.due_date.isoformat(),
+        run_id=invoice.run_id,
+    )
 
 
 def write_invoice(invoice: dm.Invoice, items: Sequence[BillableItem], actor: str) -> bool:
@@ -320,14 +454,21 @@ def write_invoice(invoice: dm.Invoice, items: Sequence[BillableItem], actor: str
         with TransactWrite(connection=common.connection()) as tx:
             tx.save(record, condition=Entity.pk.does_not_exist())
             for item in items:
-                tx.update(item, actions=[
-                    BillableItem.status.set("invoiced"),
-                    BillableItem.invoice_id.set(invoice.id),
-                    BillableItem.gsi1pk.set(BillableItem.status_key(item.tenant_id, "invoiced")),
-                    BillableItem.updated_at.set(stamp),
-                    BillableItem.history.set(BillableItem.history.append(
-                        [common.history_entry(actor, "pending", "invoiced", f"invoice {invoice.id}")])),
-                ], condition=(BillableItem.status == "pending"))
+                tx.update(
+                    item,
+                    actions=[
+                        BillableItem.status.set("invoiced"),
+                        BillableItem.invoice_id.set(invoice.id),
+                        BillableItem.gsi1pk.set(BillableItem.status_key(item.tenant_id, "invoiced")),
+                        BillableItem.updated_at.set(stamp),
+                        BillableItem.history.set(
+                            BillableItem.history.append(
+                                [common.history_entry(actor, "pending", "invoiced", f"invoice {invoice.id}")]
+                            )
+                        ),
+                    ],
+                    condition=(BillableItem.status == "pending"),
+                )
     except (TransactWriteError, PutError) as exc:
         if common.find(Invoice, record.pk) is not None:
             return False  # a retry of the same generate: already done

@@ -9,7 +9,6 @@ from typing import Any, TypeVar
 
 from pynamodb.connection import Connection
 from pynamodb.exceptions import DoesNotExist, PutError
-from pynamodb.models import Model
 
 from fieldbill.clock import now_iso
 from fieldbill.domain.errors import Conflict, NotFound, ValidationError
@@ -141,10 +140,6 @@ def connection() -> Connection:
     return Entity._get_connection().connection
 
 
-def as_model(model: type[Model], record: Model) -> Model:
-    return record
-
-
 # ---------------------------------------------------------------------------- tombstones and idempotency
 def deleted_key(tenant_id: str) -> str:
     """The partition where a deleted record leaves its tombstone (its history plus the deletion)."""
@@ -170,3 +165,15 @@ def checked_cursor(cursor: str | None, **partition: str) -> str | None:
         if not isinstance(value, dict) or value.get("S") != expected:
             raise ValidationError("cursor", "not a cursor this API returned for this list")
     return cursor
+
+
+def cursor_after_gsi1(record: Entity) -> str | None:
+    """A cursor that resumes a gsi1 query right after `record` (a page cut short on purpose)."""
+    return encode_cursor(
+        {
+            "pk": {"S": record.pk},
+            "sk": {"S": record.sk},
+            "gsi1pk": {"S": record.gsi1pk or ""},
+            "gsi1sk": {"S": record.gsi1sk or ""},
+        }
+    )

@@ -430,3 +430,15 @@ class QboConnection(Entity, discriminator="QboConnection"):
     @staticmethod
     def realm_key(realm_id: str) -> str:
         return f"REALM#{realm_id}"
+
+
+class InboundEvent(Entity, discriminator="QboInboundEvent"):
+    """A webhook event already applied (or being applied): a conditional put makes it once only.
+    Lives in its own partition per event, expires after a week (Intuit retries for about a day)."""
+
+    realm_id = UnicodeAttribute(null=True)
+    state = UnicodeAttribute(default="applying")  # applying | applied
+
+    @staticmethod
+    def key(event_id: str) -> str:
+        return f"QBOEVENT#{event_id}"

@@ -49,8 +49,14 @@ class CompileResult:
     item_ids: list[str] = field(default_factory=list)
 
 
-def compile_page(tenant_id: str, actor: str, scope: Scope, cursor: str | None = None,
-                 run_id: str | None = None, limit: int = COMPILE_PAGE) -> CompileResult:
+def compile_page(
+    tenant_id: str,
+    actor: str,
+    scope: Scope,
+    cursor: str | None = None,
+    run_id: str | None = None,
+    limit: int = COMPILE_PAGE,
+) -> CompileResult:
     """Compile one page of stopped, unbilled entries into pending billable items."""
     records, next_cursor = store.unbilled_entries(tenant_id, scope.date_from, scope.date_to, limit, cursor)
     result = CompileResult(entries_seen=len(records), cursor=next_cursor)
@@ -65,7 +71,9 @@ def compile_page(tenant_id: str, actor: str, scope: Scope, cursor: str | None = 
             continue
         contact = context.contacts.get(task.client_contact_id or "")
         entry = store.entry_to_domain(record)
-        compiled = dcompile.compile_task(task, contact, [entry], lookup, context.price_lists, context.products)
+        compiled = dcompile.compile_task(
+            task, contact, [entry], lookup, context.price_lists, context.products
+        )
         if compiled:
             candidates.append(record)
             items.extend(compiled)
@@ -75,9 +83,15 @@ def compile_page(tenant_id: str, actor: str, scope: Scope, cursor: str | None = 
     result.items_created = len(written.items)
     result.entries_skipped = len(written.skipped_entries)
     result.item_ids = [i.id for i in written.items]
-    logger.info("compiled page", extra={"tenant_id": tenant_id, "run_id": run_id,
-                                         "entries_billed": result.entries_billed,
-                                         "items_created": result.items_created})
+    logger.info(
+        "compiled page",
+        extra={
+            "tenant_id": tenant_id,
+            "run_id": run_id,
+            "entries_billed": result.entries_billed,
+            "items_created": result.items_created,
+        },
+    )
     return result
 
 
@@ -89,8 +103,15 @@ class GenerateResult:
     cursor: str | None = None
 
 
-def generate(tenant_id: str, actor: str, run_id: str, grouping: dm.GroupingMode, items: Sequence,
-             issue_date: date, destination: dm.Destination = dm.Destination.QUICKBOOKS) -> GenerateResult:
+def generate(
+    tenant_id: str,
+    actor: str,
+    run_id: str,
+    grouping: dm.GroupingMode,
+    items: Sequence,
+    issue_date: date,
+    destination: dm.Destination = dm.Destination.QUICKBOOKS,
+) -> GenerateResult:
     """Draft invoices for these pending item records, one transaction per invoice."""
     result = GenerateResult()
     by_id = {rec.id: rec for rec in items}
@@ -99,9 +120,10 @@ def generate(tenant_id: str, actor: str, run_id: str, grouping: dm.GroupingMode,
     for group in groups.values():
         # An invoice never exceeds one transaction: very long groups become several invoices.
         for start in range(0, len(group), MAX_LINES_PER_INVOICE):
-            part = group[start:start + MAX_LINES_PER_INVOICE]
-            invoice = invoicing.build_invoice(part, run_id=run_id, grouping=grouping, issue_date=issue_date,
-                                              destination=destination)
+            part = group[start : start + MAX_LINES_PER_INVOICE]
+            invoice = invoicing.build_invoice(
+                part, run_id=run_id, grouping=grouping, issue_date=issue_date, destination=destination
+            )
             try:
                 store.write_invoice(invoice, [by_id[i.id] for i in part], actor)
             except Conflict:
@@ -112,11 +134,20 @@ def generate(tenant_id: str, actor: str, run_id: str, grouping: dm.GroupingMode,
     return result
 
 
-def generate_page(tenant_id: str, actor: str, run_id: str, grouping: dm.GroupingMode, scope: Scope,
-                  issue_date: date, cursor: str | None = None, limit: int = GENERATE_PAGE) -> GenerateResult:
+def generate_page(
+    tenant_id: str,
+    actor: str,
+    run_id: str,
+    grouping: dm.GroupingMode,
+    scope: Scope,
+    issue_date: date,
+    cursor: str | None = None,
+    limit: int = GENERATE_PAGE,
+) -> GenerateResult:
     """Generate for one page of pending items in scope (items come in contact order)."""
-    records, next_cursor = store.pending_items(tenant_id, scope.contact_ids, scope.date_from, scope.date_to,
-                                               limit=limit, cursor=cursor)
+    records, next_cursor = store.pending_items(
+        tenant_id, scope.contact_ids, scope.date_from, scope.date_to, limit=limit, cursor=cursor
+    )
     if next_cursor and records:
         # Keep a contact's items together: stop the page before the last contact, which the next
         # page starts with (its invoice must hold all its items for per-contact grouping).
@@ -124,12 +155,7 @@ def generate_page(tenant_id: str, actor: str, run_id: str, grouping: dm.Grouping
         head = [r for r in records if r.contact_id != last_contact]
         if head:
             records = head
-            next_cursor = store.common.encode_cursor(_gsi1_key(records[-1]))
+            next_cursor = store.common.cursor_after_gsi1(records[-1])
     result = generate(tenant_id, actor, run_id, grouping, records, issue_date)
     result.cursor = next_cursor
     return result
-
-
-def _gsi1_key(record: store.BillableItem) -> dict[str, dict[str, str]]:
-    return {"pk": {"S": record.pk}, "sk": {"S": record.sk}, "gsi1pk": {"S": record.gsi1pk or ""},
-            "gsi1sk": {"S": record.gsi1sk or ""}}

@@ -6,20 +6,22 @@ lists live on the run record, so a 10,000-invoice run stays far below the 256 KB
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import uuid
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import boto3
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pynamodb.exceptions import DeleteError, PutError
+from pynamodb.expressions.update import Action
 
 from fieldbill.clock import now_iso
 from fieldbill.domain import model as dm
-from fieldbill.domain.errors import Conflict, ValidationError
+from fieldbill.domain.errors import Conflict
 from fieldbill.observability import logger
 from fieldbill.settings import get_settings
 from fieldbill.store import common
@@ -50,38 +52,66 @@ class RunRequest(BaseModel):
 
 def scope_key(request: RunRequest) -> str:
     """Runs with the same scope key would bill the same work: they must not overlap."""
-    basis = json.dumps({"contacts": sorted(request.contact_ids) if request.contact_ids else None,
-                        "from": str(request.date_from), "to": str(request.date_to)}, sort_keys=True)
-    return "all" if request.contact_ids is None and not request.date_from and not request.date_to else (
-        hashlib.sha256(basis.encode()).hexdigest()[:16])
+    basis = json.dumps(
+        {
+            "contacts": sorted(request.contact_ids) if request.contact_ids else None,
+            "from": str(request.date_from),
+            "to": str(request.date_to),
+        },
+        sort_keys=True,
+    )
+    return (
+        "all"
+        if request.contact_ids is None and not request.date_from and not request.date_to
+        else (hashlib.sha256(basis.encode()).hexdigest()[:16])
+    )
 
 
-def _lock_keys(tenant_id: str, key: str) -> list[str]:
-    # A run over all contacts overlaps every scoped run: scoped runs also take the "all" lock's
-    # sibling check. Simplest safe rule: every run takes the tenant-wide lock.
-    return [RunLock.key(tenant_id, "tenant")]
+def _lock_key(tenant_id: str) -> str:
+    # One active run per tenant, whatever its scope: two runs over overlapping work could still not
+    # bill anything twice, but they would split one customer's month across two invoices.
+    return RunLock.key(tenant_id, "tenant")
 
 
 def start_run(tenant_id: str, actor: str, request: RunRequest, run_id: str | None = None) -> BillingRun:
     """Create the run and start its execution; Conflict (409) while another run of the tenant is active."""
     run_id = run_id or uuid.uuid4().hex
     stamp = now_iso()
-    lock = RunLock(pk=_lock_keys(tenant_id, scope_key(request))[0], sk=META, tenant_id=tenant_id, id=run_id,
-                   run_id=run_id, created_at=stamp, updated_at=stamp)
+    lock = RunLock(
+        pk=_lock_key(tenant_id),
+        sk=META,
+        tenant_id=tenant_id,
+        id=run_id,
+        run_id=run_id,
+        created_at=stamp,
+        updated_at=stamp,
+    )
     try:
         lock.save(condition=Entity.pk.does_not_exist())
     except PutError as exc:
         if not common.conditional_failed(exc):
             raise
         active = common.find(RunLock, lock.pk)
-        raise Conflict(f"billing run {active.run_id if active else '?'} is still active for this tenant") from None
+        raise Conflict(
+            f"billing run {active.run_id if active else '?'} is still active for this tenant"
+        ) from None
     run = BillingRun(
-        pk=BillingRun.key(tenant_id, run_id), sk=META, tenant_id=tenant_id, id=run_id,
-        gsi1pk=BillingRun.list_key(tenant_id), gsi1sk=f"{stamp}#{run_id}", status="queued", stage="queued",
-        scope_key=scope_key(request), contact_ids=request.contact_ids,
+        pk=BillingRun.key(tenant_id, run_id),
+        sk=META,
+        tenant_id=tenant_id,
+        id=run_id,
+        gsi1pk=BillingRun.list_key(tenant_id),
+        gsi1sk=f"{stamp}#{run_id}",
+        status="queued",
+        stage="queued",
+        scope_key=scope_key(request),
+        contact_ids=request.contact_ids,
         date_from=request.date_from.isoformat() if request.date_from else None,
         date_to=request.date_to.isoformat() if request.date_to else None,
-        grouping=str(request.grouping), sync=request.sync, started_by=actor, started_at=stamp,
+        grouping=str(request.grouping),
+        sync=request.sync,
+        started_by=actor,
+        started_at=stamp,
         counts={"issue_date": (request.issue_date or date.today()).isoformat()},
     )
     common.create(run, actor, reason="billing run requested")
@@ -103,8 +133,11 @@ def get_run(tenant_id: str, run_id: str) -> BillingRun:
 
 
 def _scope(run: BillingRun) -> billing.Scope:
-    return billing.Scope(contact_ids=list(run.contact_ids) if run.contact_ids else None,
-                         date_from=run.date_from, date_to=run.date_to)
+    return billing.Scope(
+        contact_ids=[str(c) for c in run.contact_ids] if run.contact_ids else None,
+        date_from=run.date_from,
+        date_to=run.date_to,
+    )
 
 
 def _actor(run: BillingRun) -> str:
@@ -113,12 +146,19 @@ def _actor(run: BillingRun) -> str:
 
 def _advance(run: BillingRun, stage: str, counts: dict[str, Any], cursor: str | None) -> None:
     """Store progress; a stage change is recorded in the run's history."""
-    actions = [BillingRun.counts.set(counts), BillingRun.cursor.set(cursor) if cursor else BillingRun.cursor.remove(),
-               BillingRun.updated_at.set(now_iso())]
+    actions: list[Action] = [
+        BillingRun.counts.set(counts),
+        BillingRun.cursor.set(cursor) if cursor else BillingRun.cursor.remove(),
+        BillingRun.updated_at.set(now_iso()),
+    ]
     if run.stage != stage:
-        actions += [BillingRun.stage.set(stage), BillingRun.status.set(stage),
-                    BillingRun.history.set(BillingRun.history.append(
-                        [common.history_entry(_actor(run), run.stage, stage, None)]))]
+        actions += [
+            BillingRun.stage.set(stage),
+            BillingRun.status.set(stage),
+            BillingRun.history.set(
+                BillingRun.history.append([common.history_entry(_actor(run), run.stage, stage, None)])
+            ),
+        ]
     run.update(actions=actions)
 
 
@@ -127,8 +167,12 @@ def _counts(run: BillingRun) -> dict[str, Any]:
 
 
 def _state(event: dict[str, Any], **flags: Any) -> dict[str, Any]:
-    return {"tenant_id": event["tenant_id"], "run_id": event["run_id"],
-            "poll_seconds": event.get("poll_seconds", _poll_seconds()), **flags}
+    return {
+        "tenant_id": event["tenant_id"],
+        "run_id": event["run_id"],
+        "poll_seconds": event.get("poll_seconds", _poll_seconds()),
+        **flags,
+    }
 
 
 # ---------------------------------------------------------------------------- steps
@@ -152,8 +196,9 @@ def generate_step(event: dict[str, Any]) -> dict[str, Any]:
     counts = _counts(run)
     cursor = run.cursor if run.stage == "generating" else None
     issue = date.fromisoformat(counts.get("issue_date") or date.today().isoformat())
-    result = billing.generate_page(run.tenant_id, _actor(run), run.id, dm.GroupingMode(run.grouping),
-                                   _scope(run), issue, cursor=cursor)
+    result = billing.generate_page(
+        run.tenant_id, _actor(run), run.id, dm.GroupingMode(run.grouping), _scope(run), issue, cursor=cursor
+    )
     counts["invoices_created"] = int(counts.get("invoices_created", 0)) + len(result.invoice_ids)
     counts["items_invoiced"] = int(counts.get("items_invoiced", 0)) + result.items_invoiced
     counts["generate_conflicts"] = int(counts.get("generate_conflicts", 0)) + result.conflicts
@@ -170,8 +215,9 @@ def sync_step(event: dict[str, Any]) -> dict[str, Any]:
     if not run.sync:
         _advance(run, "syncing", counts, None)
         return _state(event, more=False)
-    query = Entity.gsi2.query(Invoice.run_key(run.tenant_id, run.id), Entity.gsi2sk.startswith("not_synced#"),
-                              limit=500)
+    query = Entity.gsi2.query(
+        Invoice.run_key(run.tenant_id, run.id), Entity.gsi2sk.startswith("not_synced#"), limit=500
+    )
     invoices = [i for i in query if isinstance(i, Invoice) and i.destination == "quickbooks"]
     queued = sync_queue.enqueue_invoices(invoices, _actor(run), run_id=run.id)
     counts["invoices_queued"] = int(counts.get("invoices_queued", 0)) + queued
@@ -196,8 +242,9 @@ def progress_step(event: dict[str, Any]) -> dict[str, Any]:
 def count_invoices_by_sync_status(tenant_id: str, run_id: str) -> dict[str, int]:
     counts: dict[str, int] = {}
     for status in ("not_synced", "pending", "synced", "error"):
-        counts[status] = Entity.gsi2.count(Invoice.run_key(tenant_id, run_id),
-                                           Entity.gsi2sk.startswith(f"{status}#"))
+        counts[status] = Entity.gsi2.count(
+            Invoice.run_key(tenant_id, run_id), Entity.gsi2sk.startswith(f"{status}#")
+        )
     return counts
 
 
@@ -206,11 +253,14 @@ def finish_step(event: dict[str, Any]) -> dict[str, Any]:
     run = get_run(event["tenant_id"], event["run_id"])
     counts = _counts(run)
     error = event.get("error")
+    errors: list[Any]
     if error:
         status = "failed"
         cause = error.get("Cause") if isinstance(error, dict) else str(error)
-        errors = [*list(run.errors or []), {"stage": run.stage, "error": str((error or {}).get("Error")),
-                                             "cause": str(cause)[:2000]}]
+        errors = [
+            *list(run.errors or []),
+            {"stage": run.stage, "error": str((error or {}).get("Error")), "cause": str(cause)[:2000]},
+        ]
     else:
         by_status = count_invoices_by_sync_status(run.tenant_id, run.id)
         counts["sync"] = by_status
@@ -218,34 +268,35 @@ def finish_step(event: dict[str, Any]) -> dict[str, Any]:
         errors = list(run.errors or [])
     finished = now_iso()
     counts["duration_seconds"] = _seconds_between(run.started_at, finished)
-    run.update(actions=[
-        BillingRun.status.set(status), BillingRun.stage.set("finished"), BillingRun.counts.set(counts),
-        BillingRun.errors.set(errors), BillingRun.finished_at.set(finished), BillingRun.cursor.remove(),
-        BillingRun.history.set(BillingRun.history.append([common.history_entry(_actor(run), run.status, status,
-                                                                               "run finished")])),
-    ])
+    run.update(
+        actions=[
+            BillingRun.status.set(status),
+            BillingRun.stage.set("finished"),
+            BillingRun.counts.set(counts),
+            BillingRun.errors.set(errors),
+            BillingRun.finished_at.set(finished),
+            BillingRun.cursor.remove(),
+            BillingRun.history.set(
+                BillingRun.history.append(
+                    [common.history_entry(_actor(run), run.status, status, "run finished")]
+                )
+            ),
+        ]
+    )
     _release_lock(run)
     return _state(event, status=status)
 
 
 def _release_lock(run: BillingRun) -> None:
-    lock = common.find(RunLock, RunLock.key(run.tenant_id, "tenant"))
+    lock = common.find(RunLock, _lock_key(run.tenant_id))
     if lock is not None and lock.run_id == run.id:
-        try:
+        with contextlib.suppress(DeleteError):  # released by a retry already
             lock.delete(condition=RunLock.run_id == run.id)
-        except DeleteError:
-            pass  # released by a retry already
 
 
 def _seconds_between(start: str | None, end: str) -> float:
-    from datetime import datetime
-
     if not start:
         return 0.0
     a = datetime.fromisoformat(start.replace("Z", "+00:00"))
     b = datetime.fromisoformat(end.replace("Z", "+00:00"))
     return round((b - a).total_seconds(), 3)
-
-
-def issue_run_error(message: str) -> ValidationError:
-    return ValidationError("billing_run", message)

@@ -9,6 +9,7 @@ from typing import Any
 import boto3
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pydantic import BaseModel, ConfigDict, Field
+from pynamodb.expressions.update import Action
 
 from fieldbill.clock import now_iso
 from fieldbill.domain import model as dm
@@ -40,11 +41,20 @@ class GenerateRequest(BaseModel):
 
 def submit(kind: str, tenant_id: str, actor: str, request: BaseModel) -> Operation:
     operation_id = uuid.uuid4().hex
-    operation = Operation(pk=Operation.key(tenant_id, operation_id), sk=META, tenant_id=tenant_id,
-                          id=operation_id, kind=kind, status="queued", request=request.model_dump(mode="json"))
+    operation = Operation(
+        pk=Operation.key(tenant_id, operation_id),
+        sk=META,
+        tenant_id=tenant_id,
+        id=operation_id,
+        kind=kind,
+        status="queued",
+        request=request.model_dump(mode="json"),
+    )
     common.create(operation, actor, reason=f"{kind} requested")
     message = JobMessage(kind=kind, tenant_id=tenant_id, operation_id=operation_id, actor=actor)  # type: ignore[arg-type]
-    boto3.client("sqs").send_message(QueueUrl=get_settings().jobs_queue_url, MessageBody=message.model_dump_json())
+    boto3.client("sqs").send_message(
+        QueueUrl=get_settings().jobs_queue_url, MessageBody=message.model_dump_json()
+    )
     return operation
 
 
@@ -59,7 +69,9 @@ def handle_record(record: SQSRecord) -> None:
         return  # a redelivered message: the work is done
     logger.append_keys(tenant_id=message.tenant_id, operation_id=message.operation_id)
     _set(operation, "running", message.actor)
-    request = operation.request.as_dict() if hasattr(operation.request, "as_dict") else dict(operation.request)
+    request = (
+        operation.request.as_dict() if hasattr(operation.request, "as_dict") else dict(operation.request)
+    )
     try:
         result = _run(message, request)
     except Exception as exc:
@@ -73,14 +85,17 @@ def handle_record(record: SQSRecord) -> None:
 def _run(message: JobMessage, request: dict[str, Any]) -> dict[str, Any]:
     if message.kind == "compile":
         req = CompileRequest.model_validate(request)
-        scope = billing.Scope(contact_ids=req.contact_ids,
-                              date_from=req.date_from.isoformat() if req.date_from else None,
-                              date_to=req.date_to.isoformat() if req.date_to else None)
+        scope = billing.Scope(
+            contact_ids=req.contact_ids,
+            date_from=req.date_from.isoformat() if req.date_from else None,
+            date_to=req.date_to.isoformat() if req.date_to else None,
+        )
         totals = {"entries_billed": 0, "items_created": 0, "entries_skipped": 0}
         cursor = None
         while True:
-            page = billing.compile_page(message.tenant_id, message.actor, scope, cursor=cursor,
-                                        run_id=f"op-{message.operation_id}")
+            page = billing.compile_page(
+                message.tenant_id, message.actor, scope, cursor=cursor, run_id=f"op-{message.operation_id}"
+            )
             totals["entries_billed"] += page.entries_billed
             totals["items_created"] += page.items_created
             totals["entries_skipped"] += page.entries_skipped
@@ -90,18 +105,38 @@ def _run(message: JobMessage, request: dict[str, Any]) -> dict[str, Any]:
     gen = GenerateRequest.model_validate(request)
     items = list(billing_store.items_by_id(message.tenant_id, gen.item_ids).values())
     missing = sorted(set(gen.item_ids) - {i.id for i in items})
-    result = billing.generate(message.tenant_id, message.actor, f"op-{message.operation_id}", gen.grouping, items,
-                              gen.issue_date or date.today(), destination=gen.destination)
-    return {"invoice_ids": result.invoice_ids, "items_invoiced": result.items_invoiced,
-            "conflicts": result.conflicts, "missing_item_ids": missing,
-            "not_pending_item_ids": sorted(i.id for i in items if i.status != "pending")}
+    result = billing.generate(
+        message.tenant_id,
+        message.actor,
+        f"op-{message.operation_id}",
+        gen.grouping,
+        items,
+        gen.issue_date or date.today(),
+        destination=gen.destination,
+    )
+    return {
+        "invoice_ids": result.invoice_ids,
+        "items_invoiced": result.items_invoiced,
+        "conflicts": result.conflicts,
+        "missing_item_ids": missing,
+        "not_pending_item_ids": sorted(i.id for i in items if i.status != "pending"),
+    }
 
 
-def _set(operation: Operation, status: str, actor: str, result: dict[str, Any] | None = None,
-         error: dict[str, Any] | None = None) -> None:
-    actions = [Operation.status.set(status), Operation.updated_at.set(now_iso()),
-               Operation.history.set(Operation.history.append(
-                   [common.history_entry(actor, operation.status, status, None)]))]
+def _set(
+    operation: Operation,
+    status: str,
+    actor: str,
+    result: dict[str, Any] | None = None,
+    error: dict[str, Any] | None = None,
+) -> None:
+    actions: list[Action] = [
+        Operation.status.set(status),
+        Operation.updated_at.set(now_iso()),
+        Operation.history.set(
+            Operation.history.append([common.history_entry(actor, operation.status, status, None)])
+        ),
+    ]
     if result is not None:
         actions.append(Operation.result.set(result))
     if error is not None:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import boto3
 from pynamodb.exceptions import UpdateError
+from pynamodb.expressions.update import Action
 
 from fieldbill.clock import now_iso
 from fieldbill.settings import get_settings
@@ -20,8 +21,10 @@ def send(messages: Sequence[QboSyncMessage]) -> None:
     sqs = boto3.client("sqs")
     url = get_settings().qbo_sync_queue_url
     for chunk in common.chunks(list(messages), SQS_BATCH):
-        response = sqs.send_message_batch(QueueUrl=url, Entries=[
-            {"Id": str(i), "MessageBody": m.model_dump_json()} for i, m in enumerate(chunk)])
+        response = sqs.send_message_batch(
+            QueueUrl=url,
+            Entries=[{"Id": str(i), "MessageBody": m.model_dump_json()} for i, m in enumerate(chunk)],
+        )
         if response.get("Failed"):
             raise RuntimeError(f"could not queue {len(response['Failed'])} QuickBooks message(s)")
 
@@ -32,8 +35,18 @@ def enqueue_invoices(invoices: Sequence[Invoice], actor: str, run_id: str | None
     The message goes first: an invoice is never pending without a message on its way. A message
     for an invoice that is already synced at this version is dropped by the consumer.
     """
-    send([QboSyncMessage(kind="sync_invoice", tenant_id=i.tenant_id, entity_id=i.id, run_id=run_id or i.run_id,
-                         version=i.version) for i in invoices])
+    send(
+        [
+            QboSyncMessage(
+                kind="sync_invoice",
+                tenant_id=i.tenant_id,
+                entity_id=i.id,
+                run_id=run_id or i.run_id,
+                version=int(i.version),
+            )
+            for i in invoices
+        ]
+    )
     for invoice in invoices:
         mark_pending(invoice, actor)
     return len(invoices)
@@ -41,11 +54,14 @@ def enqueue_invoices(invoices: Sequence[Invoice], actor: str, run_id: str | None
 
 def mark_pending(invoice: Invoice, actor: str) -> bool:
     previous = invoice.sync_status
-    actions = [
+    actions: list[Action] = [
         Invoice.sync_status.set("pending"),
         Invoice.updated_at.set(now_iso()),
-        Invoice.history.set(Invoice.history.append(
-            [common.history_entry(actor, previous, "pending", "queued for QuickBooks")])),
+        Invoice.history.set(
+            Invoice.history.append(
+                [common.history_entry(actor, previous, "pending", "queued for QuickBooks")]
+            )
+        ),
     ]
     if invoice.run_id:
         actions.append(Invoice.gsi2sk.set(Invoice.run_sort_key("pending", invoice.id)))

@@ -1,8 +1,13 @@
 """QuickBooks webhooks: verify intuit-signature on the raw body, queue the events, answer at once.
 
 Intuit retries a delivery that is not answered 200 within 3 seconds, and may deliver an event
-more than once or out of order: the receiver only checks and queues; the inbound consumer
-applies events idempotently (see workflows/inbound.py).
+more than once or out of order: the receiver only checks and queues (no QuickBooks call, no
+table read); the inbound consumer claims each event once (conditional put with a TTL) and
+applies it by re-reading the entity from QuickBooks (see workflows/inbound.py).
+
+Answers: 200 queued (events about entities we do not apply are acknowledged and dropped),
+401 signature missing or wrong, 400 body that is not one of Intuit's two formats; nothing is
+queued unless the answer is 200.
 """
 
 from __future__ import annotations
@@ -11,16 +16,23 @@ import base64
 import hashlib
 import hmac
 import json
+from functools import lru_cache
 from typing import Any
 
 import boto3
 from aws_lambda_powertools.utilities import parameters
 
-from fieldbill.observability import logger, metrics
+from fieldbill.observability import logger
+from fieldbill.quickbooks import metrics as qmetrics
 from fieldbill.settings import get_settings
 from fieldbill.workflows.messages import InboundMessage
 
 SIGNATURE_HEADER = "intuit-signature"
+
+
+@lru_cache(maxsize=1)
+def _sqs() -> Any:
+    return boto3.client("sqs")
 
 
 def verifier_token() -> str:
@@ -36,6 +48,24 @@ def signature_valid(raw_body: bytes, signature: str | None, token: str) -> bool:
     return hmac.compare_digest(expected, signature.strip())
 
 
+# CloudEvents verbs (qbo.<entity>.<verb>.v1) -> the legacy operation names.
+CLOUDEVENT_OPERATIONS = {
+    "created": "Create",
+    "updated": "Update",
+    "deleted": "Delete",
+    "merged": "Merge",
+    "voided": "Void",
+    "emailed": "Emailed",
+}
+# What the inbound consumer applies; events about other entities are acknowledged and dropped.
+HANDLED_ENTITIES = {"customer": "Customer", "item": "Item", "invoice": "Invoice", "payment": "Payment"}
+
+
+def _entity(name: Any) -> str:
+    text = str(name)
+    return HANDLED_ENTITIES.get(text.lower(), text)
+
+
 def parse_events(payload: Any) -> list[InboundMessage]:
     """Both Intuit formats: the legacy eventNotifications object and the CloudEvents array."""
     messages: list[InboundMessage] = []
@@ -43,21 +73,51 @@ def parse_events(payload: Any) -> list[InboundMessage]:
         for notification in payload["eventNotifications"]:
             realm = str(notification["realmId"])
             for entity in notification.get("dataChangeEvent", {}).get("entities", []):
-                messages.append(InboundMessage(
-                    kind="entity_changed", realm_id=realm, entity=str(entity["name"]), entity_id=str(entity["id"]),
-                    operation=str(entity.get("operation", "Update")), last_updated=entity.get("lastUpdated"),
-                    event_id=f"{realm}:{entity['name']}:{entity['id']}:{entity.get('lastUpdated', '')}"))
+                name = _entity(entity["name"])
+                updated = entity.get("lastUpdated")
+                operation = str(entity.get("operation", "Update"))
+                messages.append(
+                    InboundMessage(
+                        kind="entity_changed",
+                        realm_id=realm,
+                        entity=name,
+                        entity_id=str(entity["id"]),
+                        operation=operation,
+                        last_updated=str(updated) if updated is not None else None,
+                        event_id=f"{realm}:{name}:{entity['id']}:{operation}:{updated or ''}",
+                    )
+                )
+                if entity.get("deletedId"):  # a Merge names the record merged away: it is gone
+                    messages.append(
+                        InboundMessage(
+                            kind="entity_changed",
+                            realm_id=realm,
+                            entity=name,
+                            entity_id=str(entity["deletedId"]),
+                            operation="Delete",
+                            last_updated=str(updated) if updated is not None else None,
+                            event_id=f"{realm}:{name}:{entity['deletedId']}:Delete:{updated or ''}",
+                        )
+                    )
         return messages
     if isinstance(payload, list) and payload:
         for event in payload:
-            # type: qbo.<entity>.<operation>.v1
+            # type: qbo.<entity>.<verb>.v1
             parts = str(event["type"]).split(".")
-            if len(parts) < 3:
+            if len(parts) < 3 or parts[0] != "qbo":
                 raise ValueError(f"unknown event type {event['type']!r}")
-            messages.append(InboundMessage(
-                kind="entity_changed", realm_id=str(event["intuitaccountid"]), entity=parts[1].capitalize(),
-                entity_id=str(event["intuitentityid"]), operation=parts[2].capitalize(),
-                last_updated=event.get("time"), event_id=str(event["id"])))
+            verb = parts[2].lower()
+            messages.append(
+                InboundMessage(
+                    kind="entity_changed",
+                    realm_id=str(event["intuitaccountid"]),
+                    entity=_entity(parts[1]),
+                    entity_id=str(event["intuitentityid"]),
+                    operation=CLOUDEVENT_OPERATIONS.get(verb, verb.capitalize()),
+                    last_updated=event.get("time"),
+                    event_id=f"ce:{event['id']}",
+                )
+            )
         return messages
     raise ValueError("neither an eventNotifications object nor a CloudEvents array")
 
@@ -71,17 +131,27 @@ def receive(event: dict[str, Any]) -> dict[str, Any]:
     raw_bytes = base64.b64decode(raw) if event.get("isBase64Encoded") else raw.encode("utf-8")
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
     if not signature_valid(raw_bytes, headers.get(SIGNATURE_HEADER), verifier_token()):
-        metrics.add_metric(name="WebhookRejected", unit="Count", value=1)
-        return _response(401, {"error": {"code": "invalid_signature", "message": "intuit-signature is missing or wrong"}})
+        qmetrics.count("WebhookRejected", None)
+        return _response(
+            401, {"error": {"code": "invalid_signature", "message": "intuit-signature is missing or wrong"}}
+        )
     try:
         messages = parse_events(json.loads(raw_bytes))
-    except (ValueError, KeyError, TypeError) as exc:
-        return _response(400, {"error": {"code": "malformed_payload", "message": str(exc)}})
-    sqs = boto3.client("sqs")
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        qmetrics.count("WebhookMalformed", None)
+        return _response(400, {"error": {"code": "malformed_payload", "message": str(exc)[:200]}})
+    ignored = sum(1 for m in messages if m.entity not in HANDLED_ENTITIES.values())
+    messages = [m for m in messages if m.entity in HANDLED_ENTITIES.values()]
+    sqs = _sqs()
     url = get_settings().inbound_queue_url
     for start in range(0, len(messages), 10):
-        chunk = messages[start:start + 10]
-        sqs.send_message_batch(QueueUrl=url, Entries=[
-            {"Id": str(i), "MessageBody": m.model_dump_json()} for i, m in enumerate(chunk)])
-    logger.info("webhook queued", extra={"events": len(messages)})
-    return _response(200, {"queued": len(messages)})
+        chunk = messages[start : start + 10]
+        response = sqs.send_message_batch(
+            QueueUrl=url,
+            Entries=[{"Id": str(i), "MessageBody": m.model_dump_json()} for i, m in enumerate(chunk)],
+        )
+        if response.get("Failed"):  # not answered 200: Intuit delivers again (the consumer dedupes)
+            logger.error("webhook events could not be queued", extra={"failed": len(response["Failed"])})
+            return _response(500, {"error": {"code": "queue_unavailable", "message": "retry later"}})
+    logger.info("webhook queued", extra={"events": len(messages), "ignored": ignored})
+    return _response(200, {"queued": len(messages), "ignored": ignored})

@@ -1,0 +1,201 @@
+"""Issue #5 over HTTP on the local stack: connect (real OAuth), settings, status, disconnect, reconnect."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import requests
+
+from fieldbill.quickbooks import tokens
+from fieldbill.store.models import Invoice
+from fieldbill.workflows import inbound as inbound_flow
+from tests.conftest import Client, connect_quickbooks, wait_for
+from tests.integration.test_qbo_sync import load_invoice, seed_contact, seed_invoice, seed_product
+
+
+def oauth_again(client: Client, realm: str) -> dict[str, Any]:
+    """The browser leg of a (re)connect to an existing company: consent, then our callback."""
+    url = client.ok("GET", "/quickbooks/connect")["authorization_url"]
+    consent = requests.get(url + f"&realm={realm}", allow_redirects=False, timeout=30)
+    assert consent.status_code in (302, 303), consent.text
+    callback = requests.get(consent.headers["Location"], timeout=30)
+    assert callback.status_code == 200, callback.text
+    return dict(callback.json())
+
+
+def choose_settings(client: Client) -> dict[str, Any]:
+    income = client.ok("GET", "/quickbooks/accounts?type=Income")["items"]
+    expense = client.ok("GET", "/quickbooks/accounts?type=Expense")["items"]
+    body = {
+        "default_income_account": next(a["id"] for a in income if a["name"] == "Pool Service Income"),
+        "default_expense_account": next(a["id"] for a in expense if a["name"] == "Chemicals"),
+        "custom_txn_numbers": False,
+        "automated_tax": True,
+    }
+    return dict(client.ok("PUT", "/quickbooks/settings", json=body))
+
+
+def test_connect_through_oauth_shows_the_company_and_lists_it_for_the_schedules(stack, client: Client):
+    # Before: nothing connected, the settings are missing
+    before = client.ok("GET", "/quickbooks/connection")
+    assert before["status"] == "disconnected" and before["missing_settings"]
+    # When the tenant goes through Intuit's consent and our public callback
+    realm = connect_quickbooks(stack, client)
+    # Then the connection is live, names the company (CompanyInfo) and is listed for the schedules
+    status = wait_for(
+        lambda: (s := client.ok("GET", "/quickbooks/connection"))["company_name"] and s, what="company name"
+    )
+    assert status["status"] == "connected" and status["realm_id"] == realm
+    assert status["company_name"] == f"{client.tenant_id} company"
+    assert client.tenant_id in {c.tenant_id for c in inbound_flow.connected_companies()}
+    # and the first pull of every data type ran and was recorded
+    stack.aws.drain()
+    last = client.ok("GET", "/quickbooks/connection")["last_sync"]
+    assert {k: v["mode"] for k, v in last.items() if v} == {
+        "customers": "query",
+        "items": "query",
+        "service_types": "query",
+    }
+    # No token, code or state is ever shown
+    assert not [k for k in status if "token" in k or k.endswith("_enc") or k == "oauth_state"]
+
+
+def test_settings_are_refused_naming_the_field_until_both_accounts_are_chosen(connected_client: Client):
+    api = connected_client
+    # The lists are read live from QuickBooks
+    income = api.ok("GET", "/quickbooks/accounts?type=Income")["items"]
+    expense = api.ok("GET", "/quickbooks/accounts?type=Expense")["items"]
+    assert {"Services", "Pool Service Income", "Sales of Product Income"} <= {a["name"] for a in income}
+    assert {"Cost of Goods Sold", "Chemicals", "Pool Supplies"} <= {a["name"] for a in expense}
+    assert not {a["id"] for a in income} & {a["id"] for a in expense}
+    assert api.get("/quickbooks/accounts?type=Asset").status_code == 422
+
+    def refused(body: dict[str, Any]) -> str:
+        response = api.request("PUT", "/quickbooks/settings", json=body)
+        assert response.status_code == 422, response.text
+        fields = response.json()["error"]["fields"]
+        assert len(fields) == 1, fields
+        return str(fields[0]["field"])
+
+    # Nothing chosen, then the income account only, then an expense account that is not an expense
+    # account of this company: each refusal names the field at fault
+    assert refused({}) == "default_income_account"
+    assert refused({"default_income_account": income[0]["id"]}) == "default_expense_account"
+    assert refused(
+        {"default_income_account": income[0]["id"], "default_expense_account": income[1]["id"]}
+    ) == ("default_expense_account")
+    assert refused({"default_income_account": "999999", "default_expense_account": expense[0]["id"]}) == (
+        "default_income_account"
+    )
+    assert api.ok("GET", "/quickbooks/connection")["settings_complete"] is False
+    # Both chosen: stored with the keys the sync engine reads
+    saved = choose_settings(api)
+    assert saved["settings_complete"] is True and saved["missing_settings"] == []
+    assert saved["settings"]["automated_tax"] is True and saved["settings"]["custom_txn_numbers"] is False
+    from fieldbill.quickbooks.mapping import QboSettings
+
+    record = tokens.get_connection(api.tenant_id)
+    assert record is not None
+    parsed = QboSettings.from_map(record.settings.as_dict())
+    assert parsed.default_income_account == saved["settings"]["default_income_account"]
+    assert parsed.default_expense_account == saved["settings"]["default_expense_account"]
+    assert parsed.automated_tax is True
+
+
+def test_settings_and_manual_sync_need_a_live_connection(client: Client):
+    body = {"default_income_account": "1", "default_expense_account": "5"}
+    assert client.request("PUT", "/quickbooks/settings", json=body).status_code == 409
+    assert client.post("/quickbooks/sync/customers").status_code == 409
+    assert client.get("/quickbooks/accounts?type=Income").status_code == 409
+
+
+def test_manual_sync_answers_202_and_records_the_last_sync(stack, connected_client: Client):
+    api = connected_client
+    stack.aws.drain()
+    realm = api.ok("GET", "/quickbooks/connection")["realm_id"]
+    stack.emulator.user_create(
+        realm,
+        "Item",
+        {
+            "Name": "Filter cartridge",
+            "Type": "NonInventory",
+            "UnitPrice": "42.50",
+            "IncomeAccountRef": {"value": "2"},
+        },
+    )
+    before = api.ok("GET", "/quickbooks/connection")["last_sync"]["items"]["at"]
+    accepted = api.ok("POST", "/quickbooks/sync/items", expect=202)
+    assert accepted["status"] == "queued" and accepted["data_type"] == "items"
+    assert api.post("/quickbooks/sync/invoices").status_code == 422
+    stack.aws.drain()
+    after = api.ok("GET", "/quickbooks/connection")["last_sync"]["items"]
+    assert after["at"] > before and after["mode"] == "cdc"
+    products = api.ok("GET", "/products?kind=non_inventory")["items"]
+    assert [(p["name"], Decimal(p["default_unit_price"]), p["qbo_id"] is not None) for p in products] == [
+        ("Filter cartridge", Decimal("42.50"), True)
+    ]
+
+
+def test_disconnect_then_reconnect_resumes_sync_with_nothing_lost(stack, connected_client: Client):
+    api = connected_client
+    tenant = api.tenant_id
+    choose_settings(api)
+    stack.aws.drain()
+    realm = api.ok("GET", "/quickbooks/connection")["realm_id"]
+    # When the tenant disconnects
+    status = api.ok("POST", "/quickbooks/disconnect")
+    # Then the tokens are gone, the company is no longer pulled, and its settings are kept
+    assert status["status"] == "disconnected" and status["settings_complete"] is True
+    assert tenant not in {c.tenant_id for c in inbound_flow.connected_companies()}
+    record = tokens.get_connection(tenant)
+    assert record is not None and record.access_token_enc is None and record.refresh_token_enc is None
+
+    # While disconnected, invoices wait: one queued (its message parked until a reconnect), one whose
+    # create had an unknown outcome, one refused for authentication, and one real validation error
+    seed_contact(tenant, "Reconnect Pools")
+    seed_product(tenant, "Weekly service")
+    waiting = {
+        "pending": seed_invoice(tenant, "inv-pending"),
+        "unknown": seed_invoice(tenant, "inv-unknown"),
+        "auth": seed_invoice(tenant, "inv-auth"),
+        "invalid": seed_invoice(tenant, "inv-invalid"),
+    }
+    for key, invoice in waiting.items():
+        status_value = {"pending": "pending", "unknown": "unknown"}.get(key, "error")
+        actions = [Invoice.sync_status.set(status_value)]
+        if key == "auth":
+            actions.append(Invoice.sync_error.set({"code": "3200", "message": "AuthenticationFailed"}))
+        if key == "invalid":
+            actions.append(Invoice.sync_error.set({"code": "6000", "message": "business validation"}))
+        invoice.update(actions=actions)
+
+    # When the tenant connects the same company again
+    answer = oauth_again(api, realm)
+    # Then the connection resumes, and every invoice that waited is synced exactly once
+    assert answer["reconnected"] is True and answer["requeued_invoices"] == 3
+    assert api.ok("GET", "/quickbooks/connection")["status"] == "connected"
+    for key in ("pending", "unknown", "auth"):
+        wait_for(lambda k=key: load_invoice(tenant, waiting[k].id).sync_status == "synced", what=key)
+    stack.aws.drain()
+    in_qbo = stack.emulator.entities(realm, "Invoice")
+    ours = {load_invoice(tenant, waiting[k].id).qbo_id for k in ("pending", "unknown", "auth")}
+    assert sorted(q["Id"] for q in in_qbo) == sorted(ours)
+    # A real validation error is not retried by a reconnect
+    assert load_invoice(tenant, "inv-invalid").sync_status == "error"
+    # and the company is pulled again on schedule
+    assert tenant in {c.tenant_id for c in inbound_flow.connected_companies()}
+
+
+def test_a_needs_reconnect_connection_is_shown_and_not_pulled(stack, connected_client: Client):
+    api = connected_client
+    tokens.mark_needs_reconnect(api.tenant_id, "test: refresh token refused")
+    status = api.ok("GET", "/quickbooks/connection")
+    assert status["status"] == "needs_reconnect"
+    assert status["history"][-1]["reason"] == "test: refresh token refused"
+    assert api.tenant_id not in {c.tenant_id for c in inbound_flow.connected_companies()}
+    assert api.post("/quickbooks/sync/customers").status_code == 409
+    # Connecting again (same company) brings it back
+    answer = oauth_again(api, status["realm_id"])
+    assert answer["reconnected"] is True
+    assert api.tenant_id in {c.tenant_id for c in inbound_flow.connected_companies()}

@@ -1,0 +1,135 @@
+"""Applying QuickBooks changes here: CDC within its window, a query beyond it, deletes, merges,
+inactive records, out-of-order versions, linking by name, and events applied once."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from fieldbill.quickbooks import inbound, tokens
+from fieldbill.quickbooks.client import QboClient
+from fieldbill.store.models import META, Contact, Entity, Product, QboConnection
+from tests.integration.test_qbo_sync import qbo_connect, qbo_tenant, seed_contact
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def company(stack: Any) -> tuple[str, str]:
+    tenant = qbo_tenant()
+    realm = qbo_connect(stack, tenant)
+    stack.emulator.configure(realm, webhooks_enabled=False)
+    return tenant, realm
+
+
+def contact_of(tenant: str, qbo_id: str) -> Contact | None:
+    for record in Entity.gsi2.query(inbound.ref_key(tenant, "Customer"), Entity.gsi2sk == qbo_id):
+        found = Entity.get(record.pk, META, consistent_read=True)
+        return found if isinstance(found, Contact) else None
+    return None
+
+
+def mark(tenant: str, data_type: str) -> dict[str, Any]:
+    record = tokens.get_connection(tenant)
+    assert record is not None
+    return dict(record.watermarks.as_dict().get(data_type) or {})
+
+
+def test_first_pull_queries_then_cdc_then_a_query_beyond_the_window(stack, company):
+    tenant, realm = company
+    emu = stack.emulator
+    first = emu.user_create(realm, "Customer", {"DisplayName": "Alpha Pools"})
+    assert inbound.pull(tenant, "customers").mode == "query"
+    assert contact_of(tenant, first["Id"]) is not None
+    # within the window: change data capture, only what changed
+    second = emu.user_create(realm, "Customer", {"DisplayName": "Beta Pools"})
+    result = inbound.pull(tenant, "customers")
+    assert (result.mode, result.created) == ("cdc", 1)
+    assert contact_of(tenant, second["Id"]) is not None
+    # the watermark is per data type: items have none yet
+    assert mark(tenant, "customers")["changed_since"] and not mark(tenant, "items")
+    # beyond the 30-day window (by our clock): a full query
+    record = tokens.get_connection(tenant)
+    assert record is not None
+    stale = {**mark(tenant, "customers"), "pulled_at_epoch": int(time.time()) - 10**9}
+    record.update(actions=[QboConnection.watermarks["customers"].set(stale)])  # type: ignore[index]
+    assert inbound.pull(tenant, "customers").mode == "query"
+    # QuickBooks refuses a changedSince beyond its window: a full query too
+    old = {**mark(tenant, "customers"), "changed_since": "2000-01-01T00:00:00-07:00"}
+    record.update(actions=[QboConnection.watermarks["customers"].set(old)])  # type: ignore[index]
+    result = inbound.pull(tenant, "customers")
+    assert result.mode == "query" and result.created == 0 and result.unchanged == 2
+
+
+def test_items_and_service_types_are_pulled_apart(stack, company):
+    tenant, realm = company
+    emu = stack.emulator
+    service = emu.user_create(
+        realm,
+        "Item",
+        {"Name": "Weekly clean", "Type": "Service", "UnitPrice": "80", "IncomeAccountRef": {"value": "1"}},
+    )
+    goods = emu.user_create(
+        realm,
+        "Item",
+        {"Name": "Tablets", "Type": "NonInventory", "UnitPrice": "12.5", "IncomeAccountRef": {"value": "2"}},
+    )
+    items = inbound.pull(tenant, "items")
+    services = inbound.pull(tenant, "service_types")
+    assert (items.created, services.created) == (1, 1)
+    kinds = {p.qbo_id: p.kind for p in Entity.gsi1.query(Product.list_key(tenant)) if isinstance(p, Product)}
+    assert kinds == {service["Id"]: "service", goods["Id"]: "non_inventory"}
+    # an item made inactive in QuickBooks is inactive here
+    emu.user_edit(realm, "Item", goods["Id"], {"Active": False})
+    assert inbound.pull(tenant, "items").deactivated == 1
+    product = Entity.get(Product.key(tenant, f"qbo-{goods['Id']}"), META, consistent_read=True)
+    assert isinstance(product, Product) and product.active is False and product.name == "Tablets"
+
+
+def test_a_qbo_customer_with_the_name_of_an_unlinked_contact_is_linked_not_duplicated(stack, company):
+    tenant, realm = company
+    seed_contact(tenant, "Gamma Pools", contact_id="c-gamma")
+    ours = Entity.get(Contact.key(tenant, "c-gamma"), META)
+    ours.update(
+        actions=[Contact.gsi1pk.set(Contact.list_key(tenant)), Contact.gsi1sk.set("gamma pools#c-gamma")]
+    )
+    customer = stack.emulator.user_create(realm, "Customer", {"DisplayName": "Gamma Pools"})
+    result = inbound.pull(tenant, "customers")
+    assert (result.linked, result.created) == (1, 0)
+    linked = contact_of(tenant, customer["Id"])
+    assert linked is not None and linked.id == "c-gamma"
+
+
+def test_older_versions_deletes_and_merges(stack, company):
+    tenant, realm = company
+    emu = stack.emulator
+    customer = emu.user_create(realm, "Customer", {"DisplayName": "Delta Pools"})
+    emu.user_edit(realm, "Customer", customer["Id"], {"DisplayName": "Delta Pool Care"})
+    applier = inbound.Applier(tenant, QboClient(tenant))
+    current = QboClient(tenant).read("Customer", customer["Id"])
+    assert applier.apply_rows("Customer", [current]).created == 1
+    # an older copy (lower SyncToken) arriving late changes nothing
+    older = {**current, "SyncToken": "0", "DisplayName": "Delta Pools"}
+    assert applier.apply_rows("Customer", [older]).unchanged == 1
+    assert contact_of(tenant, customer["Id"]).name == "Delta Pool Care"  # type: ignore[union-attr]
+    # deleted (or merged away): inactive here, with the reason in its history
+    result = applier.apply_rows("Customer", [{"Id": customer["Id"], "status": "Deleted"}])
+    assert result.deactivated == 1
+    contact = contact_of(tenant, customer["Id"])
+    assert contact is not None and contact.active is False
+    assert "merged away" in (contact.history[-1].reason or "")
+    # a Merge event re-reads the surviving customer
+    survivor = emu.user_create(realm, "Customer", {"DisplayName": "Epsilon Pools"})
+    assert inbound.apply_event(tenant, "Customer", survivor["Id"], "Merge").created == 1
+
+
+def test_an_event_is_claimed_once_and_can_be_retried_after_a_failure(stack):
+    event_id = f"test:{qbo_tenant()}"
+    assert inbound.claim_event(event_id, "realm", "tenant") is True
+    assert inbound.claim_event(event_id, "realm", "tenant") is False
+    inbound.release_event(event_id)
+    assert inbound.claim_event(event_id, "realm", "tenant") is True
+    stored = Entity.get(inbound.InboundEvent.key(event_id), META)
+    assert stored.ttl and stored.ttl > time.time() + 3600  # expires by DynamoDB TTL
