@@ -82,6 +82,19 @@ def connect_quickbooks(stack: LocalStack, api: Api) -> str:
     callback = requests.get(consent.headers["Location"], timeout=30)
     if callback.status_code != 200:
         raise SystemExit(f"OAuth callback failed: {callback.status_code} {callback.text}")
+    # The setup step: default accounts picked from the company's live lists.
+    income = api.call("GET", "/quickbooks/accounts?type=Income")["items"]
+    expense = api.call("GET", "/quickbooks/accounts?type=Expense")["items"]
+    api.call(
+        "PUT",
+        "/quickbooks/settings",
+        {
+            "default_income_account": next(a["id"] for a in income if a["name"] == "Pool Service Income"),
+            "default_expense_account": next(a["id"] for a in expense if a["name"] == "Chemicals"),
+            "custom_txn_numbers": False,
+            "automated_tax": True,
+        },
+    )
     return realm
 
 
@@ -176,7 +189,11 @@ def run_demo(customers: int = 24, seconds_per_minute: float = 2.0) -> int:
         stage(f"stack up: API {stack.api_url}, QuickBooks emulator {stack.emulator.url}", started)
         realm = connect_quickbooks(stack, api)
         status = api.call("GET", "/quickbooks/connection")
-        stage(f"QuickBooks connected through OAuth: realm {realm}, status {status['status']}", started)
+        stage(
+            f"QuickBooks connected through OAuth: {status.get('company_name') or realm} (realm {realm}), "
+            f"status {status['status']}, default accounts chosen",
+            started,
+        )
         today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         month_start = (today.replace(day=1) - timedelta(days=1)).replace(day=1)
         counts = seed(api, customers, month_start, rng)

@@ -114,7 +114,20 @@ def connected_client(stack: Any, client: Client) -> Client:
     return client
 
 
-def connect_quickbooks(stack: Any, client: Client, realm_id: str | None = None) -> str:
+def choose_settings(client: Client) -> dict[str, Any]:
+    """The setup step the integration guide asks for: default accounts from QuickBooks' live lists."""
+    income = client.ok("GET", "/quickbooks/accounts?type=Income")["items"]
+    expense = client.ok("GET", "/quickbooks/accounts?type=Expense")["items"]
+    body = {
+        "default_income_account": next(a["id"] for a in income if a["name"] == "Pool Service Income"),
+        "default_expense_account": next(a["id"] for a in expense if a["name"] == "Chemicals"),
+        "custom_txn_numbers": False,
+        "automated_tax": True,
+    }
+    return dict(client.ok("PUT", "/quickbooks/settings", json=body))
+
+
+def connect_quickbooks(stack: Any, client: Client, realm_id: str | None = None, settings: bool = True) -> str:
     realm = stack.emulator.create_company(realm_id=realm_id, name=f"{client.tenant_id} company")
     url = client.ok("GET", "/quickbooks/connect")["authorization_url"]
     # The browser leg: Intuit's consent page redirects back to our public callback.
@@ -124,4 +137,6 @@ def connect_quickbooks(stack: Any, client: Client, realm_id: str | None = None) 
     assert callback.status_code == 200, callback.text
     status = client.ok("GET", "/quickbooks/connection")
     assert status["status"] == "connected", status
+    if settings:
+        choose_settings(client)
     return realm

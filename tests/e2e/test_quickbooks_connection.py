@@ -10,7 +10,7 @@ import requests
 from fieldbill.quickbooks import tokens
 from fieldbill.store.models import Invoice
 from fieldbill.workflows import inbound as inbound_flow
-from tests.conftest import Client, connect_quickbooks, wait_for
+from tests.conftest import Client, choose_settings, connect_quickbooks, wait_for
 from tests.integration.test_qbo_sync import load_invoice, seed_contact, seed_invoice, seed_product
 
 
@@ -24,24 +24,12 @@ def oauth_again(client: Client, realm: str) -> dict[str, Any]:
     return dict(callback.json())
 
 
-def choose_settings(client: Client) -> dict[str, Any]:
-    income = client.ok("GET", "/quickbooks/accounts?type=Income")["items"]
-    expense = client.ok("GET", "/quickbooks/accounts?type=Expense")["items"]
-    body = {
-        "default_income_account": next(a["id"] for a in income if a["name"] == "Pool Service Income"),
-        "default_expense_account": next(a["id"] for a in expense if a["name"] == "Chemicals"),
-        "custom_txn_numbers": False,
-        "automated_tax": True,
-    }
-    return dict(client.ok("PUT", "/quickbooks/settings", json=body))
-
-
 def test_connect_through_oauth_shows_the_company_and_lists_it_for_the_schedules(stack, client: Client):
     # Before: nothing connected, the settings are missing
     before = client.ok("GET", "/quickbooks/connection")
     assert before["status"] == "disconnected" and before["missing_settings"]
     # When the tenant goes through Intuit's consent and our public callback
-    realm = connect_quickbooks(stack, client)
+    realm = connect_quickbooks(stack, client, settings=False)
     # Then the connection is live, names the company (CompanyInfo) and is listed for the schedules
     status = wait_for(
         lambda: (s := client.ok("GET", "/quickbooks/connection"))["company_name"] and s, what="company name"
@@ -61,8 +49,9 @@ def test_connect_through_oauth_shows_the_company_and_lists_it_for_the_schedules(
     assert not [k for k in status if "token" in k or k.endswith("_enc") or k == "oauth_state"]
 
 
-def test_settings_are_refused_naming_the_field_until_both_accounts_are_chosen(connected_client: Client):
-    api = connected_client
+def test_settings_are_refused_naming_the_field_until_both_accounts_are_chosen(stack, client: Client):
+    api = client
+    connect_quickbooks(stack, api, settings=False)
     # The lists are read live from QuickBooks
     income = api.ok("GET", "/quickbooks/accounts?type=Income")["items"]
     expense = api.ok("GET", "/quickbooks/accounts?type=Expense")["items"]
@@ -140,7 +129,6 @@ def test_manual_sync_answers_202_and_records_the_last_sync(stack, connected_clie
 def test_disconnect_then_reconnect_resumes_sync_with_nothing_lost(stack, connected_client: Client):
     api = connected_client
     tenant = api.tenant_id
-    choose_settings(api)
     stack.aws.drain()
     realm = api.ok("GET", "/quickbooks/connection")["realm_id"]
     # When the tenant disconnects

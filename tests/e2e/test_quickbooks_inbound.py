@@ -6,7 +6,6 @@ from decimal import Decimal
 from typing import Any
 
 from tests.conftest import Client, wait_for
-from tests.e2e.test_quickbooks_connection import choose_settings
 
 
 def contact_linked_to(api: Client, qbo_id: str) -> dict[str, Any] | None:
@@ -98,7 +97,6 @@ def test_a_customer_edited_in_quickbooks_arrives_sooner_by_webhook(stack, connec
 def test_an_invoice_paid_in_quickbooks_shows_its_new_balance_here(stack, connected_client: Client):
     api = connected_client
     emu = stack.emulator
-    choose_settings(api)
     realm = api.ok("GET", "/quickbooks/connection")["realm_id"]
     # Given an invoice of 120.00 made by a billing run and synced to QuickBooks
     api.ok("POST", "/contacts", json={"id": "c-paid", "name": "Paying Pools"})

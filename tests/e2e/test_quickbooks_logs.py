@@ -8,7 +8,6 @@ import time
 from fieldbill.quickbooks import tokens
 from fieldbill.store.models import QboConnection
 from tests.conftest import Client, connect_quickbooks
-from tests.e2e.test_quickbooks_connection import choose_settings
 
 
 def _tokens_of(tenant: str) -> set[str]:
@@ -29,9 +28,8 @@ def test_no_token_secret_or_verifier_appears_in_any_log_line(stack, client: Clie
         if type(handler) is logging.StreamHandler:
             monkeypatch.setattr(handler, "stream", sys.stdout)
     emu = stack.emulator
-    realm = connect_quickbooks(stack, client)
+    realm = connect_quickbooks(stack, client)  # with the settings step
     seen = _tokens_of(client.tenant_id)
-    choose_settings(client)
     # force a refresh so that a rotated pair is used (and could be logged) too
     record = tokens.get_connection(client.tenant_id)
     assert record is not None

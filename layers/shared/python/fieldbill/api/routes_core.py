@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from fieldbill.api import context, views
 from fieldbill.api.schemas import (
     ContactIn,
     ContactPatch,
+    Cursor,
     EntryIn,
     EntryPatch,
+    NamePrefix,
+    PageLimit,
     StopIn,
     TaskIn,
     TaskPatch,
@@ -32,9 +34,7 @@ from fieldbill.store.models import (
 
 router = APIGatewayHttpRouter()
 
-Limit = Annotated[int, Query(ge=1, le=200)]
-Cursor = Annotated[str | None, Query(max_length=2048, description="next_cursor of the previous page")]
-NamePrefix = Annotated[str | None, Query(min_length=1, max_length=200)]
+Limit = PageLimit
 
 
 def _tenant() -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal
 
+from aws_lambda_powertools.event_handler.openapi.params import Query
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -33,6 +34,11 @@ Money = Annotated[Decimal, Field(ge=0, le=MAX_MONEY, allow_inf_nan=False), After
 Quantity = Annotated[Decimal, Field(ge=0, le=MAX_QUANTITY, allow_inf_nan=False), AfterValidator(_exact(6))]
 Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
+
+# Query parameters shared by the list routes.
+PageLimit = Annotated[int, Query(ge=1, le=200)]
+Cursor = Annotated[str | None, Query(max_length=2048, description="next_cursor of the previous page")]
+NamePrefix = Annotated[str | None, Query(min_length=1, max_length=200)]
 
 
 class Strict(BaseModel):

@@ -175,6 +175,11 @@ def _state(event: dict[str, Any], **flags: Any) -> dict[str, Any]:
     }
 
 
+def _tally(counts: dict[str, Any], **deltas: int) -> None:
+    for name, delta in deltas.items():
+        counts[name] = int(counts.get(name, 0)) + delta
+
+
 # ---------------------------------------------------------------------------- steps
 def compile_step(event: dict[str, Any]) -> dict[str, Any]:
     run = get_run(event["tenant_id"], event["run_id"])
@@ -182,9 +187,12 @@ def compile_step(event: dict[str, Any]) -> dict[str, Any]:
     counts = _counts(run)
     cursor = run.cursor if run.stage == "compiling" else None
     result = billing.compile_page(run.tenant_id, _actor(run), _scope(run), cursor=cursor, run_id=run.id)
-    counts["entries_billed"] = int(counts.get("entries_billed", 0)) + result.entries_billed
-    counts["items_created"] = int(counts.get("items_created", 0)) + result.items_created
-    counts["entries_skipped"] = int(counts.get("entries_skipped", 0)) + result.entries_skipped
+    _tally(
+        counts,
+        entries_billed=result.entries_billed,
+        items_created=result.items_created,
+        entries_skipped=result.entries_skipped,
+    )
     more = result.cursor is not None
     _advance(run, "compiling", counts, result.cursor if more else None)
     return _state(event, more=more)
@@ -199,9 +207,12 @@ def generate_step(event: dict[str, Any]) -> dict[str, Any]:
     result = billing.generate_page(
         run.tenant_id, _actor(run), run.id, dm.GroupingMode(run.grouping), _scope(run), issue, cursor=cursor
     )
-    counts["invoices_created"] = int(counts.get("invoices_created", 0)) + len(result.invoice_ids)
-    counts["items_invoiced"] = int(counts.get("items_invoiced", 0)) + result.items_invoiced
-    counts["generate_conflicts"] = int(counts.get("generate_conflicts", 0)) + result.conflicts
+    _tally(
+        counts,
+        invoices_created=len(result.invoice_ids),
+        items_invoiced=result.items_invoiced,
+        generate_conflicts=result.conflicts,
+    )
     more = result.cursor is not None
     _advance(run, "generating", counts, result.cursor if more else None)
     return _state(event, more=more)
@@ -220,7 +231,7 @@ def sync_step(event: dict[str, Any]) -> dict[str, Any]:
     )
     invoices = [i for i in query if isinstance(i, Invoice) and i.destination == "quickbooks"]
     queued = sync_queue.enqueue_invoices(invoices, _actor(run), run_id=run.id)
-    counts["invoices_queued"] = int(counts.get("invoices_queued", 0)) + queued
+    _tally(counts, invoices_queued=queued)
     more = query.last_evaluated_key is not None
     _advance(run, "syncing", counts, None)
     return _state(event, more=more)
