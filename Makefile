@@ -69,7 +69,9 @@ format: venv ## apply the formatters
 	$(BIN)/ruff check --fix .
 
 build: sam-venv ## sam build (offline), then ship compiled bytecode for faster cold starts
-	PATH=$(HOME)/.pyenv/versions/3.11.7/bin:$$PATH $(SAMVENV)/bin/sam build --template template.yaml
+	@# sam needs a python3.11 executable on PATH (the runtime's version): the one that made .venv.
+	PATH="$$($(PY) -c 'import os, sys; print(os.path.dirname(os.path.realpath(sys.executable)))'):$$PATH" \
+		$(SAMVENV)/bin/sam build --template template.yaml
 	$(BIN)/python -m compileall -q -j 0 --invalidation-mode unchecked-hash .aws-sam/build
 	@# Lambda puts a layer's python/ on sys.path: the package must sit right under it.
 	test -f .aws-sam/build/SharedLayer/python/fieldbill/__init__.py

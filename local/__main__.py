@@ -65,9 +65,11 @@ def _serve(args: argparse.Namespace) -> int:
     endpoints = stack.write_endpoints(args.tenant)
     for key, value in endpoints.items():
         print(f"{key}={value}", flush=True)
-    print("Endpoints written to .local/endpoints.json. Fire a schedule: curl -X POST "
-          f"{stack.api_url}/__local/schedules/CustomersSync (InventorySync, ServiceTypesSync). Ctrl-C stops.",
-          flush=True)
+    print(
+        "Endpoints written to .local/endpoints.json. Fire a schedule: curl -X POST "
+        f"{stack.api_url}/__local/schedules/CustomersSync (InventorySync, ServiceTypesSync). Ctrl-C stops.",
+        flush=True,
+    )
     stopped = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stopped.set())
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())

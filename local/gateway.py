@@ -59,8 +59,14 @@ logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
 
 class Gateway:
-    def __init__(self, registry: FunctionRegistry, issuer: DevIssuer, host: str = "127.0.0.1", port: int = 0,
-                 fire_schedule: Any = None):
+    def __init__(
+        self,
+        registry: FunctionRegistry,
+        issuer: DevIssuer,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        fire_schedule: Any = None,
+    ):
         self.registry = registry
         # Local-only: EventBridge never fires in moto, so POST /__local/schedules/<name> fires one.
         self.fire_schedule = fire_schedule
@@ -104,10 +110,16 @@ class Gateway:
             try:
                 result = self.fire_schedule(name)
             except KeyError:
-                return Response(json.dumps({"message": f"no schedule {name}"}), status=404,
-                                content_type="application/json")
-            return Response(json.dumps({"fired": name, "result": result}, default=str), status=200,
-                            content_type="application/json")
+                return Response(
+                    json.dumps({"message": f"no schedule {name}"}),
+                    status=404,
+                    content_type="application/json",
+                )
+            return Response(
+                json.dumps({"fired": name, "result": result}, default=str),
+                status=200,
+                content_type="application/json",
+            )
         found = self.match(request.method, request.path)
         if found is None:
             return Response(json.dumps({"message": "Not Found"}), status=404, content_type="application/json")

@@ -95,8 +95,9 @@ class LocalStack:
                 "POWERTOOLS_DEV": "false",
             },
         ).start()
-        self.gateway = Gateway(self.aws.registry, self.issuer, port=opts.gateway_port,
-                               fire_schedule=self.aws.fire_schedule)
+        self.gateway = Gateway(
+            self.aws.registry, self.issuer, port=opts.gateway_port, fire_schedule=self.aws.fire_schedule
+        )
         redirect_uri = f"{self.gateway.url}/quickbooks/callback"
         os.environ["QBO_REDIRECT_URI"] = redirect_uri
         self.emulator.register_app(

@@ -69,3 +69,44 @@ def test_a_long_wait_raises_a_local_throttle_in_quickbooks_seconds(stack):
     clock.now += 61
     with rl.permit(realm) as permit:
         assert permit.realm_id == realm
+
+
+def test_a_429_without_retry_after_cools_down_longer_only_while_429s_follow_each_other(stack):
+    clock, realm = Clock(), f"r-{uuid.uuid4().hex[:8]}"
+    rl = limiter(clock)
+    # A lone 429: a short cool-down (our counters keep us under the limits: it is an outlier)
+    assert rl.note_throttled(realm) == 5
+    # Refused again right after each cool-down: a storm, so it doubles up to Intuit's 60 s
+    for expected in (10, 20, 40, 60, 60):
+        clock.now = _cooldown_end(rl, realm) + 1
+        assert rl.note_throttled(realm) == expected
+    # Calls went through after the cool-down: the next 429 is an outlier again, 5 s
+    clock.now = _cooldown_end(rl, realm) + 1
+    for _ in range(4):
+        permit = rl.try_acquire(realm)
+        assert isinstance(permit, Permit)
+        rl.release(permit)
+    assert rl.note_throttled(realm) == 5
+    # A Retry-After is taken as it is, and a cool-down never shortens
+    assert rl.note_throttled(realm, 30) == 30
+    assert rl.note_throttled(realm, 2) >= 29
+
+
+def _cooldown_end(rl: RateLimiter, realm: str) -> float:
+    item = rl._cooldown_item(realm)
+    assert item is not None
+    return float(item["expires"]["N"])
+
+
+def test_estimate_tells_the_wait_without_taking_anything(stack):
+    clock, realm = Clock(), f"r-{uuid.uuid4().hex[:8]}"
+    rl = limiter(clock, qbo_requests_per_minute=100)
+    assert rl.estimate(realm, batch=True) == 0.0
+    assert rl.estimate(realm, batch=True) == 0.0  # nothing was counted
+    permit = rl.try_acquire(realm, batch=True)
+    assert isinstance(permit, Permit)
+    rl.release(permit)
+    assert 0 < rl.estimate(realm, batch=True) <= 60 + 2 * 60 / SLOTS_PER_MINUTE  # one batch a minute
+    assert rl.estimate(realm) == 0.0  # single calls still have budget
+    rl.note_throttled(realm, 30)
+    assert 29 <= rl.estimate(realm) <= 30

@@ -17,9 +17,11 @@ import boto3
 import pytest
 import requests
 
+from fieldbill.clock import now_iso
 from fieldbill.domain.money import line_amount
 from fieldbill.quickbooks import tokens
 from fieldbill.store.models import META, Contact, Entity, Invoice, InvoiceLine, Product, QboConnection
+from fieldbill.workflows import qbo_sync
 from fieldbill.workflows.messages import QboSyncMessage
 from tests.conftest import wait_for
 
@@ -27,9 +29,13 @@ pytestmark = pytest.mark.integration
 
 
 # ------------------------------------------------------------------------------------ helpers
-def qbo_connect(stack: Any, tenant_id: str, **company: Any) -> str:
-    """Connect `tenant_id` to a new emulator company through the real OAuth flow (our side only)."""
+def qbo_connect(stack: Any, tenant_id: str, webhooks: bool = False, **company: Any) -> str:
+    """Connect `tenant_id` to a new emulator company through the real OAuth flow (our side only).
+    Webhooks are off by default: the inbound worker's reads of what we create would count as calls
+    of the company and spend its (sometimes tiny) limits."""
     realm = stack.emulator.create_company(name=f"{tenant_id} company", **company)
+    if not webhooks:
+        stack.emulator.configure(realm, webhooks_enabled=False)
     url = tokens.authorization_url(tenant_id)
     consent = requests.get(url + f"&realm={realm}", allow_redirects=False, timeout=10)
     assert consent.status_code in (302, 303), consent.text
@@ -163,6 +169,11 @@ def wait_settled(tenant_id: str, invoice_ids: list[str], timeout: float = 60.0) 
     return wait_for(settled, timeout=timeout, interval=0.1, what=f"{len(invoice_ids)} invoice(s) settled")
 
 
+def drain_sync(stack: Any, timeout: float = 30.0) -> None:
+    """Wait until the QuickBooks sync queue is empty (other workers' queues are not ours to wait for)."""
+    stack.aws.drain(timeout=timeout, ignore=("DLQ", "Inbound", "Jobs"))
+
+
 def ours(stack: Any, realm: str, entity: str = "Invoice") -> list[dict[str, Any]]:
     return [
         e
@@ -202,7 +213,7 @@ def test_happy_path_creates_customer_item_and_invoice_once(stack):
     # When the same message arrives again, nothing is sent to QuickBooks
     calls = stack.emulator.calls(realm)["total"]
     send(stack, tenant, invoice.id)
-    stack.aws.drain(timeout=30)
+    drain_sync(stack)
     assert len(ours(stack, realm)) == 1
     assert stack.emulator.calls(realm)["total"] == calls
 
@@ -353,7 +364,7 @@ def test_permanent_validation_error_is_recorded_with_code_and_element_and_not_re
     assert error["element"] == "Line.SalesItemLineDetail.ItemRef"
     assert failed.gsi2sk == Invoice.run_sort_key("error", invoice.id)
     assert failed.history[-1].to_state == "error"
-    stack.aws.drain(timeout=30)
+    drain_sync(stack)
     assert ours(stack, realm) == []
 
 
@@ -385,5 +396,130 @@ def test_invalid_grant_marks_needs_reconnect_and_keeps_the_message(stack):
     try:
         wait_for(kept, timeout=10, what="message kept in flight")
         assert ours(stack, realm) == []
+        # And its receipt handle was noted: a reconnect can make it visible at once
+        assert (
+            wait_for(lambda: qbo_sync.resume_parked(tenant), timeout=10, what="parked message resumed") >= 1
+        )
     finally:
-        sqs.purge_queue(QueueUrl=url)  # it would come back every QuickBooks hour until reconnected
+        sqs.purge_queue(
+            QueueUrl=url
+        )  # it would keep looking (1, 2, 4 … 60 QuickBooks minutes) until reconnected
+
+
+def sqs_event(messages: list[QboSyncMessage], receive_count: int = 1) -> dict[str, Any]:
+    """An SQS event as the event source mapping delivers it (for calling the handler directly)."""
+    return {
+        "Records": [
+            {
+                "messageId": f"m-{n}-{uuid.uuid4().hex[:8]}",
+                "receiptHandle": f"rh-{n}",
+                "body": m.model_dump_json(exclude_none=True),
+                "attributes": {
+                    "ApproximateReceiveCount": str(receive_count),
+                    "SentTimestamp": str(int(time.time() * 1000)),
+                    "SenderId": "test",
+                    "ApproximateFirstReceiveTimestamp": str(int(time.time() * 1000)),
+                },
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:test",
+                "awsRegion": "us-east-1",
+            }
+            for n, m in enumerate(messages)
+        ]
+    }
+
+
+def test_one_failing_operation_of_a_batch_leaves_the_others_synced(stack):
+    # Given five new invoices of one tenant, one of them with a line whose item QuickBooks never had
+    tenant = qbo_tenant()
+    realm = qbo_connect(stack, tenant)
+    seed_contact(tenant, "Partial Owner")
+    seed_product(tenant, "Service")
+    ghost = seed_product(tenant, "Ghost", "p-ghost")
+    ghost.update(actions=[Product.qbo_id.set("999999")])
+    good = [seed_invoice(tenant).id for _ in range(4)]
+    bad = seed_invoice(tenant, lines=[("p1", "1", "80"), ("p-ghost", "1", "10")]).id
+    ids = [*good[:2], bad, *good[2:]]
+    # When one invocation receives all five (one QuickBooks batch call)
+    messages = [
+        QboSyncMessage(kind="sync_invoice", tenant_id=tenant, entity_id=i, run_id="run-1", version=1)
+        for i in ids
+    ]
+    result = qbo_sync.handle_event(sqs_event(messages), None)
+    # Then every record is consumed: four invoices synced, the fifth in error with QuickBooks' reason
+    assert result["batchItemFailures"] == []
+    calls = stack.emulator.calls(realm)
+    assert calls["batch_requests"] == 1
+    invoice_calls = calls["total"] - calls["batch_requests"]
+    # the customer (name query, create), the item (name query, income account, create): no invoice
+    # went out on its own
+    assert invoice_calls <= 5, calls
+    for invoice_id in good:
+        record = load_invoice(tenant, invoice_id)
+        assert record.sync_status == "synced" and record.qbo_id
+    failed = load_invoice(tenant, bad)
+    assert failed.sync_status == "error"
+    assert failed.sync_error.as_dict()["code"] == "2500" and failed.sync_error.as_dict()["message"]
+    assert len(ours(stack, realm)) == 4
+    # And a redelivery of the whole batch creates nothing more (synced ones are skipped)
+    qbo_sync.handle_event(sqs_event(messages[:2] + messages[3:], receive_count=2), None)
+    assert len(ours(stack, realm)) == 4
+
+
+def test_void_contact_and_product_messages(stack):
+    # Given a synced invoice, its customer and its item
+    tenant = qbo_tenant()
+    realm = qbo_connect(stack, tenant)
+    contact = seed_contact(tenant, "Change Owner")
+    product = seed_product(tenant, "Weekly service")
+    invoice = seed_invoice(tenant)
+    send(stack, tenant, invoice.id)
+    (synced,) = wait_settled(tenant, [invoice.id])
+    assert synced.sync_status == "synced"
+    linked = Entity.get(Contact.key(tenant, "c1"), META, consistent_read=True)
+    item_id = Entity.get(Product.key(tenant, "p1"), META, consistent_read=True).qbo_id
+    # When the contact is renamed and the product repriced here, and their messages are consumed
+    contact.update(actions=[Contact.name.set("Changed Owner"), Contact.updated_at.set(now_iso())])
+    product.update(
+        actions=[Product.default_unit_price.set(Decimal("95.50")), Product.updated_at.set(now_iso())]
+    )
+    send(stack, tenant, "c1", kind="sync_contact")
+    send(stack, tenant, "p1", kind="sync_product")
+    # Then QuickBooks' customer and item follow (sparse updates of the linked records)
+    wait_for(
+        lambda: stack.emulator.entity(realm, "Customer", linked.qbo_id)["DisplayName"] == "Changed Owner",
+        timeout=20,
+        what="customer renamed",
+    )
+    wait_for(
+        lambda: stack.emulator.entity(realm, "Item", item_id)["UnitPrice"] == Decimal("95.50"),
+        timeout=20,
+        what="item repriced",
+    )
+    # When a contact that was never synced has its message consumed, its customer is created
+    seed_contact(tenant, "Brand New Owner", "c9")
+    send(stack, tenant, "c9", kind="sync_contact")
+    created = wait_for(
+        lambda: Entity.get(Contact.key(tenant, "c9"), META, consistent_read=True).qbo_id,
+        timeout=20,
+        what="c9",
+    )
+    assert stack.emulator.entity(realm, "Customer", created)["DisplayName"] == "Brand New Owner"
+    # When the invoice is voided here and its void message is consumed
+    send(stack, tenant, invoice.id, kind="void_invoice")
+
+    def voided() -> bool:
+        qbo = stack.emulator.entity(realm, "Invoice", synced.qbo_id)
+        return qbo is not None and qbo["TotalAmt"] == 0
+
+    wait_for(voided, timeout=20, what="invoice voided in QuickBooks")
+    # Then QuickBooks' invoice is void (the same one: no other was created) and ours records it
+    record = wait_for(
+        lambda: (r := load_invoice(tenant, invoice.id)).history[-1].reason.startswith("voided") and r,
+        timeout=20,
+        what="void recorded",
+    )
+    assert record.qbo_sync_token == stack.emulator.entity(realm, "Invoice", synced.qbo_id)["SyncToken"]
+    assert len(stack.emulator.entities(realm, "Invoice")) == 1

@@ -184,10 +184,11 @@ class QboClient:
             start += page
 
     def batch(
-        self, operations: Sequence[Mapping[str, Any]], requestid: str
+        self, operations: Sequence[Mapping[str, Any]], requestid: str, *, max_wait: float | None = None
     ) -> dict[str, dict[str, Any] | QboError]:
         """Each operation is a BatchItemRequest with its bId (≤ 30). Returns bId -> the entity
-        answered (dict) or the error of that item. A failure of the whole call raises."""
+        answered (dict) or the error of that item. A failure of the whole call raises.
+        `max_wait`: real seconds the limiter may wait here for a batch slot (else a local Throttled)."""
         if len(operations) > BATCH_MAX_OPERATIONS:
             raise ValueError(f"at most {BATCH_MAX_OPERATIONS} operations in one batch")
         if len(requestid) > BATCH_REQUEST_ID_MAX:
@@ -199,6 +200,7 @@ class QboClient:
             params={"requestid": requestid},
             write=True,
             batch=True,
+            max_wait=max_wait,
         )
         out: dict[str, dict[str, Any] | QboError] = {}
         for item in answer.get("BatchItemResponse", []):
@@ -212,10 +214,10 @@ class QboClient:
         return out
 
     # ------------------------------------------------------------------ transport
-    def _permit(self, realm: str, batch: bool) -> AbstractContextManager[Any]:
+    def _permit(self, realm: str, batch: bool, max_wait: float | None = None) -> AbstractContextManager[Any]:
         if not self.use_limiter:
             return nullcontext()
-        return self.limiter.permit(realm, batch=batch)
+        return self.limiter.permit(realm, batch=batch, max_wait=max_wait)
 
     def _call(
         self,
@@ -226,13 +228,14 @@ class QboClient:
         params: Mapping[str, str] | None = None,
         write: bool = False,
         batch: bool = False,
+        max_wait: float | None = None,
     ) -> dict[str, Any]:
         rejected: str | None = None
         for attempt in (1, 2):
             token, realm = self._tokens(rejected)
             self.realm_id = realm
             try:
-                return self._send(method, path, token, realm, body, params, write, batch)
+                return self._send(method, path, token, realm, body, params, write, batch, max_wait)
             except (AuthExpired, AuthorizationFailed):
                 if attempt == 2:
                     raise
@@ -249,6 +252,7 @@ class QboClient:
         params: Mapping[str, str] | None,
         write: bool,
         batch: bool,
+        max_wait: float | None = None,
     ) -> dict[str, Any]:
         url = f"{self.settings.qbo_api_base.rstrip('/')}/company/{realm}/{path}"
         query = {**(params or {}), "minorversion": str(self.settings.qbo_minor_version)}
@@ -258,7 +262,7 @@ class QboClient:
             data = dumps(body).encode()
             headers["Content-Type"] = "application/json"
         timeout = (CONNECT_TIMEOUT_SECONDS, float(self.settings.qbo_http_timeout_seconds))
-        with self._permit(realm, batch):
+        with self._permit(realm, batch, max_wait):
             self.calls += 1
             try:
                 response = self.session.request(
@@ -278,7 +282,10 @@ class QboClient:
             if isinstance(error, Throttled):
                 qmetrics.count("ThrottledCalls", realm)
                 if self.use_limiter:
-                    self.limiter.note_throttled(realm, error.retry_after_seconds)
+                    # Every worker holds off the realm; the cool-down applied is what the caller waits.
+                    error.retry_after_seconds = self.limiter.note_throttled(
+                        realm, error.retry_after_seconds if error.hinted else None
+                    )
             raise error
         try:
             answer = loads(response.content)

@@ -57,12 +57,19 @@ class Throttled(QboError):
     retryable = True
 
     def __init__(
-        self, retry_after_seconds: float = DEFAULT_THROTTLE_SECONDS, *, local: bool = False, **kw: Any
+        self,
+        retry_after_seconds: float = DEFAULT_THROTTLE_SECONDS,
+        *,
+        local: bool = False,
+        hinted: bool = False,
+        **kw: Any,
     ) -> None:
         super().__init__(kw.pop("message", "") or f"throttled, retry after {retry_after_seconds:g}s", **kw)
         self.retry_after_seconds = retry_after_seconds
         # True when our own limiter refused before any call went out (not a QuickBooks 429).
         self.local = local
+        # True when QuickBooks said how long to wait (Retry-After); else the wait is ours to choose.
+        self.hinted = hinted
 
 
 class Transient(QboError):
@@ -224,7 +231,11 @@ def error_from_faults(
     first = faults[0] if faults else FaultError(code="")
     kw: dict[str, Any] = {"status": status, "intuit_tid": intuit_tid, "faults": faults}
     if status == 429 or "3001" in codes:
-        return Throttled(retry_after if retry_after is not None else DEFAULT_THROTTLE_SECONDS, **kw)
+        return Throttled(
+            retry_after if retry_after is not None else DEFAULT_THROTTLE_SECONDS,
+            hinted=retry_after is not None,
+            **kw,
+        )
     if "3200" in codes:
         return AuthExpired(first.message or "authentication failed", **kw)
     if "120" in codes:

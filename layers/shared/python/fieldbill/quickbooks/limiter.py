@@ -26,13 +26,17 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from fieldbill.quickbooks.errors import Throttled
+from fieldbill.quickbooks.errors import DEFAULT_THROTTLE_SECONDS, Throttled
 from fieldbill.settings import Settings, get_settings
 
 SLOTS_PER_MINUTE = 30
 # Waits up to this many real seconds happen inside the function; longer ones go back to the queue.
 DEFAULT_MAX_WAIT_SECONDS = 2.0
 LEASE_MARGIN_SECONDS = 5.0
+# A 429 without Retry-After: the first cool-down (QuickBooks seconds), doubled per consecutive 429.
+FIRST_COOLDOWN_QBO_SECONDS = 5.0
+# At most this many calls between the end of a cool-down and the next 429: the 429s are consecutive.
+CONSECUTIVE_CALLS = 3
 
 
 class RateKeys:
@@ -133,6 +137,35 @@ class RateLimiter:
             return wait
         return permit
 
+    def estimate(self, realm_id: str, *, batch: bool = False) -> float:
+        """Real seconds until a call could start (0.0: now), taking nothing: lets a worker give its
+        records back before preparing work that could not be sent for a while."""
+        now = self.clock()
+        waits = [0.0]
+        for item in self._query(realm_id, RateKeys.cooldown(), RateKeys.cooldown()):
+            if "expires" in item:
+                waits.append(float(item["expires"]["N"]) - now)
+        if batch:
+            waits.append(
+                self._window_wait(realm_id, RateKeys.batch_slot, self.settings.qbo_batches_per_minute)
+            )
+        waits.append(
+            self._window_wait(realm_id, RateKeys.request_slot, self.settings.qbo_requests_per_minute)
+        )
+        return max(waits)
+
+    def _window_wait(self, realm_id: str, slot_key: Callable[[int], str], limit: int) -> float:
+        now = self.clock()
+        slot = int(now // self.slot_seconds)
+        first = slot - SLOTS_PER_MINUTE
+        items = self._query(realm_id, slot_key(first), slot_key(slot))
+        counts = {it["sk"]["S"]: int(it["n"]["N"]) for it in items if "n" in it}
+        previous = [(s, counts.get(slot_key(s), 0)) for s in range(first, slot)]
+        used = sum(n for _, n in previous) + counts.get(slot_key(slot), 0)
+        if used < limit:
+            return 0.0
+        return self._wait(previous, used - limit + 1, slot, now)
+
     def release(self, permit: Permit) -> None:
         try:
             self.client.delete_item(
@@ -145,9 +178,28 @@ class RateLimiter:
             if not _conditional_failed(exc):  # expired and taken over: nothing of ours to free
                 raise
 
-    def note_throttled(self, realm_id: str, qbo_seconds: float) -> None:
-        """QuickBooks answered 429: every worker holds off this realm for `qbo_seconds`."""
-        until = self.clock() + self.to_real_seconds(qbo_seconds)
+    def note_throttled(self, realm_id: str, qbo_seconds: float | None = None) -> float:
+        """QuickBooks answered 429: every worker holds off this realm. Returns the cool-down applied,
+        in QuickBooks seconds.
+
+        With a Retry-After (`qbo_seconds`) that is the cool-down. Without one, the cool-down grows
+        with consecutive 429s: 5, 10, 20, 40, then Intuit's 60 seconds. Our own counters already keep
+        us under the published limits, so a lone 429 is an outlier, and a full minute of silence per
+        outlier would cost a large share of a run. A 429 is consecutive when at most
+        CONSECUTIVE_CALLS calls went out since the previous cool-down ended (read from our own
+        request counters): in a storm (the limits are lower than we think) the first calls after
+        each cool-down are refused again, which reaches Intuit's 60 s after four strikes.
+        """
+        now = self.clock()
+        strikes = 1
+        if qbo_seconds is None:
+            current = self._cooldown_item(realm_id)
+            if current is not None and "seconds" in current:
+                ended = float(current["expires"]["N"])
+                if now - ended < self.minute and self._calls_since(realm_id, ended) <= CONSECUTIVE_CALLS:
+                    strikes = int(current.get("strikes", {}).get("N", "0")) + 1
+            qbo_seconds = min(DEFAULT_THROTTLE_SECONDS, FIRST_COOLDOWN_QBO_SECONDS * 2 ** (strikes - 1))
+        until = now + self.to_real_seconds(qbo_seconds)
         try:
             self.client.put_item(
                 TableName=self.table,
@@ -155,6 +207,8 @@ class RateLimiter:
                     "pk": {"S": RateKeys.pk(realm_id)},
                     "sk": {"S": RateKeys.cooldown()},
                     "expires": {"N": repr(until)},
+                    "strikes": {"N": str(strikes)},
+                    "seconds": {"N": repr(float(qbo_seconds))},
                     "ttl": {"N": str(int(until + 3600))},
                 },
                 ConditionExpression="attribute_not_exists(expires) OR expires < :until",
@@ -163,6 +217,26 @@ class RateLimiter:
         except ClientError as exc:
             if not _conditional_failed(exc):  # a longer cool-down is already in place
                 raise
+            current = self._cooldown_item(realm_id)
+            if current is not None:
+                qbo_seconds = max(qbo_seconds, self.to_qbo_seconds(float(current["expires"]["N"]) - now))
+        return float(qbo_seconds)
+
+    def _calls_since(self, realm_id: str, since: float) -> int:
+        """Calls counted from the slot of `since` on (the slot is the resolution)."""
+        first = int(since // self.slot_seconds)
+        last = int(self.clock() // self.slot_seconds)
+        items = self._query(realm_id, RateKeys.request_slot(first), RateKeys.request_slot(last))
+        return sum(int(it["n"]["N"]) for it in items if "n" in it)
+
+    def _cooldown_item(self, realm_id: str) -> dict[str, Any] | None:
+        found = self.client.get_item(
+            TableName=self.table,
+            Key={"pk": {"S": RateKeys.pk(realm_id)}, "sk": {"S": RateKeys.cooldown()}},
+            ConsistentRead=True,
+        )
+        item = found.get("Item")
+        return item if item and "expires" in item else None
 
     @contextmanager
     def permit(

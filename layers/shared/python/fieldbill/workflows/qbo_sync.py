@@ -1,20 +1,25 @@
 """The QuickBooks sync queue consumer: every outbound QuickBooks call goes through here.
 
-One Lambda batch (≤ 10 SQS records) is handled by one SyncBatch:
-1. `prepare` groups new-invoice creates of one tenant and sends them as one QuickBooks batch call
-   (≤ 30 operations), when the realm's batch budget allows; the results become per-record outcomes.
+One Lambda batch of SQS records is handled by one SyncBatch (docs/sync.md):
+1. `prepare` takes the new-invoice creates of each tenant: loads them in one read, links their
+   customers and items (one name query for all missing customers), looks up the ones whose earlier
+   attempt may have reached QuickBooks, and sends the rest as QuickBooks batch calls of ≤ 30
+   operations. The results become per-record outcomes.
 2. Powertools' BatchProcessor then runs `handle` for each record: the prepared outcome, or the
    single-call path (ensure customer and items, create or sparse-update the invoice).
+3. Records going back to the queue get their new visibility in one call per 10 records.
 
 What happens to a message, by what QuickBooks answered:
 - success, or a Permanent fault (recorded on the record: sync_status "error" + sync_error): consumed.
-- Throttled: the message's visibility is set to Retry-After (else 60 QuickBooks seconds) + jitter and
-  it is reported as a batch item failure, so it comes back later without failing hot.
-- Transient: the same with exponential back-off by ApproximateReceiveCount. A redelivered create
-  first looks the invoice up (PrivateNote marker / DocNumber), so a lost answer never makes a
-  second invoice; the deterministic requestid covers the rest.
-- NeedsReconnect / AuthorizationFailed: connection marked needs_reconnect, message kept (long
-  visibility) until someone reconnects or it reaches the DLQ.
+- Throttled: the message's visibility is set to Retry-After (else the realm's cool-down: 5 s doubling
+  to 60 s while 429s follow each other) + jitter and it is reported as a batch item failure, so it
+  comes back later without failing hot.
+- Transient: the same with a back-off growing by half per receive (transient_backoff_qbo_seconds).
+  A redelivered create first looks the invoice up (PrivateNote marker / DocNumber), so a lost
+  answer never makes a second invoice; the deterministic requestid covers the rest.
+- NeedsReconnect / AuthorizationFailed: connection marked needs_reconnect; the message is parked:
+  kept in flight with a visibility that doubles from one QuickBooks minute to an hour, its receipt
+  handle noted so `resume_parked` (called after a reconnect) makes it visible again at once.
 """
 
 from __future__ import annotations
@@ -68,13 +73,17 @@ ACTOR = "qbo_sync"
 MAX_VISIBILITY_SECONDS = 43_200  # SQS maximum
 TRANSIENT_BASE_QBO_SECONDS = 4.0
 TRANSIENT_CAP_QBO_SECONDS = 900.0
+TRANSIENT_GROWTH = 1.5
 RECONNECT_WAIT_QBO_SECONDS = 3600.0
+RECONNECT_FIRST_QBO_SECONDS = 60.0
 STALE_RETRIES = 3
 # Below this much Lambda time left, remaining records go back to the queue untouched.
 MIN_REMAINING_MS = 8_000
 LOG_KEYS = ("tenant_id", "realm_id", "run_id", "invoice_id", "entity_id", "message_id", "kind")
 
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+SQS_BATCH = 10
+QUERY_IN_MAX = 30  # values in one IN (...) of a QuickBooks query
 
 
 class RetryLater(Exception):
@@ -98,7 +107,45 @@ def _visibility(qbo_seconds: float, jitter: float = 0.2) -> int:
 
 
 def transient_backoff_qbo_seconds(receive_count: int) -> float:
-    return min(TRANSIENT_CAP_QBO_SECONDS, TRANSIENT_BASE_QBO_SECONDS * 2 ** max(0, receive_count - 1))
+    """4 s growing by half each receive (4, 6, 9, 13.5 … 15 min). Receives also count deferrals by
+    the limiter, so doubling would punish a message for waiting its turn; 25 receives still span
+    more than three hours of a QuickBooks outage before the DLQ."""
+    exponent = max(0, receive_count - 1)
+    if exponent > 20:
+        return TRANSIENT_CAP_QBO_SECONDS
+    return min(TRANSIENT_CAP_QBO_SECONDS, TRANSIENT_BASE_QBO_SECONDS * TRANSIENT_GROWTH**exponent)
+
+
+def reconnect_wait_qbo_seconds(receive_count: int) -> float:
+    """A parked message looks again after 1, 2, 4 … 60 QuickBooks minutes (resume_parked: at once)."""
+    return min(RECONNECT_WAIT_QBO_SECONDS, RECONNECT_FIRST_QBO_SECONDS * 2 ** max(0, receive_count - 1))
+
+
+def batch_wait_seconds() -> float:
+    """Real seconds a consumer may wait for a batch slot before giving its records back to the queue:
+    about three batch intervals (40 batches a minute: 4.5 s in production), 2 to 10 s."""
+    settings = get_settings()
+    interval = float(settings.qbo_seconds_per_minute) / max(1, int(settings.qbo_batches_per_minute))
+    return min(10.0, max(2.0, 3 * interval))
+
+
+def _write(record: Any, actions: list[Action], condition: Any = None) -> None:
+    """UpdateItem without reading the item back (Model.update asks for ALL_NEW: a needless read)."""
+    hash_key, range_key = record._get_hash_range_key_serialized_values()
+    record._get_connection().update_item(hash_key, range_key=range_key, actions=actions, condition=condition)
+
+
+def _batch_get(model: type[Any], keys: Iterable[str]) -> dict[str, Any]:
+    """pk -> record of `model`, one BatchGetItem per 100 keys (consistent reads)."""
+    wanted = list(dict.fromkeys(keys))
+    if not wanted:
+        return {}
+    found = Entity.batch_get([(k, META) for k in wanted], consistent_read=True)
+    return {r.pk: r for r in found if isinstance(r, model)}
+
+
+def parked_key(tenant_id: str) -> str:
+    return f"T#{tenant_id}#QBOPARKED"
 
 
 _VERSION_RE = re.compile(r"\bversion=(\d+)\b")
@@ -165,6 +212,9 @@ class SyncBatch:
         self.client_factory = client_factory or (lambda tenant_id: QboClient(tenant_id))
         self.tenants: dict[str, _Tenant] = {}
         self.outcomes: dict[str, BaseException | None] = {}
+        self.invoices: dict[str, Invoice] = {}  # pk -> invoice loaded by prepare
+        self._visibility: list[tuple[str, int]] = []  # (receipt handle, seconds) to set before returning
+        self._parked: list[tuple[str, str, str, int]] = []  # (tenant, message id, receipt handle, seconds)
 
     # ------------------------------------------------------------------ entry points
     def run(self, event: dict[str, Any]) -> dict[str, Any]:
@@ -172,9 +222,13 @@ class SyncBatch:
             self.prepare([SQSRecord(r) for r in event.get("Records", [])])
         except Exception:  # batching is an optimisation: every record still gets its own handling
             logger.exception("batch preparation failed; records are handled one by one")
-        return process_partial_response(  # type: ignore[return-value]
-            event=event, record_handler=self.handle, processor=processor, context=self.context
-        )
+        try:
+            return process_partial_response(  # type: ignore[return-value]
+                event=event, record_handler=self.handle, processor=processor, context=self.context
+            )
+        finally:
+            self._flush_visibility()
+            self._note_parked()
 
     def handle(self, record: SQSRecord) -> None:
         message = QboSyncMessage.model_validate_json(record.body)
@@ -203,15 +257,15 @@ class SyncBatch:
         except Throttled as exc:
             if exc.local:
                 qmetrics.count("LimiterDeferrals", self._realm(message.tenant_id))
-            self._retry_later(record, _visibility(exc.retry_after_seconds, jitter=0.5), "throttled")
+            # Our limiter knows when its budget frees (little jitter); a QuickBooks 429 spreads more.
+            jitter = 0.1 if exc.local else 0.5
+            self._retry_later(record, _visibility(exc.retry_after_seconds, jitter=jitter), "throttled")
         except (NeedsReconnect, AuthorizationFailed) as exc:
             if isinstance(exc, AuthorizationFailed):
                 tokens.mark_needs_reconnect(message.tenant_id, "QuickBooks refused authorization (120)")
-            self._retry_later(
-                record,
-                _visibility(RECONNECT_WAIT_QBO_SECONDS, jitter=0.1),
-                "QuickBooks connection needs reconnect",
-            )
+            seconds = _visibility(reconnect_wait_qbo_seconds(receive_count), jitter=0.1)
+            self._parked.append((message.tenant_id, record.message_id, record.receipt_handle, seconds))
+            self._retry_later(record, seconds, "QuickBooks connection needs reconnect")
         except (Transient, AuthExpired) as exc:
             qmetrics.count("Retries", self._realm(message.tenant_id))
             self._retry_later(
@@ -238,15 +292,42 @@ class SyncBatch:
         return callable(remaining) and int(remaining()) < MIN_REMAINING_MS
 
     def _retry_later(self, record: SQSRecord, seconds: int, why: str) -> None:
-        queue_url = get_settings().qbo_sync_queue_url
-        try:
-            _sqs().change_message_visibility(
-                QueueUrl=queue_url, ReceiptHandle=record.receipt_handle, VisibilityTimeout=int(seconds)
-            )
-        except Exception:  # the queue's own visibility timeout still brings the message back
-            logger.exception("could not change message visibility")
+        """Report the record as failed; its visibility is set before the invocation returns."""
+        self._visibility.append((record.receipt_handle, int(seconds)))
         logger.info("message returned to the queue", extra={"delay_seconds": seconds, "reason": why})
         raise RetryLater(why)
+
+    def _flush_visibility(self) -> None:
+        pending, self._visibility = self._visibility, []
+        if not pending:
+            return
+        queue_url = get_settings().qbo_sync_queue_url
+        for start in range(0, len(pending), SQS_BATCH):
+            chunk = pending[start : start + SQS_BATCH]
+            entries = [
+                {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": seconds}
+                for i, (handle, seconds) in enumerate(chunk)
+            ]
+            try:
+                answer = _sqs().change_message_visibility_batch(QueueUrl=queue_url, Entries=entries)
+                if answer.get("Failed"):
+                    logger.warning("visibility not changed", extra={"failed": answer["Failed"]})
+            except Exception:  # the queue's own visibility timeout still brings the messages back
+                logger.exception("could not change message visibility")
+
+    def _note_parked(self) -> None:
+        """Remember the receipt handles of parked messages: resume_parked makes them visible."""
+        parked, self._parked = self._parked, []
+        if not parked:
+            return
+        table = get_settings().table_name
+        now = time.time()
+        try:
+            with _ParkedWriter(table) as put:
+                for tenant_id, message_id, handle, seconds in parked:
+                    put(tenant_id, message_id, handle, int(now + seconds + 3600))
+        except Exception:  # resume is a shortcut: the message still comes back on its own
+            logger.exception("parked messages not recorded")
 
     def _done(self, message: QboSyncMessage, record: SQSRecord) -> None:
         if message.kind == "sync_invoice":
@@ -286,7 +367,8 @@ class SyncBatch:
     # ------------------------------------------------------------------ invoices
     def _load_invoice(self, message: QboSyncMessage) -> Invoice | None:
         logger.append_keys(invoice_id=message.entity_id)
-        invoice = _find(Invoice, Invoice.key(message.tenant_id, message.entity_id))
+        key = Invoice.key(message.tenant_id, message.entity_id)
+        invoice = self.invoices.pop(key, None) or _find(Invoice, key)
         if invoice is None:
             logger.warning("invoice to sync not found; message dropped")
             return None
@@ -368,11 +450,14 @@ class SyncBatch:
         raise AssertionError("unreachable")
 
     def _mark_unknown(self, invoice: Invoice) -> None:
+        """The create may have reached QuickBooks: whoever handles the invoice next looks it up first."""
         with contextlib.suppress(UpdateError):
-            invoice.update(
-                actions=[Invoice.sync_status.set("unknown"), Invoice.updated_at.set(now_iso())],
+            _write(
+                invoice,
+                [Invoice.sync_status.set("unknown"), Invoice.updated_at.set(now_iso())],
                 condition=Invoice.qbo_id.does_not_exist(),
             )
+            invoice.sync_status = "unknown"
 
     def mark_synced(self, invoice: Invoice, result: dict[str, Any], tenant: _Tenant) -> None:
         qbo_id = str(result["Id"])
@@ -388,6 +473,7 @@ class SyncBatch:
             common.append(Invoice.qbo_total.set(Decimal(str(total))))
         synced: list[Action] = [
             Invoice.sync_status.set("synced"),
+            Invoice.qbo_synced_version.set(int(invoice.version)),
             Invoice.sync_error.remove(),
             Invoice.synced_at.set(now_iso()),
             Invoice.history.set(
@@ -408,11 +494,11 @@ class SyncBatch:
                 Invoice.gsi2sk.set(Invoice.run_sort_key("synced", invoice.id)),
             ]
         try:
-            invoice.update(actions=common + synced, condition=Invoice.version == invoice.version)
+            _write(invoice, common + synced, condition=Invoice.version == invoice.version)
         except UpdateError:
             # Changed while we synced: keep the QuickBooks id (the next message updates, never
             # creates again) but not "synced", which would hide the newer version.
-            invoice.update(actions=common)
+            _write(invoice, common)
             logger.info("invoice changed during sync; its newer version syncs on its own message")
             return
         realm = tenant.connection.realm_id
@@ -447,7 +533,7 @@ class SyncBatch:
                 Invoice.gsi2sk.set(Invoice.run_sort_key("error", invoice.id)),
             ]
         try:
-            invoice.update(actions=actions, condition=Invoice.version == invoice.version)
+            _write(invoice, actions, condition=Invoice.version == invoice.version)
         except UpdateError:
             logger.info("invoice changed; the error of its older version is not recorded")
 
@@ -489,10 +575,20 @@ class SyncBatch:
         logger.info("invoice voided in QuickBooks", extra={"qbo_id": invoice.qbo_id})
 
     # ------------------------------------------------------------------ customers and items
-    def ensure_customer(self, tenant: _Tenant, tenant_id: str, contact_id: str) -> str:
+    def ensure_customer(
+        self,
+        tenant: _Tenant,
+        tenant_id: str,
+        contact_id: str,
+        *,
+        contact: Contact | None = None,
+        known_absent: bool = False,
+    ) -> str:
+        """The QuickBooks customer of a contact: linked, found by name, or created (known_absent: a
+        name query just found nothing, so go straight to the create)."""
         if contact_id in tenant.customers:
             return tenant.customers[contact_id]
-        contact = _find(Contact, Contact.key(tenant_id, contact_id))
+        contact = contact or _find(Contact, Contact.key(tenant_id, contact_id))
         if contact is None:
             raise Permanent(
                 "fieldbill.contact_missing",
@@ -502,7 +598,9 @@ class SyncBatch:
             )
         if not contact.qbo_id:
             body = mapping.contact_to_qbo(contact.name, contact.email)
-            found = self._find_by_name(tenant, "Customer", "DisplayName", body["DisplayName"])
+            found = None
+            if not known_absent:
+                found = self._find_by_name(tenant, "Customer", "DisplayName", body["DisplayName"])
             if found is None:
                 try:
                     found = tenant.client.create(
@@ -512,13 +610,7 @@ class SyncBatch:
                     found = self._resolve_duplicate(
                         tenant, "Customer", "DisplayName", body["DisplayName"], exc
                     )
-            contact.update(
-                actions=[
-                    Contact.qbo_id.set(str(found["Id"])),
-                    Contact.qbo_sync_token.set(str(found.get("SyncToken", "0"))),
-                    Contact.updated_at.set(now_iso()),
-                ]
-            )
+            self._link_contact(tenant, contact, found)
         tenant.customers[contact_id] = str(contact.qbo_id)
         return str(contact.qbo_id)
 
@@ -691,73 +783,333 @@ class SyncBatch:
 
     # ------------------------------------------------------------------ batch creates
     def prepare(self, records: list[SQSRecord]) -> None:
-        """Send the new invoices of one tenant as one QuickBooks batch call (≥ 2 of them)."""
+        """Send the new invoices of each tenant as QuickBooks batch calls (≥ 2 of them)."""
         by_tenant: dict[str, list[tuple[SQSRecord, QboSyncMessage]]] = {}
         for record in records:
             try:
                 message = QboSyncMessage.model_validate_json(record.body)
             except ValueError:
                 continue
-            if message.kind == "sync_invoice" and int(record.attributes.approximate_receive_count or 1) == 1:
+            if message.kind == "sync_invoice":
                 by_tenant.setdefault(message.tenant_id, []).append((record, message))
         for tenant_id, group in by_tenant.items():
             if len(group) >= 2:
-                self._prepare_tenant(tenant_id, group)
+                try:
+                    self._prepare_tenant(tenant_id, group)
+                except Exception:  # an optimisation: what is left is handled record by record
+                    logger.exception("batch preparation failed", extra={"tenant_id": tenant_id})
 
     def _prepare_tenant(self, tenant_id: str, group: list[tuple[SQSRecord, QboSyncMessage]]) -> None:
         try:
             tenant = self.tenant(tenant_id)
         except QboError:
-            return
-        ready: list[tuple[SQSRecord, Invoice, dict[str, Any]]] = []
+            return  # each record meets the same error on its own path (parked, retried)
+        client = tenant.client
+        if client.use_limiter and tenant.connection.realm_id:
+            # No batch slot for a while (the realm's minute is spent, or it cools down after a 429):
+            # give the records back now rather than load and map them first.
+            wait = client.limiter.estimate(str(tenant.connection.realm_id), batch=True)
+            if wait > batch_wait_seconds():
+                deferred = Throttled(client.limiter.to_qbo_seconds(wait), local=True, message="no batch slot")
+                for record, _ in group:
+                    self.outcomes[record.message_id] = deferred
+                return
+        loaded = _batch_get(Invoice, (Invoice.key(tenant_id, m.entity_id) for _, m in group))
+        self.invoices.update(loaded)
+        candidates: list[tuple[SQSRecord, Invoice]] = []
+        seen: set[str] = set()
         for record, message in group:
-            invoice = _find(Invoice, Invoice.key(tenant_id, message.entity_id))
+            invoice = loaded.get(Invoice.key(tenant_id, message.entity_id))
             if (
                 invoice is None
+                or invoice.id in seen  # the same invoice twice in one batch: the second waits its turn
                 or invoice.destination != "quickbooks"
                 or invoice.qbo_id
-                or invoice.sync_status == "unknown"
                 or already_synced(invoice)
             ):
                 continue
-            try:
-                ready.append((record, invoice, self.invoice_body(tenant, invoice)))
-            except (QboError, mapping.MappingError):
-                continue  # handled (and classified) on its own path
-        if len(ready) < 2:
+            seen.add(invoice.id)
+            candidates.append((record, invoice))
+        if len(candidates) < 2:
             return
-        ready = ready[:BATCH_MAX_OPERATIONS]
+        # Every candidate gets an outcome here: a failure on the way is that record's failure (retried
+        # with its class's delay), not a reason to redo the same work one record at a time.
+        try:
+            failed = self.ensure_customers(tenant, tenant_id, [inv.contact_id for _, inv in candidates])
+        except QboError as exc:  # the name look-up itself failed: nothing to build on
+            for record, invoice in candidates:
+                self._set_outcome(record, invoice, exc)
+            return
+        ready: list[tuple[SQSRecord, Invoice, dict[str, Any]]] = []
+        for record, invoice in candidates:
+            try:
+                if invoice.contact_id in failed:
+                    raise failed[invoice.contact_id]
+                ready.append((record, invoice, self.invoice_body(tenant, invoice)))
+            except (QboError, mapping.MappingError) as exc:
+                self._set_outcome(record, invoice, exc)
+        # An earlier attempt may have reached QuickBooks (answer lost, or the function died): look
+        # those up first, all at once, so a lost answer never becomes a second invoice.
+        doubtful = [
+            (rec, inv, body)
+            for rec, inv, body in ready
+            if inv.sync_status == "unknown" or int(rec.attributes.approximate_receive_count or 1) > 1
+        ]
+        if doubtful:
+            try:
+                found = self.find_invoices(tenant, [(inv, body) for _, inv, body in doubtful])
+            except QboError as exc:
+                for rec, inv, _ in doubtful:
+                    self._set_outcome(rec, inv, exc)
+                ready = [r for r in ready if r[0].message_id not in self.outcomes]
+                found = {}
+            for rec, inv, _ in doubtful:
+                row = found.get(inv.id)
+                if row is not None:
+                    logger.info(
+                        "invoice found in QuickBooks after an unknown outcome: not created again",
+                        extra={"invoice_id": inv.id, "qbo_id": row.get("Id")},
+                    )
+                    self._settle(rec, inv, row, tenant)
+            ready = [r for r in ready if r[0].message_id not in self.outcomes]
+        for start in range(0, len(ready), BATCH_MAX_OPERATIONS):
+            chunk = ready[start : start + BATCH_MAX_OPERATIONS]
+            if len(chunk) < 2:
+                break  # a lone invoice takes the single-call path (no batch slot for one invoice)
+            if self._out_of_time():
+                break
+            self._send_batch(tenant, chunk)
+
+    def _send_batch(
+        self, tenant: _Tenant, ready: list[tuple[SQSRecord, Invoice, dict[str, Any]]], *, retry: bool = True
+    ) -> None:
+        """One QuickBooks batch call. A transient failure or a QuickBooks 429 is retried once here
+        (after a look-up if the batch may have been committed): a fault of one call then costs
+        seconds, not a trip through the queue for 30 records."""
         ids = {rec.message_id: self.create_request_id(inv) for rec, inv, _ in ready}
         operations = [
             {"bId": batch_item_id(ids[rec.message_id]), "operation": "create", "Invoice": body}
             for rec, _, body in ready
         ]
         try:
-            results = tenant.client.batch(operations, batch_request_id(list(ids.values())))
-        except Throttled as exc:
-            if exc.local:
-                return  # no batch budget now: the single-call path takes them
-            for rec, _, _ in ready:
-                self.outcomes[rec.message_id] = exc
-            return
-        except Transient as exc:
-            for rec, inv, _ in ready:
-                if exc.maybe_committed:
+            results = tenant.client.batch(
+                operations, batch_request_id(list(ids.values())), max_wait=batch_wait_seconds()
+            )
+        except (Transient, Throttled) as exc:
+            doubtful = isinstance(exc, Transient) and exc.maybe_committed
+            if doubtful:
+                for _, inv, _ in ready:
                     self._mark_unknown(inv)
-                self.outcomes[rec.message_id] = exc
+            logger.warning("batch create failed", extra={"operations": len(operations), "error": str(exc)})
+            local = isinstance(exc, Throttled) and exc.local
+            if retry and not local and not self._out_of_time():
+                if isinstance(exc, Transient):
+                    time.sleep(min(2.0, TRANSIENT_BASE_QBO_SECONDS * _scale()))
+                # (after a 429 the limiter waits out the realm's cool-down, or defers the records)
+                self._retry_batch(tenant, ready, doubtful)
+                return
+            for rec, inv, _ in ready:
+                self._set_outcome(rec, inv, exc)
             return
-        except QboError as exc:
-            for rec, _, _ in ready:
-                self.outcomes[rec.message_id] = exc
+        except QboError as exc:  # auth, a whole-batch fault
+            for rec, inv, _ in ready:
+                self._set_outcome(rec, inv, exc)
+            logger.info("batch create not sent", extra={"operations": len(operations), "error": str(exc)})
             return
         for rec, inv, _ in ready:
             result = results.get(batch_item_id(ids[rec.message_id]))
             if isinstance(result, dict):
-                self.mark_synced(inv, result, tenant)
-                self.outcomes[rec.message_id] = None
+                self._settle(rec, inv, result, tenant)
             elif isinstance(result, BaseException):
-                self.outcomes[rec.message_id] = result
-        logger.info("batch create sent", extra={"operations": len(operations), "tenant_id": tenant_id})
+                self._set_outcome(rec, inv, result)  # that operation's own fault; the others stand
+            # no answer for the item: the single-call path looks it up (requestid, marker) and retries
+        logger.info(
+            "batch create sent",
+            extra={"operations": len(operations), "tenant_id": tenant.connection.tenant_id},
+        )
+
+    def _retry_batch(
+        self, tenant: _Tenant, ready: list[tuple[SQSRecord, Invoice, dict[str, Any]]], doubtful: bool
+    ) -> None:
+        if doubtful:  # the first call may have created them: look up, resend only the others
+            try:
+                found = self.find_invoices(tenant, [(inv, body) for _, inv, body in ready])
+            except QboError as exc:
+                for rec, inv, _ in ready:
+                    self._set_outcome(rec, inv, exc)
+                return
+            for rec, inv, _ in ready:
+                if inv.id in found:
+                    self._settle(rec, inv, found[inv.id], tenant)
+            ready = [r for r in ready if r[0].message_id not in self.outcomes]
+        if len(ready) >= 2:
+            self._send_batch(tenant, ready, retry=False)
+        # a single one left takes the single-call path (it is `unknown` if in doubt: looked up first)
+
+    def _settle(self, record: SQSRecord, invoice: Invoice, result: dict[str, Any], tenant: _Tenant) -> None:
+        self.mark_synced(invoice, result, tenant)
+        self._set_outcome(record, invoice, None)
+
+    def _set_outcome(self, record: SQSRecord, invoice: Invoice, outcome: BaseException | None) -> None:
+        self.outcomes[record.message_id] = outcome
+        self.invoices.pop(invoice.pk, None)
+
+    def ensure_customers(
+        self, tenant: _Tenant, tenant_id: str, contact_ids: Iterable[str]
+    ) -> dict[str, QboError | mapping.MappingError]:
+        """Link many contacts at once: one read for the contacts, one name query per 30 missing ones
+        (existing customers are linked, never created twice); the rest are created one by one.
+        Returns the contacts whose customer could not be had, with why."""
+        wanted = [c for c in dict.fromkeys(contact_ids) if c not in tenant.customers]
+        contacts = _batch_get(Contact, (Contact.key(tenant_id, c) for c in wanted))
+        missing: dict[str, Contact] = {}
+        for contact in contacts.values():
+            if contact.qbo_id:
+                tenant.customers[contact.id] = str(contact.qbo_id)
+            else:
+                missing[mapping.contact_to_qbo(contact.name)["DisplayName"].casefold()] = contact
+        names = list(missing)
+        for start in range(0, len(names), QUERY_IN_MAX):
+            chunk = [missing[n] for n in names[start : start + QUERY_IN_MAX]]
+            values = ", ".join(quote(mapping.contact_to_qbo(c.name)["DisplayName"]) for c in chunk)
+            for row in tenant.client.query("Customer", f"DisplayName IN ({values})", max_results=1000):
+                contact = missing.pop(str(row.get("DisplayName", "")).casefold(), None)
+                if contact is not None:
+                    self._link_contact(tenant, contact, row)
+        failed: dict[str, QboError | mapping.MappingError] = {}
+        for contact in missing.values():
+            try:
+                self.ensure_customer(tenant, tenant_id, contact.id, contact=contact, known_absent=True)
+            except (QboError, mapping.MappingError) as exc:
+                failed[contact.id] = exc
+                if isinstance(exc, Throttled | NeedsReconnect | AuthorizationFailed):
+                    break  # the realm is cooling down or gone: the others would fail the same way
+        for contact in missing.values():
+            if contact.id not in tenant.customers and contact.id not in failed and failed:
+                failed[contact.id] = next(iter(failed.values()))
+        return failed
+
+    def _link_contact(self, tenant: _Tenant, contact: Contact, row: dict[str, Any]) -> None:
+        _write(
+            contact,
+            [
+                Contact.qbo_id.set(str(row["Id"])),
+                Contact.qbo_sync_token.set(str(row.get("SyncToken", "0"))),
+                Contact.updated_at.set(now_iso()),
+            ],
+        )
+        contact.qbo_id = str(row["Id"])
+        tenant.customers[contact.id] = str(row["Id"])
+
+    def find_invoices(
+        self, tenant: _Tenant, invoices: list[tuple[Invoice, dict[str, Any]]]
+    ) -> dict[str, dict[str, Any]]:
+        """Invoice id -> our invoice in QuickBooks, for many at once: one query per 30 customers and
+        date (or per 30 document numbers), matched by the PrivateNote marker."""
+        found: dict[str, dict[str, Any]] = {}
+        groups: dict[tuple[str, str], list[tuple[Invoice, dict[str, Any]]]] = {}
+        for invoice, body in invoices:
+            if body.get("DocNumber"):
+                groups.setdefault(("DocNumber", ""), []).append((invoice, body))
+            else:
+                groups.setdefault(("CustomerRef", str(body.get("TxnDate") or "")), []).append((invoice, body))
+        for (field_name, txn_date), members in groups.items():
+            if field_name == "DocNumber":
+                values = list(dict.fromkeys(str(b["DocNumber"]) for _, b in members))
+            else:
+                values = list(dict.fromkeys(str(b["CustomerRef"]["value"]) for _, b in members))
+            for start in range(0, len(values), QUERY_IN_MAX):
+                where = (
+                    f"{field_name} IN ({', '.join(quote(v) for v in values[start : start + QUERY_IN_MAX])})"
+                )
+                if txn_date:
+                    where += f" AND TxnDate = {quote(txn_date)}"
+                for row in tenant.client.query_all("Invoice", where):
+                    for invoice, _ in members:
+                        if invoice.id not in found and mapping.has_marker(row, invoice.tenant_id, invoice.id):
+                            found[invoice.id] = row
+        return found
+
+
+class _ParkedWriter:
+    """Batch puts of parked-message receipt handles (pk T#<tenant>#QBOPARKED, sk message id)."""
+
+    def __init__(self, table: str) -> None:
+        self.table = table
+        self.items: list[dict[str, Any]] = []
+
+    def __enter__(self) -> Any:
+        def put(tenant_id: str, message_id: str, handle: str, ttl: int) -> None:
+            self.items.append(
+                {
+                    "PutRequest": {
+                        "Item": {
+                            "pk": {"S": parked_key(tenant_id)},
+                            "sk": {"S": message_id},
+                            "receipt_handle": {"S": handle},
+                            "ttl": {"N": str(ttl)},
+                        }
+                    }
+                }
+            )
+
+        return put
+
+    def __exit__(self, *exc: Any) -> None:
+        if exc[0] is not None:
+            return
+        ddb = _ddb()
+        for start in range(0, len(self.items), 25):
+            request = {self.table: self.items[start : start + 25]}
+            for _ in range(5):
+                answer = ddb.batch_write_item(RequestItems=request)
+                request = answer.get("UnprocessedItems") or {}
+                if not request:
+                    break
+
+
+@lru_cache(maxsize=1)
+def _ddb() -> Any:
+    return boto3.client("dynamodb")
+
+
+def resume_parked(tenant_id: str) -> int:
+    """After a reconnect: make the tenant's parked messages visible now (instead of after their
+    parking time). Returns how many were resumed. Stale handles (a message received again since)
+    are skipped: that message is being handled already."""
+    settings = get_settings()
+    ddb, sqs = _ddb(), _sqs()
+    items: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {
+        "TableName": settings.table_name,
+        "KeyConditionExpression": "pk = :pk",
+        "ExpressionAttributeValues": {":pk": {"S": parked_key(tenant_id)}},
+        "ConsistentRead": True,
+    }
+    while True:
+        page = ddb.query(**kwargs)
+        items += page.get("Items", [])
+        if "LastEvaluatedKey" not in page:
+            break
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    resumed = 0
+    for start in range(0, len(items), SQS_BATCH):
+        chunk = items[start : start + SQS_BATCH]
+        entries = [
+            {"Id": str(i), "ReceiptHandle": it["receipt_handle"]["S"], "VisibilityTimeout": 0}
+            for i, it in enumerate(chunk)
+        ]
+        try:
+            answer = sqs.change_message_visibility_batch(
+                QueueUrl=settings.qbo_sync_queue_url, Entries=entries
+            )
+            resumed += len(answer.get("Successful", []))
+        except Exception:
+            logger.exception("could not resume parked messages")
+        for it in chunk:
+            ddb.delete_item(TableName=settings.table_name, Key={"pk": it["pk"], "sk": it["sk"]})
+    logger.info("parked QuickBooks messages resumed", extra={"tenant_id": tenant_id, "resumed": resumed})
+    return resumed
 
 
 def handle_event(event: dict[str, Any], context: Any) -> dict[str, Any]:
