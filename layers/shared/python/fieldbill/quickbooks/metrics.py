@@ -16,6 +16,9 @@ DEFAULT_NAMESPACE = "Fieldbill"
 
 
 def emit(name: str, unit: MetricUnit, value: float, realm_id: str | None) -> None:
+    # single_metric does not honour Powertools' switch; the shared Metrics object does.
+    if os.environ.get("POWERTOOLS_METRICS_DISABLED", "").lower() in ("1", "true"):
+        return
     namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or DEFAULT_NAMESPACE
     try:
         with single_metric(name=name, unit=unit, value=value, namespace=namespace) as metric:
