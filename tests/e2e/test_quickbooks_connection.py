@@ -9,7 +9,7 @@ import requests
 
 from fieldbill.quickbooks import tokens
 from fieldbill.store.models import Invoice
-from fieldbill.workflows import inbound as inbound_flow
+from fieldbill.workflows import schedules
 from tests.conftest import Client, choose_settings, connect_quickbooks, wait_for
 from tests.integration.test_qbo_sync import load_invoice, seed_contact, seed_invoice, seed_product
 
@@ -36,7 +36,7 @@ def test_connect_through_oauth_shows_the_company_and_lists_it_for_the_schedules(
     )
     assert status["status"] == "connected" and status["realm_id"] == realm
     assert status["company_name"] == f"{client.tenant_id} company"
-    assert client.tenant_id in {c.tenant_id for c in inbound_flow.connected_companies()}
+    assert client.tenant_id in {c.tenant_id for c in schedules.connected_companies()}
     # and the first pull of every data type ran and was recorded
     stack.aws.drain()
     last = client.ok("GET", "/quickbooks/connection")["last_sync"]
@@ -135,7 +135,7 @@ def test_disconnect_then_reconnect_resumes_sync_with_nothing_lost(stack, connect
     status = api.ok("POST", "/quickbooks/disconnect")
     # Then the tokens are gone, the company is no longer pulled, and its settings are kept
     assert status["status"] == "disconnected" and status["settings_complete"] is True
-    assert tenant not in {c.tenant_id for c in inbound_flow.connected_companies()}
+    assert tenant not in {c.tenant_id for c in schedules.connected_companies()}
     record = tokens.get_connection(tenant)
     assert record is not None and record.access_token_enc is None and record.refresh_token_enc is None
 
@@ -172,7 +172,7 @@ def test_disconnect_then_reconnect_resumes_sync_with_nothing_lost(stack, connect
     # A real validation error is not retried by a reconnect
     assert load_invoice(tenant, "inv-invalid").sync_status == "error"
     # and the company is pulled again on schedule
-    assert tenant in {c.tenant_id for c in inbound_flow.connected_companies()}
+    assert tenant in {c.tenant_id for c in schedules.connected_companies()}
 
 
 def test_a_needs_reconnect_connection_is_shown_and_not_pulled(stack, connected_client: Client):
@@ -181,9 +181,9 @@ def test_a_needs_reconnect_connection_is_shown_and_not_pulled(stack, connected_c
     status = api.ok("GET", "/quickbooks/connection")
     assert status["status"] == "needs_reconnect"
     assert status["history"][-1]["reason"] == "test: refresh token refused"
-    assert api.tenant_id not in {c.tenant_id for c in inbound_flow.connected_companies()}
+    assert api.tenant_id not in {c.tenant_id for c in schedules.connected_companies()}
     assert api.post("/quickbooks/sync/customers").status_code == 409
     # Connecting again (same company) brings it back
     answer = oauth_again(api, status["realm_id"])
     assert answer["reconnected"] is True
-    assert api.tenant_id in {c.tenant_id for c in inbound_flow.connected_companies()}
+    assert api.tenant_id in {c.tenant_id for c in schedules.connected_companies()}

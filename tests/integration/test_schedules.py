@@ -34,10 +34,10 @@ def test_the_template_declares_exactly_the_three_schedules():
 
 def test_a_schedule_queues_one_pull_per_connected_company_only(stack, monkeypatch: pytest.MonkeyPatch):
     from fieldbill.quickbooks import tokens
-    from fieldbill.workflows import inbound
+    from fieldbill.workflows import schedules
 
     sent: list[Any] = []
-    monkeypatch.setattr(inbound, "_send", lambda messages: sent.extend(messages))
+    monkeypatch.setattr(schedules, "send_pulls", lambda messages: sent.extend(messages))
     connected, lost, gone = qbo_tenant(), qbo_tenant(), qbo_tenant()
     for tenant in (connected, lost, gone):
         qbo_connect(stack, tenant)

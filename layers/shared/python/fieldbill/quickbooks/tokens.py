@@ -45,7 +45,7 @@ OAUTH_TIMEOUT_SECONDS = 20.0
 ACTOR = "quickbooks"
 # Connected connections are listed by the schedules through this sparse gsi2 key (set only while
 # the status is "connected"; removed on disconnect and needs_reconnect).
-CONNECTED_INDEX_KEY = "QBO#CONNECTED"
+CONNECTED_INDEX_KEY = QboConnection.connected_key()
 # Settings a company must choose before anything is synced (QboSettings.from_map reads these keys).
 REQUIRED_SETTINGS = ("default_income_account", "default_expense_account")
 

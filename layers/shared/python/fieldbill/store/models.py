@@ -431,6 +431,11 @@ class QboConnection(Entity, discriminator="QboConnection"):
     def realm_key(realm_id: str) -> str:
         return f"REALM#{realm_id}"
 
+    @staticmethod
+    def connected_key() -> str:
+        """gsi2 partition listing connected companies (the schedules pull each of them)."""
+        return "QBO#CONNECTED"
+
 
 class InboundEvent(Entity, discriminator="QboInboundEvent"):
     """A webhook event already applied (or being applied): a conditional put makes it once only.

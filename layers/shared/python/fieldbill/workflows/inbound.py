@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-import boto3
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from fieldbill.domain.errors import Conflict, ValidationError
@@ -23,53 +22,18 @@ from fieldbill.observability import logger
 from fieldbill.quickbooks import inbound, tokens
 from fieldbill.quickbooks import metrics as qmetrics
 from fieldbill.quickbooks.errors import AuthorizationFailed, NeedsReconnect, Permanent, QboError
-from fieldbill.settings import get_settings
-from fieldbill.store.models import Entity, Invoice, QboConnection
+from fieldbill.store.models import Entity, Invoice
 from fieldbill.workflows import sync_queue
-from fieldbill.workflows.messages import InboundMessage
+from fieldbill.workflows.messages import PULL_DATA_TYPES, InboundMessage
+from fieldbill.workflows.schedules import send_pulls
 
 CONNECTED_INDEX_KEY = tokens.CONNECTED_INDEX_KEY
-DATA_TYPES = tuple(inbound.DATA_TYPES)
+DATA_TYPES = PULL_DATA_TYPES
 ACTOR = "quickbooks_inbound"
 # Sync errors a reconnect (or completed settings) can fix: QuickBooks auth codes (3200, 120, the
 # 1-499 range) and ours.
 AUTH_ERROR_CODES = {"3200", "120", "100"}  # AuthenticationFailed, AuthorizationFailure, permission
 RESUMABLE_ERROR_PREFIXES = ("fieldbill.settings", "fieldbill.not_connected", "fieldbill.no_income_account")
-
-
-def _send(messages: list[InboundMessage]) -> None:
-    sqs = boto3.client("sqs")
-    url = get_settings().inbound_queue_url
-    for start in range(0, len(messages), 10):
-        chunk = messages[start : start + 10]
-        response = sqs.send_message_batch(
-            QueueUrl=url,
-            Entries=[{"Id": str(i), "MessageBody": m.model_dump_json()} for i, m in enumerate(chunk)],
-        )
-        if response.get("Failed"):
-            raise RuntimeError(f"could not queue {len(response['Failed'])} inbound message(s)")
-
-
-# ------------------------------------------------------------------------------ pulls
-def connected_companies() -> list[QboConnection]:
-    return [c for c in Entity.gsi2.query(CONNECTED_INDEX_KEY) if isinstance(c, QboConnection)]
-
-
-def schedule_pulls(data_type: str) -> dict[str, Any]:
-    """One pull message per connected company for this data type."""
-    if data_type not in DATA_TYPES:
-        raise ValueError(f"unknown data type {data_type!r}")
-    connections = connected_companies()
-    _send(
-        [
-            InboundMessage(kind="pull", tenant_id=c.tenant_id, realm_id=c.realm_id, data_type=data_type)
-            for c in connections
-        ]
-    )
-    logger.info(
-        "scheduled QuickBooks pulls queued", extra={"data_type": data_type, "companies": len(connections)}
-    )
-    return {"data_type": data_type, "companies": len(connections)}
 
 
 def request_pull(tenant_id: str, data_type: str) -> dict[str, Any]:
@@ -80,7 +44,7 @@ def request_pull(tenant_id: str, data_type: str) -> dict[str, Any]:
     if connection is None or connection.status != "connected":
         status = connection.status if connection else "disconnected"
         raise Conflict(f"QuickBooks is {status}: connect it first")
-    _send(
+    send_pulls(
         [InboundMessage(kind="pull", tenant_id=tenant_id, realm_id=connection.realm_id, data_type=data_type)]
     )
     return {"data_type": data_type, "status": "queued", "realm_id": connection.realm_id}
@@ -176,7 +140,7 @@ def after_connect(connected: tokens.Connected) -> dict[str, Any]:
     except QboError as exc:  # the name is a nicety: the connection stands without it
         logger.warning("could not read CompanyInfo", extra={"error": type(exc).__name__})
     requeued = resume_sync(connected.tenant_id, "reconnected") if connected.resumed else 0
-    _send(
+    send_pulls(
         [
             InboundMessage(
                 kind="pull", tenant_id=connected.tenant_id, realm_id=connected.realm_id, data_type=d

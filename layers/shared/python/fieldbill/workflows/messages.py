@@ -6,6 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+# What a scheduled or manual pull can bring from QuickBooks (the schedules in template.yaml).
+PULL_DATA_TYPES = ("customers", "items", "service_types")
+
 
 class QboSyncMessage(BaseModel):
     """One unit of QuickBooks work on the QBO sync queue (the only way we call QuickBooks)."""

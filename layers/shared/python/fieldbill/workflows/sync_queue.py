@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import boto3
 from pynamodb.exceptions import UpdateError
 from pynamodb.expressions.update import Action
 
@@ -12,21 +11,12 @@ from fieldbill.clock import now_iso
 from fieldbill.settings import get_settings
 from fieldbill.store import common
 from fieldbill.store.models import Invoice
+from fieldbill.workflows import queues
 from fieldbill.workflows.messages import QboSyncMessage
-
-SQS_BATCH = 10
 
 
 def send(messages: Sequence[QboSyncMessage]) -> None:
-    sqs = boto3.client("sqs")
-    url = get_settings().qbo_sync_queue_url
-    for chunk in common.chunks(list(messages), SQS_BATCH):
-        response = sqs.send_message_batch(
-            QueueUrl=url,
-            Entries=[{"Id": str(i), "MessageBody": m.model_dump_json()} for i, m in enumerate(chunk)],
-        )
-        if response.get("Failed"):
-            raise RuntimeError(f"could not queue {len(response['Failed'])} QuickBooks message(s)")
+    queues.send(get_settings().qbo_sync_queue_url, messages)
 
 
 def enqueue_invoices(invoices: Sequence[Invoice], actor: str, run_id: str | None = None) -> int:

@@ -25,6 +25,7 @@ from aws_lambda_powertools.utilities import parameters
 from fieldbill.observability import logger
 from fieldbill.quickbooks import metrics as qmetrics
 from fieldbill.settings import get_settings
+from fieldbill.workflows import queues
 from fieldbill.workflows.messages import InboundMessage
 
 SIGNATURE_HEADER = "intuit-signature"
@@ -142,16 +143,10 @@ def receive(event: dict[str, Any]) -> dict[str, Any]:
         return _response(400, {"error": {"code": "malformed_payload", "message": str(exc)[:200]}})
     ignored = sum(1 for m in messages if m.entity not in HANDLED_ENTITIES.values())
     messages = [m for m in messages if m.entity in HANDLED_ENTITIES.values()]
-    sqs = _sqs()
-    url = get_settings().inbound_queue_url
-    for start in range(0, len(messages), 10):
-        chunk = messages[start : start + 10]
-        response = sqs.send_message_batch(
-            QueueUrl=url,
-            Entries=[{"Id": str(i), "MessageBody": m.model_dump_json()} for i, m in enumerate(chunk)],
-        )
-        if response.get("Failed"):  # not answered 200: Intuit delivers again (the consumer dedupes)
-            logger.error("webhook events could not be queued", extra={"failed": len(response["Failed"])})
-            return _response(500, {"error": {"code": "queue_unavailable", "message": "retry later"}})
+    try:
+        queues.send(get_settings().inbound_queue_url, messages, client=_sqs())
+    except queues.QueueRefused:  # not answered 200: Intuit delivers again (the consumer dedupes)
+        logger.error("webhook events could not be queued", extra={"events": len(messages)})
+        return _response(500, {"error": {"code": "queue_unavailable", "message": "retry later"}})
     logger.info("webhook queued", extra={"events": len(messages), "ignored": ignored})
     return _response(200, {"queued": len(messages), "ignored": ignored})
