@@ -168,6 +168,7 @@ class LocalAws:
                         queue_url=queue.url,
                         queue_arn=queue.arn,
                         batch_size=int(props.get("BatchSize", 10)),
+                        batching_window=float(props.get("MaximumBatchingWindowInSeconds", 0)),
                         report_failures="ReportBatchItemFailures" in props.get("FunctionResponseTypes", []),
                     )
                 )

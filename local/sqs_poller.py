@@ -27,6 +27,7 @@ class Mapping:
     queue_arn: str
     batch_size: int
     report_failures: bool
+    batching_window: float = 0.0
 
 
 class SqsPoller:
@@ -67,14 +68,25 @@ class SqsPoller:
                 self._stop.wait(sleep)
                 sleep = min(sleep * 2, 0.5)
 
+    def receive(self, mapping: Mapping, sqs: Any) -> list[dict[str, Any]]:
+        """Like Lambda's poller: for a BatchSize over 10, several receives until the batch is full,
+        the queue answers nothing, or the batching window ends."""
+        deadline = time.monotonic() + mapping.batching_window
+        messages: list[dict[str, Any]] = []
+        while len(messages) < mapping.batch_size:
+            got = sqs.receive_message(
+                QueueUrl=mapping.queue_url,
+                MaxNumberOfMessages=min(10, mapping.batch_size - len(messages)),
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            ).get("Messages", [])
+            messages += got
+            if not got or time.monotonic() >= deadline:
+                break
+        return messages
+
     def poll_once(self, mapping: Mapping, sqs: Any) -> int:
-        response = sqs.receive_message(
-            QueueUrl=mapping.queue_url,
-            MaxNumberOfMessages=min(mapping.batch_size, 10),
-            AttributeNames=["All"],
-            MessageAttributeNames=["All"],
-        )
-        messages = response.get("Messages", [])
+        messages = self.receive(mapping, sqs)
         if not messages:
             return 0
         self._busy[mapping.queue_url] = True

@@ -89,19 +89,20 @@ class CompanyApi:
         entity = canonical_entity(q.entity)
         if entity is None:
             raise errors.query_invalid(f"Invalid entity name: {q.entity}")
+        # query.run only reads the records: evaluate on the stored ones under the lock and copy the
+        # page it answers (copying every record first made each query O(company) in deep copies).
         with self.store.lock:
-            if entity in SINGLETONS:
-                records = [copy.deepcopy(c.singletons[entity])]
-            else:
-                records = copy.deepcopy(c.all(entity))
-        return query.run(
-            q,
-            entity,
-            records,
-            c.tz_offset,
-            default_max=self.settings.get("default_max_results", c.realm_id),
-            max_limit=self.settings.get("max_results_limit", c.realm_id),
-        )
+            records = [c.singletons[entity]] if entity in SINGLETONS else c.all(entity)
+            return copy.deepcopy(
+                query.run(
+                    q,
+                    entity,
+                    records,
+                    c.tz_offset,
+                    default_max=self.settings.get("default_max_results", c.realm_id),
+                    max_limit=self.settings.get("max_results_limit", c.realm_id),
+                )
+            )
 
     # ---- batch -------------------------------------------------------------------------------
     def batch(self, c: Company, body: Any) -> dict[str, Any]:

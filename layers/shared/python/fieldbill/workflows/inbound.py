@@ -140,6 +140,12 @@ def after_connect(connected: tokens.Connected) -> dict[str, Any]:
     except QboError as exc:  # the name is a nicety: the connection stands without it
         logger.warning("could not read CompanyInfo", extra={"error": type(exc).__name__})
     requeued = resume_sync(connected.tenant_id, "reconnected") if connected.resumed else 0
+    if connected.resumed:
+        # Messages parked while the company needed reconnecting (voids, contacts, products too)
+        # become visible now instead of after their parking time.
+        from fieldbill.workflows import qbo_sync
+
+        qbo_sync.resume_parked(connected.tenant_id)
     send_pulls(
         [
             InboundMessage(

@@ -903,8 +903,8 @@ class SyncBatch:
             logger.warning("batch create failed", extra={"operations": len(operations), "error": str(exc)})
             local = isinstance(exc, Throttled) and exc.local
             if retry and not local and not self._out_of_time():
-                if isinstance(exc, Transient):
-                    time.sleep(min(2.0, TRANSIENT_BASE_QBO_SECONDS * _scale()))
+                if isinstance(exc, Transient):  # a 5xx or a drop is mostly momentary: a short pause
+                    time.sleep(random.uniform(0.5, 1.0) * _scale())
                 # (after a 429 the limiter waits out the realm's cool-down, or defers the records)
                 self._retry_batch(tenant, ready, doubtful)
                 return
