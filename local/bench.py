@@ -51,14 +51,8 @@ def bench_billing(results: dict[str, Any], entries: int = 10_000, contacts: int 
         moto_dynamodb.REQUESTS.clear()
         rss_before = _rss_mb()
         started = time.perf_counter()
-        cursor, billed, items = None, 0, 0
-        while True:
-            page = billing.compile_page(tenant, "bench", billing.Scope(), cursor=cursor, run_id="bench")
-            billed += page.entries_billed
-            items += page.items_created
-            cursor = page.cursor
-            if not cursor:
-                break
+        done = billing.compile_all(tenant, "bench", billing.Scope(), run_id="bench")
+        billed, items = done.entries_billed, done.items_created
         compile_seconds = time.perf_counter() - started
         compile_requests = dict(moto_dynamodb.REQUESTS)
         compile_total = sum(compile_requests.values())

@@ -45,12 +45,7 @@ def _expected_item_ids(tenant: str, seeded) -> set[str]:
 
 
 def _compile_all(tenant: str, actor: str, limit: int = 50) -> None:
-    cursor = None
-    while True:
-        result = billing.compile_page(tenant, actor, billing.Scope(), cursor=cursor, limit=limit)
-        cursor = result.cursor
-        if not cursor:
-            return
+    billing.compile_all(tenant, actor, billing.Scope(), limit=limit)
 
 
 def _assert_billed_once(tenant: str, seeded) -> None:

@@ -77,7 +77,9 @@ def compile_page(
         if compiled:
             candidates.append(record)
             items.extend(compiled)
-    store.ensure_products(default_products_for(tenant_id, items), actor)
+    # The context already lists the tenant's products: only a default it lacks is created.
+    missing = [p for p in default_products_for(tenant_id, items) if p.id not in context.products]
+    store.ensure_products(missing, actor)
     written = store.write_compiled(candidates, items, actor, run_id)
     result.entries_billed = len(written.billed_entries)
     result.items_created = len(written.items)
@@ -93,6 +95,24 @@ def compile_page(
         },
     )
     return result
+
+
+def compile_all(
+    tenant_id: str, actor: str, scope: Scope, run_id: str | None = None, limit: int = COMPILE_PAGE
+) -> CompileResult:
+    """Compile page after page until no candidate is left; the counts are the pages' sums."""
+    total = CompileResult()
+    cursor = None
+    while True:
+        page = compile_page(tenant_id, actor, scope, cursor=cursor, run_id=run_id, limit=limit)
+        total.entries_billed += page.entries_billed
+        total.items_created += page.items_created
+        total.entries_skipped += page.entries_skipped
+        total.entries_seen += page.entries_seen
+        total.item_ids += page.item_ids
+        cursor = page.cursor
+        if not cursor:
+            return total
 
 
 @dataclass

@@ -90,18 +90,14 @@ def _run(message: JobMessage, request: dict[str, Any]) -> dict[str, Any]:
             date_from=req.date_from.isoformat() if req.date_from else None,
             date_to=req.date_to.isoformat() if req.date_to else None,
         )
-        totals = {"entries_billed": 0, "items_created": 0, "entries_skipped": 0}
-        cursor = None
-        while True:
-            page = billing.compile_page(
-                message.tenant_id, message.actor, scope, cursor=cursor, run_id=f"op-{message.operation_id}"
-            )
-            totals["entries_billed"] += page.entries_billed
-            totals["items_created"] += page.items_created
-            totals["entries_skipped"] += page.entries_skipped
-            cursor = page.cursor
-            if not cursor:
-                return totals
+        done = billing.compile_all(
+            message.tenant_id, message.actor, scope, run_id=f"op-{message.operation_id}"
+        )
+        return {
+            "entries_billed": done.entries_billed,
+            "items_created": done.items_created,
+            "entries_skipped": done.entries_skipped,
+        }
     gen = GenerateRequest.model_validate(request)
     items = list(billing_store.items_by_id(message.tenant_id, gen.item_ids).values())
     missing = sorted(set(gen.item_ids) - {i.id for i in items})
