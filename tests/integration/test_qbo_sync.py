@@ -21,7 +21,7 @@ from fieldbill.clock import now_iso
 from fieldbill.domain.money import line_amount
 from fieldbill.quickbooks import tokens
 from fieldbill.store.models import META, Contact, Entity, Invoice, InvoiceLine, Product, QboConnection
-from fieldbill.workflows import qbo_sync
+from fieldbill.workflows import inbound, qbo_sync
 from fieldbill.workflows.messages import QboSyncMessage
 from tests.conftest import wait_for
 
@@ -29,10 +29,13 @@ pytestmark = pytest.mark.integration
 
 
 # ------------------------------------------------------------------------------------ helpers
-def qbo_connect(stack: Any, tenant_id: str, webhooks: bool = False, **company: Any) -> str:
-    """Connect `tenant_id` to a new emulator company through the real OAuth flow (our side only).
-    Webhooks are off by default: the inbound worker's reads of what we create would count as calls
-    of the company and spend its (sometimes tiny) limits."""
+def qbo_connect(
+    stack: Any, tenant_id: str, webhooks: bool = False, settings: bool = True, **company: Any
+) -> str:
+    """Connect `tenant_id` to a new emulator company through the real OAuth flow (our side only)
+    and, unless `settings=False`, save the setup's two default accounts (the company's first
+    income and expense accounts). Webhooks are off by default: the inbound worker's reads of what
+    we create would count as calls of the company and spend its (sometimes tiny) limits."""
     realm = stack.emulator.create_company(name=f"{tenant_id} company", **company)
     if not webhooks:
         stack.emulator.configure(realm, webhooks_enabled=False)
@@ -41,7 +44,17 @@ def qbo_connect(stack: Any, tenant_id: str, webhooks: bool = False, **company: A
     assert consent.status_code in (302, 303), consent.text
     query = parse_qs(urlparse(consent.headers["Location"]).query)
     assert tokens.complete_connection(query["state"][0], query["code"][0], query["realmId"][0]) == tenant_id
+    if settings:
+        tokens.save_settings(tenant_id, qbo_default_accounts(stack, realm), "test")
     return realm
+
+
+def qbo_default_accounts(stack: Any, realm: str) -> dict[str, str]:
+    accounts = stack.emulator.entities(realm, "Account")
+    return {
+        "default_income_account": next(a["Id"] for a in accounts if a["AccountType"] == "Income"),
+        "default_expense_account": next(a["Id"] for a in accounts if a["AccountType"] == "Expense"),
+    }
 
 
 def qbo_tenant() -> str:
@@ -366,6 +379,38 @@ def test_permanent_validation_error_is_recorded_with_code_and_element_and_not_re
     assert failed.history[-1].to_state == "error"
     drain_sync(stack)
     assert ours(stack, realm) == []
+
+
+def test_nothing_syncs_until_the_settings_are_saved_then_the_refused_invoice_resumes(stack):
+    # Given a company connected but whose setup (the two default accounts) is not done
+    tenant = qbo_tenant()
+    realm = qbo_connect(stack, tenant, settings=False)
+    seed_contact(tenant, "Setup Owner")
+    seed_product(tenant, "Setup service")
+    invoice = seed_invoice(tenant)
+    # When its invoice is queued
+    send(stack, tenant, invoice.id)
+    (refused,) = wait_settled(tenant, [invoice.id])
+    # Then it is in error naming the missing setting, and QuickBooks was not called at all
+    assert refused.sync_status == "error"
+    error = refused.sync_error.as_dict()
+    assert error["code"] == qbo_sync.SETTINGS_INCOMPLETE
+    assert error["element"] == "default_income_account"
+    assert "default_expense_account" in error["detail"]
+    drain_sync(stack)
+    assert stack.emulator.calls(realm)["total"] == 0
+    assert stack.emulator.entities(realm, "Customer") == []
+    # When the settings are saved (what PUT /quickbooks/settings does) and waiting work resumes
+    missing_before = tokens.save_settings(tenant, qbo_default_accounts(stack, realm), "test")
+    assert missing_before == ["default_income_account", "default_expense_account"]
+    assert inbound.resume_sync(tenant, "settings completed") == 1
+    # Then the invoice syncs once, its new item on the chosen default income account
+    wait_for(
+        lambda: load_invoice(tenant, invoice.id).sync_status == "synced", timeout=60, what="invoice synced"
+    )
+    assert len(ours(stack, realm)) == 1
+    (item,) = stack.emulator.entities(realm, "Item")
+    assert item["IncomeAccountRef"]["value"] == qbo_default_accounts(stack, realm)["default_income_account"]
 
 
 def test_invalid_grant_marks_needs_reconnect_and_keeps_the_message(stack):

@@ -24,9 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from fieldbill.api import context, errors
 from fieldbill.api.views import plain
-from fieldbill.clock import now_iso
 from fieldbill.domain.errors import Conflict, ValidationError
-from fieldbill.store import common
 from fieldbill.store.models import QboConnection
 
 router = APIGatewayHttpRouter()
@@ -230,7 +228,7 @@ def put_settings(body: QboSettingsIn) -> dict[str, Any]:
     from fieldbill.workflows import inbound
 
     tenant = _tenant()
-    record = _connected(tenant)
+    _connected(tenant)
     for field, account_type in (("default_income_account", "Income"), ("default_expense_account", "Expense")):
         chosen = getattr(body, field)
         if not chosen:
@@ -242,23 +240,7 @@ def put_settings(body: QboSettingsIn) -> dict[str, Any]:
             raise ValidationError(
                 field, f"account {chosen!r} is not an active {account_type.lower()} account of the company"
             )
-    settings = {**(record.settings.as_dict() if record.settings else {}), **body.model_dump()}
-    before = tokens.missing_settings(record.settings)
-    record.update(
-        actions=[
-            QboConnection.settings.set(settings),
-            QboConnection.updated_at.set(now_iso()),
-            QboConnection.history.set(
-                QboConnection.history.append(
-                    [
-                        common.history_entry(
-                            context.actor(router), record.status, record.status, "settings changed"
-                        )
-                    ]
-                )
-            ),
-        ]
-    )
+    before = tokens.save_settings(tenant, body.model_dump(), context.actor(router))
     if before:
         inbound.resume_sync(tenant, "settings completed")
     return status_view(tokens.get_connection(tenant))

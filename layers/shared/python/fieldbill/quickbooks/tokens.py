@@ -182,8 +182,8 @@ def _is_invalid_grant(exc: AuthClientError) -> bool:
 
 
 # ------------------------------------------------------------------------------ records
-def _history(from_state: str | None, to_state: str, reason: str) -> HistoryEntry:
-    return HistoryEntry(at=now_iso(), actor=ACTOR, from_state=from_state, to_state=to_state, reason=reason)
+def _history(from_state: str | None, to_state: str, reason: str, actor: str = ACTOR) -> HistoryEntry:
+    return HistoryEntry(at=now_iso(), actor=actor, from_state=from_state, to_state=to_state, reason=reason)
 
 
 def get_connection(tenant_id: str, consistent: bool = True) -> QboConnection | None:
@@ -326,6 +326,29 @@ def record_company_name(tenant_id: str, name: str | None) -> None:
     record = get_connection(tenant_id)
     if record is not None and name:
         record.update(actions=[QboConnection.company_name.set(name)])
+
+
+def save_settings(tenant_id: str, chosen: dict[str, Any], actor: str) -> list[str]:
+    """Merge `chosen` into the connection's settings (the caller has checked them against the
+    company's live lists). Returns the required settings that were missing before: when that is
+    not empty, the caller resumes the sync that waited for them."""
+    record = get_connection(tenant_id)
+    if record is None:
+        raise NeedsReconnect(f"tenant {tenant_id} has no QuickBooks connection")
+    before = missing_settings(record.settings)
+    settings = {**(record.settings.as_dict() if record.settings else {}), **chosen}
+    record.update(
+        actions=[
+            QboConnection.settings.set(settings),
+            QboConnection.updated_at.set(now_iso()),
+            QboConnection.history.set(
+                QboConnection.history.append(
+                    [_history(record.status, record.status, "settings changed", actor)]
+                )
+            ),
+        ]
+    )
+    return before
 
 
 # ------------------------------------------------------------------------------ access tokens

@@ -33,7 +33,7 @@ ACTOR = "quickbooks_inbound"
 # Sync errors a reconnect (or completed settings) can fix: QuickBooks auth codes (3200, 120, the
 # 1-499 range) and ours.
 AUTH_ERROR_CODES = {"3200", "120", "100"}  # AuthenticationFailed, AuthorizationFailure, permission
-RESUMABLE_ERROR_PREFIXES = ("fieldbill.settings", "fieldbill.not_connected", "fieldbill.no_income_account")
+RESUMABLE_ERROR_PREFIXES = ("fieldbill.settings", "fieldbill.not_connected")
 
 
 def request_pull(tenant_id: str, data_type: str) -> dict[str, Any]:

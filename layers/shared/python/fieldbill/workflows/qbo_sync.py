@@ -77,6 +77,8 @@ TRANSIENT_GROWTH = 1.5
 RECONNECT_WAIT_QBO_SECONDS = 3600.0
 RECONNECT_FIRST_QBO_SECONDS = 60.0
 STALE_RETRIES = 3
+# The error code of work refused until the settings are saved (inbound.RESUMABLE_ERROR_PREFIXES).
+SETTINGS_INCOMPLETE = "fieldbill.settings_incomplete"
 # Below this much Lambda time left, remaining records go back to the queue untouched.
 MIN_REMAINING_MS = 8_000
 LOG_KEYS = ("tenant_id", "realm_id", "run_id", "invoice_id", "entity_id", "message_id", "kind")
@@ -201,9 +203,6 @@ class _Tenant:
     settings: mapping.QboSettings
     customers: dict[str, str] = field(default_factory=dict)  # contact id -> QuickBooks id
     items: dict[str, str] = field(default_factory=dict)  # product id -> QuickBooks id
-
-
-_income_accounts: dict[str, str] = {}  # realm -> an income account id (looked up once per process)
 
 
 class SyncBatch:
@@ -345,6 +344,16 @@ class SyncBatch:
             connection = tokens.get_connection(tenant_id)
             if connection is None or connection.status != "connected" or not connection.realm_id:
                 raise NeedsReconnect(f"tenant {tenant_id} has no live QuickBooks connection")
+            missing = tokens.missing_settings(connection.settings)
+            if missing:
+                # The setup guide: nothing syncs before both default accounts are chosen. Saving
+                # them queues again every invoice refused here (inbound.resume_sync).
+                raise Permanent(
+                    SETTINGS_INCOMPLETE,
+                    "QuickBooks settings are incomplete: nothing is synced until they are saved",
+                    f"choose {', '.join(missing)} (PUT /quickbooks/settings)",
+                    missing[0],
+                )
             found = _Tenant(
                 connection,
                 self.client_factory(tenant_id),
@@ -634,11 +643,8 @@ class SyncBatch:
         name = mapping.clean_name(product.name, mapping.ITEM_NAME_MAX)
         found = self._find_by_name(tenant, "Item", "Name", name)
         if found is None:
-            income = (
-                product.income_account_ref
-                or tenant.settings.default_income_account
-                or self._income_account(tenant)
-            )
+            # Settings are complete (tenant() checks): an item's own account overrides the default.
+            income = product.income_account_ref or tenant.settings.default_income_account
             body = mapping.product_to_qbo(
                 product.name,
                 product.kind,
@@ -695,20 +701,6 @@ class SyncBatch:
             if inactive:
                 return self._reactivate(tenant, entity, inactive[0])
         return rows[0] if rows else None
-
-    def _income_account(self, tenant: _Tenant) -> str:
-        realm = str(tenant.connection.realm_id)
-        if realm not in _income_accounts:
-            rows = tenant.client.query("Account", "AccountType = 'Income'", max_results=10)
-            if not rows:
-                raise Permanent(
-                    "fieldbill.no_income_account",
-                    "the company has no income account",
-                    "choose a default income account in the QuickBooks settings",
-                    "IncomeAccountRef",
-                )
-            _income_accounts[realm] = str(rows[0]["Id"])
-        return _income_accounts[realm]
 
     def sync_contact(self, message: QboSyncMessage) -> None:
         tenant = self.tenant(message.tenant_id)
@@ -780,6 +772,13 @@ class SyncBatch:
             invoice = _find(Invoice, Invoice.key(message.tenant_id, message.entity_id))
             if invoice is not None:
                 self.mark_error(invoice, error)
+        else:
+            # A customer or item push has no record of its own to carry the error: the
+            # connection's status resource shows it.
+            from fieldbill.quickbooks import inbound
+
+            with contextlib.suppress(Exception):
+                inbound.record_error(message.tenant_id, f"push:{message.kind}", error)
 
     # ------------------------------------------------------------------ batch creates
     def prepare(self, records: list[SQSRecord]) -> None:
