@@ -310,6 +310,35 @@ CASES: list[tuple[str, str, Any, int, str, str | None]] = [
     ("POST", "/invoices/generate", {"item_ids": []}, 422, "validation_error", "item_ids"),
     ("POST", "/invoices/generate", {"item_ids": ["{item}", "{item}"]}, 422, "validation_error", "item_ids"),
     ("POST", "/billable-items/compile", {"date_from": "yesterday"}, 422, "validation_error", "date_from"),
+    # invoice destination and badges (issue #5): QuickBooks needs a connection; badges are read-only
+    (
+        "POST",
+        "/invoices/generate",
+        {"item_ids": ["{item}"], "destination": "quickbooks"},
+        422,
+        "validation_error",
+        "destination",
+    ),
+    (
+        "POST",
+        "/invoices/generate",
+        {"item_ids": ["{item}"], "destination": "desktop"},
+        422,
+        "validation_error",
+        "destination",
+    ),
+    ("GET", "/billable-items?destination=desktop", None, 422, "validation_error", "destination"),
+    ("PATCH", "/billable-items/{item}", {"status": "void"}, 422, "validation_error", "status"),
+    (
+        "PATCH",
+        "/billable-items/{item}",
+        {"status": "unbillable", "badge": "QBO"},
+        422,
+        "validation_error",
+        "badge",
+    ),
+    ("PATCH", "/billable-items/{item}", {"status": "unbillable"}, 409, "invalid_transition", None),
+    ("PATCH", "/billable-items/ghost", {"status": "unbillable"}, 404, "not_found", None),
     # illegal state changes
     ("POST", E + "/{stopped}/stop", {"stopped_at": "2024-03-04T11:00:00Z"}, 409, "conflict", None),
     ("POST", E + "/{billed}/stop", {"stopped_at": "2024-03-04T11:00:00Z"}, 422, "validation_error", "kind"),
@@ -387,6 +416,7 @@ def test_another_tenants_ids_are_not_found(stack: Any, seed: Seed) -> None:
             {"stopped_at": "2024-03-04T10:00:00Z"},
         ),
         ("GET", f"/billable-items/{ids['item']}", None),
+        ("PATCH", f"/billable-items/{ids['item']}", {"status": "unbillable"}),
         ("GET", f"/history/task/{ids['task']}", None),
     ):
         response = stranger.request(method, path, json=body)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+from pydantic import BaseModel, ConfigDict, Field
 
 from fieldbill.api import context, views
 from fieldbill.domain.errors import ValidationError
+from fieldbill.store import billing as billing_store
 from fieldbill.store import common
 from fieldbill.store.models import BillableItem, BillingRun, Entity, Invoice
 from fieldbill.workflows import billing_run, jobs, sync_queue
@@ -17,6 +20,7 @@ router = APIGatewayHttpRouter()
 
 Limit = Annotated[int, Query(ge=1, le=500)]
 ItemStatus = Literal["pending", "invoiced", "unbillable", "void"]
+Destination = Literal["quickbooks", "local"]
 
 
 def _accepted(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
@@ -37,7 +41,7 @@ def compile_items(body: jobs.CompileRequest) -> tuple[dict[str, Any], int]:
 
 @router.get(
     "/billable-items",
-    summary="List billable items by status (filters: contact, task, line kind, dates)",
+    summary="List billable items by status with badges (filters: contact, task, kind, destination, dates)",
     tags=["billing"],
 )
 def list_items(
@@ -45,6 +49,7 @@ def list_items(
     contact_id: str | None = None,
     task_id: str | None = None,
     line_kind: str | None = None,
+    destination: Destination | None = None,
     date_from: str | None = None,
     date_to: str | None = None,
     limit: Limit = 100,
@@ -64,6 +69,12 @@ def list_items(
         filters = both(filters, BillableItem.work_date >= date_from)
     if date_to:
         filters = both(filters, BillableItem.work_date <= date_to)
+    if destination and status == "pending":
+        # Not invoiced yet: they all go where the company's invoices go by default.
+        if destination != sync_queue.default_destination(tenant):
+            return {"items": [], "next_cursor": None}
+    elif destination:
+        filters = both(filters, BillableItem.destination == destination)
     records, next_cursor = common.list_by_gsi1(
         BillableItem,
         BillableItem.status_key(tenant, status),
@@ -72,13 +83,48 @@ def list_items(
         prefix=f"{contact_id}#" if contact_id else None,
         filter_condition=filters,
     )
-    return views.page(records, next_cursor)
+    return {"items": _item_views(tenant, records), "next_cursor": next_cursor}
 
 
-@router.get("/billable-items/<item_id>", summary="Get a billable item", tags=["billing"])
+@router.get("/billable-items/<item_id>", summary="Get a billable item with its badge", tags=["billing"])
 def get_item(item_id: str) -> dict[str, Any]:
     tenant = context.tenant_id(router)
-    return views.view(common.get(BillableItem, BillableItem.key(tenant, item_id), entity="billable item"))
+    record = common.get(BillableItem, BillableItem.key(tenant, item_id), entity="billable item")
+    (found,) = _item_views(tenant, [record])
+    return found
+
+
+class ItemStatusIn(BaseModel):
+    """Billing page: mark a service not billable, or billable again."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["unbillable", "pending"]
+    reason: str | None = Field(default=None, max_length=500)
+
+
+@router.patch(
+    "/billable-items/<item_id>",
+    summary="Mark a billable item unbillable, or billable again (pending)",
+    tags=["billing"],
+)
+def set_item_status(item_id: str, body: ItemStatusIn) -> dict[str, Any]:
+    tenant = context.tenant_id(router)
+    record = billing_store.set_item_status(tenant, item_id, body.status, context.actor(router), body.reason)
+    (found,) = _item_views(tenant, [record])
+    return found
+
+
+def _item_views(tenant: str, records: Sequence[BillableItem]) -> list[dict[str, Any]]:
+    """Items with their badges: an invoiced item's badge is its invoice's (one batch read for the
+    page's QuickBooks invoices); the others need the company's default destination (one read)."""
+    wanted = {
+        r.invoice_id for r in records if r.status == "invoiced" and r.invoice_id and r.destination != "local"
+    }
+    invoices = billing_store.invoices_by_id(tenant, wanted) if wanted else {}
+    needs_default = any(not r.destination and r.status not in ("unbillable", "void") for r in records)
+    default = str(sync_queue.default_destination(tenant)) if needs_default else "local"
+    return [views.item(r, invoices.get(r.invoice_id or ""), default) for r in records]
 
 
 @router.post(
@@ -88,6 +134,8 @@ def generate_invoices(body: jobs.GenerateRequest) -> tuple[dict[str, Any], int]:
     tenant = context.tenant_id(router)
     if len(set(body.item_ids)) != len(body.item_ids):
         raise ValidationError("item_ids", "an item is selected twice")
+    # Resolved now, so the operation records where its invoices go (and 422 before any work).
+    body = body.model_copy(update={"destination": sync_queue.checked_destination(tenant, body.destination)})
     operation = jobs.submit("generate", tenant, context.actor(router), body)
     return _accepted({"operation_id": operation.id, "status": operation.status})
 
@@ -105,13 +153,13 @@ def list_invoices(limit: Limit = 50, cursor: str | None = None) -> dict[str, Any
     list_key = Invoice.list_key(tenant)
     cursor = common.checked_cursor(cursor, gsi1pk=list_key)
     records, next_cursor = common.list_by_gsi1(Invoice, list_key, limit, cursor)
-    return views.page(records, next_cursor)
+    return {"items": [views.invoice(r) for r in records], "next_cursor": next_cursor}
 
 
-@router.get("/invoices/<invoice_id>", summary="Get an invoice with its lines", tags=["invoices"])
+@router.get("/invoices/<invoice_id>", summary="Get an invoice with its lines and badge", tags=["invoices"])
 def get_invoice(invoice_id: str) -> dict[str, Any]:
     tenant = context.tenant_id(router)
-    return views.view(common.get(Invoice, Invoice.key(tenant, invoice_id), entity="invoice"))
+    return views.invoice(common.get(Invoice, Invoice.key(tenant, invoice_id), entity="invoice"))
 
 
 @router.post(

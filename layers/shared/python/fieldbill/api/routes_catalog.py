@@ -24,6 +24,7 @@ from fieldbill.api.schemas import (
 )
 from fieldbill.store import catalog
 from fieldbill.store.models import Membership, PriceList, Product, Team
+from fieldbill.workflows import sync_queue
 
 router = APIGatewayHttpRouter()
 
@@ -45,7 +46,9 @@ def _deleted(record_id: str) -> tuple[dict[str, Any], int]:
 # ---------------------------------------------------------------------------- products
 @router.post("/products", summary="Create a product", tags=["products"])
 def create_product(body: ProductIn) -> tuple[dict[str, Any], int]:
-    return views.view(catalog.create_named(Product, _tenant(), _actor(), body.model_dump())), 201
+    record = catalog.create_named(Product, _tenant(), _actor(), body.model_dump())
+    sync_queue.push(record.tenant_id, "sync_product", record.id)  # created in QuickBooks at once
+    return views.view(record), 201
 
 
 @router.get("/products", summary="List products by name (filters: name prefix, kind)", tags=["products"])
@@ -62,7 +65,9 @@ def get_product(product_id: str) -> dict[str, Any]:
 
 @router.patch("/products/<product_id>", summary="Change a product (partial)", tags=["products"])
 def update_product(product_id: str, body: ProductPatch) -> dict[str, Any]:
-    return views.view(catalog.update_named(Product, _tenant(), product_id, body.changes(), _actor()))
+    record = catalog.update_named(Product, _tenant(), product_id, body.changes(), _actor())
+    sync_queue.push(record.tenant_id, "sync_product", record.id)  # the item in QuickBooks follows
+    return views.view(record)
 
 
 @router.delete(

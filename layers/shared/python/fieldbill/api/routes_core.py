@@ -31,6 +31,7 @@ from fieldbill.store.models import (
     Task,
     TaskEntry,
 )
+from fieldbill.workflows import sync_queue
 
 router = APIGatewayHttpRouter()
 
@@ -65,7 +66,9 @@ def get_contact(contact_id: str) -> dict[str, Any]:
 
 @router.patch("/contacts/<contact_id>", summary="Change a contact (partial)", tags=["contacts"])
 def update_contact(contact_id: str, body: ContactPatch) -> dict[str, Any]:
-    return views.view(catalog.update_named(Contact, _tenant(), contact_id, body.changes(), _actor()))
+    record = catalog.update_named(Contact, _tenant(), contact_id, body.changes(), _actor())
+    sync_queue.push(record.tenant_id, "sync_contact", record.id)  # the customer in QuickBooks follows
+    return views.view(record)
 
 
 @router.delete(

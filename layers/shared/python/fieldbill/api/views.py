@@ -8,7 +8,8 @@ from typing import Any
 
 from pynamodb.attributes import MapAttribute
 
-from fieldbill.store.models import Entity
+from fieldbill.domain import badges
+from fieldbill.store.models import BillableItem, Entity, Invoice
 
 _HIDDEN = {
     "pk",
@@ -57,3 +58,21 @@ def history(record: Entity) -> list[dict[str, Any]]:
 
 def page(records: Sequence[Entity], cursor: str | None) -> dict[str, Any]:
     return {"items": [view(r) for r in records], "next_cursor": cursor}
+
+
+def invoice_badge(record: Invoice) -> badges.BadgeView:
+    error = record.sync_error.as_dict() if record.sync_error else None
+    return badges.invoice_badge(record.destination, record.sync_status, error)
+
+
+def invoice(record: Invoice) -> dict[str, Any]:
+    return view(record) | invoice_badge(record).as_map()
+
+
+def item(record: BillableItem, invoice_of_item: Invoice | None, default_destination: str) -> dict[str, Any]:
+    badge = badges.item_badge(
+        record.status,
+        invoice_badge(invoice_of_item) if invoice_of_item is not None else None,
+        record.destination or default_destination,
+    )
+    return view(record) | badge.as_map()

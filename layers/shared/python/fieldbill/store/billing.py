@@ -11,11 +11,11 @@ import random
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from pynamodb.exceptions import PutError, TransactWriteError
+from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
 from fieldbill.clock import now_iso
@@ -396,6 +396,47 @@ def items_by_id(tenant_id: str, item_ids: Iterable[str]) -> dict[str, BillableIt
     return {rec.id: rec for rec in found.values()}
 
 
+def set_item_status(
+    tenant_id: str, item_id: str, target: str, actor: str, reason: str | None
+) -> BillableItem:
+    """Mark an item unbillable or billable again (pending): the domain's item machine decides, and
+    the write is conditional on the status it decided from (a concurrent generate wins or loses
+    cleanly). An item already at `target` is returned unchanged (a retried request)."""
+    from fieldbill.domain import states
+
+    record = common.get(BillableItem, BillableItem.key(tenant_id, item_id), entity="billable item")
+    wanted = dm.ItemStatus(target)
+    if record.status == wanted:
+        return record
+    _, change = states.set_item_status(
+        item_to_domain(record), wanted, at=datetime.now(UTC), actor=actor, reason=reason
+    )
+    try:
+        record.update(
+            actions=[
+                BillableItem.status.set(change.to_status),
+                BillableItem.gsi1pk.set(BillableItem.status_key(tenant_id, change.to_status)),
+                BillableItem.updated_at.set(now_iso()),
+                BillableItem.history.set(
+                    BillableItem.history.append(
+                        [common.history_entry(actor, change.from_status, change.to_status, reason)]
+                    )
+                ),
+            ],
+            condition=BillableItem.status == change.from_status,
+        )
+    except UpdateError as exc:
+        if common.conditional_failed(exc):
+            raise Conflict(f"billable item {item_id} changed meanwhile; read it again") from exc
+        raise
+    return record
+
+
+def invoices_by_id(tenant_id: str, invoice_ids: Iterable[str]) -> dict[str, Invoice]:
+    found = common.batch_get(Invoice, ((Invoice.key(tenant_id, i), META) for i in invoice_ids))
+    return {rec.id: rec for rec in found.values()}
+
+
 def invoice_record(invoice: dm.Invoice) -> Invoice:
     tenant = invoice.tenant_id
     return Invoice(
@@ -459,6 +500,7 @@ def write_invoice(invoice: dm.Invoice, items: Sequence[BillableItem], actor: str
                     actions=[
                         BillableItem.status.set("invoiced"),
                         BillableItem.invoice_id.set(invoice.id),
+                        BillableItem.destination.set(str(invoice.destination)),
                         BillableItem.gsi1pk.set(BillableItem.status_key(item.tenant_id, "invoiced")),
                         BillableItem.updated_at.set(stamp),
                         BillableItem.history.set(

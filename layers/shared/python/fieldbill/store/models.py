@@ -282,6 +282,9 @@ class BillableItem(Entity, discriminator="BillableItem"):
     price_source = UnicodeAttribute(null=True)
     status = UnicodeAttribute(default="pending")
     invoice_id = UnicodeAttribute(null=True)
+    # Its invoice's destination (quickbooks | local), copied when invoiced: the billing page filters
+    # and badges by it without reading the invoice.
+    destination = UnicodeAttribute(null=True)
     work_date = UnicodeAttribute()
     run_id = UnicodeAttribute(null=True)
 

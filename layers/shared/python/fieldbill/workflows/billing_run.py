@@ -226,13 +226,8 @@ def sync_step(event: dict[str, Any]) -> dict[str, Any]:
     if not run.sync:
         _advance(run, "syncing", counts, None)
         return _state(event, more=False)
-    query = Entity.gsi2.query(
-        Invoice.run_key(run.tenant_id, run.id), Entity.gsi2sk.startswith("not_synced#"), limit=500
-    )
-    invoices = [i for i in query if isinstance(i, Invoice) and i.destination == "quickbooks"]
-    queued = sync_queue.enqueue_invoices(invoices, _actor(run), run_id=run.id)
+    queued, more = sync_queue.enqueue_not_synced(run.tenant_id, run.id, _actor(run))
     _tally(counts, invoices_queued=queued)
-    more = query.last_evaluated_key is not None
     _advance(run, "syncing", counts, None)
     return _state(event, more=more)
 

@@ -18,7 +18,7 @@ from fieldbill.settings import get_settings
 from fieldbill.store import billing as billing_store
 from fieldbill.store import common
 from fieldbill.store.models import META, Operation
-from fieldbill.workflows import billing
+from fieldbill.workflows import billing, sync_queue
 from fieldbill.workflows.messages import JobMessage
 
 
@@ -35,7 +35,10 @@ class GenerateRequest(BaseModel):
 
     item_ids: list[str] = Field(min_length=1, max_length=5000)
     grouping: dm.GroupingMode = dm.GroupingMode.PER_CONTACT
-    destination: dm.Destination = dm.Destination.QUICKBOOKS
+    # None: QuickBooks when the company is connected to it, else local (sync_queue.checked_destination).
+    destination: dm.Destination | None = None
+    # QuickBooks invoices are queued at once; false keeps them as drafts until POST /invoices/{id}/sync.
+    sync: bool = True
     issue_date: date | None = None
 
 
@@ -101,16 +104,28 @@ def _run(message: JobMessage, request: dict[str, Any]) -> dict[str, Any]:
     gen = GenerateRequest.model_validate(request)
     items = list(billing_store.items_by_id(message.tenant_id, gen.item_ids).values())
     missing = sorted(set(gen.item_ids) - {i.id for i in items})
+    destination = gen.destination or sync_queue.default_destination(message.tenant_id)
+    run_id = f"op-{message.operation_id}"
     result = billing.generate(
         message.tenant_id,
         message.actor,
-        f"op-{message.operation_id}",
+        run_id,
         gen.grouping,
         items,
         gen.issue_date or date.today(),
-        destination=gen.destination,
+        destination,
     )
+    queued = 0
+    if destination is dm.Destination.QUICKBOOKS and gen.sync:
+        # Invoices created for QuickBooks go there at once, through the throttled queue.
+        more = True
+        while more:
+            count, more = sync_queue.enqueue_not_synced(message.tenant_id, run_id, message.actor)
+            queued += count
+            more = more and count > 0  # a page with nothing to queue would come back the same
     return {
+        "destination": str(destination),
+        "queued_for_quickbooks": queued,
         "invoice_ids": result.invoice_ids,
         "items_invoiced": result.items_invoiced,
         "conflicts": result.conflicts,

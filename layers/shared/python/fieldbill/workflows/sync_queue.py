@@ -8,15 +8,64 @@ from pynamodb.exceptions import UpdateError
 from pynamodb.expressions.update import Action
 
 from fieldbill.clock import now_iso
+from fieldbill.domain.errors import ValidationError
+from fieldbill.domain.model import Destination
 from fieldbill.settings import get_settings
 from fieldbill.store import common
-from fieldbill.store.models import Invoice
+from fieldbill.store.models import Entity, Invoice, QboConnection
 from fieldbill.workflows import queues
 from fieldbill.workflows.messages import QboSyncMessage
+
+# A company that needs reconnecting still uses QuickBooks: its work is queued and parked until then.
+USES_QUICKBOOKS = ("connected", "needs_reconnect")
 
 
 def send(messages: Sequence[QboSyncMessage]) -> None:
     queues.send(get_settings().qbo_sync_queue_url, messages)
+
+
+def connection_status(tenant_id: str) -> str:
+    """connected | needs_reconnect | disconnected (also when the tenant never connected)."""
+    record = common.find(QboConnection, QboConnection.key(tenant_id))
+    return str(record.status) if record is not None else "disconnected"
+
+
+def default_destination(tenant_id: str) -> Destination:
+    """Where a new invoice goes when nobody says: QuickBooks for a company that uses it."""
+    uses = connection_status(tenant_id) in USES_QUICKBOOKS
+    return Destination.QUICKBOOKS if uses else Destination.LOCAL
+
+
+def checked_destination(tenant_id: str, chosen: Destination | None) -> Destination:
+    """The destination of invoices about to be created; QuickBooks needs a connection."""
+    if chosen is None:
+        return default_destination(tenant_id)
+    if chosen is Destination.QUICKBOOKS and connection_status(tenant_id) not in USES_QUICKBOOKS:
+        raise ValidationError(
+            "destination", "QuickBooks is not connected: connect it (GET /quickbooks/connect) or choose local"
+        )
+    return chosen
+
+
+def push(tenant_id: str, kind: str, entity_id: str) -> bool:
+    """Our edit of a customer or product goes to QuickBooks at once (through the throttled queue),
+    when the tenant uses QuickBooks. The consumer creates the record there or sends a sparse update."""
+    if connection_status(tenant_id) not in USES_QUICKBOOKS:
+        return False
+    send([QboSyncMessage(kind=kind, tenant_id=tenant_id, entity_id=entity_id)])  # type: ignore[arg-type]
+    return True
+
+
+def enqueue_not_synced(tenant_id: str, run_id: str, actor: str, limit: int = 500) -> tuple[int, bool]:
+    """Queue one page of the QuickBooks invoices a billing run or a generate operation created and
+    nobody queued yet; True as second value when more may wait. Queued ones leave the page (their
+    gsi2sk moves to pending#), so a retry after a crash picks up exactly what is left."""
+    query = Entity.gsi2.query(
+        Invoice.run_key(tenant_id, run_id), Entity.gsi2sk.startswith("not_synced#"), limit=limit
+    )
+    invoices = [i for i in query if isinstance(i, Invoice) and i.destination == Destination.QUICKBOOKS]
+    queued = enqueue_invoices(invoices, actor, run_id=run_id) if invoices else 0
+    return queued, query.last_evaluated_key is not None
 
 
 def enqueue_invoices(invoices: Sequence[Invoice], actor: str, run_id: str | None = None) -> int:
