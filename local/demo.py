@@ -239,7 +239,7 @@ def run_demo(customers: int = 24, seconds_per_minute: float = 2.0) -> int:
         contacts = {c["id"]: c["name"] for c in api.call("GET", "/contacts?limit=200")["items"]}
         print()
         print(
-            f"{'customer':<22} {'invoice':>8} {'lines':>5} {'total':>10}  {'sync':<7} {'QuickBooks id':>13}"
+            f"{'customer':<22} {'invoice':>8} {'lines':>5} {'total':>10}  {'badge':<7} {'QuickBooks id':>13}"
         )
         print("-" * 72)
         for inv in sorted(invoices, key=lambda i: contacts.get(i["contact_id"], "")):
@@ -247,7 +247,7 @@ def run_demo(customers: int = 24, seconds_per_minute: float = 2.0) -> int:
             number, qbo_id = inv.get("qbo_doc_number") or "-", inv.get("qbo_id") or "-"
             print(
                 f"{name:<22} {number:>8} {len(inv['lines']):>5} {inv['total']:>10}  "
-                f"{inv['sync_status']:<7} {qbo_id:>13}"
+                f"{inv['badge']:<7} {qbo_id:>13}"
             )
         total = sum(Decimal(i["total"]) for i in invoices)
         in_qbo = stack.emulator.entities(realm, "Invoice")

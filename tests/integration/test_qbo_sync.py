@@ -20,7 +20,16 @@ import requests
 from fieldbill.clock import now_iso
 from fieldbill.domain.money import line_amount
 from fieldbill.quickbooks import tokens
-from fieldbill.store.models import META, Contact, Entity, Invoice, InvoiceLine, Product, QboConnection
+from fieldbill.store.models import (
+    META,
+    Contact,
+    Entity,
+    Invoice,
+    InvoiceLine,
+    Product,
+    QboConnection,
+    qbo_ref_key,
+)
 from fieldbill.workflows import inbound, qbo_sync
 from fieldbill.workflows.messages import QboSyncMessage
 from tests.conftest import wait_for
@@ -215,6 +224,9 @@ def test_happy_path_creates_customer_item_and_invoice_once(stack):
     sales = [ln for ln in qbo["Line"] if ln["DetailType"] == "SalesItemLineDetail"]
     assert [ln["Amount"] for ln in sales] == [Decimal("120.00"), Decimal("25.00")]
     assert {ln["SalesItemLineDetail"]["ItemRef"]["value"] for ln in sales} == {product.qbo_id}
+    # and the links are indexed by QuickBooks id, where webhooks and pulls look them up
+    assert (contact.gsi2pk, contact.gsi2sk) == (qbo_ref_key(tenant, "Customer"), contact.qbo_id)
+    assert (product.gsi2pk, product.gsi2sk) == (qbo_ref_key(tenant, "Item"), product.qbo_id)
     assert qbo["PrivateNote"] == f"fieldbill:invoice:{tenant}:{invoice.id}"
     assert Decimal(str(qbo["TotalAmt"])) == invoice.total == Decimal("145.00")
     # And the invoice records the link, the total, the audit entry and its run index key

@@ -48,7 +48,7 @@ from fieldbill.store.models import (
     Invoice,
     Product,
     QboConnection,
-    tenant_prefix,
+    qbo_ref_key,
 )
 
 ACTOR = "quickbooks_inbound"
@@ -68,9 +68,7 @@ EVENT_TTL_SECONDS = 7 * 24 * 3600  # Intuit retries a delivery for up to ~1 day
 INACTIVE_SUFFIX = " (deleted)"  # QuickBooks renames an inactive customer/item to free the name
 
 
-def ref_key(tenant_id: str, entity: str) -> str:
-    """gsi2 partition of a tenant's contacts (Customer) or products (Item) by QuickBooks id."""
-    return f"{tenant_prefix(tenant_id)}#QBO#{entity}"
+ref_key = qbo_ref_key
 
 
 @dataclass
@@ -321,7 +319,7 @@ class Applier:
         for record in Entity.gsi2.query(ref_key(self.tenant_id, entity), Entity.gsi2sk == qbo_id):
             if isinstance(record, model):
                 return record
-        # Linked by the outbound sync (which does not write the index): search, then index it.
+        # Linked before the outbound sync wrote the index: search, then index it.
         query = Entity.gsi1.query(
             model.list_key(self.tenant_id),  # type: ignore[attr-defined]
             filter_condition=model.qbo_id == qbo_id,

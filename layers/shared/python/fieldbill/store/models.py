@@ -84,6 +84,12 @@ def tenant_prefix(tenant_id: str) -> str:
     return f"T#{tenant_id}"
 
 
+def qbo_ref_key(tenant_id: str, entity: str) -> str:
+    """gsi2 partition of a tenant's contacts (Customer) or products (Item) by QuickBooks id: set by
+    whoever links the record (the outbound sync or an inbound pull), read by webhooks and pulls."""
+    return f"{tenant_prefix(tenant_id)}#QBO#{entity}"
+
+
 class Entity(Model):
     Meta = _Meta  # type: ignore[assignment]
 

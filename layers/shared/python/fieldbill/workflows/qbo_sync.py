@@ -66,7 +66,16 @@ from fieldbill.quickbooks.errors import (
     Transient,
 )
 from fieldbill.settings import get_settings
-from fieldbill.store.models import META, Contact, Entity, HistoryEntry, Invoice, Product, QboConnection
+from fieldbill.store.models import (
+    META,
+    Contact,
+    Entity,
+    HistoryEntry,
+    Invoice,
+    Product,
+    QboConnection,
+    qbo_ref_key,
+)
 from fieldbill.workflows.messages import QboSyncMessage
 
 ACTOR = "qbo_sync"
@@ -660,6 +669,8 @@ class SyncBatch:
             actions=[
                 Product.qbo_id.set(str(found["Id"])),
                 Product.qbo_sync_token.set(str(found.get("SyncToken", "0"))),
+                Product.gsi2pk.set(qbo_ref_key(tenant_id, "Item")),
+                Product.gsi2sk.set(str(found["Id"])),
                 Product.updated_at.set(now_iso()),
             ]
         )
@@ -994,6 +1005,9 @@ class SyncBatch:
             [
                 Contact.qbo_id.set(str(row["Id"])),
                 Contact.qbo_sync_token.set(str(row.get("SyncToken", "0"))),
+                # Webhooks and pulls find the contact by its QuickBooks id through this index.
+                Contact.gsi2pk.set(qbo_ref_key(contact.tenant_id, "Customer")),
+                Contact.gsi2sk.set(str(row["Id"])),
                 Contact.updated_at.set(now_iso()),
             ],
         )
