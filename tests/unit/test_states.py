@@ -182,3 +182,28 @@ def test_machines_name_every_status() -> None:
     # Given the invoice machine / Then terminal states have no way out
     assert not INVOICE_MACHINE.can(InvoiceStatus.PAID, InvoiceStatus.VOID)
     assert RUN_MACHINE.can(RunStatus.SYNCING, RunStatus.PARTIALLY_FAILED)
+
+
+# --- QuickBooks' balance ---------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("current", "balance", "total", "expected"),
+    [
+        (InvoiceStatus.DRAFT, "0", "120.00", InvoiceStatus.PAID),  # paid there before marked sent here
+        (InvoiceStatus.READY, "0", "120.00", InvoiceStatus.PAID),
+        (InvoiceStatus.SENT, "0", "120.00", InvoiceStatus.PAID),
+        (InvoiceStatus.SENT, "20.00", "120.00", InvoiceStatus.SENT),  # partly paid
+        (InvoiceStatus.PAID, "20.00", "120.00", InvoiceStatus.SENT),  # a payment was deleted
+        (InvoiceStatus.PAID, "0", "120.00", InvoiceStatus.PAID),
+        (InvoiceStatus.VOID, "0", "120.00", InvoiceStatus.VOID),
+        (InvoiceStatus.DRAFT, "0", "0", InvoiceStatus.DRAFT),  # a zero invoice is not "paid"
+        (InvoiceStatus.DRAFT, None, "120.00", InvoiceStatus.DRAFT),
+    ],
+)
+def test_status_from_quickbooks_balance(current, balance, total, expected):
+    from decimal import Decimal
+
+    from fieldbill.domain.states import QUICKBOOKS_INVOICE_MACHINE, status_from_quickbooks_balance
+
+    got = status_from_quickbooks_balance(current, Decimal(balance) if balance else None, Decimal(total))
+    assert got is expected
+    assert got is current or QUICKBOOKS_INVOICE_MACHINE.can(current, got)  # never one it forbids

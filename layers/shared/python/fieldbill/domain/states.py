@@ -6,6 +6,8 @@
 | billable_item   | pending -> invoiced | unbillable | void; invoiced -> pending (invoice void  |
 |                 | or credited); unbillable -> pending | void; void -> pending (recompiled)  |
 | invoice         | draft -> ready | void; ready -> sent | void; sent -> paid                   |
+| invoice_from_   | draft, ready, sent -> paid; paid -> sent (QuickBooks' balance, inbound     |
+| quickbooks      | only: payments live there)                                                |
 | invoice_sync    | not_synced -> pending; pending -> synced | error; error -> pending;        |
 |                 | synced -> pending (re-sync after a change)                                |
 | billing_run     | queued -> compiling -> generating -> syncing -> succeeded | failed |      |
@@ -23,6 +25,7 @@ import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Generic, TypeVar
 
 from fieldbill.domain.errors import Conflict, InvalidTransition
@@ -120,6 +123,19 @@ INVOICE_MACHINE: StateMachine[InvoiceStatus] = StateMachine(
         InvoiceStatus.DRAFT: frozenset({InvoiceStatus.READY, InvoiceStatus.VOID}),
         InvoiceStatus.READY: frozenset({InvoiceStatus.SENT, InvoiceStatus.VOID}),
         InvoiceStatus.SENT: frozenset({InvoiceStatus.PAID}),
+    },
+)
+
+# What QuickBooks' balance may do to an invoice it holds (inbound only): payments are recorded
+# there, so a customer can pay before anyone marks the invoice sent here, and a deleted payment
+# makes a paid invoice owed again. People here still follow INVOICE_MACHINE.
+QUICKBOOKS_INVOICE_MACHINE: StateMachine[InvoiceStatus] = StateMachine(
+    "invoice_from_quickbooks",
+    {
+        InvoiceStatus.DRAFT: frozenset({InvoiceStatus.PAID}),
+        InvoiceStatus.READY: frozenset({InvoiceStatus.PAID}),
+        InvoiceStatus.SENT: frozenset({InvoiceStatus.PAID}),
+        InvoiceStatus.PAID: frozenset({InvoiceStatus.SENT}),
     },
 )
 
@@ -228,3 +244,19 @@ def set_sync_status(
         invoice.id, invoice.sync_status, target, at=at, actor=actor, reason=reason
     )
     return dataclasses.replace(invoice, sync_status=target), record
+
+
+def status_from_quickbooks_balance(
+    current: InvoiceStatus, balance: Decimal | None, total: Decimal | None
+) -> InvoiceStatus:
+    """The invoice status QuickBooks' copy implies: nothing left to pay on a non-zero invoice is
+    paid; something owed again on a paid one is sent. A void invoice, a zero invoice and an
+    unknown balance keep their status. The result is always `current` or an allowed transition."""
+    if balance is None or total is None or total <= 0 or current is InvoiceStatus.VOID:
+        return current
+    target = current
+    if balance == 0 and current is not InvoiceStatus.PAID:
+        target = InvoiceStatus.PAID
+    elif balance > 0 and current is InvoiceStatus.PAID:
+        target = InvoiceStatus.SENT
+    return target if target is current or QUICKBOOKS_INVOICE_MACHINE.can(current, target) else current

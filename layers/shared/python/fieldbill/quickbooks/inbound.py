@@ -33,7 +33,9 @@ from typing import Any
 from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, UpdateError
 
 from fieldbill.clock import now_iso
+from fieldbill.domain import states
 from fieldbill.domain.errors import Conflict
+from fieldbill.domain.model import InvoiceStatus
 from fieldbill.observability import logger
 from fieldbill.quickbooks import mapping, tokens
 from fieldbill.quickbooks.client import QboClient, quote
@@ -574,12 +576,7 @@ class Applier:
             return
         balance = _dec(row.get("Balance"))
         total = _dec(row.get("TotalAmt"))
-        status = ours.status
-        if balance is not None and total is not None and total > 0:
-            if balance == 0 and ours.status not in ("paid", "void"):
-                status = "paid"
-            elif balance > 0 and ours.status == "paid":
-                status = "sent"  # a payment was removed in QuickBooks
+        status = str(states.status_from_quickbooks_balance(InvoiceStatus(ours.status), balance, total))
         if balance == ours.balance and status == ours.status and incoming == held:
             result.unchanged += 1
             return
