@@ -133,7 +133,7 @@ def seed_invoice(
         gsi2pk=Invoice.run_key(tenant_id, run_id),
         gsi2sk=Invoice.run_sort_key("not_synced", invoice_id),
         contact_id=contact_id,
-        status="invoiced",
+        status="draft",
         lines=built,
         subtotal=total,
         total=total,
