@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
-from local import moto_dynamodb
+from local import moto_dynamodb, moto_sqs
 from local.lambda_runtime import FunctionRegistry, install
 from local.sqs_poller import Mapping, SqsPoller
 from local.template import ACCOUNT, REGION, Template
@@ -52,6 +52,7 @@ class LocalAws:
         self._mock.start()
         install(self.registry)
         moto_dynamodb.install()
+        moto_sqs.install()
         self._create_table()
         self._create_queues()
         self._create_secret_and_key()

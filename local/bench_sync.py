@@ -63,45 +63,6 @@ def progress(message: str) -> None:
 
 
 # ------------------------------------------------------------------------------ local runtime
-def speed_up_moto_dynamodb() -> None:
-    """moto's Query on the table's own key lists and sorts the whole table to keep one partition:
-    with the benchmark's ~30,000 items every limiter read (a Query of one realm's rate items)
-    takes ~140 ms. Same results from that partition alone (GSI queries are left as they are)."""
-    from moto.dynamodb.models.table import Table
-
-    if getattr(Table.query, "_fieldbill_fast", False):
-        return
-    original = Table.query
-
-    def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
-        index_name = args[6] if len(args) > 6 else kwargs.get("index_name")  # moto passes it 8th
-        if index_name or hash_key is None or not self.range_key_attr:
-            return original(self, hash_key, *args, **kwargs)
-        partition = self.items.get(hash_key) or {}
-        items = sorted(partition.values(), key=lambda item: item.range_key)
-        self.all_items = lambda: items  # seen by this call only (moto runs under one lock)
-        try:
-            return original(self, hash_key, *args, **kwargs)
-        finally:
-            del self.all_items
-
-    query._fieldbill_fast = True  # type: ignore[attr-defined]
-    Table.query = query  # type: ignore[method-assign]
-
-
-def speed_up_moto_sqs() -> None:
-    """moto's SQS checks every message's visibility on every call, each check building two
-    datetimes (~5 µs): with 2,000 messages queued a send or receive takes 20-40 ms, and the local
-    queue, not the engine, becomes the bottleneck. Same epoch milliseconds, from time.time()."""
-    import moto.sqs.models as sqs_models
-    from moto.core.utils import unix_time_millis
-
-    def fast_millis(dt: Any = None) -> float:
-        return time.time() * 1000.0 if dt is None else unix_time_millis(dt)
-
-    sqs_models.unix_time_millis = fast_millis  # type: ignore[assignment]
-
-
 def _fresh_poller(stack: Any) -> Any:
     """A new poller over the template's mappings (a stopped one cannot start again)."""
     from local.sqs_poller import SqsPoller
@@ -459,8 +420,6 @@ def run(results: dict[str, Any]) -> None:
         "customers": CUSTOMERS,
         "lines_per_invoice": LINES,
     }
-    speed_up_moto_sqs()
-    speed_up_moto_dynamodb()
     with LocalStack(StackOptions(seconds_per_minute=SECONDS_PER_MINUTE, poll_seconds=1)) as stack:
         # Handlers share this process with the emulator: INFO logs of every record would compete
         # with the pipeline for the interpreter (in Lambda they cost the function, not the realm).
