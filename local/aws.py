@@ -163,6 +163,7 @@ class LocalAws:
                     continue
                 props = event["Properties"]
                 queue = queues[self.template.resolve(props["Queue"])]
+                scaling = props.get("ScalingConfig") or {}
                 mappings.append(
                     Mapping(
                         function_name=spec.logical_id,
@@ -171,6 +172,7 @@ class LocalAws:
                         batch_size=int(props.get("BatchSize", 10)),
                         batching_window=float(props.get("MaximumBatchingWindowInSeconds", 0)),
                         report_failures="ReportBatchItemFailures" in props.get("FunctionResponseTypes", []),
+                        max_concurrency=int(scaling.get("MaximumConcurrency", 1)),
                     )
                 )
         return mappings
