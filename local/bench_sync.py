@@ -86,7 +86,32 @@ def connect(stack: Any, tenant_id: str) -> str:
     consent = requests.get(url + f"&realm={realm}", allow_redirects=False, timeout=10)
     query = parse_qs(urlparse(consent.headers["Location"]).query)
     tokens.complete_connection(query["state"][0], query["code"][0], query["realmId"][0])
+    choose_settings(stack, tenant_id)
     return realm
+
+
+def choose_settings(stack: Any, tenant_id: str) -> dict[str, Any]:
+    """The set-up step a user takes after connecting (the engine syncs nothing before it): the
+    company's first Income and first Expense account from QuickBooks' live lists, saved through
+    the product's own routes (GET /quickbooks/accounts, PUT /quickbooks/settings), which check them."""
+    import requests
+
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {stack.token(tenant_id)}"
+
+    def ok(method: str, path: str, **kwargs: Any) -> Any:
+        response = session.request(method, stack.api_url + path, timeout=30, **kwargs)
+        if response.status_code != 200:
+            raise RuntimeError(f"{method} {path}: {response.status_code} {response.text}")
+        return response.json()
+
+    income = ok("GET", "/quickbooks/accounts?type=Income")["items"]
+    expense = ok("GET", "/quickbooks/accounts?type=Expense")["items"]
+    body = {"default_income_account": income[0]["id"], "default_expense_account": expense[0]["id"]}
+    saved = ok("PUT", "/quickbooks/settings", json=body)
+    if not saved.get("settings_complete"):
+        raise RuntimeError(f"QuickBooks settings not complete: {saved}")
+    return dict(saved)
 
 
 def seed_invoices(tenant_id: str, run_id: str, invoices: int, rng: random.Random) -> list[str]:
