@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
-from local import moto_dynamodb
+from local import moto_dynamodb, moto_sqs
 from local.lambda_runtime import FunctionRegistry, install
 from local.sqs_poller import Mapping, SqsPoller
 from local.template import ACCOUNT, REGION, Template
@@ -52,6 +52,7 @@ class LocalAws:
         self._mock.start()
         install(self.registry)
         moto_dynamodb.install()
+        moto_sqs.install()
         self._create_table()
         self._create_queues()
         self._create_secret_and_key()
@@ -162,6 +163,7 @@ class LocalAws:
                     continue
                 props = event["Properties"]
                 queue = queues[self.template.resolve(props["Queue"])]
+                scaling = props.get("ScalingConfig") or {}
                 mappings.append(
                     Mapping(
                         function_name=spec.logical_id,
@@ -170,6 +172,7 @@ class LocalAws:
                         batch_size=int(props.get("BatchSize", 10)),
                         batching_window=float(props.get("MaximumBatchingWindowInSeconds", 0)),
                         report_failures="ReportBatchItemFailures" in props.get("FunctionResponseTypes", []),
+                        max_concurrency=int(scaling.get("MaximumConcurrency", 1)),
                     )
                 )
         return mappings

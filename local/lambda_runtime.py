@@ -57,6 +57,7 @@ class FunctionRegistry:
         self._modules: dict[str, ModuleType] = {}
         self._lock = threading.Lock()
         self.invocations: dict[str, int] = {}
+        self._count_lock = threading.Lock()
 
     def spec(self, name_or_arn: str) -> FunctionSpec:
         name = name_or_arn.split(":function:")[-1].split(":")[0]
@@ -91,7 +92,8 @@ class FunctionRegistry:
             timeout_seconds=spec.timeout,
             aws_request_id=str(uuid.uuid4()),
         )
-        self.invocations[spec.logical_id] = self.invocations.get(spec.logical_id, 0) + 1
+        with self._count_lock:  # consumers of one mapping invoke from several threads
+            self.invocations[spec.logical_id] = self.invocations.get(spec.logical_id, 0) + 1
         return self.handler(spec)(event, context)
 
 

@@ -1,18 +1,30 @@
-"""Make moto's DynamoDB (5.2.x, pinned) safe for concurrent callers and fast for transactions.
+"""Make moto's DynamoDB (5.2.x, pinned) safe for concurrent callers and fast for transactions and queries.
 
-Two problems, one small patch (docs/decisions/0002-local-runtime.md):
+Four problems, one small patch (docs/decisions/0002-local-runtime.md):
 1. moto's backend has no lock: two threads (two "Lambdas" of the local runtime) writing at once
    can corrupt its dicts. Real DynamoDB executes each request atomically, so every DynamoDB action
    here runs under one lock: the same semantics, serialised.
 2. `transact_write_items` deep-copies the whole table once per transaction item to be able to roll
    back; a 100-item transaction on a 10,000-item table copies a million items. We snapshot only the
    items the transaction touches and restore those on failure, which is what rollback needs.
-tests/integration/test_moto_patches.py pins both behaviours.
+3. A Query on the table's own key lists and sorts the whole table (`Table.all_items`) to keep one
+   partition: with a month-end run's ~30,000 items every limiter read (a Query of one realm's
+   rate items) takes ~140 ms. We hand moto that partition alone, sorted by its range key: the
+   same items in the same order (index queries are left as they are).
+4. moto writes every response through its generic, shape-driven serializer, which walks each
+   attribute of each item (~10 ms for a BatchGetItem of 30 invoices): the largest single CPU
+   cost of the local runtime. For the read answers that carry items (GetItem, BatchGetItem,
+   Query, Scan) the items are written straight to JSON (binary values base64, as the serializer
+   does); everything else, and the rest of those answers, still goes through moto's serializer.
+tests/integration/test_moto_patches.py pins all four behaviours (the same answers with and
+without the patches).
 """
 
 from __future__ import annotations
 
+import base64
 import copy
+import json
 import threading
 from collections import Counter
 from typing import Any
@@ -23,6 +35,26 @@ _installed = False
 REQUESTS: Counter[str] = Counter()
 
 
+# The members of read answers that hold items (AttributeValue maps): written straight to JSON.
+_ITEM_KEYS = {
+    "GetItem": {"Item"},
+    "BatchGetItem": {"Responses"},
+    "Query": {"Items", "LastEvaluatedKey"},
+    "Scan": {"Items", "LastEvaluatedKey"},
+}
+
+
+def _plain(value: Any) -> Any:
+    """Items as DynamoDB's JSON writes them: binary values base64, the rest as they are."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    return value
+
+
 def install() -> None:
     global _installed
     if _installed:
@@ -30,7 +62,7 @@ def install() -> None:
     from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodb.models.dynamo_type import DynamoType
     from moto.dynamodb.models.table import Table
-    from moto.dynamodb.responses import DynamoHandler
+    from moto.dynamodb.responses import DynamoHandler, DynamoResult
 
     original_call = DynamoHandler.call_action
     original_transact = DynamoDBBackend.transact_write_items
@@ -73,6 +105,39 @@ def install() -> None:
             finally:
                 del Table.__deepcopy__  # type: ignore[attr-defined]
 
+    original_query = Table.query
+
+    def query(self: Table, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        index_name = args[6] if len(args) > 6 else kwargs.get("index_name")  # moto passes it 8th
+        if index_name or hash_key is None or not self.range_key_attr:
+            return original_query(self, hash_key, *args, **kwargs)
+        with _LOCK:  # held by call_action already; the instance attribute is seen by this call only
+            partition = self.items.get(hash_key) or {}
+            items = sorted(partition.values(), key=lambda item: item.range_key)
+            self.all_items = lambda: items  # type: ignore[method-assign]
+            try:
+                return original_query(self, hash_key, *args, **kwargs)
+            finally:
+                del self.all_items
+
+    original_execute = DynamoResult.execute_result
+
+    def execute_result(self: Any, context: Any) -> Any:
+        heavy = _ITEM_KEYS.get(context.operation_model.name)
+        result = self.result
+        if not heavy or not isinstance(result, dict) or not heavy & result.keys():
+            return original_execute(self, context)
+        rest = DynamoResult.__new__(DynamoResult)
+        rest._result = {k: v for k, v in result.items() if k not in heavy}
+        status, headers, body = original_execute(rest, context)
+        answer = json.loads(body) if body else {}
+        answer.update({k: _plain(result[k]) for k in heavy if k in result})
+        return status, headers, json.dumps(answer)
+
+    DynamoResult.execute_result = execute_result  # type: ignore[method-assign]
+    execute_result.__wrapped__ = original_execute  # type: ignore[attr-defined]
+    query.__wrapped__ = original_query  # type: ignore[attr-defined]  # the tests compare both
     DynamoHandler.call_action = call_action  # type: ignore[method-assign]
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+    Table.query = query  # type: ignore[method-assign]
     _installed = True

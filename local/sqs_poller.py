@@ -4,6 +4,11 @@ moto would invoke a queue's function synchronously inside SendMessage, one recor
 with no visibility timeout, which hides the behaviour the sync engine depends on (batches, partial
 batch failures, messages coming back after their visibility timeout, redrive to the DLQ). So the
 local runtime polls instead, like the Lambda service does. See docs/decisions/0002-local-runtime.md.
+
+Lambda runs several invocations of one mapping at once (up to the event's
+`ScalingConfig.MaximumConcurrency`); so does the poller: that many consumers per mapping, each
+polling and invoking on its own thread. A mapping without ScalingConfig gets one consumer here
+(Lambda would scale it further: the local runtime stays conservative where the template is silent).
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ class Mapping:
     batch_size: int
     report_failures: bool
     batching_window: float = 0.0
+    # Concurrent invocations (ScalingConfig.MaximumConcurrency; one when the template is silent).
+    max_concurrency: int = 1
 
 
 class SqsPoller:
@@ -37,16 +44,18 @@ class SqsPoller:
         self.idle_sleep = idle_sleep
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._busy: dict[str, bool] = {m.queue_url: False for m in mappings}
+        self._busy = 0  # invocations in progress, all mappings
+        self._busy_lock = threading.Lock()
         self.errors: list[str] = []
 
     def start(self) -> None:
         for mapping in self.mappings:
-            thread = threading.Thread(
-                target=self._run, args=(mapping,), daemon=True, name=f"esm-{mapping.function_name}"
-            )
-            thread.start()
-            self._threads.append(thread)
+            for n in range(max(1, mapping.max_concurrency)):
+                thread = threading.Thread(
+                    target=self._run, args=(mapping,), daemon=True, name=f"esm-{mapping.function_name}-{n}"
+                )
+                thread.start()
+                self._threads.append(thread)
 
     def stop(self) -> None:
         self._stop.set()
@@ -89,7 +98,8 @@ class SqsPoller:
         messages = self.receive(mapping, sqs)
         if not messages:
             return 0
-        self._busy[mapping.queue_url] = True
+        with self._busy_lock:
+            self._busy += 1
         try:
             event = {"Records": [self._record(m, mapping) for m in messages]}
             try:
@@ -111,7 +121,8 @@ class SqsPoller:
                     sqs.delete_message_batch(QueueUrl=mapping.queue_url, Entries=entries)
             return len(messages)
         finally:
-            self._busy[mapping.queue_url] = False
+            with self._busy_lock:
+                self._busy -= 1
 
     @staticmethod
     def _record(message: dict[str, Any], mapping: Mapping) -> dict[str, Any]:
@@ -142,4 +153,4 @@ class SqsPoller:
         }
 
     def busy(self) -> bool:
-        return any(self._busy.values())
+        return self._busy > 0

@@ -1,4 +1,5 @@
-"""Pins the one patch of moto (Lambda invoke -> our handlers) and the SQS event-source poller.
+"""Pins the one patch of moto (Lambda invoke -> our handlers) and the SQS event-source poller
+(batches, redelivery, concurrent invocations per mapping).
 
 If a moto upgrade changes LambdaSimpleBackend.invoke or Step Functions' error matching, these
 fail loudly instead of the billing run silently echoing payloads.
@@ -7,10 +8,15 @@ fail loudly instead of the billing run silently echoing payloads.
 from __future__ import annotations
 
 import json
+import threading
+import time
 import uuid
+from typing import Any
 
 import boto3
 
+from local.sqs_poller import Mapping, SqsPoller
+from local.template import ACCOUNT, REGION
 from tests.conftest import wait_for
 
 
@@ -83,3 +89,44 @@ def test_routes_without_a_valid_token_are_refused_before_the_function_runs(stack
     assert requests.get(f"{stack.api_url}/contacts", headers=bad, timeout=10).status_code == 401
     assert stack.aws.registry.invocations.get("ApiFunction", 0) == before
     assert requests.get(f"{stack.api_url}/openapi.json", timeout=10).status_code == 200
+
+
+def test_a_mapping_runs_as_many_invocations_at_once_as_its_maximum_concurrency(stack):
+    # Given the template's sync mapping, and a private queue polled like it by a counting function
+    sync = next(m for m in stack.aws.poller.mappings if m.function_name == "QboSyncFunction")
+    assert sync.max_concurrency == 5  # ScalingConfig.MaximumConcurrency in template.yaml
+    assert all(m.max_concurrency == 1 for m in stack.aws.poller.mappings if m is not sync)
+    sqs = boto3.client("sqs")
+    name = f"esm-{uuid.uuid4().hex[:8]}"
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    lock, running, most, seen = threading.Lock(), [0], [0], []
+
+    class Counting:
+        def invoke(self, function: str, event: dict[str, Any]) -> dict[str, Any]:
+            with lock:
+                running[0] += 1
+                most[0] = max(most[0], running[0])
+            time.sleep(0.3)  # a handler waiting on QuickBooks
+            with lock:
+                running[0] -= 1
+                seen.extend(r["body"] for r in event["Records"])
+            return {"batchItemFailures": []}
+
+    mapping = Mapping("Counting", url, f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}", 2, True, 0.0, 3)
+    poller = SqsPoller(Counting(), [mapping])  # type: ignore[arg-type]
+    # When 24 messages are queued
+    for start in range(0, 24, 10):
+        sqs.send_message_batch(
+            QueueUrl=url,
+            Entries=[{"Id": str(n), "MessageBody": str(n)} for n in range(start, min(24, start + 10))],
+        )
+    poller.start()
+    try:
+        wait_for(lambda: len(seen) >= 24, timeout=30, what="every message handled")
+    finally:
+        poller.stop()
+    # Then three invocations ran at once, each message was handled once and deleted
+    assert most[0] == 3
+    assert sorted(seen, key=int) == [str(n) for n in range(24)]
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert attrs["ApproximateNumberOfMessages"] == attrs["ApproximateNumberOfMessagesNotVisible"] == "0"

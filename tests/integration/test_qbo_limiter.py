@@ -92,6 +92,19 @@ def test_a_429_without_retry_after_cools_down_longer_only_while_429s_follow_each
     assert rl.note_throttled(realm, 2) >= 29
 
 
+def test_a_429_after_the_realm_sat_idle_past_the_cool_down_is_not_consecutive(stack):
+    clock, realm = Clock(), f"r-{uuid.uuid4().hex[:8]}"
+    rl = limiter(clock)
+    assert rl.note_throttled(realm) == 5
+    # Nothing was sent for longer than the cool-down (records waited out their back-off): the next
+    # 429 was not a refusal of the calls right after the cool-down, so it is an outlier again
+    clock.now = _cooldown_end(rl, realm) + 6
+    assert rl.note_throttled(realm) == 5
+    # Refused right after the cool-down: consecutive
+    clock.now = _cooldown_end(rl, realm) + 1
+    assert rl.note_throttled(realm) == 10
+
+
 def _cooldown_end(rl: RateLimiter, realm: str) -> float:
     item = rl._cooldown_item(realm)
     assert item is not None

@@ -185,10 +185,11 @@ class RateLimiter:
         With a Retry-After (`qbo_seconds`) that is the cool-down. Without one, the cool-down grows
         with consecutive 429s: 5, 10, 20, 40, then Intuit's 60 seconds. Our own counters already keep
         us under the published limits, so a lone 429 is an outlier, and a full minute of silence per
-        outlier would cost a large share of a run. A 429 is consecutive when at most
-        CONSECUTIVE_CALLS calls went out since the previous cool-down ended (read from our own
-        request counters): in a storm (the limits are lower than we think) the first calls after
-        each cool-down are refused again, which reaches Intuit's 60 s after four strikes.
+        outlier would cost a large share of a run. A 429 is consecutive when it comes within one
+        cool-down of the previous cool-down's end and at most CONSECUTIVE_CALLS calls went out
+        since that end (read from our own request counters): in a storm (the limits are lower than
+        we think) the first calls after each cool-down are refused again at once, which reaches
+        Intuit's 60 s after four strikes.
         """
         now = self.clock()
         strikes = 1
@@ -196,7 +197,10 @@ class RateLimiter:
             current = self._cooldown_item(realm_id)
             if current is not None and "seconds" in current:
                 ended = float(current["expires"]["N"])
-                if now - ended < self.minute and self._calls_since(realm_id, ended) <= CONSECUTIVE_CALLS:
+                # Within one cool-down of the last one's end: a realm left idle for longer by its
+                # records' back-off was not refused again, it was not asked.
+                soon = min(self.minute, self.to_real_seconds(float(current["seconds"]["N"])))
+                if now - ended < soon and self._calls_since(realm_id, ended) <= CONSECUTIVE_CALLS:
                     strikes = int(current.get("strikes", {}).get("N", "0")) + 1
             qbo_seconds = min(DEFAULT_THROTTLE_SECONDS, FIRST_COOLDOWN_QBO_SECONDS * 2 ** (strikes - 1))
         until = now + self.to_real_seconds(qbo_seconds)

@@ -92,7 +92,6 @@ SETTINGS_INCOMPLETE = "fieldbill.settings_incomplete"
 MIN_REMAINING_MS = 8_000
 LOG_KEYS = ("tenant_id", "realm_id", "run_id", "invoice_id", "entity_id", "message_id", "kind")
 
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 SQS_BATCH = 10
 QUERY_IN_MAX = 30  # values in one IN (...) of a QuickBooks query
 
@@ -231,6 +230,9 @@ class SyncBatch:
         except Exception:  # batching is an optimisation: every record still gets its own handling
             logger.exception("batch preparation failed; records are handled one by one")
         try:
+            # A processor holds one batch's results: one per invocation, so invocations that share
+            # a process (the local runtime runs a mapping's consumers as threads) never mix them.
+            processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
             return process_partial_response(  # type: ignore[return-value]
                 event=event, record_handler=self.handle, processor=processor, context=self.context
             )
