@@ -580,3 +580,107 @@ def test_void_contact_and_product_messages(stack):
     )
     assert record.qbo_sync_token == stack.emulator.entity(realm, "Invoice", synced.qbo_id)["SyncToken"]
     assert len(stack.emulator.entities(realm, "Invoice")) == 1
+
+
+def test_a_batch_is_recorded_in_one_transaction_and_an_invoice_edited_meanwhile_is_not_marked_synced(
+    stack, monkeypatch
+):
+    # Given six new invoices of one tenant, and one of them edited here while QuickBooks creates them
+    tenant = qbo_tenant()
+    realm = qbo_connect(stack, tenant)
+    seed_contact(tenant, "Ledger Owner")
+    seed_product(tenant, "Service")
+    ids = [seed_invoice(tenant).id for _ in range(6)]
+    edited = ids[3]
+    original_batch = qbo_sync.QboClient.batch
+
+    def batch_then_edit(self, *args, **kwargs):
+        answer = original_batch(self, *args, **kwargs)
+        load_invoice(tenant, edited).update(actions=[Invoice.version.add(1)])
+        return answer
+
+    single_writes: list[str] = []
+    original_write = qbo_sync._write
+
+    def counting_write(record, actions, condition=None):
+        single_writes.append(record.id)
+        return original_write(record, actions, condition)
+
+    monkeypatch.setattr(qbo_sync.QboClient, "batch", batch_then_edit)
+    monkeypatch.setattr(qbo_sync, "_write", counting_write)
+    messages = [
+        QboSyncMessage(kind="sync_invoice", tenant_id=tenant, entity_id=i, run_id="run-1", version=1)
+        for i in ids
+    ]
+    # When one invocation receives all six
+    result = qbo_sync.handle_event(sqs_event(messages), None)
+    # Then QuickBooks holds six invoices and every record is consumed
+    assert result["batchItemFailures"] == []
+    assert stack.emulator.calls(realm)["batch_requests"] == 1
+    assert len(ours(stack, realm)) == 6 == stack.emulator.count(realm, "Invoice")
+    # The five unchanged invoices are synced, each with its QuickBooks id and a history entry
+    for invoice_id in ids:
+        record = load_invoice(tenant, invoice_id)
+        assert record.qbo_id, invoice_id
+        if invoice_id != edited:
+            assert record.sync_status == "synced" and record.history[-1].to_state == "synced"
+    # The edited one keeps its QuickBooks id (its next message updates, never creates) but is not
+    # "synced": that would hide its newer version
+    changed = load_invoice(tenant, edited)
+    assert changed.sync_status != "synced" and changed.version == 2
+    # With no edit, the batch is one write: a second batch records its invoices without single writes
+    monkeypatch.setattr(qbo_sync.QboClient, "batch", original_batch)
+    more = [seed_invoice(tenant).id for _ in range(5)]
+    single_writes.clear()
+    qbo_sync.handle_event(
+        sqs_event(
+            [
+                QboSyncMessage(kind="sync_invoice", tenant_id=tenant, entity_id=i, run_id="run-1", version=1)
+                for i in more
+            ]
+        ),
+        None,
+    )
+    assert all(load_invoice(tenant, i).sync_status == "synced" for i in more)
+    assert not set(single_writes) & set(more), single_writes
+
+
+def test_many_new_customers_are_created_in_batch_calls_and_an_existing_name_is_linked(stack):
+    # Given eight invoices for eight contacts QuickBooks has never seen, except one whose name a
+    # customer already holds with other spacing (our exact-name query misses it: the create says 6240)
+    tenant = qbo_tenant()
+    realm = qbo_connect(stack, tenant)
+    seed_product(tenant, "Service")
+    contacts = [seed_contact(tenant, f"Batch Customer {n}", f"c{n}") for n in range(8)]
+    existing = stack.emulator.user_create(realm, "Customer", {"DisplayName": "Batch   Customer 5"})
+    ids = [seed_invoice(tenant, contact_id=c.id).id for c in contacts]
+    before = stack.emulator.calls(realm)["total"]
+    # When one invocation receives them all
+    result = qbo_sync.handle_event(
+        sqs_event(
+            [
+                QboSyncMessage(kind="sync_invoice", tenant_id=tenant, entity_id=i, run_id="run-1", version=1)
+                for i in ids
+            ]
+        ),
+        None,
+    )
+    # Then every invoice is synced, each to its own customer, and no name exists twice
+    assert result["batchItemFailures"] == []
+    customers = stack.emulator.entities(realm, "Customer")
+    names = [" ".join(c["DisplayName"].split()) for c in customers]
+    assert len(names) == len(set(names)) == 8
+    by_name = dict(zip(names, customers, strict=True))
+    for contact, invoice_id in zip(contacts, ids, strict=True):
+        linked = Entity.get(Contact.key(tenant, contact.id), META)
+        assert linked.qbo_id == by_name[contact.name]["Id"]
+        synced = load_invoice(tenant, invoice_id)
+        assert synced.sync_status == "synced"
+        assert stack.emulator.entity(realm, "Invoice", synced.qbo_id)["CustomerRef"]["value"] == linked.qbo_id
+    # The existing customer was linked, not duplicated
+    assert by_name["Batch Customer 5"]["Id"] == existing["Id"]
+    # And the seven new customers took one batch call, not seven calls: two batch calls in all
+    # (customers, invoices) and a handful of single calls (name queries, the item, the 6240 look-ups)
+    calls = stack.emulator.calls(realm)
+    assert calls["batch_requests"] == 2, calls
+    assert calls["total"] - before <= 8, calls
