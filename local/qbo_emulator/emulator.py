@@ -221,6 +221,12 @@ class QboEmulator:
         with self.store.lock:
             return to_wire(company.all(entity))
 
+    def count(self, realm: str, entity: str) -> int:
+        """How many records of `entity` the company holds (no copies: cheap enough to poll)."""
+        company = self._company(realm)
+        with self.store.lock:
+            return len(company.entities[entity])
+
     def entity(self, realm: str, entity: str, id_: str) -> dict[str, Any] | None:
         company = self._company(realm)
         with self.store.lock:
