@@ -684,3 +684,130 @@ def test_many_new_customers_are_created_in_batch_calls_and_an_existing_name_is_l
     calls = stack.emulator.calls(realm)
     assert calls["batch_requests"] == 2, calls
     assert calls["total"] - before <= 8, calls
+
+
+@pytest.fixture
+def sync_queue(stack, monkeypatch):
+    """A queue of our own as the sync queue, no poller on it: the test reads what the consumer sends."""
+    from fieldbill.settings import get_settings
+
+    sqs = boto3.client("sqs")
+    url = sqs.create_queue(QueueName=f"handback-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    monkeypatch.setenv("QBO_SYNC_QUEUE_URL", url)
+    get_settings.cache_clear()
+    yield url
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+def receive_copies(url: str, wanted: int, timeout: float = 20.0) -> list[dict[str, Any]]:
+    sqs = boto3.client("sqs")
+    got: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while len(got) < wanted and time.monotonic() < deadline:
+        answer = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1, AttributeNames=["All"]
+        )
+        got.extend(answer.get("Messages", []))
+    return got
+
+
+def as_event(messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """Messages received from SQS, as the event source mapping hands them to the function."""
+    return {
+        "Records": [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": m["Attributes"],
+                "messageAttributes": {},
+                "md5OfBody": m["MD5OfBody"],
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:test",
+                "awsRegion": "us-east-1",
+            }
+            for m in messages
+        ]
+    }
+
+
+def test_a_message_made_to_wait_is_handed_back_as_a_fresh_copy_that_keeps_its_doubt(
+    stack, sync_queue, monkeypatch
+):
+    # Given a realm cooling down after a 429 (5 real seconds here), one invoice's first delivery and
+    # another's second delivery (an earlier attempt may have reached QuickBooks)
+    from fieldbill.quickbooks.limiter import RateLimiter
+
+    tenant = qbo_tenant()
+    realm = qbo_connect(stack, tenant)
+    seed_contact(tenant, "Waiting Owner")
+    seed_product(tenant, "Service")
+    fresh, doubtful = seed_invoice(tenant).id, seed_invoice(tenant).id
+    RateLimiter().note_throttled(realm, qbo_seconds=300)
+    looked_up: list[str] = []
+    real_find = qbo_sync.SyncBatch.find_invoice
+
+    def find_invoice(self, tenant_, invoice, body):
+        looked_up.append(invoice.id)
+        return real_find(self, tenant_, invoice, body)
+
+    real_find_many = qbo_sync.SyncBatch.find_invoices
+
+    def find_invoices(self, tenant_, pairs):
+        looked_up.extend(invoice.id for invoice, _ in pairs)
+        return real_find_many(self, tenant_, pairs)
+
+    monkeypatch.setattr(qbo_sync.SyncBatch, "find_invoice", find_invoice)
+    monkeypatch.setattr(qbo_sync.SyncBatch, "find_invoices", find_invoices)
+
+    def message(invoice_id: str) -> QboSyncMessage:
+        return QboSyncMessage(kind="sync_invoice", tenant_id=tenant, entity_id=invoice_id, version=1)
+
+    # When each is delivered while the realm has no budget
+    first = qbo_sync.handle_event(sqs_event([message(fresh)]), None)
+    second = qbo_sync.handle_event(sqs_event([message(doubtful)], receive_count=2), None)
+    # Then the originals are consumed (their wait is not a receive towards the DLQ) and nothing
+    # reached QuickBooks
+    assert first["batchItemFailures"] == [] and second["batchItemFailures"] == []
+    assert ours(stack, realm) == []
+    assert load_invoice(tenant, fresh).sync_status != "synced"
+    # And a copy of each waits in the queue for the cool-down, first receive, the doubt carried
+    assert receive_copies(sync_queue, 2, timeout=1.5) == []  # delayed, not visible at once
+    copies = receive_copies(sync_queue, 2)
+    assert len(copies) == 2
+    by_invoice = {QboSyncMessage.model_validate_json(c["Body"]).entity_id: c for c in copies}
+    assert all(c["Attributes"]["ApproximateReceiveCount"] == "1" for c in copies)
+    fresh_copy = QboSyncMessage.model_validate_json(by_invoice[fresh]["Body"])
+    doubtful_copy = QboSyncMessage.model_validate_json(by_invoice[doubtful]["Body"])
+    assert (fresh_copy.attempted, fresh_copy.handbacks) == (False, 1)
+    assert (doubtful_copy.attempted, doubtful_copy.handbacks) == (True, 1)
+    assert fresh_copy.queued_at_ms and fresh_copy.queued_at_ms <= int(time.time() * 1000)
+    # When the copies are delivered after the cool-down
+    done = qbo_sync.handle_event(as_event(copies), None)
+    # Then both are synced, exactly once, and only the doubtful one was looked up first
+    assert done["batchItemFailures"] == []
+    assert {load_invoice(tenant, i).sync_status for i in (fresh, doubtful)} == {"synced"}
+    assert len(ours(stack, realm)) == 2
+    assert looked_up == [doubtful]
+
+
+def test_a_wait_whose_copy_sqs_refuses_keeps_the_original_message(stack, sync_queue):
+    # Given a realm cooling down, and a sync queue that no longer exists (SQS refuses the copy)
+    from fieldbill.quickbooks.limiter import RateLimiter
+
+    boto3.client("sqs").delete_queue(QueueUrl=sync_queue)
+    tenant = qbo_tenant()
+    realm = qbo_connect(stack, tenant)
+    seed_contact(tenant, "Kept Owner")
+    seed_product(tenant, "Service")
+    invoice_id = seed_invoice(tenant).id
+    RateLimiter().note_throttled(realm, qbo_seconds=300)
+    event = sqs_event(
+        [QboSyncMessage(kind="sync_invoice", tenant_id=tenant, entity_id=invoice_id, version=1)]
+    )
+    # When it is delivered
+    result = qbo_sync.handle_event(event, None)
+    # Then the original is reported failed: it comes back by itself, never dropped
+    assert result["batchItemFailures"] == [{"itemIdentifier": event["Records"][0]["messageId"]}]
+    assert ours(stack, realm) == []

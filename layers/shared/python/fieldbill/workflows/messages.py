@@ -22,6 +22,13 @@ class QboSyncMessage(BaseModel):
     # The invoice version the sender saw; the consumer syncs the current one and uses the version
     # in the QuickBooks requestid, so a redelivered message never creates a second document.
     version: int | None = None
+    # Set on a copy the consumer sends when QuickBooks' budget (or a 429) makes it wait: the
+    # copy starts with a fresh receive count, so waiting its turn neither looks like an earlier
+    # attempt (a look-up in QuickBooks) nor grows its retry back-off or brings it nearer the DLQ.
+    # `attempted`: an earlier delivery may have reached QuickBooks (look it up before creating).
+    attempted: bool = False
+    handbacks: int = 0
+    queued_at_ms: int | None = None  # when the first message was sent (sync latency)
 
 
 class JobMessage(BaseModel):

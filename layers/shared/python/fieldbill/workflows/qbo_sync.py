@@ -11,10 +11,15 @@ One Lambda batch of SQS records is handled by one SyncBatch (docs/sync.md):
 
 What happens to a message, by what QuickBooks answered:
 - success, or a Permanent fault (recorded on the record: sync_status "error" + sync_error): consumed.
-- Throttled: the message's visibility is set to Retry-After (else the realm's cool-down: 5 s doubling
-  to 60 s while 429s follow each other) + jitter and it is reported as a batch item failure, so it
-  comes back later without failing hot.
-- Transient: the same with a back-off growing by half per receive (transient_backoff_qbo_seconds).
+- Throttled (our limiter has no budget, or QuickBooks answered 429; nothing of the call was done):
+  the wait is Retry-After, else the realm's cool-down (5 s doubling to 60 s while 429s follow each
+  other), else the limiter's own estimate, + jitter. The message is handed back: a copy is sent with
+  that delay and the original consumed, so waiting its turn neither counts as a receive (towards
+  the DLQ, the transient back-off, the look-up of a redelivery) nor fails hot. The copy carries the
+  doubt of the original (`attempted`). If SQS refuses the copy, the original stays, with the wait
+  as its visibility.
+- Transient: visibility set to a back-off growing by half per receive (transient_backoff_qbo_seconds)
+  and the record reported as a batch item failure.
   A redelivered create first looks the invoice up (PrivateNote marker / DocNumber), so a lost
   answer never makes a second invoice; the deterministic requestid covers the rest.
 - NeedsReconnect / AuthorizationFailed: connection marked needs_reconnect; the message is parked:
@@ -82,6 +87,8 @@ from fieldbill.workflows.messages import QboSyncMessage
 
 ACTOR = "qbo_sync"
 MAX_VISIBILITY_SECONDS = 43_200  # SQS maximum
+MAX_DELAY_SECONDS = 900  # SQS maximum DelaySeconds: a longer wait keeps the message, as a visibility
+MAX_HANDBACKS = 100  # then waits count as receives (towards the DLQ): something is stuck
 TRANSIENT_BASE_QBO_SECONDS = 4.0
 TRANSIENT_CAP_QBO_SECONDS = 900.0
 TRANSIENT_GROWTH = 1.5
@@ -200,9 +207,32 @@ def _mapping_permanent(exc: mapping.MappingError) -> Permanent:
     return Permanent("fieldbill.mapping", "cannot map the record to QuickBooks", str(exc), exc.element)
 
 
-def _message_age_ms(record: SQSRecord) -> float | None:
-    sent = record.attributes.sent_timestamp
+def _message_age_ms(record: SQSRecord, message: QboSyncMessage) -> float | None:
+    sent = message.queued_at_ms or record.attributes.sent_timestamp
     return max(0.0, time.time() * 1000 - int(sent)) if sent else None
+
+
+def _receive_count(record: SQSRecord) -> int:
+    return int(record.attributes.approximate_receive_count or 1)
+
+
+def maybe_sent_before(record: SQSRecord, message: QboSyncMessage) -> bool:
+    """An earlier delivery of this work may have reached QuickBooks (the function may have died
+    after sending): an invoice is then looked up before it is created."""
+    return message.attempted or _receive_count(record) > 1
+
+
+def handback_copy(record: SQSRecord, message: QboSyncMessage) -> QboSyncMessage:
+    """The message that replaces one made to wait: the same work, a fresh receive count, and the
+    doubt (and first queue time) of the one it replaces."""
+    sent = record.attributes.sent_timestamp
+    return message.model_copy(
+        update={
+            "attempted": maybe_sent_before(record, message),
+            "handbacks": message.handbacks + 1,
+            "queued_at_ms": message.queued_at_ms or (int(sent) if sent else None),
+        }
+    )
 
 
 # ---------------------------------------------------------------------------------- one batch
@@ -224,6 +254,7 @@ class SyncBatch:
         self.invoices: dict[str, Invoice] = {}  # pk -> invoice loaded by prepare
         self._visibility: list[tuple[str, int]] = []  # (receipt handle, seconds) to set before returning
         self._parked: list[tuple[str, str, str, int]] = []  # (tenant, message id, receipt handle, seconds)
+        self._handbacks: list[tuple[SQSRecord, QboSyncMessage, int]] = []  # (record, copy, delay seconds)
 
     # ------------------------------------------------------------------ entry points
     def run(self, event: dict[str, Any]) -> dict[str, Any]:
@@ -235,9 +266,13 @@ class SyncBatch:
             # A processor holds one batch's results: one per invocation, so invocations that share
             # a process (the local runtime runs a mapping's consumers as threads) never mix them.
             processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-            return process_partial_response(  # type: ignore[return-value]
+            response: dict[str, Any] = process_partial_response(  # type: ignore[assignment]
                 event=event, record_handler=self.handle, processor=processor, context=self.context
             )
+            unsent = self._flush_handbacks()
+            if unsent:
+                response.setdefault("batchItemFailures", []).extend({"itemIdentifier": m} for m in unsent)
+            return response
         finally:
             self._flush_visibility()
             self._note_parked()
@@ -252,7 +287,7 @@ class SyncBatch:
             "kind": message.kind,
         }
         logger.append_keys(**keys)
-        receive_count = int(record.attributes.approximate_receive_count or 1)
+        receive_count = _receive_count(record)
         try:
             if self._out_of_time():
                 self._retry_later(record, 1, "Lambda time nearly spent")
@@ -262,7 +297,7 @@ class SyncBatch:
                     raise outcome
                 self._done(message, record)
                 return
-            self._dispatch(message, receive_count)
+            self._dispatch(message, maybe_sent_before(record, message))
             self._done(message, record)
         except RetryLater:
             raise
@@ -271,7 +306,12 @@ class SyncBatch:
                 qmetrics.count("LimiterDeferrals", self._realm(message.tenant_id))
             # Our limiter knows when its budget frees (little jitter); a QuickBooks 429 spreads more.
             jitter = 0.1 if exc.local else 0.5
-            self._retry_later(record, _visibility(exc.retry_after_seconds, jitter=jitter), "throttled")
+            seconds = _visibility(exc.retry_after_seconds, jitter=jitter)
+            if seconds <= MAX_DELAY_SECONDS and message.handbacks < MAX_HANDBACKS:
+                # Nothing of this call reached QuickBooks: the work waits in a fresh copy.
+                self._handbacks.append((record, handback_copy(record, message), seconds))
+                return
+            self._retry_later(record, seconds, "throttled")
         except (NeedsReconnect, AuthorizationFailed) as exc:
             if isinstance(exc, AuthorizationFailed):
                 tokens.mark_needs_reconnect(message.tenant_id, "QuickBooks refused authorization (120)")
@@ -327,6 +367,34 @@ class SyncBatch:
             except Exception:  # the queue's own visibility timeout still brings the messages back
                 logger.exception("could not change message visibility")
 
+    def _flush_handbacks(self) -> list[str]:
+        """Send the copies of the records made to wait (their originals are then deleted as done).
+        Returns the message ids whose copy SQS did not take: those stay failed, with their wait as
+        visibility, so nothing is dropped."""
+        pending, self._handbacks = self._handbacks, []
+        if not pending:
+            return []
+        queue_url = get_settings().qbo_sync_queue_url
+        unsent: list[str] = []
+        for start in range(0, len(pending), SQS_BATCH):
+            chunk = pending[start : start + SQS_BATCH]
+            entries = [
+                {"Id": str(i), "MessageBody": copy.model_dump_json(), "DelaySeconds": seconds}
+                for i, (_, copy, seconds) in enumerate(chunk)
+            ]
+            try:
+                answer = _sqs().send_message_batch(QueueUrl=queue_url, Entries=entries)
+                failed = {int(f["Id"]) for f in answer.get("Failed", [])}
+            except Exception:
+                logger.exception("could not hand back throttled messages; they wait in place")
+                failed = set(range(len(chunk)))
+            for i, (record, _, seconds) in enumerate(chunk):
+                if i in failed:
+                    unsent.append(record.message_id)
+                    self._visibility.append((record.receipt_handle, seconds))
+        logger.info("messages handed back to wait their turn", extra={"count": len(pending) - len(unsent)})
+        return unsent
+
     def _note_parked(self) -> None:
         """Remember the receipt handles of parked messages: resume_parked makes them visible."""
         parked, self._parked = self._parked, []
@@ -343,7 +411,7 @@ class SyncBatch:
 
     def _done(self, message: QboSyncMessage, record: SQSRecord) -> None:
         if message.kind == "sync_invoice":
-            age = _message_age_ms(record)
+            age = _message_age_ms(record, message)
             if age is not None:
                 qmetrics.latency_ms("SyncLatency", self._realm(message.tenant_id), age)
 
@@ -376,9 +444,9 @@ class SyncBatch:
         logger.append_keys(realm_id=found.connection.realm_id)
         return found
 
-    def _dispatch(self, message: QboSyncMessage, receive_count: int) -> None:
+    def _dispatch(self, message: QboSyncMessage, maybe_sent: bool) -> None:
         if message.kind == "sync_invoice":
-            self.sync_invoice(message, receive_count)
+            self.sync_invoice(message, maybe_sent)
         elif message.kind == "void_invoice":
             self.void_invoice(message)
         elif message.kind == "sync_contact":
@@ -399,7 +467,7 @@ class SyncBatch:
             return None
         return invoice
 
-    def sync_invoice(self, message: QboSyncMessage, receive_count: int) -> None:
+    def sync_invoice(self, message: QboSyncMessage, maybe_sent: bool) -> None:
         invoice = self._load_invoice(message)
         if invoice is None or already_synced(invoice):
             return
@@ -407,7 +475,7 @@ class SyncBatch:
         body = self.invoice_body(tenant, invoice)
         if invoice.qbo_id is None:
             found = None
-            if receive_count > 1 or invoice.sync_status == "unknown":
+            if maybe_sent or invoice.sync_status == "unknown":
                 found = self.find_invoice(tenant, invoice, body)
             if found is not None:
                 logger.info(
@@ -861,6 +929,7 @@ class SyncBatch:
         loaded = _batch_get(Invoice, (Invoice.key(tenant_id, m.entity_id) for _, m in group))
         self.invoices.update(loaded)
         candidates: list[tuple[SQSRecord, Invoice]] = []
+        maybe_sent = {record.message_id for record, message in group if maybe_sent_before(record, message)}
         seen: set[str] = set()
         for record, message in group:
             invoice = loaded.get(Invoice.key(tenant_id, message.entity_id))
@@ -897,7 +966,7 @@ class SyncBatch:
         doubtful = [
             (rec, inv, body)
             for rec, inv, body in ready
-            if inv.sync_status == "unknown" or int(rec.attributes.approximate_receive_count or 1) > 1
+            if inv.sync_status == "unknown" or rec.message_id in maybe_sent
         ]
         if doubtful:
             try:
@@ -1014,8 +1083,10 @@ class SyncBatch:
         self, tenant: _Tenant, tenant_id: str, contact_ids: Iterable[str]
     ) -> dict[str, QboError | mapping.MappingError]:
         """Link many contacts at once: one read for the contacts, one name query per 30 missing ones
-        (existing customers are linked, never created twice); the rest are created up to 30 per
-        batch call when a batch slot is free at once, else one by one.
+        (existing customers are linked, never created twice); the rest are created ≤ 30 per batch
+        call when a batch slot is free at once, else one by one. (A batch slot could carry 30
+        invoices, but 200 single creates spend 200 calls, each a chance of a 429 that stops the
+        realm: measured, batch creates win with faults and tie without; docs/sync.md §4.)
         Returns the contacts whose customer could not be had, with why."""
         wanted = [c for c in dict.fromkeys(contact_ids) if c not in tenant.customers]
         contacts = _batch_get(Contact, (Contact.key(tenant_id, c) for c in wanted))
