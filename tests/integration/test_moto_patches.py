@@ -164,6 +164,27 @@ def test_sqs_times_and_visibility_unchanged_by_the_fast_clock(stack):
     assert sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []) == []
 
 
+def test_sqs_retention_check_answers_as_moto_does(stack):
+    # Given a queue keeping messages for 60 s, a fresh message and one sent 61 s ago
+    import moto.sqs.models as sqs_models
+    from moto.core import DEFAULT_ACCOUNT_ID
+
+    sqs = boto3.client("sqs")
+    name = f"retention-{uuid.uuid4().hex[:8]}"
+    sqs.create_queue(QueueName=name, Attributes={"MessageRetentionPeriod": "60"})
+    backend = sqs_models.sqs_backends[DEFAULT_ACCOUNT_ID][os.environ.get("AWS_DEFAULT_REGION", "us-east-1")]
+    fresh = sqs_models.Message("m1", "fresh")
+    fresh.sent_timestamp = int(time.time() * 1000)
+    old = sqs_models.Message("m2", "old")
+    old.sent_timestamp = int((time.time() - 61) * 1000)
+    patched = sqs_models.SQSBackend.is_message_valid_based_on_retention_period
+    original = patched.__wrapped__
+    # Then the patched check keeps the fresh one and drops the old one, as moto's own does
+    for message, kept in ((fresh, True), (old, False)):
+        assert patched(backend, name, message) is kept
+        assert original(backend, name, message) is kept
+
+
 # ---------------------------------------------------------------------------- item answers
 def _reads(table: str, pk: str) -> list[dict[str, Any]]:
     ddb = boto3.client("dynamodb")
