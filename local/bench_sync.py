@@ -252,17 +252,22 @@ def engine_scenario(
     ideal = len(ids) / CEILING_PER_MINUTE * SECONDS_PER_MINUTE
     deadline = started + max(60.0, 4 * ideal)
     counts: dict[str, int] = {}
-    polls = 0
+    last_done, last_check = -1, started
     while time.monotonic() < deadline:
         # Watching must not compete with the pipeline for this process's CPU: the emulator's invoice
-        # count is a len(); the store's (four index counts) only once nearly all are in QuickBooks.
+        # count is a len(); the store's (four index counts over moto: seconds of CPU each, measured
+        # at a fifth of the run's CPU when taken every 15 s) only once all are in QuickBooks, or
+        # when the count stalls (invoices in error never get there), at most every 15 s.
         # The end time does not depend on this loop (see below).
         done, calls = stack.emulator.count(realm, "Invoice"), stack.emulator.calls(realm)
-        polls += 1
-        if done >= len(ids) or polls % 5 == 0 or time.monotonic() > deadline - 5:
+        now = time.monotonic()
+        stalled = done == last_done and now - last_check >= 15.0
+        if done >= len(ids) or stalled or now > deadline - 5:
+            last_check = now
             counts = settled_counts(tenant_id, run_id)
             if counts["synced"] + counts["error"] >= len(ids):
                 break
+        last_done = done
         progress(
             f"{name}: {done} in QuickBooks after {time.monotonic() - started:.0f}s"
             f" ({calls['batch_requests']} batches, {calls['total']} calls, {calls['throttled']} throttled)"
@@ -307,6 +312,12 @@ def engine_scenario(
             for k in ("total", "batch_requests", "throttled", "replayed", "dropped", "faults_injected")
         },
         "quickbooks_status": calls["by_status"],
+        # What the batch slots carried (executed batches; a faulted or refused call carried nothing)
+        "batch_operations": {
+            k.removeprefix("batch_operations_"): v
+            for k, v in sorted(calls["counters"].items())
+            if k.startswith("batch_operations_")
+        },
         "invocations": stack.aws.registry.invocations.get("QboSyncFunction", 0),
         "consumers": max(m.max_concurrency for m in poller.mappings if m.function_name == "QboSyncFunction"),
         # Exceptions the local poller survived (a receive or delete that failed): should be 0.

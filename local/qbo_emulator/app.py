@@ -207,6 +207,7 @@ def build_app(emu: QboEmulator) -> Flask:
                         emu._count(realm, "replayed")
                         status, text, ctype = cached
                         return Response(text, status, content_type=ctype), None
+                payload: Any = None
                 try:
                     status, payload = emu.api.handle(
                         company, method, rest, args, body, request.content_type or ""
@@ -220,6 +221,11 @@ def build_app(emu: QboEmulator) -> Flask:
                     status, text = internal.status, dumps(internal.body(now_str(realm)))
                 if request_id is not None:
                     company.requestids[request_id] = (emu.clock.now(), status, text, "application/json")
+            if is_batch and status == 200 and isinstance(payload, dict):
+                # operations executed, per entity: how full the batch slots were (the benchmark)
+                for item in payload.get("BatchItemResponse", []):
+                    kind = next((k for k in item if k not in ("bId", "Fault")), "Fault")
+                    emu._count(realm, f"batch_operations_{kind}")
             if "lost_after_commit" in by_kind:
                 return _drop_connection(), "lost_after_commit"
             return Response(text, status, content_type="application/json"), None
