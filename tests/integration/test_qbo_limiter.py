@@ -123,3 +123,59 @@ def test_estimate_tells_the_wait_without_taking_anything(stack):
     assert rl.estimate(realm) == 0.0  # single calls still have budget
     rl.note_throttled(realm, 30)
     assert 29 <= rl.estimate(realm) <= 30
+
+
+def test_spare_calls_leave_a_reserve_of_the_minute_to_the_others(stack):
+    # Given a realm allowed 10 calls a minute, 4 of them kept from spare calls
+    clock, realm = Clock(), f"r-{uuid.uuid4().hex[:8]}"
+    rl = limiter(clock, qbo_requests_per_minute=10, qbo_max_concurrent=10)
+    rl.spare_reserve = 4
+    # When spare calls take what they may
+    taken = 0
+    while isinstance(got := rl.try_acquire(realm, spare=True), Permit):
+        rl.release(got)
+        taken += 1
+        assert taken <= 10
+    # Then they stopped at 6, the estimate for a spare call says wait, and ordinary calls and a
+    # batch still go
+    assert taken == 6
+    assert rl.estimate(realm, spare=True) > 0 and rl.estimate(realm) == 0.0
+    for _ in range(4):
+        got = rl.try_acquire(realm)
+        assert isinstance(got, Permit)
+        rl.release(got)
+
+
+def test_spare_calls_keep_to_quickbooks_ten_a_second_within_one_slot(stack):
+    # Given a realm with a large minute budget (the per-second limit is what binds)
+    clock, realm = Clock(), f"r-{uuid.uuid4().hex[:8]}"
+    rl = limiter(clock, qbo_requests_per_minute=500, qbo_max_concurrent=10)
+    clock.now = (int(clock.now // rl.slot_seconds) + 0.1) * rl.slot_seconds  # early in a slot
+    per_slot = int(10 * rl.slot_seconds * 60 / rl.minute)
+    taken = 0
+    while isinstance(got := rl.try_acquire(realm, spare=True), Permit):
+        rl.release(got)
+        taken += 1
+        assert taken <= 100
+    # Then one slot took 10 calls a QuickBooks second, and the wait is to the next slot
+    assert taken == per_slot
+    wait = rl.try_acquire(realm, spare=True)
+    assert isinstance(wait, float) and 0 < wait <= rl.slot_seconds
+
+
+def test_a_429_on_a_spare_call_stops_spare_calls_only(stack):
+    clock, realm = Clock(), f"r-{uuid.uuid4().hex[:8]}"
+    rl = limiter(clock, qbo_requests_per_minute=100, qbo_max_concurrent=10)
+    rl.spare_reserve = 10
+    # When QuickBooks refuses a spare call
+    cooled = rl.note_throttled(realm, spare=True)
+    # Then spare calls wait that long, ordinary calls and batches do not wait at all
+    assert cooled > 0
+    assert isinstance(rl.try_acquire(realm, spare=True), float)
+    assert rl.estimate(realm, spare=True) > 0
+    assert rl.estimate(realm, batch=True) == 0.0
+    got = rl.try_acquire(realm, batch=True)
+    assert isinstance(got, Permit)
+    rl.release(got)
+    clock.now += rl.to_real_seconds(cooled) + 0.01
+    assert isinstance(rl.try_acquire(realm, spare=True), Permit)

@@ -811,3 +811,61 @@ def test_a_wait_whose_copy_sqs_refuses_keeps_the_original_message(stack, sync_qu
     # Then the original is reported failed: it comes back by itself, never dropped
     assert result["batchItemFailures"] == [{"itemIdentifier": event["Records"][0]["messageId"]}]
     assert ours(stack, realm) == []
+
+
+def no_batch_slot_for_a_while(monkeypatch) -> None:
+    """The realm's batch slots taken for 3 real seconds (tests run a QuickBooks minute a second:
+    taking 40 slots for real races the window sliding); every other answer of the limiter is real."""
+    from fieldbill.quickbooks.limiter import RateLimiter
+
+    real = RateLimiter.estimate
+
+    def estimate(self, realm_id, *, batch=False, spare=False):
+        return 3.0 if batch else real(self, realm_id, batch=batch, spare=spare)
+
+    monkeypatch.setattr(RateLimiter, "estimate", estimate)
+
+
+def test_with_the_batch_budget_spent_new_invoices_go_one_by_one_on_spare_requests(stack, monkeypatch):
+    # Given a realm whose batch slots are all taken for a while
+    tenant = qbo_tenant()
+    realm = qbo_connect(stack, tenant)
+    seed_contact(tenant, "Spare Owner")
+    seed_product(tenant, "Service")
+    ids = [seed_invoice(tenant).id for _ in range(3)]
+    no_batch_slot_for_a_while(monkeypatch)
+    messages = [
+        QboSyncMessage(kind="sync_invoice", tenant_id=tenant, entity_id=i, run_id="run-1", version=1)
+        for i in ids
+    ]
+    # When one invocation receives the three
+    result = qbo_sync.handle_event(sqs_event(messages), None)
+    # Then they were created one by one (no batch call), each once, all synced at once
+    assert result["batchItemFailures"] == []
+    assert {load_invoice(tenant, i).sync_status for i in ids} == {"synced"}
+    assert stack.emulator.calls(realm)["batch_requests"] == 0
+    assert len(ours(stack, realm)) == 3
+
+
+def test_with_no_spare_request_either_the_invoices_wait_for_a_batch_slot(stack, sync_queue, monkeypatch):
+    # Given a realm with no batch slot for a while and spare calls cooling down after a 429 on one
+    from fieldbill.quickbooks.limiter import RateLimiter
+
+    tenant = qbo_tenant()
+    realm = qbo_connect(stack, tenant)
+    seed_contact(tenant, "Waiting Spare Owner")
+    seed_product(tenant, "Service")
+    ids = [seed_invoice(tenant).id for _ in range(3)]
+    no_batch_slot_for_a_while(monkeypatch)
+    RateLimiter().note_throttled(realm, 300, spare=True)
+    messages = [
+        QboSyncMessage(kind="sync_invoice", tenant_id=tenant, entity_id=i, run_id="run-1", version=1)
+        for i in ids
+    ]
+    # When one invocation receives them
+    result = qbo_sync.handle_event(sqs_event(messages), None)
+    # Then nothing went to QuickBooks: all three were handed back to wait for the batch slot
+    assert result["batchItemFailures"] == []
+    assert ours(stack, realm) == []
+    copies = receive_copies(sync_queue, 3, timeout=10)
+    assert sorted(QboSyncMessage.model_validate_json(c["Body"]).entity_id for c in copies) == sorted(ids)

@@ -11,7 +11,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
@@ -133,6 +133,16 @@ class QboClient:
         self._tokens = token_provider
         self.realm_id: str | None = None
         self.calls = 0
+        self.spare = False  # calls are spare traffic (RateLimiter: a reserve left, own cool-down)
+
+    @contextmanager
+    def spare_budget(self) -> Iterator[None]:
+        """Calls made inside are optional traffic for the limiter (see limiter.py)."""
+        previous, self.spare = self.spare, True
+        try:
+            yield
+        finally:
+            self.spare = previous
 
     @property
     def limiter(self) -> RateLimiter:
@@ -217,7 +227,7 @@ class QboClient:
     def _permit(self, realm: str, batch: bool, max_wait: float | None = None) -> AbstractContextManager[Any]:
         if not self.use_limiter:
             return nullcontext()
-        return self.limiter.permit(realm, batch=batch, max_wait=max_wait)
+        return self.limiter.permit(realm, batch=batch, max_wait=max_wait, spare=self.spare and not batch)
 
     def _call(
         self,
@@ -284,7 +294,9 @@ class QboClient:
                 if self.use_limiter:
                     # Every worker holds off the realm; the cool-down applied is what the caller waits.
                     error.retry_after_seconds = self.limiter.note_throttled(
-                        realm, error.retry_after_seconds if error.hinted else None
+                        realm,
+                        error.retry_after_seconds if error.hinted else None,
+                        spare=self.spare and not batch,
                     )
             raise error
         try:

@@ -9,6 +9,10 @@ Three limits (QuickBooks counts a batch call as a request too):
 - batch requests per minute: the same, on its own counters.
 - concurrent requests: `max_concurrent` lease items; a lease expires on its own if a worker dies.
 
+Spare calls (single creates sent while the batch budget is spent, docs/sync.md §4) are optional
+traffic: they leave `spare_reserve` of the minute's requests to the others, keep to QuickBooks'
+10 requests a second within each slot, and a 429 on one stops only spare calls for a while.
+
 Time: one QuickBooks minute lasts `settings.qbo_seconds_per_minute` real seconds (60 in production).
 """
 
@@ -37,6 +41,12 @@ LEASE_MARGIN_SECONDS = 5.0
 FIRST_COOLDOWN_QBO_SECONDS = 5.0
 # At most this many calls between the end of a cool-down and the next 429: the 429s are consecutive.
 CONSECUTIVE_CALLS = 3
+# Requests a minute spare calls leave to the others (batch calls count as requests too).
+SPARE_RESERVE = 100
+# QuickBooks' per-second request limit, which spare calls could otherwise reach in bursts.
+REQUESTS_PER_QBO_SECOND = 10
+# A 429 on a spare call (no Retry-After): spare calls stop this long; the others go on.
+SPARE_COOLDOWN_QBO_SECONDS = 10.0
 
 
 class RateKeys:
@@ -62,6 +72,10 @@ class RateKeys:
     def cooldown() -> str:
         # Sorts after every lease and inside the lease query's range: read at no extra cost.
         return "C#zz-cooldown"
+
+    @staticmethod
+    def spare_cooldown() -> str:
+        return "C#zz-spare"
 
 
 @dataclass(frozen=True)
@@ -94,6 +108,7 @@ class RateLimiter:
         self.clock = clock
         self.sleep = sleep
         self._client = client
+        self.spare_reserve = SPARE_RESERVE
 
     # ------------------------------------------------------------------ derived values
     @property
@@ -118,10 +133,19 @@ class RateLimiter:
     def to_real_seconds(self, qbo_seconds: float) -> float:
         return qbo_seconds * self.minute / 60.0
 
+    def _request_limit(self, spare: bool) -> int:
+        limit = int(self.settings.qbo_requests_per_minute)
+        return max(1, limit - self.spare_reserve) if spare else limit
+
+    def _slot_cap(self, spare: bool) -> int | None:
+        return (
+            max(1, int(REQUESTS_PER_QBO_SECOND * self.to_qbo_seconds(self.slot_seconds))) if spare else None
+        )
+
     # ------------------------------------------------------------------ public
-    def try_acquire(self, realm_id: str, *, batch: bool = False) -> Permit | float:
+    def try_acquire(self, realm_id: str, *, batch: bool = False, spare: bool = False) -> Permit | float:
         """A permit, or the real seconds to wait before trying again."""
-        lease = self._take_lease(realm_id)
+        lease = self._take_lease(realm_id, spare=spare)
         if isinstance(lease, float):
             return lease
         sk, lease_id = lease
@@ -131,18 +155,21 @@ class RateLimiter:
             if wait:
                 self.release(permit)
                 return wait
-        wait = self._count(realm_id, RateKeys.request_slot, self.settings.qbo_requests_per_minute)
+        wait = self._count(
+            realm_id, RateKeys.request_slot, self._request_limit(spare), slot_cap=self._slot_cap(spare)
+        )
         if wait:
             self.release(permit)
             return wait
         return permit
 
-    def estimate(self, realm_id: str, *, batch: bool = False) -> float:
+    def estimate(self, realm_id: str, *, batch: bool = False, spare: bool = False) -> float:
         """Real seconds until a call could start (0.0: now), taking nothing: lets a worker give its
         records back before preparing work that could not be sent for a while."""
         now = self.clock()
         waits = [0.0]
-        for item in self._query(realm_id, RateKeys.cooldown(), RateKeys.cooldown()):
+        last = RateKeys.spare_cooldown() if spare else RateKeys.cooldown()
+        for item in self._query(realm_id, RateKeys.cooldown(), last):
             if "expires" in item:
                 waits.append(float(item["expires"]["N"]) - now)
         if batch:
@@ -150,21 +177,28 @@ class RateLimiter:
                 self._window_wait(realm_id, RateKeys.batch_slot, self.settings.qbo_batches_per_minute)
             )
         waits.append(
-            self._window_wait(realm_id, RateKeys.request_slot, self.settings.qbo_requests_per_minute)
+            self._window_wait(
+                realm_id, RateKeys.request_slot, self._request_limit(spare), self._slot_cap(spare)
+            )
         )
         return max(waits)
 
-    def _window_wait(self, realm_id: str, slot_key: Callable[[int], str], limit: int) -> float:
+    def _window_wait(
+        self, realm_id: str, slot_key: Callable[[int], str], limit: int, slot_cap: int | None = None
+    ) -> float:
         now = self.clock()
         slot = int(now // self.slot_seconds)
         first = slot - SLOTS_PER_MINUTE
         items = self._query(realm_id, slot_key(first), slot_key(slot))
         counts = {it["sk"]["S"]: int(it["n"]["N"]) for it in items if "n" in it}
         previous = [(s, counts.get(slot_key(s), 0)) for s in range(first, slot)]
-        used = sum(n for _, n in previous) + counts.get(slot_key(slot), 0)
-        if used < limit:
-            return 0.0
-        return self._wait(previous, used - limit + 1, slot, now)
+        current = counts.get(slot_key(slot), 0)
+        used = sum(n for _, n in previous) + current
+        if used >= limit:
+            return self._wait(previous, used - limit + 1, slot, now)
+        if slot_cap is not None and current >= slot_cap:
+            return max(0.01, (slot + 1) * self.slot_seconds - now)
+        return 0.0
 
     def release(self, permit: Permit) -> None:
         try:
@@ -178,7 +212,9 @@ class RateLimiter:
             if not _conditional_failed(exc):  # expired and taken over: nothing of ours to free
                 raise
 
-    def note_throttled(self, realm_id: str, qbo_seconds: float | None = None) -> float:
+    def note_throttled(
+        self, realm_id: str, qbo_seconds: float | None = None, *, spare: bool = False
+    ) -> float:
         """QuickBooks answered 429: every worker holds off this realm. Returns the cool-down applied,
         in QuickBooks seconds.
 
@@ -192,6 +228,12 @@ class RateLimiter:
         Intuit's 60 s after four strikes.
         """
         now = self.clock()
+        if spare:
+            # Optional traffic: it stops; the realm's batches and other calls go on (a real storm
+            # refuses them too, and they cool the realm down themselves).
+            return self._put_cooldown(
+                realm_id, RateKeys.spare_cooldown(), now, qbo_seconds or SPARE_COOLDOWN_QBO_SECONDS, 1
+            )
         strikes = 1
         if qbo_seconds is None:
             current = self._cooldown_item(realm_id)
@@ -203,13 +245,17 @@ class RateLimiter:
                 if now - ended < soon and self._calls_since(realm_id, ended) <= CONSECUTIVE_CALLS:
                     strikes = int(current.get("strikes", {}).get("N", "0")) + 1
             qbo_seconds = min(DEFAULT_THROTTLE_SECONDS, FIRST_COOLDOWN_QBO_SECONDS * 2 ** (strikes - 1))
+        return self._put_cooldown(realm_id, RateKeys.cooldown(), now, qbo_seconds, strikes)
+
+    def _put_cooldown(self, realm_id: str, sk: str, now: float, qbo_seconds: float, strikes: int) -> float:
+        """Write a cool-down that only ever extends; returns the one in force (QuickBooks seconds)."""
         until = now + self.to_real_seconds(qbo_seconds)
         try:
             self.client.put_item(
                 TableName=self.table,
                 Item={
                     "pk": {"S": RateKeys.pk(realm_id)},
-                    "sk": {"S": RateKeys.cooldown()},
+                    "sk": {"S": sk},
                     "expires": {"N": repr(until)},
                     "strikes": {"N": str(strikes)},
                     "seconds": {"N": repr(float(qbo_seconds))},
@@ -221,7 +267,7 @@ class RateLimiter:
         except ClientError as exc:
             if not _conditional_failed(exc):  # a longer cool-down is already in place
                 raise
-            current = self._cooldown_item(realm_id)
+            current = self._cooldown_item(realm_id, sk)
             if current is not None:
                 qbo_seconds = max(qbo_seconds, self.to_qbo_seconds(float(current["expires"]["N"]) - now))
         return float(qbo_seconds)
@@ -233,10 +279,10 @@ class RateLimiter:
         items = self._query(realm_id, RateKeys.request_slot(first), RateKeys.request_slot(last))
         return sum(int(it["n"]["N"]) for it in items if "n" in it)
 
-    def _cooldown_item(self, realm_id: str) -> dict[str, Any] | None:
+    def _cooldown_item(self, realm_id: str, sk: str | None = None) -> dict[str, Any] | None:
         found = self.client.get_item(
             TableName=self.table,
-            Key={"pk": {"S": RateKeys.pk(realm_id)}, "sk": {"S": RateKeys.cooldown()}},
+            Key={"pk": {"S": RateKeys.pk(realm_id)}, "sk": {"S": sk or RateKeys.cooldown()}},
             ConsistentRead=True,
         )
         item = found.get("Item")
@@ -244,14 +290,14 @@ class RateLimiter:
 
     @contextmanager
     def permit(
-        self, realm_id: str, *, batch: bool = False, max_wait: float | None = None
+        self, realm_id: str, *, batch: bool = False, max_wait: float | None = None, spare: bool = False
     ) -> Iterator[Permit]:
         """Hold a permit for one call. Short waits are slept here; a long one raises a local Throttled
         whose retry_after is in QuickBooks seconds, so the message goes back to the queue."""
         budget = DEFAULT_MAX_WAIT_SECONDS if max_wait is None else max_wait
         waited = 0.0
         while True:
-            got = self.try_acquire(realm_id, batch=batch)
+            got = self.try_acquire(realm_id, batch=batch, spare=spare)
             if isinstance(got, Permit):
                 break
             if waited + got > budget:
@@ -267,12 +313,15 @@ class RateLimiter:
             self.release(got)
 
     # ------------------------------------------------------------------ internals
-    def _take_lease(self, realm_id: str) -> tuple[str, str] | float:
+    def _take_lease(self, realm_id: str, *, spare: bool = False) -> tuple[str, str] | float:
         now = self.clock()
         limit = int(self.settings.qbo_max_concurrent)
         items = self._query(realm_id, "C#", "C#~")
         held = {it["sk"]["S"]: float(it["expires"]["N"]) for it in items if "expires" in it}
         cooling = held.pop(RateKeys.cooldown(), 0.0)
+        spare_cooling = held.pop(RateKeys.spare_cooldown(), 0.0)
+        if spare:
+            cooling = max(cooling, spare_cooling)
         if cooling > now:
             return float(cooling - now)
         free = [RateKeys.lease(i) for i in range(limit) if held.get(RateKeys.lease(i), 0.0) <= now]
@@ -301,8 +350,11 @@ class RateLimiter:
         soonest = min((e for e in held.values() if e > now), default=now)
         return float(min(max(0.02, self.slot_seconds / 10), max(0.02, soonest - now)))
 
-    def _count(self, realm_id: str, slot_key: Callable[[int], str], limit: int) -> float:
-        """0.0 when one more call was counted in the current slot, else the real seconds to wait."""
+    def _count(
+        self, realm_id: str, slot_key: Callable[[int], str], limit: int, *, slot_cap: int | None = None
+    ) -> float:
+        """0.0 when one more call was counted in the current slot, else the real seconds to wait.
+        `slot_cap`: at most this many in the current slot (then wait for the next one)."""
         for _ in range(3):
             now = self.clock()
             slot = int(now // self.slot_seconds)
@@ -315,6 +367,10 @@ class RateLimiter:
             allowance = limit - used_before
             if current >= allowance:
                 return self._wait(previous, used_before + current - limit + 1, slot, now)
+            if slot_cap is not None and current >= slot_cap:
+                return max(0.01, (slot + 1) * self.slot_seconds - now)
+            if slot_cap is not None:
+                allowance = min(allowance, slot_cap)
             try:
                 self.client.update_item(
                     TableName=self.table,
