@@ -826,18 +826,23 @@ def no_batch_slot_for_a_while(monkeypatch) -> None:
     monkeypatch.setattr(RateLimiter, "estimate", estimate)
 
 
-def test_with_the_batch_budget_spent_new_invoices_go_one_by_one_on_spare_requests(stack, monkeypatch):
-    # Given a realm whose batch slots are all taken for a while
+def three_new_invoices(stack: Any, owner: str) -> tuple[str, str, list[str], list[QboSyncMessage]]:
     tenant = qbo_tenant()
     realm = qbo_connect(stack, tenant)
-    seed_contact(tenant, "Spare Owner")
+    seed_contact(tenant, owner)
     seed_product(tenant, "Service")
     ids = [seed_invoice(tenant).id for _ in range(3)]
-    no_batch_slot_for_a_while(monkeypatch)
     messages = [
         QboSyncMessage(kind="sync_invoice", tenant_id=tenant, entity_id=i, run_id="run-1", version=1)
         for i in ids
     ]
+    return tenant, realm, ids, messages
+
+
+def test_with_the_batch_budget_spent_new_invoices_go_one_by_one_on_spare_requests(stack, monkeypatch):
+    # Given a realm whose batch slots are all taken for a while
+    tenant, realm, ids, messages = three_new_invoices(stack, "Spare Owner")
+    no_batch_slot_for_a_while(monkeypatch)
     # When one invocation receives the three
     result = qbo_sync.handle_event(sqs_event(messages), None)
     # Then they were created one by one (no batch call), each once, all synced at once
@@ -851,17 +856,9 @@ def test_with_no_spare_request_either_the_invoices_wait_for_a_batch_slot(stack, 
     # Given a realm with no batch slot for a while and spare calls cooling down after a 429 on one
     from fieldbill.quickbooks.limiter import RateLimiter
 
-    tenant = qbo_tenant()
-    realm = qbo_connect(stack, tenant)
-    seed_contact(tenant, "Waiting Spare Owner")
-    seed_product(tenant, "Service")
-    ids = [seed_invoice(tenant).id for _ in range(3)]
+    _, realm, ids, messages = three_new_invoices(stack, "Waiting Spare Owner")
     no_batch_slot_for_a_while(monkeypatch)
     RateLimiter().note_throttled(realm, 300, spare=True)
-    messages = [
-        QboSyncMessage(kind="sync_invoice", tenant_id=tenant, entity_id=i, run_id="run-1", version=1)
-        for i in ids
-    ]
     # When one invocation receives them
     result = qbo_sync.handle_event(sqs_event(messages), None)
     # Then nothing went to QuickBooks: all three were handed back to wait for the batch slot
