@@ -935,18 +935,18 @@ class SyncBatch:
             wait = client.limiter.estimate(realm, batch=True)
             if wait > batch_wait_seconds():
                 deferred = Throttled(client.limiter.to_qbo_seconds(wait), local=True, message="no batch slot")
-                # The minute's batches are spent, its requests mostly not: while some are spare,
-                # the records are created one by one on them (their own handling) instead of waiting.
-                # (A short wait for one, e.g. the per-second cap, is slept in the call itself.)
-                # Else they wait for the batch slot: waiting for the next spare request instead
-                # brought every waiting record back at the end of each spare cool-down (measured:
-                # hundreds of hand-backs a second, and the CPU they cost, for a few singles).
-                spare = client.limiter.estimate(realm, spare=True) < DEFAULT_MAX_WAIT_SECONDS
-                for record, _ in group:
-                    if spare:
-                        self.spare[record.message_id] = deferred
-                    else:
-                        self.outcomes[record.message_id] = deferred
+                # The minute's batches are spent, its requests mostly not: while a spare request is
+                # at hand (a short wait is slept in the call), the records are created one by one in
+                # their own handling. Else they wait for the batch slot (waiting for spare requests
+                # instead was measured: hundreds of hand-backs a second for a few singles).
+                if client.limiter.estimate(realm, spare=True) < DEFAULT_MAX_WAIT_SECONDS:
+                    self.spare.update((record.message_id, deferred) for record, _ in group)
+                    # one read for all of them (the single path takes its invoice from here)
+                    self.invoices.update(
+                        _batch_get(Invoice, (Invoice.key(tenant_id, m.entity_id) for _, m in group))
+                    )
+                else:
+                    self.outcomes.update((record.message_id, deferred) for record, _ in group)
                 return
         loaded = _batch_get(Invoice, (Invoice.key(tenant_id, m.entity_id) for _, m in group))
         self.invoices.update(loaded)
@@ -1176,13 +1176,9 @@ class SyncBatch:
                 # Batch slots are what invoices need most: no free one now, and the single calls
                 # (counted only against requests per minute) go instead.
                 results = tenant.client.batch(operations, batch_request_id(list(ids.values())), max_wait=0.0)
-            except Throttled as exc:
-                if exc.local:
-                    return
-                for contact in contacts[start:]:
-                    failed.setdefault(contact.id, exc)
-                return
             except QboError as exc:
+                if isinstance(exc, Throttled) and exc.local:
+                    return  # no batch slot at once: the single-call path creates them
                 # The whole call failed: these contacts (and the rest) wait for the records' retry.
                 for contact in contacts[start:]:
                     failed.setdefault(contact.id, exc)
