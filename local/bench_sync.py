@@ -312,6 +312,12 @@ def engine_scenario(
             for k in ("total", "batch_requests", "throttled", "replayed", "dropped", "faults_injected")
         },
         "quickbooks_status": calls["by_status"],
+        # 429s from the emulator's own limits (not injected), by the limit refused: should be none
+        "limits_refused": {
+            k.removeprefix("throttled_"): v
+            for k, v in sorted(calls["counters"].items())
+            if k.startswith("throttled_")
+        },
         # What the batch slots carried (executed batches; a faulted or refused call carried nothing)
         "batch_operations": {
             k.removeprefix("batch_operations_"): v
