@@ -2,8 +2,9 @@
 
 | route                              | what                                                       |
 |------------------------------------|------------------------------------------------------------|
-| GET  /quickbooks/connect           | the Intuit consent URL (single-use state bound to the tenant) |
-| GET  /quickbooks/callback          | public: Intuit redirects here; stores tokens, resumes sync |
+| GET  /quickbooks/connect           | the Intuit consent URL + connect cookie (state bound to it)  |
+| GET  /quickbooks/callback          | public: Intuit redirects here; checks state + cookie, stores |
+|                                    | tokens, resumes sync; any failure a 400 HTML page          |
 | GET  /quickbooks/connection        | status, realm, company, settings, last syncs, last errors |
 | GET  /quickbooks/accounts?type=    | income or expense accounts, read live from QuickBooks      |
 | PUT  /quickbooks/settings          | default accounts (required, checked live), numbering, tax  |
@@ -13,18 +14,23 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 from pydantic import BaseModel, ConfigDict, Field
 
 from fieldbill.api import context, errors
 from fieldbill.api.views import plain
 from fieldbill.domain.errors import Conflict, ValidationError
+from fieldbill.observability import logger
+from fieldbill.settings import get_settings
 from fieldbill.store.models import QboConnection
 
 router = APIGatewayHttpRouter()
@@ -147,32 +153,139 @@ def status_view(record: QboConnection | None) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------ connect
+# The connect cookie binds the consent to the browser that asked for it (docs/quickbooks-
+# connection.md): set on the bearer-authenticated GET /quickbooks/connect, sent back by the browser
+# only to the callback path, on the top-level redirect from Intuit (SameSite=Lax allows that one).
+CONNECT_COOKIE = "fieldbill_qbo_connect"
+
+
+class ConnectOut(BaseModel):
+    authorization_url: str = Field(description="Intuit's consent page: send the browser there")
+
+
+class CallbackOut(BaseModel):
+    connected: bool
+    tenant_id: str
+    realm_id: str
+    reconnected: bool = Field(description="the same company as before: waiting work was resumed")
+    requeued_invoices: int
+
+
+def _connect_cookie(value: str, max_age: int) -> Cookie:
+    """Scoped to the callback's own path and scheme, as the redirect URI registered at Intuit says."""
+    redirect = urlsplit(get_settings().qbo_redirect_uri)
+    return Cookie(
+        name=CONNECT_COOKIE,
+        value=value,
+        path=redirect.path or "/quickbooks/callback",
+        secure=redirect.scheme == "https",
+        http_only=True,
+        same_site=SameSite.LAX_MODE,
+        max_age=max_age,
+    )
+
+
+def _cookie_sent(name: str) -> str | None:
+    for pair in router.current_event.cookies or []:
+        key, _, value = pair.partition("=")
+        if key.strip() == name:
+            return value.strip()
+    return None
+
+
 @router.get("/quickbooks/connect", summary="The QuickBooks consent URL for this tenant", tags=TAGS)
-def connect() -> dict[str, Any]:
+def connect() -> Response[ConnectOut]:
+    """The consent URL, and the connect cookie that binds the consent to this browser: call it
+    with credentials (fetch `credentials: "include"`) so the browser keeps the cookie."""
     from fieldbill.quickbooks import tokens
 
-    return {"authorization_url": tokens.authorization_url(_tenant())}
+    started = tokens.start_connect(_tenant(), context.actor(router))
+    return Response(
+        status_code=200,
+        content_type=content_types.APPLICATION_JSON,
+        body=ConnectOut(authorization_url=started.authorization_url),
+        headers={"Cache-Control": "no-store"},
+        cookies=[_connect_cookie(started.session, started.max_age)],
+    )
 
 
-@router.get("/quickbooks/callback", summary="OAuth redirect from Intuit (public)", tags=TAGS)
-def callback(code: str, state: str, realmId: str) -> Response[dict[str, Any]]:
-    """Public route (no JWT): Intuit redirects the browser here; the state names the tenant.
+@router.get(
+    "/quickbooks/callback",
+    summary="OAuth redirect from Intuit (public)",
+    tags=TAGS,
+    # Any: the 400 page is HTML, which response validation would refuse; the 200 is CallbackOut.
+    responses={
+        200: {"description": "Connected", "content": {"application/json": {"model": CallbackOut}}},
+        400: {"description": "Nothing connected: an HTML page says why", "content": {"text/html": {}}},
+    },
+)
+def callback(
+    code: str | None = None,
+    state: str | None = None,
+    realmId: str | None = None,
+    error: Annotated[str | None, Query(description="set by Intuit when the consent failed")] = None,
+) -> Response[Any]:
+    """Public route (no JWT): Intuit redirects the browser here. It must bring the connect cookie
+    of the GET /quickbooks/connect that issued the state; any failure is a 400 HTML page.
 
     A reconnect of the same tenant to the same company resumes: every invoice that waited for the
     connection is queued again. Every connect queues a first pull of each data type."""
     from fieldbill.quickbooks import tokens
     from fieldbill.workflows import inbound
 
-    connected = tokens.connect_callback(state, code, realmId)
+    try:
+        if error:
+            declined = error == "access_denied"
+            raise tokens.ConnectRefused(
+                f"Intuit answered error={error[:64]!r}",
+                "You declined the connection at QuickBooks."
+                if declined
+                else "QuickBooks could not complete the connection.",
+            )
+        if not (code and state and realmId):
+            raise tokens.ConnectRefused("callback without code, state or realmId", tokens.NOT_OURS)
+        connected = tokens.connect_callback(state, code, realmId, session=_cookie_sent(CONNECT_COOKIE))
+    except tokens.ConnectRefused as exc:
+        return _refused(exc)
     resumed = inbound.after_connect(connected)
-    body = {
-        "connected": True,
-        "tenant_id": connected.tenant_id,
-        "realm_id": connected.realm_id,
-        "reconnected": connected.resumed,
-        **resumed,
-    }
-    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=body)
+    body = CallbackOut(
+        connected=True,
+        tenant_id=connected.tenant_id,
+        realm_id=connected.realm_id,
+        reconnected=connected.resumed,
+        requeued_invoices=int(resumed["requeued_invoices"]),
+    )
+    return Response(
+        status_code=200,
+        content_type=content_types.APPLICATION_JSON,
+        body=body,
+        headers={"Cache-Control": "no-store"},
+        cookies=[_connect_cookie("", 0)],  # spent: the browser forgets it
+    )
+
+
+_REFUSED_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>QuickBooks was not connected</title></head>
+<body><h1>QuickBooks was not connected</h1>
+<p>{message}</p>
+<p>Nothing was changed. Go back to fieldbill and choose <strong>Connect to QuickBooks</strong> again.</p>
+<p>If this keeps happening, tell support this reference: <br>Reference: <code>{reference}</code></p>
+</body></html>
+"""
+
+
+def _refused(exc: Exception) -> Response[Any]:
+    """The 400 page of a refused callback; the log line carries the same reference."""
+    reference = router.current_event.request_context.request_id or "unknown"
+    reason = getattr(exc, "reason", str(exc))
+    logger.warning("QuickBooks callback refused", extra={"request_id": reference, "reason": reason})
+    message = getattr(exc, "user_message", "The connection could not be completed.")
+    return Response(
+        status_code=400,
+        content_type=content_types.TEXT_HTML,
+        body=_REFUSED_PAGE.format(message=html.escape(message), reference=html.escape(reference)),
+        headers={"Cache-Control": "no-store", "Content-Security-Policy": "default-src 'none'"},
+    )
 
 
 @router.get("/quickbooks/connection", summary="Connection status, settings, last syncs, errors", tags=TAGS)
