@@ -10,6 +10,9 @@
 | PUT  /quickbooks/settings          | default accounts (required, checked live), numbering, tax  |
 | POST /quickbooks/sync/{data_type}  | 202: pull customers, items or service_types now            |
 | POST /quickbooks/disconnect        | revoke the tokens at Intuit and forget them                |
+
+The QuickBooks modules (OAuth library, HTTP client, inbound) are imported inside the routes that
+use them, so every other route of the API does not pay for them in its cold start.
 """
 
 from __future__ import annotations
@@ -69,7 +72,12 @@ def _tenant() -> str:
 
 def _live(call: Callable[[], T]) -> T:
     """A call to QuickBooks made while the user waits: its failures as HTTP errors."""
-    from fieldbill.quickbooks.errors import AuthorizationFailed, NeedsReconnect, QboError, Throttled
+    from fieldbill.quickbooks.errors import (
+        AuthorizationFailed,
+        NeedsReconnect,
+        QboError,
+        Throttled,
+    )  # lazy: cold start (module docstring)
 
     try:
         return call()
@@ -97,7 +105,7 @@ def _unavailable(exc: _Unavailable) -> Response[Any]:
 
 
 def _connected(tenant: str) -> QboConnection:
-    from fieldbill.quickbooks import tokens
+    from fieldbill.quickbooks import tokens  # lazy: cold start (module docstring)
 
     record = tokens.get_connection(tenant)
     if record is None or record.status != "connected" or not record.realm_id:
@@ -106,8 +114,39 @@ def _connected(tenant: str) -> QboConnection:
     return record
 
 
+class LastSyncOut(BaseModel):
+    at: str | None = Field(description="when the last successful pull of this data type finished")
+    mode: str | None = Field(description="cdc or query")
+    counts: dict[str, Any]
+
+
+class HistoryOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    at: str
+    actor: str
+    from_: str | None = Field(alias="from")
+    to: str
+    reason: str | None = None
+
+
+class ConnectionOut(BaseModel):
+    """The connection status resource (tokens, the OAuth state and the lease are never shown)."""
+
+    status: Literal["connected", "needs_reconnect", "disconnected"]
+    realm_id: str | None
+    company_name: str | None
+    settings: dict[str, Any]
+    settings_complete: bool
+    missing_settings: list[str]
+    last_sync: dict[str, LastSyncOut | None]
+    last_errors: list[dict[str, Any]]
+    updated_at: str | None = None
+    history: list[HistoryOut] = Field(default_factory=list, description="the last 10 status changes")
+
+
 def status_view(record: QboConnection | None) -> dict[str, Any]:
-    from fieldbill.quickbooks import inbound, tokens
+    from fieldbill.quickbooks import inbound, tokens  # lazy: cold start (module docstring)
 
     if record is None:
         return {
@@ -197,7 +236,7 @@ def _cookie_sent(name: str) -> str | None:
 def connect() -> Response[ConnectOut]:
     """The consent URL, and the connect cookie that binds the consent to this browser: call it
     with credentials (fetch `credentials: "include"`) so the browser keeps the cookie."""
-    from fieldbill.quickbooks import tokens
+    from fieldbill.quickbooks import tokens  # lazy: cold start (module docstring)
 
     started = tokens.start_connect(_tenant(), context.actor(router))
     return Response(
@@ -230,8 +269,8 @@ def callback(
 
     A reconnect of the same tenant to the same company resumes: every invoice that waited for the
     connection is queued again. Every connect queues a first pull of each data type."""
-    from fieldbill.quickbooks import tokens
-    from fieldbill.workflows import inbound
+    from fieldbill.quickbooks import tokens  # lazy: cold start (module docstring)
+    from fieldbill.workflows import inbound  # lazy: cold start (module docstring)
 
     try:
         if error:
@@ -289,21 +328,22 @@ def _refused(exc: Exception) -> Response[Any]:
 
 
 @router.get("/quickbooks/connection", summary="Connection status, settings, last syncs, errors", tags=TAGS)
-def connection_status() -> dict[str, Any]:
-    from fieldbill.quickbooks import tokens
+def connection_status() -> ConnectionOut:
+    from fieldbill.quickbooks import tokens  # lazy: cold start (module docstring)
 
-    return status_view(tokens.get_connection(_tenant()))
+    return ConnectionOut.model_validate(status_view(tokens.get_connection(_tenant())))
 
 
 @router.post("/quickbooks/disconnect", summary="Revoke the QuickBooks connection", tags=TAGS)
-def disconnect() -> dict[str, Any]:
+def disconnect() -> ConnectionOut:
     """Tokens are revoked at Intuit and dropped here; settings, watermarks and QuickBooks ids are
-    kept, so connecting the same company again resumes where it stopped."""
-    from fieldbill.quickbooks import tokens
+    kept, so connecting the same company again resumes where it stopped. Already disconnected:
+    409 invalid_transition, nothing written."""
+    from fieldbill.quickbooks import tokens  # lazy: cold start (module docstring)
 
     tenant = _tenant()
     tokens.disconnect(tenant, actor=context.actor(router))
-    return status_view(tokens.get_connection(tenant))
+    return ConnectionOut.model_validate(status_view(tokens.get_connection(tenant)))
 
 
 # ------------------------------------------------------------------------------ settings
@@ -315,7 +355,7 @@ def accounts(
 
 
 def live_accounts(tenant: str, account_type: str) -> list[dict[str, Any]]:
-    from fieldbill.quickbooks.client import QboClient, quote
+    from fieldbill.quickbooks.client import QboClient, quote  # lazy: cold start (module docstring)
 
     _connected(tenant)
     types = ", ".join(quote(t) for t in ACCOUNT_TYPES[account_type])
@@ -333,12 +373,12 @@ def live_accounts(tenant: str, account_type: str) -> list[dict[str, Any]]:
 
 
 @router.put("/quickbooks/settings", summary="Choose the QuickBooks settings (accounts required)", tags=TAGS)
-def put_settings(body: QboSettingsIn) -> dict[str, Any]:
+def put_settings(body: QboSettingsIn) -> ConnectionOut:
     """Both default accounts are required and must be in the company's live lists: until they are,
     the answer is 422 naming the field and invoices are not synced. Saving complete settings queues
     again the invoices that waited for them."""
-    from fieldbill.quickbooks import tokens
-    from fieldbill.workflows import inbound
+    from fieldbill.quickbooks import tokens  # lazy: cold start (module docstring)
+    from fieldbill.workflows import inbound  # lazy: cold start (module docstring)
 
     tenant = _tenant()
     _connected(tenant)
@@ -356,7 +396,7 @@ def put_settings(body: QboSettingsIn) -> dict[str, Any]:
     before = tokens.save_settings(tenant, body.model_dump(), context.actor(router))
     if before:
         inbound.resume_sync(tenant, "settings completed")
-    return status_view(tokens.get_connection(tenant))
+    return ConnectionOut.model_validate(status_view(tokens.get_connection(tenant)))
 
 
 # ------------------------------------------------------------------------------ manual sync
@@ -364,6 +404,6 @@ def put_settings(body: QboSettingsIn) -> dict[str, Any]:
     "/quickbooks/sync/<data_type>", summary="Pull one data type from QuickBooks now (202)", tags=TAGS
 )
 def sync_now(data_type: DataType) -> tuple[dict[str, Any], int]:
-    from fieldbill.workflows import inbound
+    from fieldbill.workflows import inbound  # lazy: cold start (module docstring)
 
     return inbound.request_pull(_tenant(), data_type), 202
