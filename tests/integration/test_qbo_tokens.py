@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import requests
 
+from fieldbill.domain.errors import InvalidTransition
 from fieldbill.quickbooks import tokens
 from fieldbill.store.models import QboConnection
 from tests.integration.test_qbo_sync import connection, qbo_connect, qbo_tenant
@@ -160,3 +161,28 @@ def test_an_edited_or_expired_state_is_refused(stack, monkeypatch):
     with pytest.raises(tokens.OAuthStateInvalid, match="expired"):
         tokens.complete_connection(late["state"], late["code"], late["realmId"])
     assert connection(tenant).status == "disconnected"
+
+
+def test_status_changes_follow_the_connection_machine_with_history(stack):
+    # Given a connected company that QuickBooks stops accepting, twice (two workers notice)
+    tenant = qbo_tenant()
+    qbo_connect(stack, tenant)
+    tokens.mark_needs_reconnect(tenant, "invalid_grant")
+    tokens.mark_needs_reconnect(tenant, "invalid_grant again")
+    # Then it changed once, with its history entry, and left the schedules' index
+    record = connection(tenant)
+    changes = [(h.from_state, h.to_state, h.reason) for h in record.history if h.from_state != h.to_state]
+    assert changes[-1] == ("connected", "needs_reconnect", "invalid_grant")
+    assert [c for c in changes if c[1] == "needs_reconnect"] == [changes[-1]]
+    assert record.gsi2pk is None
+    # When it is disconnected, a late "needs reconnect" from a worker changes nothing
+    tokens.disconnect(tenant, actor="user:alice")
+    before = connection(tenant)
+    tokens.mark_needs_reconnect(tenant, "late worker")
+    after = connection(tenant)
+    assert after.status == "disconnected" and len(after.history) == len(before.history)
+    assert (before.history[-1].actor, before.history[-1].from_state) == ("user:alice", "needs_reconnect")
+    # And disconnecting again is an illegal transition that writes nothing
+    with pytest.raises(InvalidTransition):
+        tokens.disconnect(tenant)
+    assert len(connection(tenant).history) == len(after.history)
