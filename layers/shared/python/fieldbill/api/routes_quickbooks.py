@@ -263,6 +263,7 @@ def callback(
     state: str | None = None,
     realmId: str | None = None,
     error: Annotated[str | None, Query(description="set by Intuit when the consent failed")] = None,
+    error_description: Annotated[str | None, Query(description="Intuit's words for the error")] = None,
 ) -> Response[Any]:
     """Public route (no JWT): Intuit redirects the browser here. It must bring the connect cookie
     of the GET /quickbooks/connect that issued the state; any failure is a 400 HTML page.
@@ -276,7 +277,7 @@ def callback(
         if error:
             declined = error == "access_denied"
             raise tokens.ConnectRefused(
-                f"Intuit answered error={error[:64]!r}",
+                f"Intuit answered error={error[:64]!r} ({(error_description or '')[:200]})",
                 "You declined the connection at QuickBooks."
                 if declined
                 else "QuickBooks could not complete the connection.",
