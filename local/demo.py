@@ -79,7 +79,8 @@ def connect_quickbooks(stack: LocalStack, api: Api) -> str:
     realm = stack.emulator.create_company(name="Blue Lagoon Pools (QuickBooks)")
     url = api.call("GET", "/quickbooks/connect")["authorization_url"]
     consent = requests.get(url + f"&realm={realm}", allow_redirects=False, timeout=30)  # the browser leg
-    callback = requests.get(consent.headers["Location"], timeout=30)
+    # back to our callback with the connect cookie /quickbooks/connect set, as the browser would
+    callback = requests.get(consent.headers["Location"], cookies=api.session.cookies, timeout=30)
     if callback.status_code != 200:
         raise SystemExit(f"OAuth callback failed: {callback.status_code} {callback.text}")
     # The setup step: default accounts picked from the company's live lists.

@@ -133,7 +133,9 @@ def connect_quickbooks(stack: Any, client: Client, realm_id: str | None = None, 
     # The browser leg: Intuit's consent page redirects back to our public callback.
     consent = requests.get(url + f"&realm={realm}", allow_redirects=False, timeout=30)
     assert consent.status_code in (302, 303), consent.text
-    callback = requests.get(consent.headers["Location"], timeout=30)
+    # The browser that called /quickbooks/connect brings its connect cookie back to the callback
+    # (the callback refuses a consent completed in any other browser session).
+    callback = requests.get(consent.headers["Location"], cookies=client.session.cookies, timeout=30)
     assert callback.status_code == 200, callback.text
     status = client.ok("GET", "/quickbooks/connection")
     assert status["status"] == "connected", status

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -13,13 +14,16 @@ from fieldbill.workflows import schedules
 from tests.conftest import Client, choose_settings, connect_quickbooks, wait_for
 from tests.integration.test_qbo_sync import load_invoice, seed_contact, seed_invoice, seed_product
 
+CONNECT_COOKIE = "fieldbill_qbo_connect"
+
 
 def oauth_again(client: Client, realm: str) -> dict[str, Any]:
     """The browser leg of a (re)connect to an existing company: consent, then our callback."""
     url = client.ok("GET", "/quickbooks/connect")["authorization_url"]
     consent = requests.get(url + f"&realm={realm}", allow_redirects=False, timeout=30)
     assert consent.status_code in (302, 303), consent.text
-    callback = requests.get(consent.headers["Location"], timeout=30)
+    # the browser that called /quickbooks/connect carries its connect cookie back to our callback
+    callback = requests.get(consent.headers["Location"], cookies=client.session.cookies, timeout=30)
     assert callback.status_code == 200, callback.text
     return dict(callback.json())
 
@@ -187,3 +191,132 @@ def test_a_needs_reconnect_connection_is_shown_and_not_pulled(stack, connected_c
     answer = oauth_again(api, status["realm_id"])
     assert answer["reconnected"] is True
     assert api.tenant_id in {c.tenant_id for c in schedules.connected_companies()}
+
+
+# ------------------------------------------------------------------------------ the callback is bound
+# to the browser session that started the connect (issue 12 item 5)
+def _consent(stack: Any, client: Client, deny: bool = False) -> tuple[str, str]:
+    """Start a connect as the web client does (bearer XHR) and consent at Intuit: the callback
+    URL Intuit sends the browser to, and the realm."""
+    realm = stack.emulator.create_company(name=f"{client.tenant_id} company")
+    url = client.ok("GET", "/quickbooks/connect")["authorization_url"]
+    consent = requests.get(
+        url + f"&realm={realm}" + ("&deny=1" if deny else ""), allow_redirects=False, timeout=30
+    )
+    assert consent.status_code in (302, 303), consent.text
+    return consent.headers["Location"], realm
+
+
+def _refused_page(response: requests.Response) -> str:
+    """A refused callback: 400 and an HTML page a person can read (never a JSON 500)."""
+    assert response.status_code == 400, (response.status_code, response.text)
+    assert response.headers["Content-Type"].startswith("text/html"), response.headers
+    assert "QuickBooks was not connected" in response.text
+    return response.text
+
+
+def _nothing_connected(client: Client, realm: str) -> None:
+    status = client.ok("GET", "/quickbooks/connection")
+    assert status["status"] == "disconnected" and status["realm_id"] is None, status
+    assert tokens.tenant_for_realm(realm) is None
+
+
+def test_a_bad_state_answers_a_readable_400_page_and_is_logged(stack, capfd, monkeypatch):
+    import logging
+    import sys
+
+    from fieldbill.observability import logger
+
+    for handler in logger._logger.handlers:
+        if type(handler) is logging.StreamHandler:
+            monkeypatch.setattr(handler, "stream", sys.stdout)
+    capfd.readouterr()
+    # When anyone opens the public callback with a state we never issued (no token needed)
+    answer = requests.get(
+        f"{stack.api_url}/quickbooks/callback",
+        params={"code": "AB123", "state": "t-someone.forged", "realmId": "9130"},
+        timeout=30,
+    )
+    # Then a readable page says so, naming a reference, and the refusal is logged with it
+    page = _refused_page(answer)
+    reference = re.search(r"Reference: <code>([^<]+)</code>", page)
+    assert reference, page
+    out, err = capfd.readouterr()
+    logged = [line for line in (out + err).splitlines() if '"QuickBooks callback refused"' in line]
+    assert len(logged) == 1 and reference.group(1) in logged[0], logged
+
+
+def test_an_intuit_error_or_a_refused_code_answers_the_page_and_connects_nothing(stack, client: Client):
+    # The user declines at Intuit: Intuit comes back with ?error=access_denied&state=…
+    location, realm = _consent(stack, client, deny=True)
+    assert "error=access_denied" in location
+    assert "declined" in _refused_page(requests.get(location, cookies=client.session.cookies, timeout=30))
+    _nothing_connected(client, realm)
+    # A valid state and session with a code Intuit does not accept
+    location, realm = _consent(stack, client)
+    forged = re.sub(r"code=[^&]+", "code=ABnot-a-code", location)
+    _refused_page(requests.get(forged, cookies=client.session.cookies, timeout=30))
+    _nothing_connected(client, realm)
+
+
+def test_a_callback_completed_in_another_browser_connects_nothing(stack, client: Client, tenant_id: str):
+    # Given a tenant whose user started a connect (their browser holds the connect cookie)
+    location, realm = _consent(stack, client)
+    assert client.session.cookies.get(CONNECT_COOKIE), "GET /quickbooks/connect set no session cookie"
+    # When the consent is completed in a browser without that cookie (a link sent to someone else)
+    _refused_page(requests.get(location, timeout=30))
+    # or in a browser holding another connect's cookie (the other user's own pending connect)
+    other = Client(stack, f"{tenant_id}-other")
+    other.ok("GET", "/quickbooks/connect")
+    _refused_page(requests.get(location, cookies=other.session.cookies, timeout=30))
+    # Then nothing is connected, to either tenant
+    _nothing_connected(client, realm)
+    assert other.ok("GET", "/quickbooks/connection")["status"] == "disconnected"
+    # And the browser that started it still completes it
+    answer = requests.get(location, cookies=client.session.cookies, timeout=30)
+    assert answer.status_code == 200, answer.text
+    assert client.ok("GET", "/quickbooks/connection")["realm_id"] == realm
+
+
+def test_a_replayed_callback_is_refused_and_changes_nothing(stack, client: Client):
+    location, realm = _consent(stack, client)
+    session = dict(client.session.cookies)  # what a captured request would carry, cookie included
+    assert requests.get(location, cookies=session, timeout=30).status_code == 200
+    before = tokens.get_connection(client.tenant_id)
+    assert before is not None and before.status == "connected"
+    # When the very same callback (state, code and cookie) comes again
+    _refused_page(requests.get(location, cookies=session, timeout=30))
+    # Then the connection is untouched
+    after = tokens.get_connection(client.tenant_id)
+    assert after is not None
+    assert (after.token_version, len(after.history), after.realm_id) == (
+        before.token_version,
+        len(before.history),
+        realm,
+    )
+
+
+def test_the_connect_cookie_is_http_only_short_lived_and_scoped_to_the_callback(client: Client):
+    answer = client.get("/quickbooks/connect")
+    assert answer.status_code == 200, answer.text
+    cookie = answer.headers["Set-Cookie"]
+    attributes = {a.strip().split("=", 1)[0].lower(): a.strip() for a in cookie.split(";")[1:]}
+    assert cookie.startswith(f"{CONNECT_COOKIE}=")
+    assert "httponly" in attributes and attributes["samesite"].lower() == "samesite=lax"
+    assert attributes["path"] == "Path=/quickbooks/callback"
+    assert 0 < int(attributes["max-age"].split("=", 1)[1]) <= 600
+    assert "secure" not in attributes  # the local stack is plain http; https sets Secure
+
+
+def test_disconnecting_a_disconnected_connection_answers_409_and_writes_nothing(stack, connected_client):
+    api = connected_client
+    api.ok("POST", "/quickbooks/disconnect")
+    before = tokens.get_connection(api.tenant_id)
+    assert before is not None
+    answer = api.post("/quickbooks/disconnect")
+    assert answer.status_code == 409, answer.text
+    error = answer.json()["error"]
+    assert (error["current"], error["requested"]) == ("disconnected", "disconnected")
+    after = tokens.get_connection(api.tenant_id)
+    assert after is not None and len(after.history) == len(before.history)
+    assert after.updated_at == before.updated_at

@@ -49,7 +49,10 @@ def test_no_token_secret_or_verifier_appears_in_any_log_line(stack, client: Clie
     lines = (out + err).splitlines()
     assert any('"QuickBooks connected"' in line for line in lines), "the run's logs were not captured"
     assert any('"QuickBooks event applied"' in line for line in lines)
-    secrets = seen | {stack.options.client_secret, stack.options.webhook_verifier_token}
+    # the connect cookie's session secret (the browser's proof that it started the connect) too
+    session = client.session.cookies.get("fieldbill_qbo_connect")
+    assert session
+    secrets = seen | {stack.options.client_secret, stack.options.webhook_verifier_token, session}
     assert all(len(s) >= 16 for s in secrets)
     leaks = [(s[:6] + "…", line[:120]) for line in lines for s in secrets if s in line]
     assert leaks == []

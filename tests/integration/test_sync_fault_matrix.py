@@ -173,7 +173,8 @@ def test_invalid_grant_then_reconnect_resumes_with_nothing_lost(stack):
     url = client.ok("GET", "/quickbooks/connect")["authorization_url"]
     consent = requests.get(url + f"&realm={realm}", allow_redirects=False, timeout=30)
     assert consent.status_code in (302, 303), consent.text
-    callback = requests.get(consent.headers["Location"], timeout=30)
+    # (the browser brings back the connect cookie GET /quickbooks/connect set)
+    callback = requests.get(consent.headers["Location"], cookies=client.session.cookies, timeout=30)
     assert callback.status_code == 200, callback.text
     assert connection(tenant).status == "connected"
     # Then the parked messages resume and every invoice reaches QuickBooks exactly once

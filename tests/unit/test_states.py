@@ -207,3 +207,41 @@ def test_status_from_quickbooks_balance(current, balance, total, expected):
     got = status_from_quickbooks_balance(current, Decimal(balance) if balance else None, Decimal(total))
     assert got is expected
     assert got is current or QUICKBOOKS_INVOICE_MACHINE.can(current, got)  # never one it forbids
+
+
+# =============================================================================================
+# --- QuickBooks connection (CONNECTION_MACHINE) ------------------------------------------------
+# =============================================================================================
+# Imported here, not above: this block stays apart from the shared imports (other machines' tests).
+from fieldbill.domain.states import CONNECTION_MACHINE, ConnectionStatus  # noqa: E402
+
+
+def test_connection_lifecycle_connect_lose_reconnect_disconnect() -> None:
+    # Given a company that connects, needs reconnecting, reconnects and disconnects
+    path = [
+        ConnectionStatus.DISCONNECTED,
+        ConnectionStatus.CONNECTED,
+        ConnectionStatus.NEEDS_RECONNECT,
+        ConnectionStatus.CONNECTED,
+        ConnectionStatus.DISCONNECTED,
+    ]
+    # Then every step is allowed and recorded
+    for current, target in itertools.pairwise(path):
+        record = CONNECTION_MACHINE.transition("t1", current, target, **WHO)
+        assert (record.from_status, record.to_status) == (current.value, target.value)
+    # And a company needing reconnect may be disconnected too
+    assert CONNECTION_MACHINE.can(ConnectionStatus.NEEDS_RECONNECT, ConnectionStatus.DISCONNECTED)
+
+
+def test_connection_refuses_what_makes_no_sense() -> None:
+    # A disconnected company has no tokens that could go bad
+    with pytest.raises(InvalidTransition):
+        CONNECTION_MACHINE.transition(
+            "t1", ConnectionStatus.DISCONNECTED, ConnectionStatus.NEEDS_RECONNECT, **WHO
+        )
+    # And a change to the state it is in is a Conflict (a retry treats it as done)
+    for status in ConnectionStatus:
+        with pytest.raises(Conflict):
+            CONNECTION_MACHINE.check("t1", status, status)
+    # Every status is named by the machine (none is a dead end)
+    assert set(CONNECTION_MACHINE.allowed) == set(ConnectionStatus)

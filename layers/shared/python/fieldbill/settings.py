@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     qbo_http_timeout_seconds: float = Field(default=30.0, alias="QBO_HTTP_TIMEOUT_SECONDS")
     # KMS key (id, ARN or alias) that encrypts QuickBooks OAuth tokens at rest.
     token_key_id: str = Field(default="", alias="TOKEN_KEY_ID")
+    # The JWT claim naming the caller's tenant (api/context.py reads os.environ for it today).
+    tenant_claim: str = Field(default="tenant_id", alias="TENANT_CLAIM")
+    # Seconds between progress checks of a billing run (workflows/billing_run.py reads os.environ today).
+    billing_run_poll_seconds: int = Field(default=10, alias="BILLING_RUN_POLL_SECONDS")
 
 
 @lru_cache(maxsize=1)

@@ -2,29 +2,38 @@
 
 | route                              | what                                                       |
 |------------------------------------|------------------------------------------------------------|
-| GET  /quickbooks/connect           | the Intuit consent URL (single-use state bound to the tenant) |
-| GET  /quickbooks/callback          | public: Intuit redirects here; stores tokens, resumes sync |
+| GET  /quickbooks/connect           | the Intuit consent URL + connect cookie (state bound to it)  |
+| GET  /quickbooks/callback          | public: Intuit redirects here; checks state + cookie, stores |
+|                                    | tokens, resumes sync; any failure a 400 HTML page          |
 | GET  /quickbooks/connection        | status, realm, company, settings, last syncs, last errors |
 | GET  /quickbooks/accounts?type=    | income or expense accounts, read live from QuickBooks      |
 | PUT  /quickbooks/settings          | default accounts (required, checked live), numbering, tax  |
 | POST /quickbooks/sync/{data_type}  | 202: pull customers, items or service_types now            |
 | POST /quickbooks/disconnect        | revoke the tokens at Intuit and forget them                |
+
+The QuickBooks modules (OAuth library, HTTP client, inbound) are imported inside the routes that
+use them, so every other route of the API does not pay for them in its cold start.
 """
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 from pydantic import BaseModel, ConfigDict, Field
 
 from fieldbill.api import context, errors
 from fieldbill.api.views import plain
 from fieldbill.domain.errors import Conflict, ValidationError
+from fieldbill.observability import logger
+from fieldbill.settings import get_settings
 from fieldbill.store.models import QboConnection
 
 router = APIGatewayHttpRouter()
@@ -63,7 +72,12 @@ def _tenant() -> str:
 
 def _live(call: Callable[[], T]) -> T:
     """A call to QuickBooks made while the user waits: its failures as HTTP errors."""
-    from fieldbill.quickbooks.errors import AuthorizationFailed, NeedsReconnect, QboError, Throttled
+    from fieldbill.quickbooks.errors import (
+        AuthorizationFailed,
+        NeedsReconnect,
+        QboError,
+        Throttled,
+    )  # lazy: cold start (module docstring)
 
     try:
         return call()
@@ -91,7 +105,7 @@ def _unavailable(exc: _Unavailable) -> Response[Any]:
 
 
 def _connected(tenant: str) -> QboConnection:
-    from fieldbill.quickbooks import tokens
+    from fieldbill.quickbooks import tokens  # lazy: cold start (module docstring)
 
     record = tokens.get_connection(tenant)
     if record is None or record.status != "connected" or not record.realm_id:
@@ -100,8 +114,39 @@ def _connected(tenant: str) -> QboConnection:
     return record
 
 
+class LastSyncOut(BaseModel):
+    at: str | None = Field(description="when the last successful pull of this data type finished")
+    mode: str | None = Field(description="cdc or query")
+    counts: dict[str, Any]
+
+
+class HistoryOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    at: str
+    actor: str
+    from_: str | None = Field(alias="from")
+    to: str
+    reason: str | None = None
+
+
+class ConnectionOut(BaseModel):
+    """The connection status resource (tokens, the OAuth state and the lease are never shown)."""
+
+    status: Literal["connected", "needs_reconnect", "disconnected"]
+    realm_id: str | None
+    company_name: str | None
+    settings: dict[str, Any]
+    settings_complete: bool
+    missing_settings: list[str]
+    last_sync: dict[str, LastSyncOut | None]
+    last_errors: list[dict[str, Any]]
+    updated_at: str | None = None
+    history: list[HistoryOut] = Field(default_factory=list, description="the last 10 status changes")
+
+
 def status_view(record: QboConnection | None) -> dict[str, Any]:
-    from fieldbill.quickbooks import inbound, tokens
+    from fieldbill.quickbooks import inbound, tokens  # lazy: cold start (module docstring)
 
     if record is None:
         return {
@@ -147,50 +192,159 @@ def status_view(record: QboConnection | None) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------ connect
+# The connect cookie binds the consent to the browser that asked for it (docs/quickbooks-
+# connection.md): set on the bearer-authenticated GET /quickbooks/connect, sent back by the browser
+# only to the callback path, on the top-level redirect from Intuit (SameSite=Lax allows that one).
+CONNECT_COOKIE = "fieldbill_qbo_connect"
+
+
+class ConnectOut(BaseModel):
+    authorization_url: str = Field(description="Intuit's consent page: send the browser there")
+
+
+class CallbackOut(BaseModel):
+    connected: bool
+    tenant_id: str
+    realm_id: str
+    reconnected: bool = Field(description="the same company as before: waiting work was resumed")
+    requeued_invoices: int
+
+
+def _connect_cookie(value: str, max_age: int) -> Cookie:
+    """Scoped to the callback's own path and scheme, as the redirect URI registered at Intuit says."""
+    redirect = urlsplit(get_settings().qbo_redirect_uri)
+    return Cookie(
+        name=CONNECT_COOKIE,
+        value=value,
+        path=redirect.path or "/quickbooks/callback",
+        secure=redirect.scheme == "https",
+        http_only=True,
+        same_site=SameSite.LAX_MODE,
+        max_age=max_age,
+    )
+
+
+def _cookie_sent(name: str) -> str | None:
+    for pair in router.current_event.cookies or []:
+        key, _, value = pair.partition("=")
+        if key.strip() == name:
+            return value.strip()
+    return None
+
+
 @router.get("/quickbooks/connect", summary="The QuickBooks consent URL for this tenant", tags=TAGS)
-def connect() -> dict[str, Any]:
-    from fieldbill.quickbooks import tokens
+def connect() -> Response[ConnectOut]:
+    """The consent URL, and the connect cookie that binds the consent to this browser: call it
+    with credentials (fetch `credentials: "include"`) so the browser keeps the cookie."""
+    from fieldbill.quickbooks import tokens  # lazy: cold start (module docstring)
 
-    return {"authorization_url": tokens.authorization_url(_tenant())}
+    started = tokens.start_connect(_tenant(), context.actor(router))
+    return Response(
+        status_code=200,
+        content_type=content_types.APPLICATION_JSON,
+        body=ConnectOut(authorization_url=started.authorization_url),
+        headers={"Cache-Control": "no-store"},
+        cookies=[_connect_cookie(started.session, started.max_age)],
+    )
 
 
-@router.get("/quickbooks/callback", summary="OAuth redirect from Intuit (public)", tags=TAGS)
-def callback(code: str, state: str, realmId: str) -> Response[dict[str, Any]]:
-    """Public route (no JWT): Intuit redirects the browser here; the state names the tenant.
+@router.get(
+    "/quickbooks/callback",
+    summary="OAuth redirect from Intuit (public)",
+    tags=TAGS,
+    # Any: the 400 page is HTML, which response validation would refuse; the 200 is CallbackOut.
+    responses={
+        200: {"description": "Connected", "content": {"application/json": {"model": CallbackOut}}},
+        400: {"description": "Nothing connected: an HTML page says why", "content": {"text/html": {}}},
+    },
+)
+def callback(
+    code: str | None = None,
+    state: str | None = None,
+    realmId: str | None = None,
+    error: Annotated[str | None, Query(description="set by Intuit when the consent failed")] = None,
+    error_description: Annotated[str | None, Query(description="Intuit's words for the error")] = None,
+) -> Response[Any]:
+    """Public route (no JWT): Intuit redirects the browser here. It must bring the connect cookie
+    of the GET /quickbooks/connect that issued the state; any failure is a 400 HTML page.
 
     A reconnect of the same tenant to the same company resumes: every invoice that waited for the
     connection is queued again. Every connect queues a first pull of each data type."""
-    from fieldbill.quickbooks import tokens
-    from fieldbill.workflows import inbound
+    from fieldbill.quickbooks import tokens  # lazy: cold start (module docstring)
+    from fieldbill.workflows import inbound  # lazy: cold start (module docstring)
 
-    connected = tokens.connect_callback(state, code, realmId)
+    try:
+        if error:
+            declined = error == "access_denied"
+            raise tokens.ConnectRefused(
+                f"Intuit answered error={error[:64]!r} ({(error_description or '')[:200]})",
+                "You declined the connection at QuickBooks."
+                if declined
+                else "QuickBooks could not complete the connection.",
+            )
+        if not (code and state and realmId):
+            raise tokens.ConnectRefused("callback without code, state or realmId", tokens.NOT_OURS)
+        connected = tokens.connect_callback(state, code, realmId, session=_cookie_sent(CONNECT_COOKIE))
+    except tokens.ConnectRefused as exc:
+        return _refused(exc)
     resumed = inbound.after_connect(connected)
-    body = {
-        "connected": True,
-        "tenant_id": connected.tenant_id,
-        "realm_id": connected.realm_id,
-        "reconnected": connected.resumed,
-        **resumed,
-    }
-    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=body)
+    body = CallbackOut(
+        connected=True,
+        tenant_id=connected.tenant_id,
+        realm_id=connected.realm_id,
+        reconnected=connected.resumed,
+        requeued_invoices=int(resumed["requeued_invoices"]),
+    )
+    return Response(
+        status_code=200,
+        content_type=content_types.APPLICATION_JSON,
+        body=body,
+        headers={"Cache-Control": "no-store"},
+        cookies=[_connect_cookie("", 0)],  # spent: the browser forgets it
+    )
+
+
+_REFUSED_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>QuickBooks was not connected</title></head>
+<body><h1>QuickBooks was not connected</h1>
+<p>{message}</p>
+<p>Nothing was changed. Go back to fieldbill and choose <strong>Connect to QuickBooks</strong> again.</p>
+<p>If this keeps happening, tell support this reference: <br>Reference: <code>{reference}</code></p>
+</body></html>
+"""
+
+
+def _refused(exc: Exception) -> Response[Any]:
+    """The 400 page of a refused callback; the log line carries the same reference."""
+    reference = router.current_event.request_context.request_id or "unknown"
+    reason = getattr(exc, "reason", str(exc))
+    logger.warning("QuickBooks callback refused", extra={"request_id": reference, "reason": reason})
+    message = getattr(exc, "user_message", "The connection could not be completed.")
+    return Response(
+        status_code=400,
+        content_type=content_types.TEXT_HTML,
+        body=_REFUSED_PAGE.format(message=html.escape(message), reference=html.escape(reference)),
+        headers={"Cache-Control": "no-store", "Content-Security-Policy": "default-src 'none'"},
+    )
 
 
 @router.get("/quickbooks/connection", summary="Connection status, settings, last syncs, errors", tags=TAGS)
-def connection_status() -> dict[str, Any]:
-    from fieldbill.quickbooks import tokens
+def connection_status() -> ConnectionOut:
+    from fieldbill.quickbooks import tokens  # lazy: cold start (module docstring)
 
-    return status_view(tokens.get_connection(_tenant()))
+    return ConnectionOut.model_validate(status_view(tokens.get_connection(_tenant())))
 
 
 @router.post("/quickbooks/disconnect", summary="Revoke the QuickBooks connection", tags=TAGS)
-def disconnect() -> dict[str, Any]:
+def disconnect() -> ConnectionOut:
     """Tokens are revoked at Intuit and dropped here; settings, watermarks and QuickBooks ids are
-    kept, so connecting the same company again resumes where it stopped."""
-    from fieldbill.quickbooks import tokens
+    kept, so connecting the same company again resumes where it stopped. Already disconnected:
+    409 invalid_transition, nothing written."""
+    from fieldbill.quickbooks import tokens  # lazy: cold start (module docstring)
 
     tenant = _tenant()
     tokens.disconnect(tenant, actor=context.actor(router))
-    return status_view(tokens.get_connection(tenant))
+    return ConnectionOut.model_validate(status_view(tokens.get_connection(tenant)))
 
 
 # ------------------------------------------------------------------------------ settings
@@ -202,7 +356,7 @@ def accounts(
 
 
 def live_accounts(tenant: str, account_type: str) -> list[dict[str, Any]]:
-    from fieldbill.quickbooks.client import QboClient, quote
+    from fieldbill.quickbooks.client import QboClient, quote  # lazy: cold start (module docstring)
 
     _connected(tenant)
     types = ", ".join(quote(t) for t in ACCOUNT_TYPES[account_type])
@@ -220,12 +374,12 @@ def live_accounts(tenant: str, account_type: str) -> list[dict[str, Any]]:
 
 
 @router.put("/quickbooks/settings", summary="Choose the QuickBooks settings (accounts required)", tags=TAGS)
-def put_settings(body: QboSettingsIn) -> dict[str, Any]:
+def put_settings(body: QboSettingsIn) -> ConnectionOut:
     """Both default accounts are required and must be in the company's live lists: until they are,
     the answer is 422 naming the field and invoices are not synced. Saving complete settings queues
     again the invoices that waited for them."""
-    from fieldbill.quickbooks import tokens
-    from fieldbill.workflows import inbound
+    from fieldbill.quickbooks import tokens  # lazy: cold start (module docstring)
+    from fieldbill.workflows import inbound  # lazy: cold start (module docstring)
 
     tenant = _tenant()
     _connected(tenant)
@@ -243,7 +397,7 @@ def put_settings(body: QboSettingsIn) -> dict[str, Any]:
     before = tokens.save_settings(tenant, body.model_dump(), context.actor(router))
     if before:
         inbound.resume_sync(tenant, "settings completed")
-    return status_view(tokens.get_connection(tenant))
+    return ConnectionOut.model_validate(status_view(tokens.get_connection(tenant)))
 
 
 # ------------------------------------------------------------------------------ manual sync
@@ -251,6 +405,6 @@ def put_settings(body: QboSettingsIn) -> dict[str, Any]:
     "/quickbooks/sync/<data_type>", summary="Pull one data type from QuickBooks now (202)", tags=TAGS
 )
 def sync_now(data_type: DataType) -> tuple[dict[str, Any], int]:
-    from fieldbill.workflows import inbound
+    from fieldbill.workflows import inbound  # lazy: cold start (module docstring)
 
     return inbound.request_pull(_tenant(), data_type), 202

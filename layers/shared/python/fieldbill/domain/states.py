@@ -12,6 +12,8 @@
 |                 | synced -> pending (re-sync after a change)                                |
 | billing_run     | queued -> compiling -> generating -> syncing -> succeeded | failed |      |
 |                 | partially_failed; queued, compiling, generating -> failed                 |
+| quickbooks_     | disconnected -> connected (OAuth callback); connected -> needs_reconnect  |
+| connection      | (tokens refused) | disconnected; needs_reconnect -> connected | disconnected |
 
 A change to the state a record is already in raises Conflict (a retry can treat it as done);
 any other change not listed raises InvalidTransition. The functions return the new record and
@@ -156,6 +158,31 @@ RUN_MACHINE: StateMachine[RunStatus] = StateMachine(
         RunStatus.COMPILING: frozenset({RunStatus.GENERATING, RunStatus.FAILED}),
         RunStatus.GENERATING: frozenset({RunStatus.SYNCING, RunStatus.FAILED}),
         RunStatus.SYNCING: frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.PARTIALLY_FAILED}),
+    },
+)
+
+
+# --- QuickBooks connection ------------------------------------------------------------------
+class ConnectionStatus(enum.StrEnum):
+    """A tenant's QuickBooks connection (QboConnection.status)."""
+
+    DISCONNECTED = "disconnected"  # never connected, or the user disconnected: no tokens
+    CONNECTED = "connected"  # tokens work; listed for the schedules
+    NEEDS_RECONNECT = "needs_reconnect"  # QuickBooks refused the tokens: a person must consent again
+
+
+# A callback while connected only renews the tokens (no status change). There is no way from
+# disconnected to needs_reconnect: without tokens nothing can be refused.
+CONNECTION_MACHINE: StateMachine[ConnectionStatus] = StateMachine(
+    "quickbooks_connection",
+    {
+        ConnectionStatus.DISCONNECTED: frozenset({ConnectionStatus.CONNECTED}),
+        ConnectionStatus.CONNECTED: frozenset(
+            {ConnectionStatus.NEEDS_RECONNECT, ConnectionStatus.DISCONNECTED}
+        ),
+        ConnectionStatus.NEEDS_RECONNECT: frozenset(
+            {ConnectionStatus.CONNECTED, ConnectionStatus.DISCONNECTED}
+        ),
     },
 )
 

@@ -1,22 +1,28 @@
 """QuickBooks OAuth: connect a company, keep its tokens fresh, disconnect it.
 
-Tokens live on the tenant's QboConnection record, encrypted with KMS (key TOKEN_KEY_ID, the tenant
-id as encryption context so a ciphertext cannot be replayed onto another tenant). App credentials
-come from Secrets Manager through Powertools parameters (cached).
+Tokens live on the tenant's QboConnection record (read and written by fieldbill.store.connections),
+encrypted here with KMS (key TOKEN_KEY_ID, the tenant id as encryption context so a ciphertext
+cannot be replayed onto another tenant). App credentials come from Secrets Manager through
+Powertools parameters (cached).
+
+A connect is bound to the browser that started it: start_connect() signs a short-lived state
+naming the tenant, the user and a nonce, plus the digest of a session secret that the API hands
+to the browser as an HttpOnly cookie; the callback needs that cookie, and consumes the state
+(single use). docs/quickbooks-connection.md says why.
 
 QuickBooks may rotate the refresh token on every refresh, and a refresh with a superseded token
 ends in invalid_grant (the company must reconnect). So exactly one worker refreshes at a time:
 it takes a short lease on the record (conditional on token_version), refreshes, and stores the new
 pair with token_version + 1 in one conditional write. The others wait for the lease and re-read.
-Nothing here logs a token, a code or a secret.
+Nothing here logs a token, a code, a state, a session secret or an app secret.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import hmac
+import json
 import secrets
 import time
 from collections.abc import Callable
@@ -29,29 +35,59 @@ import requests
 from intuitlib.client import AuthClient
 from intuitlib.enums import Scopes
 from intuitlib.exceptions import AuthClientError
-from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 
-from fieldbill.clock import now_iso
+from fieldbill.domain.errors import Conflict, InvalidTransition
+from fieldbill.domain.states import CONNECTION_MACHINE, ConnectionStatus
 from fieldbill.observability import logger
 from fieldbill.quickbooks import metrics as qmetrics
 from fieldbill.quickbooks.errors import NeedsReconnect, Transient
 from fieldbill.settings import get_settings
-from fieldbill.store.models import META, Entity, HistoryEntry, QboConnection
+from fieldbill.store import connections
+from fieldbill.store.models import QboConnection
 
-STATE_TTL_SECONDS = 600
+STATE_TTL_SECONDS = 600  # a consent takes a minute or two; the connect cookie lives as long
 REFRESH_MARGIN_SECONDS = 300  # refresh when less than this is left on the access token
 LEASE_SECONDS = 45.0  # longer than a refresh call can take (HTTP time-out below)
 OAUTH_TIMEOUT_SECONDS = 20.0
 ACTOR = "quickbooks"
-# Connected connections are listed by the schedules through this sparse gsi2 key (set only while
-# the status is "connected"; removed on disconnect and needs_reconnect).
-CONNECTED_INDEX_KEY = QboConnection.connected_key()
+CONNECTED_INDEX_KEY = connections.CONNECTED_INDEX_KEY  # re-exported for the schedules' readers
 # Settings a company must choose before anything is synced (QboSettings.from_map reads these keys).
 REQUIRED_SETTINGS = ("default_income_account", "default_expense_account")
 
+# What the person who lands on a refused callback reads (the log line says more).
+NOT_OURS = "This link is not a QuickBooks connection that fieldbill started, or it was altered."
+EXPIRED = "The connection request expired: it is valid for 10 minutes."
+USED = "This connection request was already used, or a newer one replaced it."
+OTHER_BROWSER = (
+    "The connection was finished in another browser (or session) than the one that started it. "
+    "For your security, it must be started and finished in the same browser."
+)
+OTHER_TENANT = "This QuickBooks company is already connected to another fieldbill account."
+CODE_REFUSED = "QuickBooks did not accept the authorization."
+UNREACHABLE = "QuickBooks could not be reached to finish the connection."
 
-class OAuthStateInvalid(Exception):
-    """The callback's state is unknown, expired, already used, or belongs to no pending connection."""
+
+class ConnectRefused(Exception):
+    """A callback that connects nothing. `reason` is for the log; `user_message` for the page."""
+
+    def __init__(self, reason: str, user_message: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.user_message = user_message
+
+
+class OAuthStateInvalid(ConnectRefused):
+    """The state is not ours, expired, already used or superseded, or not this browser's."""
+
+
+@dataclass(frozen=True)
+class ConnectStart:
+    """A started connect: the consent URL, and the session secret for the browser's connect
+    cookie (max_age seconds; only its digest is in the state, so the URL does not reveal it)."""
+
+    authorization_url: str
+    session: str
+    max_age: int
 
 
 @dataclass(frozen=True)
@@ -182,90 +218,131 @@ def _is_invalid_grant(exc: AuthClientError) -> bool:
 
 
 # ------------------------------------------------------------------------------ records
-def _history(from_state: str | None, to_state: str, reason: str, actor: str = ACTOR) -> HistoryEntry:
-    return HistoryEntry(at=now_iso(), actor=actor, from_state=from_state, to_state=to_state, reason=reason)
-
-
 def get_connection(tenant_id: str, consistent: bool = True) -> QboConnection | None:
-    try:
-        record = Entity.get(QboConnection.key(tenant_id), META, consistent_read=consistent)
-    except DoesNotExist:
-        return None
-    return record if isinstance(record, QboConnection) else None
+    return connections.get(tenant_id, consistent)
 
 
 def tenant_for_realm(realm_id: str) -> str | None:
     """The tenant connected to a QuickBooks company (webhooks and pulls name the realm only)."""
-    for record in Entity.gsi1.query(QboConnection.realm_key(realm_id)):
-        if isinstance(record, QboConnection) and record.status != "disconnected":
-            return record.tenant_id
-    return None
+    return connections.tenant_for_realm(realm_id)
 
 
-def _ensure_connection(tenant_id: str) -> QboConnection:
-    existing = get_connection(tenant_id)
-    if existing is not None:
-        return existing
-    stamp = now_iso()
-    record = QboConnection(
-        pk=QboConnection.key(tenant_id),
-        sk=META,
-        tenant_id=tenant_id,
-        id=tenant_id,
-        status="disconnected",
-        created_at=stamp,
-        updated_at=stamp,
-        history=[_history(None, "disconnected", "created")],
-    )
-    with contextlib.suppress(PutError):  # created concurrently: read the winner
-        record.save(condition=Entity.pk.does_not_exist())
-    found = get_connection(tenant_id)
-    assert found is not None
-    return found
+# ------------------------------------------------------------------------------ the connect state
+# state = base64url(JSON payload) "." base64url(HMAC-SHA256). The payload names the tenant, the
+# user who asked (the JWT's actor), a nonce, the digest of the browser's connect cookie ("s",
+# absent for in-process connects) and the expiry. The signature makes any edit evident before a
+# read; the nonce's digest on the record makes the state single use (the callback consumes it).
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def _hash_state(nonce: str) -> str:
-    return hashlib.sha256(nonce.encode()).hexdigest()
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def _state_key() -> bytes:
+    # Derived from the app's client secret: no other key to provision or rotate; rotating the
+    # secret only invalidates connects pending at that moment (10 minutes at most).
+    secret = app_credentials()["client_secret"].encode()
+    return hmac.new(secret, b"fieldbill/quickbooks/oauth-state/v1", hashlib.sha256).digest()
+
+
+def _mac(body: str) -> str:
+    return _b64(hmac.new(_state_key(), body.encode(), hashlib.sha256).digest())
+
+
+def _sign(payload: dict[str, Any]) -> str:
+    body = _b64(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode())
+    return f"{body}.{_mac(body)}"
+
+
+def _verified(state: str) -> dict[str, Any]:
+    """The state's payload if we signed it and it has not expired; else OAuthStateInvalid."""
+    body, dot, mac = state.partition(".")
+    if not body or not dot or not hmac.compare_digest(mac.encode(), _mac(body).encode()):
+        raise OAuthStateInvalid("state not signed by us", NOT_OURS)
+    payload = json.loads(_unb64(body))
+    if not isinstance(payload, dict) or not all(isinstance(payload.get(k), str) for k in ("t", "u", "n")):
+        raise OAuthStateInvalid("state payload malformed", NOT_OURS)
+    if not isinstance(payload.get("e"), int) or payload["e"] < time.time():
+        raise OAuthStateInvalid("state expired", EXPIRED)
+    return payload
+
+
+def _pending(nonce: str, expires: int) -> str:
+    """What the record keeps of a pending connect (never the nonce itself)."""
+    return f"{_digest(nonce)}:{expires}"
 
 
 # ------------------------------------------------------------------------------ connect
+def start_connect(tenant_id: str, actor: str, scopes: list[Scopes] | None = None) -> ConnectStart:
+    """A connect started by a signed-in user in a browser: the Intuit consent URL, and the session
+    secret the caller hands to that browser as the connect cookie. Only that browser can complete
+    the consent (connect_callback). A new connect supersedes the tenant's pending one."""
+    session = secrets.token_urlsafe(32)
+    url = _authorization_url(tenant_id, actor, scopes, session_digest=_digest(session))
+    return ConnectStart(authorization_url=url, session=session, max_age=STATE_TTL_SECONDS)
+
+
 def authorization_url(tenant_id: str, scopes: list[Scopes] | None = None) -> str:
-    """The Intuit consent URL for this tenant. Its state is single-use, bound to the tenant and
-    expires after STATE_TTL_SECONDS; only its hash is stored."""
-    record = _ensure_connection(tenant_id)
+    """A consent URL whose state is bound to no browser session, for in-process callers (the
+    local sync benchmark, integration tests) that finish with complete_connection(). The public
+    callback refuses such a state."""
+    return _authorization_url(tenant_id, ACTOR, scopes, session_digest=None)
+
+
+def _authorization_url(
+    tenant_id: str, actor: str, scopes: list[Scopes] | None, session_digest: str | None
+) -> str:
+    record = connections.ensure(tenant_id, ACTOR)
     nonce = secrets.token_urlsafe(24)
     expires = int(time.time()) + STATE_TTL_SECONDS
-    record.update(
-        actions=[
-            QboConnection.oauth_state.set(f"{_hash_state(nonce)}:{expires}"),
-            QboConnection.updated_at.set(now_iso()),
-        ]
-    )
-    state = f"{tenant_id}.{nonce}"
-    return auth_client().get_authorization_url(scopes or [Scopes.ACCOUNTING], state_token=state)
+    connections.save_oauth_state(record, _pending(nonce, expires))
+    payload: dict[str, Any] = {"t": tenant_id, "u": actor, "n": nonce, "e": expires}
+    if session_digest is not None:
+        payload["s"] = session_digest
+    return auth_client().get_authorization_url(scopes or [Scopes.ACCOUNTING], state_token=_sign(payload))
 
 
 def complete_connection(state: str, code: str, realm_id: str) -> str:
-    """The OAuth callback: check state, exchange the code, store the tokens. Returns the tenant id."""
-    return connect_callback(state, code, realm_id).tenant_id
+    """In-process completion of an authorization_url() state. Returns the tenant id."""
+    return _complete(state, code, realm_id, session=None, browser=False).tenant_id
 
 
-def connect_callback(state: str, code: str, realm_id: str) -> Connected:
-    """The OAuth callback: check state, exchange the code, store the tokens, list the connection
-    for the schedules and read the company name. A reconnect to the same company keeps settings
-    and watermarks; a connection to another company starts both afresh."""
-    tenant_id, _, nonce = state.rpartition(".")
-    if not tenant_id or not nonce:
-        raise OAuthStateInvalid("malformed state")
-    record = get_connection(tenant_id)
-    if record is None or not record.oauth_state:
-        raise OAuthStateInvalid("no pending connection")
-    stored_hash, _, expires = record.oauth_state.partition(":")
-    if not hmac.compare_digest(stored_hash, _hash_state(nonce)) or int(expires or 0) < time.time():
-        raise OAuthStateInvalid("state does not match or expired")
+def connect_callback(state: str, code: str, realm_id: str, *, session: str | None) -> Connected:
+    """The browser's OAuth callback. `session` is the connect cookie the browser brought (None:
+    none): it must be the one start_connect gave the browser that started this connect."""
+    return _complete(state, code, realm_id, session=session, browser=True)
+
+
+def _complete(state: str, code: str, realm_id: str, *, session: str | None, browser: bool) -> Connected:
+    """Check the state (signature, expiry, browser session, single use), exchange the code, store
+    the tokens, list the connection for the schedules. A reconnect to the same company keeps
+    settings and watermarks; a connection to another company starts both afresh."""
+    payload = _verified(state)
+    bound = payload.get("s")
+    if browser and not isinstance(bound, str):
+        raise OAuthStateInvalid("state not bound to a browser session", NOT_OURS)
+    if browser and not session:
+        raise OAuthStateInvalid(
+            "no connect cookie: consent completed in another browser session", OTHER_BROWSER
+        )
+    if browser and not hmac.compare_digest(str(bound), _digest(str(session))):
+        raise OAuthStateInvalid("connect cookie of another connect", OTHER_BROWSER)
+    if not browser and bound is not None:
+        raise OAuthStateInvalid("browser-bound state completed without its browser", OTHER_BROWSER)
+    tenant_id, actor = str(payload["t"]), str(payload["u"])
+    pending = _pending(str(payload["n"]), int(payload["e"]))
+    record = connections.get(tenant_id)
+    if record is None or not record.oauth_state or not hmac.compare_digest(record.oauth_state, pending):
+        raise OAuthStateInvalid("state already used or superseded by a newer connect", USED)
     other = tenant_for_realm(realm_id)
     if other is not None and other != tenant_id:
-        raise OAuthStateInvalid("this QuickBooks company is connected to another account")
+        raise OAuthStateInvalid("the QuickBooks company is connected to another tenant", OTHER_TENANT)
     client = auth_client()
     try:
         client.get_bearer_token(code, realm_id=realm_id)
@@ -274,47 +351,34 @@ def connect_callback(state: str, code: str, realm_id: str) -> Connected:
             "QuickBooks code exchange refused",
             extra={"status": exc.status_code, "intuit_tid": exc.intuit_tid},
         )
-        raise OAuthStateInvalid("authorization code refused") from None
-    previous = record.status
+        raise ConnectRefused("authorization code refused", CODE_REFUSED) from None
+    except requests.RequestException as exc:
+        raise ConnectRefused(f"token endpoint unreachable ({type(exc).__name__})", UNREACHABLE) from None
     realm_changed = bool(record.realm_id) and record.realm_id != realm_id
     resumed = bool(record.realm_id) and not realm_changed
-    actions: list[Any] = [
-        QboConnection.realm_id.set(realm_id),
-        QboConnection.status.set("connected"),
-        QboConnection.access_token_enc.set(encrypt(tenant_id, str(client.access_token))),
-        QboConnection.refresh_token_enc.set(encrypt(tenant_id, str(client.refresh_token))),
-        QboConnection.access_expires_at.set(_expires_at(client.expires_in)),
-        QboConnection.token_version.add(1),
-        QboConnection.refresh_lease_until.remove(),
-        QboConnection.oauth_state.remove(),
-        QboConnection.gsi1pk.set(QboConnection.realm_key(realm_id)),
-        QboConnection.gsi1sk.set(QboConnection.key(tenant_id)),
-        QboConnection.gsi2pk.set(CONNECTED_INDEX_KEY),
-        QboConnection.gsi2sk.set(tenant_id),
-        QboConnection.updated_at.set(now_iso()),
-        QboConnection.history.set(
-            QboConnection.history.append(
-                [_history(previous, "connected", f"realm {realm_id}" + (" (reconnect)" if resumed else ""))]
-            )
-        ),
-    ]
-    if realm_changed:
-        # Account ids and watermarks belong to the previous company.
-        actions += [QboConnection.settings.set({}), QboConnection.watermarks.set({})]
     try:
-        record.update(
-            actions=actions,
-            # single use: a replayed callback finds the state gone
-            condition=QboConnection.oauth_state == record.oauth_state,
+        connections.connect(
+            record,
+            realm_id=realm_id,
+            tokens=connections.NewTokens(
+                encrypt(tenant_id, str(client.access_token)),
+                encrypt(tenant_id, str(client.refresh_token)),
+                _expires_at(client.expires_in),
+            ),
+            oauth_state=pending,
+            actor=actor,
+            reason=f"realm {realm_id}" + (" (reconnect)" if resumed else ""),
+            new_company=realm_changed,
         )
-    except UpdateError:
-        raise OAuthStateInvalid("state already used") from None
+    except Conflict:
+        raise OAuthStateInvalid("state already used", USED) from None
     _cache.pop(tenant_id, None)
     logger.info(
         "QuickBooks connected",
         extra={
             "tenant_id": tenant_id,
             "realm_id": realm_id,
+            "actor": actor,
             "resumed": resumed,
             "realm_changed": realm_changed,
         },
@@ -323,30 +387,20 @@ def connect_callback(state: str, code: str, realm_id: str) -> Connected:
 
 
 def record_company_name(tenant_id: str, name: str | None) -> None:
-    record = get_connection(tenant_id)
-    if record is not None and name:
-        record.update(actions=[QboConnection.company_name.set(name)])
+    if name:
+        connections.set_company_name(tenant_id, name)
 
 
 def save_settings(tenant_id: str, chosen: dict[str, Any], actor: str) -> list[str]:
     """Merge `chosen` into the connection's settings (the caller has checked them against the
     company's live lists). Returns the required settings that were missing before: when that is
     not empty, the caller resumes the sync that waited for them."""
-    record = get_connection(tenant_id)
+    record = connections.get(tenant_id)
     if record is None:
         raise NeedsReconnect(f"tenant {tenant_id} has no QuickBooks connection")
     before = missing_settings(record.settings)
-    settings = {**(record.settings.as_dict() if record.settings else {}), **chosen}
-    record.update(
-        actions=[
-            QboConnection.settings.set(settings),
-            QboConnection.updated_at.set(now_iso()),
-            QboConnection.history.set(
-                QboConnection.history.append(
-                    [_history(record.status, record.status, "settings changed", actor)]
-                )
-            ),
-        ]
+    connections.save_settings(
+        record, {**(record.settings.as_dict() if record.settings else {}), **chosen}, actor
     )
     return before
 
@@ -410,18 +464,7 @@ def current_token(
 
 
 def _take_lease(record: QboConnection, now: float) -> bool:
-    try:
-        record.update(
-            actions=[QboConnection.refresh_lease_until.set(now + LEASE_SECONDS)],
-            condition=(QboConnection.token_version == record.token_version)
-            & (
-                QboConnection.refresh_lease_until.does_not_exist()
-                | (QboConnection.refresh_lease_until <= now)
-            ),
-        )
-        return True
-    except UpdateError:
-        return False
+    return connections.take_refresh_lease(record, now, now + LEASE_SECONDS)
 
 
 def _refresh(record: QboConnection) -> AccessToken:
@@ -434,65 +477,37 @@ def _refresh(record: QboConnection) -> AccessToken:
         if _is_invalid_grant(exc):
             mark_needs_reconnect(tenant_id, "refresh token refused (invalid_grant)", version=version)
             raise NeedsReconnect("QuickBooks refused the refresh token: the company must reconnect") from None
-        _release_lease(record)
+        connections.release_lease(record)
         raise Transient(f"QuickBooks token refresh failed with HTTP {exc.status_code}") from None
     except requests.RequestException:
-        _release_lease(record)
+        connections.release_lease(record)
         raise Transient("QuickBooks token endpoint unreachable") from None
     expires_at = _expires_at(client.expires_in)
-    try:
-        record.update(
-            actions=[
-                QboConnection.access_token_enc.set(encrypt(tenant_id, str(client.access_token))),
-                QboConnection.refresh_token_enc.set(encrypt(tenant_id, str(client.refresh_token))),
-                QboConnection.access_expires_at.set(expires_at),
-                QboConnection.token_version.set(version + 1),
-                QboConnection.refresh_lease_until.remove(),
-                QboConnection.updated_at.set(now_iso()),
-            ],
-            condition=QboConnection.token_version == version,
-        )
-    except UpdateError:
+    rotated = connections.NewTokens(
+        encrypt(tenant_id, str(client.access_token)),
+        encrypt(tenant_id, str(client.refresh_token)),
+        expires_at,
+    )
+    if not connections.store_rotated_tokens(record, version, rotated):
         # Cannot happen while leases work: log loudly, the next refresh tells if the pair was lost.
         logger.error("rotated QuickBooks tokens could not be stored", extra={"tenant_id": tenant_id})
-        raise Transient("token rotation lost a race") from None
+        raise Transient("token rotation lost a race")
     got = AccessToken(str(client.access_token), str(record.realm_id), version + 1)
     _cache[tenant_id] = (got, float(expires_at))
     logger.info("QuickBooks token refreshed", extra={"tenant_id": tenant_id, "realm_id": record.realm_id})
     return got
 
 
-def _release_lease(record: QboConnection) -> None:
-    with contextlib.suppress(UpdateError):
-        record.update(
-            actions=[QboConnection.refresh_lease_until.remove()],
-            condition=QboConnection.token_version == record.token_version,
-        )
-
-
 def mark_needs_reconnect(tenant_id: str, reason: str, *, version: int | None = None) -> None:
-    """Status needs_reconnect (a person must connect again); metric RealmNeedsReconnect."""
-    record = get_connection(tenant_id)
+    """Status needs_reconnect (a person must connect again); metric RealmNeedsReconnect. Nothing
+    when it already needs reconnecting, is disconnected, or (with `version`) the tokens were
+    rotated meanwhile (then the connection is fine)."""
+    record = connections.get(tenant_id)
     if record is None:
         return
     _cache.pop(tenant_id, None)
-    condition = QboConnection.token_version == version if version is not None else None
-    try:
-        record.update(
-            actions=[
-                QboConnection.status.set("needs_reconnect"),
-                QboConnection.refresh_lease_until.remove(),
-                QboConnection.gsi2pk.remove(),
-                QboConnection.gsi2sk.remove(),
-                QboConnection.updated_at.set(now_iso()),
-                QboConnection.history.set(
-                    QboConnection.history.append([_history(record.status, "needs_reconnect", reason)])
-                ),
-            ],
-            condition=condition,
-        )
-    except UpdateError:
-        return  # the tokens were rotated meanwhile: the connection is fine
+    if not connections.mark_needs_reconnect(record, reason, ACTOR, version=version):
+        return
     qmetrics.count("RealmNeedsReconnect", record.realm_id)
     logger.warning(
         "QuickBooks connection needs reconnect",
@@ -501,10 +516,16 @@ def mark_needs_reconnect(tenant_id: str, reason: str, *, version: int | None = N
 
 
 def disconnect(tenant_id: str, actor: str = ACTOR) -> None:
-    """Revoke the tokens at Intuit (best effort) and forget them here."""
-    record = get_connection(tenant_id)
-    if record is None:
-        return
+    """Revoke the tokens at Intuit (best effort) and forget them here. A connection that is
+    already disconnected (or never was) is an InvalidTransition, and nothing is written."""
+    record = connections.get(tenant_id)
+    current = ConnectionStatus(record.status) if record is not None else ConnectionStatus.DISCONNECTED
+    if record is None or current is ConnectionStatus.DISCONNECTED:
+        # The machine calls this "already there" (a Conflict); said with both statuses for the client.
+        raise InvalidTransition(
+            CONNECTION_MACHINE.name, current, ConnectionStatus.DISCONNECTED, "already disconnected"
+        )
+    CONNECTION_MACHINE.check(tenant_id, current, ConnectionStatus.DISCONNECTED)  # before Intuit hears of it
     if record.refresh_token_enc:
         try:
             auth_client().revoke(token=decrypt(tenant_id, record.refresh_token_enc))
@@ -514,32 +535,5 @@ def disconnect(tenant_id: str, actor: str = ACTOR) -> None:
                 extra={"tenant_id": tenant_id, "error": type(exc).__name__},
             )
     _cache.pop(tenant_id, None)
-    record.update(
-        actions=[
-            QboConnection.status.set("disconnected"),
-            QboConnection.access_token_enc.remove(),
-            QboConnection.refresh_token_enc.remove(),
-            QboConnection.access_expires_at.remove(),
-            QboConnection.refresh_lease_until.remove(),
-            QboConnection.token_version.add(1),
-            QboConnection.gsi1pk.remove(),
-            QboConnection.gsi1sk.remove(),
-            QboConnection.gsi2pk.remove(),
-            QboConnection.gsi2sk.remove(),
-            QboConnection.updated_at.set(now_iso()),
-            QboConnection.history.set(
-                QboConnection.history.append(
-                    [
-                        HistoryEntry(
-                            at=now_iso(),
-                            actor=actor,
-                            from_state=record.status,
-                            to_state="disconnected",
-                            reason=f"realm {record.realm_id}",
-                        )
-                    ]
-                )
-            ),
-        ]
-    )
+    connections.disconnect(record, actor, reason=f"realm {record.realm_id}")
     logger.info("QuickBooks disconnected", extra={"tenant_id": tenant_id, "realm_id": record.realm_id})
