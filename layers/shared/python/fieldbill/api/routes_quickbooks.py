@@ -13,23 +13,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from http import HTTPStatus
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
-from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from fieldbill.api import context, errors
+from fieldbill.api import context
+from fieldbill.api import responses as out
+from fieldbill.api.context import PUBLIC
+from fieldbill.api.errors import responses
 from fieldbill.api.views import plain
 from fieldbill.domain.errors import Conflict, ValidationError
 from fieldbill.store.models import QboConnection
 
 router = APIGatewayHttpRouter()
 TAGS = ["quickbooks"]
-T = TypeVar("T")
+OK = responses()
 
 AccountType = Literal["Income", "Expense"]
 # What each list offers (the seed: cost of goods sold is a usual "expense" choice).
@@ -51,43 +51,14 @@ class QboSettingsIn(BaseModel):
     default_expense_account: str | None = Field(
         default=None, max_length=50, description="Account id from GET /quickbooks/accounts?type=Expense"
     )
-    custom_txn_numbers: bool = Field(
+    custom_txn_numbers: StrictBool = Field(
         default=False, description="QuickBooks leaves invoice numbers blank instead of numbering them"
     )
-    automated_tax: bool = Field(default=False, description="QuickBooks calculates the sales tax")
+    automated_tax: StrictBool = Field(default=False, description="QuickBooks calculates the sales tax")
 
 
 def _tenant() -> str:
     return context.tenant_id(router)
-
-
-def _live(call: Callable[[], T]) -> T:
-    """A call to QuickBooks made while the user waits: its failures as HTTP errors."""
-    from fieldbill.quickbooks.errors import AuthorizationFailed, NeedsReconnect, QboError, Throttled
-
-    try:
-        return call()
-    except (NeedsReconnect, AuthorizationFailed):
-        raise Conflict("the QuickBooks connection needs to be reconnected") from None
-    except Throttled as exc:
-        raise _Unavailable(
-            HTTPStatus.TOO_MANY_REQUESTS, "QuickBooks rate limit reached; retry in a minute"
-        ) from exc
-    except QboError as exc:
-        raise _Unavailable(
-            HTTPStatus.SERVICE_UNAVAILABLE, f"QuickBooks did not answer ({type(exc).__name__})"
-        ) from exc
-
-
-class _Unavailable(Exception):
-    def __init__(self, status: HTTPStatus, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-@router.exception_handler(_Unavailable)
-def _unavailable(exc: _Unavailable) -> Response[Any]:
-    return errors.problem(exc.status, "quickbooks_unavailable", str(exc))
 
 
 def _connected(tenant: str) -> QboConnection:
@@ -147,15 +118,23 @@ def status_view(record: QboConnection | None) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------ connect
-@router.get("/quickbooks/connect", summary="The QuickBooks consent URL for this tenant", tags=TAGS)
-def connect() -> dict[str, Any]:
+@router.get(
+    "/quickbooks/connect", summary="The QuickBooks consent URL for this tenant", tags=TAGS, responses=OK
+)
+def connect() -> out.ConnectOut:
     from fieldbill.quickbooks import tokens
 
-    return {"authorization_url": tokens.authorization_url(_tenant())}
+    return out.ConnectOut(authorization_url=tokens.authorization_url(_tenant()))
 
 
-@router.get("/quickbooks/callback", summary="OAuth redirect from Intuit (public)", tags=TAGS)
-def callback(code: str, state: str, realmId: str) -> Response[dict[str, Any]]:
+@router.get(
+    "/quickbooks/callback",
+    summary="OAuth redirect from Intuit (public)",
+    tags=TAGS,
+    responses=OK,
+    security=PUBLIC,
+)
+def callback(code: str, state: str, realmId: str) -> out.CallbackOut:
     """Public route (no JWT): Intuit redirects the browser here; the state names the tenant.
 
     A reconnect of the same tenant to the same company resumes: every invoice that waited for the
@@ -172,33 +151,45 @@ def callback(code: str, state: str, realmId: str) -> Response[dict[str, Any]]:
         "reconnected": connected.resumed,
         **resumed,
     }
-    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=body)
+    return out.CallbackOut.model_validate(body)
 
 
-@router.get("/quickbooks/connection", summary="Connection status, settings, last syncs, errors", tags=TAGS)
-def connection_status() -> dict[str, Any]:
+@router.get(
+    "/quickbooks/connection",
+    summary="Connection status, settings, last syncs, errors",
+    tags=TAGS,
+    responses=OK,
+)
+def connection_status() -> out.ConnectionOut:
     from fieldbill.quickbooks import tokens
 
-    return status_view(tokens.get_connection(_tenant()))
+    return out.ConnectionOut.model_validate(status_view(tokens.get_connection(_tenant())))
 
 
-@router.post("/quickbooks/disconnect", summary="Revoke the QuickBooks connection", tags=TAGS)
-def disconnect() -> dict[str, Any]:
+@router.post("/quickbooks/disconnect", summary="Revoke the QuickBooks connection", tags=TAGS, responses=OK)
+def disconnect() -> out.ConnectionOut:
     """Tokens are revoked at Intuit and dropped here; settings, watermarks and QuickBooks ids are
     kept, so connecting the same company again resumes where it stopped."""
     from fieldbill.quickbooks import tokens
 
     tenant = _tenant()
     tokens.disconnect(tenant, actor=context.actor(router))
-    return status_view(tokens.get_connection(tenant))
+    return out.ConnectionOut.model_validate(status_view(tokens.get_connection(tenant)))
 
 
 # ------------------------------------------------------------------------------ settings
-@router.get("/quickbooks/accounts", summary="Income or expense accounts, live from QuickBooks", tags=TAGS)
+@router.get(
+    "/quickbooks/accounts",
+    summary="Income or expense accounts, live from QuickBooks",
+    tags=TAGS,
+    responses=OK,
+)
 def accounts(
     account_type: Annotated[AccountType, Query(alias="type", description="Income or Expense")],
-) -> dict[str, Any]:
-    return {"type": account_type, "items": live_accounts(_tenant(), account_type)}
+) -> out.AccountsOut:
+    return out.AccountsOut.model_validate(
+        {"type": account_type, "items": live_accounts(_tenant(), account_type)}
+    )
 
 
 def live_accounts(tenant: str, account_type: str) -> list[dict[str, Any]]:
@@ -206,7 +197,8 @@ def live_accounts(tenant: str, account_type: str) -> list[dict[str, Any]]:
 
     _connected(tenant)
     types = ", ".join(quote(t) for t in ACCOUNT_TYPES[account_type])
-    rows = _live(lambda: list(QboClient(tenant).query_all("Account", f"AccountType IN ({types})")))
+    # QuickBooks' failures (reconnect, 429, down) are answered by the table in fieldbill.api.errors.
+    rows = list(QboClient(tenant).query_all("Account", f"AccountType IN ({types})"))
     return [
         {
             "id": str(r["Id"]),
@@ -219,8 +211,13 @@ def live_accounts(tenant: str, account_type: str) -> list[dict[str, Any]]:
     ]
 
 
-@router.put("/quickbooks/settings", summary="Choose the QuickBooks settings (accounts required)", tags=TAGS)
-def put_settings(body: QboSettingsIn) -> dict[str, Any]:
+@router.put(
+    "/quickbooks/settings",
+    summary="Choose the QuickBooks settings (accounts required)",
+    tags=TAGS,
+    responses=OK,
+)
+def put_settings(body: QboSettingsIn) -> out.ConnectionOut:
     """Both default accounts are required and must be in the company's live lists: until they are,
     the answer is 422 naming the field and invoices are not synced. Saving complete settings queues
     again the invoices that waited for them."""
@@ -243,14 +240,18 @@ def put_settings(body: QboSettingsIn) -> dict[str, Any]:
     before = tokens.save_settings(tenant, body.model_dump(), context.actor(router))
     if before:
         inbound.resume_sync(tenant, "settings completed")
-    return status_view(tokens.get_connection(tenant))
+    return out.ConnectionOut.model_validate(status_view(tokens.get_connection(tenant)))
 
 
 # ------------------------------------------------------------------------------ manual sync
 @router.post(
-    "/quickbooks/sync/<data_type>", summary="Pull one data type from QuickBooks now (202)", tags=TAGS
+    "/quickbooks/sync/<data_type>",
+    summary="Pull one data type from QuickBooks now (202)",
+    tags=TAGS,
+    status_code=202,
+    responses=responses(202, "Accepted"),
 )
-def sync_now(data_type: DataType) -> tuple[dict[str, Any], int]:
+def sync_now(data_type: DataType) -> out.PullAccepted:
     from fieldbill.workflows import inbound
 
-    return inbound.request_pull(_tenant(), data_type), 202
+    return out.PullAccepted.model_validate(inbound.request_pull(_tenant(), data_type))
