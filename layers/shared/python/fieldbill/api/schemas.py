@@ -140,6 +140,11 @@ Prices = Annotated[dict[Id, Money], Field(max_length=2000)]
 class Patch(Strict):
     """A partial update: only the fields sent change; null clears a field unless it is required."""
 
+    # The document says so too: a client (or a fuzzer) reads that an empty body is refused.
+    model_config = ConfigDict(
+        extra="forbid", str_strip_whitespace=True, json_schema_extra={"minProperties": 1}
+    )
+
     required: ClassVar[frozenset[str]] = frozenset()
 
     @field_validator("*")
