@@ -15,6 +15,7 @@ import sys
 import uuid
 from collections import Counter
 from pathlib import Path
+
 from local.template import ROOT
 
 CHECKS = [
