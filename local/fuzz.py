@@ -16,6 +16,8 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
+import requests
+
 from local.template import ROOT
 
 CHECKS = [
@@ -70,10 +72,18 @@ def main(argv: list[str] | None = None) -> int:
         token = stack.token(f"fuzz-{uuid.uuid4().hex[:8]}")
         REPORT_DIR.mkdir(parents=True, exist_ok=True)
         ndjson = REPORT_DIR / "events.ndjson"
+        # The served document, fetched once here: the first request pays the function's cold start,
+        # which on a busy machine outlasts schemathesis' schema-loading timeout.
+        served = requests.get(f"{stack.api_url}/openapi.json", timeout=300)
+        served.raise_for_status()
+        schema = REPORT_DIR / "openapi.json"
+        schema.write_text(served.text)
         command = [
             str(Path(sys.executable).parent / "schemathesis"),
             "run",
-            f"{stack.api_url}/openapi.json",
+            str(schema),
+            "--url",
+            stack.api_url,
             "--checks",
             ",".join(CHECKS),
             "--seed",
