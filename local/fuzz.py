@@ -50,7 +50,10 @@ def _counts(ndjson: Path) -> tuple[Counter[str], Counter[str]]:
                     ran[name] += 1
                     if check.get("status") == "failure":
                         # One failure, however often shrinking repeats it, counts once.
-                        key = (name, json.dumps(check.get("failure_info") or check.get("case", ""))[:500])
+                        key = (
+                            name,
+                            json.dumps(check.get("failure_info") or check.get("case", ""), sort_keys=True),
+                        )
                         if key not in seen_failures:
                             seen_failures.add(key)
                             failed[name] += 1
