@@ -23,6 +23,7 @@ class _Records(logging.Handler):
 def test_an_unexpected_error_is_logged_with_the_request_id_and_answered_500(
     client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from fieldbill.observability import logger
     from fieldbill.store import catalog
 
     def broken(*args: Any, **kwargs: Any) -> Any:
@@ -30,11 +31,12 @@ def test_an_unexpected_error_is_logged_with_the_request_id_and_answered_500(
 
     monkeypatch.setattr(catalog, "get", broken)
     records = _Records()
-    logging.getLogger("fieldbill").addHandler(records)
+    # The package's one Logger (its name is the service name it found when first imported).
+    logger._logger.addHandler(records)
     try:
         response = client.get("/contacts/anything")
     finally:
-        logging.getLogger("fieldbill").removeHandler(records)
+        logger._logger.removeHandler(records)
     assert response.status_code == 500, response.text
     error = ErrorOut.model_validate(response.json()).error
     assert error.code == "internal_error" and "table" not in error.message  # no internals leak

@@ -51,25 +51,6 @@ def build(model: type[M], record: Entity, **extra: Any) -> M:
     return model.model_validate({k: v for k, v in values.items() if v is not None} | extra)
 
 
-_MODELS: dict[type[Entity], type[out.Out]] = {
-    Contact: out.ContactOut,
-    Product: out.ProductOut,
-    PriceList: out.PriceListOut,
-    Membership: out.GroupOut,
-    Team: out.GroupOut,
-    ProductAssignment: out.AssignmentOut,
-    Task: out.TaskOut,
-    TaskEntry: out.EntryOut,
-    BillingRun: out.BillingRunOut,
-    Operation: out.OperationOut,
-}
-
-
-def view(record: Entity) -> Any:
-    """The response model of a catalogue, work, run or operation record."""
-    return build(_MODELS[type(record)], record)
-
-
 def contact(record: Contact) -> out.ContactOut:
     return build(out.ContactOut, record)
 
