@@ -17,12 +17,13 @@ BadgeName = Literal["QBO", "Pending", "Error", "Local", "Unbillable"]
 
 class Out(BaseModel):
     # forbid: the document says additionalProperties false, so any leak fails the schema check.
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    # defer_build: a cold start builds the validators of the models its first request uses, not all.
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, defer_build=True)
 
 
 # ---------------------------------------------------------------------------- errors
 class ErrorField(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     field: str = Field(
         description="the request's own name: a body field (dotted), a query parameter, a header"
@@ -35,7 +36,7 @@ class ErrorField(BaseModel):
 
 class ErrorDetail(BaseModel):
     # Extra members by code: not_found has entity and id, invalid_transition machine/current/requested.
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     code: str = Field(examples=["validation_error"])
     message: str
@@ -45,7 +46,7 @@ class ErrorDetail(BaseModel):
 class ErrorOut(BaseModel):
     """Every 4xx and 5xx of the API (and of the gateway's 401 and 404) has this shape."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     error: ErrorDetail
 
@@ -267,7 +268,7 @@ class ConnectOut(Out):
 
 
 class CallbackOut(Out):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", populate_by_name=True, defer_build=True)
 
     connected: bool
     tenant_id: str
