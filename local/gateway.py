@@ -1,7 +1,10 @@
 """Local HTTP gateway: HTTP requests become API Gateway HTTP API (payload v2.0) events.
 
 Routes come from the HttpApi events in template.yaml; routes with the default JWT authorizer get
-the same check API Gateway performs (401 {"message": "Unauthorized"} before the function runs).
+the same check API Gateway performs (401 before the function runs). CORS comes from the HttpApi's
+CorsConfiguration: a preflight OPTIONS is answered here, without a token, and every answer to an
+allowed Origin carries the CORS headers, as API Gateway does. The gateway's own answers (401, 404,
+500) have the API's one error shape (fieldbill.api.responses.ErrorOut).
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ import re
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from werkzeug.serving import make_server
@@ -21,6 +25,62 @@ from werkzeug.wrappers import Request, Response
 
 from local.auth import DevIssuer
 from local.lambda_runtime import FunctionRegistry
+from local.template import Template
+
+
+def problem(status: int, code: str, message: str, fields: Sequence[dict[str, str]] = ()) -> Response:
+    body = {"error": {"code": code, "message": message, "fields": list(fields)}}
+    return Response(json.dumps(body), status=status, content_type="application/json")
+
+
+@dataclass
+class Cors:
+    """The HttpApi's CorsConfiguration, applied the way API Gateway applies it."""
+
+    origins: list[str]
+    headers: list[str] = field(default_factory=list)
+    methods: list[str] = field(default_factory=list)
+    expose: list[str] = field(default_factory=list)
+    max_age: int | None = None
+
+    @classmethod
+    def from_template(cls, template: Template, origins: Sequence[str] | None = None) -> Cors | None:
+        config = template.resources.get("HttpApi", {}).get("Properties", {}).get("CorsConfiguration")
+        if not config:
+            return None
+        allowed = config.get("AllowOrigins", [])
+        if isinstance(allowed, dict) and "Ref" in allowed:
+            allowed = template.ref(allowed["Ref"]).split(",")
+        return cls(
+            origins=[o.strip() for o in (origins if origins is not None else allowed) if o.strip()],
+            headers=list(config.get("AllowHeaders", [])),
+            methods=list(config.get("AllowMethods", [])),
+            expose=list(config.get("ExposeHeaders", [])),
+            max_age=config.get("MaxAge"),
+        )
+
+    def allowed(self, origin: str | None) -> str | None:
+        if not origin:
+            return None
+        if "*" in self.origins:
+            return "*"
+        return origin if origin in self.origins else None
+
+    def headers_for(self, origin: str | None, preflight: bool = False) -> dict[str, str]:
+        allowed = self.allowed(origin)
+        if allowed is None:
+            return {}
+        out = {"Access-Control-Allow-Origin": allowed}
+        if allowed != "*":
+            out["Vary"] = "Origin"
+        if preflight:
+            out["Access-Control-Allow-Methods"] = ",".join(self.methods)
+            out["Access-Control-Allow-Headers"] = ",".join(self.headers)
+            if self.max_age is not None:
+                out["Access-Control-Max-Age"] = str(self.max_age)
+        elif self.expose:
+            out["Access-Control-Expose-Headers"] = ",".join(self.expose)
+        return out
 
 
 @dataclass
@@ -66,8 +126,11 @@ class Gateway:
         host: str = "127.0.0.1",
         port: int = 0,
         fire_schedule: Any = None,
+        cors_origins: Sequence[str] | None = None,
     ):
         self.registry = registry
+        # None: the template's CorsAllowedOrigins (its default, as a plain `sam deploy` would have).
+        self.cors = Cors.from_template(Template(), cors_origins)
         # Local-only: EventBridge never fires in moto, so POST /__local/schedules/<name> fires one.
         self.fire_schedule = fire_schedule
         self.issuer = issuer
@@ -105,16 +168,27 @@ class Gateway:
         return self.handle(request)(environ, start_response)
 
     def handle(self, request: Request) -> Response:
+        origin = request.headers.get("Origin")
+        if (
+            self.cors is not None
+            and request.method == "OPTIONS"
+            and request.headers.get("Access-Control-Request-Method")
+        ):
+            # A preflight: answered by the gateway, never authorised, never passed to a function.
+            return Response(b"", status=204, headers=self.cors.headers_for(origin, preflight=True))
+        response = self._route(request)
+        if self.cors is not None:
+            for key, value in self.cors.headers_for(origin).items():
+                response.headers[key] = value
+        return response
+
+    def _route(self, request: Request) -> Response:
         if request.path.startswith("/__local/schedules/") and request.method == "POST" and self.fire_schedule:
             name = request.path.rsplit("/", 1)[-1]
             try:
                 result = self.fire_schedule(name)
             except KeyError:
-                return Response(
-                    json.dumps({"message": f"no schedule {name}"}),
-                    status=404,
-                    content_type="application/json",
-                )
+                return problem(404, "not_found", f"no schedule {name}")
             return Response(
                 json.dumps({"fired": name, "result": result}, default=str),
                 status=200,
@@ -122,24 +196,25 @@ class Gateway:
             )
         found = self.match(request.method, request.path)
         if found is None:
-            return Response(json.dumps({"message": "Not Found"}), status=404, content_type="application/json")
+            return problem(404, "not_found", f"no route {request.method} {request.path}")
         route, path_params = found
         claims = None
         if route.authorized:
             claims = self.issuer.verify(request.headers.get("Authorization"))
             if claims is None:
-                return Response(
-                    json.dumps({"message": "Unauthorized"}), status=401, content_type="application/json"
+                message = "a valid bearer token is required"
+                return problem(
+                    401,
+                    "unauthorized",
+                    message,
+                    [{"field": "Authorization", "in": "header", "message": message}],
                 )
         event = self.to_event(request, route, path_params, claims)
         try:
             result = self.registry.invoke(route.function, event)
         except Exception as exc:  # API Gateway answers 500 when the integration fails
-            return Response(
-                json.dumps({"message": "Internal Server Error", "error": type(exc).__name__}),
-                status=500,
-                content_type="application/json",
-            )
+            logging.getLogger(__name__).exception("integration failed: %s", type(exc).__name__)
+            return problem(500, "internal_error", "internal error")
         return self.to_response(result)
 
     @staticmethod

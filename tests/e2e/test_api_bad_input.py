@@ -299,12 +299,12 @@ CASES: list[tuple[str, str, Any, int, str, str | None]] = [
     ("GET", "/assignments/no-dots", None, 404, "not_found", None),
     ("GET", "/history/contact/ghost", None, 404, "not_found", None),
     ("GET", "/history/spaceship/{contact}", None, 404, "not_found", None),
-    # query strings
-    ("GET", "/contacts?limit=0", None, 422, "validation_error", "limit"),
-    ("GET", "/tasks?limit=abc", None, 422, "validation_error", "limit"),
+    # query strings: a malformed query parameter is a 400 naming it (issue 12: not a 422 body error)
+    ("GET", "/contacts?limit=0", None, 400, "validation_error", "limit"),
+    ("GET", "/tasks?limit=abc", None, 400, "validation_error", "limit"),
     ("GET", "/contacts?cursor=garbage", None, 422, "validation_error", "cursor"),
-    ("GET", "/tasks?status=archived", None, 422, "validation_error", "status"),
-    ("GET", "/billable-items?status=bogus", None, 422, "validation_error", "status"),
+    ("GET", "/tasks?status=archived", None, 400, "validation_error", "status"),
+    ("GET", "/billable-items?status=bogus", None, 400, "validation_error", "status"),
     ("GET", "/assignments?scope_id={contact}", None, 422, "validation_error", "scope"),
     # commands with bad requests
     ("POST", "/invoices/generate", {"item_ids": []}, 422, "validation_error", "item_ids"),
@@ -327,7 +327,7 @@ CASES: list[tuple[str, str, Any, int, str, str | None]] = [
         "validation_error",
         "destination",
     ),
-    ("GET", "/billable-items?destination=desktop", None, 422, "validation_error", "destination"),
+    ("GET", "/billable-items?destination=desktop", None, 400, "validation_error", "destination"),
     ("PATCH", "/billable-items/{item}", {"status": "void"}, 422, "validation_error", "status"),
     (
         "PATCH",
@@ -424,3 +424,146 @@ def test_another_tenants_ids_are_not_found(stack: Any, seed: Seed) -> None:
     before = seed.snapshot()
     assert seed.client.ok("GET", f"/tasks/{ids['task']}")["title"] == "Job"
     assert seed.snapshot() == before
+
+
+# Issue 12: lax input that used to be accepted (and stored) is refused, naming the field; nothing written.
+STRICT_CASES: list[tuple[str, str, Any, int, str]] = [
+    # booleans: only true and false
+    ("POST", "/tasks", {"title": "x", "billable": "yes"}, 422, "billable"),
+    ("POST", "/tasks", {"title": "x", "billable": 1}, 422, "billable"),
+    ("POST", "/tasks", {"title": "x", "billable": "false"}, 422, "billable"),
+    ("PATCH", "/tasks/{task}", {"billable": 0}, 422, "billable"),
+    ("POST", "/billing-runs", {"sync": "no"}, 422, "sync"),
+    # datetimes and dates: ISO 8601 strings only, never a number
+    ("POST", E, {"kind": "time", "started_at": 1709539200}, 422, "started_at"),
+    ("POST", E + "/{running}/stop", {"stopped_at": 1709542800}, 422, "stopped_at"),
+    ("POST", "/billing-runs", {"issue_date": 0}, 422, "issue_date"),
+    ("POST", "/billing-runs", {"date_from": 20240301}, 422, "date_from"),
+    ("POST", "/billable-items/compile", {"date_to": 0}, 422, "date_to"),
+    ("POST", "/invoices/generate", {"item_ids": ["{item}"], "issue_date": 0}, 422, "issue_date"),
+    # money: a plain decimal string or a number; no underscores, exponents, NaN, infinity, booleans
+    ("POST", "/products", {"name": "x", "default_unit_price": "1_000"}, 422, "default_unit_price"),
+    ("POST", "/products", {"name": "x", "default_unit_price": "1E+3"}, 422, "default_unit_price"),
+    ("POST", "/products", {"name": "x", "default_unit_price": "Infinity"}, 422, "default_unit_price"),
+    ("POST", "/products", {"name": "x", "default_unit_price": True}, 422, "default_unit_price"),
+    ("POST", "/tasks", {"title": "x", "unit_price": "nan"}, 422, "unit_price"),
+    ("POST", E, {"kind": "goods", "started_at": T0, "quantity": "1e2"}, 422, "quantity"),
+    # query parameters: malformed values and unknown names are a 400 naming the parameter
+    ("GET", "/billable-items?date_from=notadate", None, 400, "date_from"),
+    ("GET", "/billable-items?date_to=1709539200", None, 400, "date_to"),
+    ("GET", "/billable-items?line_kind=bogus", None, 400, "line_kind"),
+    ("GET", "/billable-items?stauts=pending", None, 400, "stauts"),
+    ("GET", "/contacts?nme_prefix=a", None, 400, "nme_prefix"),
+    ("GET", "/invoices?page=2", None, 400, "page"),
+    # limits as documented: 1 to 200 (500 only for billable items)
+    ("GET", "/invoices?limit=500", None, 400, "limit"),
+    ("GET", "/billing-runs?limit=201", None, 400, "limit"),
+    ("GET", "/contacts?limit=201", None, 400, "limit"),
+    ("GET", "/billable-items?limit=501", None, 400, "limit"),
+]
+
+
+def test_lax_input_is_refused_naming_the_field(seed: Seed) -> None:
+    before = seed.snapshot()
+    failures = []
+    for method, path, body, status, field in STRICT_CASES:
+        url = path.format(**seed.ids)
+        response = seed.client.request(method, url, json=_fill(body, seed.ids) if body is not None else None)
+        problem = f"{method} {path} {body!r}: {response.status_code} {response.text}"
+        if response.status_code != status:
+            failures.append(problem)
+            continue
+        error = response.json().get("error", {})
+        if error.get("code") != "validation_error" or field not in [f["field"] for f in error["fields"]]:
+            failures.append(problem)
+    assert not failures, "\n".join(failures)
+    assert seed.snapshot() == before
+
+
+def test_money_is_answered_as_a_plain_decimal_string(client: Client) -> None:
+    # A JSON number written with an exponent is the amount 1000, stored and answered without one.
+    product = client.ok(
+        "POST",
+        "/products",
+        data='{"name": "Exp", "default_unit_price": 1E+3}',
+        headers={"Content-Type": "application/json"},
+    )
+    assert product["default_unit_price"] == "1000"
+    assert client.ok("GET", f"/products/{product['id']}")["default_unit_price"] == "1000"
+    task = client.ok("POST", "/tasks", json={"title": "t", "unit_price": "72.50"})
+    assert task["unit_price"] == "72.50"
+
+
+def test_a_missing_entry_or_assignment_is_named_by_its_own_id(seed: Seed) -> None:
+    task = seed.ids["task"]
+    for path, entity, missing in (
+        (f"/tasks/{task}/entries/ghost-entry", "entry", "ghost-entry"),
+        (f"/tasks/{task}/entries/ghost-entry/history", "entry", "ghost-entry"),
+        ("/assignments/task.ghost.goods", "assignment", "task.ghost.goods"),
+        ("/assignments/no-dots", "assignment", "no-dots"),
+    ):
+        response = seed.client.get(path)
+        assert response.status_code == 404, f"{path}: {response.status_code} {response.text}"
+        error = response.json()["error"]
+        assert (error["entity"], error["id"]) == (entity, missing), f"{path}: {error}"
+    response = seed.client.patch(f"/tasks/{task}/entries/ghost-entry", json={"description": "x"})
+    assert response.status_code == 404 and response.json()["error"]["id"] == "ghost-entry", response.text
+
+
+def _is_shared_error(response: Any, status: int, code: str) -> None:
+    from fieldbill.api.responses import ErrorOut
+
+    assert response.status_code == status, f"{response.status_code} {response.text}"
+    error = ErrorOut.model_validate(response.json()).error
+    assert error.code == code, response.text
+
+
+def test_the_body_gate_answers_in_the_shared_shape(seed: Seed) -> None:
+    before = seed.snapshot()
+    post = seed.client.request
+    json_type = {"Content-Type": "application/json"}
+    _is_shared_error(
+        post("POST", "/contacts", data=b'{"name": "\xff\xfe"}', headers=json_type), 400, "malformed_body"
+    )
+    _is_shared_error(
+        post("POST", "/contacts", data="[" * 50_000 + "]" * 50_000, headers=json_type), 400, "malformed_json"
+    )
+    big = '{"name": "' + "x" * 1_100_000 + '"}'
+    _is_shared_error(post("POST", "/contacts", data=big, headers=json_type), 413, "body_too_large")
+    _is_shared_error(
+        post("POST", "/contacts", data='{"name": "x"}', headers={"Content-Type": "text/plain"}),
+        415,
+        "unsupported_media_type",
+    )
+    _is_shared_error(
+        post(
+            "POST", "/contacts", data="name=x", headers={"Content-Type": "application/x-www-form-urlencoded"}
+        ),
+        415,
+        "unsupported_media_type",
+    )
+    assert seed.snapshot() == before
+
+
+def test_the_gateway_answers_401_and_unknown_routes_in_the_shared_shape(stack: Any, seed: Seed) -> None:
+    import requests
+
+    _is_shared_error(requests.get(stack.api_url + "/contacts", timeout=30), 401, "unauthorized")
+    bad = {"Authorization": "Bearer not-a-token"}
+    _is_shared_error(requests.get(stack.api_url + "/contacts", headers=bad, timeout=30), 401, "unauthorized")
+    _is_shared_error(seed.client.get("/no-such-route"), 404, "not_found")
+    _is_shared_error(requests.get(stack.api_url + "/", timeout=30), 404, "not_found")
+
+
+def test_the_quickbooks_callback_with_a_bad_state_is_a_400_in_the_shared_shape(stack: Any) -> None:
+    import requests
+
+    response = requests.get(
+        stack.api_url + "/quickbooks/callback",
+        params={"code": "c", "state": "forged", "realmId": "1"},
+        timeout=30,
+    )
+    assert response.status_code == 400, response.text
+    if response.headers.get("Content-Type", "").startswith("application/json"):
+        # (A browser lands here: the callback may answer a readable page instead; JSON has the shape.)
+        _is_shared_error(response, 400, "invalid_oauth_state")

@@ -104,3 +104,17 @@ def test_stop_replays_and_a_bad_key_is_refused(client: Client) -> None:
         assert response.status_code == 422, response.text
         assert response.json()["error"]["fields"][0]["field"] == "Idempotency-Key"
     assert client.ok("GET", "/teams")["items"] == []
+
+
+def test_money_spelled_as_a_number_or_a_string_is_the_same_body(client: Client) -> None:
+    # docs/api.md: money may be sent as a JSON number or a decimal string; a retry may spell it either way.
+    headers = key()
+    first = client.post("/products", json={"name": "Pump", "default_unit_price": 72.5}, headers=headers)
+    again = client.post("/products", json={"name": "Pump", "default_unit_price": "72.50"}, headers=headers)
+    assert first.status_code == again.status_code == 201, again.text
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert again.json() == first.json()
+    assert len(client.ok("GET", "/products")["items"]) == 1
+    # A different amount is another body
+    other = client.post("/products", json={"name": "Pump", "default_unit_price": "72.51"}, headers=headers)
+    assert other.status_code == 422 and other.json()["error"]["code"] == "idempotency_key_reused"

@@ -34,3 +34,28 @@ def test_the_api_serves_the_generated_document(client: Client) -> None:
             continue
         for method, operation in operations.items():
             assert operation.get("summary") and operation.get("tags"), f"{method.upper()} {path}"
+
+
+def test_every_operation_declares_its_answers_and_the_one_error_schema() -> None:
+    document = generated()
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["bearerAuth"] == {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    assert document["security"] == [{"bearerAuth": []}]
+    error_ref = {"$ref": "#/components/schemas/ErrorOut"}
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            where = f"{method.upper()} {path}"
+            answers = operation["responses"]
+            success = [s for s in answers if s.startswith("2")]
+            assert len(success) == 1, where
+            schema = answers[success[0]]["content"]["application/json"]["schema"]
+            assert schema.get("$ref", "").startswith("#/components/schemas/"), f"{where}: untyped 2xx"
+            for status in ("400", "401", "404", "422", "500"):
+                assert answers[status]["content"]["application/json"]["schema"] == error_ref, where
+            for status, answer in answers.items():
+                if int(status) >= 400:
+                    assert answer["content"]["application/json"]["schema"] == error_ref, where
+    public = document["paths"]["/quickbooks/callback"]["get"]
+    assert public["security"] == [{}]
+    schemas = document["components"]["schemas"]
+    assert "HTTPValidationError" not in schemas and "ResponseValidationError" not in schemas

@@ -1,17 +1,34 @@
-"""The HTTP API resolver: routers, validation, and the one error table."""
+"""The HTTP API resolver: the body gate, routers, validation, and the one error table.
+
+Order of a request: the body gate (content type 415, size 413, UTF-8, nesting depth and JSON
+syntax 400: `fieldbill.jsonbody`) runs before anything reads the body; then Powertools' request
+validation (pydantic models of fieldbill.api.schemas); then the query gate (an unknown query
+parameter is 400) and the Idempotency-Key middleware; then the route. Every answer is checked
+against its response model (fieldbill.api.responses); every error has the shape of
+`responses.ErrorOut`, mapped by the table in fieldbill.api.errors.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+from collections.abc import Mapping
 from decimal import Decimal
+from http import HTTPStatus
 from typing import Any
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, CORSConfig
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+
+from fieldbill import jsonbody
+from fieldbill.api.context import SECURITY, SECURITY_SCHEMES
+from fieldbill.observability import logger
 
 
 def _json_default(value: Any) -> Any:
     if isinstance(value, Decimal):
-        return str(value)
+        return format(value, "f")
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
@@ -20,22 +37,91 @@ def _serialize(body: Any) -> str:
 
 
 def _deserialize(body: str) -> Any:
-    # Numbers in request bodies become Decimal: money never passes through float.
-    return json.loads(body, parse_float=Decimal)
+    # The gate already checked this text; numbers with a fraction become Decimal, never float.
+    return jsonbody.parse(body)
 
 
-app = APIGatewayHttpResolver(
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+def gate_body(event: dict[str, Any]) -> None:
+    """Check the body before any parser sees it: BodyRejected (400/413/415) if it is not JSON we read.
+
+    A valid body is left as text (base64 decoded), so Powertools never decodes it again."""
+    raw = event.get("body")
+    if not raw:
+        return
+    headers = {str(k).lower(): v for k, v in (event.get("headers") or {}).items()}
+    content_type = str(headers.get("content-type") or "")
+    if content_type and not _is_json(content_type):
+        raise jsonbody.BodyRejected(
+            HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send the body as application/json"
+        )
+    data: bytes | str = raw
+    if event.get("isBase64Encoded"):
+        try:
+            data = base64.b64decode(str(raw), validate=True)
+        except (binascii.Error, ValueError):
+            raise jsonbody.BodyRejected(400, "malformed_body", "the body is not valid base64") from None
+    text = jsonbody.decode(data)
+    jsonbody.parse(text)  # depth and syntax now, so the answer names the body, not a field
+    event["body"], event["isBase64Encoded"] = text, False
+
+
+class Resolver(APIGatewayHttpResolver):
+    def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        request = dict(event)
+        try:
+            gate_body(request)
+        except jsonbody.BodyRejected as exc:
+            return _rejected(request, exc)
+        return super().resolve(request, context)
+
+
+def _rejected(event: dict[str, Any], exc: jsonbody.BodyRejected) -> dict[str, Any]:
+    request_id = (event.get("requestContext") or {}).get("requestId")
+    logger.info(
+        "request body refused", extra={"request_id": request_id, "status": exc.status, "code": exc.code}
+    )
+    field = "Content-Type" if exc.status == HTTPStatus.UNSUPPORTED_MEDIA_TYPE else "body"
+    where = "header" if field == "Content-Type" else "body"
+    body = errors.body(
+        exc.status, exc.code, exc.message, fields=[{"field": field, "in": where, "message": exc.message}]
+    )
+    return {
+        "statusCode": int(exc.status),
+        "headers": {"Content-Type": "application/json"},
+        "body": json.dumps(body),
+        "isBase64Encoded": False,
+        "cookies": [],
+    }
+
+
+OPENAPI_TITLE = "fieldbill API"
+OPENAPI_VERSION = "1.0.0"
+DESCRIPTION = (
+    "Billing back end for service businesses: field work to invoices to QuickBooks. Errors are "
+    '{"error": {"code", "message", "fields": [{"field", "message"}]}} (ErrorOut) for every 4xx and 5xx; '
+    "lists page with limit and cursor; every POST accepts an Idempotency-Key header; long commands "
+    "answer 202 with an operation id (GET /operations/{id}). See docs/api.md."
+)
+
+app = Resolver(
     enable_validation=True,
     serializer=_serialize,
     json_body_deserializer=_deserialize,
-    cors=CORSConfig(allow_origin="*", allow_headers=["Idempotency-Key"]),
+    # An answer that does not match its declared model is our bug: 500 (logged), never the client's 422.
+    response_validation_error_http_code=HTTPStatus.INTERNAL_SERVER_ERROR,
 )
 app.enable_swagger(
     path="/docs",
-    title="fieldbill API",
-    version="1.0.0",
-    description="Billing back end for service businesses: field work to invoices to QuickBooks. "
-    "Every POST accepts an Idempotency-Key header (see docs/api.md).",
+    title=OPENAPI_TITLE,
+    version=OPENAPI_VERSION,
+    description=DESCRIPTION,
+    security_schemes=SECURITY_SCHEMES,
+    security=SECURITY,
 )
 
 from fieldbill.api import (  # noqa: E402
@@ -47,29 +133,61 @@ from fieldbill.api import (  # noqa: E402
     routes_quickbooks,
 )
 
+# Intuit's redirect is not our client: it may add parameters of its own.
+_OPEN_QUERY = {"/quickbooks/callback"}
+
+
+def query_gate(app: Any, next_middleware: NextMiddleware) -> Response:
+    """An unknown query parameter is a 400 naming it: a typo must not read as "no data"."""
+    sent = app.current_event.query_string_parameters or {}
+    route = app.context.get("_route")
+    if sent and route is not None and route.path not in _OPEN_QUERY:
+        known = {p.alias for p in route.dependant.query_params}
+        unknown = sorted(name for name in sent if name not in known)
+        if unknown:
+            raise errors.QueryRejected(unknown)
+    return next_middleware(app)
+
+
 errors.register(app)
-# Every POST honours an Idempotency-Key header (runs after request validation, before the route).
-app.use(middlewares=[idempotency.middleware])
+# Both run after request validation, before the route; every POST honours an Idempotency-Key header.
+app.use(middlewares=[query_gate, idempotency.middleware])
 app.include_router(routes_core.router)
 app.include_router(routes_catalog.router)
 app.include_router(routes_billing.router)
 app.include_router(routes_quickbooks.router)
 
-OPENAPI_TITLE = "fieldbill API"
-OPENAPI_VERSION = "1.0.0"
-DESCRIPTION = (
-    "Billing back end for service businesses: field work to invoices to QuickBooks. Errors are "
-    '{"error": {"code", "message", "fields": [{"field", "message"}]}}; lists page with limit and cursor; '
-    "every POST accepts an Idempotency-Key header; long commands answer 202 with an operation id "
-    "(GET /operations/{id}). See docs/api.md."
-)
+
+def _shared_errors(document: dict[str, Any]) -> None:
+    # Powertools adds its own 422 and 500 schemas to every operation; ours answer ErrorOut for both.
+    shared = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            for status, response in operation.get("responses", {}).items():
+                if int(status) >= 400:
+                    response["content"] = shared
+                    if status == "500":
+                        response["description"] = "Internal error (logged with the request id)"
+    text = json.dumps(document["paths"])
+    schemas = document.get("components", {}).get("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
+        if f"#/components/schemas/{name}" not in text and name in schemas:
+            del schemas[name]
 
 
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI document of this API (docs/openapi.json is this, generated)."""
-    return json.loads(
-        app.get_openapi_json_schema(title=OPENAPI_TITLE, version=OPENAPI_VERSION, description=DESCRIPTION)
+    document = json.loads(
+        app.get_openapi_json_schema(
+            title=OPENAPI_TITLE,
+            version=OPENAPI_VERSION,
+            description=DESCRIPTION,
+            security_schemes=SECURITY_SCHEMES,
+            security=SECURITY,
+        )
     )
+    _shared_errors(document)
+    return document
 
 
 @app.get("/openapi.json", include_in_schema=False)

@@ -5,7 +5,14 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
+
 from fieldbill.api.errors import Unauthorized
+
+# Every route needs the bearer JWT (API Gateway's JWT authorizer) unless it says `security=PUBLIC`.
+SECURITY_SCHEMES: dict[str, Any] = {"bearerAuth": HTTPBearer(bearerFormat="JWT")}
+SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+PUBLIC: list[dict[str, list[str]]] = [{}]
 
 
 def claims(app: Any) -> dict[str, Any]:

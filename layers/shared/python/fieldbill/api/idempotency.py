@@ -4,8 +4,9 @@ One global middleware (registered in app.py) runs after request validation, so o
 requests reach it, and wraps the route in Powertools' `idempotent_function`:
 
 - key: tenant (from the JWT) + method + route template + the Idempotency-Key header, hashed;
-- payload validation: the concrete path and the canonical JSON body; the same key with another
-  path or body is refused (422 idempotency_key_reused) instead of replayed;
+- payload validation: the concrete path and the canonical body, which is the body as validated
+  (money and datetimes parsed, defaults filled), so `72.5` and `"72.50"` are the same body; the same
+  key with another path or body is refused (422 idempotency_key_reused) instead of replayed;
 - records live in the single table, in the tenant's own partition
   (pk = T#<tenant>#IDEMPOTENCY, sk = idempotency#<hash>), removed by the table's TTL (`ttl`) after
   24 hours;
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
@@ -29,6 +31,7 @@ from aws_lambda_powertools.utilities.idempotency import (
     IdempotencyConfig,
     idempotent_function,
 )
+from pydantic import BaseModel
 
 from fieldbill.api import context
 from fieldbill.domain.errors import ValidationError
@@ -67,8 +70,13 @@ def _persistence(tenant_id: str) -> DynamoDBPersistenceLayer:
 
 def _canonical(value: Any) -> Any:
     """The body as compared between a request and its repeat: key order and number spelling do not matter."""
+    if isinstance(value, BaseModel):
+        # The validated body: money is Decimal whether it was sent as 72.5 or "72.50".
+        return _canonical(value.model_dump())
     if isinstance(value, Decimal):
-        return str(value.normalize()) if value.is_finite() else str(value)
+        return format(value.normalize(), "f") if value.is_finite() else str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
     if isinstance(value, dict):
         return {k: _canonical(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -78,6 +86,8 @@ def _canonical(value: Any) -> Any:
 
 def _body_of(response: Response) -> Any:
     body = response.body
+    if isinstance(body, BaseModel):  # a route's response model, not serialised yet
+        return body.model_dump(mode="json", by_alias=True)
     if isinstance(body, (bytes, str)):
         try:
             return json.loads(body or "null")
@@ -101,7 +111,9 @@ def middleware(app: Any, next_middleware: NextMiddleware) -> Response:
     tenant = context.tenant_id(app)
     route = app.context.get("_route")
     template = str(getattr(route, "path", event.path))
-    body = event.json_body if event.body else None
+    # After request validation: the route's validated body model (Powertools put it in the route args).
+    validated = (app.context.get("_route_args") or {}).get("body")
+    body = validated if isinstance(validated, BaseModel) else (event.json_body if event.body else None)
     request = {
         "key": [tenant, event.http_method, template, key],
         "payload": {"path": event.path, "body": _canonical(body)},

@@ -10,6 +10,18 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from fieldbill.api import context, views
+from fieldbill.api import responses as out
+from fieldbill.api.errors import responses
+from fieldbill.api.schemas import (
+    BillingRunIn,
+    CompileIn,
+    Cursor,
+    DayQuery,
+    GenerateIn,
+    IdQuery,
+    LineKind,
+    PageLimit,
+)
 from fieldbill.domain.errors import ValidationError
 from fieldbill.store import billing as billing_store
 from fieldbill.store import common
@@ -18,13 +30,13 @@ from fieldbill.workflows import billing_run, jobs, sync_queue
 
 router = APIGatewayHttpRouter()
 
-Limit = Annotated[int, Query(ge=1, le=500)]
+# docs/api.md: lists take 1 to 200, billable items up to 500.
+ItemLimit = Annotated[int, Query(ge=1, le=500)]
+Limit = PageLimit
 ItemStatus = Literal["pending", "invoiced", "unbillable", "void"]
 Destination = Literal["quickbooks", "local"]
-
-
-def _accepted(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
-    return body, 202
+OK = responses()
+ACCEPTED = responses(202, "Accepted")
 
 
 # ---------------------------------------------------------------------------- compile and items
@@ -32,29 +44,33 @@ def _accepted(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     "/billable-items/compile",
     summary="Compile unbilled entries into billable items (202, operation)",
     tags=["billing"],
+    status_code=202,
+    responses=ACCEPTED,
 )
-def compile_items(body: jobs.CompileRequest) -> tuple[dict[str, Any], int]:
+def compile_items(body: CompileIn) -> out.OperationAccepted:
     tenant = context.tenant_id(router)
-    operation = jobs.submit("compile", tenant, context.actor(router), body)
-    return _accepted({"operation_id": operation.id, "status": operation.status})
+    request = jobs.CompileRequest.model_validate(body.model_dump())
+    operation = jobs.submit("compile", tenant, context.actor(router), request)
+    return out.OperationAccepted(operation_id=operation.id, status=operation.status)
 
 
 @router.get(
     "/billable-items",
     summary="List billable items by status with badges (filters: contact, task, kind, destination, dates)",
     tags=["billing"],
+    responses=OK,
 )
 def list_items(
-    status: ItemStatus = "pending",
-    contact_id: str | None = None,
-    task_id: str | None = None,
-    line_kind: str | None = None,
-    destination: Destination | None = None,
-    date_from: str | None = None,
-    date_to: str | None = None,
-    limit: Limit = 100,
-    cursor: str | None = None,
-) -> dict[str, Any]:
+    status: Annotated[ItemStatus, Query()] = "pending",
+    contact_id: IdQuery = None,
+    task_id: IdQuery = None,
+    line_kind: Annotated[LineKind | None, Query()] = None,
+    destination: Annotated[Destination | None, Query()] = None,
+    date_from: DayQuery = None,
+    date_to: DayQuery = None,
+    limit: ItemLimit = 100,
+    cursor: Cursor = None,
+) -> out.Page[out.ItemOut]:
     tenant = context.tenant_id(router)
     filters: Any = None
 
@@ -66,13 +82,13 @@ def list_items(
     if line_kind:
         filters = both(filters, BillableItem.line_kind == line_kind)
     if date_from:
-        filters = both(filters, BillableItem.work_date >= date_from)
+        filters = both(filters, BillableItem.work_date >= date_from.isoformat())
     if date_to:
-        filters = both(filters, BillableItem.work_date <= date_to)
+        filters = both(filters, BillableItem.work_date <= date_to.isoformat())
     if destination and status == "pending":
         # Not invoiced yet: they all go where the company's invoices go by default.
         if destination != sync_queue.default_destination(tenant):
-            return {"items": [], "next_cursor": None}
+            return out.Page[out.ItemOut](items=[], next_cursor=None)
     elif destination:
         filters = both(filters, BillableItem.destination == destination)
     records, next_cursor = common.list_by_gsi1(
@@ -83,11 +99,13 @@ def list_items(
         prefix=f"{contact_id}#" if contact_id else None,
         filter_condition=filters,
     )
-    return {"items": _item_views(tenant, records), "next_cursor": next_cursor}
+    return out.Page[out.ItemOut](items=_item_views(tenant, records), next_cursor=next_cursor)
 
 
-@router.get("/billable-items/<item_id>", summary="Get a billable item with its badge", tags=["billing"])
-def get_item(item_id: str) -> dict[str, Any]:
+@router.get(
+    "/billable-items/<item_id>", summary="Get a billable item with its badge", tags=["billing"], responses=OK
+)
+def get_item(item_id: str) -> out.ItemOut:
     tenant = context.tenant_id(router)
     record = common.get(BillableItem, BillableItem.key(tenant, item_id), entity="billable item")
     (found,) = _item_views(tenant, [record])
@@ -107,15 +125,16 @@ class ItemStatusIn(BaseModel):
     "/billable-items/<item_id>",
     summary="Mark a billable item unbillable, or billable again (pending)",
     tags=["billing"],
+    responses=OK,
 )
-def set_item_status(item_id: str, body: ItemStatusIn) -> dict[str, Any]:
+def set_item_status(item_id: str, body: ItemStatusIn) -> out.ItemOut:
     tenant = context.tenant_id(router)
     record = billing_store.set_item_status(tenant, item_id, body.status, context.actor(router), body.reason)
     (found,) = _item_views(tenant, [record])
     return found
 
 
-def _item_views(tenant: str, records: Sequence[BillableItem]) -> list[dict[str, Any]]:
+def _item_views(tenant: str, records: Sequence[BillableItem]) -> list[out.ItemOut]:
     """Items with their badges: an invoiced item's badge is its invoice's (one batch read for the
     page's QuickBooks invoices); the others need the company's default destination (one read)."""
     wanted = {
@@ -128,44 +147,62 @@ def _item_views(tenant: str, records: Sequence[BillableItem]) -> list[dict[str, 
 
 
 @router.post(
-    "/invoices/generate", summary="Generate invoices from pending items (202, operation)", tags=["invoices"]
+    "/invoices/generate",
+    summary="Generate invoices from pending items (202, operation)",
+    tags=["invoices"],
+    status_code=202,
+    responses=ACCEPTED,
 )
-def generate_invoices(body: jobs.GenerateRequest) -> tuple[dict[str, Any], int]:
+def generate_invoices(body: GenerateIn) -> out.OperationAccepted:
     tenant = context.tenant_id(router)
     if len(set(body.item_ids)) != len(body.item_ids):
         raise ValidationError("item_ids", "an item is selected twice")
+    request = jobs.GenerateRequest.model_validate(body.model_dump())
     # Resolved now, so the operation records where its invoices go (and 422 before any work).
-    body = body.model_copy(update={"destination": sync_queue.checked_destination(tenant, body.destination)})
-    operation = jobs.submit("generate", tenant, context.actor(router), body)
-    return _accepted({"operation_id": operation.id, "status": operation.status})
+    request = request.model_copy(
+        update={"destination": sync_queue.checked_destination(tenant, request.destination)}
+    )
+    operation = jobs.submit("generate", tenant, context.actor(router), request)
+    return out.OperationAccepted(operation_id=operation.id, status=operation.status)
 
 
-@router.get("/operations/<operation_id>", summary="Poll an asynchronous operation", tags=["operations"])
-def get_operation(operation_id: str) -> dict[str, Any]:
+@router.get(
+    "/operations/<operation_id>", summary="Poll an asynchronous operation", tags=["operations"], responses=OK
+)
+def get_operation(operation_id: str) -> out.OperationOut:
     tenant = context.tenant_id(router)
-    return views.view(jobs.get_operation(tenant, operation_id))
+    return views.operation(jobs.get_operation(tenant, operation_id))
 
 
 # ---------------------------------------------------------------------------- invoices
-@router.get("/invoices", summary="List invoices", tags=["invoices"])
-def list_invoices(limit: Limit = 50, cursor: str | None = None) -> dict[str, Any]:
+@router.get("/invoices", summary="List invoices", tags=["invoices"], responses=OK)
+def list_invoices(limit: Limit = 50, cursor: Cursor = None) -> out.Page[out.InvoiceOut]:
     tenant = context.tenant_id(router)
     list_key = Invoice.list_key(tenant)
     cursor = common.checked_cursor(cursor, gsi1pk=list_key)
     records, next_cursor = common.list_by_gsi1(Invoice, list_key, limit, cursor)
-    return {"items": [views.invoice(r) for r in records], "next_cursor": next_cursor}
+    return out.Page[out.InvoiceOut](items=[views.invoice(r) for r in records], next_cursor=next_cursor)
 
 
-@router.get("/invoices/<invoice_id>", summary="Get an invoice with its lines and badge", tags=["invoices"])
-def get_invoice(invoice_id: str) -> dict[str, Any]:
+@router.get(
+    "/invoices/<invoice_id>",
+    summary="Get an invoice with its lines and badge",
+    tags=["invoices"],
+    responses=OK,
+)
+def get_invoice(invoice_id: str) -> out.InvoiceOut:
     tenant = context.tenant_id(router)
     return views.invoice(common.get(Invoice, Invoice.key(tenant, invoice_id), entity="invoice"))
 
 
 @router.post(
-    "/invoices/<invoice_id>/sync", summary="Queue an invoice for sync to QuickBooks (202)", tags=["invoices"]
+    "/invoices/<invoice_id>/sync",
+    summary="Queue an invoice for sync to QuickBooks (202)",
+    tags=["invoices"],
+    status_code=202,
+    responses=ACCEPTED,
 )
-def sync_invoice(invoice_id: str) -> tuple[dict[str, Any], int]:
+def sync_invoice(invoice_id: str) -> out.SyncAccepted:
     tenant = context.tenant_id(router)
     invoice = common.get(Invoice, Invoice.key(tenant, invoice_id), entity="invoice")
     if invoice.destination != "quickbooks":
@@ -173,23 +210,28 @@ def sync_invoice(invoice_id: str) -> tuple[dict[str, Any], int]:
     if invoice.status not in ("draft", "ready"):
         raise ValidationError("status", f"a {invoice.status} invoice cannot be synced")
     if invoice.sync_status in ("pending", "synced"):
-        return _accepted({"invoice_id": invoice.id, "sync_status": invoice.sync_status})
+        return out.SyncAccepted(invoice_id=invoice.id, sync_status=invoice.sync_status)
     sync_queue.enqueue_invoices([invoice], context.actor(router))
-    return _accepted({"invoice_id": invoice.id, "sync_status": "pending"})
+    return out.SyncAccepted(invoice_id=invoice.id, sync_status="pending")
 
 
 # ---------------------------------------------------------------------------- billing runs
 @router.post(
-    "/billing-runs", summary="Start a billing run: compile, generate, sync (202)", tags=["billing runs"]
+    "/billing-runs",
+    summary="Start a billing run: compile, generate, sync (202)",
+    tags=["billing runs"],
+    status_code=202,
+    responses=ACCEPTED,
 )
-def start_billing_run(body: billing_run.RunRequest) -> tuple[dict[str, Any], int]:
+def start_billing_run(body: BillingRunIn) -> out.BillingRunOut:
     tenant = context.tenant_id(router)
-    run = billing_run.start_run(tenant, context.actor(router), body)
-    return _accepted(views.view(run))
+    request = billing_run.RunRequest.model_validate(body.model_dump())
+    run = billing_run.start_run(tenant, context.actor(router), request)
+    return views.billing_run(run)
 
 
-@router.get("/billing-runs", summary="List billing runs, newest first", tags=["billing runs"])
-def list_billing_runs(limit: Limit = 20, cursor: str | None = None) -> dict[str, Any]:
+@router.get("/billing-runs", summary="List billing runs, newest first", tags=["billing runs"], responses=OK)
+def list_billing_runs(limit: Limit = 20, cursor: Cursor = None) -> out.Page[out.BillingRunOut]:
     tenant = context.tenant_id(router)
     query = Entity.gsi1.query(
         BillingRun.list_key(tenant),
@@ -200,10 +242,15 @@ def list_billing_runs(limit: Limit = 20, cursor: str | None = None) -> dict[str,
         ),
     )
     records, next_cursor = common.page(query, limit)
-    return views.page(records, next_cursor)
+    return views.page(out.BillingRunOut, records, next_cursor)
 
 
-@router.get("/billing-runs/<run_id>", summary="Get a billing run and its progress", tags=["billing runs"])
-def get_billing_run(run_id: str) -> dict[str, Any]:
+@router.get(
+    "/billing-runs/<run_id>",
+    summary="Get a billing run and its progress",
+    tags=["billing runs"],
+    responses=OK,
+)
+def get_billing_run(run_id: str) -> out.BillingRunOut:
     tenant = context.tenant_id(router)
-    return views.view(billing_run.get_run(tenant, run_id))
+    return views.billing_run(billing_run.get_run(tenant, run_id))

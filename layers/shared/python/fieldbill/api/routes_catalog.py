@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated
 
+from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from fieldbill.api import context, views
+from fieldbill.api import responses as out
+from fieldbill.api.errors import names_missing, responses
 from fieldbill.api.schemas import (
     AssignmentIn,
     AssignmentPatch,
     Cursor,
     GroupIn,
     GroupPatch,
+    IdQuery,
     NamePrefix,
     PageLimit,
     PriceListIn,
@@ -29,6 +33,8 @@ from fieldbill.workflows import sync_queue
 router = APIGatewayHttpRouter()
 
 Limit = PageLimit
+OK = responses()
+CREATED = responses(201, "Created")
 
 
 def _tenant() -> str:
@@ -39,140 +45,168 @@ def _actor() -> str:
     return context.actor(router)
 
 
-def _deleted(record_id: str) -> tuple[dict[str, Any], int]:
-    return {"deleted": True, "id": record_id}, 200
-
-
 # ---------------------------------------------------------------------------- products
-@router.post("/products", summary="Create a product", tags=["products"])
-def create_product(body: ProductIn) -> tuple[dict[str, Any], int]:
+@router.post("/products", summary="Create a product", tags=["products"], status_code=201, responses=CREATED)
+def create_product(body: ProductIn) -> out.ProductOut:
     record = catalog.create_named(Product, _tenant(), _actor(), body.model_dump())
     sync_queue.push(record.tenant_id, "sync_product", record.id)  # created in QuickBooks at once
-    return views.view(record), 201
+    return views.product(record)
 
 
-@router.get("/products", summary="List products by name (filters: name prefix, kind)", tags=["products"])
+@router.get(
+    "/products",
+    summary="List products by name (filters: name prefix, kind)",
+    tags=["products"],
+    responses=OK,
+)
 def list_products(
-    limit: Limit = 50, cursor: Cursor = None, name_prefix: NamePrefix = None, kind: ProductKind | None = None
-) -> dict[str, Any]:
-    return views.page(*catalog.list_products(_tenant(), limit, cursor, name_prefix, kind))
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    name_prefix: NamePrefix = None,
+    kind: Annotated[ProductKind | None, Query()] = None,
+) -> out.Page[out.ProductOut]:
+    return views.page(out.ProductOut, *catalog.list_products(_tenant(), limit, cursor, name_prefix, kind))
 
 
-@router.get("/products/<product_id>", summary="Get a product", tags=["products"])
-def get_product(product_id: str) -> dict[str, Any]:
-    return views.view(catalog.get(Product, _tenant(), product_id))
+@router.get("/products/<product_id>", summary="Get a product", tags=["products"], responses=OK)
+def get_product(product_id: str) -> out.ProductOut:
+    return views.product(catalog.get(Product, _tenant(), product_id))
 
 
-@router.patch("/products/<product_id>", summary="Change a product (partial)", tags=["products"])
-def update_product(product_id: str, body: ProductPatch) -> dict[str, Any]:
+@router.patch("/products/<product_id>", summary="Change a product (partial)", tags=["products"], responses=OK)
+def update_product(product_id: str, body: ProductPatch) -> out.ProductOut:
     record = catalog.update_named(Product, _tenant(), product_id, body.changes(), _actor())
     sync_queue.push(record.tenant_id, "sync_product", record.id)  # the item in QuickBooks follows
-    return views.view(record)
+    return views.product(record)
 
 
 @router.delete(
-    "/products/<product_id>", summary="Delete a product nothing refers to (409 if in use)", tags=["products"]
+    "/products/<product_id>",
+    summary="Delete a product nothing refers to (409 if in use)",
+    tags=["products"],
+    responses=OK,
 )
-def delete_product(product_id: str) -> tuple[dict[str, Any], int]:
+def delete_product(product_id: str) -> out.DeletedOut:
     catalog.delete_record(Product, _tenant(), product_id, _actor())
-    return _deleted(product_id)
+    return views.deleted(product_id)
 
 
 # ---------------------------------------------------------------------------- price lists
-@router.post("/price-lists", summary="Create a price list (product id -> unit price)", tags=["price lists"])
-def create_price_list(body: PriceListIn) -> tuple[dict[str, Any], int]:
-    return views.view(catalog.create_named(PriceList, _tenant(), _actor(), body.model_dump())), 201
+@router.post(
+    "/price-lists",
+    summary="Create a price list (product id -> unit price)",
+    tags=["price lists"],
+    status_code=201,
+    responses=CREATED,
+)
+def create_price_list(body: PriceListIn) -> out.PriceListOut:
+    return views.price_list(catalog.create_named(PriceList, _tenant(), _actor(), body.model_dump()))
 
 
-@router.get("/price-lists", summary="List price lists by name", tags=["price lists"])
+@router.get("/price-lists", summary="List price lists by name", tags=["price lists"], responses=OK)
 def list_price_lists(
     limit: Limit = 50, cursor: Cursor = None, name_prefix: NamePrefix = None
-) -> dict[str, Any]:
-    return views.page(*catalog.list_by_name(PriceList, _tenant(), limit, cursor, name_prefix))
+) -> out.Page[out.PriceListOut]:
+    return views.page(
+        out.PriceListOut, *catalog.list_by_name(PriceList, _tenant(), limit, cursor, name_prefix)
+    )
 
 
-@router.get("/price-lists/<price_list_id>", summary="Get a price list", tags=["price lists"])
-def get_price_list(price_list_id: str) -> dict[str, Any]:
-    return views.view(catalog.get(PriceList, _tenant(), price_list_id))
+@router.get("/price-lists/<price_list_id>", summary="Get a price list", tags=["price lists"], responses=OK)
+def get_price_list(price_list_id: str) -> out.PriceListOut:
+    return views.price_list(catalog.get(PriceList, _tenant(), price_list_id))
 
 
 @router.patch(
     "/price-lists/<price_list_id>",
     summary="Change a price list (prices replace the whole map)",
     tags=["price lists"],
+    responses=OK,
 )
-def update_price_list(price_list_id: str, body: PriceListPatch) -> dict[str, Any]:
-    return views.view(catalog.update_named(PriceList, _tenant(), price_list_id, body.changes(), _actor()))
+def update_price_list(price_list_id: str, body: PriceListPatch) -> out.PriceListOut:
+    return views.price_list(
+        catalog.update_named(PriceList, _tenant(), price_list_id, body.changes(), _actor())
+    )
 
 
 @router.delete(
     "/price-lists/<price_list_id>",
     summary="Delete a price list no contact or task uses",
     tags=["price lists"],
+    responses=OK,
 )
-def delete_price_list(price_list_id: str) -> tuple[dict[str, Any], int]:
+def delete_price_list(price_list_id: str) -> out.DeletedOut:
     catalog.delete_record(PriceList, _tenant(), price_list_id, _actor())
-    return _deleted(price_list_id)
+    return views.deleted(price_list_id)
 
 
 # ---------------------------------------------------------------------------- memberships
-@router.post("/memberships", summary="Create a membership", tags=["memberships"])
-def create_membership(body: GroupIn) -> tuple[dict[str, Any], int]:
-    return views.view(catalog.create_named(Membership, _tenant(), _actor(), body.model_dump())), 201
+@router.post(
+    "/memberships", summary="Create a membership", tags=["memberships"], status_code=201, responses=CREATED
+)
+def create_membership(body: GroupIn) -> out.GroupOut:
+    return views.group(catalog.create_named(Membership, _tenant(), _actor(), body.model_dump()))
 
 
-@router.get("/memberships", summary="List memberships by name", tags=["memberships"])
+@router.get("/memberships", summary="List memberships by name", tags=["memberships"], responses=OK)
 def list_memberships(
     limit: Limit = 50, cursor: Cursor = None, name_prefix: NamePrefix = None
-) -> dict[str, Any]:
-    return views.page(*catalog.list_by_name(Membership, _tenant(), limit, cursor, name_prefix))
+) -> out.Page[out.GroupOut]:
+    return views.page(out.GroupOut, *catalog.list_by_name(Membership, _tenant(), limit, cursor, name_prefix))
 
 
-@router.get("/memberships/<membership_id>", summary="Get a membership", tags=["memberships"])
-def get_membership(membership_id: str) -> dict[str, Any]:
-    return views.view(catalog.get(Membership, _tenant(), membership_id))
+@router.get("/memberships/<membership_id>", summary="Get a membership", tags=["memberships"], responses=OK)
+def get_membership(membership_id: str) -> out.GroupOut:
+    return views.group(catalog.get(Membership, _tenant(), membership_id))
 
 
-@router.patch("/memberships/<membership_id>", summary="Rename a membership", tags=["memberships"])
-def update_membership(membership_id: str, body: GroupPatch) -> dict[str, Any]:
-    return views.view(catalog.update_named(Membership, _tenant(), membership_id, body.changes(), _actor()))
+@router.patch(
+    "/memberships/<membership_id>", summary="Rename a membership", tags=["memberships"], responses=OK
+)
+def update_membership(membership_id: str, body: GroupPatch) -> out.GroupOut:
+    return views.group(catalog.update_named(Membership, _tenant(), membership_id, body.changes(), _actor()))
 
 
 @router.delete(
     "/memberships/<membership_id>",
     summary="Delete a membership no contact or assignment uses",
     tags=["memberships"],
+    responses=OK,
 )
-def delete_membership(membership_id: str) -> tuple[dict[str, Any], int]:
+def delete_membership(membership_id: str) -> out.DeletedOut:
     catalog.delete_record(Membership, _tenant(), membership_id, _actor())
-    return _deleted(membership_id)
+    return views.deleted(membership_id)
 
 
 # ---------------------------------------------------------------------------- teams
-@router.post("/teams", summary="Create a team", tags=["teams"])
-def create_team(body: GroupIn) -> tuple[dict[str, Any], int]:
-    return views.view(catalog.create_named(Team, _tenant(), _actor(), body.model_dump())), 201
+@router.post("/teams", summary="Create a team", tags=["teams"], status_code=201, responses=CREATED)
+def create_team(body: GroupIn) -> out.GroupOut:
+    return views.group(catalog.create_named(Team, _tenant(), _actor(), body.model_dump()))
 
 
-@router.get("/teams", summary="List teams by name", tags=["teams"])
-def list_teams(limit: Limit = 50, cursor: Cursor = None, name_prefix: NamePrefix = None) -> dict[str, Any]:
-    return views.page(*catalog.list_by_name(Team, _tenant(), limit, cursor, name_prefix))
+@router.get("/teams", summary="List teams by name", tags=["teams"], responses=OK)
+def list_teams(
+    limit: Limit = 50, cursor: Cursor = None, name_prefix: NamePrefix = None
+) -> out.Page[out.GroupOut]:
+    return views.page(out.GroupOut, *catalog.list_by_name(Team, _tenant(), limit, cursor, name_prefix))
 
 
-@router.get("/teams/<team_id>", summary="Get a team", tags=["teams"])
-def get_team(team_id: str) -> dict[str, Any]:
-    return views.view(catalog.get(Team, _tenant(), team_id))
+@router.get("/teams/<team_id>", summary="Get a team", tags=["teams"], responses=OK)
+def get_team(team_id: str) -> out.GroupOut:
+    return views.group(catalog.get(Team, _tenant(), team_id))
 
 
-@router.patch("/teams/<team_id>", summary="Rename a team", tags=["teams"])
-def update_team(team_id: str, body: GroupPatch) -> dict[str, Any]:
-    return views.view(catalog.update_named(Team, _tenant(), team_id, body.changes(), _actor()))
+@router.patch("/teams/<team_id>", summary="Rename a team", tags=["teams"], responses=OK)
+def update_team(team_id: str, body: GroupPatch) -> out.GroupOut:
+    return views.group(catalog.update_named(Team, _tenant(), team_id, body.changes(), _actor()))
 
 
-@router.delete("/teams/<team_id>", summary="Delete a team no contact or assignment uses", tags=["teams"])
-def delete_team(team_id: str) -> tuple[dict[str, Any], int]:
+@router.delete(
+    "/teams/<team_id>", summary="Delete a team no contact or assignment uses", tags=["teams"], responses=OK
+)
+def delete_team(team_id: str) -> out.DeletedOut:
     catalog.delete_record(Team, _tenant(), team_id, _actor())
-    return _deleted(team_id)
+    return views.deleted(team_id)
 
 
 # ---------------------------------------------------------------------------- product assignments
@@ -180,38 +214,54 @@ def delete_team(team_id: str) -> tuple[dict[str, Any], int]:
     "/assignments",
     summary="Assign a product to a line kind at a scope (one per scope and kind)",
     tags=["assignments"],
+    status_code=201,
+    responses=CREATED,
 )
-def create_assignment(body: AssignmentIn) -> tuple[dict[str, Any], int]:
+def create_assignment(body: AssignmentIn) -> out.AssignmentOut:
     record = catalog.create_assignment(
         _tenant(), _actor(), body.scope, body.scope_id, body.line_kind, body.product_id
     )
-    return views.view(record), 201
+    return views.assignment(record)
 
 
 @router.get(
-    "/assignments", summary="List product assignments (filters: scope, scope id)", tags=["assignments"]
+    "/assignments",
+    summary="List product assignments (filters: scope, scope id)",
+    tags=["assignments"],
+    responses=OK,
 )
 def list_assignments(
-    limit: Limit = 100, cursor: Cursor = None, scope: Scope | None = None, scope_id: str | None = None
-) -> dict[str, Any]:
-    return views.page(*catalog.list_assignments(_tenant(), limit, cursor, scope, scope_id))
+    limit: Annotated[int, Query(ge=1, le=200)] = 100,
+    cursor: Cursor = None,
+    scope: Annotated[Scope | None, Query()] = None,
+    scope_id: IdQuery = None,
+) -> out.Page[out.AssignmentOut]:
+    return views.page(out.AssignmentOut, *catalog.list_assignments(_tenant(), limit, cursor, scope, scope_id))
 
 
 @router.get(
     "/assignments/<assignment_id>",
     summary="Get an assignment (id: scope.scope_id.line_kind)",
     tags=["assignments"],
+    responses=OK,
 )
-def get_assignment(assignment_id: str) -> dict[str, Any]:
-    return views.view(catalog.get_assignment(_tenant(), assignment_id))
+def get_assignment(assignment_id: str) -> out.AssignmentOut:
+    with names_missing("assignment", assignment_id):
+        return views.assignment(catalog.get_assignment(_tenant(), assignment_id))
 
 
-@router.patch("/assignments/<assignment_id>", summary="Assign another product", tags=["assignments"])
-def update_assignment(assignment_id: str, body: AssignmentPatch) -> dict[str, Any]:
-    return views.view(catalog.update_assignment(_tenant(), assignment_id, body.changes(), _actor()))
+@router.patch(
+    "/assignments/<assignment_id>", summary="Assign another product", tags=["assignments"], responses=OK
+)
+def update_assignment(assignment_id: str, body: AssignmentPatch) -> out.AssignmentOut:
+    with names_missing("assignment", assignment_id):
+        return views.assignment(catalog.update_assignment(_tenant(), assignment_id, body.changes(), _actor()))
 
 
-@router.delete("/assignments/<assignment_id>", summary="Remove an assignment", tags=["assignments"])
-def delete_assignment(assignment_id: str) -> tuple[dict[str, Any], int]:
-    catalog.delete_assignment(_tenant(), assignment_id, _actor())
-    return _deleted(assignment_id)
+@router.delete(
+    "/assignments/<assignment_id>", summary="Remove an assignment", tags=["assignments"], responses=OK
+)
+def delete_assignment(assignment_id: str) -> out.DeletedOut:
+    with names_missing("assignment", assignment_id):
+        catalog.delete_assignment(_tenant(), assignment_id, _actor())
+    return views.deleted(assignment_id)

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated
 
+from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from fieldbill.api import context, views
+from fieldbill.api import responses as out
+from fieldbill.api.errors import names_missing, responses
 from fieldbill.api.schemas import (
     ContactIn,
     ContactPatch,
     Cursor,
     EntryIn,
     EntryPatch,
+    IdQuery,
     NamePrefix,
     PageLimit,
     StopIn,
@@ -36,6 +40,8 @@ from fieldbill.workflows import sync_queue
 router = APIGatewayHttpRouter()
 
 Limit = PageLimit
+OK = responses()
+CREATED = responses(201, "Created")
 
 
 def _tenant() -> str:
@@ -47,70 +53,83 @@ def _actor() -> str:
 
 
 # ---------------------------------------------------------------------------- contacts
-@router.post("/contacts", summary="Create a contact", tags=["contacts"])
-def create_contact(body: ContactIn) -> tuple[dict[str, Any], int]:
-    return views.view(catalog.create_named(Contact, _tenant(), _actor(), body.model_dump())), 201
+@router.post("/contacts", summary="Create a contact", tags=["contacts"], status_code=201, responses=CREATED)
+def create_contact(body: ContactIn) -> out.ContactOut:
+    return views.contact(catalog.create_named(Contact, _tenant(), _actor(), body.model_dump()))
 
 
-@router.get("/contacts", summary="List contacts by name (filters: name prefix, tag)", tags=["contacts"])
+@router.get(
+    "/contacts",
+    summary="List contacts by name (filters: name prefix, tag)",
+    tags=["contacts"],
+    responses=OK,
+)
 def list_contacts(
     limit: Limit = 50, cursor: Cursor = None, name_prefix: NamePrefix = None, tag: NamePrefix = None
-) -> dict[str, Any]:
-    return views.page(*catalog.list_contacts(_tenant(), limit, cursor, name_prefix, tag))
+) -> out.Page[out.ContactOut]:
+    return views.page(out.ContactOut, *catalog.list_contacts(_tenant(), limit, cursor, name_prefix, tag))
 
 
-@router.get("/contacts/<contact_id>", summary="Get a contact", tags=["contacts"])
-def get_contact(contact_id: str) -> dict[str, Any]:
-    return views.view(catalog.get(Contact, _tenant(), contact_id))
+@router.get("/contacts/<contact_id>", summary="Get a contact", tags=["contacts"], responses=OK)
+def get_contact(contact_id: str) -> out.ContactOut:
+    return views.contact(catalog.get(Contact, _tenant(), contact_id))
 
 
-@router.patch("/contacts/<contact_id>", summary="Change a contact (partial)", tags=["contacts"])
-def update_contact(contact_id: str, body: ContactPatch) -> dict[str, Any]:
+@router.patch("/contacts/<contact_id>", summary="Change a contact (partial)", tags=["contacts"], responses=OK)
+def update_contact(contact_id: str, body: ContactPatch) -> out.ContactOut:
     record = catalog.update_named(Contact, _tenant(), contact_id, body.changes(), _actor())
     sync_queue.push(record.tenant_id, "sync_contact", record.id)  # the customer in QuickBooks follows
-    return views.view(record)
+    return views.contact(record)
 
 
 @router.delete(
     "/contacts/<contact_id>",
     summary="Delete a contact nothing refers to (409 if it has tasks)",
     tags=["contacts"],
+    responses=OK,
 )
-def delete_contact(contact_id: str) -> tuple[dict[str, Any], int]:
+def delete_contact(contact_id: str) -> out.DeletedOut:
     catalog.delete_record(Contact, _tenant(), contact_id, _actor())
-    return {"deleted": True, "id": contact_id}, 200
+    return views.deleted(contact_id)
 
 
 # ---------------------------------------------------------------------------- tasks
-@router.post("/tasks", summary="Create a task", tags=["tasks"])
-def create_task(body: TaskIn) -> tuple[dict[str, Any], int]:
-    return views.view(catalog.create_task(_tenant(), _actor(), body.model_dump())), 201
+@router.post("/tasks", summary="Create a task", tags=["tasks"], status_code=201, responses=CREATED)
+def create_task(body: TaskIn) -> out.TaskOut:
+    return views.task(catalog.create_task(_tenant(), _actor(), body.model_dump()))
 
 
-@router.get("/tasks", summary="List tasks, oldest first (filters: client contact, status)", tags=["tasks"])
+@router.get(
+    "/tasks",
+    summary="List tasks, oldest first (filters: client contact, status)",
+    tags=["tasks"],
+    responses=OK,
+)
 def list_tasks(
     limit: Limit = 50,
     cursor: Cursor = None,
-    client_contact_id: str | None = None,
-    status: TaskStatus | None = None,
-) -> dict[str, Any]:
-    return views.page(*catalog.list_tasks(_tenant(), limit, cursor, client_contact_id, status))
+    client_contact_id: IdQuery = None,
+    status: Annotated[TaskStatus | None, Query()] = None,
+) -> out.Page[out.TaskOut]:
+    return views.page(out.TaskOut, *catalog.list_tasks(_tenant(), limit, cursor, client_contact_id, status))
 
 
-@router.get("/tasks/<task_id>", summary="Get a task", tags=["tasks"])
-def get_task(task_id: str) -> dict[str, Any]:
-    return views.view(catalog.get(Task, _tenant(), task_id))
+@router.get("/tasks/<task_id>", summary="Get a task", tags=["tasks"], responses=OK)
+def get_task(task_id: str) -> out.TaskOut:
+    return views.task(catalog.get(Task, _tenant(), task_id))
 
 
-@router.patch("/tasks/<task_id>", summary="Change a task (partial)", tags=["tasks"])
-def update_task(task_id: str, body: TaskPatch) -> dict[str, Any]:
-    return views.view(catalog.update_task(_tenant(), task_id, body.changes(), _actor()))
+@router.patch("/tasks/<task_id>", summary="Change a task (partial)", tags=["tasks"], responses=OK)
+def update_task(task_id: str, body: TaskPatch) -> out.TaskOut:
+    return views.task(catalog.update_task(_tenant(), task_id, body.changes(), _actor()))
 
 
-@router.delete("/tasks/<task_id>", summary="Delete a task without entries or assignments", tags=["tasks"])
-def delete_task(task_id: str) -> tuple[dict[str, Any], int]:
+@router.delete(
+    "/tasks/<task_id>", summary="Delete a task without entries or assignments", tags=["tasks"], responses=OK
+)
+def delete_task(task_id: str) -> out.DeletedOut:
     catalog.delete_record(Task, _tenant(), task_id, _actor())
-    return {"deleted": True, "id": task_id}, 200
+    return views.deleted(task_id)
 
 
 # ---------------------------------------------------------------------------- entries
@@ -118,56 +137,71 @@ def delete_task(task_id: str) -> tuple[dict[str, Any], int]:
     "/tasks/<task_id>/entries",
     summary="Record a task entry (time, mileage, goods, expense)",
     tags=["entries"],
+    status_code=201,
+    responses=CREATED,
 )
-def create_entry(task_id: str, body: EntryIn) -> tuple[dict[str, Any], int]:
-    return views.view(catalog.create_entry(_tenant(), task_id, _actor(), body.model_dump())), 201
+def create_entry(task_id: str, body: EntryIn) -> out.EntryOut:
+    return views.entry(catalog.create_entry(_tenant(), task_id, _actor(), body.model_dump()))
 
 
-@router.get("/tasks/<task_id>/entries", summary="List a task's entries", tags=["entries"])
-def list_entries(task_id: str, limit: Limit = 200, cursor: Cursor = None) -> dict[str, Any]:
-    return views.page(*catalog.list_entries(_tenant(), task_id, limit, cursor))
+@router.get("/tasks/<task_id>/entries", summary="List a task's entries", tags=["entries"], responses=OK)
+def list_entries(task_id: str, limit: Limit = 200, cursor: Cursor = None) -> out.Page[out.EntryOut]:
+    return views.page(out.EntryOut, *catalog.list_entries(_tenant(), task_id, limit, cursor))
 
 
 @router.get(
-    "/tasks/<task_id>/entries/<entry_id>/history", summary="Audit trail of an entry", tags=["history"]
+    "/tasks/<task_id>/entries/<entry_id>/history",
+    summary="Audit trail of an entry",
+    tags=["history"],
+    responses=OK,
 )
-def get_entry_history(task_id: str, entry_id: str) -> dict[str, Any]:
+def get_entry_history(task_id: str, entry_id: str) -> out.HistoryOut:
     tenant = _tenant()
-    record, deleted = catalog.history_of(
-        tenant, "entry", entry_id, TaskEntry, TaskEntry.key(tenant, task_id), TaskEntry.sort_key(entry_id)
-    )
-    return {"entity": "entry", "id": entry_id, "deleted": deleted, "history": views.history(record)}
+    with names_missing("entry", entry_id):
+        record, deleted = catalog.history_of(
+            tenant, "entry", entry_id, TaskEntry, TaskEntry.key(tenant, task_id), TaskEntry.sort_key(entry_id)
+        )
+    return views.history("entry", entry_id, record, deleted)
 
 
-@router.get("/tasks/<task_id>/entries/<entry_id>", summary="Get a task entry", tags=["entries"])
-def get_entry(task_id: str, entry_id: str) -> dict[str, Any]:
-    return views.view(catalog.get_entry(_tenant(), task_id, entry_id))
+@router.get("/tasks/<task_id>/entries/<entry_id>", summary="Get a task entry", tags=["entries"], responses=OK)
+def get_entry(task_id: str, entry_id: str) -> out.EntryOut:
+    with names_missing("entry", entry_id):
+        return views.entry(catalog.get_entry(_tenant(), task_id, entry_id))
 
 
 @router.patch(
     "/tasks/<task_id>/entries/<entry_id>",
     summary="Change an unbilled entry (409 once billed)",
     tags=["entries"],
+    responses=OK,
 )
-def update_entry(task_id: str, entry_id: str, body: EntryPatch) -> dict[str, Any]:
-    return views.view(catalog.update_entry(_tenant(), task_id, entry_id, body.changes(), _actor()))
+def update_entry(task_id: str, entry_id: str, body: EntryPatch) -> out.EntryOut:
+    with names_missing("entry", entry_id):
+        return views.entry(catalog.update_entry(_tenant(), task_id, entry_id, body.changes(), _actor()))
 
 
 @router.delete(
     "/tasks/<task_id>/entries/<entry_id>",
     summary="Delete an unbilled entry (409 once billed)",
     tags=["entries"],
+    responses=OK,
 )
-def delete_entry(task_id: str, entry_id: str) -> tuple[dict[str, Any], int]:
-    catalog.delete_entry(_tenant(), task_id, entry_id, _actor())
-    return {"deleted": True, "id": entry_id}, 200
+def delete_entry(task_id: str, entry_id: str) -> out.DeletedOut:
+    with names_missing("entry", entry_id):
+        catalog.delete_entry(_tenant(), task_id, entry_id, _actor())
+    return views.deleted(entry_id)
 
 
 @router.post(
-    "/tasks/<task_id>/entries/<entry_id>/stop", summary="Stop a running time entry", tags=["entries"]
+    "/tasks/<task_id>/entries/<entry_id>/stop",
+    summary="Stop a running time entry",
+    tags=["entries"],
+    responses=OK,
 )
-def stop_entry(task_id: str, entry_id: str, body: StopIn) -> dict[str, Any]:
-    return views.view(catalog.stop_entry(_tenant(), task_id, entry_id, body.stopped_at, _actor()))
+def stop_entry(task_id: str, entry_id: str, body: StopIn) -> out.EntryOut:
+    with names_missing("entry", entry_id):
+        return views.entry(catalog.stop_entry(_tenant(), task_id, entry_id, body.stopped_at, _actor()))
 
 
 # ---------------------------------------------------------------------------- history
@@ -183,9 +217,10 @@ _BILLING: dict[str, type[Entity]] = {
     "/history/<entity>/<record_id>",
     summary="Audit trail of a record (also after it was deleted)",
     tags=["history"],
+    responses=OK,
 )
-def get_history(entity: str, record_id: str) -> dict[str, Any]:
+def get_history(entity: str, record_id: str) -> out.HistoryOut:
     """Who or which run changed the record, when, from, to, why. Entities: contact, product,
     price-list, membership, team, assignment, task, billable-item, invoice, billing-run, operation."""
     record, deleted = catalog.history_record(_tenant(), entity, record_id, _BILLING)
-    return {"entity": entity, "id": record_id, "deleted": deleted, "history": views.history(record)}
+    return views.history(entity, record_id, record, deleted)

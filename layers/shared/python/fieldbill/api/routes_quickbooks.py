@@ -18,18 +18,19 @@ use them, so every other route of the API does not pay for them in its cold star
 from __future__ import annotations
 
 import html
-from collections.abc import Callable
-from http import HTTPStatus
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from aws_lambda_powertools.shared.cookies import Cookie, SameSite
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from fieldbill.api import context, errors
+from fieldbill.api import context
+from fieldbill.api import responses as out
+from fieldbill.api.context import PUBLIC
+from fieldbill.api.errors import responses
 from fieldbill.api.views import plain
 from fieldbill.domain.errors import Conflict, ValidationError
 from fieldbill.observability import logger
@@ -38,7 +39,20 @@ from fieldbill.store.models import QboConnection
 
 router = APIGatewayHttpRouter()
 TAGS = ["quickbooks"]
-T = TypeVar("T")
+OK = responses()
+# The callback's 400 is a page for the person in the browser (any JSON error keeps the shared shape).
+CALLBACK_RESPONSES = {
+    **responses(200, "Connected"),
+    # Declared here, not by the return annotation: response validation would refuse the HTML page.
+    200: {"description": "Connected", "content": {"application/json": {"model": out.CallbackOut}}},
+    400: {
+        "description": "Nothing connected: an HTML page says why",
+        "content": {
+            "text/html": {"schema": {"type": "string"}},
+            "application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}},
+        },
+    },
+}
 
 AccountType = Literal["Income", "Expense"]
 # What each list offers (the seed: cost of goods sold is a usual "expense" choice).
@@ -60,48 +74,14 @@ class QboSettingsIn(BaseModel):
     default_expense_account: str | None = Field(
         default=None, max_length=50, description="Account id from GET /quickbooks/accounts?type=Expense"
     )
-    custom_txn_numbers: bool = Field(
+    custom_txn_numbers: StrictBool = Field(
         default=False, description="QuickBooks leaves invoice numbers blank instead of numbering them"
     )
-    automated_tax: bool = Field(default=False, description="QuickBooks calculates the sales tax")
+    automated_tax: StrictBool = Field(default=False, description="QuickBooks calculates the sales tax")
 
 
 def _tenant() -> str:
     return context.tenant_id(router)
-
-
-def _live(call: Callable[[], T]) -> T:
-    """A call to QuickBooks made while the user waits: its failures as HTTP errors."""
-    from fieldbill.quickbooks.errors import (
-        AuthorizationFailed,
-        NeedsReconnect,
-        QboError,
-        Throttled,
-    )  # lazy: cold start (module docstring)
-
-    try:
-        return call()
-    except (NeedsReconnect, AuthorizationFailed):
-        raise Conflict("the QuickBooks connection needs to be reconnected") from None
-    except Throttled as exc:
-        raise _Unavailable(
-            HTTPStatus.TOO_MANY_REQUESTS, "QuickBooks rate limit reached; retry in a minute"
-        ) from exc
-    except QboError as exc:
-        raise _Unavailable(
-            HTTPStatus.SERVICE_UNAVAILABLE, f"QuickBooks did not answer ({type(exc).__name__})"
-        ) from exc
-
-
-class _Unavailable(Exception):
-    def __init__(self, status: HTTPStatus, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-@router.exception_handler(_Unavailable)
-def _unavailable(exc: _Unavailable) -> Response[Any]:
-    return errors.problem(exc.status, "quickbooks_unavailable", str(exc))
 
 
 def _connected(tenant: str) -> QboConnection:
@@ -112,37 +92,6 @@ def _connected(tenant: str) -> QboConnection:
         status = record.status if record else "disconnected"
         raise Conflict(f"QuickBooks is {status}: connect it first (GET /quickbooks/connect)")
     return record
-
-
-class LastSyncOut(BaseModel):
-    at: str | None = Field(description="when the last successful pull of this data type finished")
-    mode: str | None = Field(description="cdc or query")
-    counts: dict[str, Any]
-
-
-class HistoryOut(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
-
-    at: str
-    actor: str
-    from_: str | None = Field(alias="from")
-    to: str
-    reason: str | None = None
-
-
-class ConnectionOut(BaseModel):
-    """The connection status resource (tokens, the OAuth state and the lease are never shown)."""
-
-    status: Literal["connected", "needs_reconnect", "disconnected"]
-    realm_id: str | None
-    company_name: str | None
-    settings: dict[str, Any]
-    settings_complete: bool
-    missing_settings: list[str]
-    last_sync: dict[str, LastSyncOut | None]
-    last_errors: list[dict[str, Any]]
-    updated_at: str | None = None
-    history: list[HistoryOut] = Field(default_factory=list, description="the last 10 status changes")
 
 
 def status_view(record: QboConnection | None) -> dict[str, Any]:
@@ -198,18 +147,6 @@ def status_view(record: QboConnection | None) -> dict[str, Any]:
 CONNECT_COOKIE = "fieldbill_qbo_connect"
 
 
-class ConnectOut(BaseModel):
-    authorization_url: str = Field(description="Intuit's consent page: send the browser there")
-
-
-class CallbackOut(BaseModel):
-    connected: bool
-    tenant_id: str
-    realm_id: str
-    reconnected: bool = Field(description="the same company as before: waiting work was resumed")
-    requeued_invoices: int
-
-
 def _connect_cookie(value: str, max_age: int) -> Cookie:
     """Scoped to the callback's own path and scheme, as the redirect URI registered at Intuit says."""
     redirect = urlsplit(get_settings().qbo_redirect_uri)
@@ -232,8 +169,10 @@ def _cookie_sent(name: str) -> str | None:
     return None
 
 
-@router.get("/quickbooks/connect", summary="The QuickBooks consent URL for this tenant", tags=TAGS)
-def connect() -> Response[ConnectOut]:
+@router.get(
+    "/quickbooks/connect", summary="The QuickBooks consent URL for this tenant", tags=TAGS, responses=OK
+)
+def connect() -> Response[out.ConnectOut]:
     """The consent URL, and the connect cookie that binds the consent to this browser: call it
     with credentials (fetch `credentials: "include"`) so the browser keeps the cookie."""
     from fieldbill.quickbooks import tokens  # lazy: cold start (module docstring)
@@ -242,7 +181,7 @@ def connect() -> Response[ConnectOut]:
     return Response(
         status_code=200,
         content_type=content_types.APPLICATION_JSON,
-        body=ConnectOut(authorization_url=started.authorization_url),
+        body=out.ConnectOut(authorization_url=started.authorization_url),
         headers={"Cache-Control": "no-store"},
         cookies=[_connect_cookie(started.session, started.max_age)],
     )
@@ -253,10 +192,8 @@ def connect() -> Response[ConnectOut]:
     summary="OAuth redirect from Intuit (public)",
     tags=TAGS,
     # Any: the 400 page is HTML, which response validation would refuse; the 200 is CallbackOut.
-    responses={
-        200: {"description": "Connected", "content": {"application/json": {"model": CallbackOut}}},
-        400: {"description": "Nothing connected: an HTML page says why", "content": {"text/html": {}}},
-    },
+    responses=CALLBACK_RESPONSES,
+    security=PUBLIC,
 )
 def callback(
     code: str | None = None,
@@ -288,7 +225,7 @@ def callback(
     except tokens.ConnectRefused as exc:
         return _refused(exc)
     resumed = inbound.after_connect(connected)
-    body = CallbackOut(
+    body = out.CallbackOut(
         connected=True,
         tenant_id=connected.tenant_id,
         realm_id=connected.realm_id,
@@ -328,15 +265,20 @@ def _refused(exc: Exception) -> Response[Any]:
     )
 
 
-@router.get("/quickbooks/connection", summary="Connection status, settings, last syncs, errors", tags=TAGS)
-def connection_status() -> ConnectionOut:
+@router.get(
+    "/quickbooks/connection",
+    summary="Connection status, settings, last syncs, errors",
+    tags=TAGS,
+    responses=OK,
+)
+def connection_status() -> out.ConnectionOut:
     from fieldbill.quickbooks import tokens  # lazy: cold start (module docstring)
 
-    return ConnectionOut.model_validate(status_view(tokens.get_connection(_tenant())))
+    return out.ConnectionOut.model_validate(status_view(tokens.get_connection(_tenant())))
 
 
-@router.post("/quickbooks/disconnect", summary="Revoke the QuickBooks connection", tags=TAGS)
-def disconnect() -> ConnectionOut:
+@router.post("/quickbooks/disconnect", summary="Revoke the QuickBooks connection", tags=TAGS, responses=OK)
+def disconnect() -> out.ConnectionOut:
     """Tokens are revoked at Intuit and dropped here; settings, watermarks and QuickBooks ids are
     kept, so connecting the same company again resumes where it stopped. Already disconnected:
     409 invalid_transition, nothing written."""
@@ -344,15 +286,22 @@ def disconnect() -> ConnectionOut:
 
     tenant = _tenant()
     tokens.disconnect(tenant, actor=context.actor(router))
-    return ConnectionOut.model_validate(status_view(tokens.get_connection(tenant)))
+    return out.ConnectionOut.model_validate(status_view(tokens.get_connection(tenant)))
 
 
 # ------------------------------------------------------------------------------ settings
-@router.get("/quickbooks/accounts", summary="Income or expense accounts, live from QuickBooks", tags=TAGS)
+@router.get(
+    "/quickbooks/accounts",
+    summary="Income or expense accounts, live from QuickBooks",
+    tags=TAGS,
+    responses=OK,
+)
 def accounts(
     account_type: Annotated[AccountType, Query(alias="type", description="Income or Expense")],
-) -> dict[str, Any]:
-    return {"type": account_type, "items": live_accounts(_tenant(), account_type)}
+) -> out.AccountsOut:
+    return out.AccountsOut.model_validate(
+        {"type": account_type, "items": live_accounts(_tenant(), account_type)}
+    )
 
 
 def live_accounts(tenant: str, account_type: str) -> list[dict[str, Any]]:
@@ -360,7 +309,8 @@ def live_accounts(tenant: str, account_type: str) -> list[dict[str, Any]]:
 
     _connected(tenant)
     types = ", ".join(quote(t) for t in ACCOUNT_TYPES[account_type])
-    rows = _live(lambda: list(QboClient(tenant).query_all("Account", f"AccountType IN ({types})")))
+    # QuickBooks' failures (reconnect, 429, down) are answered by the table in fieldbill.api.errors.
+    rows = list(QboClient(tenant).query_all("Account", f"AccountType IN ({types})"))
     return [
         {
             "id": str(r["Id"]),
@@ -373,8 +323,13 @@ def live_accounts(tenant: str, account_type: str) -> list[dict[str, Any]]:
     ]
 
 
-@router.put("/quickbooks/settings", summary="Choose the QuickBooks settings (accounts required)", tags=TAGS)
-def put_settings(body: QboSettingsIn) -> ConnectionOut:
+@router.put(
+    "/quickbooks/settings",
+    summary="Choose the QuickBooks settings (accounts required)",
+    tags=TAGS,
+    responses=OK,
+)
+def put_settings(body: QboSettingsIn) -> out.ConnectionOut:
     """Both default accounts are required and must be in the company's live lists: until they are,
     the answer is 422 naming the field and invoices are not synced. Saving complete settings queues
     again the invoices that waited for them."""
@@ -397,14 +352,18 @@ def put_settings(body: QboSettingsIn) -> ConnectionOut:
     before = tokens.save_settings(tenant, body.model_dump(), context.actor(router))
     if before:
         inbound.resume_sync(tenant, "settings completed")
-    return ConnectionOut.model_validate(status_view(tokens.get_connection(tenant)))
+    return out.ConnectionOut.model_validate(status_view(tokens.get_connection(tenant)))
 
 
 # ------------------------------------------------------------------------------ manual sync
 @router.post(
-    "/quickbooks/sync/<data_type>", summary="Pull one data type from QuickBooks now (202)", tags=TAGS
+    "/quickbooks/sync/<data_type>",
+    summary="Pull one data type from QuickBooks now (202)",
+    tags=TAGS,
+    status_code=202,
+    responses=responses(202, "Accepted"),
 )
-def sync_now(data_type: DataType) -> tuple[dict[str, Any], int]:
+def sync_now(data_type: DataType) -> out.PullAccepted:
     from fieldbill.workflows import inbound  # lazy: cold start (module docstring)
 
-    return inbound.request_pull(_tenant(), data_type), 202
+    return out.PullAccepted.model_validate(inbound.request_pull(_tenant(), data_type))

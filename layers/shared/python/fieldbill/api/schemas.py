@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+import re
+from datetime import date
+from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, ClassVar, Literal
 
 from aws_lambda_powertools.event_handler.openapi.params import Query
@@ -10,15 +12,80 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
+
+from fieldbill.domain.model import Destination, GroupingMode
 
 MAX_MONEY = Decimal("1000000000")
 MAX_QUANTITY = Decimal("1000000")
+
+# ---------------------------------------------------------------------------- strict scalars
+# Pydantic's lax mode takes 1709539200 as a datetime, 0 as 1970-01-01, "yes" as true and "1_000"
+# as 1000: a client's mistake would be stored. These types take only what docs/api.md promises.
+_DECIMAL_TEXT = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+_DATE_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _decimal_input(value: Any) -> Any:
+    """A JSON number or a plain decimal string ("72.50"); no exponent, underscore, NaN or infinity."""
+    if isinstance(value, bool):
+        raise PydanticCustomError("decimal_type", "must be a decimal number or string")
+    if isinstance(value, str):
+        if not _DECIMAL_TEXT.fullmatch(value):
+            raise PydanticCustomError("decimal_format", "must be a plain decimal such as 72.50")
+        return Decimal(value)
+    if isinstance(value, (int, Decimal)):
+        number = Decimal(value)
+    elif isinstance(value, float):
+        number = Decimal(repr(value))
+    else:
+        raise PydanticCustomError("decimal_type", "must be a decimal number or string")
+    if not number.is_finite():
+        raise PydanticCustomError("decimal_finite", "must be a finite number")
+    try:
+        # A JSON number written 1e3 is the amount 1000: stored and answered without an exponent.
+        return Decimal(format(number, "f"))
+    except InvalidOperation:
+        raise PydanticCustomError("decimal_format", "must be a plain decimal") from None
+
+
+def _iso_text(kind: str, pattern: re.Pattern[str] | None = None) -> Any:
+    def check(value: Any) -> Any:
+        if not isinstance(value, str) or (pattern is not None and not pattern.fullmatch(value)):
+            raise PydanticCustomError(f"{kind}_type", f"must be an ISO 8601 {kind} string")
+        return value
+
+    return check
+
+
+def _decimal_schema(minimum: Decimal, maximum: Decimal) -> dict[str, Any]:
+    return {
+        "anyOf": [
+            {"type": "number", "minimum": int(minimum), "maximum": int(maximum)},
+            {"type": "string", "pattern": r"^[0-9]{1,10}(\.[0-9]{1,6})?$"},
+        ]
+    }
+
+
+Datetime = Annotated[
+    AwareDatetime,
+    BeforeValidator(_iso_text("datetime")),
+    WithJsonSchema({"type": "string", "format": "date-time", "examples": ["2024-03-04T09:00:00+00:00"]}),
+]
+Day = Annotated[
+    date,
+    BeforeValidator(_iso_text("date", _DATE_TEXT)),
+    WithJsonSchema({"type": "string", "format": "date", "examples": ["2024-03-04"]}),
+]
 
 
 def _exact(places: int):
@@ -30,8 +97,20 @@ def _exact(places: int):
     return check
 
 
-Money = Annotated[Decimal, Field(ge=0, le=MAX_MONEY, allow_inf_nan=False), AfterValidator(_exact(6))]
-Quantity = Annotated[Decimal, Field(ge=0, le=MAX_QUANTITY, allow_inf_nan=False), AfterValidator(_exact(6))]
+Money = Annotated[
+    Decimal,
+    BeforeValidator(_decimal_input),
+    Field(ge=0, le=MAX_MONEY),
+    AfterValidator(_exact(6)),
+    WithJsonSchema(_decimal_schema(Decimal(0), MAX_MONEY)),
+]
+Quantity = Annotated[
+    Decimal,
+    BeforeValidator(_decimal_input),
+    Field(ge=0, le=MAX_QUANTITY),
+    AfterValidator(_exact(6)),
+    WithJsonSchema(_decimal_schema(Decimal(0), MAX_QUANTITY)),
+]
 Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 
@@ -39,6 +118,8 @@ Name = Annotated[str, Field(min_length=1, max_length=200)]
 PageLimit = Annotated[int, Query(ge=1, le=200)]
 Cursor = Annotated[str | None, Query(max_length=2048, description="next_cursor of the previous page")]
 NamePrefix = Annotated[str | None, Query(min_length=1, max_length=200)]
+IdQuery = Annotated[str | None, Query(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+DayQuery = Annotated[Day | None, Query(description="YYYY-MM-DD")]
 
 
 class Strict(BaseModel):
@@ -58,6 +139,11 @@ Prices = Annotated[dict[Id, Money], Field(max_length=2000)]
 
 class Patch(Strict):
     """A partial update: only the fields sent change; null clears a field unless it is required."""
+
+    # The document says so too: a client (or a fuzzer) reads that an empty body is refused.
+    model_config = ConfigDict(
+        extra="forbid", str_strip_whitespace=True, json_schema_extra={"minProperties": 1}
+    )
 
     required: ClassVar[frozenset[str]] = frozenset()
 
@@ -179,7 +265,7 @@ class TaskIn(Strict):
     id: Id | None = None
     title: Name
     client_contact_id: Id | None = None
-    billable: bool = True
+    billable: StrictBool = True
     status: TaskStatus = "draft"
     product_id: Id | None = None
     price_list_id: Id | None = None
@@ -191,7 +277,7 @@ class TaskPatch(Patch):
     required = frozenset({"title", "billable", "status"})
     title: Name | None = None
     client_contact_id: Id | None = None
-    billable: bool | None = None
+    billable: StrictBool | None = None
     status: TaskStatus | None = None
     product_id: Id | None = None
     price_list_id: Id | None = None
@@ -209,8 +295,8 @@ class EntryIn(Strict):
     kind: EntryKind
     description: Text | None = None
     worker: Worker | None = None
-    started_at: AwareDatetime
-    stopped_at: AwareDatetime | None = None
+    started_at: Datetime
+    stopped_at: Datetime | None = None
     distance_km: Quantity | None = Field(default=None, validate_default=True)
     transport_minutes: Quantity | None = None
     quantity: Quantity | None = Field(default=None, validate_default=True)
@@ -253,8 +339,8 @@ class EntryPatch(Patch):
     required = frozenset({"started_at"})
     description: Text | None = None
     worker: Worker | None = None
-    started_at: AwareDatetime | None = None
-    stopped_at: AwareDatetime | None = None
+    started_at: Datetime | None = None
+    stopped_at: Datetime | None = None
     distance_km: Quantity | None = None
     transport_minutes: Quantity | None = None
     quantity: Quantity | None = None
@@ -272,4 +358,43 @@ class EntryPatch(Patch):
 
 
 class StopIn(Strict):
-    stopped_at: AwareDatetime
+    stopped_at: Datetime
+
+
+# ---------------------------------------------------------------------------- billing commands
+ContactIds = Annotated[list[Id], Field(min_length=1, max_length=500)]
+
+
+class CompileIn(Strict):
+    contact_ids: ContactIds | None = None
+    date_from: Day | None = None
+    date_to: Day | None = None
+
+
+class GenerateIn(Strict):
+    item_ids: Annotated[list[Id], Field(min_length=1, max_length=5000)]
+    grouping: GroupingMode = GroupingMode.PER_CONTACT
+    destination: Destination | None = Field(
+        default=None, description="quickbooks or local; left out, QuickBooks when the company is connected"
+    )
+    sync: StrictBool = Field(
+        default=True, description="false keeps QuickBooks invoices as drafts until POST /invoices/{id}/sync"
+    )
+    issue_date: Day | None = None
+
+
+class BillingRunIn(Strict):
+    grouping: GroupingMode = GroupingMode.PER_CONTACT
+    contact_ids: ContactIds | None = None
+    date_from: Day | None = None
+    date_to: Day | None = None
+    sync: StrictBool = True
+    issue_date: Day | None = None
+
+    @field_validator("date_to")
+    @classmethod
+    def _range(cls, value: date | None, info: ValidationInfo) -> date | None:
+        start = info.data.get("date_from")
+        if value and start and value < start:
+            raise ValueError("date_to must not be before date_from")
+        return value

@@ -1,41 +1,43 @@
-"""Records to JSON for web clients: money and quantities as decimal strings, never floats."""
+"""Records to response models (fieldbill.api.responses): only declared fields leave, money as plain
+decimal strings, never floats or exponents."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
-from pynamodb.attributes import MapAttribute
-
+from fieldbill.api import responses as out
 from fieldbill.domain import badges
-from fieldbill.store.models import BillableItem, Entity, Invoice
+from fieldbill.store.models import (
+    BillableItem,
+    BillingRun,
+    Contact,
+    Entity,
+    Invoice,
+    Membership,
+    Operation,
+    PriceList,
+    Product,
+    ProductAssignment,
+    Task,
+    TaskEntry,
+    Team,
+)
 
-_HIDDEN = {
-    "pk",
-    "sk",
-    "gsi1pk",
-    "gsi1sk",
-    "gsi2pk",
-    "gsi2sk",
-    "type",
-    "ttl",
-    "tenant_id",
-    "history",
-    "cursor",
-    "ref_count",
-    "access_token_enc",
-    "refresh_token_enc",
-    "oauth_state",
-    "refresh_lease_until",
-}
+M = TypeVar("M", bound=out.Out)
+
+
+def decimal_text(value: Decimal) -> str:
+    """`72.50` stays `72.50`; `1E+3` is `1000`: a plain decimal string, whatever the stored exponent."""
+    return format(value, "f")
 
 
 def plain(value: Any) -> Any:
     if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, MapAttribute):
-        return {k: plain(v) for k, v in value.as_dict().items()}
+        return decimal_text(value)
+    if hasattr(value, "as_dict"):  # a stored map (a MapAttribute): its plain values
+        return plain(value.as_dict())
     if isinstance(value, dict):
         return {k: plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set)):
@@ -43,21 +45,68 @@ def plain(value: Any) -> Any:
     return value
 
 
-def view(record: Entity, hide: set[str] | None = None) -> dict[str, Any]:
-    hidden = _HIDDEN | (hide or set())
-    out = {name: plain(getattr(record, name)) for name in record.get_attributes() if name not in hidden}
-    return out
+def build(model: type[M], record: Entity, **extra: Any) -> M:
+    """The response model of a record: its declared fields read from the record, nothing else."""
+    values = {name: plain(getattr(record, name, None)) for name in model.model_fields if name not in extra}
+    return model.model_validate({k: v for k, v in values.items() if v is not None} | extra)
 
 
-def history(record: Entity) -> list[dict[str, Any]]:
+def contact(record: Contact) -> out.ContactOut:
+    return build(out.ContactOut, record)
+
+
+def product(record: Product) -> out.ProductOut:
+    return build(out.ProductOut, record)
+
+
+def price_list(record: PriceList) -> out.PriceListOut:
+    return build(out.PriceListOut, record)
+
+
+def group(record: Membership | Team) -> out.GroupOut:
+    return build(out.GroupOut, record)
+
+
+def assignment(record: ProductAssignment) -> out.AssignmentOut:
+    return build(out.AssignmentOut, record)
+
+
+def task(record: Task) -> out.TaskOut:
+    return build(out.TaskOut, record)
+
+
+def entry(record: TaskEntry) -> out.EntryOut:
+    return build(out.EntryOut, record)
+
+
+def billing_run(record: BillingRun) -> out.BillingRunOut:
+    return build(out.BillingRunOut, record)
+
+
+def operation(record: Operation) -> out.OperationOut:
+    return build(out.OperationOut, record)
+
+
+def deleted(record_id: str) -> out.DeletedOut:
+    return out.DeletedOut(deleted=True, id=record_id)
+
+
+def history_entries(record: Entity) -> list[out.HistoryEntryOut]:
     return [
-        {"at": h.at, "actor": h.actor, "from": h.from_state, "to": h.to_state, "reason": h.reason}
+        out.HistoryEntryOut.model_validate(
+            {"at": h.at, "actor": h.actor, "from": h.from_state, "to": h.to_state, "reason": h.reason}
+        )
         for h in record.history or []
     ]
 
 
-def page(records: Sequence[Entity], cursor: str | None) -> dict[str, Any]:
-    return {"items": [view(r) for r in records], "next_cursor": cursor}
+def history(entity: str, record_id: str, record: Entity, was_deleted: bool) -> out.HistoryOut:
+    return out.HistoryOut(entity=entity, id=record_id, deleted=was_deleted, history=history_entries(record))
+
+
+def page(model: type[M], records: Sequence[Entity], cursor: str | None) -> out.Page[M]:
+    page_of: Any = out.Page[model]  # type: ignore[valid-type]
+    return page_of(items=[build(model, r) for r in records], next_cursor=cursor)
 
 
 def invoice_badge(record: Invoice) -> badges.BadgeView:
@@ -65,14 +114,21 @@ def invoice_badge(record: Invoice) -> badges.BadgeView:
     return badges.invoice_badge(record.destination, record.sync_status, error)
 
 
-def invoice(record: Invoice) -> dict[str, Any]:
-    return view(record) | invoice_badge(record).as_map()
+def invoice(record: Invoice) -> out.InvoiceOut:
+    badge = invoice_badge(record)
+    return build(
+        out.InvoiceOut,
+        record,
+        lines=[out.InvoiceLineOut.model_validate(plain(line)) for line in record.lines or []],
+        badge=str(badge.badge),
+        badge_detail=badge.detail,
+    )
 
 
-def item(record: BillableItem, invoice_of_item: Invoice | None, default_destination: str) -> dict[str, Any]:
+def item(record: BillableItem, invoice_of_item: Invoice | None, default_destination: str) -> out.ItemOut:
     badge = badges.item_badge(
         record.status,
         invoice_badge(invoice_of_item) if invoice_of_item is not None else None,
         record.destination or default_destination,
     )
-    return view(record) | badge.as_map()
+    return build(out.ItemOut, record, badge=str(badge.badge), badge_detail=badge.detail)

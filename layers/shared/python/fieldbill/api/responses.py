@@ -1,0 +1,317 @@
+"""Response bodies of the HTTP API: what a client may rely on, declared once for docs/openapi.json.
+
+Built from records only in fieldbill.api.views, field by field, so a storage attribute (keys,
+ciphertext, history maps, sync tokens) never reaches a client unless it is declared here.
+Money and quantities are plain decimal strings (`"72.50"`, never `"1E+3"` or a float).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DecimalText = Annotated[str, Field(pattern=r"^-?[0-9]+(\.[0-9]+)?$", examples=["72.50"])]
+BadgeName = Literal["QBO", "Pending", "Error", "Local", "Unbillable"]
+
+
+class Out(BaseModel):
+    # forbid: the document says additionalProperties false, so any leak fails the schema check.
+    # defer_build: a cold start builds the validators of the models its first request uses, not all.
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, defer_build=True)
+
+
+# ---------------------------------------------------------------------------- errors
+class ErrorField(BaseModel):
+    model_config = ConfigDict(extra="allow", defer_build=True)
+
+    field: str = Field(
+        description="the request's own name: a body field (dotted), a query parameter, a header"
+    )
+    message: str
+    # Where the field is (body, query, path, header) and the validator's type, when known.
+    in_: str | None = Field(default=None, alias="in")
+    type: str | None = None
+
+
+class ErrorDetail(BaseModel):
+    # Extra members by code: not_found has entity and id, invalid_transition machine/current/requested.
+    model_config = ConfigDict(extra="allow", defer_build=True)
+
+    code: str = Field(examples=["validation_error"])
+    message: str
+    fields: list[ErrorField] = Field(default_factory=list)
+
+
+class ErrorOut(BaseModel):
+    """Every 4xx and 5xx of the API (and of the gateway's 401 and 404) has this shape."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    error: ErrorDetail
+
+
+# ---------------------------------------------------------------------------- shared
+T = TypeVar("T")
+
+
+class Page(Out, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = Field(description="pass back as cursor for the next page; null at the end")
+
+
+class Record(Out):
+    id: str
+    created_at: str | None = None
+    updated_at: str | None = None
+
+
+class DeletedOut(Out):
+    deleted: Literal[True]
+    id: str
+
+
+class HistoryEntryOut(Out):
+    at: str
+    actor: str
+    from_: str | None = Field(default=None, alias="from")
+    to: str
+    reason: str | None = None
+
+
+class HistoryOut(Out):
+    entity: str
+    id: str
+    deleted: bool
+    history: list[HistoryEntryOut]
+
+
+# ---------------------------------------------------------------------------- people and catalogue
+class ContactOut(Record):
+    name: str
+    email: str | None = None
+    tags: list[str]
+    membership_id: str | None = None
+    team_id: str | None = None
+    price_list_id: str | None = None
+    balance: DecimalText
+    active: bool
+    qbo_id: str | None = None
+
+
+class ProductOut(Record):
+    name: str
+    unit: str | None = None
+    default_unit_price: DecimalText | None = None
+    kind: str
+    auto_created: bool
+    income_account_ref: str | None = None
+    expense_account_ref: str | None = None
+    qbo_id: str | None = None
+    active: bool
+
+
+class PriceListOut(Record):
+    name: str
+    prices: dict[str, DecimalText] = Field(description="product id -> unit price")
+
+
+class GroupOut(Record):
+    """A membership or a team."""
+
+    name: str
+
+
+class AssignmentOut(Record):
+    scope: str
+    scope_id: str
+    line_kind: str
+    product_id: str
+
+
+# ---------------------------------------------------------------------------- work
+class TaskOut(Record):
+    title: str
+    client_contact_id: str | None = None
+    billable: bool
+    status: str
+    product_id: str | None = None
+    price_list_id: str | None = None
+    unit: str | None = None
+    unit_price: DecimalText | None = None
+
+
+class EntryOut(Record):
+    task_id: str
+    kind: str
+    description: str | None = None
+    worker: str | None = None
+    work_date: str
+    started_at: str | None = None
+    stopped_at: str | None = None
+    distance_km: DecimalText | None = None
+    transport_minutes: DecimalText | None = None
+    quantity: DecimalText | None = None
+    unit_price: DecimalText | None = None
+    snapshot_unit_price: DecimalText | None = None
+    transport_time_snapshot_unit_price: DecimalText | None = None
+    product_id: str | None = None
+    billed: bool
+    billed_at: str | None = None
+    billed_by: str | None = None
+
+
+# ---------------------------------------------------------------------------- billing
+class Badged(Record):
+    badge: BadgeName
+    badge_detail: dict[str, Any] | None = Field(
+        default=None, description="for Error: QuickBooks' code, message, detail and element"
+    )
+
+
+class ItemOut(Badged):
+    entry_id: str | None = None
+    task_id: str | None = None
+    contact_id: str
+    line_kind: str
+    description: str | None = None
+    product_id: str | None = None
+    product_name: str | None = None
+    unit: str | None = None
+    quantity: DecimalText
+    unit_price: DecimalText
+    amount: DecimalText
+    product_scope: str | None = None
+    price_source: str | None = None
+    status: str
+    invoice_id: str | None = None
+    destination: str | None = None
+    work_date: str
+    run_id: str | None = None
+
+
+class InvoiceLineOut(Out):
+    item_id: str | None = None
+    line_kind: str
+    description: str | None = None
+    product_id: str | None = None
+    product_name: str | None = None
+    unit: str | None = None
+    quantity: DecimalText
+    unit_price: DecimalText
+    amount: DecimalText
+    work_date: str | None = None
+
+
+class InvoiceOut(Badged):
+    contact_id: str
+    status: str
+    destination: str
+    sync_status: str
+    sync_error: dict[str, Any] | None = None
+    grouping: str | None = None
+    group_key: str | None = None
+    lines: list[InvoiceLineOut]
+    item_ids: list[str]
+    subtotal: DecimalText
+    total: DecimalText
+    balance: DecimalText | None = None
+    currency: str
+    issue_date: str
+    due_date: str | None = None
+    run_id: str | None = None
+    version: int
+    qbo_id: str | None = None
+    qbo_doc_number: str | None = None
+    qbo_total: DecimalText | None = None
+    qbo_synced_version: int | None = None
+    number: str | None = None
+    synced_at: str | None = None
+
+
+class BillingRunOut(Record):
+    status: str
+    stage: str
+    contact_ids: list[str] | None = None
+    date_from: str | None = None
+    date_to: str | None = None
+    grouping: str
+    sync: bool
+    counts: dict[str, Any]
+    errors: list[dict[str, Any]]
+    started_by: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+
+
+class OperationOut(Record):
+    kind: str
+    status: str
+    request: dict[str, Any]
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+
+
+class OperationAccepted(Out):
+    operation_id: str
+    status: str = Field(description="poll GET /operations/{operation_id} until succeeded or failed")
+
+
+class SyncAccepted(Out):
+    invoice_id: str
+    sync_status: str
+
+
+# ---------------------------------------------------------------------------- QuickBooks
+class ConnectOut(Out):
+    authorization_url: str
+
+
+class CallbackOut(Out):
+    model_config = ConfigDict(extra="allow", populate_by_name=True, defer_build=True)
+
+    connected: bool
+    tenant_id: str
+    realm_id: str | None = None
+    reconnected: bool
+    requeued_invoices: int | None = None
+
+
+class LastSyncOut(Out):
+    at: str | None = None
+    mode: str | None = None
+    counts: dict[str, Any]
+
+
+class ConnectionOut(Out):
+    """The connection status resource (tokens, the OAuth state and the lease are never shown)."""
+
+    status: Literal["connected", "needs_reconnect", "disconnected"]
+    realm_id: str | None = None
+    company_name: str | None = None
+    settings: dict[str, Any]
+    settings_complete: bool
+    missing_settings: list[str]
+    last_sync: dict[str, LastSyncOut | None]
+    last_errors: list[dict[str, Any]]
+    updated_at: str | None = None
+    history: list[HistoryEntryOut] = Field(default_factory=list)
+
+
+class AccountOut(Out):
+    id: str
+    name: str | None = None
+    fully_qualified_name: str | None = None
+    account_type: str | None = None
+    account_sub_type: str | None = None
+
+
+class AccountsOut(Out):
+    type: str
+    items: list[AccountOut]
+
+
+class PullAccepted(Out):
+    data_type: str
+    status: str
+    realm_id: str | None = None
