@@ -30,7 +30,11 @@ from fieldbill.store.models import (
     QboConnection,
     qbo_ref_key,
 )
-from fieldbill.workflows import inbound, qbo_sync
+from fieldbill.quickbooks.client import QboClient
+from fieldbill.store import invoice_sync
+from fieldbill.workflows import inbound
+from fieldbill.workflows.qbo_sync import consumer, requeue, tenants
+from fieldbill.workflows.qbo_sync import invoices as sync_invoices
 from fieldbill.workflows.messages import QboSyncMessage
 from tests.conftest import wait_for
 
@@ -406,7 +410,7 @@ def test_nothing_syncs_until_the_settings_are_saved_then_the_refused_invoice_res
     # Then it is in error naming the missing setting, and QuickBooks was not called at all
     assert refused.sync_status == "error"
     error = refused.sync_error.as_dict()
-    assert error["code"] == qbo_sync.SETTINGS_INCOMPLETE
+    assert error["code"] == tenants.SETTINGS_INCOMPLETE
     assert error["element"] == "default_income_account"
     assert "default_expense_account" in error["detail"]
     drain_sync(stack)
@@ -455,7 +459,7 @@ def test_invalid_grant_marks_needs_reconnect_and_keeps_the_message(stack):
         assert ours(stack, realm) == []
         # And its receipt handle was noted: a reconnect can make it visible at once
         assert (
-            wait_for(lambda: qbo_sync.resume_parked(tenant), timeout=10, what="parked message resumed") >= 1
+            wait_for(lambda: requeue.resume_parked(tenant), timeout=10, what="parked message resumed") >= 1
         )
     finally:
         sqs.purge_queue(
@@ -504,7 +508,7 @@ def test_one_failing_operation_of_a_batch_leaves_the_others_synced(stack):
         QboSyncMessage(kind="sync_invoice", tenant_id=tenant, entity_id=i, run_id="run-1", version=1)
         for i in ids
     ]
-    result = qbo_sync.handle_event(sqs_event(messages), None)
+    result = consumer.handle_event(sqs_event(messages), None)
     # Then every record is consumed: four invoices synced, the fifth in error with QuickBooks' reason
     assert result["batchItemFailures"] == []
     calls = stack.emulator.calls(realm)
@@ -521,7 +525,7 @@ def test_one_failing_operation_of_a_batch_leaves_the_others_synced(stack):
     assert failed.sync_error.as_dict()["code"] == "2500" and failed.sync_error.as_dict()["message"]
     assert len(ours(stack, realm)) == 4
     # And a redelivery of the whole batch creates nothing more (synced ones are skipped)
-    qbo_sync.handle_event(sqs_event(messages[:2] + messages[3:], receive_count=2), None)
+    consumer.handle_event(sqs_event(messages[:2] + messages[3:], receive_count=2), None)
     assert len(ours(stack, realm)) == 4
 
 
@@ -592,7 +596,7 @@ def test_a_batch_is_recorded_in_one_transaction_and_an_invoice_edited_meanwhile_
     seed_product(tenant, "Service")
     ids = [seed_invoice(tenant).id for _ in range(6)]
     edited = ids[3]
-    original_batch = qbo_sync.QboClient.batch
+    original_batch = QboClient.batch
 
     def batch_then_edit(self, *args, **kwargs):
         answer = original_batch(self, *args, **kwargs)
@@ -600,20 +604,20 @@ def test_a_batch_is_recorded_in_one_transaction_and_an_invoice_edited_meanwhile_
         return answer
 
     single_writes: list[str] = []
-    original_write = qbo_sync._write
+    original_write = invoice_sync.update_without_reading
 
     def counting_write(record, actions, condition=None):
         single_writes.append(record.id)
         return original_write(record, actions, condition)
 
-    monkeypatch.setattr(qbo_sync.QboClient, "batch", batch_then_edit)
-    monkeypatch.setattr(qbo_sync, "_write", counting_write)
+    monkeypatch.setattr(QboClient, "batch", batch_then_edit)
+    monkeypatch.setattr(invoice_sync, "update_without_reading", counting_write)
     messages = [
         QboSyncMessage(kind="sync_invoice", tenant_id=tenant, entity_id=i, run_id="run-1", version=1)
         for i in ids
     ]
     # When one invocation receives all six
-    result = qbo_sync.handle_event(sqs_event(messages), None)
+    result = consumer.handle_event(sqs_event(messages), None)
     # Then QuickBooks holds six invoices and every record is consumed
     assert result["batchItemFailures"] == []
     assert stack.emulator.calls(realm)["batch_requests"] == 1
@@ -629,10 +633,10 @@ def test_a_batch_is_recorded_in_one_transaction_and_an_invoice_edited_meanwhile_
     changed = load_invoice(tenant, edited)
     assert changed.sync_status != "synced" and changed.version == 2
     # With no edit, the batch is one write: a second batch records its invoices without single writes
-    monkeypatch.setattr(qbo_sync.QboClient, "batch", original_batch)
+    monkeypatch.setattr(QboClient, "batch", original_batch)
     more = [seed_invoice(tenant).id for _ in range(5)]
     single_writes.clear()
-    qbo_sync.handle_event(
+    consumer.handle_event(
         sqs_event(
             [
                 QboSyncMessage(kind="sync_invoice", tenant_id=tenant, entity_id=i, run_id="run-1", version=1)
@@ -656,7 +660,7 @@ def test_many_new_customers_are_created_in_batch_calls_and_an_existing_name_is_l
     ids = [seed_invoice(tenant, contact_id=c.id).id for c in contacts]
     before = stack.emulator.calls(realm)["total"]
     # When one invocation receives them all
-    result = qbo_sync.handle_event(
+    result = consumer.handle_event(
         sqs_event(
             [
                 QboSyncMessage(kind="sync_invoice", tenant_id=tenant, entity_id=i, run_id="run-1", version=1)
@@ -746,27 +750,27 @@ def test_a_message_made_to_wait_is_handed_back_as_a_fresh_copy_that_keeps_its_do
     fresh, doubtful = seed_invoice(tenant).id, seed_invoice(tenant).id
     RateLimiter().note_throttled(realm, qbo_seconds=300)
     looked_up: list[str] = []
-    real_find = qbo_sync.SyncBatch.find_invoice
+    real_find = sync_invoices.find_invoice
 
-    def find_invoice(self, tenant_, invoice, body):
+    def find_invoice(tenant_, invoice, body):
         looked_up.append(invoice.id)
-        return real_find(self, tenant_, invoice, body)
+        return real_find(tenant_, invoice, body)
 
-    real_find_many = qbo_sync.SyncBatch.find_invoices
+    real_find_many = sync_invoices.find_invoices
 
-    def find_invoices(self, tenant_, pairs):
+    def find_invoices(tenant_, pairs):
         looked_up.extend(invoice.id for invoice, _ in pairs)
-        return real_find_many(self, tenant_, pairs)
+        return real_find_many(tenant_, pairs)
 
-    monkeypatch.setattr(qbo_sync.SyncBatch, "find_invoice", find_invoice)
-    monkeypatch.setattr(qbo_sync.SyncBatch, "find_invoices", find_invoices)
+    monkeypatch.setattr(sync_invoices, "find_invoice", find_invoice)
+    monkeypatch.setattr(sync_invoices, "find_invoices", find_invoices)
 
     def message(invoice_id: str) -> QboSyncMessage:
         return QboSyncMessage(kind="sync_invoice", tenant_id=tenant, entity_id=invoice_id, version=1)
 
     # When each is delivered while the realm has no budget
-    first = qbo_sync.handle_event(sqs_event([message(fresh)]), None)
-    second = qbo_sync.handle_event(sqs_event([message(doubtful)], receive_count=2), None)
+    first = consumer.handle_event(sqs_event([message(fresh)]), None)
+    second = consumer.handle_event(sqs_event([message(doubtful)], receive_count=2), None)
     # Then the originals are consumed (their wait is not a receive towards the DLQ) and nothing
     # reached QuickBooks
     assert first["batchItemFailures"] == [] and second["batchItemFailures"] == []
@@ -784,7 +788,7 @@ def test_a_message_made_to_wait_is_handed_back_as_a_fresh_copy_that_keeps_its_do
     assert (doubtful_copy.attempted, doubtful_copy.handbacks) == (True, 1)
     assert fresh_copy.queued_at_ms and fresh_copy.queued_at_ms <= int(time.time() * 1000)
     # When the copies are delivered after the cool-down
-    done = qbo_sync.handle_event(as_event(copies), None)
+    done = consumer.handle_event(as_event(copies), None)
     # Then both are synced, exactly once, and only the doubtful one was looked up first
     assert done["batchItemFailures"] == []
     assert {load_invoice(tenant, i).sync_status for i in (fresh, doubtful)} == {"synced"}
@@ -807,7 +811,7 @@ def test_a_wait_whose_copy_sqs_refuses_keeps_the_original_message(stack, sync_qu
         [QboSyncMessage(kind="sync_invoice", tenant_id=tenant, entity_id=invoice_id, version=1)]
     )
     # When it is delivered
-    result = qbo_sync.handle_event(event, None)
+    result = consumer.handle_event(event, None)
     # Then the original is reported failed: it comes back by itself, never dropped
     assert result["batchItemFailures"] == [{"itemIdentifier": event["Records"][0]["messageId"]}]
     assert ours(stack, realm) == []
@@ -844,7 +848,7 @@ def test_with_the_batch_budget_spent_new_invoices_go_one_by_one_on_spare_request
     tenant, realm, ids, messages = three_new_invoices(stack, "Spare Owner")
     no_batch_slot_for_a_while(monkeypatch)
     # When one invocation receives the three
-    result = qbo_sync.handle_event(sqs_event(messages), None)
+    result = consumer.handle_event(sqs_event(messages), None)
     # Then they were created one by one (no batch call), each once, all synced at once
     assert result["batchItemFailures"] == []
     assert {load_invoice(tenant, i).sync_status for i in ids} == {"synced"}
@@ -860,7 +864,7 @@ def test_with_no_spare_request_either_the_invoices_wait_for_a_batch_slot(stack, 
     no_batch_slot_for_a_while(monkeypatch)
     RateLimiter().note_throttled(realm, 300, spare=True)
     # When one invocation receives them
-    result = qbo_sync.handle_event(sqs_event(messages), None)
+    result = consumer.handle_event(sqs_event(messages), None)
     # Then nothing went to QuickBooks: all three were handed back to wait for the batch slot
     assert result["batchItemFailures"] == []
     assert ours(stack, realm) == []
