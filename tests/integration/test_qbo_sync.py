@@ -331,11 +331,15 @@ def test_lost_after_commit_leaves_exactly_one_invoice(stack):
     assert stack.emulator.calls(realm)["dropped"] == 1
     (qbo,) = ours(stack, realm)
     assert synced.sync_status == "synced" and synced.qbo_id == qbo["Id"]
+    # And its history shows the doubt, every step allowed by the sync machine
+    steps = [(h.from_state, h.to_state) for h in synced.history if h.actor == "qbo_sync"]
+    assert steps == [("not_synced", "pending"), ("pending", "unknown"), ("unknown", "synced")], steps
 
 
 def test_429_storm_ends_with_everything_synced_and_no_duplicates(stack):
-    # Given a company that allows far fewer calls than our limiter assumes (so QuickBooks answers 429)
-    # plus six injected 429s with a Retry-After
+    # Given a company that allows far fewer calls than our limiter assumes, and a storm forced
+    # whatever the machine's speed: its first twelve calls answered 429, six with a Retry-After
+    # and then six without (those make our cool-down grow, as the company's own limit does)
     tenant = qbo_tenant()
     realm = qbo_connect(stack, tenant)
     seed_contact(tenant, "Storm Owner")
@@ -343,6 +347,7 @@ def test_429_storm_ends_with_everything_synced_and_no_duplicates(stack):
     ids = [seed_invoice(tenant).id for _ in range(24)]
     stack.emulator.configure(realm, requests_per_minute=4, batch_per_minute=1)
     stack.emulator.add_fault(realm, kind="status", status=429, count=6, retry_after=2)
+    stack.emulator.add_fault(realm, kind="status", status=429, count=6)
     # When all their messages arrive at once
     send_many(stack, tenant, ids)
     settled = wait_settled(tenant, ids, timeout=120)
@@ -352,7 +357,8 @@ def test_429_storm_ends_with_everything_synced_and_no_duplicates(stack):
     assert len(qbo) == len(ids)
     assert sorted(q["Id"] for q in qbo) == sorted(s.qbo_id for s in settled)
     calls = stack.emulator.calls(realm)
-    assert calls["throttled"] > 0 and calls["faults_injected"] == 6, calls
+    # (the company's own limit may refuse more calls on top, as fast as the machine runs: not counted on)
+    assert calls["faults_injected"] == 12 and calls["by_status"].get("429", 0) >= 12, calls
 
 
 def test_limiter_keeps_a_burst_under_the_company_limit_without_429(stack):
@@ -458,9 +464,7 @@ def test_invalid_grant_marks_needs_reconnect_and_keeps_the_message(stack):
         wait_for(kept, timeout=10, what="message kept in flight")
         assert ours(stack, realm) == []
         # And its receipt handle was noted: a reconnect can make it visible at once
-        assert (
-            wait_for(lambda: requeue.resume_parked(tenant), timeout=10, what="parked message resumed") >= 1
-        )
+        assert wait_for(lambda: requeue.resume_parked(tenant), timeout=10, what="parked message resumed") >= 1
     finally:
         sqs.purge_queue(
             QueueUrl=url
