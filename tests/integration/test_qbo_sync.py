@@ -20,6 +20,8 @@ import requests
 from fieldbill.clock import now_iso
 from fieldbill.domain.money import line_amount
 from fieldbill.quickbooks import tokens
+from fieldbill.quickbooks.client import QboClient
+from fieldbill.store import invoice_sync
 from fieldbill.store.models import (
     META,
     Contact,
@@ -30,12 +32,10 @@ from fieldbill.store.models import (
     QboConnection,
     qbo_ref_key,
 )
-from fieldbill.quickbooks.client import QboClient
-from fieldbill.store import invoice_sync
 from fieldbill.workflows import inbound
+from fieldbill.workflows.messages import QboSyncMessage
 from fieldbill.workflows.qbo_sync import consumer, requeue, tenants
 from fieldbill.workflows.qbo_sync import invoices as sync_invoices
-from fieldbill.workflows.messages import QboSyncMessage
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.integration
