@@ -1,4 +1,5 @@
-"""QuickBooks limits per company (realm), shared by every worker through the table.
+"""QuickBooks limits per company (realm), shared by every worker through the table: the policy
+here, the items' reads and conditional writes in store/rate_limits.py.
 
 Three limits (QuickBooks counts a batch call as a request too):
 - requests per minute: a sliding window kept as SLOTS_PER_MINUTE small counters (one item each).
