@@ -653,6 +653,40 @@ def test_a_batch_is_recorded_in_one_transaction_and_an_invoice_edited_meanwhile_
     assert not set(single_writes) & set(more), single_writes
 
 
+def test_an_invoice_its_producer_marks_pending_while_it_syncs_ends_synced_through_allowed_steps(
+    stack, monkeypatch
+):
+    # Given a new invoice whose message overtook its producer's pending mark (the message is sent
+    # first): the producer marks it pending while QuickBooks creates it
+    tenant = qbo_tenant()
+    realm = qbo_connect(stack, tenant)
+    seed_contact(tenant, "Race Owner")
+    seed_product(tenant, "Service")
+    invoice_id = seed_invoice(tenant).id
+    original_create = QboClient.create
+
+    def create_then_mark_pending(self, entity, body, requestid):
+        answer = original_create(self, entity, body, requestid)
+        if entity == "Invoice":
+            assert invoice_sync.mark_pending(load_invoice(tenant, invoice_id), "billing_run")
+        return answer
+
+    monkeypatch.setattr(QboClient, "create", create_then_mark_pending)
+    message = QboSyncMessage(
+        kind="sync_invoice", tenant_id=tenant, entity_id=invoice_id, run_id="run-1", version=1
+    )
+    # When the consumer handles its message
+    result = consumer.handle_event(sqs_event([message]), None)
+    # Then the invoice is synced once, its run index too, and its history holds only steps the
+    # sync machine allows (the write was decided again from the status stored meanwhile)
+    assert result["batchItemFailures"] == []
+    synced = load_invoice(tenant, invoice_id)
+    assert synced.sync_status == "synced" and synced.gsi2sk == Invoice.run_sort_key("synced", invoice_id)
+    assert len(ours(stack, realm)) == 1
+    steps = [(h.from_state, h.to_state) for h in synced.history][-2:]
+    assert steps == [("not_synced", "pending"), ("pending", "synced")], steps
+
+
 def test_many_new_customers_are_created_in_batch_calls_and_an_existing_name_is_linked(stack):
     # Given eight invoices for eight contacts QuickBooks has never seen, except one whose name a
     # customer already holds with other spacing (our exact-name query misses it: the create says 6240)
