@@ -19,8 +19,10 @@ import requests
 
 from fieldbill.clock import now_iso
 from fieldbill.domain.money import line_amount
+from fieldbill.quickbooks import metrics as qmetrics
 from fieldbill.quickbooks import tokens
 from fieldbill.quickbooks.client import QboClient
+from fieldbill.quickbooks.limiter import RateLimiter
 from fieldbill.store import invoice_sync
 from fieldbill.store.models import (
     META,
@@ -361,15 +363,23 @@ def test_429_storm_ends_with_everything_synced_and_no_duplicates(stack):
     assert calls["faults_injected"] == 12 and calls["by_status"].get("429", 0) >= 12, calls
 
 
-def test_limiter_keeps_a_burst_under_the_company_limit_without_429(stack):
+def test_limiter_keeps_a_burst_under_the_company_limit_without_429(stack, monkeypatch):
     # Given a company whose limits equal ours
     tenant = qbo_tenant()
     realm = qbo_connect(stack, tenant)
     seed_contact(tenant, "Burst Owner")
     seed_product(tenant, "Service")
     ids = [seed_invoice(tenant).id for _ in range(20)]
+    deferred: list[str | None] = []
+    real_count = qmetrics.count
+
+    def count(name, realm_id, value=1):
+        if name == "LimiterDeferrals":
+            deferred.append(realm_id)
+        return real_count(name, realm_id, value)
+
+    monkeypatch.setattr(qmetrics, "count", count)
     # When 20 invoices arrive together
-    started = time.monotonic()
     send_many(stack, tenant, ids)
     settled = wait_settled(tenant, ids, timeout=60)
     # Then all are synced, with no 429 at all, mostly through the batch endpoint
@@ -378,7 +388,9 @@ def test_limiter_keeps_a_burst_under_the_company_limit_without_429(stack):
     assert calls["throttled"] == 0
     assert calls["batch_requests"] >= 1
     assert len(ours(stack, realm)) == 20
-    assert time.monotonic() - started < 30
+    # And without being held back: our limiter never made a record of the burst wait in the queue
+    # (what the old bound on the wall time stood for, whatever the machine's speed)
+    assert realm not in deferred
 
 
 def test_permanent_validation_error_is_recorded_with_code_and_element_and_not_retried(stack):
@@ -779,7 +791,6 @@ def test_a_message_made_to_wait_is_handed_back_as_a_fresh_copy_that_keeps_its_do
 ):
     # Given a realm cooling down after a 429 (5 real seconds here), one invoice's first delivery and
     # another's second delivery (an earlier attempt may have reached QuickBooks)
-    from fieldbill.quickbooks.limiter import RateLimiter
 
     tenant = qbo_tenant()
     realm = qbo_connect(stack, tenant)
@@ -814,10 +825,17 @@ def test_a_message_made_to_wait_is_handed_back_as_a_fresh_copy_that_keeps_its_do
     assert first["batchItemFailures"] == [] and second["batchItemFailures"] == []
     assert ours(stack, realm) == []
     assert load_invoice(tenant, fresh).sync_status != "synced"
-    # And a copy of each waits in the queue for the cool-down, first receive, the doubt carried
-    assert receive_copies(sync_queue, 2, timeout=1.5) == []  # delayed, not visible at once
+    # And a copy of each waits in the queue for the cool-down, first receive, the doubt carried:
+    # delayed, not visible at once (SQS delivered it first only once the cool-down was over, which
+    # holds however fast the machine reads the queue)
+    cooldown = RateLimiter()._cooldown_item(realm)
+    assert cooldown is not None and cooldown.expires is not None
     copies = receive_copies(sync_queue, 2)
     assert len(copies) == 2
+    assert all(
+        int(c["Attributes"]["ApproximateFirstReceiveTimestamp"]) >= cooldown.expires * 1000 - 500
+        for c in copies
+    )
     by_invoice = {QboSyncMessage.model_validate_json(c["Body"]).entity_id: c for c in copies}
     assert all(c["Attributes"]["ApproximateReceiveCount"] == "1" for c in copies)
     fresh_copy = QboSyncMessage.model_validate_json(by_invoice[fresh]["Body"])
@@ -836,7 +854,6 @@ def test_a_message_made_to_wait_is_handed_back_as_a_fresh_copy_that_keeps_its_do
 
 def test_a_wait_whose_copy_sqs_refuses_keeps_the_original_message(stack, sync_queue):
     # Given a realm cooling down, and a sync queue that no longer exists (SQS refuses the copy)
-    from fieldbill.quickbooks.limiter import RateLimiter
 
     boto3.client("sqs").delete_queue(QueueUrl=sync_queue)
     tenant = qbo_tenant()
@@ -858,7 +875,6 @@ def test_a_wait_whose_copy_sqs_refuses_keeps_the_original_message(stack, sync_qu
 def no_batch_slot_for_a_while(monkeypatch) -> None:
     """The realm's batch slots taken for 3 real seconds (tests run a QuickBooks minute a second:
     taking 40 slots for real races the window sliding); every other answer of the limiter is real."""
-    from fieldbill.quickbooks.limiter import RateLimiter
 
     real = RateLimiter.estimate
 
@@ -896,7 +912,6 @@ def test_with_the_batch_budget_spent_new_invoices_go_one_by_one_on_spare_request
 
 def test_with_no_spare_request_either_the_invoices_wait_for_a_batch_slot(stack, sync_queue, monkeypatch):
     # Given a realm with no batch slot for a while and spare calls cooling down after a 429 on one
-    from fieldbill.quickbooks.limiter import RateLimiter
 
     _, realm, ids, messages = three_new_invoices(stack, "Waiting Spare Owner")
     no_batch_slot_for_a_while(monkeypatch)
