@@ -198,13 +198,13 @@ def seed_invoices(tenant_id: str, run_id: str, invoices: int, rng: random.Random
 
 
 def enqueue(tenant_id: str, run_id: str, invoice_ids: list[str]) -> int:
-    """The billing run's sync step sends one message per invoice through workflows.sync_queue (and
+    """The billing run's sync step sends one message per invoice through workflows.qbo_sync.enqueue (and
     marks each invoice pending: skipped here, it is the producer's cost, not the consumer's, and the
     consumer does not read it)."""
-    from fieldbill.workflows import sync_queue
     from fieldbill.workflows.messages import QboSyncMessage
+    from fieldbill.workflows.qbo_sync import enqueue as sync_enqueue
 
-    sync_queue.send(
+    sync_enqueue.send(
         [
             QboSyncMessage(kind="sync_invoice", tenant_id=tenant_id, entity_id=i, run_id=run_id, version=1)
             for i in invoice_ids
@@ -356,13 +356,13 @@ def naive_scenario(stack: Any, source: tuple[str, str, list[str]]) -> dict[str, 
     from quickbooks.objects.invoice import Invoice as QbInvoice
     from quickbooks.objects.item import Item
 
+    from fieldbill.store import invoice_sync
     from fieldbill.store.models import Invoice
-    from fieldbill.workflows.qbo_sync import _batch_get
     from local.stack import LOCAL_CLIENT_ID
 
     tenant_id, _, invoice_ids = source
-    loaded = _batch_get(Invoice, (Invoice.key(tenant_id, i) for i in invoice_ids))
-    invoices: list[Invoice] = [loaded[Invoice.key(tenant_id, i)] for i in invoice_ids]
+    loaded = invoice_sync.load_many(tenant_id, invoice_ids)
+    invoices: list[Invoice] = [loaded[i] for i in invoice_ids]
     realm = stack.emulator.create_company(name="naive company")
     stack.emulator.configure(realm, webhooks_enabled=False, **LIMITS)
     granted = stack.emulator.connect(LOCAL_CLIENT_ID, realm)

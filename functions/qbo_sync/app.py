@@ -7,11 +7,11 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from fieldbill.observability import logger, metrics, tracer
-from fieldbill.workflows import qbo_sync
+from fieldbill.workflows.qbo_sync import consumer
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return qbo_sync.handle_event(event, context)
+    return consumer.handle_event(event, context)

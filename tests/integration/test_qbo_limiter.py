@@ -107,8 +107,8 @@ def test_a_429_after_the_realm_sat_idle_past_the_cool_down_is_not_consecutive(st
 
 def _cooldown_end(rl: RateLimiter, realm: str) -> float:
     item = rl._cooldown_item(realm)
-    assert item is not None
-    return float(item["expires"]["N"])
+    assert item is not None and item.expires is not None
+    return item.expires
 
 
 def test_estimate_tells_the_wait_without_taking_anything(stack):

@@ -245,3 +245,38 @@ def test_connection_refuses_what_makes_no_sense() -> None:
             CONNECTION_MACHINE.check("t1", status, status)
     # Every status is named by the machine (none is a dead end)
     assert set(CONNECTION_MACHINE.allowed) == set(ConnectionStatus)
+
+
+# --- invoice sync: a create whose answer was lost (qbosync) ---------------------------------
+def test_a_pending_invoice_whose_create_answer_was_lost_becomes_unknown() -> None:
+    # Given a queued invoice / When its create's answer is lost / Then it is unknown
+    invoice, _ = set_sync_status(_invoice(_item()), SyncStatus.PENDING, **WHO)
+    invoice, record = set_sync_status(invoice, SyncStatus.UNKNOWN, **WHO, reason="answer lost")
+    assert invoice.sync_status is SyncStatus.UNKNOWN
+    assert (record.from_status, record.to_status) == ("pending", "unknown")
+
+
+@pytest.mark.parametrize("target", [SyncStatus.SYNCED, SyncStatus.ERROR])
+def test_an_unknown_invoice_is_settled_by_its_retry(target) -> None:
+    # Given an unknown invoice / When its retry finds or creates it (or QuickBooks refuses it)
+    invoice, _ = set_sync_status(_invoice(_item()), SyncStatus.PENDING, **WHO)
+    invoice, _ = set_sync_status(invoice, SyncStatus.UNKNOWN, **WHO)
+    invoice, record = set_sync_status(invoice, target, **WHO)
+    # Then it is settled
+    assert invoice.sync_status is target and record.from_status == "unknown"
+
+
+@pytest.mark.parametrize(
+    ("current", "target"),
+    [
+        (SyncStatus.NOT_SYNCED, SyncStatus.UNKNOWN),  # never sent: cannot be in doubt
+        (SyncStatus.SYNCED, SyncStatus.UNKNOWN),  # it has its QuickBooks id
+        (SyncStatus.UNKNOWN, SyncStatus.NOT_SYNCED),
+        (SyncStatus.UNKNOWN, SyncStatus.PENDING),  # its message is on its way already
+    ],
+)
+def test_unknown_is_reached_and_left_only_through_the_sync(current, target) -> None:
+    from fieldbill.domain.states import SYNC_MACHINE
+
+    with pytest.raises(InvalidTransition):
+        SYNC_MACHINE.check("inv-1", current, target)

@@ -8,8 +8,9 @@
 | invoice         | draft -> ready | void; ready -> sent | void; sent -> paid                   |
 | invoice_from_   | draft, ready, sent -> paid; paid -> sent (QuickBooks' balance, inbound     |
 | quickbooks      | only: payments live there)                                                |
-| invoice_sync    | not_synced -> pending; pending -> synced | error; error -> pending;        |
-|                 | synced -> pending (re-sync after a change)                                |
+| invoice_sync    | not_synced -> pending; pending -> synced | error | unknown; error ->     |
+|                 | pending; synced -> pending (re-sync after a change); unknown -> synced or |
+|                 | error (unknown: a create whose answer was lost, looked up before retrying)|
 | billing_run     | queued -> compiling -> generating -> syncing -> succeeded | failed |      |
 |                 | partially_failed; queued, compiling, generating -> failed                 |
 | quickbooks_     | disconnected -> connected (OAuth callback); connected -> needs_reconnect  |
@@ -18,6 +19,8 @@
 A change to the state a record is already in raises Conflict (a retry can treat it as done);
 any other change not listed raises InvalidTransition. The functions return the new record and
 a HistoryRecord; the store writes both, conditionally on the old status (the audit trail).
+A sync message can overtake its producer's pending mark (the message is sent first): the store
+then writes both steps, through pending, in one write (store/invoice_sync.py).
 """
 
 from __future__ import annotations
@@ -145,9 +148,11 @@ SYNC_MACHINE: StateMachine[SyncStatus] = StateMachine(
     "invoice_sync",
     {
         SyncStatus.NOT_SYNCED: frozenset({SyncStatus.PENDING}),
-        SyncStatus.PENDING: frozenset({SyncStatus.SYNCED, SyncStatus.ERROR}),
+        SyncStatus.PENDING: frozenset({SyncStatus.SYNCED, SyncStatus.ERROR, SyncStatus.UNKNOWN}),
         SyncStatus.ERROR: frozenset({SyncStatus.PENDING}),
         SyncStatus.SYNCED: frozenset({SyncStatus.PENDING}),
+        # A create whose answer was lost: found (or created) on the retry, or refused then.
+        SyncStatus.UNKNOWN: frozenset({SyncStatus.SYNCED, SyncStatus.ERROR}),
     },
 )
 

@@ -1,4 +1,5 @@
-"""QuickBooks limits per company (realm), shared by every worker through the table.
+"""QuickBooks limits per company (realm), shared by every worker through the table: the policy
+here, the items' reads and conditional writes in store/rate_limits.py.
 
 Three limits (QuickBooks counts a batch call as a request too):
 - requests per minute: a sliding window kept as SLOTS_PER_MINUTE small counters (one item each).
@@ -24,14 +25,11 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
-
-import boto3
-from botocore.exceptions import ClientError
 
 from fieldbill.quickbooks.errors import DEFAULT_THROTTLE_SECONDS, Throttled
 from fieldbill.settings import Settings, get_settings
+from fieldbill.store.rate_limits import RateItem, RateKeys, RateSlots
 
 SLOTS_PER_MINUTE = 30
 # Waits up to this many real seconds happen inside the function; longer ones go back to the queue.
@@ -49,50 +47,12 @@ REQUESTS_PER_QBO_SECOND = 10
 SPARE_COOLDOWN_QBO_SECONDS = 10.0
 
 
-class RateKeys:
-    """Key builders of the limiter's items (kept with the limiter: they are not domain entities)."""
-
-    @staticmethod
-    def pk(realm_id: str) -> str:
-        return f"REALM#{realm_id}#RATE"
-
-    @staticmethod
-    def request_slot(slot: int) -> str:
-        return f"R#{slot:014d}"
-
-    @staticmethod
-    def batch_slot(slot: int) -> str:
-        return f"B#{slot:014d}"
-
-    @staticmethod
-    def lease(index: int) -> str:
-        return f"C#{index:03d}"
-
-    @staticmethod
-    def cooldown() -> str:
-        # Sorts after every lease and inside the lease query's range: read at no extra cost.
-        return "C#zz-cooldown"
-
-    @staticmethod
-    def spare_cooldown() -> str:
-        return "C#zz-spare"
-
-
 @dataclass(frozen=True)
 class Permit:
     realm_id: str
     lease_sk: str
     lease_id: str
     batch: bool
-
-
-@lru_cache(maxsize=1)
-def _ddb() -> Any:
-    return boto3.client("dynamodb")
-
-
-def _conditional_failed(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
 class RateLimiter:
@@ -107,17 +67,10 @@ class RateLimiter:
         self.settings = settings or get_settings()
         self.clock = clock
         self.sleep = sleep
-        self._client = client
+        self.slots = RateSlots(self.settings.table_name, client)
         self.spare_reserve = SPARE_RESERVE
 
     # ------------------------------------------------------------------ derived values
-    @property
-    def client(self) -> Any:
-        return self._client or _ddb()
-
-    @property
-    def table(self) -> str:
-        return self.settings.table_name
 
     @property
     def minute(self) -> float:
@@ -169,9 +122,9 @@ class RateLimiter:
         now = self.clock()
         waits = [0.0]
         last = RateKeys.spare_cooldown() if spare else RateKeys.cooldown()
-        for item in self._query(realm_id, RateKeys.cooldown(), last):
-            if "expires" in item:
-                waits.append(float(item["expires"]["N"]) - now)
+        for item in self.slots.between(realm_id, RateKeys.cooldown(), last):
+            if item.expires is not None:
+                waits.append(item.expires - now)
         if batch:
             waits.append(
                 self._window_wait(realm_id, RateKeys.batch_slot, self.settings.qbo_batches_per_minute)
@@ -189,8 +142,7 @@ class RateLimiter:
         now = self.clock()
         slot = int(now // self.slot_seconds)
         first = slot - SLOTS_PER_MINUTE
-        items = self._query(realm_id, slot_key(first), slot_key(slot))
-        counts = {it["sk"]["S"]: int(it["n"]["N"]) for it in items if "n" in it}
+        counts = self._counts(realm_id, slot_key(first), slot_key(slot))
         previous = [(s, counts.get(slot_key(s), 0)) for s in range(first, slot)]
         current = counts.get(slot_key(slot), 0)
         used = sum(n for _, n in previous) + current
@@ -201,16 +153,7 @@ class RateLimiter:
         return 0.0
 
     def release(self, permit: Permit) -> None:
-        try:
-            self.client.delete_item(
-                TableName=self.table,
-                Key={"pk": {"S": RateKeys.pk(permit.realm_id)}, "sk": {"S": permit.lease_sk}},
-                ConditionExpression="lease_id = :id",
-                ExpressionAttributeValues={":id": {"S": permit.lease_id}},
-            )
-        except ClientError as exc:
-            if not _conditional_failed(exc):  # expired and taken over: nothing of ours to free
-                raise
+        self.slots.release_lease(permit.realm_id, permit.lease_sk, permit.lease_id)
 
     def note_throttled(
         self, realm_id: str, qbo_seconds: float | None = None, *, spare: bool = False
@@ -237,56 +180,35 @@ class RateLimiter:
         strikes = 1
         if qbo_seconds is None:
             current = self._cooldown_item(realm_id)
-            if current is not None and "seconds" in current:
-                ended = float(current["expires"]["N"])
+            if current is not None and current.seconds is not None and current.expires is not None:
+                ended = current.expires
                 # Within one cool-down of the last one's end: a realm left idle for longer by its
                 # records' back-off was not refused again, it was not asked.
-                soon = min(self.minute, self.to_real_seconds(float(current["seconds"]["N"])))
+                soon = min(self.minute, self.to_real_seconds(current.seconds))
                 if now - ended < soon and self._calls_since(realm_id, ended) <= CONSECUTIVE_CALLS:
-                    strikes = int(current.get("strikes", {}).get("N", "0")) + 1
+                    strikes = (current.strikes or 0) + 1
             qbo_seconds = min(DEFAULT_THROTTLE_SECONDS, FIRST_COOLDOWN_QBO_SECONDS * 2 ** (strikes - 1))
         return self._put_cooldown(realm_id, RateKeys.cooldown(), now, qbo_seconds, strikes)
 
     def _put_cooldown(self, realm_id: str, sk: str, now: float, qbo_seconds: float, strikes: int) -> float:
         """Write a cool-down that only ever extends; returns the one in force (QuickBooks seconds)."""
         until = now + self.to_real_seconds(qbo_seconds)
-        try:
-            self.client.put_item(
-                TableName=self.table,
-                Item={
-                    "pk": {"S": RateKeys.pk(realm_id)},
-                    "sk": {"S": sk},
-                    "expires": {"N": repr(until)},
-                    "strikes": {"N": str(strikes)},
-                    "seconds": {"N": repr(float(qbo_seconds))},
-                    "ttl": {"N": str(int(until + 3600))},
-                },
-                ConditionExpression="attribute_not_exists(expires) OR expires < :until",
-                ExpressionAttributeValues={":until": {"N": repr(until)}},
-            )
-        except ClientError as exc:
-            if not _conditional_failed(exc):  # a longer cool-down is already in place
-                raise
+        if not self.slots.extend_cooldown(realm_id, sk, until, strikes, qbo_seconds):
+            # a longer cool-down is already in place
             current = self._cooldown_item(realm_id, sk)
-            if current is not None:
-                qbo_seconds = max(qbo_seconds, self.to_qbo_seconds(float(current["expires"]["N"]) - now))
+            if current is not None and current.expires is not None:
+                qbo_seconds = max(qbo_seconds, self.to_qbo_seconds(current.expires - now))
         return float(qbo_seconds)
 
     def _calls_since(self, realm_id: str, since: float) -> int:
         """Calls counted from the slot of `since` on (the slot is the resolution)."""
         first = int(since // self.slot_seconds)
         last = int(self.clock() // self.slot_seconds)
-        items = self._query(realm_id, RateKeys.request_slot(first), RateKeys.request_slot(last))
-        return sum(int(it["n"]["N"]) for it in items if "n" in it)
+        return sum(self._counts(realm_id, RateKeys.request_slot(first), RateKeys.request_slot(last)).values())
 
-    def _cooldown_item(self, realm_id: str, sk: str | None = None) -> dict[str, Any] | None:
-        found = self.client.get_item(
-            TableName=self.table,
-            Key={"pk": {"S": RateKeys.pk(realm_id)}, "sk": {"S": sk or RateKeys.cooldown()}},
-            ConsistentRead=True,
-        )
-        item = found.get("Item")
-        return item if item and "expires" in item else None
+    def _cooldown_item(self, realm_id: str, sk: str | None = None) -> RateItem | None:
+        item = self.slots.get(realm_id, sk or RateKeys.cooldown())
+        return item if item is not None and item.expires is not None else None
 
     @contextmanager
     def permit(
@@ -316,8 +238,8 @@ class RateLimiter:
     def _take_lease(self, realm_id: str, *, spare: bool = False) -> tuple[str, str] | float:
         now = self.clock()
         limit = int(self.settings.qbo_max_concurrent)
-        items = self._query(realm_id, "C#", "C#~")
-        held = {it["sk"]["S"]: float(it["expires"]["N"]) for it in items if "expires" in it}
+        items = self.slots.between(realm_id, *RateKeys.leases())
+        held = {it.sk: it.expires for it in items if it.expires is not None}
         cooling = held.pop(RateKeys.cooldown(), 0.0)
         spare_cooling = held.pop(RateKeys.spare_cooldown(), 0.0)
         if spare:
@@ -329,23 +251,8 @@ class RateLimiter:
         lease_id = secrets.token_hex(8)
         expires = now + float(self.settings.qbo_http_timeout_seconds) + LEASE_MARGIN_SECONDS
         for sk in free[:3]:
-            try:
-                self.client.put_item(
-                    TableName=self.table,
-                    Item={
-                        "pk": {"S": RateKeys.pk(realm_id)},
-                        "sk": {"S": sk},
-                        "lease_id": {"S": lease_id},
-                        "expires": {"N": repr(expires)},
-                        "ttl": {"N": str(int(expires + 3600))},
-                    },
-                    ConditionExpression="attribute_not_exists(pk) OR expires <= :now",
-                    ExpressionAttributeValues={":now": {"N": repr(now)}},
-                )
+            if self.slots.take_lease(realm_id, sk, lease_id, expires, now):
                 return sk, lease_id
-            except ClientError as exc:
-                if not _conditional_failed(exc):
-                    raise
         # All leases busy: calls are short, so look again soon (the earliest expiry bounds it).
         soonest = min((e for e in held.values() if e > now), default=now)
         return float(min(max(0.02, self.slot_seconds / 10), max(0.02, soonest - now)))
@@ -359,8 +266,7 @@ class RateLimiter:
             now = self.clock()
             slot = int(now // self.slot_seconds)
             first = slot - SLOTS_PER_MINUTE  # one slot more than a minute: see module docstring
-            items = self._query(realm_id, slot_key(first), slot_key(slot))
-            counts = {it["sk"]["S"]: int(it["n"]["N"]) for it in items if "n" in it}
+            counts = self._counts(realm_id, slot_key(first), slot_key(slot))
             previous = [(s, counts.get(slot_key(s), 0)) for s in range(first, slot)]
             used_before = sum(n for _, n in previous)
             current = counts.get(slot_key(slot), 0)
@@ -371,23 +277,8 @@ class RateLimiter:
                 return max(0.01, (slot + 1) * self.slot_seconds - now)
             if slot_cap is not None:
                 allowance = min(allowance, slot_cap)
-            try:
-                self.client.update_item(
-                    TableName=self.table,
-                    Key={"pk": {"S": RateKeys.pk(realm_id)}, "sk": {"S": slot_key(slot)}},
-                    UpdateExpression="ADD n :one SET #ttl = :ttl",
-                    ConditionExpression="attribute_not_exists(n) OR n < :allow",
-                    ExpressionAttributeNames={"#ttl": "ttl"},
-                    ExpressionAttributeValues={
-                        ":one": {"N": "1"},
-                        ":allow": {"N": str(allowance)},
-                        ":ttl": {"N": str(int(now + 2 * self.minute + 3600))},
-                    },
-                )
+            if self.slots.count(realm_id, slot_key(slot), allowance, ttl=int(now + 2 * self.minute + 3600)):
                 return 0.0
-            except ClientError as exc:
-                if not _conditional_failed(exc):
-                    raise
         return self.slot_seconds
 
     def _wait(self, previous: list[tuple[int, int]], deficit: int, slot: int, now: float) -> float:
@@ -399,24 +290,9 @@ class RateLimiter:
                 return max(0.01, (s + SLOTS_PER_MINUTE + 1) * self.slot_seconds - now)
         return max(0.01, (slot + SLOTS_PER_MINUTE + 1) * self.slot_seconds - now)
 
-    def _query(self, realm_id: str, low: str, high: str) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self.table,
-            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :lo AND :hi",
-            "ExpressionAttributeValues": {
-                ":pk": {"S": RateKeys.pk(realm_id)},
-                ":lo": {"S": low},
-                ":hi": {"S": high},
-            },
-            "ConsistentRead": True,
-        }
-        while True:
-            page = self.client.query(**kwargs)
-            out.extend(page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                return out
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    def _counts(self, realm_id: str, low: str, high: str) -> dict[str, int]:
+        """sk -> calls counted, for the realm's slots between `low` and `high`."""
+        return {it.sk: it.n for it in self.slots.between(realm_id, low, high) if it.n is not None}
 
 
 _default: RateLimiter | None = None

@@ -1,0 +1,297 @@
+"""An invoice's QuickBooks sync: the reads of the outbound sync and every write of its sync status.
+
+Each status change is decided by SYNC_MACHINE through `transitions.change()` and written in one
+update, conditional on the status it was decided from, with its history entry; the run index
+(gsi2sk `<sync_status>#<invoice id>`) moves in the same write. A message can overtake its
+producer's pending mark (the producer sends the message first): a record the consumer finds
+not_synced (or in error) then passes through pending in the same write, both steps in its history.
+Writes whose answer nobody reads skip the read-back (Model.update asks for ALL_NEW).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from pynamodb.exceptions import TransactWriteError, UpdateError
+from pynamodb.expressions.update import Action
+from pynamodb.transactions import TransactWrite
+
+from fieldbill.clock import now_iso
+from fieldbill.domain.errors import Conflict
+from fieldbill.domain.model import Destination, SyncStatus
+from fieldbill.domain.states import SYNC_MACHINE
+from fieldbill.store import common, transitions
+from fieldbill.store.models import META, Entity, Invoice
+
+ACTOR = "qbo_sync"
+STATUS = "sync_status"
+# A status write refused because the status moved meanwhile is decided again from the new one.
+STATUS_ATTEMPTS = 3
+PICKED_UP = "taken up by the QuickBooks sync"
+
+
+def update_without_reading(record: Entity, actions: list[Action], condition: Any = None) -> None:
+    """UpdateItem without reading the item back (Model.update asks for ALL_NEW: a needless read)."""
+    hash_key, range_key = record._get_hash_range_key_serialized_values()
+    record._get_connection().update_item(hash_key, range_key=range_key, actions=actions, condition=condition)
+
+
+# ---------------------------------------------------------------------------------- reads
+def load(tenant_id: str, invoice_id: str) -> Invoice | None:
+    """The invoice as stored now (consistent: the consumer acts on the latest version)."""
+    try:
+        record = Entity.get(Invoice.key(tenant_id, invoice_id), META, consistent_read=True)
+    except Entity.DoesNotExist:
+        return None
+    return record if isinstance(record, Invoice) else None
+
+
+def load_many(tenant_id: str, invoice_ids: Iterable[str]) -> dict[str, Invoice]:
+    """invoice id -> invoice, for many at once (consistent BatchGetItem, 100 keys a request)."""
+    keys = [(Invoice.key(tenant_id, i), META) for i in dict.fromkeys(invoice_ids)]
+    if not keys:
+        return {}
+    return {r.id: r for r in Entity.batch_get(keys, consistent_read=True) if isinstance(r, Invoice)}
+
+
+def unqueued(tenant_id: str, run_id: str, limit: int) -> tuple[list[Invoice], bool]:
+    """One page of a run's QuickBooks invoices nobody queued yet; True when more may wait."""
+    query = Entity.gsi2.query(
+        Invoice.run_key(tenant_id, run_id), Entity.gsi2sk.startswith(f"{SyncStatus.NOT_SYNCED}#"), limit=limit
+    )
+    invoices = [i for i in query if isinstance(i, Invoice) and i.destination == Destination.QUICKBOOKS]
+    return invoices, query.last_evaluated_key is not None
+
+
+# ---------------------------------------------------------------------------------- status writes
+@dataclass(frozen=True, slots=True)
+class _Write:
+    actions: list[Action]
+    condition: Any
+
+
+def _run_index(invoice: Invoice, status: str) -> list[Action]:
+    if not invoice.run_id:
+        return []
+    return [
+        Invoice.gsi2pk.set(Invoice.run_key(invoice.tenant_id, invoice.run_id)),
+        Invoice.gsi2sk.set(Invoice.run_sort_key(status, invoice.id)),
+    ]
+
+
+def _is_history(action: Action) -> bool:
+    return str(action.values[0]) == "history"
+
+
+def _decide(invoice: Invoice, target: str, reason: str, extra: list[Action]) -> _Write:
+    """The write that moves `invoice` from its current status to `target` (InvalidTransition if
+    the machine allows neither the step nor the step through pending)."""
+    current = str(invoice.sync_status)
+    if current == target:
+        # Not a status change (a newer version synced again, a second error): the record and its
+        # history say what happened, on the condition that the status is still the one seen.
+        entry = common.history_entry(ACTOR, current, current, reason)
+        actions = [
+            Invoice.updated_at.set(now_iso()),
+            Invoice.history.set(Invoice.history.append([entry])),
+            *extra,
+        ]
+        return _Write(actions, Invoice.sync_status == current)
+    if SYNC_MACHINE.can(SyncStatus(current), SyncStatus(target)):
+        step = transitions.change(
+            Invoice,
+            STATUS,
+            SYNC_MACHINE,
+            invoice.id,
+            current,
+            target,
+            actor=ACTOR,
+            reason=reason,
+            extra=extra,
+        )
+        return _Write(step.actions, step.condition)
+    picked = transitions.change(
+        Invoice, STATUS, SYNC_MACHINE, invoice.id, current, SyncStatus.PENDING, actor=ACTOR, reason=PICKED_UP
+    )
+    step = transitions.change(
+        Invoice,
+        STATUS,
+        SYNC_MACHINE,
+        invoice.id,
+        SyncStatus.PENDING,
+        target,
+        actor=ACTOR,
+        reason=reason,
+        extra=extra,
+    )
+    entries = [
+        common.history_entry(ACTOR, picked.record.from_status, picked.record.to_status, PICKED_UP),
+        common.history_entry(ACTOR, step.record.from_status, step.record.to_status, reason),
+    ]
+    actions = [a for a in step.actions if not _is_history(a)]
+    actions.append(Invoice.history.set(Invoice.history.append(entries)))
+    return _Write(actions, picked.condition)
+
+
+def _write_status(
+    invoice: Invoice, target: str, reason: str, extra: list[Action], condition: Any, still: Any
+) -> bool:
+    """Write the status change; if the status moved meanwhile, decide again from the stored one
+    while `still(stored)` holds. False when the change was not written."""
+    for _ in range(STATUS_ATTEMPTS):
+        decided = _decide(invoice, target, reason, extra)
+        try:
+            update_without_reading(invoice, decided.actions, decided.condition & condition)
+        except UpdateError as exc:
+            if not common.conditional_failed(exc):
+                raise
+            stored = load(invoice.tenant_id, invoice.id)
+            if stored is None or not still(stored) or stored.sync_status == invoice.sync_status:
+                return False
+            invoice.sync_status = stored.sync_status
+            continue
+        invoice.sync_status = target
+        return True
+    return False
+
+
+def _same_version(invoice: Invoice) -> Any:
+    version = int(invoice.version)
+    return lambda stored: int(stored.version) == version
+
+
+def _received(result: dict[str, Any]) -> list[Action]:
+    """What QuickBooks answered for the invoice: kept even when it cannot be marked synced."""
+    actions: list[Action] = [
+        Invoice.qbo_id.set(str(result["Id"])),
+        Invoice.qbo_sync_token.set(str(result.get("SyncToken", "0"))),
+    ]
+    if result.get("DocNumber"):
+        actions.append(Invoice.qbo_doc_number.set(str(result["DocNumber"])))
+    if result.get("TotalAmt") is not None:
+        actions.append(Invoice.qbo_total.set(Decimal(str(result["TotalAmt"]))))
+    return actions
+
+
+def _synced_extra(invoice: Invoice, result: dict[str, Any]) -> list[Action]:
+    return [
+        *_received(result),
+        Invoice.qbo_synced_version.set(int(invoice.version)),
+        Invoice.sync_error.remove(),
+        Invoice.synced_at.set(now_iso()),
+        *_run_index(invoice, SyncStatus.SYNCED),
+    ]
+
+
+def _synced_reason(invoice: Invoice, result: dict[str, Any]) -> str:
+    # The version is kept in the reason too: records synced before qbo_synced_version existed.
+    return f"QuickBooks Invoice {result['Id']} version={int(invoice.version)}"
+
+
+def mark_synced(invoice: Invoice, result: dict[str, Any]) -> bool:
+    """Record QuickBooks' invoice and mark ours synced at its version. False when the invoice
+    changed meanwhile: its QuickBooks id is kept (its next message updates, never creates again)
+    but not "synced", which would hide the newer version."""
+    written = _write_status(
+        invoice,
+        SyncStatus.SYNCED,
+        _synced_reason(invoice, result),
+        _synced_extra(invoice, result),
+        Invoice.version == invoice.version,
+        _same_version(invoice),
+    )
+    if not written:
+        update_without_reading(invoice, [*_received(result), Invoice.updated_at.set(now_iso())])
+    return written
+
+
+def mark_synced_many(settled: Sequence[tuple[Invoice, dict[str, Any]]]) -> bool:
+    """The invoices of one QuickBooks batch call marked synced in one transaction. All or nothing:
+    False when any of them changed meanwhile (or another write held one): nothing was written."""
+    try:
+        with TransactWrite(connection=common.connection()) as tx:
+            for invoice, result in settled:
+                decided = _decide(
+                    invoice,
+                    SyncStatus.SYNCED,
+                    _synced_reason(invoice, result),
+                    _synced_extra(invoice, result),
+                )
+                tx.update(
+                    invoice,
+                    decided.actions,
+                    condition=decided.condition & (Invoice.version == invoice.version),
+                )
+    except TransactWriteError:
+        return False
+    for invoice, _ in settled:
+        invoice.sync_status = SyncStatus.SYNCED
+    return True
+
+
+def mark_unknown(invoice: Invoice) -> None:
+    """The create may have reached QuickBooks: whoever handles the invoice next looks it up first."""
+    if invoice.sync_status == SyncStatus.UNKNOWN:
+        return
+    _write_status(
+        invoice,
+        SyncStatus.UNKNOWN,
+        "create sent, answer lost: looked up before any retry",
+        [],
+        Invoice.qbo_id.does_not_exist(),
+        lambda stored: not stored.qbo_id,
+    )
+
+
+def mark_error(invoice: Invoice, error: dict[str, Any], reason: str) -> bool:
+    """Record QuickBooks' refusal (`error`: code, message, detail, element). False when the invoice
+    changed meanwhile: the error of its older version is not recorded."""
+    return _write_status(
+        invoice,
+        SyncStatus.ERROR,
+        reason,
+        [Invoice.sync_error.set(error), *_run_index(invoice, SyncStatus.ERROR)],
+        Invoice.version == invoice.version,
+        _same_version(invoice),
+    )
+
+
+def mark_pending(invoice: Invoice, actor: str) -> bool:
+    """Queued for QuickBooks: from not_synced or error only (pending, unknown and synced invoices
+    already have their message). False when another writer got there first."""
+    if invoice.sync_status not in (SyncStatus.NOT_SYNCED, SyncStatus.ERROR):
+        return False
+    extra: list[Action] = []
+    if invoice.run_id:
+        extra.append(Invoice.gsi2sk.set(Invoice.run_sort_key(SyncStatus.PENDING, invoice.id)))
+    try:
+        transitions.apply(
+            invoice,
+            STATUS,
+            SYNC_MACHINE,
+            SyncStatus.PENDING,
+            actor=actor,
+            reason="queued for QuickBooks",
+            extra=extra,
+        )
+    except Conflict:
+        return False  # the consumer got there first, or it is already pending
+    return True
+
+
+def record_voided(invoice: Invoice, result: dict[str, Any]) -> None:
+    """Voided in QuickBooks (its sync status stays: the record there is ours, now void)."""
+    entry = common.history_entry(
+        ACTOR, invoice.sync_status, invoice.sync_status, f"voided in QuickBooks (Invoice {invoice.qbo_id})"
+    )
+    invoice.update(
+        actions=[
+            Invoice.qbo_sync_token.set(str(result.get("SyncToken", ""))),
+            Invoice.qbo_total.set(Decimal(str(result.get("TotalAmt", "0")))),
+            Invoice.updated_at.set(now_iso()),
+            Invoice.history.set(Invoice.history.append([entry])),
+        ]
+    )

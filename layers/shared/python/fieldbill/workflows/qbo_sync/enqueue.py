@@ -1,0 +1,90 @@
+"""Queue QuickBooks work. Every call to QuickBooks starts here: the consumer is the only caller."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from fieldbill.domain.errors import ValidationError
+from fieldbill.domain.model import Destination
+from fieldbill.quickbooks import tokens
+from fieldbill.settings import get_settings
+from fieldbill.store import invoice_sync
+from fieldbill.store.models import Invoice
+from fieldbill.workflows import queues
+from fieldbill.workflows.messages import QboSyncMessage
+
+# A company that needs reconnecting still uses QuickBooks: its work is queued and parked until then.
+USES_QUICKBOOKS = ("connected", "needs_reconnect")
+
+
+def send(messages: Sequence[QboSyncMessage]) -> None:
+    queues.send(get_settings().qbo_sync_queue_url, messages)
+
+
+def connection_status(tenant_id: str) -> str:
+    """connected | needs_reconnect | disconnected (also when the tenant never connected)."""
+    record = tokens.get_connection(tenant_id, consistent=False)
+    return str(record.status) if record is not None else "disconnected"
+
+
+def default_destination(tenant_id: str) -> Destination:
+    """Where a new invoice goes when nobody says: QuickBooks for a company that uses it."""
+    uses = connection_status(tenant_id) in USES_QUICKBOOKS
+    return Destination.QUICKBOOKS if uses else Destination.LOCAL
+
+
+def checked_destination(tenant_id: str, chosen: Destination | None) -> Destination:
+    """The destination of invoices about to be created; QuickBooks needs a connection."""
+    if chosen is None:
+        return default_destination(tenant_id)
+    if chosen is Destination.QUICKBOOKS and connection_status(tenant_id) not in USES_QUICKBOOKS:
+        raise ValidationError(
+            "destination", "QuickBooks is not connected: connect it (GET /quickbooks/connect) or choose local"
+        )
+    return chosen
+
+
+def push(tenant_id: str, kind: str, entity_id: str) -> bool:
+    """Our edit of a customer or product goes to QuickBooks at once (through the throttled queue),
+    when the tenant uses QuickBooks. The consumer creates the record there or sends a sparse update."""
+    if connection_status(tenant_id) not in USES_QUICKBOOKS:
+        return False
+    send([QboSyncMessage(kind=kind, tenant_id=tenant_id, entity_id=entity_id)])  # type: ignore[arg-type]
+    return True
+
+
+def enqueue_not_synced(tenant_id: str, run_id: str, actor: str, limit: int = 500) -> tuple[int, bool]:
+    """Queue one page of the QuickBooks invoices a billing run or a generate operation created and
+    nobody queued yet; True as second value when more may wait. Queued ones leave the page (their
+    gsi2sk moves to pending#), so a retry after a crash picks up exactly what is left."""
+    invoices, more = invoice_sync.unqueued(tenant_id, run_id, limit)
+    queued = enqueue_invoices(invoices, actor, run_id=run_id) if invoices else 0
+    return queued, more
+
+
+def enqueue_invoices(invoices: Sequence[Invoice], actor: str, run_id: str | None = None) -> int:
+    """Queue each invoice, then mark it pending (from not_synced or error only).
+
+    The message goes first: an invoice is never pending without a message on its way. A message
+    for an invoice that is already synced at this version is dropped by the consumer.
+    """
+    send(
+        [
+            QboSyncMessage(
+                kind="sync_invoice",
+                tenant_id=i.tenant_id,
+                entity_id=i.id,
+                run_id=run_id or i.run_id,
+                version=int(i.version),
+            )
+            for i in invoices
+        ]
+    )
+    for invoice in invoices:
+        mark_pending(invoice, actor)
+    return len(invoices)
+
+
+def mark_pending(invoice: Invoice, actor: str) -> bool:
+    """False when the consumer got there first, or the invoice is already pending."""
+    return invoice_sync.mark_pending(invoice, actor)

@@ -1,0 +1,220 @@
+"""Invoices in QuickBooks: create (or find the one a lost answer created), update, void, and what
+the answer makes of ours (synced, error, unknown).
+
+A create carries a requestid made of the tenant, the invoice and its version, and the invoice's
+marker in PrivateNote: a create that may have gone through unseen (`unknown`, or a redelivery) is
+looked up by marker first, so a lost answer never becomes a second invoice.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Any
+
+from fieldbill.observability import logger
+from fieldbill.quickbooks import mapping
+from fieldbill.quickbooks import metrics as qmetrics
+from fieldbill.quickbooks.client import quote, request_id
+from fieldbill.quickbooks.errors import Permanent, StaleObject, Transient
+from fieldbill.store import invoice_sync
+from fieldbill.store.models import Invoice
+from fieldbill.workflows.qbo_sync import references
+from fieldbill.workflows.qbo_sync.tenants import Tenant
+
+ACTOR = invoice_sync.ACTOR
+STALE_RETRIES = 3
+QUERY_IN_MAX = 30  # values in one IN (...) of a QuickBooks query
+_VERSION_RE = re.compile(r"\bversion=(\d+)\b")
+
+
+# ---------------------------------------------------------------------------------- what is done
+def synced_version(invoice: Invoice) -> int | None:
+    """The invoice version last synced (kept in the history entry of each sync)."""
+    explicit = getattr(invoice, "qbo_synced_version", None)
+    if explicit is not None:
+        return int(explicit)
+    for entry in reversed(invoice.history or []):
+        if entry.actor == ACTOR and entry.to_state == "synced":
+            match = _VERSION_RE.search(entry.reason or "")
+            if match:
+                return int(match.group(1))
+    return None
+
+
+def already_synced(invoice: Invoice) -> bool:
+    if invoice.sync_status != "synced" or not invoice.qbo_id:
+        return False
+    done = synced_version(invoice)
+    return done is not None and done >= int(invoice.version)
+
+
+def for_quickbooks(invoice: Invoice | None) -> bool:
+    if invoice is None:
+        logger.warning("invoice to sync not found; message dropped")
+        return False
+    if invoice.destination != "quickbooks":
+        logger.info("invoice is not for QuickBooks; nothing to sync")
+        return False
+    return True
+
+
+# ---------------------------------------------------------------------------------- sync one
+def sync_invoice(tenant: Tenant, invoice: Invoice, maybe_sent: bool) -> None:
+    """Create or update the invoice in QuickBooks, then mark ours synced."""
+    body = invoice_body(tenant, invoice)
+    if invoice.qbo_id is None:
+        found = None
+        if maybe_sent or invoice.sync_status == "unknown":
+            found = find_invoice(tenant, invoice, body)
+        if found is not None:
+            logger.info(
+                "invoice found in QuickBooks after an unknown outcome: not created again",
+                extra={"qbo_id": found.get("Id")},
+            )
+            result = found
+        else:
+            result = create_invoice(tenant, invoice, body)
+    else:
+        result = update_invoice(tenant, invoice, body)
+    mark_synced(tenant, invoice, result)
+
+
+def invoice_body(tenant: Tenant, invoice: Invoice) -> dict[str, Any]:
+    customer = references.ensure_customer(tenant, invoice.contact_id)
+    items = references.ensure_items(tenant, [ln.product_id for ln in invoice.lines if ln.product_id])
+    return mapping.invoice_to_qbo(
+        invoice, customer, items, tenant.settings, invoice_number=getattr(invoice, "number", None)
+    )
+
+
+def create_request_id(invoice: Invoice) -> str:
+    return request_id("invoice", invoice.tenant_id, invoice.id, int(invoice.version))
+
+
+def create_invoice(tenant: Tenant, invoice: Invoice, body: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return tenant.client.create("Invoice", body, create_request_id(invoice))
+    except Transient as exc:
+        if exc.maybe_committed:
+            invoice_sync.mark_unknown(invoice)
+        raise
+
+
+def find_invoice(tenant: Tenant, invoice: Invoice, body: dict[str, Any]) -> dict[str, Any] | None:
+    """Our invoice in QuickBooks, if a create whose answer was lost went through."""
+    client = tenant.client
+    if body.get("DocNumber"):
+        rows = client.query("Invoice", f"DocNumber = {quote(str(body['DocNumber']))}")
+    else:
+        where = f"CustomerRef = {quote(body['CustomerRef']['value'])}"
+        if body.get("TxnDate"):
+            where += f" AND TxnDate = {quote(body['TxnDate'])}"
+        rows = list(client.query_all("Invoice", where))
+    return next((r for r in rows if mapping.has_marker(r, invoice.tenant_id, invoice.id)), None)
+
+
+def find_invoices(
+    tenant: Tenant, invoices: list[tuple[Invoice, dict[str, Any]]]
+) -> dict[str, dict[str, Any]]:
+    """Invoice id -> our invoice in QuickBooks, for many at once: one query per 30 customers and
+    date (or per 30 document numbers), matched by the PrivateNote marker."""
+    found: dict[str, dict[str, Any]] = {}
+    groups: dict[tuple[str, str], list[tuple[Invoice, dict[str, Any]]]] = {}
+    for invoice, body in invoices:
+        if body.get("DocNumber"):
+            groups.setdefault(("DocNumber", ""), []).append((invoice, body))
+        else:
+            groups.setdefault(("CustomerRef", str(body.get("TxnDate") or "")), []).append((invoice, body))
+    for (field_name, txn_date), members in groups.items():
+        if field_name == "DocNumber":
+            values = list(dict.fromkeys(str(b["DocNumber"]) for _, b in members))
+        else:
+            values = list(dict.fromkeys(str(b["CustomerRef"]["value"]) for _, b in members))
+        for start in range(0, len(values), QUERY_IN_MAX):
+            where = f"{field_name} IN ({', '.join(quote(v) for v in values[start : start + QUERY_IN_MAX])})"
+            if txn_date:
+                where += f" AND TxnDate = {quote(txn_date)}"
+            for row in tenant.client.query_all("Invoice", where):
+                for invoice, _ in members:
+                    if invoice.id not in found and mapping.has_marker(row, invoice.tenant_id, invoice.id):
+                        found[invoice.id] = row
+    return found
+
+
+def update_invoice(tenant: Tenant, invoice: Invoice, body: dict[str, Any]) -> dict[str, Any]:
+    sync_token = invoice.qbo_sync_token
+    if sync_token is None:
+        sync_token = str(tenant.client.read("Invoice", str(invoice.qbo_id))["SyncToken"])
+    for attempt in range(STALE_RETRIES + 1):
+        rid = request_id("invoice-update", invoice.tenant_id, invoice.id, int(invoice.version), sync_token)
+        try:
+            return tenant.client.update(
+                "Invoice", {**body, "Id": invoice.qbo_id, "SyncToken": sync_token}, rid
+            )
+        except StaleObject:
+            if attempt == STALE_RETRIES:
+                raise
+            sync_token = str(tenant.client.read("Invoice", str(invoice.qbo_id))["SyncToken"])
+    raise AssertionError("unreachable")
+
+
+def void_invoice(tenant: Tenant, invoice: Invoice) -> None:
+    client = tenant.client
+    qbo_id = str(invoice.qbo_id)
+    for attempt in range(STALE_RETRIES + 1):
+        current = client.read("Invoice", qbo_id)
+        rid = request_id("void", invoice.tenant_id, invoice.id, current["SyncToken"])
+        try:
+            result = client.void("Invoice", qbo_id, str(current["SyncToken"]), rid)
+            break
+        except StaleObject:
+            if attempt == STALE_RETRIES:
+                raise
+    invoice_sync.record_voided(invoice, result)
+    logger.info("invoice voided in QuickBooks", extra={"qbo_id": qbo_id})
+
+
+# ---------------------------------------------------------------------------------- what it made of ours
+def mark_synced(tenant: Tenant, invoice: Invoice, result: dict[str, Any]) -> None:
+    if not invoice_sync.mark_synced(invoice, result):
+        logger.info("invoice changed during sync; its newer version syncs on its own message")
+        return
+    qmetrics.count("InvoicesSynced", tenant.realm_id)
+    _log_synced(invoice, result)
+
+
+def mark_synced_many(tenant: Tenant, settled: list[tuple[Invoice, dict[str, Any]]]) -> None:
+    """The invoices of one QuickBooks batch call in one transaction (one round trip instead of
+    one per invoice). If any of them changed meanwhile (or another write held one), nothing was
+    written and each is recorded on its own, with its own condition."""
+    if len(settled) < 2 or not invoice_sync.mark_synced_many(settled):
+        for invoice, result in settled:
+            mark_synced(tenant, invoice, result)
+        return
+    qmetrics.count("InvoicesSynced", tenant.realm_id, len(settled))
+    for invoice, result in settled:
+        _log_synced(invoice, result)
+
+
+def _log_synced(invoice: Invoice, result: dict[str, Any]) -> None:
+    total = result.get("TotalAmt")
+    if total is not None and Decimal(str(total)) != invoice.total:
+        logger.info(
+            "QuickBooks total differs from ours (tax)",
+            extra={"invoice_id": invoice.id, "qbo_total": str(total), "total": str(invoice.total)},
+        )
+    logger.info("invoice synced", extra={"invoice_id": invoice.id, "qbo_id": str(result["Id"])})
+
+
+def mark_error(invoice: Invoice, error: Permanent) -> None:
+    reason = f"QuickBooks {error.code}: {error.message} {error.element}".strip()
+    if not invoice_sync.mark_error(invoice, error.as_dict(), reason):
+        logger.info("invoice changed; the error of its older version is not recorded")
+
+
+def record_permanent(tenant_id: str, invoice_id: str, error: Permanent) -> None:
+    """QuickBooks refused the invoice (or its void): the record says why."""
+    invoice = invoice_sync.load(tenant_id, invoice_id)
+    if invoice is not None:
+        mark_error(invoice, error)
