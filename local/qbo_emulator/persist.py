@@ -3,7 +3,8 @@
 With a state file, the emulator writes what each request changed before the request is answered:
 the post-image of every entity it touched, the company's counters and preferences, the answers
 kept for `requestid` replay, the OAuth state (apps, grants, tokens, codes), the call counters and
-the emulated clock. One SQLite transaction (fsync'd) per request that changed something; a kill -9
+the emulated clock. One SQLite transaction (fsync'd) per request that changed something (a read
+commits nothing: its call count rides along with the next write); a kill -9
 loses at most the requests in flight, and a retried request still finds its `requestid` answer.
 Not kept: fault rules, setting overrides, limiter windows and webhook deliveries not yet made
 (the product's scheduled pull closes that gap, as it must for Intuit's own lost deliveries).
@@ -143,14 +144,14 @@ class Persistence:
                     for name in ("apps", "grants", "access_tokens", "refresh_tokens", "codes")
                 }
             )
+            if self._last.get("oauth") != oauth:
+                puts.append(("oauth", "state", oauth))
+                self._last["oauth"] = oauth
+            if not puts and not deletes and not dropped:
+                return  # a read: no commit (its call counts ride along with the next write)
             with emu._counter_lock:
                 counters = _dump({k: dict(v) for k, v in emu._counters.items()})
-            for ns, key, value in (("oauth", "state", oauth), ("counters", "all", counters)):
-                if self._last.get(ns) != value:
-                    puts.append((ns, key, value))
-                    self._last[ns] = value
-            if not puts and not deletes and not dropped:
-                return
+            puts.append(("counters", "all", counters))
             puts.append(("clock", "now", _dump(emu.clock.now())))
             self.file.write(puts, deletes, drop_namespaces=self._namespaces(dropped))
 
