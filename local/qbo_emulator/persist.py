@@ -13,7 +13,6 @@ Not kept: fault rules, setting overrides, limiter windows and webhook deliveries
 from __future__ import annotations
 
 import pickle
-import threading
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,7 +51,6 @@ class Persistence:
     def __init__(self, emulator: QboEmulator, path: Path):
         self.emulator = emulator
         self.file = StateFile(path)
-        self._lock = threading.Lock()
         self._companies: dict[str, int] = {}  # realm -> id() of the Company object last written whole
         self._last: dict[str, bytes] = {}  # last bytes written for the whole-value rows
 
@@ -102,7 +100,9 @@ class Persistence:
     def flush(self) -> None:
         """Write what changed since the last flush: one durable transaction (or none)."""
         emu = self.emulator
-        with self._lock, emu.store.lock, emu.oauth.lock:
+        # Under the store's lock (re-entrant) from the copy to the commit: flushes are serialised
+        # and a later change can never be overwritten by an earlier image.
+        with emu.store.lock, emu.oauth.lock:
             puts: list[tuple[str, str, bytes]] = []
             deletes: list[tuple[str, str]] = []
             dropped: list[str] = []

@@ -26,10 +26,12 @@ from tests.conftest import ROOT, Client, choose_settings, wait_for
 class Served:
     """One `python -m local serve` on a data directory: its endpoints as the banner printed them."""
 
-    def __init__(self, data_dir: Path, tenant: str, log: Path):
+    def __init__(self, data_dir: Path, tenant: str, log: Path, pycache: Path):
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "layers/shared/python"), str(ROOT)])
-        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        # Bytecode outside the work tree, shared by this module's servers: only the first compiles.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(pycache)
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -86,12 +88,17 @@ class Served:
         self.proc.wait(timeout=60)
 
 
+@pytest.fixture(scope="module")
+def pycache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("pycache")
+
+
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[Any]:
+def served(tmp_path: Path, pycache: Path) -> Iterator[Any]:
     started: list[Served] = []
 
     def start(tenant: str) -> Served:
-        server = Served(tmp_path / "state", tenant, tmp_path / f"serve-{len(started)}.log")
+        server = Served(tmp_path / "state", tenant, tmp_path / f"serve-{len(started)}.log", pycache)
         started.append(server)
         return server
 
