@@ -32,39 +32,27 @@ class Served:
         # Bytecode outside the work tree, shared by this module's servers: only the first compiles.
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         env["PYTHONPYCACHEPREFIX"] = str(pycache)
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "local",
-                "serve",
-                "--port",
-                "0",
-                "--qbo-port",
-                "0",
-                "--data-dir",
-                str(data_dir),
-                "--tenant",
-                tenant,
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=log.open("w"),
-            text=True,
-        )
+        args = ["--port", "0", "--qbo-port", "0", "--data-dir", str(data_dir), "--tenant", tenant]
+        # Output to a file, not a pipe: the handlers' logs would fill an unread pipe and block serve.
         self.log = log
-        self.endpoints: dict[str, str] = {}
-        self.banner = ""
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:  # the banner's last line says where the data lives
-            if line.startswith("Data: "):
-                self.banner = line
-                break
-            key, sep, value = line.strip().partition("=")
-            if sep:
-                self.endpoints[key] = value
-        assert self.banner, f"serve exited with {self.proc.wait()}: {log.read_text()[-3000:]}"
+        with log.open("w") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "local", "serve", *args],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+
+        def banner() -> bool:  # its last line says where the data lives
+            assert self.proc.poll() is None, f"serve exited: {log.read_text()[-3000:]}"
+            return any(line.startswith("Data: ") for line in log.read_text().splitlines())
+
+        wait_for(banner, timeout=300, interval=0.1, what="the serve banner")
+        lines = log.read_text().splitlines()
+        self.banner = next(line for line in lines if line.startswith("Data: "))
+        self.endpoints = dict(line.partition("=")[::2] for line in lines if line.split("=")[0].isupper())
         self.api_url = self.endpoints["API_URL"]
         self.qbo_url = self.endpoints["QBO_URL"]
 
