@@ -68,8 +68,8 @@ class Served:
         return list(self.admin("GET", f"/companies/{realm}/state")["entities"]["Invoice"])
 
     def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=60)
+        self.proc.send_signal(signal.SIGTERM)  # a clean stop: Ctrl-C in `make serve`
+        self.proc.wait(timeout=120)
 
     def kill(self) -> None:
         self.proc.kill()  # SIGKILL: no clean shutdown, nothing flushed on the way out
