@@ -8,7 +8,7 @@ export PYTHONPATH := $(CURDIR)/layers/shared/python:$(CURDIR)
 export PYTHONDONTWRITEBYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help venv sam-venv demo serve token test test-unit test-integration test-e2e fuzz lint format build bench lock openapi clean
+.PHONY: help venv sam-venv demo serve reset token test test-unit test-integration test-e2e fuzz lint format build bench lock openapi clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -38,8 +38,11 @@ lock: $(BIN)/python ## re-export requirements from pyproject.toml (dev and the l
 demo: venv ## run a whole billing run on the embedded local stack and print the invoices
 	$(BIN)/python -m local demo
 
-serve: venv ## keep the local HTTP API and the QuickBooks emulator running for a web client
+serve: venv ## keep the local HTTP API and the QuickBooks emulator running; data kept in .local/state
 	$(BIN)/python -m local serve
+
+reset: venv ## delete the data `make serve` keeps (.local/state): the next serve starts empty
+	$(BIN)/python -m local reset
 
 token: venv ## mint a local JWT for a tenant: make token TENANT=acme
 	@$(BIN)/python -m local token --tenant $${TENANT:-demo}

@@ -1,18 +1,29 @@
-"""Local AWS: moto in this process, with every resource created from template.yaml."""
+"""Local AWS: moto in this process, with every resource created from template.yaml.
+
+With a `data_dir` (`make serve`) the state is durable (docs/decisions/0004-durable-local-state.md):
+table items, queued and in-flight messages, the KMS key and running Step Functions executions are
+journaled to `data_dir/aws.sqlite` as they change and restored on start. Resources themselves
+(table, queues, functions, state machine) are always created from the template, so a changed
+template applies on restart.
+"""
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
 import time
 import zipfile
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import boto3
 from moto import mock_aws
 
-from local import moto_dynamodb, moto_sqs
+from local import moto_dynamodb, moto_sqs, moto_stepfunctions
+from local.durable import StateFile
 from local.lambda_runtime import FunctionRegistry, install
 from local.sqs_poller import Mapping, SqsPoller
 from local.template import ACCOUNT, REGION, Template
@@ -28,8 +39,12 @@ class LocalAws:
         template: Template,
         secret_values: dict[str, str] | None = None,
         environment: dict[str, str] | None = None,
+        data_dir: Path | None = None,
     ):
         self.template = template
+        self.data_dir = data_dir
+        self.journal: StateFile | None = None
+        self.restored: dict[str, int] = {}  # what start() found in the journal, by kind
         self.secret_values = secret_values or {}
         self.extra_environment = environment or {}
         self._mock = mock_aws(config=MOTO_CONFIG)  # type: ignore[arg-type]
@@ -53,20 +68,80 @@ class LocalAws:
         install(self.registry)
         moto_dynamodb.install()
         moto_sqs.install()
+        moto_stepfunctions.install()
+        if self.data_dir is not None:
+            self.journal = StateFile(self.data_dir / "aws.sqlite")
         self._create_table()
         self._create_queues()
         self._create_secret_and_key()
         self._create_functions()
         self._create_state_machines()
         self._apply_environment()
+        if self.journal is not None:
+            # Journal from here on: what the template created is not state, what requests change is.
+            moto_dynamodb.set_journal(self.journal)
+            moto_sqs.set_journal(self.journal)
+            moto_stepfunctions.set_journal(self.journal)
         self.poller = SqsPoller(self.registry, self._event_source_mappings())
         self.poller.start()
         return self
 
     def stop(self) -> None:
+        # Detach the journal first: whatever in-flight work does while the mock goes away is not
+        # state (it is redone after a restart, like work a crash interrupted).
+        moto_dynamodb.set_journal(None)
+        moto_sqs.set_journal(None)
+        moto_stepfunctions.set_journal(None)
         if self.poller:
             self.poller.stop()
         self._mock.stop()
+        if self.journal is not None:
+            self.journal.close()
+            self.journal = None
+
+    def resume_executions(
+        self,
+        on_unresumable: Callable[[moto_stepfunctions.ExecutionRecord, str], None],
+        still_needed: Callable[[moto_stepfunctions.ExecutionRecord], bool] = lambda record: True,
+    ) -> dict[str, list[str]]:
+        """Start again every execution the journal says was running when the stack stopped.
+
+        An execution resumes from its first state under its own name (the same ARN) when its state
+        machine still has the definition it started with; otherwise `on_unresumable(record,
+        reason)` decides (it must end the work cleanly) and the record is dropped. `still_needed`
+        drops an execution whose work had ended (a kill between its last step and its end).
+        """
+        outcome: dict[str, list[str]] = {"resumed": [], "unresumable": [], "ended": []}
+        if self.journal is None:
+            return outcome
+        client = boto3.client("stepfunctions")
+        for record in moto_stepfunctions.running(self.journal):
+            if not still_needed(record):
+                moto_stepfunctions.forget(self.journal, record.arn)
+                outcome["ended"].append(record.arn)
+                continue
+            reason = self._unresumable_reason(client, record)
+            if reason is None:
+                moto_stepfunctions.forget(self.journal, record.arn)  # the new start records it again
+                client.start_execution(
+                    stateMachineArn=record.state_machine_arn, name=record.name, input=record.input
+                )
+                outcome["resumed"].append(record.arn)
+            else:
+                on_unresumable(record, reason)
+                moto_stepfunctions.forget(self.journal, record.arn)
+                outcome["unresumable"].append(record.arn)
+        return outcome
+
+    @staticmethod
+    def _unresumable_reason(client: Any, record: moto_stepfunctions.ExecutionRecord) -> str | None:
+        try:
+            definition = client.describe_state_machine(stateMachineArn=record.state_machine_arn)["definition"]
+        except client.exceptions.StateMachineDoesNotExist:
+            return "its state machine is no longer in the template"
+        if moto_stepfunctions.definition_hash(definition) != record.definition_sha256:
+            return "its state machine's definition changed while it was in flight"
+        return None
 
     # ---------------------------------------------------------------- resources
     def _create_table(self) -> None:
@@ -85,6 +160,10 @@ class LocalAws:
                 ddb.update_time_to_live(
                     TableName=self.template.physical_name(logical_id), TimeToLiveSpecification=ttl
                 )
+            if self.journal is not None:
+                self.restored["items"] = self.restored.get("items", 0) + moto_dynamodb.restore(
+                    self.journal, self.template.physical_name(logical_id)
+                )
 
     def _create_queues(self) -> None:
         sqs = boto3.client("sqs")
@@ -101,6 +180,8 @@ class LocalAws:
             if "RedrivePolicy" in props:
                 attributes["RedrivePolicy"] = json.dumps(props["RedrivePolicy"])
             sqs.create_queue(QueueName=queue.name, Attributes=attributes)
+        if self.journal is not None:
+            self.restored["messages"] = moto_sqs.restore(self.journal)
 
     def _create_secret_and_key(self) -> None:
         for logical_id, res in self.template.of_type("AWS::SecretsManager::Secret").items():
@@ -112,7 +193,29 @@ class LocalAws:
         kms = boto3.client("kms")
         for logical_id in self.template.of_type("AWS::KMS::Key"):
             key_id = kms.create_key(Description=logical_id)["KeyMetadata"]["KeyId"]
+            if self.journal is not None:
+                key_id = self._durable_key(logical_id, key_id)
             kms.create_alias(AliasName=self.template.ref(logical_id), TargetKeyId=key_id)
+
+    def _durable_key(self, logical_id: str, key_id: str) -> str:
+        """The same key id and material on every start: what it encrypted (OAuth tokens) stays readable."""
+        from moto.kms.models import kms_backends
+
+        assert self.journal is not None
+        backend = kms_backends[ACCOUNT][REGION]
+        stored = self.journal.get("kms:keys", logical_id)
+        if stored is None:
+            material = backend.keys[key_id].key_material
+            value = {"id": key_id, "material": base64.b64encode(material).decode()}
+            self.journal.put("kms:keys", logical_id, json.dumps(value).encode())
+            return key_id
+        saved = json.loads(stored)
+        key = backend.keys.pop(key_id)
+        key.id = saved["id"]
+        key.arn = key.arn.rsplit("/", 1)[0] + "/" + saved["id"]
+        key.key_material = base64.b64decode(saved["material"])
+        backend.keys[key.id] = key
+        return str(key.id)
 
     def _create_functions(self) -> None:
         role = boto3.client("iam").create_role(

@@ -18,6 +18,11 @@ Four problems, one small patch (docs/decisions/0002-local-runtime.md):
    does); everything else, and the rest of those answers, still goes through moto's serializer.
 tests/integration/test_moto_patches.py pins all four behaviours (the same answers with and
 without the patches).
+
+Durability (docs/decisions/0004-durable-local-state.md): with a journal set (`make serve`), every
+write request (PutItem, UpdateItem, DeleteItem, BatchWriteItem, TransactWriteItems) writes the
+post-images of the items it named to the journal before it is answered, still under the lock:
+the journal always holds what moto holds. `restore()` puts them back into a new table.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import pickle
 import threading
 from collections import Counter
 from typing import Any
@@ -33,6 +39,81 @@ _LOCK = threading.RLock()
 _installed = False
 # DynamoDB requests served, by action: the benchmark's request counts come from here.
 REQUESTS: Counter[str] = Counter()
+# The durable journal of `make serve` (a local.durable.StateFile), None when the stack is in memory.
+_journal: Any = None
+_WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
+_NS = "ddb:"  # namespace per table: "ddb:<table name>", key: the item's key, value: pickled attributes
+
+
+def set_journal(journal: Any) -> None:
+    """Journal every item write from now on (None: stop; the stack stays in memory)."""
+    global _journal
+    with _LOCK:
+        _journal = journal
+
+
+def _touched(action: str, body: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(table, its key or whole item) for every item a write request names."""
+    if action == "PutItem":
+        return [(body["TableName"], body["Item"])]
+    if action in ("UpdateItem", "DeleteItem"):
+        return [(body["TableName"], body["Key"])]
+    out = []
+    if action == "BatchWriteItem":
+        for table, requests in (body.get("RequestItems") or {}).items():
+            for request in requests:
+                if "PutRequest" in request:
+                    out.append((table, request["PutRequest"]["Item"]))
+                elif "DeleteRequest" in request:
+                    out.append((table, request["DeleteRequest"]["Key"]))
+    elif action == "TransactWriteItems":
+        for entry in body.get("TransactItems") or []:
+            op_type, op = next(iter(entry.items()))
+            if op_type != "ConditionCheck":
+                out.append((op["TableName"], op["Item"] if op_type == "Put" else op["Key"]))
+    return out
+
+
+def _record(backend: Any, action: str, body: dict[str, Any]) -> None:
+    """Write the post-image (or the absence) of each item the request named: one transaction."""
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    try:
+        touched = _touched(action, body)
+    except (KeyError, TypeError, AttributeError, StopIteration):
+        return  # a malformed request: moto refused it and wrote nothing
+    puts, deletes = [], []
+    for table_name, source in touched:
+        table = backend.tables.get(table_name)
+        if table is None or table.hash_key_attr not in source:
+            continue  # moto refused the request: nothing was written
+        hash_key = DynamoType(source[table.hash_key_attr])
+        range_key = None
+        if table.range_key_attr:
+            if table.range_key_attr not in source:
+                continue
+            range_key = DynamoType(source[table.range_key_attr])
+        key = json.dumps([hash_key.type, str(hash_key.value), str(range_key.value) if range_key else None])
+        item = table.get_item(hash_key, range_key)
+        if item is None:
+            deletes.append((_NS + table_name, key))
+        else:
+            puts.append((_NS + table_name, key, pickle.dumps(item.to_json()["Attributes"])))
+    _journal.write(puts, deletes)
+
+
+def restore(journal: Any, table_name: str) -> int:
+    """Put the journal's items of `table_name` back into moto's (new, empty) table; returns how many."""
+    from moto.dynamodb.models import dynamodb_backends
+
+    from local.template import ACCOUNT, REGION
+
+    table = dynamodb_backends[ACCOUNT][REGION].get_table(table_name)
+    items = journal.load(_NS + table_name)
+    with _LOCK:
+        for value in items.values():
+            table.put_item(pickle.loads(value))
+    return len(items)
 
 
 # The members of read answers that hold items (AttributeValue maps): written straight to JSON.
@@ -69,8 +150,17 @@ def install() -> None:
 
     def call_action(self: Any) -> Any:
         with _LOCK:
-            REQUESTS[self._get_action()] += 1
-            return original_call(self)
+            action = self._get_action()
+            REQUESTS[action] += 1
+            if _journal is None or action not in _WRITES:
+                return original_call(self)
+            try:
+                return original_call(self)
+            finally:
+                # Also after a refused request: a BatchWriteItem may have written part of its items.
+                # moto's handler has replaced self.body with the parsed parameters by now.
+                if isinstance(self.body, dict):
+                    _record(self.dynamodb_backend, action, self.body)
 
     def _key_of(table: Table, op_type: str, op: dict[str, Any]) -> tuple[Any, Any]:
         source = op["Item"] if op_type == "Put" else op["Key"]

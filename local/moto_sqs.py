@@ -18,16 +18,81 @@ Two problems, one small patch (docs/decisions/0002-local-runtime.md):
    O(messages received * messages queued), measured at an eighth of a 2,000-invoice sync's CPU.
    The patched check reads the queue's retention period itself: the same rule.
 tests/integration/test_moto_patches.py pins visibility, delays, timestamps and retention.
+
+Durability (docs/decisions/0004-durable-local-state.md): with a journal set (`make serve`), every
+request that changes messages (send, receive, delete, visibility, purge) writes the post-image of
+each message it changed, in the queue it named and its dead-letter queue, before it is answered
+(under the lock). `restore()` puts them back, in-flight messages visible again at once: the
+consumer that held them died with the process.
 """
 
 from __future__ import annotations
 
+import pickle
 import threading
 import time
 from typing import Any
 
 _LOCK = threading.RLock()
 _installed = False
+_journal: Any = None
+_CHANGES = {
+    "SendMessage",
+    "SendMessageBatch",
+    "ReceiveMessage",
+    "DeleteMessage",
+    "DeleteMessageBatch",
+    "ChangeMessageVisibility",
+    "ChangeMessageVisibilityBatch",
+    "PurgeQueue",
+}
+_NS = "sqs:"  # namespace per queue: "sqs:<queue name>", key: message id, value: the pickled message
+
+
+def set_journal(journal: Any) -> None:
+    """Journal every message change from now on (None: stop; the queues stay in memory)."""
+    global _journal
+    with _LOCK:
+        _journal = journal
+
+
+def _marks(queue: Any) -> dict[str, tuple[Any, ...]]:
+    """What a request can change about each message of a queue."""
+    return {
+        m.id: (m.receipt_handle, m.approximate_receive_count, m.visible_at, m.delayed_until)
+        for m in queue._messages
+    }
+
+
+def _record(queues: list[Any], before: dict[str, dict[str, tuple[Any, ...]]]) -> None:
+    puts, deletes = [], []
+    for queue in queues:
+        old, now = before[queue.name], _marks(queue)
+        changed = {m.id: m for m in queue._messages if old.get(m.id) != now[m.id]}
+        puts += [(_NS + queue.name, mid, pickle.dumps(m)) for mid, m in changed.items()]
+        deletes += [(_NS + queue.name, mid) for mid in old.keys() - now.keys()]
+    _journal.write(puts, deletes)
+
+
+def restore(journal: Any) -> int:
+    """Put the journal's messages back into moto's (new, empty) queues; returns how many."""
+    from moto.sqs.models import sqs_backends
+
+    from local.template import ACCOUNT, REGION
+
+    backend = sqs_backends[ACCOUNT][REGION]
+    count = 0
+    with _LOCK:
+        for ns, messages in journal.load_prefix(_NS).items():
+            queue = backend.queues.get(ns[len(_NS) :])
+            if queue is None:
+                continue  # the template no longer has this queue
+            restored = [pickle.loads(value) for value in messages.values()]
+            for message in sorted(restored, key=lambda m: (m.sent_timestamp or 0, m.id)):
+                message.visible_at = 0.0  # its consumer died with the process: visible again now
+                queue._messages.append(message)
+                count += 1
+    return count
 
 
 def install() -> None:
@@ -45,7 +110,18 @@ def install() -> None:
 
     def call_action(self: Any) -> Any:
         with _LOCK:
-            return original_call(self)
+            if _journal is None or self._get_action() not in _CHANGES:
+                return original_call(self)
+            queue = self.sqs_backend.queues.get(self._get_queue_name())
+            if queue is None:
+                return original_call(self)
+            # A receive may move messages to the dead-letter queue: record both.
+            queues = [queue] + ([queue.dead_letter_queue] if queue.dead_letter_queue else [])
+            before = {q.name: _marks(q) for q in queues}
+            try:
+                return original_call(self)
+            finally:
+                _record(queues, before)
 
     original_retention = sqs_models.SQSBackend.is_message_valid_based_on_retention_period
 

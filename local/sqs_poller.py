@@ -57,10 +57,13 @@ class SqsPoller:
                 thread.start()
                 self._threads.append(thread)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop polling; wait up to `timeout` in all for invocations in progress (they are daemon
+        threads: one still busy after that dies with the process, its messages redelivered)."""
         self._stop.set()
+        deadline = time.monotonic() + timeout
         for thread in self._threads:
-            thread.join(timeout=5)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
     def _run(self, mapping: Mapping) -> None:
         sqs = boto3.client("sqs", region_name=REGION)

@@ -2,6 +2,11 @@
 
 Handlers do not know they run locally: only endpoints differ (the QuickBooks discovery URL and API
 base point at the emulator, the redirect URI at the local gateway).
+
+`StackOptions.data_dir` makes the stack durable (docs/decisions/0004-durable-local-state.md):
+AWS state in `data_dir/aws.sqlite`, the emulator's companies in `data_dir/qbo.sqlite`, written as
+they change and restored on start; billing runs that were in flight resume or fail cleanly.
+Without it (tests, `make demo`) everything lives in memory.
 """
 
 from __future__ import annotations
@@ -9,12 +14,15 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import traceback
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from local.auth import DevIssuer
 from local.aws import LocalAws
 from local.gateway import Gateway
+from local.moto_stepfunctions import ExecutionRecord
 from local.qbo_emulator import QboEmulator
 from local.template import ROOT, Template
 
@@ -38,6 +46,8 @@ class StackOptions:
     # Handlers log JSON lines like in Lambda; the demo turns them down to keep its summary readable.
     log_level: str = "INFO"
     metrics: bool = True
+    # Where the state is kept across restarts; None keeps it in memory (tests, the demo).
+    data_dir: Path | None = None
 
 
 def _fresh_containers() -> None:
@@ -57,10 +67,15 @@ def _fresh_containers() -> None:
 class LocalStack:
     def __init__(self, options: StackOptions | None = None):
         self.options = options or StackOptions()
+        data_dir = self.options.data_dir
         self.emulator = QboEmulator(
-            port=self.options.emulator_port, time_scale=60.0 / self.options.seconds_per_minute
+            port=self.options.emulator_port,
+            time_scale=60.0 / self.options.seconds_per_minute,
+            state_path=data_dir / "qbo.sqlite" if data_dir else None,
         )
         self.aws: LocalAws | None = None
+        # What start() found in the data directory and did with runs in flight (the serve banner).
+        self.restored: dict[str, Any] = {}
         self.gateway: Gateway | None = None
         self.issuer = DevIssuer()
 
@@ -94,6 +109,7 @@ class LocalStack:
                 "POWERTOOLS_TRACE_DISABLED": "true",
                 "POWERTOOLS_DEV": "false",
             },
+            data_dir=opts.data_dir,
         ).start()
         self.gateway = Gateway(
             self.aws.registry, self.issuer, port=opts.gateway_port, fire_schedule=self.aws.fire_schedule
@@ -108,7 +124,61 @@ class LocalStack:
             verifier_token=opts.webhook_verifier_token,
         )
         self.gateway.start()
+        if opts.data_dir is not None:
+            # Last: a resumed run needs every queue consumer and the emulator up.
+            runs = self.aws.resume_executions(self._fail_unresumable_run, self._run_still_in_flight)
+            self.restored = {
+                **self.aws.restored,
+                "companies": self.emulator.restored_companies,
+                **{f"runs_{k}": len(v) for k, v in runs.items()},
+            }
         return self
+
+    # ---------------------------------------------------------------- runs in flight at a restart
+    @staticmethod
+    def _run_of(record: ExecutionRecord) -> tuple[str, str] | None:
+        """(tenant, run) of a billing-run execution: its input carries both (statemachines/)."""
+        state = json.loads(record.input or "{}")
+        if isinstance(state, dict) and "tenant_id" in state and "run_id" in state:
+            return str(state["tenant_id"]), str(state["run_id"])
+        return None
+
+    def _run_still_in_flight(self, record: ExecutionRecord) -> bool:
+        run = self._run_of(record)
+        if run is None:
+            return True
+        from fieldbill.domain.errors import NotFound
+        from fieldbill.workflows.billing_run import get_run
+
+        try:
+            return get_run(*run).stage != "finished"
+        except NotFound:
+            return False  # no run behind the execution: nothing to resume
+
+    def _fail_unresumable_run(self, record: ExecutionRecord, reason: str) -> None:
+        """End the run as the state machine's RecordFailure does: failed with a reason, lock released."""
+        run = self._run_of(record)
+        if run is None or self.aws is None:
+            return
+        template = self.aws.template
+        finish = next(
+            (
+                template.resolve(res["Properties"]["DefinitionSubstitutions"]["RunFinishFunctionArn"])
+                for res in template.of_type("AWS::Serverless::StateMachine").values()
+                if "RunFinishFunctionArn" in res["Properties"].get("DefinitionSubstitutions", {})
+            ),
+            None,
+        )
+        if finish is None:
+            return
+        error = {
+            "Error": "LocalStackRestarted",
+            "Cause": f"the local stack stopped while this run was in flight and {reason}: not resumed",
+        }
+        try:
+            self.aws.registry.invoke(finish, {"tenant_id": run[0], "run_id": run[1], "error": error})
+        except Exception:  # one run that cannot be failed must not keep the stack from starting
+            traceback.print_exc()
 
     def stop(self) -> None:
         if self.gateway:

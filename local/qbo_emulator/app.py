@@ -220,7 +220,9 @@ def build_app(emu: QboEmulator) -> Flask:
                     internal = errors.internal_error()
                     status, text = internal.status, dumps(internal.body(now_str(realm)))
                 if request_id is not None:
-                    company.requestids[request_id] = (emu.clock.now(), status, text, "application/json")
+                    emu.store.remember_request(
+                        company, request_id, (emu.clock.now(), status, text, "application/json")
+                    )
             if is_batch and status == 200 and isinstance(payload, dict):
                 # operations executed, per entity: how full the batch slots were (the benchmark)
                 for item in payload.get("BatchItemResponse", []):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Callable, Iterable
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
@@ -33,9 +35,18 @@ class QboEmulator:
     ``time_scale`` = emulated seconds per real second (60.0: one emulated minute per real second); limit
     windows, token lifetimes and webhook retry delays run on emulated time. Extra keyword arguments are
     settings (see ``config.DEFAULTS``), e.g. ``QboEmulator(limits_enabled=False)``.
+    ``state_path``: a file that keeps companies, tokens and counters across restarts (persist.py);
+    without it everything lives in memory.
     """
 
-    def __init__(self, port: int = 0, time_scale: float = 1.0, host: str = "127.0.0.1", **settings: Any):
+    def __init__(
+        self,
+        port: int = 0,
+        time_scale: float = 1.0,
+        host: str = "127.0.0.1",
+        state_path: Path | None = None,
+        **settings: Any,
+    ):
         self.host = host
         self._port = port
         self.clock = Clock(time_scale)
@@ -57,6 +68,23 @@ class QboEmulator:
         from .app import build_app
 
         self.app = build_app(self)
+        self.persistence: Any = None
+        self.restored_companies = 0
+        if state_path is not None:
+            from .persist import Persistence
+
+            self.persistence = Persistence(self, state_path)
+            self.restored_companies = self.persistence.restore()
+
+    def _wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """The app, then what the request changed written durably, before a byte of the answer goes out."""
+        answer = self.app(environ, start_response)
+        self._persist()
+        return answer  # type: ignore[no-any-return]
+
+    def _persist(self) -> None:
+        if self.persistence is not None:
+            self.persistence.flush()
 
     # ---- lifecycle -----------------------------------------------------------------------------
     def start(self) -> QboEmulator:
@@ -64,7 +92,7 @@ class QboEmulator:
             if self._server is not None:
                 return self
             server = make_server(
-                self.host, self._port, self.app, threaded=True, request_handler=_QuietHandler
+                self.host, self._port, self._wsgi, threaded=True, request_handler=_QuietHandler
             )
             self._server = server
             self._port = server.server_port
@@ -85,6 +113,10 @@ class QboEmulator:
                 self._thread.join(timeout=5)
             self._server = None
             self._thread = None
+            if self.persistence is not None:
+                self.persistence.flush()
+                self.persistence.close()
+                self.persistence = None
 
     def __enter__(self) -> QboEmulator:
         return self.start()
@@ -125,7 +157,9 @@ class QboEmulator:
         app = App(
             client_id, client_secret, uris, webhook_url, verifier_token, webhook_format, webhooks_enabled
         )
-        return self.oauth.register_app(app)
+        registered = self.oauth.register_app(app)
+        self._persist()
+        return registered
 
     def create_company(
         self,
@@ -134,12 +168,16 @@ class QboEmulator:
         custom_txn_numbers: bool = False,
         tz_offset_minutes: int = -420,
     ) -> str:
-        return self.store.create_company(realm_id, name, custom_txn_numbers, tz_offset_minutes).realm_id
+        realm = self.store.create_company(realm_id, name, custom_txn_numbers, tz_offset_minutes).realm_id
+        self._persist()
+        return realm
 
     def connect(self, client_id: str, realm: str) -> dict[str, Any]:
         """Connect an app to a company without the browser flow; returns a token response + realmId."""
         self._company(realm)
-        return self.oauth.grant_for(client_id, realm)
+        grant = self.oauth.grant_for(client_id, realm)
+        self._persist()
+        return grant
 
     def _pick_realm(self, hint: str | None) -> str:
         if hint:
@@ -194,6 +232,7 @@ class QboEmulator:
             self.webhooks.clear()
             with self._counter_lock:
                 self._counters.clear()
+            self._persist()
             return
         with self.store.lock:
             old = self._company(realm)
@@ -204,10 +243,12 @@ class QboEmulator:
         self.limiter.reset(realm)
         with self._counter_lock:
             self._counters.pop(realm, None)
+        self._persist()
 
     def advance(self, seconds: float) -> None:
         """Move emulated time forward (expire tokens, pass limit windows)."""
         self.clock.advance(seconds)
+        self._persist()
 
     # ---- inspection ----------------------------------------------------------------------------
     def state(self, realm: str) -> dict[str, Any]:
@@ -275,19 +316,27 @@ class QboEmulator:
 
     # ---- changes "made in QuickBooks" by a user (no token, no SyncToken, no limits) ------------
     def user_create(self, realm: str, entity: str, body: dict[str, Any]) -> dict[str, Any]:
-        return self.accounting.save(
+        saved = self.accounting.save(
             self._company(realm), entity, {k: v for k, v in body.items() if k != "Id"}
-        )[entity]
+        )
+        self._persist()
+        return saved[entity]  # type: ignore[no-any-return]
 
     def user_edit(self, realm: str, entity: str, id_: str, changes: dict[str, Any]) -> dict[str, Any]:
         body = dict(changes, Id=str(id_))
-        return self.accounting.save(self._company(realm), entity, body, as_user=True)[entity]
+        saved = self.accounting.save(self._company(realm), entity, body, as_user=True)
+        self._persist()
+        return saved[entity]  # type: ignore[no-any-return]
 
     def user_delete(self, realm: str, entity: str, id_: str) -> dict[str, Any]:
-        return self.accounting.delete(self._company(realm), entity, {"Id": str(id_)}, as_user=True)[entity]
+        deleted = self.accounting.delete(self._company(realm), entity, {"Id": str(id_)}, as_user=True)
+        self._persist()
+        return deleted[entity]  # type: ignore[no-any-return]
 
     def user_void(self, realm: str, entity: str, id_: str) -> dict[str, Any]:
-        return self.accounting.void(self._company(realm), entity, {"Id": str(id_)}, as_user=True)[entity]
+        voided = self.accounting.void(self._company(realm), entity, {"Id": str(id_)}, as_user=True)
+        self._persist()
+        return voided[entity]  # type: ignore[no-any-return]
 
     def pay_invoice(self, realm: str, invoice_id: str, amount: Any = None) -> dict[str, Any]:
         """Record a customer payment against an invoice (the full open balance by default)."""
@@ -302,4 +351,6 @@ class QboEmulator:
                 "TotalAmt": value,
                 "Line": [{"Amount": value, "LinkedTxn": [{"TxnId": invoice["Id"], "TxnType": "Invoice"}]}],
             }
-            return self.accounting.save(company, "Payment", body)["Payment"]
+            payment = self.accounting.save(company, "Payment", body)["Payment"]
+        self._persist()
+        return payment  # type: ignore[no-any-return]

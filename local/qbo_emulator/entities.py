@@ -589,6 +589,7 @@ class Accounting:
             if balance != invoice["Balance"] or links != invoice.get("LinkedTxn", []):
                 invoice["Balance"] = balance
                 invoice["LinkedTxn"] = links
+                self.store.mark(c, "Invoice", inv_id)  # changed even when not touched
                 if touch:
                     invoice["SyncToken"] = str(int(invoice["SyncToken"]) + 1)
                     self.store.touch(c, "Invoice", invoice, "Update", now)
@@ -608,6 +609,7 @@ class Accounting:
             )
             customer["Balance"] = balance
             customer["BalanceWithJobs"] = balance
+            self.store.mark(c, "Customer", cust_id)  # a balance changes without a change event
 
     def _unlink_payments(self, c: Company, inv_id: str, now: float) -> None:
         """Deleting or voiding an invoice leaves its payments unapplied (as QuickBooks does)."""

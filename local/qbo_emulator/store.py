@@ -57,6 +57,15 @@ def _id_key(id_: str) -> tuple[int, Any]:
     return (0, int(id_)) if id_.isdigit() else (1, id_)
 
 
+@dataclass
+class Changes:
+    """What changed since the last take_changes(): the persistence hook writes exactly these."""
+
+    companies: set[str] = field(default_factory=set)
+    entities: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
+    requestids: dict[str, set[str]] = field(default_factory=dict)
+
+
 class Store:
     def __init__(self, clock: Clock, seed: int = 0) -> None:
         self.lock = threading.RLock()
@@ -64,6 +73,32 @@ class Store:
         self.companies: dict[str, Company] = {}
         self._rng = random.Random(seed)
         self._listeners: list[ChangeListener] = []
+        self._changes: Changes | None = None  # None: nothing persists, nothing is tracked
+
+    # ---- change tracking (local/qbo_emulator/persist.py) -------------------------------------
+    def track_changes(self) -> None:
+        with self.lock:
+            self._changes = Changes()
+
+    def take_changes(self) -> Changes:
+        with self.lock:
+            changes, self._changes = self._changes or Changes(), Changes()
+            return changes
+
+    def mark(self, company: Company, entity: str, id_: str) -> None:
+        """Record that an entity changed (caller holds the lock); `touch` and deletes do it already."""
+        if self._changes is not None:
+            self._changes.companies.add(company.realm_id)
+            self._changes.entities.setdefault(company.realm_id, set()).add((entity, str(id_)))
+
+    def remember_request(
+        self, company: Company, request_id: str, answer: tuple[float, int, str, str]
+    ) -> None:
+        """Keep a request's answer for `requestid` replay (caller holds the lock)."""
+        company.requestids[request_id] = answer
+        if self._changes is not None:
+            self._changes.companies.add(company.realm_id)
+            self._changes.requestids.setdefault(company.realm_id, set()).add(request_id)
 
     # ---- companies ---------------------------------------------------------------------------
     def new_realm_id(self) -> str:
@@ -106,6 +141,9 @@ class Store:
         self.notify(company.realm_id, entity, record["Id"], operation, ts)
 
     def notify(self, realm: str, entity: str, id_: str, operation: str, ts: float) -> None:
+        company = self.companies.get(realm)
+        if company is not None:
+            self.mark(company, entity, id_)
         for listener in self._listeners:
             listener(realm, entity, id_, operation, ts)
 
