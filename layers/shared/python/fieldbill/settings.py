@@ -16,6 +16,13 @@ class Settings(BaseSettings):
     jobs_queue_url: str = Field(default="", alias="JOBS_QUEUE_URL")
     inbound_queue_url: str = Field(default="", alias="INBOUND_QUEUE_URL")
     billing_run_state_machine_arn: str = Field(default="", alias="BILLING_RUN_STATE_MACHINE_ARN")
+    # A billing run checks its sync progress every poll, at most max_checks times (each check is
+    # ~9 Step Functions history events: the bound keeps a run far below the 25,000-event limit).
+    billing_run_poll_seconds: int = Field(default=10, ge=1, alias="BILLING_RUN_POLL_SECONDS")
+    billing_run_reconnect_poll_seconds: int = Field(
+        default=60, ge=1, alias="BILLING_RUN_RECONNECT_POLL_SECONDS"
+    )
+    billing_run_max_checks: int = Field(default=1500, ge=1, le=2000, alias="BILLING_RUN_MAX_CHECKS")
     # Name of the Secrets Manager secret holding the QuickBooks app credentials (never plain env).
     qbo_app_secret_name: str = Field(default="", alias="QBO_APP_SECRET_NAME")
     # "sandbox", "production", or a discovery-document URL (the local emulator).
