@@ -17,7 +17,8 @@ from fieldbill.domain.errors import InvalidTransition
 from fieldbill.quickbooks import tokens
 from fieldbill.settings import get_settings
 from fieldbill.store import runs
-from fieldbill.store.models import META, BillingRun, Entity, Invoice, RunLock
+from fieldbill.store.models import META, BillingRun, Entity, Invoice, Operation, RunLock
+from fieldbill.workflows.billing import jobs
 from fieldbill.workflows.billing import run as billing_run
 from tests.conftest import ROOT, Client, connect_quickbooks
 from tests.integration.seed import seed_work
@@ -56,22 +57,25 @@ def test_contact_ids_of_100_kb_are_refused_and_the_next_run_starts(stack, client
     assert _runs_succeed(client)["status"] == "succeeded"
 
 
-def _failing_start_execution(monkeypatch: pytest.MonkeyPatch) -> None:
+def _failing(monkeypatch: pytest.MonkeyPatch, service: str, method: str) -> None:
+    """boto3 clients of `service` whose `method` fails as the service would when unavailable."""
     real = boto3.client
 
     def client(name: str, *args: Any, **kwargs: Any) -> Any:
         made = real(name, *args, **kwargs)
-        if name == "stepfunctions":
+        if name == service:
 
             def fail(**_: Any) -> Any:
-                raise ClientError(
-                    {"Error": {"Code": "ServiceUnavailable", "Message": "injected"}}, "StartExecution"
-                )
+                raise ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "injected"}}, method)
 
-            made.start_execution = fail
+            setattr(made, method, fail)
         return made
 
     monkeypatch.setattr(boto3, "client", client)
+
+
+def _failing_start_execution(monkeypatch: pytest.MonkeyPatch) -> None:
+    _failing(monkeypatch, "stepfunctions", "start_execution")
 
 
 def test_a_run_whose_start_fails_midway_leaves_no_lock(stack, client: Client, monkeypatch):
@@ -88,6 +92,20 @@ def test_a_run_whose_start_fails_midway_leaves_no_lock(stack, client: Client, mo
     assert "injected" in listed[0]["errors"][0]["cause"]
     # and the next run starts and finishes
     assert _runs_succeed(client)["status"] == "succeeded"
+
+
+def test_an_operation_whose_message_cannot_be_queued_ends_failed_not_queued_for_ever(
+    stack, tenant_id, monkeypatch
+):
+    # Given the jobs queue refuses the message (after the operation was written)
+    _failing(monkeypatch, "sqs", "send_message")
+    with pytest.raises(Exception, match="injected"):
+        jobs.submit("compile", tenant_id, "user:test", jobs.CompileRequest())
+    monkeypatch.undo()
+    # Then the operation that could not start is failed, saying why (nobody polls it for ever)
+    (operation,) = [o for o in Entity.scan(Operation.tenant_id == tenant_id) if isinstance(o, Operation)]
+    assert operation.status == "failed"
+    assert "injected" in operation.error.as_dict()["message"]
 
 
 def test_a_lock_whose_run_is_gone_is_released_by_the_next_start(stack, client: Client):

@@ -15,7 +15,7 @@
 | operation       | queued -> running | failed; running -> succeeded | failed                 |
 
 A record is born in one of its machine's initial statuses (`StateMachine.begin`): an invoice as
-draft, an item as pending, a run and an operation as queued.
+draft and not_synced, an item as pending, a run and an operation as queued.
 
 A change to the state a record is already in raises Conflict (a retry can treat it as done);
 any other change not listed raises InvalidTransition. The functions return the new record and
@@ -171,6 +171,7 @@ SYNC_MACHINE: StateMachine[SyncStatus] = StateMachine(
         SyncStatus.ERROR: frozenset({SyncStatus.PENDING}),
         SyncStatus.SYNCED: frozenset({SyncStatus.PENDING}),
     },
+    initial=frozenset({SyncStatus.NOT_SYNCED}),
 )
 
 RUN_MACHINE: StateMachine[RunStatus] = StateMachine(

@@ -23,7 +23,7 @@ from fieldbill.domain import model as dm
 from fieldbill.domain import states
 from fieldbill.domain.errors import Conflict
 from fieldbill.domain.model import EntryStatus
-from fieldbill.domain.states import ENTRY_MACHINE, INVOICE_MACHINE, ITEM_MACHINE
+from fieldbill.domain.states import ENTRY_MACHINE, INVOICE_MACHINE, ITEM_MACHINE, SYNC_MACHINE
 from fieldbill.store import common, transitions
 from fieldbill.store.models import (
     META,
@@ -488,6 +488,7 @@ def write_invoice(invoice: dm.Invoice, items: Sequence[BillableItem], actor: str
     born = INVOICE_MACHINE.begin(
         invoice.id, dm.InvoiceStatus(record.status), at=now(), actor=actor, reason=reason
     )
+    SYNC_MACHINE.begin(invoice.id, dm.SyncStatus(record.sync_status), at=born.at, actor=actor)
     record.created_at = record.updated_at = stamp
     record.history = [common.history_entry(actor, None, born.to_status, reason)]
     moves = [
