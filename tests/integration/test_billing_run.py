@@ -6,14 +6,17 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 import pytest
+import requests
 from botocore.exceptions import ClientError
 
 from fieldbill.clock import now_iso
 from fieldbill.domain.errors import InvalidTransition
+from fieldbill.domain.model import RunStatus
 from fieldbill.quickbooks import tokens
 from fieldbill.settings import get_settings
 from fieldbill.store import runs
@@ -148,6 +151,20 @@ def test_the_scheduled_reconciler_ends_an_expired_run(stack, client: Client):
 
 # ---------------------------------------------------------------------------- the bounded wait
 @pytest.fixture
+def reconnect(stack, client: Client):
+    """A tenant whose company must reconnect: its sync messages stay parked on the queue until the
+    person reconnects, which the test does at the end, so other tests' drains see only their work."""
+    realm = connect_quickbooks(stack, client)
+    tokens.mark_needs_reconnect(client.tenant_id, "test: refresh token refused")
+    yield client
+    # The reconnect (the OAuth callback resumes the parked messages), then the queue settles.
+    url = client.ok("GET", "/quickbooks/connect")["authorization_url"]
+    consent = requests.get(url + f"&realm={realm}", allow_redirects=False, timeout=30)
+    assert requests.get(consent.headers["Location"], timeout=30).status_code == 200
+    stack.aws.drain(timeout=90)
+
+
+@pytest.fixture
 def few_checks(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("BILLING_RUN_MAX_CHECKS", "3")
     monkeypatch.setenv("BILLING_RUN_RECONNECT_POLL_SECONDS", "1")
@@ -157,10 +174,11 @@ def few_checks(monkeypatch: pytest.MonkeyPatch):
     get_settings.cache_clear()
 
 
-def test_a_run_waiting_past_its_bound_ends_failed_with_the_lock_released(stack, client: Client, few_checks):
+def test_a_run_waiting_past_its_bound_ends_failed_with_the_lock_released(
+    stack, reconnect: Client, few_checks
+):
     # Given a company that must reconnect, and work to bill
-    connect_quickbooks(stack, client)
-    tokens.mark_needs_reconnect(client.tenant_id, "test: refresh token refused")
+    client = reconnect
     seed_work(client.tenant_id, contacts=1, entries_per_contact=2)
     # When a run syncs to it (its invoices wait, parked, for the reconnect)
     started = client.ok("POST", "/billing-runs", json={}, expect=202)
@@ -172,9 +190,8 @@ def test_a_run_waiting_past_its_bound_ends_failed_with_the_lock_released(stack, 
     assert _lock(client.tenant_id) is None
 
 
-def test_a_waiting_run_says_the_company_must_reconnect(stack, client: Client):
-    connect_quickbooks(stack, client)
-    tokens.mark_needs_reconnect(client.tenant_id, "test: refresh token refused")
+def test_a_waiting_run_says_the_company_must_reconnect(stack, reconnect: Client):
+    client = reconnect
     seed_work(client.tenant_id, contacts=1, entries_per_contact=1)
     started = client.ok("POST", "/billing-runs", json={}, expect=202)
 
@@ -186,6 +203,24 @@ def test_a_waiting_run_says_the_company_must_reconnect(stack, client: Client):
 
     seen = wait_for(says_so, timeout=30, what="progress naming the reconnect")
     assert seen["counts"]["waiting_for"] == "quickbooks_reconnect"
+
+
+def test_the_progress_check_gives_up_before_the_executions_own_time_out(stack, tenant_id, monkeypatch):
+    # Given a run started almost a whole time-out ago, with an invoice still waiting for QuickBooks
+    long_ago = time.time() - billing_run.RUN_TIMEOUT_SECONDS + billing_run.GIVE_UP_MARGIN_SECONDS - 1
+    started = datetime.fromtimestamp(long_ago, UTC).isoformat().replace("+00:00", "Z")
+    run = runs.new_run(tenant_id, "old", "user:test", scope_key="all", counts={"destination": "quickbooks"})
+    run.started_at = started
+    runs.create_locked(run, expires_at=int(time.time()) + 600)
+    runs.advance(run, "compiling", {"destination": "quickbooks"}, None, "run:old")
+    runs.advance(run, "generating", {"destination": "quickbooks"}, None, "run:old")
+    runs.advance(run, "syncing", {"destination": "quickbooks"}, None, "run:old")
+    monkeypatch.setattr(billing_run, "count_invoices_by_sync_status", lambda *_: {"pending": 1})
+    # When its progress is checked (the first check: far from max_checks)
+    state = billing_run.progress_step({"tenant_id": tenant_id, "run_id": "old", "checks": 0})
+    # Then it gives up, saying it ran out of time (the failure step then ends it and frees the lock)
+    assert (state["done"], state["give_up"]) == (False, True)
+    assert state["reason"].startswith("ran out of time")
 
 
 # ---------------------------------------------------------------------------- destination
@@ -262,3 +297,14 @@ def test_billing_run_record_stays_small_for_the_largest_request():
     record = runs.new_run("t", "r", "user:test", scope_key="x", contact_ids=request.contact_ids, counts={})
     assert len(json.dumps(record.serialize())) < 100_000
     assert isinstance(record, BillingRun)
+
+
+def test_runs_are_listed_newest_first_from_the_store(stack, tenant_id):
+    for run_id in ("older", "newer"):
+        run = runs.new_run(tenant_id, run_id, "user:test", scope_key="all", counts={})
+        runs.create_locked(run, expires_at=int(time.time()) + 60)
+        runs.end(run, RunStatus.FAILED, "user:test", "test")
+        time.sleep(0.002)  # distinct millisecond stamps: the list sorts by start time
+    first, cursor = runs.list_runs(tenant_id, 1, None)
+    second, _ = runs.list_runs(tenant_id, 1, cursor)
+    assert [r.id for r in first + second] == ["newer", "older"]

@@ -20,7 +20,7 @@ from pynamodb.transactions import TransactWrite
 from fieldbill.clock import now, now_iso
 from fieldbill.domain.errors import Conflict
 from fieldbill.domain.model import RunStatus
-from fieldbill.domain.states import OPERATION_MACHINE, RUN_MACHINE, OperationStatus
+from fieldbill.domain.states import OPERATION_MACHINE, RUN_FINISHED, RUN_MACHINE, OperationStatus
 from fieldbill.store import common, transitions
 from fieldbill.store.models import META, BillingRun, Entity, Operation, RunLock
 
@@ -147,6 +147,19 @@ def find_run(tenant_id: str, run_id: str) -> BillingRun | None:
     return common.find(BillingRun, BillingRun.key(tenant_id, run_id))
 
 
+def list_runs(tenant_id: str, limit: int, cursor: str | None) -> tuple[list[BillingRun], str | None]:
+    """The tenant's runs, newest first (a cursor from another list is a 422)."""
+    key = BillingRun.list_key(tenant_id)
+    query = Entity.gsi1.query(
+        key,
+        scan_index_forward=False,
+        limit=limit,
+        last_evaluated_key=common.decode_cursor(common.checked_cursor(cursor, gsi1pk=key)),
+    )
+    records, next_cursor = common.page(query, limit)
+    return [r for r in records if isinstance(r, BillingRun)], next_cursor
+
+
 def counts_of(run: BillingRun) -> dict[str, Any]:
     counts = run.counts.as_dict() if hasattr(run.counts, "as_dict") else run.counts
     return dict(counts or {})
@@ -189,7 +202,7 @@ def end(
     """Settle the run (succeeded, partially_failed or failed, through RUN_MACHINE) and release its
     lock, in one transaction when the lock still names it. False when the run had already ended
     (a retried finish, or the reconciler got there first): then only the lock is released."""
-    if run.status in {str(s) for s in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.PARTIALLY_FAILED)}:
+    if run.status in RUN_FINISHED:
         release_lock(run.tenant_id, run.id)
         return False
     finished = now_iso()
@@ -224,8 +237,8 @@ def end(
             raise
         fresh = get_run(run.tenant_id, run.id)
         if fresh.status != run.status:
-            release_lock(run.tenant_id, run.id)
-            return False  # ended meanwhile by another writer
+            # Moved on or ended meanwhile: decide again from what is stored (ended: lock only).
+            return end(fresh, status, actor, reason, counts=counts, error=error)
         # Our lock went away meanwhile (a reconciler): end the run without it.
         _write(fresh, decided.actions, decided.condition)
         return True

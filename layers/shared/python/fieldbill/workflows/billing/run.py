@@ -36,6 +36,8 @@ from fieldbill.workflows.billing.requests import RunRequest
 RUN_TIMEOUT_SECONDS = 86_400
 # A lock outlives its execution: past this, its run is out of time whatever the execution did.
 LOCK_SECONDS = RUN_TIMEOUT_SECONDS + 600
+# The progress check gives up this long before the execution's own time-out.
+GIVE_UP_MARGIN_SECONDS = 3600
 # A queued run with no execution this long after its start never got one (the start crashed).
 START_GRACE_SECONDS = 300
 RECONCILER = "reconciler"
@@ -253,7 +255,7 @@ def sync_step(event: dict[str, Any]) -> dict[str, Any]:
     queued, more = sync_queue.enqueue_not_synced(run.tenant_id, run.id, _actor(run))
     _tally(counts, invoices_queued=queued)
     runs.advance(run, "syncing", counts, None, _actor(run))
-    return _state(event, more=more)
+    return _state(event, more=more and queued > 0)  # a page with nothing to queue would come back the same
 
 
 def progress_step(event: dict[str, Any]) -> dict[str, Any]:
@@ -283,8 +285,13 @@ def progress_step(event: dict[str, Any]) -> dict[str, Any]:
         counts.pop("waiting_for", None)
         counts["progress"] = "every invoice settled"
     limit = int(event.get("max_checks", settings.billing_run_max_checks))
-    give_up = waiting > 0 and checks >= limit
-    reason = f"gave up after {checks} progress checks: {counts['progress']}" if give_up else None
+    # Give up before the execution's own time-out, which would end it without the failure step.
+    late = _age(run.started_at, time.time()) >= RUN_TIMEOUT_SECONDS - GIVE_UP_MARGIN_SECONDS
+    give_up = waiting > 0 and (checks >= limit or late)
+    reason = None
+    if give_up:
+        spent = "ran out of time" if late else f"gave up after {checks} progress checks"
+        reason = f"{spent}: {counts['progress']}"
     runs.advance(run, "syncing", counts, None, _actor(run))
     state = _state(event, done=waiting == 0, give_up=give_up, checks=checks, poll_seconds=poll)
     return state | ({"reason": reason} if reason else {})
