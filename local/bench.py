@@ -29,7 +29,7 @@ def _rss_mb() -> float:
 def bench_billing(results: dict[str, Any], entries: int = 10_000, contacts: int = 500) -> None:
     from fieldbill.domain import model as dm
     from fieldbill.store.models import BillableItem, Entity
-    from fieldbill.workflows import billing
+    from fieldbill.workflows.billing import pages as billing
     from local import moto_dynamodb
     from local.stack import LocalStack, StackOptions
     from tests.integration.seed import seed_work
@@ -70,6 +70,7 @@ def bench_billing(results: dict[str, Any], entries: int = 10_000, contacts: int 
                 billing.Scope(),
                 date(2026, 11, 1),
                 cursor=cursor,
+                destination=dm.Destination.QUICKBOOKS,
             )
             invoices += len(result.invoice_ids)
             lines += result.items_invoiced

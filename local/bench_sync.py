@@ -131,7 +131,7 @@ def seed_invoices(tenant_id: str, run_id: str, invoices: int, rng: random.Random
     from fieldbill.domain.money import line_amount
     from fieldbill.store import billing as store
     from fieldbill.store.models import META, BillableItem, Contact, Entity, Product
-    from fieldbill.workflows import billing
+    from fieldbill.workflows.billing import pages as billing
 
     customers = max(1, invoices // 10)
     with Entity.batch_write() as batch:
@@ -214,7 +214,7 @@ def enqueue(tenant_id: str, run_id: str, invoice_ids: list[str]) -> int:
 
 
 def settled_counts(tenant_id: str, run_id: str) -> dict[str, int]:
-    from fieldbill.workflows.billing_run import count_invoices_by_sync_status
+    from fieldbill.workflows.billing.run import count_invoices_by_sync_status
 
     return count_invoices_by_sync_status(tenant_id, run_id)
 

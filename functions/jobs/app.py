@@ -3,7 +3,7 @@
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
 from fieldbill.observability import logger, metrics, tracer
-from fieldbill.workflows.jobs import handle_record
+from fieldbill.workflows.billing.jobs import handle_record
 
 processor = BatchProcessor(event_type=EventType.SQS)
 

@@ -1,7 +1,7 @@
 """Billing run step: sync (state in, state out: ids and flags only)."""
 
 from fieldbill.observability import logger
-from fieldbill.workflows import billing_run
+from fieldbill.workflows.billing import run as billing_run
 
 
 @logger.inject_lambda_context

@@ -18,7 +18,7 @@ from fieldbill.domain import model as dm
 from fieldbill.domain.compile import line_kinds_for
 from fieldbill.store import billing as billing_store
 from fieldbill.store.models import BillableItem, Entity, Invoice
-from fieldbill.workflows import billing
+from fieldbill.workflows.billing import pages as billing
 from fieldbill.workflows.messages import JobMessage
 from tests.conftest import wait_for
 from tests.integration.seed import entries_of, seed_work
@@ -109,7 +109,7 @@ def test_a_compile_that_crashes_half_way_and_is_retried_bills_each_entry_once(st
 def test_a_duplicated_compile_message_bills_each_entry_once(stack, tenant_id):
     # Given a compile operation whose queue message is delivered twice
     seeded = seed_work(tenant_id, contacts=10, entries_per_contact=3)
-    from fieldbill.workflows import jobs
+    from fieldbill.workflows.billing import jobs
 
     operation = jobs.submit("compile", tenant_id, "user:test", jobs.CompileRequest())
     body = JobMessage(kind="compile", tenant_id=tenant_id, operation_id=operation.id, actor="user:test")

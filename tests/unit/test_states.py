@@ -12,7 +12,11 @@ from fieldbill.domain.invoicing import generate_invoices
 from fieldbill.domain.model import EntryStatus, GroupingMode, InvoiceStatus, ItemStatus, RunStatus, SyncStatus
 from fieldbill.domain.states import (
     INVOICE_MACHINE,
+    ITEM_MACHINE,
+    OPERATION_MACHINE,
     RUN_MACHINE,
+    SYNC_MACHINE,
+    OperationStatus,
     bill_entry,
     invoice_item,
     release_item,
@@ -280,3 +284,39 @@ def test_unknown_is_reached_and_left_only_through_the_sync(current, target) -> N
 
     with pytest.raises(InvalidTransition):
         SYNC_MACHINE.check("inv-1", current, target)
+
+
+# --- births and operations --------------------------------------------------------------------
+def test_a_record_is_born_only_in_an_initial_status() -> None:
+    # Given each machine's initial status / Then a birth there records none -> status
+    for machine, status in [
+        (INVOICE_MACHINE, InvoiceStatus.DRAFT),
+        (SYNC_MACHINE, SyncStatus.NOT_SYNCED),
+        (ITEM_MACHINE, ItemStatus.PENDING),
+        (RUN_MACHINE, RunStatus.QUEUED),
+        (OPERATION_MACHINE, OperationStatus.QUEUED),
+    ]:
+        record = machine.begin("x1", status, **WHO)  # type: ignore[attr-defined]
+        assert (record.from_status, record.to_status) == ("", status.value)
+    # and nowhere else (an invoice is never born paid, a run never born succeeded)
+    for machine, status in [
+        (INVOICE_MACHINE, InvoiceStatus.PAID),
+        (RUN_MACHINE, RunStatus.SUCCEEDED),
+        (ITEM_MACHINE, ItemStatus.INVOICED),
+    ]:
+        with pytest.raises(InvalidTransition):
+            machine.begin("x1", status, **WHO)  # type: ignore[attr-defined]
+
+
+def test_an_operation_runs_once_and_ends_once() -> None:
+    path = [OperationStatus.QUEUED, OperationStatus.RUNNING, OperationStatus.SUCCEEDED]
+    for current, target in itertools.pairwise(path):
+        OPERATION_MACHINE.transition("op1", current, target, **WHO)
+    OPERATION_MACHINE.transition("op1", OperationStatus.QUEUED, OperationStatus.FAILED, **WHO)
+    for current, target in [
+        (OperationStatus.SUCCEEDED, OperationStatus.RUNNING),
+        (OperationStatus.FAILED, OperationStatus.SUCCEEDED),
+        (OperationStatus.QUEUED, OperationStatus.SUCCEEDED),
+    ]:
+        with pytest.raises(InvalidTransition):
+            OPERATION_MACHINE.transition("op1", current, target, **WHO)

@@ -16,6 +16,13 @@ class Settings(BaseSettings):
     jobs_queue_url: str = Field(default="", alias="JOBS_QUEUE_URL")
     inbound_queue_url: str = Field(default="", alias="INBOUND_QUEUE_URL")
     billing_run_state_machine_arn: str = Field(default="", alias="BILLING_RUN_STATE_MACHINE_ARN")
+    # A billing run checks its sync progress every poll, at most max_checks times (each check is
+    # ~9 Step Functions history events: the bound keeps a run far below the 25,000-event limit).
+    billing_run_poll_seconds: int = Field(default=10, ge=1, alias="BILLING_RUN_POLL_SECONDS")
+    billing_run_reconnect_poll_seconds: int = Field(
+        default=60, ge=1, alias="BILLING_RUN_RECONNECT_POLL_SECONDS"
+    )
+    billing_run_max_checks: int = Field(default=1500, ge=1, le=2000, alias="BILLING_RUN_MAX_CHECKS")
     # Name of the Secrets Manager secret holding the QuickBooks app credentials (never plain env).
     qbo_app_secret_name: str = Field(default="", alias="QBO_APP_SECRET_NAME")
     # "sandbox", "production", or a discovery-document URL (the local emulator).
@@ -31,10 +38,8 @@ class Settings(BaseSettings):
     qbo_http_timeout_seconds: float = Field(default=30.0, alias="QBO_HTTP_TIMEOUT_SECONDS")
     # KMS key (id, ARN or alias) that encrypts QuickBooks OAuth tokens at rest.
     token_key_id: str = Field(default="", alias="TOKEN_KEY_ID")
-    # The JWT claim naming the caller's tenant (api/context.py reads os.environ for it today).
+    # The JWT claim naming the caller's tenant.
     tenant_claim: str = Field(default="tenant_id", alias="TENANT_CLAIM")
-    # Seconds between progress checks of a billing run (workflows/billing_run.py reads os.environ today).
-    billing_run_poll_seconds: int = Field(default=10, alias="BILLING_RUN_POLL_SECONDS")
 
 
 @lru_cache(maxsize=1)

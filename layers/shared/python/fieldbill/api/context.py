@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 
 from fieldbill.api.errors import Unauthorized
+from fieldbill.settings import get_settings
 
 # Every route needs the bearer JWT (API Gateway's JWT authorizer) unless it says `security=PUBLIC`.
 SECURITY_SCHEMES: dict[str, Any] = {"bearerAuth": HTTPBearer(bearerFormat="JWT")}
@@ -22,7 +22,7 @@ def claims(app: Any) -> dict[str, Any]:
 
 
 def tenant_id(app: Any) -> str:
-    tenant = claims(app).get(os.environ.get("TENANT_CLAIM", "tenant_id"))
+    tenant = claims(app).get(get_settings().tenant_claim)
     if not tenant:
         raise Unauthorized("the token carries no tenant")
     return str(tenant)

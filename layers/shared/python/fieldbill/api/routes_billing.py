@@ -26,7 +26,9 @@ from fieldbill.domain.errors import ValidationError
 from fieldbill.store import billing as billing_store
 from fieldbill.store import common
 from fieldbill.store.models import BillableItem, BillingRun, Entity, Invoice
-from fieldbill.workflows import billing_run, jobs, sync_queue
+from fieldbill.workflows import sync_queue
+from fieldbill.workflows.billing import jobs
+from fieldbill.workflows.billing import run as billing_run
 
 router = APIGatewayHttpRouter()
 

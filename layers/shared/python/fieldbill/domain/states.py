@@ -15,6 +15,10 @@
 |                 | partially_failed; queued, compiling, generating -> failed                 |
 | quickbooks_     | disconnected -> connected (OAuth callback); connected -> needs_reconnect  |
 | connection      | (tokens refused) | disconnected; needs_reconnect -> connected | disconnected |
+| operation       | queued -> running | failed; running -> succeeded | failed                 |
+
+A record is born in one of its machine's initial statuses (`StateMachine.begin`): an invoice as
+draft and not_synced, an item as pending, a run and an operation as queued.
 
 A change to the state a record is already in raises Conflict (a retry can treat it as done);
 any other change not listed raises InvalidTransition. The functions return the new record and
@@ -72,6 +76,24 @@ class HistoryRecord:
 class StateMachine(Generic[S]):
     name: str
     allowed: Mapping[S, frozenset[S]]
+    # The statuses a new record may start in (empty: the machine does not say).
+    initial: frozenset[S] = frozenset()
+
+    def begin(
+        self, subject_id: str, status: S, *, at: datetime, actor: str, reason: str | None = None
+    ) -> HistoryRecord:
+        """The history record of a new record born in `status` (InvalidTransition if it may not)."""
+        if status not in self.initial:
+            raise InvalidTransition(self.name, "none", status, "not an initial status")
+        return HistoryRecord(
+            at=at,
+            actor=actor,
+            machine=self.name,
+            subject_id=subject_id,
+            from_status="",
+            to_status=status.value,
+            reason=reason,
+        )
 
     def can(self, current: S, target: S) -> bool:
         return target in self.allowed.get(current, frozenset())
@@ -120,6 +142,7 @@ ITEM_MACHINE: StateMachine[ItemStatus] = StateMachine(
         ItemStatus.UNBILLABLE: frozenset({ItemStatus.PENDING, ItemStatus.VOID}),
         ItemStatus.VOID: frozenset({ItemStatus.PENDING}),
     },
+    initial=frozenset({ItemStatus.PENDING}),
 )
 
 INVOICE_MACHINE: StateMachine[InvoiceStatus] = StateMachine(
@@ -129,6 +152,7 @@ INVOICE_MACHINE: StateMachine[InvoiceStatus] = StateMachine(
         InvoiceStatus.READY: frozenset({InvoiceStatus.SENT, InvoiceStatus.VOID}),
         InvoiceStatus.SENT: frozenset({InvoiceStatus.PAID}),
     },
+    initial=frozenset({InvoiceStatus.DRAFT}),
 )
 
 # What QuickBooks' balance may do to an invoice it holds (inbound only): payments are recorded
@@ -154,6 +178,7 @@ SYNC_MACHINE: StateMachine[SyncStatus] = StateMachine(
         # A create whose answer was lost: found (or created) on the retry, or refused then.
         SyncStatus.UNKNOWN: frozenset({SyncStatus.SYNCED, SyncStatus.ERROR}),
     },
+    initial=frozenset({SyncStatus.NOT_SYNCED}),
 )
 
 RUN_MACHINE: StateMachine[RunStatus] = StateMachine(
@@ -164,6 +189,26 @@ RUN_MACHINE: StateMachine[RunStatus] = StateMachine(
         RunStatus.GENERATING: frozenset({RunStatus.SYNCING, RunStatus.FAILED}),
         RunStatus.SYNCING: frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.PARTIALLY_FAILED}),
     },
+    initial=frozenset({RunStatus.QUEUED}),
+)
+
+RUN_FINISHED = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.PARTIALLY_FAILED})
+
+
+class OperationStatus(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+OPERATION_MACHINE: StateMachine[OperationStatus] = StateMachine(
+    "operation",
+    {
+        OperationStatus.QUEUED: frozenset({OperationStatus.RUNNING, OperationStatus.FAILED}),
+        OperationStatus.RUNNING: frozenset({OperationStatus.SUCCEEDED, OperationStatus.FAILED}),
+    },
+    initial=frozenset({OperationStatus.QUEUED}),
 )
 
 

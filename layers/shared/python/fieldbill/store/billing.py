@@ -11,17 +11,20 @@ import random
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
+from pynamodb.exceptions import PutError, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
-from fieldbill.clock import now_iso
+from fieldbill.clock import now, now_iso
 from fieldbill.domain import model as dm
+from fieldbill.domain import states
 from fieldbill.domain.errors import Conflict
-from fieldbill.store import common
+from fieldbill.domain.model import EntryStatus
+from fieldbill.domain.states import ENTRY_MACHINE, INVOICE_MACHINE, ITEM_MACHINE, SYNC_MACHINE
+from fieldbill.store import common, transitions
 from fieldbill.store.models import (
     META,
     BillableItem,
@@ -316,8 +319,11 @@ def _write_batch(
 
 def _transact(batch: list[tuple[TaskEntry, list[dm.BillableItem]]], actor: str, run_id: str | None) -> None:
     stamp = now_iso()
+    at = now()
     with TransactWrite(connection=common.connection()) as tx:
         for entry, items in batch:
+            # The entry machine decides (unbilled -> billed); the write is conditional on it.
+            ENTRY_MACHINE.transition(entry.id, EntryStatus.UNBILLED, EntryStatus.BILLED, at=at, actor=actor)
             tx.update(
                 entry,
                 actions=[
@@ -342,9 +348,10 @@ def _transact(batch: list[tuple[TaskEntry, list[dm.BillableItem]]], actor: str, 
             )
             for item in items:
                 record = item_record(item, run_id)
+                born = ITEM_MACHINE.begin(item.id, dm.ItemStatus(record.status), at=at, actor=actor)
                 record.created_at = record.updated_at = stamp
                 record.history = [
-                    common.history_entry(actor, None, "pending", f"compiled from entry {entry.id}")
+                    common.history_entry(actor, None, born.to_status, f"compiled from entry {entry.id}")
                 ]
                 tx.save(record, condition=Entity.pk.does_not_exist())
 
@@ -402,33 +409,21 @@ def set_item_status(
     """Mark an item unbillable or billable again (pending): the domain's item machine decides, and
     the write is conditional on the status it decided from (a concurrent generate wins or loses
     cleanly). An item already at `target` is returned unchanged (a retried request)."""
-    from fieldbill.domain import states
-
     record = common.get(BillableItem, BillableItem.key(tenant_id, item_id), entity="billable item")
     wanted = dm.ItemStatus(target)
     if record.status == wanted:
         return record
-    _, change = states.set_item_status(
-        item_to_domain(record), wanted, at=datetime.now(UTC), actor=actor, reason=reason
+    # The guarded rules (an invoiced item moves only with its invoice) live in the domain.
+    states.set_item_status(item_to_domain(record), wanted, at=now(), actor=actor, reason=reason)
+    transitions.apply(
+        record,
+        "status",
+        ITEM_MACHINE,
+        str(wanted),
+        actor=actor,
+        reason=reason,
+        extra=[BillableItem.gsi1pk.set(BillableItem.status_key(tenant_id, str(wanted)))],
     )
-    try:
-        record.update(
-            actions=[
-                BillableItem.status.set(change.to_status),
-                BillableItem.gsi1pk.set(BillableItem.status_key(tenant_id, change.to_status)),
-                BillableItem.updated_at.set(now_iso()),
-                BillableItem.history.set(
-                    BillableItem.history.append(
-                        [common.history_entry(actor, change.from_status, change.to_status, reason)]
-                    )
-                ),
-            ],
-            condition=BillableItem.status == change.from_status,
-        )
-    except UpdateError as exc:
-        if common.conditional_failed(exc):
-            raise Conflict(f"billable item {item_id} changed meanwhile; read it again") from exc
-        raise
     return record
 
 
@@ -489,30 +484,48 @@ def write_invoice(invoice: dm.Invoice, items: Sequence[BillableItem], actor: str
         raise ValueError("an invoice's items must fit one transaction; split the group first")
     stamp = now_iso()
     record = invoice_record(invoice)
+    reason = f"generated from {len(items)} item(s)"
+    born = INVOICE_MACHINE.begin(
+        invoice.id, dm.InvoiceStatus(record.status), at=now(), actor=actor, reason=reason
+    )
+    SYNC_MACHINE.begin(invoice.id, dm.SyncStatus(record.sync_status), at=born.at, actor=actor)
     record.created_at = record.updated_at = stamp
-    record.history = [common.history_entry(actor, None, "draft", f"generated from {len(items)} item(s)")]
+    record.history = [common.history_entry(actor, None, born.to_status, reason)]
+    moves = [
+        transitions.change(
+            BillableItem,
+            "status",
+            ITEM_MACHINE,
+            item.id,
+            item.status,
+            str(dm.ItemStatus.INVOICED),
+            actor=actor,
+            reason=f"invoice {invoice.id}",
+            extra=[
+                BillableItem.invoice_id.set(invoice.id),
+                BillableItem.destination.set(str(invoice.destination)),
+                BillableItem.gsi1pk.set(BillableItem.status_key(item.tenant_id, str(dm.ItemStatus.INVOICED))),
+            ],
+        )
+        for item in items
+    ]
     try:
         with TransactWrite(connection=common.connection()) as tx:
             tx.save(record, condition=Entity.pk.does_not_exist())
-            for item in items:
-                tx.update(
-                    item,
-                    actions=[
-                        BillableItem.status.set("invoiced"),
-                        BillableItem.invoice_id.set(invoice.id),
-                        BillableItem.destination.set(str(invoice.destination)),
-                        BillableItem.gsi1pk.set(BillableItem.status_key(item.tenant_id, "invoiced")),
-                        BillableItem.updated_at.set(stamp),
-                        BillableItem.history.set(
-                            BillableItem.history.append(
-                                [common.history_entry(actor, "pending", "invoiced", f"invoice {invoice.id}")]
-                            )
-                        ),
-                    ],
-                    condition=(BillableItem.status == "pending"),
-                )
+            for item, move in zip(items, moves, strict=True):
+                tx.update(item, actions=move.actions, condition=move.condition)
     except (TransactWriteError, PutError) as exc:
         if common.find(Invoice, record.pk) is not None:
             return False  # a retry of the same generate: already done
         raise Conflict("billable items were invoiced by another request meanwhile") from exc
     return True
+
+
+def run_invoice_counts(tenant_id: str, run_id: str) -> dict[str, int]:
+    """A run's (or generate operation's) invoices by sync status, from the run index."""
+    counts: dict[str, int] = {}
+    for status in ("not_synced", "pending", "synced", "error"):
+        counts[status] = Entity.gsi2.count(
+            Invoice.run_key(tenant_id, run_id), Entity.gsi2sk.startswith(f"{status}#")
+        )
+    return counts

@@ -132,7 +132,8 @@ def generate(
     issue_date: date,
     destination: dm.Destination = dm.Destination.QUICKBOOKS,
 ) -> GenerateResult:
-    """Draft invoices for these pending item records, one transaction per invoice."""
+    """Draft invoices for these pending item records, one transaction per invoice. Production
+    paths pass `destination` from destination.resolve; the default serves tests and benchmarks."""
     result = GenerateResult()
     by_id = {rec.id: rec for rec in items}
     domain_items = [store.item_to_domain(rec) for rec in items if rec.status == "pending"]
@@ -163,8 +164,11 @@ def generate_page(
     issue_date: date,
     cursor: str | None = None,
     limit: int = GENERATE_PAGE,
+    *,
+    destination: dm.Destination,
 ) -> GenerateResult:
-    """Generate for one page of pending items in scope (items come in contact order)."""
+    """Generate for one page of pending items in scope (items come in contact order), for
+    `destination` (destination.resolve decides it once per run)."""
     records, next_cursor = store.pending_items(
         tenant_id, scope.contact_ids, scope.date_from, scope.date_to, limit=limit, cursor=cursor
     )
@@ -176,6 +180,6 @@ def generate_page(
         if head:
             records = head
             next_cursor = store.common.cursor_after_gsi1(records[-1])
-    result = generate(tenant_id, actor, run_id, grouping, records, issue_date)
+    result = generate(tenant_id, actor, run_id, grouping, records, issue_date, destination)
     result.cursor = next_cursor
     return result
