@@ -8,9 +8,12 @@ from typing import Any
 
 import pytest
 
-from fieldbill.quickbooks import inbound, tokens
+from fieldbill.quickbooks import tokens
 from fieldbill.quickbooks.client import QboClient
-from fieldbill.store.models import META, Contact, Entity, Product, QboConnection
+from fieldbill.store import inbound_events
+from fieldbill.store.models import META, Contact, Entity, Product, QboConnection, qbo_ref_key
+from fieldbill.workflows.inbound import pulls
+from fieldbill.workflows.inbound.applier import Applier
 from tests.integration.test_qbo_sync import qbo_connect, qbo_tenant, seed_contact
 
 pytestmark = pytest.mark.integration
@@ -25,7 +28,7 @@ def company(stack: Any) -> tuple[str, str]:
 
 
 def contact_of(tenant: str, qbo_id: str) -> Contact | None:
-    for record in Entity.gsi2.query(inbound.ref_key(tenant, "Customer"), Entity.gsi2sk == qbo_id):
+    for record in Entity.gsi2.query(qbo_ref_key(tenant, "Customer"), Entity.gsi2sk == qbo_id):
         found = Entity.get(record.pk, META, consistent_read=True)
         return found if isinstance(found, Contact) else None
     return None
@@ -41,11 +44,11 @@ def test_first_pull_queries_then_cdc_then_a_query_beyond_the_window(stack, compa
     tenant, realm = company
     emu = stack.emulator
     first = emu.user_create(realm, "Customer", {"DisplayName": "Alpha Pools"})
-    assert inbound.pull(tenant, "customers").mode == "query"
+    assert pulls.pull(tenant, "customers").mode == "query"
     assert contact_of(tenant, first["Id"]) is not None
     # within the window: change data capture, only what changed
     second = emu.user_create(realm, "Customer", {"DisplayName": "Beta Pools"})
-    result = inbound.pull(tenant, "customers")
+    result = pulls.pull(tenant, "customers")
     assert (result.mode, result.created) == ("cdc", 1)
     assert contact_of(tenant, second["Id"]) is not None
     # the watermark is per data type: items have none yet
@@ -55,11 +58,11 @@ def test_first_pull_queries_then_cdc_then_a_query_beyond_the_window(stack, compa
     assert record is not None
     stale = {**mark(tenant, "customers"), "pulled_at_epoch": int(time.time()) - 10**9}
     record.update(actions=[QboConnection.watermarks["customers"].set(stale)])  # type: ignore[index]
-    assert inbound.pull(tenant, "customers").mode == "query"
+    assert pulls.pull(tenant, "customers").mode == "query"
     # QuickBooks refuses a changedSince beyond its window: a full query too
     old = {**mark(tenant, "customers"), "changed_since": "2000-01-01T00:00:00-07:00"}
     record.update(actions=[QboConnection.watermarks["customers"].set(old)])  # type: ignore[index]
-    result = inbound.pull(tenant, "customers")
+    result = pulls.pull(tenant, "customers")
     assert result.mode == "query" and result.created == 0 and result.unchanged == 2
 
 
@@ -76,14 +79,14 @@ def test_items_and_service_types_are_pulled_apart(stack, company):
         "Item",
         {"Name": "Tablets", "Type": "NonInventory", "UnitPrice": "12.5", "IncomeAccountRef": {"value": "2"}},
     )
-    items = inbound.pull(tenant, "items")
-    services = inbound.pull(tenant, "service_types")
+    items = pulls.pull(tenant, "items")
+    services = pulls.pull(tenant, "service_types")
     assert (items.created, services.created) == (1, 1)
     kinds = {p.qbo_id: p.kind for p in Entity.gsi1.query(Product.list_key(tenant)) if isinstance(p, Product)}
     assert kinds == {service["Id"]: "service", goods["Id"]: "non_inventory"}
     # an item made inactive in QuickBooks is inactive here
     emu.user_edit(realm, "Item", goods["Id"], {"Active": False})
-    assert inbound.pull(tenant, "items").deactivated == 1
+    assert pulls.pull(tenant, "items").deactivated == 1
     product = Entity.get(Product.key(tenant, f"qbo-{goods['Id']}"), META, consistent_read=True)
     assert isinstance(product, Product) and product.active is False and product.name == "Tablets"
 
@@ -96,7 +99,7 @@ def test_a_qbo_customer_with_the_name_of_an_unlinked_contact_is_linked_not_dupli
         actions=[Contact.gsi1pk.set(Contact.list_key(tenant)), Contact.gsi1sk.set("gamma pools#c-gamma")]
     )
     customer = stack.emulator.user_create(realm, "Customer", {"DisplayName": "Gamma Pools"})
-    result = inbound.pull(tenant, "customers")
+    result = pulls.pull(tenant, "customers")
     assert (result.linked, result.created) == (1, 0)
     linked = contact_of(tenant, customer["Id"])
     assert linked is not None and linked.id == "c-gamma"
@@ -107,7 +110,7 @@ def test_older_versions_deletes_and_merges(stack, company):
     emu = stack.emulator
     customer = emu.user_create(realm, "Customer", {"DisplayName": "Delta Pools"})
     emu.user_edit(realm, "Customer", customer["Id"], {"DisplayName": "Delta Pool Care"})
-    applier = inbound.Applier(tenant, QboClient(tenant))
+    applier = Applier(tenant, QboClient(tenant))
     current = QboClient(tenant).read("Customer", customer["Id"])
     assert applier.apply_rows("Customer", [current]).created == 1
     # an older copy (lower SyncToken) arriving late changes nothing
@@ -122,14 +125,16 @@ def test_older_versions_deletes_and_merges(stack, company):
     assert "merged away" in (contact.history[-1].reason or "")
     # a Merge event re-reads the surviving customer
     survivor = emu.user_create(realm, "Customer", {"DisplayName": "Epsilon Pools"})
-    assert inbound.apply_event(tenant, "Customer", survivor["Id"], "Merge").created == 1
+    assert pulls.apply_event(tenant, "Customer", survivor["Id"], "Merge").created == 1
 
 
 def test_an_event_is_claimed_once_and_can_be_retried_after_a_failure(stack):
     event_id = f"test:{qbo_tenant()}"
-    assert inbound.claim_event(event_id, "realm", "tenant") is True
-    assert inbound.claim_event(event_id, "realm", "tenant") is False
-    inbound.release_event(event_id)
-    assert inbound.claim_event(event_id, "realm", "tenant") is True
-    stored = Entity.get(inbound.InboundEvent.key(event_id), META)
+    assert inbound_events.claim(event_id, "realm", "tenant") == "claimed"
+    assert inbound_events.claim(event_id, "realm", "tenant") == "busy"
+    inbound_events.release(event_id)
+    assert inbound_events.claim(event_id, "realm", "tenant") == "claimed"
+    inbound_events.mark_applied(event_id)
+    assert inbound_events.claim(event_id, "realm", "tenant") == "applied"
+    stored = Entity.get(inbound_events.key(event_id), META)
     assert stored.ttl and stored.ttl > time.time() + 3600  # expires by DynamoDB TTL

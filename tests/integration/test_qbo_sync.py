@@ -30,7 +30,8 @@ from fieldbill.store.models import (
     QboConnection,
     qbo_ref_key,
 )
-from fieldbill.workflows import inbound, qbo_sync
+from fieldbill.workflows import qbo_sync
+from fieldbill.workflows.inbound import reconnect
 from fieldbill.workflows.messages import QboSyncMessage
 from tests.conftest import wait_for
 
@@ -415,7 +416,7 @@ def test_nothing_syncs_until_the_settings_are_saved_then_the_refused_invoice_res
     # When the settings are saved (what PUT /quickbooks/settings does) and waiting work resumes
     missing_before = tokens.save_settings(tenant, qbo_default_accounts(stack, realm), "test")
     assert missing_before == ["default_income_account", "default_expense_account"]
-    assert inbound.resume_sync(tenant, "settings completed") == 1
+    assert reconnect.resume_sync(tenant, "settings completed") == 1
     # Then the invoice syncs once, its new item on the chosen default income account
     wait_for(
         lambda: load_invoice(tenant, invoice.id).sync_status == "synced", timeout=60, what="invoice synced"

@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 import requests
 
-from fieldbill.quickbooks import inbound
+from fieldbill.store import inbound_events
 from fieldbill.store.models import META, Contact, Entity
-from fieldbill.workflows import webhooks
+from fieldbill.workflows.inbound import applier, webhooks
+from fieldbill.workflows.messages import InboundMessage
 from tests.conftest import load_event
 from tests.integration.test_qbo_sync import qbo_connect, qbo_tenant
 
@@ -40,6 +41,15 @@ class SqsSpy:
     @property
     def messages(self) -> list[dict[str, Any]]:
         return [json.loads(e["MessageBody"]) for b in self.batches for e in b["Entries"]]
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        """The events of the queued deliveries, as the consumer splits them."""
+        return [
+            e.model_dump()
+            for m in self.messages
+            for e in webhooks.delivery_events(InboundMessage.model_validate(m))
+        ]
 
 
 @pytest.fixture
@@ -99,7 +109,8 @@ def test_a_tampered_body_or_a_missing_signature_is_refused_and_nothing_is_queued
     assert spy.batches == []
     # the genuine delivery is accepted
     assert post(stack, body, good).status_code == 200
-    assert [m["entity_id"] for m in spy.messages] == ["1"]
+    assert [m["kind"] for m in spy.messages] == ["delivery"]  # the raw delivery, one message
+    assert [m["entity_id"] for m in spy.events] == ["1"]
 
 
 def test_a_malformed_body_is_refused_with_400_and_nothing_is_queued(stack, spy: SqsSpy):
@@ -244,9 +255,9 @@ def test_a_replayed_delivery_is_applied_once(stack):
     assert stack.emulator.calls(realm)["total"] - before == 1
     contact = _contact(tenant, customer["Id"])
     assert contact is not None and contact.name == f"Once {tenant}"
-    assert len([h for h in contact.history if h.actor == inbound.ACTOR]) == 1
+    assert len([h for h in contact.history if h.actor == applier.ACTOR]) == 1
     event_id = f"{realm}:Customer:{customer['Id']}:Update:{edited['MetaData']['LastUpdatedTime']}"
-    assert inbound.event_applied(event_id)
+    assert inbound_events.applied(event_id)
 
 
 def test_events_out_of_order_leave_the_latest_version(stack):

@@ -101,7 +101,7 @@ def _connected(tenant: str) -> QboConnection:
 
 
 def status_view(record: QboConnection | None) -> dict[str, Any]:
-    from fieldbill.quickbooks import inbound, tokens
+    from fieldbill.quickbooks import cdc, tokens
 
     if record is None:
         return {
@@ -111,13 +111,13 @@ def status_view(record: QboConnection | None) -> dict[str, Any]:
             "settings": {},
             "settings_complete": False,
             "missing_settings": list(tokens.REQUIRED_SETTINGS),
-            "last_sync": {d: None for d in inbound.DATA_TYPES},
+            "last_sync": {d: None for d in cdc.DATA_TYPES},
             "last_errors": [],
         }
     settings = record.settings.as_dict() if record.settings else {}
     marks = record.watermarks.as_dict() if record.watermarks else {}
     last_sync = {}
-    for data_type in inbound.DATA_TYPES:
+    for data_type in cdc.DATA_TYPES:
         mark = marks.get(data_type) or {}
         last_sync[data_type] = (
             {
@@ -161,10 +161,10 @@ def callback(code: str, state: str, realmId: str) -> Response[dict[str, Any]]:
     A reconnect of the same tenant to the same company resumes: every invoice that waited for the
     connection is queued again. Every connect queues a first pull of each data type."""
     from fieldbill.quickbooks import tokens
-    from fieldbill.workflows import inbound
+    from fieldbill.workflows.inbound import reconnect
 
     connected = tokens.connect_callback(state, code, realmId)
-    resumed = inbound.after_connect(connected)
+    resumed = reconnect.after_connect(connected)
     body = {
         "connected": True,
         "tenant_id": connected.tenant_id,
@@ -225,7 +225,7 @@ def put_settings(body: QboSettingsIn) -> dict[str, Any]:
     the answer is 422 naming the field and invoices are not synced. Saving complete settings queues
     again the invoices that waited for them."""
     from fieldbill.quickbooks import tokens
-    from fieldbill.workflows import inbound
+    from fieldbill.workflows.inbound import reconnect
 
     tenant = _tenant()
     _connected(tenant)
@@ -242,7 +242,7 @@ def put_settings(body: QboSettingsIn) -> dict[str, Any]:
             )
     before = tokens.save_settings(tenant, body.model_dump(), context.actor(router))
     if before:
-        inbound.resume_sync(tenant, "settings completed")
+        reconnect.resume_sync(tenant, "settings completed")
     return status_view(tokens.get_connection(tenant))
 
 
@@ -251,6 +251,6 @@ def put_settings(body: QboSettingsIn) -> dict[str, Any]:
     "/quickbooks/sync/<data_type>", summary="Pull one data type from QuickBooks now (202)", tags=TAGS
 )
 def sync_now(data_type: DataType) -> tuple[dict[str, Any], int]:
-    from fieldbill.workflows import inbound
+    from fieldbill.workflows.inbound import pulls
 
-    return inbound.request_pull(_tenant(), data_type), 202
+    return pulls.request_pull(_tenant(), data_type), 202
