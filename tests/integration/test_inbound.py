@@ -4,17 +4,20 @@ inactive records, out-of-order versions, linking by name, and events applied onc
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 import pytest
 
 from fieldbill.quickbooks import tokens
 from fieldbill.quickbooks.client import QboClient
+from fieldbill.quickbooks.limiter import RateLimiter
 from fieldbill.store import inbound_events
 from fieldbill.store.models import META, Contact, Entity, Product, QboConnection, qbo_ref_key
-from fieldbill.workflows.inbound import pulls
+from fieldbill.workflows.inbound import consumer, pulls
 from fieldbill.workflows.inbound.applier import Applier
-from tests.integration.test_qbo_sync import qbo_connect, qbo_tenant, seed_contact
+from fieldbill.workflows.messages import InboundMessage
+from tests.integration.test_qbo_sync import qbo_connect, qbo_tenant, seed_contact, sqs_event
 
 pytestmark = pytest.mark.integration
 
@@ -138,3 +141,137 @@ def test_an_event_is_claimed_once_and_can_be_retried_after_a_failure(stack):
     assert inbound_events.claim(event_id, "realm", "tenant") == "applied"
     stored = Entity.get(inbound_events.key(event_id), META)
     assert stored.ttl and stored.ttl > time.time() + 3600  # expires by DynamoDB TTL
+
+
+# ------------------------------------------------------------------------------ the consumer
+class SentCopies:
+    """Stands in for the consumer's SQS client: keeps what it sends (the handed-back copies)."""
+
+    def __init__(self) -> None:
+        self.entries: list[dict[str, Any]] = []
+
+    def send_message_batch(self, **kwargs: Any) -> dict[str, Any]:
+        self.entries += kwargs["Entries"]
+        return {"Successful": [{"Id": e["Id"]} for e in kwargs["Entries"]], "Failed": []}
+
+
+def customer_event(realm: str, customer: dict[str, Any]) -> InboundMessage:
+    return InboundMessage(
+        kind="entity_changed",
+        realm_id=realm,
+        entity="Customer",
+        entity_id=customer["Id"],
+        operation="Create",
+        last_updated=customer["MetaData"]["LastUpdatedTime"],
+        event_id=f"{realm}:Customer:{customer['Id']}:Create:{uuid.uuid4().hex}",
+    )
+
+
+def test_an_event_deferred_20_times_by_the_limiter_is_still_applied_once(
+    stack, company, monkeypatch: pytest.MonkeyPatch
+):
+    # Given a customer event, and a limiter that has no budget for the company 20 times in a row
+    tenant, realm = company
+    customer = stack.emulator.user_create(realm, "Customer", {"DisplayName": f"Patient {tenant}"})
+    sent = SentCopies()
+    monkeypatch.setattr(consumer, "_sqs", lambda: sent)
+    real_try = RateLimiter.try_acquire
+    refusals = {"left": 20}
+
+    def try_acquire(self: RateLimiter, realm_id: str, **kwargs: Any) -> Any:
+        if realm_id == realm and refusals["left"] > 0:
+            refusals["left"] -= 1
+            return 30.0  # real seconds until a slot frees: more than the permit waits in place
+        return real_try(self, realm_id, **kwargs)
+
+    monkeypatch.setattr(RateLimiter, "try_acquire", try_acquire)
+    before = stack.emulator.calls(realm)["total"]
+    message = customer_event(realm, customer)
+    # When it is delivered 20 times while the limiter defers it
+    for n in range(1, 21):
+        answer = consumer.consume(sqs_event([message]), None)
+        # Then each delivery is consumed, not failed (a wait is no receive towards the DLQ) ...
+        assert answer["batchItemFailures"] == [], n
+        # ... and the same work waits in a fresh copy, delayed by the limiter's wait
+        entry = sent.entries[-1]
+        message = InboundMessage.model_validate_json(entry["MessageBody"])
+        assert message.handbacks == n and message.entity_id == customer["Id"]
+        assert 1 <= entry["DelaySeconds"] <= consumer.MAX_DELAY_SECONDS
+        assert contact_of(tenant, customer["Id"]) is None
+    assert len(sent.entries) == 20 and stack.emulator.calls(realm)["total"] == before
+    # When the 21st copy finds budget, and its copy is delivered twice more
+    for _ in range(3):
+        assert consumer.consume(sqs_event([message]), None)["batchItemFailures"] == []
+    # Then the event was applied once: one read from QuickBooks, one contact, one history entry
+    assert stack.emulator.calls(realm)["total"] - before == 1
+    contact = contact_of(tenant, customer["Id"])
+    assert contact is not None and contact.name == f"Patient {tenant}"
+    assert len(contact.history) == 1 and inbound_events.applied(str(message.event_id))
+    assert len(sent.entries) == 20
+
+
+class Crash(BaseException):
+    """The function dying mid-apply (a time-out or a crash): none of its exception handlers run."""
+
+
+class LeaseOver:
+    """The store's clock, once the claim's lease has run out."""
+
+    @staticmethod
+    def time() -> float:
+        return time.time() + inbound_events.LEASE_SECONDS + 1
+
+
+def test_an_event_whose_apply_crashes_after_the_claim_is_applied_on_redelivery(
+    stack, company, monkeypatch: pytest.MonkeyPatch
+):
+    # Given a customer event whose first apply dies after the event was claimed
+    tenant, realm = company
+    customer = stack.emulator.user_create(realm, "Customer", {"DisplayName": f"Crashed {tenant}"})
+    message = customer_event(realm, customer)
+    real_apply = consumer.apply_message
+
+    def crash(tenant_id: str, msg: InboundMessage) -> Any:
+        raise Crash("killed mid-apply")
+
+    monkeypatch.setattr(consumer, "apply_message", crash)
+    with pytest.raises(Crash):
+        consumer.consume(sqs_event([message]), None)
+    assert contact_of(tenant, customer["Id"]) is None
+    assert not inbound_events.applied(str(message.event_id))
+    # When it is redelivered while the claim's lease still runs: it waits (another worker may
+    # still be applying it), nothing applied twice at once
+    monkeypatch.setattr(consumer, "apply_message", real_apply)
+    waiting = consumer.consume(sqs_event([message], receive_count=2), None)
+    assert len(waiting["batchItemFailures"]) == 1
+    assert contact_of(tenant, customer["Id"]) is None
+    # When it is redelivered after the lease (the queue's visibility timeout is longer than it)
+    monkeypatch.setattr(inbound_events, "time", LeaseOver)
+    done = consumer.consume(sqs_event([message], receive_count=3), None)
+    # Then it is applied, and marked applied only now
+    assert done["batchItemFailures"] == []
+    contact = contact_of(tenant, customer["Id"])
+    assert contact is not None and contact.name == f"Crashed {tenant}"
+    assert inbound_events.applied(str(message.event_id))
+    # and a later delivery is dropped as a duplicate
+    assert consumer.consume(sqs_event([message], receive_count=4), None)["batchItemFailures"] == []
+    assert len(contact_of(tenant, customer["Id"]).history) == 1  # type: ignore[union-attr]
+
+
+def test_an_event_that_fails_is_not_marked_and_its_redelivery_applies_it(
+    stack, company, monkeypatch: pytest.MonkeyPatch
+):
+    tenant, realm = company
+    customer = stack.emulator.user_create(realm, "Customer", {"DisplayName": f"Failed {tenant}"})
+    message = customer_event(realm, customer)
+    real_apply = consumer.apply_message
+
+    def fail(tenant_id: str, msg: InboundMessage) -> Any:
+        raise RuntimeError("the table was unreachable")
+
+    monkeypatch.setattr(consumer, "apply_message", fail)
+    assert len(consumer.consume(sqs_event([message]), None)["batchItemFailures"]) == 1
+    assert not inbound_events.applied(str(message.event_id))
+    monkeypatch.setattr(consumer, "apply_message", real_apply)
+    assert consumer.consume(sqs_event([message], receive_count=2), None)["batchItemFailures"] == []
+    assert contact_of(tenant, customer["Id"]) is not None and inbound_events.applied(str(message.event_id))
