@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from fieldbill.store import qbo_inbound
+from fieldbill.store import qbo_pulls
 from tests.conftest import Client, wait_for
 
 
@@ -179,7 +179,7 @@ def test_an_invoice_paid_in_quickbooks_without_a_webhook_is_picked_up_by_the_hou
     stack.aws.drain()
     invoice = api.ok("GET", f"/invoices/{invoice['id']}")
     assert Decimal(invoice["balance"]) == 0 and invoice["status"] == "paid"
-    assert qbo_inbound.watermarks(api.tenant_id)["invoices"]["mode"] == "cdc"
+    assert qbo_pulls.watermarks(api.tenant_id)["invoices"]["mode"] == "cdc"
     # through QuickBooks' machine for invoices, with the reason in the history
     history = api.ok("GET", f"/history/invoice/{invoice['id']}")["history"]
     paid = [h for h in history if h["to"] == "paid"]

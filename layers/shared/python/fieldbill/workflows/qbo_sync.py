@@ -899,10 +899,10 @@ class SyncBatch:
         else:
             # A customer or item push has no record of its own to carry the error: the
             # connection's status resource shows it.
-            from fieldbill.store import qbo_inbound
+            from fieldbill.store import qbo_pulls
 
             with contextlib.suppress(Exception):
-                qbo_inbound.record_error(message.tenant_id, f"push:{message.kind}", error)
+                qbo_pulls.record_error(message.tenant_id, f"push:{message.kind}", error)
 
     # ------------------------------------------------------------------ batch creates
     def prepare(self, records: list[SQSRecord]) -> None:

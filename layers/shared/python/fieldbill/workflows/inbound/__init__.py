@@ -10,6 +10,7 @@
 | applier      | QuickBooks records applied onto contacts, products and our invoices' balances    |
 | reconnect    | after the OAuth callback: company name, first pulls, resuming waiting invoices  |
 
-QuickBooks reads live in quickbooks/ (client, CDC reader); every write in store/ (qbo_inbound,
-inbound_events). Nothing is imported here, so each function loads only the modules it needs.
+QuickBooks reads live in quickbooks/ (client, CDC reader); every write in store/ (qbo_links for
+linked records and invoice balances, qbo_pulls for watermarks and errors, inbound_events).
+Nothing is imported here, so each function loads only the modules it needs.
 """

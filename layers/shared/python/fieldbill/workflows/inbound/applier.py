@@ -22,8 +22,8 @@ from fieldbill.quickbooks import mapping
 from fieldbill.quickbooks.cdc import ENTITIES, ITEM_TYPES
 from fieldbill.quickbooks.client import QboClient
 from fieldbill.quickbooks.errors import Permanent
-from fieldbill.store import qbo_inbound
-from fieldbill.store.qbo_inbound import Linked
+from fieldbill.store import qbo_links
+from fieldbill.store.qbo_links import Linked
 
 ACTOR = "quickbooks_inbound"
 PRODUCT_KINDS = {"Service": "service", "Inventory": "inventory", "NonInventory": "non_inventory"}
@@ -85,11 +85,11 @@ class Applier:
 
     # ------------------------------------------------------------------ lookups
     def find(self, entity: str, qbo_id: str) -> Linked | None:
-        model = qbo_inbound.model_of(entity)
+        model = qbo_links.model_of(entity)
         if self._by_qbo is not None and entity in self._by_qbo:
             hit = self._by_qbo[entity].get(qbo_id)
             return hit if isinstance(hit, model) else None
-        return qbo_inbound.find_linked(self.tenant_id, entity, qbo_id)
+        return qbo_links.find_linked(self.tenant_id, entity, qbo_id)
 
     # ------------------------------------------------------------------ entry points
     def apply_rows(
@@ -101,7 +101,7 @@ class Applier:
             self._apply_transactions(entity, rows, result)
             return result
         if len(rows) > PRELOAD_AT:
-            self._by_qbo = {entity: qbo_inbound.linked_by_qbo_id(self.tenant_id, entity)}
+            self._by_qbo = {entity: qbo_links.linked_by_qbo_id(self.tenant_id, entity)}
         types = ITEM_TYPES.get(data_type or "")
         for row in rows:
             result.seen += 1
@@ -225,16 +225,16 @@ class Applier:
         self, entity: str, row: dict[str, Any], values: dict[str, Any], result: Applied
     ) -> bool:
         qbo_id, token = str(row["Id"]), str(row.get("SyncToken", "0"))
-        same_name = qbo_inbound.find_unlinked_by_name(self.tenant_id, entity, values["name"])
+        same_name = qbo_links.find_unlinked_by_name(self.tenant_id, entity, values["name"])
         try:
             if same_name is not None:
                 changes = {k: v for k, v in values.items() if k != "name"}
                 reason = f"linked to QuickBooks {entity} {qbo_id} (same name)"
-                qbo_inbound.link_existing(same_name, entity, qbo_id, token, changes, ACTOR, reason)
+                qbo_links.link_existing(same_name, entity, qbo_id, token, changes, ACTOR, reason)
                 result.linked += 1
                 return True
             reason = f"created from QuickBooks {entity} {qbo_id}"
-            record = qbo_inbound.create_linked(self.tenant_id, entity, qbo_id, token, values, ACTOR, reason)
+            record = qbo_links.create_linked(self.tenant_id, entity, qbo_id, token, values, ACTOR, reason)
         except Conflict:
             return False
         if self._by_qbo is not None:
@@ -252,8 +252,8 @@ class Applier:
         if incoming == held:
             values = {k: v for k, v in values.items() if k in self._owned_by_qbo(entity)}
         changes: dict[str, Any] = {k: v for k, v in values.items() if getattr(record, k) != v}
-        if not qbo_inbound.is_indexed(record, entity):
-            changes.update(qbo_inbound.index_fields(self.tenant_id, entity, str(row["Id"])))
+        if not qbo_links.is_indexed(record, entity):
+            changes.update(qbo_links.index_fields(self.tenant_id, entity, str(row["Id"])))
         if incoming > held:
             changes["qbo_sync_token"] = str(incoming)
         if not changes:
@@ -264,7 +264,7 @@ class Applier:
         reason = f"changed in QuickBooks ({entity} {row['Id']}, SyncToken {incoming})"
         if fields:
             reason += ": " + ", ".join(fields)
-        qbo_inbound.update_linked(record, changes, ACTOR, reason)
+        qbo_links.update_linked(record, changes, ACTOR, reason)
         if was_active and values.get("active") is False:
             result.deactivated += 1
         elif fields:
@@ -278,7 +278,7 @@ class Applier:
         if record is None or not getattr(record, "active", True):
             result.unchanged += 1
             return
-        qbo_inbound.deactivate(record, ACTOR, f"{entity} {qbo_id} deleted or merged away in QuickBooks")
+        qbo_links.deactivate(record, ACTOR, f"{entity} {qbo_id} deleted or merged away in QuickBooks")
         result.deactivated += 1
 
     # ------------------------------------------------------------------ invoices and payments
@@ -295,7 +295,7 @@ class Applier:
         """Balance (and paid when it reaches 0) from QuickBooks' current copy of our invoice."""
         invoice_id = self._our_invoice_id(row)
         for _attempt in range(ATTEMPTS):
-            ours = qbo_inbound.invoice(self.tenant_id, invoice_id) if invoice_id else None
+            ours = qbo_links.invoice(self.tenant_id, invoice_id) if invoice_id else None
             if ours is None or (ours.qbo_id and str(ours.qbo_id) != str(row["Id"])):
                 result.skipped += 1  # not one of ours (made in QuickBooks), or another tenant's
                 return
@@ -309,7 +309,7 @@ class Applier:
                 result.unchanged += 1
                 return
             try:
-                qbo_inbound.apply_invoice_balance(
+                qbo_links.apply_invoice_balance(
                     ours,
                     balance=balance,
                     total=total,
@@ -326,9 +326,7 @@ class Applier:
 
     def invoice_gone(self, qbo_id: str, why: str, result: Applied) -> None:
         """Deleted in QuickBooks: recorded on our invoice for a person to decide (never silent)."""
-        invoice_id = qbo_inbound.note_invoice_deleted(
-            self.tenant_id, qbo_id, ACTOR, f"Invoice {qbo_id} {why}"
-        )
+        invoice_id = qbo_links.note_invoice_deleted(self.tenant_id, qbo_id, ACTOR, f"Invoice {qbo_id} {why}")
         if invoice_id is None:
             result.skipped += 1
             return

@@ -30,7 +30,7 @@ from fieldbill.quickbooks import metrics as qmetrics
 from fieldbill.quickbooks import tokens
 from fieldbill.quickbooks.errors import AuthorizationFailed, NeedsReconnect, Permanent, Throttled
 from fieldbill.settings import get_settings
-from fieldbill.store import inbound_events, qbo_inbound
+from fieldbill.store import inbound_events, qbo_pulls
 from fieldbill.workflows import queues
 from fieldbill.workflows.inbound import pulls, webhooks
 from fieldbill.workflows.messages import InboundMessage
@@ -145,14 +145,14 @@ def handle_pull(message: InboundMessage) -> None:
         # Nothing to retry until someone reconnects; the next pull after that catches up.
         if isinstance(exc, AuthorizationFailed):
             tokens.mark_needs_reconnect(tenant_id, "QuickBooks refused authorization (120)")
-        qbo_inbound.record_error(tenant_id, f"pull:{data_type}", exc)
+        qbo_pulls.record_error(tenant_id, f"pull:{data_type}", exc)
         logger.warning("QuickBooks pull skipped: connection needs reconnect", extra={"tenant_id": tenant_id})
     except Permanent as exc:
-        qbo_inbound.record_error(tenant_id, f"pull:{data_type}", exc)
+        qbo_pulls.record_error(tenant_id, f"pull:{data_type}", exc)
         logger.warning("QuickBooks pull refused", extra={"tenant_id": tenant_id, "code": exc.code})
     except Exception as exc:  # transient, anything else: the message comes back
         with contextlib.suppress(Exception):
-            qbo_inbound.record_error(tenant_id, f"pull:{data_type}", exc)
+            qbo_pulls.record_error(tenant_id, f"pull:{data_type}", exc)
         raise
 
 
@@ -190,16 +190,16 @@ def handle_event(message: InboundMessage) -> None:
         inbound_events.release(event_id)
         if isinstance(exc, AuthorizationFailed):
             tokens.mark_needs_reconnect(tenant_id, "QuickBooks refused authorization (120)")
-        qbo_inbound.record_error(tenant_id, source, exc)
+        qbo_pulls.record_error(tenant_id, source, exc)
         return  # a reconnect pulls again (and the backfill reads invoices); nothing to apply before
     except Permanent as exc:
-        qbo_inbound.record_error(tenant_id, source, exc)
+        qbo_pulls.record_error(tenant_id, source, exc)
         inbound_events.mark_applied(event_id)  # QuickBooks refuses it for good: done, not retried
         return
     except Exception as exc:
         inbound_events.release(event_id)
         with contextlib.suppress(Exception):
-            qbo_inbound.record_error(tenant_id, source, exc)
+            qbo_pulls.record_error(tenant_id, source, exc)
         raise
     inbound_events.mark_applied(event_id)
     logger.info(

@@ -18,7 +18,7 @@ from fieldbill.quickbooks import cdc, tokens
 from fieldbill.quickbooks.client import QboClient
 from fieldbill.quickbooks.errors import NeedsReconnect
 from fieldbill.settings import get_settings
-from fieldbill.store import qbo_inbound
+from fieldbill.store import qbo_pulls
 from fieldbill.workflows.inbound.applier import Applied, Applier
 from fieldbill.workflows.inbound.schedules import send_pulls
 from fieldbill.workflows.messages import InboundMessage
@@ -32,13 +32,13 @@ def pull(tenant_id: str, data_type: str, client: QboClient | None = None) -> App
     if connection is None or connection.status != "connected":
         raise NeedsReconnect(f"tenant {tenant_id} has no live QuickBooks connection")
     client = client or QboClient(tenant_id)
-    marks = qbo_inbound.watermarks(tenant_id)
+    marks = qbo_pulls.watermarks(tenant_id)
     mark = dict(marks.get(data_type) or {})
     changes = cdc.read_changes(client, data_type, mark, float(get_settings().qbo_seconds_per_minute))
     result = Applier(tenant_id, client).apply_changes(changes.rows, data_type)
     result.mode = changes.mode
     changed_since = cdc.watermark(changes.server_time) if changes.server_time else None
-    qbo_inbound.record_pull(
+    qbo_pulls.record_pull(
         tenant_id,
         data_type,
         {

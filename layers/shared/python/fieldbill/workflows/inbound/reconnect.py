@@ -9,7 +9,7 @@ from fieldbill.observability import logger
 from fieldbill.quickbooks import cdc, tokens
 from fieldbill.quickbooks.client import QboClient
 from fieldbill.quickbooks.errors import QboError
-from fieldbill.store import qbo_inbound
+from fieldbill.store import qbo_links
 from fieldbill.store.models import Invoice
 from fieldbill.workflows import sync_queue
 from fieldbill.workflows.inbound.schedules import send_pulls
@@ -66,7 +66,7 @@ def resume_sync(tenant_id: str, why: str) -> int:
     pending and unknown ones (their messages may sit in the queue for an hour or have reached the
     DLQ) and those whose error a reconnect fixes. A message for an invoice already synced is
     dropped by the consumer, so queuing twice is harmless."""
-    waiting = [r for r in qbo_inbound.invoices_waiting_for_sync(tenant_id) if resumable(r)]
+    waiting = [r for r in qbo_links.invoices_waiting_for_sync(tenant_id) if resumable(r)]
     if waiting:
         sync_queue.enqueue_invoices(waiting, f"{ACTOR}:{why}")
     logger.info(

@@ -10,14 +10,14 @@ from typing import Any
 
 from fieldbill.observability import logger
 from fieldbill.settings import get_settings
-from fieldbill.store import qbo_inbound
+from fieldbill.store import qbo_pulls
 from fieldbill.store.models import QboConnection
 from fieldbill.workflows import queues
 from fieldbill.workflows.messages import PULL_DATA_TYPES, InboundMessage
 
 
 def connected_companies() -> list[QboConnection]:
-    return qbo_inbound.connected_companies()
+    return qbo_pulls.connected_companies()
 
 
 def send_pulls(messages: list[InboundMessage]) -> None:

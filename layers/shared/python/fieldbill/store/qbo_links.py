@@ -1,5 +1,5 @@
-"""What the inbound flow writes: records linked by QuickBooks id, invoice balances and paid status
-from QuickBooks, and the pull watermarks and errors kept on the connection.
+"""Records linked to QuickBooks, as the inbound flow writes them: contacts and products by their
+QuickBooks id, and our invoices' balance and paid status from QuickBooks.
 
 Contacts and products are written through store.catalog (history, references); an invoice's
 status changes only through QUICKBOOKS_INVOICE_MACHINE (store.transitions). Every write that
@@ -19,10 +19,9 @@ from fieldbill.clock import now_iso
 from fieldbill.domain import states
 from fieldbill.domain.errors import Conflict
 from fieldbill.store import catalog, common, transitions
-from fieldbill.store.models import META, Contact, Entity, Invoice, Product, QboConnection, qbo_ref_key
+from fieldbill.store.models import Contact, Entity, Invoice, Product, qbo_ref_key
 
 Linked = Contact | Product
-MAX_LAST_ERRORS = 10
 WAITING_SYNC_STATUSES = ("pending", "unknown", "error")
 
 
@@ -195,45 +194,3 @@ def invoices_waiting_for_sync(tenant_id: str) -> list[Invoice]:
         Invoice.list_key(tenant_id), filter_condition=Invoice.sync_status.is_in(*WAITING_SYNC_STATUSES)
     )
     return [r for r in query if isinstance(r, Invoice)]
-
-
-# ------------------------------------------------------------------------------ the connection
-def _connection(tenant_id: str) -> QboConnection | None:
-    try:
-        return QboConnection.get(QboConnection.key(tenant_id), META, consistent_read=True)
-    except QboConnection.DoesNotExist:
-        return None
-
-
-def connected_companies() -> list[QboConnection]:
-    """Every connected company (the schedules queue one pull for each)."""
-    return [c for c in Entity.gsi2.query(QboConnection.connected_key()) if isinstance(c, QboConnection)]
-
-
-def watermarks(tenant_id: str) -> dict[str, Any]:
-    record = _connection(tenant_id)
-    return dict(record.watermarks.as_dict()) if record is not None and record.watermarks else {}
-
-
-def record_pull(tenant_id: str, data_type: str, entry: Mapping[str, Any]) -> None:
-    """Only this data type's watermark is written: pulls of other types may run at the same time."""
-    record = _connection(tenant_id)
-    if record is not None:
-        record.update(actions=[QboConnection.watermarks[data_type].set(dict(entry))])  # type: ignore[index]
-
-
-def record_error(tenant_id: str, source: str, error: BaseException) -> None:
-    """Keep the last MAX_LAST_ERRORS inbound errors on the connection (the status route shows them)."""
-    record = _connection(tenant_id)
-    if record is None:
-        return
-    entry = {
-        "at": now_iso(),
-        "source": source,
-        "error": type(error).__name__,
-        "code": str(getattr(error, "code", "") or ""),
-        "message": str(error)[:500],
-    }
-    kept = [e.as_dict() if hasattr(e, "as_dict") else dict(e) for e in (record.last_errors or [])]
-    kept = [*kept, entry][-MAX_LAST_ERRORS:]
-    record.update(actions=[QboConnection.last_errors.set(kept)])  # type: ignore[arg-type]
