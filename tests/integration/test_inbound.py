@@ -275,3 +275,23 @@ def test_an_event_that_fails_is_not_marked_and_its_redelivery_applies_it(
     monkeypatch.setattr(consumer, "apply_message", real_apply)
     assert consumer.consume(sqs_event([message], receive_count=2), None)["batchItemFailures"] == []
     assert contact_of(tenant, customer["Id"]) is not None and inbound_events.applied(str(message.event_id))
+
+
+class RefusingSqs:
+    """SQS refusing every copy the consumer sends."""
+
+    def send_message_batch(self, **kwargs: Any) -> dict[str, Any]:
+        return {"Successful": [], "Failed": [{"Id": e["Id"], "Code": "Refused"} for e in kwargs["Entries"]]}
+
+
+def test_a_wait_whose_copy_sqs_refuses_keeps_the_original_delivery(
+    stack, company, monkeypatch: pytest.MonkeyPatch
+):
+    tenant, realm = company
+    customer = stack.emulator.user_create(realm, "Customer", {"DisplayName": f"Kept {tenant}"})
+    monkeypatch.setattr(consumer, "_sqs", RefusingSqs)
+    monkeypatch.setattr(RateLimiter, "try_acquire", lambda self, realm_id, **kwargs: 30.0)
+    event = sqs_event([customer_event(realm, customer)])
+    answer = consumer.consume(event, None)
+    # the original is reported failed: it comes back by itself, nothing is dropped
+    assert answer["batchItemFailures"] == [{"itemIdentifier": event["Records"][0]["messageId"]}]
