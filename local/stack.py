@@ -148,7 +148,7 @@ class LocalStack:
         if run is None:
             return True
         from fieldbill.domain.errors import NotFound
-        from fieldbill.workflows.billing_run import get_run
+        from fieldbill.workflows.billing.run import get_run
 
         try:
             return get_run(*run).stage != "finished"

@@ -1,17 +1,11 @@
-"""Applies QuickBooks changes (webhook events, scheduled and manual pulls) to local records."""
-
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+"""Applies QuickBooks changes (webhook deliveries, scheduled and manual pulls) to local records."""
 
 from fieldbill.observability import logger, metrics, tracer
-from fieldbill.workflows.inbound import handle_record
-
-processor = BatchProcessor(event_type=EventType.SQS)
+from fieldbill.workflows.inbound.consumer import consume
 
 
 @logger.inject_lambda_context
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event, context):
-    return process_partial_response(
-        event=event, record_handler=handle_record, processor=processor, context=context
-    )
+    return consume(event, context)

@@ -1,7 +1,7 @@
 """EventBridge schedules: queue one pull per connected company for the scheduled data type."""
 
 from fieldbill.observability import logger, metrics
-from fieldbill.workflows.schedules import schedule_pulls
+from fieldbill.workflows.inbound.schedules import schedule_pulls
 
 
 @logger.inject_lambda_context

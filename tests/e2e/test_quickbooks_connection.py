@@ -10,7 +10,7 @@ import requests
 
 from fieldbill.quickbooks import tokens
 from fieldbill.store.models import Invoice
-from fieldbill.workflows import schedules
+from fieldbill.workflows.inbound import schedules
 from tests.conftest import Client, choose_settings, connect_quickbooks, wait_for
 from tests.integration.test_qbo_sync import load_invoice, seed_contact, seed_invoice, seed_product
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from fieldbill.store import qbo_pulls
 from tests.conftest import Client, wait_for
 
 
@@ -94,19 +95,17 @@ def test_a_customer_edited_in_quickbooks_arrives_sooner_by_webhook(stack, connec
     assert deliveries and all(d["status"] == 200 for d in deliveries)
 
 
-def test_an_invoice_paid_in_quickbooks_shows_its_new_balance_here(stack, connected_client: Client):
-    api = connected_client
-    emu = stack.emulator
-    realm = api.ok("GET", "/quickbooks/connection")["realm_id"]
-    # Given an invoice of 120.00 made by a billing run and synced to QuickBooks
-    api.ok("POST", "/contacts", json={"id": "c-paid", "name": "Paying Pools"})
+def synced_invoice(api: Client, contact_id: str, name: str) -> dict[str, Any]:
+    """An invoice of 120.00 (1.5 h at 80.00) made by a billing run and synced to QuickBooks."""
+    task = f"task-{contact_id}"
+    api.ok("POST", "/contacts", json={"id": contact_id, "name": name})
     api.ok(
         "POST",
         "/tasks",
         json={
-            "id": "task-paid",
+            "id": task,
             "title": "Pool service",
-            "client_contact_id": "c-paid",
+            "client_contact_id": contact_id,
             "billable": True,
             "status": "done",
             "unit_price": "80.00",
@@ -114,14 +113,23 @@ def test_an_invoice_paid_in_quickbooks_shows_its_new_balance_here(stack, connect
     )
     api.ok(
         "POST",
-        "/tasks/task-paid/entries",
+        f"/tasks/{task}/entries",
         json={"id": "e-1", "kind": "time", "started_at": "2026-10-05T09:00:00+00:00"},
     )
-    api.ok("POST", "/tasks/task-paid/entries/e-1/stop", json={"stopped_at": "2026-10-05T10:30:00+00:00"})
+    api.ok("POST", f"/tasks/{task}/entries/e-1/stop", json={"stopped_at": "2026-10-05T10:30:00+00:00"})
     run = api.ok("POST", "/billing-runs", json={"grouping": "per_contact"}, expect=202)
     assert api.wait_run(run["id"])["status"] == "succeeded"
     invoice = api.ok("GET", "/invoices")["items"][0]
     assert invoice["sync_status"] == "synced" and invoice["total"] == "120.00"
+    return dict(invoice)
+
+
+def test_an_invoice_paid_in_quickbooks_shows_its_new_balance_here(stack, connected_client: Client):
+    api = connected_client
+    emu = stack.emulator
+    realm = api.ok("GET", "/quickbooks/connection")["realm_id"]
+    # Given an invoice of 120.00 made by a billing run and synced to QuickBooks
+    invoice = synced_invoice(api, "c-paid", "Paying Pools")
     emu.flush_webhooks()
     stack.aws.drain()
     # When the customer pays 20.00 in QuickBooks
@@ -144,3 +152,35 @@ def test_an_invoice_paid_in_quickbooks_shows_its_new_balance_here(stack, connect
     )
     assert Decimal(invoice["balance"]) == 0
     assert Decimal(api.ok("GET", "/contacts/c-paid")["balance"]) == 0
+
+
+def test_an_invoice_paid_in_quickbooks_without_a_webhook_is_picked_up_by_the_hourly_backfill(
+    stack, connected_client: Client
+):
+    api = connected_client
+    emu = stack.emulator
+    realm = api.ok("GET", "/quickbooks/connection")["realm_id"]
+    # Given a synced invoice, and a company whose webhooks never reach us (a lost delivery)
+    invoice = synced_invoice(api, "c-quiet", "Quiet Pools")
+    stack.aws.drain()
+    emu.configure(realm, webhooks_enabled=False)
+    # When the customer pays 20.00 in QuickBooks, nothing changes here before the backfill ...
+    emu.pay_invoice(realm, invoice["qbo_id"], Decimal("20.00"))
+    stack.aws.drain()
+    assert api.ok("GET", f"/invoices/{invoice['id']}")["balance"] in (None, "120.00")
+    # ... and the invoices backfill brings the balance (the first one reads every invoice)
+    stack.aws.fire_schedule("InvoicesBackfill")
+    stack.aws.drain()
+    invoice = api.ok("GET", f"/invoices/{invoice['id']}")
+    assert Decimal(invoice["balance"]) == Decimal("100.00") and invoice["status"] != "paid"
+    # When the rest is paid, the next backfill (change data capture since the last) marks it paid
+    emu.pay_invoice(realm, invoice["qbo_id"])
+    stack.aws.fire_schedule("InvoicesBackfill")
+    stack.aws.drain()
+    invoice = api.ok("GET", f"/invoices/{invoice['id']}")
+    assert Decimal(invoice["balance"]) == 0 and invoice["status"] == "paid"
+    assert qbo_pulls.watermarks(api.tenant_id)["invoices"]["mode"] == "cdc"
+    # through QuickBooks' machine for invoices, with the reason in the history
+    history = api.ok("GET", f"/history/invoice/{invoice['id']}")["history"]
+    paid = [h for h in history if h["to"] == "paid"]
+    assert len(paid) == 1 and paid[0]["actor"] == "quickbooks_inbound" and "balance 0" in paid[0]["reason"]

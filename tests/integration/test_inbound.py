@@ -4,14 +4,20 @@ inactive records, out-of-order versions, linking by name, and events applied onc
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 import pytest
 
-from fieldbill.quickbooks import inbound, tokens
+from fieldbill.quickbooks import tokens
 from fieldbill.quickbooks.client import QboClient
-from fieldbill.store.models import META, Contact, Entity, Product, QboConnection
-from tests.integration.test_qbo_sync import qbo_connect, qbo_tenant, seed_contact
+from fieldbill.quickbooks.limiter import RateLimiter
+from fieldbill.store import inbound_events
+from fieldbill.store.models import META, Contact, Entity, Product, QboConnection, qbo_ref_key
+from fieldbill.workflows.inbound import consumer, pulls
+from fieldbill.workflows.inbound.applier import Applier
+from fieldbill.workflows.messages import InboundMessage
+from tests.integration.test_qbo_sync import qbo_connect, qbo_tenant, seed_contact, sqs_event
 
 pytestmark = pytest.mark.integration
 
@@ -25,7 +31,7 @@ def company(stack: Any) -> tuple[str, str]:
 
 
 def contact_of(tenant: str, qbo_id: str) -> Contact | None:
-    for record in Entity.gsi2.query(inbound.ref_key(tenant, "Customer"), Entity.gsi2sk == qbo_id):
+    for record in Entity.gsi2.query(qbo_ref_key(tenant, "Customer"), Entity.gsi2sk == qbo_id):
         found = Entity.get(record.pk, META, consistent_read=True)
         return found if isinstance(found, Contact) else None
     return None
@@ -41,11 +47,11 @@ def test_first_pull_queries_then_cdc_then_a_query_beyond_the_window(stack, compa
     tenant, realm = company
     emu = stack.emulator
     first = emu.user_create(realm, "Customer", {"DisplayName": "Alpha Pools"})
-    assert inbound.pull(tenant, "customers").mode == "query"
+    assert pulls.pull(tenant, "customers").mode == "query"
     assert contact_of(tenant, first["Id"]) is not None
     # within the window: change data capture, only what changed
     second = emu.user_create(realm, "Customer", {"DisplayName": "Beta Pools"})
-    result = inbound.pull(tenant, "customers")
+    result = pulls.pull(tenant, "customers")
     assert (result.mode, result.created) == ("cdc", 1)
     assert contact_of(tenant, second["Id"]) is not None
     # the watermark is per data type: items have none yet
@@ -55,11 +61,11 @@ def test_first_pull_queries_then_cdc_then_a_query_beyond_the_window(stack, compa
     assert record is not None
     stale = {**mark(tenant, "customers"), "pulled_at_epoch": int(time.time()) - 10**9}
     record.update(actions=[QboConnection.watermarks["customers"].set(stale)])  # type: ignore[index]
-    assert inbound.pull(tenant, "customers").mode == "query"
+    assert pulls.pull(tenant, "customers").mode == "query"
     # QuickBooks refuses a changedSince beyond its window: a full query too
     old = {**mark(tenant, "customers"), "changed_since": "2000-01-01T00:00:00-07:00"}
     record.update(actions=[QboConnection.watermarks["customers"].set(old)])  # type: ignore[index]
-    result = inbound.pull(tenant, "customers")
+    result = pulls.pull(tenant, "customers")
     assert result.mode == "query" and result.created == 0 and result.unchanged == 2
 
 
@@ -76,14 +82,14 @@ def test_items_and_service_types_are_pulled_apart(stack, company):
         "Item",
         {"Name": "Tablets", "Type": "NonInventory", "UnitPrice": "12.5", "IncomeAccountRef": {"value": "2"}},
     )
-    items = inbound.pull(tenant, "items")
-    services = inbound.pull(tenant, "service_types")
+    items = pulls.pull(tenant, "items")
+    services = pulls.pull(tenant, "service_types")
     assert (items.created, services.created) == (1, 1)
     kinds = {p.qbo_id: p.kind for p in Entity.gsi1.query(Product.list_key(tenant)) if isinstance(p, Product)}
     assert kinds == {service["Id"]: "service", goods["Id"]: "non_inventory"}
     # an item made inactive in QuickBooks is inactive here
     emu.user_edit(realm, "Item", goods["Id"], {"Active": False})
-    assert inbound.pull(tenant, "items").deactivated == 1
+    assert pulls.pull(tenant, "items").deactivated == 1
     product = Entity.get(Product.key(tenant, f"qbo-{goods['Id']}"), META, consistent_read=True)
     assert isinstance(product, Product) and product.active is False and product.name == "Tablets"
 
@@ -96,7 +102,7 @@ def test_a_qbo_customer_with_the_name_of_an_unlinked_contact_is_linked_not_dupli
         actions=[Contact.gsi1pk.set(Contact.list_key(tenant)), Contact.gsi1sk.set("gamma pools#c-gamma")]
     )
     customer = stack.emulator.user_create(realm, "Customer", {"DisplayName": "Gamma Pools"})
-    result = inbound.pull(tenant, "customers")
+    result = pulls.pull(tenant, "customers")
     assert (result.linked, result.created) == (1, 0)
     linked = contact_of(tenant, customer["Id"])
     assert linked is not None and linked.id == "c-gamma"
@@ -107,7 +113,7 @@ def test_older_versions_deletes_and_merges(stack, company):
     emu = stack.emulator
     customer = emu.user_create(realm, "Customer", {"DisplayName": "Delta Pools"})
     emu.user_edit(realm, "Customer", customer["Id"], {"DisplayName": "Delta Pool Care"})
-    applier = inbound.Applier(tenant, QboClient(tenant))
+    applier = Applier(tenant, QboClient(tenant))
     current = QboClient(tenant).read("Customer", customer["Id"])
     assert applier.apply_rows("Customer", [current]).created == 1
     # an older copy (lower SyncToken) arriving late changes nothing
@@ -122,14 +128,170 @@ def test_older_versions_deletes_and_merges(stack, company):
     assert "merged away" in (contact.history[-1].reason or "")
     # a Merge event re-reads the surviving customer
     survivor = emu.user_create(realm, "Customer", {"DisplayName": "Epsilon Pools"})
-    assert inbound.apply_event(tenant, "Customer", survivor["Id"], "Merge").created == 1
+    assert pulls.apply_event(tenant, "Customer", survivor["Id"], "Merge").created == 1
 
 
 def test_an_event_is_claimed_once_and_can_be_retried_after_a_failure(stack):
     event_id = f"test:{qbo_tenant()}"
-    assert inbound.claim_event(event_id, "realm", "tenant") is True
-    assert inbound.claim_event(event_id, "realm", "tenant") is False
-    inbound.release_event(event_id)
-    assert inbound.claim_event(event_id, "realm", "tenant") is True
-    stored = Entity.get(inbound.InboundEvent.key(event_id), META)
+    assert inbound_events.claim(event_id, "realm", "tenant") == "claimed"
+    assert inbound_events.claim(event_id, "realm", "tenant") == "busy"
+    inbound_events.release(event_id)
+    assert inbound_events.claim(event_id, "realm", "tenant") == "claimed"
+    inbound_events.mark_applied(event_id)
+    assert inbound_events.claim(event_id, "realm", "tenant") == "applied"
+    stored = Entity.get(inbound_events.key(event_id), META)
     assert stored.ttl and stored.ttl > time.time() + 3600  # expires by DynamoDB TTL
+
+
+# ------------------------------------------------------------------------------ the consumer
+class SentCopies:
+    """Stands in for the consumer's SQS client: keeps what it sends (the handed-back copies)."""
+
+    def __init__(self) -> None:
+        self.entries: list[dict[str, Any]] = []
+
+    def send_message_batch(self, **kwargs: Any) -> dict[str, Any]:
+        self.entries += kwargs["Entries"]
+        return {"Successful": [{"Id": e["Id"]} for e in kwargs["Entries"]], "Failed": []}
+
+
+def customer_event(realm: str, customer: dict[str, Any]) -> InboundMessage:
+    return InboundMessage(
+        kind="entity_changed",
+        realm_id=realm,
+        entity="Customer",
+        entity_id=customer["Id"],
+        operation="Create",
+        last_updated=customer["MetaData"]["LastUpdatedTime"],
+        event_id=f"{realm}:Customer:{customer['Id']}:Create:{uuid.uuid4().hex}",
+    )
+
+
+def test_an_event_deferred_20_times_by_the_limiter_is_still_applied_once(
+    stack, company, monkeypatch: pytest.MonkeyPatch
+):
+    # Given a customer event, and a limiter that has no budget for the company 20 times in a row
+    tenant, realm = company
+    customer = stack.emulator.user_create(realm, "Customer", {"DisplayName": f"Patient {tenant}"})
+    sent = SentCopies()
+    monkeypatch.setattr(consumer, "_sqs", lambda: sent)
+    real_try = RateLimiter.try_acquire
+    refusals = {"left": 20}
+
+    def try_acquire(self: RateLimiter, realm_id: str, **kwargs: Any) -> Any:
+        if realm_id == realm and refusals["left"] > 0:
+            refusals["left"] -= 1
+            return 30.0  # real seconds until a slot frees: more than the permit waits in place
+        return real_try(self, realm_id, **kwargs)
+
+    monkeypatch.setattr(RateLimiter, "try_acquire", try_acquire)
+    before = stack.emulator.calls(realm)["total"]
+    message = customer_event(realm, customer)
+    # When it is delivered 20 times while the limiter defers it
+    for n in range(1, 21):
+        answer = consumer.consume(sqs_event([message]), None)
+        # Then each delivery is consumed, not failed (a wait is no receive towards the DLQ) ...
+        assert answer["batchItemFailures"] == [], n
+        # ... and the same work waits in a fresh copy, delayed by the limiter's wait
+        entry = sent.entries[-1]
+        message = InboundMessage.model_validate_json(entry["MessageBody"])
+        assert message.handbacks == n and message.entity_id == customer["Id"]
+        assert 1 <= entry["DelaySeconds"] <= consumer.MAX_DELAY_SECONDS
+        assert contact_of(tenant, customer["Id"]) is None
+    assert len(sent.entries) == 20 and stack.emulator.calls(realm)["total"] == before
+    # When the 21st copy finds budget, and its copy is delivered twice more
+    for _ in range(3):
+        assert consumer.consume(sqs_event([message]), None)["batchItemFailures"] == []
+    # Then the event was applied once: one read from QuickBooks, one contact, one history entry
+    assert stack.emulator.calls(realm)["total"] - before == 1
+    contact = contact_of(tenant, customer["Id"])
+    assert contact is not None and contact.name == f"Patient {tenant}"
+    assert len(contact.history) == 1 and inbound_events.applied(str(message.event_id))
+    assert len(sent.entries) == 20
+
+
+class Crash(BaseException):
+    """The function dying mid-apply (a time-out or a crash): none of its exception handlers run."""
+
+
+class LeaseOver:
+    """The store's clock, once the claim's lease has run out."""
+
+    @staticmethod
+    def time() -> float:
+        return time.time() + inbound_events.LEASE_SECONDS + 1
+
+
+def test_an_event_whose_apply_crashes_after_the_claim_is_applied_on_redelivery(
+    stack, company, monkeypatch: pytest.MonkeyPatch
+):
+    # Given a customer event whose first apply dies after the event was claimed
+    tenant, realm = company
+    customer = stack.emulator.user_create(realm, "Customer", {"DisplayName": f"Crashed {tenant}"})
+    message = customer_event(realm, customer)
+    real_apply = consumer.apply_message
+
+    def crash(tenant_id: str, msg: InboundMessage) -> Any:
+        raise Crash("killed mid-apply")
+
+    monkeypatch.setattr(consumer, "apply_message", crash)
+    with pytest.raises(Crash):
+        consumer.consume(sqs_event([message]), None)
+    assert contact_of(tenant, customer["Id"]) is None
+    assert not inbound_events.applied(str(message.event_id))
+    # When it is redelivered while the claim's lease still runs: it waits (another worker may
+    # still be applying it), nothing applied twice at once
+    monkeypatch.setattr(consumer, "apply_message", real_apply)
+    waiting = consumer.consume(sqs_event([message], receive_count=2), None)
+    assert len(waiting["batchItemFailures"]) == 1
+    assert contact_of(tenant, customer["Id"]) is None
+    # When it is redelivered after the lease (the queue's visibility timeout is longer than it)
+    monkeypatch.setattr(inbound_events, "time", LeaseOver)
+    done = consumer.consume(sqs_event([message], receive_count=3), None)
+    # Then it is applied, and marked applied only now
+    assert done["batchItemFailures"] == []
+    contact = contact_of(tenant, customer["Id"])
+    assert contact is not None and contact.name == f"Crashed {tenant}"
+    assert inbound_events.applied(str(message.event_id))
+    # and a later delivery is dropped as a duplicate
+    assert consumer.consume(sqs_event([message], receive_count=4), None)["batchItemFailures"] == []
+    assert len(contact_of(tenant, customer["Id"]).history) == 1  # type: ignore[union-attr]
+
+
+def test_an_event_that_fails_is_not_marked_and_its_redelivery_applies_it(
+    stack, company, monkeypatch: pytest.MonkeyPatch
+):
+    tenant, realm = company
+    customer = stack.emulator.user_create(realm, "Customer", {"DisplayName": f"Failed {tenant}"})
+    message = customer_event(realm, customer)
+    real_apply = consumer.apply_message
+
+    def fail(tenant_id: str, msg: InboundMessage) -> Any:
+        raise RuntimeError("the table was unreachable")
+
+    monkeypatch.setattr(consumer, "apply_message", fail)
+    assert len(consumer.consume(sqs_event([message]), None)["batchItemFailures"]) == 1
+    assert not inbound_events.applied(str(message.event_id))
+    monkeypatch.setattr(consumer, "apply_message", real_apply)
+    assert consumer.consume(sqs_event([message], receive_count=2), None)["batchItemFailures"] == []
+    assert contact_of(tenant, customer["Id"]) is not None and inbound_events.applied(str(message.event_id))
+
+
+class RefusingSqs:
+    """SQS refusing every copy the consumer sends."""
+
+    def send_message_batch(self, **kwargs: Any) -> dict[str, Any]:
+        return {"Successful": [], "Failed": [{"Id": e["Id"], "Code": "Refused"} for e in kwargs["Entries"]]}
+
+
+def test_a_wait_whose_copy_sqs_refuses_keeps_the_original_delivery(
+    stack, company, monkeypatch: pytest.MonkeyPatch
+):
+    tenant, realm = company
+    customer = stack.emulator.user_create(realm, "Customer", {"DisplayName": f"Kept {tenant}"})
+    monkeypatch.setattr(consumer, "_sqs", RefusingSqs)
+    monkeypatch.setattr(RateLimiter, "try_acquire", lambda self, realm_id, **kwargs: 30.0)
+    event = sqs_event([customer_event(realm, customer)])
+    answer = consumer.consume(event, None)
+    # the original is reported failed: it comes back by itself, nothing is dropped
+    assert answer["batchItemFailures"] == [{"itemIdentifier": event["Records"][0]["messageId"]}]

@@ -66,7 +66,13 @@ def test_sqs_mapping_delivers_batches_and_redelivers_reported_failures(stack):
 
 def test_schedules_are_the_templates_and_fire_on_demand(stack):
     schedules = stack.aws.schedules()
-    assert set(schedules) == {"CustomersSync", "InventorySync", "ServiceTypesSync", "ExpiredRuns"}
+    assert set(schedules) == {
+        "CustomersSync",
+        "InventorySync",
+        "ServiceTypesSync",
+        "InvoicesBackfill",
+        "ExpiredRuns",
+    }
     result = stack.aws.fire_schedule("CustomersSync")
     assert result["data_type"] == "customers"
 

@@ -34,7 +34,7 @@ from fieldbill.store.models import (
     QboConnection,
     qbo_ref_key,
 )
-from fieldbill.workflows import inbound
+from fieldbill.workflows.inbound import reconnect
 from fieldbill.workflows.messages import QboSyncMessage
 from fieldbill.workflows.qbo_sync import consumer, requeue, tenants
 from fieldbill.workflows.qbo_sync import invoices as sync_invoices
@@ -437,7 +437,7 @@ def test_nothing_syncs_until_the_settings_are_saved_then_the_refused_invoice_res
     # When the settings are saved (what PUT /quickbooks/settings does) and waiting work resumes
     missing_before = tokens.save_settings(tenant, qbo_default_accounts(stack, realm), "test")
     assert missing_before == ["default_income_account", "default_expense_account"]
-    assert inbound.resume_sync(tenant, "settings completed") == 1
+    assert reconnect.resume_sync(tenant, "settings completed") == 1
     # Then the invoice syncs once, its new item on the chosen default income account
     wait_for(
         lambda: load_invoice(tenant, invoice.id).sync_status == "synced", timeout=60, what="invoice synced"

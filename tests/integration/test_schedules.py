@@ -1,4 +1,5 @@
-"""The inbound schedules: exactly as the QuickBooks guide states them, and one pull per connected company."""
+"""The inbound schedules: exactly as the QuickBooks guide states them plus the hourly invoice
+backfill, and one pull per connected company."""
 
 from __future__ import annotations
 
@@ -17,10 +18,12 @@ EXPECTED = {
     "CustomersSync": ("cron(0 0/2 * * ? *)", "customers"),
     "InventorySync": ("cron(30 * * * ? *)", "items"),
     "ServiceTypesSync": ("cron(0 0 1 * ? *)", "service_types"),
+    # invoices and payments by change data capture, hourly at :45 (closes any webhook gap)
+    "InvoicesBackfill": ("cron(45 * * * ? *)", "invoices"),
 }
 
 
-def test_the_template_declares_exactly_the_three_schedules():
+def test_the_template_declares_exactly_the_four_schedules():
     template = Template()
     found: dict[str, tuple[str, str]] = {}
     for logical_id, resource in template.resources.items():
@@ -36,7 +39,7 @@ def test_the_template_declares_exactly_the_three_schedules():
 
 def test_a_schedule_queues_one_pull_per_connected_company_only(stack, monkeypatch: pytest.MonkeyPatch):
     from fieldbill.quickbooks import tokens
-    from fieldbill.workflows import schedules
+    from fieldbill.workflows.inbound import schedules
 
     sent: list[Any] = []
     monkeypatch.setattr(schedules, "send_pulls", lambda messages: sent.extend(messages))

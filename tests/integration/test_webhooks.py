@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 import requests
 
-from fieldbill.quickbooks import inbound
+from fieldbill.store import inbound_events
 from fieldbill.store.models import META, Contact, Entity
-from fieldbill.workflows import webhooks
+from fieldbill.workflows.inbound import applier, webhooks
+from fieldbill.workflows.messages import InboundMessage
 from tests.conftest import load_event
 from tests.integration.test_qbo_sync import qbo_connect, qbo_tenant
 
@@ -40,6 +41,15 @@ class SqsSpy:
     @property
     def messages(self) -> list[dict[str, Any]]:
         return [json.loads(e["MessageBody"]) for b in self.batches for e in b["Entries"]]
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        """The events of the queued deliveries, as the consumer splits them."""
+        return [
+            e.model_dump()
+            for m in self.messages
+            for e in webhooks.delivery_events(InboundMessage.model_validate(m))
+        ]
 
 
 @pytest.fixture
@@ -99,7 +109,8 @@ def test_a_tampered_body_or_a_missing_signature_is_refused_and_nothing_is_queued
     assert spy.batches == []
     # the genuine delivery is accepted
     assert post(stack, body, good).status_code == 200
-    assert [m["entity_id"] for m in spy.messages] == ["1"]
+    assert [m["kind"] for m in spy.messages] == ["delivery"]  # the raw delivery, one message
+    assert [m["entity_id"] for m in spy.events] == ["1"]
 
 
 def test_a_malformed_body_is_refused_with_400_and_nothing_is_queued(stack, spy: SqsSpy):
@@ -244,9 +255,9 @@ def test_a_replayed_delivery_is_applied_once(stack):
     assert stack.emulator.calls(realm)["total"] - before == 1
     contact = _contact(tenant, customer["Id"])
     assert contact is not None and contact.name == f"Once {tenant}"
-    assert len([h for h in contact.history if h.actor == inbound.ACTOR]) == 1
+    assert len([h for h in contact.history if h.actor == applier.ACTOR]) == 1
     event_id = f"{realm}:Customer:{customer['Id']}:Update:{edited['MetaData']['LastUpdatedTime']}"
-    assert inbound.event_applied(event_id)
+    assert inbound_events.applied(event_id)
 
 
 def test_events_out_of_order_leave_the_latest_version(stack):
@@ -332,3 +343,116 @@ def test_a_burst_of_1000_deliveries_is_answered_each_within_3_seconds(stack, mon
     assert len(results) == 1000 and statuses == {200}
     assert slowest < WEBHOOK_LIMIT_SECONDS, f"slowest answer {slowest:.2f}s"
     assert recorder.entries == 1000
+
+
+# ------------------------------------------------------------------------------ caps and shapes
+class Recorder:
+    """Wraps a function of the receiver and counts its calls (work it must not do)."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.calls = 0
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        return self.real(*args, **kwargs)
+
+
+def _events(realm: str, count: int) -> list[dict[str, Any]]:
+    return [
+        {"name": "Customer", "id": str(n), "operation": "Update", "lastUpdated": "2026-11-21T10:00:00.000Z"}
+        for n in range(count)
+    ]
+
+
+def _refusal(response: requests.Response, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert set(error) == {"code", "message", "fields"} and error["code"] == code, error
+    return dict(error)
+
+
+def test_a_signed_delivery_of_50000_events_is_refused_by_its_size_before_it_is_read(
+    stack, spy: SqsSpy, monkeypatch: pytest.MonkeyPatch
+):
+    # Given a signed delivery of 50,000 events (about 5 MB; Intuit sends at most 100 a delivery)
+    body = legacy(f"big-{uuid.uuid4().hex[:8]}", *_events("big", 50_000))
+    assert len(body) > 4_000_000
+    depth = Recorder(webhooks.jsonbody.nesting_depth)
+    parse = Recorder(webhooks.parse_events)
+    monkeypatch.setattr(webhooks.jsonbody, "nesting_depth", depth)
+    monkeypatch.setattr(webhooks, "parse_events", parse)
+    signature = sign(body, token(stack))
+    # When it is delivered
+    started = time.perf_counter()
+    response = post(stack, body, signature)
+    elapsed = time.perf_counter() - started
+    # Then it is refused by the size cap (413, the shared error shape) without reading the body:
+    # the receiver's work does not grow with the events, so the answer comes at once
+    _refusal(response, 413, "body_too_large")
+    assert (depth.calls, parse.calls) == (0, 0)
+    assert elapsed < 1.0, f"answered after {elapsed:.2f}s"
+    assert spy.batches == []
+
+
+def test_a_signed_delivery_over_intuits_100_events_is_refused_and_its_events_never_built(
+    stack, spy: SqsSpy, monkeypatch: pytest.MonkeyPatch
+):
+    parse = Recorder(webhooks.parse_events)
+    monkeypatch.setattr(webhooks, "parse_events", parse)
+    realm = f"many-{uuid.uuid4().hex[:8]}"
+    over = legacy(realm, *_events(realm, webhooks.MAX_EVENTS + 1))
+    assert len(over) < webhooks.MAX_BYTES  # under the size cap: the event count refuses it
+    error = _refusal(post(stack, over, sign(over, token(stack))), 413, "too_many_events")
+    assert "101 events" in error["message"]
+    assert parse.calls == 0 and spy.batches == []
+    # Intuit's maximum itself is accepted, as one queued message
+    most = legacy(realm, *_events(realm, webhooks.MAX_EVENTS))
+    response = post(stack, most, sign(most, token(stack)))
+    assert response.status_code == 200 and response.json() == {"queued": 100, "ignored": 0}
+    assert len(spy.messages) == 1 and len(spy.events) == 100
+
+
+def test_a_signed_delivery_nested_50000_deep_answers_400_not_500(stack, spy: SqsSpy):
+    for body in (
+        b"[" * 50_000 + b"]" * 50_000,
+        b'{"eventNotifications": ' + b"[" * 50_000 + b"]" * 50_000 + b"}",
+    ):
+        error = _refusal(post(stack, body, sign(body, token(stack))), 400, "malformed_payload")
+        assert "deeper" in error["message"]
+    assert spy.batches == []
+
+
+def test_a_signed_delivery_that_is_not_utf8_answers_400(stack, spy: SqsSpy):
+    body = b'{"eventNotifications": [{"realmId": "\xff\xfe"}]}'
+    _refusal(post(stack, body, sign(body, token(stack))), 400, "malformed_payload")
+    assert spy.batches == []
+
+
+def test_an_event_with_a_null_id_is_refused_with_the_field_named_and_nothing_is_queued(stack, spy: SqsSpy):
+    realm = f"null-{uuid.uuid4().hex[:8]}"
+    good = {"name": "Customer", "id": "1", "operation": "Update", "lastUpdated": "2026-11-21T10:00:00.000Z"}
+    bodies = {
+        "eventNotifications[0].dataChangeEvent.entities[1].id": legacy(realm, good, {**good, "id": None}),
+        "eventNotifications[0].dataChangeEvent.entities[0].name": legacy(realm, {**good, "name": None}),
+        "eventNotifications[0].realmId": json.dumps(
+            {"eventNotifications": [{"realmId": None, "dataChangeEvent": {"entities": [good]}}]}
+        ).encode(),
+        "[0].intuitentityid": json.dumps(
+            [
+                {
+                    "id": "e-1",
+                    "type": "qbo.customer.updated.v1",
+                    "intuitaccountid": realm,
+                    "intuitentityid": None,
+                    "time": "2026-11-21T10:00:00.000Z",
+                }
+            ]
+        ).encode(),
+        "eventNotifications[0].dataChangeEvent.entities[0].id": legacy(realm, {**good, "id": ""}),
+    }
+    for field, body in bodies.items():
+        error = _refusal(post(stack, body, sign(body, token(stack))), 400, "malformed_payload")
+        assert [f["field"] for f in error["fields"]] == [field], error
+    # nothing was queued: no Customer "None" (nor any other event of those deliveries)
+    assert spy.batches == []

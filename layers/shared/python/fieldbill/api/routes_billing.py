@@ -26,9 +26,10 @@ from fieldbill.domain.errors import ValidationError
 from fieldbill.store import billing as billing_store
 from fieldbill.store import common
 from fieldbill.store.models import BillableItem, BillingRun, Entity, Invoice
-from fieldbill.workflows import sync_queue
+from fieldbill.workflows.billing import destination as destinations
 from fieldbill.workflows.billing import jobs
 from fieldbill.workflows.billing import run as billing_run
+from fieldbill.workflows.qbo_sync import enqueue
 
 router = APIGatewayHttpRouter()
 
@@ -89,7 +90,7 @@ def list_items(
         filters = both(filters, BillableItem.work_date <= date_to.isoformat())
     if destination and status == "pending":
         # Not invoiced yet: they all go where the company's invoices go by default.
-        if destination != sync_queue.default_destination(tenant):
+        if destination != destinations.resolve(tenant):
             return out.Page[out.ItemOut](items=[], next_cursor=None)
     elif destination:
         filters = both(filters, BillableItem.destination == destination)
@@ -144,7 +145,7 @@ def _item_views(tenant: str, records: Sequence[BillableItem]) -> list[out.ItemOu
     }
     invoices = billing_store.invoices_by_id(tenant, wanted) if wanted else {}
     needs_default = any(not r.destination and r.status not in ("unbillable", "void") for r in records)
-    default = str(sync_queue.default_destination(tenant)) if needs_default else "local"
+    default = str(destinations.resolve(tenant)) if needs_default else "local"
     return [views.item(r, invoices.get(r.invoice_id or ""), default) for r in records]
 
 
@@ -162,7 +163,7 @@ def generate_invoices(body: GenerateIn) -> out.OperationAccepted:
     request = jobs.GenerateRequest.model_validate(body.model_dump())
     # Resolved now, so the operation records where its invoices go (and 422 before any work).
     request = request.model_copy(
-        update={"destination": sync_queue.checked_destination(tenant, request.destination)}
+        update={"destination": destinations.resolve(tenant, request.destination)}
     )
     operation = jobs.submit("generate", tenant, context.actor(router), request)
     return out.OperationAccepted(operation_id=operation.id, status=operation.status)
@@ -213,7 +214,7 @@ def sync_invoice(invoice_id: str) -> out.SyncAccepted:
         raise ValidationError("status", f"a {invoice.status} invoice cannot be synced")
     if invoice.sync_status in ("pending", "synced"):
         return out.SyncAccepted(invoice_id=invoice.id, sync_status=invoice.sync_status)
-    sync_queue.enqueue_invoices([invoice], context.actor(router))
+    enqueue.enqueue_invoices([invoice], context.actor(router))
     return out.SyncAccepted(invoice_id=invoice.id, sync_status="pending")
 
 

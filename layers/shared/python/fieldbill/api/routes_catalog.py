@@ -28,7 +28,7 @@ from fieldbill.api.schemas import (
 )
 from fieldbill.store import catalog
 from fieldbill.store.models import Membership, PriceList, Product, Team
-from fieldbill.workflows import sync_queue
+from fieldbill.workflows.qbo_sync import enqueue
 
 router = APIGatewayHttpRouter()
 
@@ -49,7 +49,7 @@ def _actor() -> str:
 @router.post("/products", summary="Create a product", tags=["products"], status_code=201, responses=CREATED)
 def create_product(body: ProductIn) -> out.ProductOut:
     record = catalog.create_named(Product, _tenant(), _actor(), body.model_dump())
-    sync_queue.push(record.tenant_id, "sync_product", record.id)  # created in QuickBooks at once
+    enqueue.push(record.tenant_id, "sync_product", record.id)  # created in QuickBooks at once
     return views.product(record)
 
 
@@ -76,7 +76,7 @@ def get_product(product_id: str) -> out.ProductOut:
 @router.patch("/products/<product_id>", summary="Change a product (partial)", tags=["products"], responses=OK)
 def update_product(product_id: str, body: ProductPatch) -> out.ProductOut:
     record = catalog.update_named(Product, _tenant(), product_id, body.changes(), _actor())
-    sync_queue.push(record.tenant_id, "sync_product", record.id)  # the item in QuickBooks follows
+    enqueue.push(record.tenant_id, "sync_product", record.id)  # the item in QuickBooks follows
     return views.product(record)
 
 

@@ -35,7 +35,7 @@ from fieldbill.store.models import (
     Task,
     TaskEntry,
 )
-from fieldbill.workflows import sync_queue
+from fieldbill.workflows.qbo_sync import enqueue
 
 router = APIGatewayHttpRouter()
 
@@ -78,7 +78,7 @@ def get_contact(contact_id: str) -> out.ContactOut:
 @router.patch("/contacts/<contact_id>", summary="Change a contact (partial)", tags=["contacts"], responses=OK)
 def update_contact(contact_id: str, body: ContactPatch) -> out.ContactOut:
     record = catalog.update_named(Contact, _tenant(), contact_id, body.changes(), _actor())
-    sync_queue.push(record.tenant_id, "sync_contact", record.id)  # the customer in QuickBooks follows
+    enqueue.push(record.tenant_id, "sync_contact", record.id)  # the customer in QuickBooks follows
     return views.contact(record)
 
 

@@ -95,7 +95,7 @@ def _connected(tenant: str) -> QboConnection:
 
 
 def status_view(record: QboConnection | None) -> dict[str, Any]:
-    from fieldbill.quickbooks import inbound, tokens  # lazy: cold start (module docstring)
+    from fieldbill.quickbooks import cdc, tokens  # lazy: cold start (module docstring)
 
     if record is None:
         return {
@@ -105,13 +105,13 @@ def status_view(record: QboConnection | None) -> dict[str, Any]:
             "settings": {},
             "settings_complete": False,
             "missing_settings": list(tokens.REQUIRED_SETTINGS),
-            "last_sync": {d: None for d in inbound.DATA_TYPES},
+            "last_sync": {d: None for d in cdc.DATA_TYPES},
             "last_errors": [],
         }
     settings = record.settings.as_dict() if record.settings else {}
     marks = record.watermarks.as_dict() if record.watermarks else {}
     last_sync = {}
-    for data_type in inbound.DATA_TYPES:
+    for data_type in cdc.DATA_TYPES:
         mark = marks.get(data_type) or {}
         last_sync[data_type] = (
             {
@@ -208,7 +208,7 @@ def callback(
     A reconnect of the same tenant to the same company resumes: every invoice that waited for the
     connection is queued again. Every connect queues a first pull of each data type."""
     from fieldbill.quickbooks import tokens  # lazy: cold start (module docstring)
-    from fieldbill.workflows import inbound  # lazy: cold start (module docstring)
+    from fieldbill.workflows.inbound import reconnect  # lazy: cold start (module docstring)
 
     try:
         if error:
@@ -224,7 +224,7 @@ def callback(
         connected = tokens.connect_callback(state, code, realmId, session=_cookie_sent(CONNECT_COOKIE))
     except tokens.ConnectRefused as exc:
         return _refused(exc)
-    resumed = inbound.after_connect(connected)
+    resumed = reconnect.after_connect(connected)
     body = out.CallbackOut(
         connected=True,
         tenant_id=connected.tenant_id,
@@ -334,7 +334,7 @@ def put_settings(body: QboSettingsIn) -> out.ConnectionOut:
     the answer is 422 naming the field and invoices are not synced. Saving complete settings queues
     again the invoices that waited for them."""
     from fieldbill.quickbooks import tokens  # lazy: cold start (module docstring)
-    from fieldbill.workflows import inbound  # lazy: cold start (module docstring)
+    from fieldbill.workflows.inbound import reconnect  # lazy: cold start (module docstring)
 
     tenant = _tenant()
     _connected(tenant)
@@ -351,7 +351,7 @@ def put_settings(body: QboSettingsIn) -> out.ConnectionOut:
             )
     before = tokens.save_settings(tenant, body.model_dump(), context.actor(router))
     if before:
-        inbound.resume_sync(tenant, "settings completed")
+        reconnect.resume_sync(tenant, "settings completed")
     return out.ConnectionOut.model_validate(status_view(tokens.get_connection(tenant)))
 
 
@@ -364,6 +364,6 @@ def put_settings(body: QboSettingsIn) -> out.ConnectionOut:
     responses=responses(202, "Accepted"),
 )
 def sync_now(data_type: DataType) -> out.PullAccepted:
-    from fieldbill.workflows import inbound  # lazy: cold start (module docstring)
+    from fieldbill.workflows.inbound import pulls  # lazy: cold start (module docstring)
 
-    return out.PullAccepted.model_validate(inbound.request_pull(_tenant(), data_type))
+    return out.PullAccepted.model_validate(pulls.request_pull(_tenant(), data_type))

@@ -174,6 +174,10 @@ class QboClient:
         )
         return dict(answer[entity])
 
+    def get(self, path: str, params: Mapping[str, str]) -> dict[str, Any]:
+        """A read whose whole answer is needed (a CDC answer, the server `time` of a query)."""
+        return self._call("GET", path, params=params)
+
     def query(
         self, entity: str, where: str | None = None, *, max_results: int = 100, start_position: int = 1
     ) -> list[dict[str, Any]]:

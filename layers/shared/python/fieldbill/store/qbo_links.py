@@ -1,14 +1,32 @@
-"""Contacts and products as the outbound sync sees them: the reads, and the link to their QuickBooks
-customer or item (its id, its SyncToken, and the gsi2 entry webhooks and pulls find it by)."""
+"""Records linked to QuickBooks: contacts and products with their QuickBooks customer or item (id,
+SyncToken and the gsi2 entry webhooks and pulls find them by), as the outbound sync links them
+and the inbound flow applies QuickBooks' versions; and our invoices' balance and paid status from
+QuickBooks.
+
+Contacts and products are written through store.catalog (history, references) when QuickBooks
+changes them; an invoice's status changes only through QUICKBOOKS_INVOICE_MACHINE
+(store.transitions). Every write that applies a QuickBooks version is conditional on the
+SyncToken read, so two appliers never interleave: the loser gets Conflict, reads again and
+decides again.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
 from typing import Any
 
+from pynamodb.exceptions import UpdateError
+
 from fieldbill.clock import now_iso
+from fieldbill.domain import states
+from fieldbill.domain.errors import Conflict
+from fieldbill.store import catalog, common, transitions
 from fieldbill.store.invoice_sync import update_without_reading
-from fieldbill.store.models import META, Contact, Entity, Product, qbo_ref_key
+from fieldbill.store.models import META, Contact, Entity, Invoice, Product, qbo_ref_key
+
+Linked = Contact | Product
+WAITING_SYNC_STATUSES = ("pending", "unknown", "error")
 
 
 def _find(model: type[Any], pk: str) -> Any:
@@ -73,3 +91,174 @@ def keep_contact_token(record: Contact, sync_token: str) -> None:
 
 def keep_product_token(record: Product, sync_token: str) -> None:
     record.update(actions=[Product.qbo_sync_token.set(sync_token)])
+
+
+def model_of(entity: str) -> type[Contact] | type[Product]:
+    return Contact if entity == "Customer" else Product
+
+
+# ------------------------------------------------------------------------------ contacts and products
+def linked_by_qbo_id(tenant_id: str, entity: str) -> dict[str, Linked]:
+    """All of the tenant's contacts (Customer) or products (Item) that carry a QuickBooks id."""
+    model = model_of(entity)
+    return {
+        str(r.qbo_id): r
+        for r in Entity.gsi1.query(model.list_key(tenant_id))
+        if isinstance(r, model) and r.qbo_id
+    }
+
+
+def find_linked(tenant_id: str, entity: str, qbo_id: str) -> Linked | None:
+    model = model_of(entity)
+    for record in Entity.gsi2.query(qbo_ref_key(tenant_id, entity), Entity.gsi2sk == qbo_id):
+        if isinstance(record, model):
+            return record
+    # Linked before the outbound sync wrote the index: search the list (the next update indexes it).
+    for record in Entity.gsi1.query(model.list_key(tenant_id), filter_condition=model.qbo_id == qbo_id):
+        if isinstance(record, model):
+            return record
+    return None
+
+
+def find_unlinked_by_name(tenant_id: str, entity: str, name: str) -> Linked | None:
+    model = model_of(entity)
+    prefix = f"{name.lower()}#"
+    for record in Entity.gsi1.query(model.list_key(tenant_id), Entity.gsi1sk.startswith(prefix)):
+        if isinstance(record, model) and not record.qbo_id and record.name.lower() == name.lower():
+            return record
+    return None
+
+
+def _link(tenant_id: str, entity: str, qbo_id: str, sync_token: str) -> dict[str, Any]:
+    return {"qbo_id": qbo_id, "qbo_sync_token": sync_token, **index_fields(tenant_id, entity, qbo_id)}
+
+
+def index_fields(tenant_id: str, entity: str, qbo_id: str) -> dict[str, str]:
+    return {"gsi2pk": qbo_ref_key(tenant_id, entity), "gsi2sk": qbo_id}
+
+
+def is_indexed(record: Linked, entity: str) -> bool:
+    return (record.gsi2pk, record.gsi2sk) == (qbo_ref_key(record.tenant_id, entity), record.qbo_id)
+
+
+def link_existing(
+    record: Linked,
+    entity: str,
+    qbo_id: str,
+    sync_token: str,
+    changes: Mapping[str, Any],
+    actor: str,
+    reason: str,
+) -> Linked:
+    """Link a record of ours to a QuickBooks one; Conflict when someone linked it meanwhile."""
+    model = type(record)
+    link = _link(record.tenant_id, entity, qbo_id, sync_token)
+    return catalog.update(
+        record, {**changes, **link}, actor, condition=model.qbo_id.does_not_exist(), reason=reason
+    )
+
+
+def create_linked(
+    tenant_id: str,
+    entity: str,
+    qbo_id: str,
+    sync_token: str,
+    values: Mapping[str, Any],
+    actor: str,
+    reason: str,
+) -> Linked:
+    """A record made from a QuickBooks one (id `qbo-<id>`); Conflict when it exists already."""
+    data = {k: v for k, v in values.items() if v is not None}
+    record = catalog.new_named(
+        model_of(entity), tenant_id, f"qbo-{qbo_id}", {**data, **_link(tenant_id, entity, qbo_id, sync_token)}
+    )
+    return catalog.create(record, actor, reason=reason)
+
+
+def update_linked(record: Linked, changes: Mapping[str, Any], actor: str, reason: str) -> Linked:
+    """Apply a QuickBooks version onto a linked record, if nobody applied another since it was read."""
+    model = type(record)
+    held = record.qbo_sync_token
+    condition = model.qbo_sync_token.does_not_exist() if held is None else model.qbo_sync_token == held
+    return catalog.update(
+        record, catalog.named_changes(record, changes), actor, condition=condition, reason=reason
+    )
+
+
+def deactivate(record: Linked, actor: str, reason: str) -> Linked:
+    return catalog.update(record, {"active": False}, actor, reason=reason)
+
+
+# ------------------------------------------------------------------------------ invoices
+def invoice(tenant_id: str, invoice_id: str) -> Invoice | None:
+    return common.find(Invoice, Invoice.key(tenant_id, invoice_id))
+
+
+def apply_invoice_balance(
+    record: Invoice,
+    *,
+    balance: Decimal | None,
+    total: Decimal | None,
+    sync_token: str | None,
+    status: str,
+    actor: str,
+    reason: str,
+) -> None:
+    """Store QuickBooks' balance (and total, SyncToken) and the status it implies, in one write
+    conditional on the SyncToken read. A status change goes through QUICKBOOKS_INVOICE_MACHINE."""
+    extra: list[Any] = []
+    if balance is not None:
+        extra.append(Invoice.balance.set(balance))
+    if total is not None:
+        extra.append(Invoice.qbo_total.set(total))
+    if sync_token is not None and sync_token != record.qbo_sync_token:
+        extra.append(Invoice.qbo_sync_token.set(sync_token))
+    held = record.qbo_sync_token
+    unchanged = Invoice.qbo_sync_token.does_not_exist() if held is None else Invoice.qbo_sync_token == held
+    if status != record.status:
+        transitions.apply(
+            record,
+            "status",
+            states.QUICKBOOKS_INVOICE_MACHINE,
+            status,
+            actor=actor,
+            reason=reason,
+            extra=extra,
+            condition=unchanged,
+        )
+        return
+    _update_with_history(record, extra, actor, reason, unchanged)
+
+
+def _update_with_history(record: Invoice, extra: list[Any], actor: str, reason: str, condition: Any) -> None:
+    """A change of QuickBooks-owned fields, recorded in the history with the status unchanged."""
+    actions = [
+        *extra,
+        Invoice.updated_at.set(now_iso()),
+        Invoice.history.set(
+            Invoice.history.append([common.history_entry(actor, record.status, record.status, reason)])
+        ),
+    ]
+    try:
+        record.update(actions=actions, condition=condition)
+    except UpdateError as exc:
+        if common.conditional_failed(exc):
+            raise Conflict(f"invoice {record.id!r} changed meanwhile; read it again") from None
+        raise
+
+
+def note_invoice_deleted(tenant_id: str, qbo_id: str, actor: str, reason: str) -> str | None:
+    """Record on our invoice that QuickBooks deleted its copy (for a person to decide); its id."""
+    for record in Entity.gsi1.query(Invoice.list_key(tenant_id), filter_condition=Invoice.qbo_id == qbo_id):
+        if isinstance(record, Invoice):
+            _update_with_history(record, [], actor, reason, Entity.pk.exists())
+            return record.id
+    return None
+
+
+def invoices_waiting_for_sync(tenant_id: str) -> list[Invoice]:
+    """Invoices whose sync is pending, unknown or failed (a reconnect may resume them)."""
+    query = Entity.gsi1.query(
+        Invoice.list_key(tenant_id), filter_condition=Invoice.sync_status.is_in(*WAITING_SYNC_STATUSES)
+    )
+    return [r for r in query if isinstance(r, Invoice)]

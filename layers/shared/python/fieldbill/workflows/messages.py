@@ -6,8 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-# What a scheduled or manual pull can bring from QuickBooks (the schedules in template.yaml).
-PULL_DATA_TYPES = ("customers", "items", "service_types")
+# What a scheduled or manual pull can bring from QuickBooks (the schedules in template.yaml);
+# `invoices` is the hourly backfill of invoices and payments.
+PULL_DATA_TYPES = ("customers", "items", "service_types", "invoices")
 
 
 class QboSyncMessage(BaseModel):
@@ -47,7 +48,7 @@ class InboundMessage(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: Literal["entity_changed", "pull"]
+    kind: Literal["delivery", "entity_changed", "pull"]
     realm_id: str | None = None
     tenant_id: str | None = None
     entity: str | None = None  # Customer, Item, Invoice, Payment ...
@@ -56,3 +57,7 @@ class InboundMessage(BaseModel):
     last_updated: str | None = None
     data_type: str | None = None  # customers | items | service_types (pulls)
     event_id: str | None = None
+    # A webhook delivery as received (base64 of the raw body): the consumer splits it into events.
+    delivery: str | None = None
+    # Times the limiter made this work wait: each wait is a fresh copy, never a receive (DLQ).
+    handbacks: int = 0

@@ -7,9 +7,9 @@ until then), local otherwise. A choice of QuickBooks without a connection is ref
 from __future__ import annotations
 
 from fieldbill.domain.model import Destination
-from fieldbill.workflows import sync_queue
+from fieldbill.workflows.qbo_sync import enqueue
 
 
 def resolve(tenant_id: str, chosen: Destination | None = None) -> Destination:
     """The destination of invoices about to be created for `tenant_id`."""
-    return sync_queue.checked_destination(tenant_id, chosen)
+    return enqueue.checked_destination(tenant_id, chosen)

@@ -18,11 +18,11 @@ from fieldbill.settings import get_settings
 from fieldbill.store import billing as billing_store
 from fieldbill.store import runs
 from fieldbill.store.models import Operation
-from fieldbill.workflows import sync_queue
 from fieldbill.workflows.billing import pages as billing
 from fieldbill.workflows.billing.destination import resolve as resolve_destination
 from fieldbill.workflows.billing.requests import CompileRequest, GenerateRequest
 from fieldbill.workflows.messages import JobMessage
+from fieldbill.workflows.qbo_sync import enqueue
 
 
 def submit(kind: str, tenant_id: str, actor: str, request: BaseModel) -> Operation:
@@ -105,7 +105,7 @@ def _run(message: JobMessage, request: dict[str, Any]) -> dict[str, Any]:
         # Invoices created for QuickBooks go there at once, through the throttled queue.
         more = True
         while more:
-            count, more = sync_queue.enqueue_not_synced(message.tenant_id, run_id, message.actor)
+            count, more = enqueue.enqueue_not_synced(message.tenant_id, run_id, message.actor)
             queued += count
             more = more and count > 0  # a page with nothing to queue would come back the same
     return {

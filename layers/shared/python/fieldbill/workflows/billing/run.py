@@ -27,10 +27,10 @@ from fieldbill.settings import get_settings
 from fieldbill.store import billing as billing_store
 from fieldbill.store import runs
 from fieldbill.store.models import BillingRun
-from fieldbill.workflows import sync_queue
 from fieldbill.workflows.billing import destination
 from fieldbill.workflows.billing import pages as billing
 from fieldbill.workflows.billing.requests import RunRequest
+from fieldbill.workflows.qbo_sync import enqueue
 
 # The state machine's TimeoutSeconds (statemachines/billing_run.asl.json; a test pins the two).
 RUN_TIMEOUT_SECONDS = 86_400
@@ -252,7 +252,7 @@ def sync_step(event: dict[str, Any]) -> dict[str, Any]:
     if not run.sync or _destination(counts) is not dm.Destination.QUICKBOOKS:
         runs.advance(run, "syncing", counts, None, _actor(run))
         return _state(event, more=False)
-    queued, more = sync_queue.enqueue_not_synced(run.tenant_id, run.id, _actor(run))
+    queued, more = enqueue.enqueue_not_synced(run.tenant_id, run.id, _actor(run))
     _tally(counts, invoices_queued=queued)
     runs.advance(run, "syncing", counts, None, _actor(run))
     return _state(event, more=more and queued > 0)  # a page with nothing to queue would come back the same
@@ -271,7 +271,7 @@ def progress_step(event: dict[str, Any]) -> dict[str, Any]:
     checks = int(event.get("checks", 0)) + 1
     settings = get_settings()
     poll = max(int(event.get("poll_seconds", settings.billing_run_poll_seconds)), 1)
-    reconnect = waiting > 0 and sync_queue.connection_status(run.tenant_id) == "needs_reconnect"
+    reconnect = waiting > 0 and enqueue.connection_status(run.tenant_id) == "needs_reconnect"
     if reconnect:
         counts["waiting_for"] = "quickbooks_reconnect"
         counts["progress"] = (

@@ -206,7 +206,7 @@ class SyncBatch:
         else:
             # A customer or item push has no record of its own to carry the error: the
             # connection's status resource shows it.
-            from fieldbill.quickbooks import inbound  # only on this rare path: keeps the cold start small
+            from fieldbill.store import qbo_pulls  # only on this rare path: keeps the cold start small
 
             with contextlib.suppress(Exception):
-                inbound.record_error(message.tenant_id, f"push:{message.kind}", error)
+                qbo_pulls.record_error(message.tenant_id, f"push:{message.kind}", error)

@@ -1,7 +1,7 @@
 """EventBridge schedules: one pull message per connected company.
 
-Kept apart from workflows/inbound (which applies what a pull brings) so the scheduled function
-imports neither the QuickBooks client nor OAuth: its cold start is a DynamoDB query and a send.
+Kept apart from the consumer (which applies what a pull brings) so the scheduled function imports
+neither the QuickBooks client nor OAuth: its cold start is a DynamoDB query and a send.
 """
 
 from __future__ import annotations
@@ -10,13 +10,14 @@ from typing import Any
 
 from fieldbill.observability import logger
 from fieldbill.settings import get_settings
-from fieldbill.store.models import Entity, QboConnection
+from fieldbill.store import qbo_pulls
+from fieldbill.store.models import QboConnection
 from fieldbill.workflows import queues
 from fieldbill.workflows.messages import PULL_DATA_TYPES, InboundMessage
 
 
 def connected_companies() -> list[QboConnection]:
-    return [c for c in Entity.gsi2.query(QboConnection.connected_key()) if isinstance(c, QboConnection)]
+    return qbo_pulls.connected_companies()
 
 
 def send_pulls(messages: list[InboundMessage]) -> None:
