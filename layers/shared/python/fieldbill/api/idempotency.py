@@ -20,14 +20,11 @@ import json
 from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
-from functools import lru_cache
 from typing import Any
 
-import boto3
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
     IdempotencyConfig,
     idempotent_function,
 )
@@ -35,8 +32,7 @@ from pydantic import BaseModel
 
 from fieldbill.api import context
 from fieldbill.domain.errors import ValidationError
-from fieldbill.settings import get_settings
-from fieldbill.store import common
+from fieldbill.store import idempotency as idempotency_store
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -49,23 +45,6 @@ CONFIG = IdempotencyConfig(
     expires_after_seconds=EXPIRES_AFTER_SECONDS,
     raise_on_no_idempotency_key=True,
 )
-
-
-@lru_cache(maxsize=1)
-def _client() -> Any:
-    return boto3.client("dynamodb")
-
-
-def _persistence(tenant_id: str) -> DynamoDBPersistenceLayer:
-    # One layer per request: the partition is the tenant's; the boto3 client is shared.
-    return DynamoDBPersistenceLayer(
-        table_name=get_settings().table_name,
-        key_attr="pk",
-        sort_key_attr="sk",
-        static_pk_value=common.idempotency_key(tenant_id),
-        expiry_attr="ttl",
-        boto3_client=_client(),
-    )
 
 
 def _canonical(value: Any) -> Any:
@@ -128,7 +107,7 @@ def middleware(app: Any, next_middleware: NextMiddleware) -> Response:
         CONFIG.register_lambda_context(app.lambda_context)
     run = idempotent_function(
         data_keyword_argument="request",
-        persistence_store=_persistence(tenant),
+        persistence_store=idempotency_store.persistence(tenant),
         config=CONFIG,
         key_prefix="idempotency",
     )(_execute)

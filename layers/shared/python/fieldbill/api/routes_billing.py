@@ -162,9 +162,7 @@ def generate_invoices(body: GenerateIn) -> out.OperationAccepted:
         raise ValidationError("item_ids", "an item is selected twice")
     request = jobs.GenerateRequest.model_validate(body.model_dump())
     # Resolved now, so the operation records where its invoices go (and 422 before any work).
-    request = request.model_copy(
-        update={"destination": destinations.resolve(tenant, request.destination)}
-    )
+    request = request.model_copy(update={"destination": destinations.resolve(tenant, request.destination)})
     operation = jobs.submit("generate", tenant, context.actor(router), request)
     return out.OperationAccepted(operation_id=operation.id, status=operation.status)
 

@@ -151,9 +151,9 @@ def _write_status(
             stored = load(invoice.tenant_id, invoice.id)
             if stored is None or not still(stored) or stored.sync_status == invoice.sync_status:
                 return False
-            invoice.sync_status = stored.sync_status
+            transitions.written(invoice, "sync_status", stored.sync_status)
             continue
-        invoice.sync_status = target
+        transitions.written(invoice, "sync_status", target)
         return True
     return False
 
@@ -228,7 +228,7 @@ def mark_synced_many(settled: Sequence[tuple[Invoice, dict[str, Any]]]) -> bool:
     except TransactWriteError:
         return False
     for invoice, _ in settled:
-        invoice.sync_status = SyncStatus.SYNCED
+        transitions.written(invoice, "sync_status", SyncStatus.SYNCED)
     return True
 
 

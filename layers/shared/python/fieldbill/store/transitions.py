@@ -100,3 +100,9 @@ def apply(
             ) from None
         raise
     return decided.record
+
+
+def written(record: Entity, attribute: str, status: str) -> None:
+    """Mirror on the in-memory record a status this module's change was just written with (no
+    write): callers that keep working with the record see what the table holds."""
+    setattr(record, attribute, status)
