@@ -100,7 +100,9 @@ def _connect(server: Served, api: Client, realm: str) -> None:
     url = api.ok("GET", "/quickbooks/connect")["authorization_url"]
     consent = requests.get(url + f"&realm={realm}", allow_redirects=False, timeout=30)
     assert consent.status_code in (302, 303), consent.text
-    assert requests.get(consent.headers["Location"], timeout=30).status_code == 200
+    # The browser brings back the connect cookie (the state is bound to it).
+    callback = requests.get(consent.headers["Location"], cookies=api.session.cookies, timeout=30)
+    assert callback.status_code == 200, callback.text
     assert api.ok("GET", "/quickbooks/connection")["status"] == "connected"
     choose_settings(api)
 

@@ -160,7 +160,9 @@ def reconnect(stack, client: Client):
     # The reconnect (the OAuth callback resumes the parked messages), then the queue settles.
     url = client.ok("GET", "/quickbooks/connect")["authorization_url"]
     consent = requests.get(url + f"&realm={realm}", allow_redirects=False, timeout=30)
-    assert requests.get(consent.headers["Location"], timeout=30).status_code == 200
+    # The browser brings back the connect cookie, as connect_quickbooks does.
+    callback = requests.get(consent.headers["Location"], cookies=client.session.cookies, timeout=30)
+    assert callback.status_code == 200, callback.text
     stack.aws.drain(timeout=90)
 
 
