@@ -24,8 +24,8 @@ from fieldbill.api.schemas import (
 )
 from fieldbill.domain.errors import ValidationError
 from fieldbill.store import billing as billing_store
-from fieldbill.store import common
-from fieldbill.store.models import BillableItem, BillingRun, Entity, Invoice
+from fieldbill.store import common, runs
+from fieldbill.store.models import BillableItem, Invoice
 from fieldbill.workflows.billing import destination as destinations
 from fieldbill.workflows.billing import jobs
 from fieldbill.workflows.billing import run as billing_run
@@ -233,16 +233,7 @@ def start_billing_run(body: BillingRunIn) -> out.BillingRunOut:
 
 @router.get("/billing-runs", summary="List billing runs, newest first", tags=["billing runs"], responses=OK)
 def list_billing_runs(limit: Limit = 20, cursor: Cursor = None) -> out.Page[out.BillingRunOut]:
-    tenant = context.tenant_id(router)
-    query = Entity.gsi1.query(
-        BillingRun.list_key(tenant),
-        scan_index_forward=False,
-        limit=limit,
-        last_evaluated_key=common.decode_cursor(
-            common.checked_cursor(cursor, gsi1pk=BillingRun.list_key(tenant))
-        ),
-    )
-    records, next_cursor = common.page(query, limit)
+    records, next_cursor = runs.list_runs(context.tenant_id(router), limit, cursor)
     return views.page(out.BillingRunOut, records, next_cursor)
 
 

@@ -37,7 +37,6 @@ from fieldbill.workflows.messages import InboundMessage
 
 MAX_DELAY_SECONDS = 900  # SQS maximum DelaySeconds: a longer wait is waited in several copies
 MAX_HANDBACKS = 100  # then waits count as receives (towards the DLQ): something is stuck
-SQS_BATCH = 10
 
 
 class EventBusy(RuntimeError):
@@ -101,21 +100,10 @@ class InboundBatch:
         """Send the waiting copies (their originals are then deleted as done). Returns the message
         ids whose copy SQS did not take: those stay failed and come back, so nothing is dropped."""
         pending, self._handbacks = self._handbacks, []
-        unsent: list[str] = []
-        queue_url = get_settings().inbound_queue_url
-        for start in range(0, len(pending), SQS_BATCH):
-            chunk = pending[start : start + SQS_BATCH]
-            entries = [
-                {"Id": str(i), "MessageBody": copy.model_dump_json(), "DelaySeconds": seconds}
-                for i, (_, copy, seconds) in enumerate(chunk)
-            ]
-            try:
-                answer = _sqs().send_message_batch(QueueUrl=queue_url, Entries=entries)
-                failed = {int(f["Id"]) for f in answer.get("Failed", [])}
-            except Exception:
-                logger.exception("could not hand back waiting inbound messages; they come back as they are")
-                failed = set(range(len(chunk)))
-            unsent += [record.message_id for i, (record, _, _) in enumerate(chunk) if i in failed]
+        failed = queues.send_delayed(
+            get_settings().inbound_queue_url, [(copy, seconds) for _, copy, seconds in pending], _sqs()
+        )
+        unsent = [record.message_id for i, (record, _, _) in enumerate(pending) if i in failed]
         if pending:
             logger.info("inbound messages handed back to wait their turn", extra={"count": len(pending)})
         return unsent

@@ -22,9 +22,10 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from fieldbill.observability import logger
 from fieldbill.settings import get_settings
 from fieldbill.store import parked as parked_store
+from fieldbill.workflows import queues
 from fieldbill.workflows.messages import QboSyncMessage
 
-SQS_BATCH = 10
+SQS_BATCH = queues.SQS_BATCH
 PARKED_NOTE_MARGIN_SECONDS = 3600  # a note outlives its message's parking time by this much
 
 
@@ -90,24 +91,14 @@ class Requeue:
         pending, self.handbacks = self.handbacks, []
         if not pending:
             return []
-        queue_url = get_settings().qbo_sync_queue_url
+        failed = queues.send_delayed(
+            get_settings().qbo_sync_queue_url, [(copy, seconds) for _, copy, seconds in pending], _sqs()
+        )
         unsent: list[str] = []
-        for start in range(0, len(pending), SQS_BATCH):
-            chunk = pending[start : start + SQS_BATCH]
-            entries = [
-                {"Id": str(i), "MessageBody": copy.model_dump_json(), "DelaySeconds": seconds}
-                for i, (_, copy, seconds) in enumerate(chunk)
-            ]
-            try:
-                answer = _sqs().send_message_batch(QueueUrl=queue_url, Entries=entries)
-                failed = {int(f["Id"]) for f in answer.get("Failed", [])}
-            except Exception:
-                logger.exception("could not hand back throttled messages; they wait in place")
-                failed = set(range(len(chunk)))
-            for i, (record, _, seconds) in enumerate(chunk):
-                if i in failed:
-                    unsent.append(record.message_id)
-                    self.visibility.append((record.receipt_handle, seconds))
+        for i, (record, _, seconds) in enumerate(pending):
+            if i in failed:
+                unsent.append(record.message_id)
+                self.visibility.append((record.receipt_handle, seconds))
         logger.info("messages handed back to wait their turn", extra={"count": len(pending) - len(unsent)})
         return unsent
 
