@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 from requests.exceptions import ConnectionError as RequestsConnectionError
@@ -34,7 +34,10 @@ from fieldbill.quickbooks.errors import (
     faults_from_dict,
 )
 from fieldbill.quickbooks.limiter import RateLimiter, default_limiter
-from fieldbill.settings import Settings, get_settings
+from fieldbill.settings import get_settings
+
+if TYPE_CHECKING:
+    from fieldbill.settings.model import Settings
 
 REQUEST_ID_MAX = 50
 BATCH_REQUEST_ID_MAX = 36

@@ -25,11 +25,14 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fieldbill.quickbooks.errors import DEFAULT_THROTTLE_SECONDS, Throttled
-from fieldbill.settings import Settings, get_settings
+from fieldbill.settings import get_settings
 from fieldbill.store.rate_limits import RateItem, RateKeys, RateSlots
+
+if TYPE_CHECKING:
+    from fieldbill.settings.model import Settings
 
 SLOTS_PER_MINUTE = 30
 # Waits up to this many real seconds happen inside the function; longer ones go back to the queue.

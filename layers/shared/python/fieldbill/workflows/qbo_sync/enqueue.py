@@ -6,9 +6,8 @@ from collections.abc import Sequence
 
 from fieldbill.domain.errors import ValidationError
 from fieldbill.domain.model import Destination
-from fieldbill.quickbooks import tokens
 from fieldbill.settings import get_settings
-from fieldbill.store import invoice_sync
+from fieldbill.store import connections, invoice_sync
 from fieldbill.store.models import Invoice
 from fieldbill.workflows import queues
 from fieldbill.workflows.messages import QboSyncMessage
@@ -23,7 +22,8 @@ def send(messages: Sequence[QboSyncMessage]) -> None:
 
 def connection_status(tenant_id: str) -> str:
     """connected | needs_reconnect | disconnected (also when the tenant never connected)."""
-    record = tokens.get_connection(tenant_id, consistent=False)
+    # The store, not quickbooks.tokens: run steps would otherwise import intuitlib and jwt (~110 ms).
+    record = connections.get(tenant_id, consistent=False)
     return str(record.status) if record is not None else "disconnected"
 
 

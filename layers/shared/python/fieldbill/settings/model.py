@@ -1,8 +1,6 @@
-"""Environment validated once, at first use (never at import: tests and the local runtime set it late)."""
+"""The environment's shape: every setting, its variable and its bounds (read through fieldbill.settings)."""
 
 from __future__ import annotations
-
-from functools import lru_cache
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -40,8 +38,3 @@ class Settings(BaseSettings):
     token_key_id: str = Field(default="", alias="TOKEN_KEY_ID")
     # The JWT claim naming the caller's tenant.
     tenant_claim: str = Field(default="tenant_id", alias="TENANT_CLAIM")
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    return Settings()  # type: ignore[call-arg]
