@@ -1,0 +1,112 @@
+"""Payments and credit memos against an invoice, and the balances they leave (pure).
+
+balance = total - payments - credits, never negative: a payment or credit over the balance is a
+ValidationError naming the field. The status a balance implies (open / partially_paid / paid) is
+named here as BalanceState; the store maps it to the invoice machine's statuses (issue 13 contract)
+once those exist, so this module does not depend on the order the branches are merged in.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from fieldbill.domain import money
+from fieldbill.domain.errors import ValidationError
+
+
+class BalanceState(enum.StrEnum):
+    OPEN = "open"
+    PARTIALLY_PAID = "partially_paid"
+    PAID = "paid"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Payment:
+    id: str
+    invoice_id: str
+    contact_id: str
+    amount: Decimal
+    date: date
+    method: str
+    reference: str | None = None
+    qbo_id: str | None = None  # links a pushed payment to QuickBooks' so a pull never counts it twice
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CreditMemo:
+    id: str
+    invoice_id: str
+    contact_id: str
+    amount: Decimal
+    date: date
+    reason: str
+    applied: bool = True  # an unapplied credit lowers the account balance, not an invoice's
+    qbo_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Balance:
+    total: Decimal
+    amount_paid: Decimal = Decimal("0.00")
+    amount_credited: Decimal = Decimal("0.00")
+
+    @property
+    def balance(self) -> Decimal:
+        return money.cents(self.total - self.amount_paid - self.amount_credited)
+
+    @property
+    def state(self) -> BalanceState:
+        if self.balance == 0 and self.total > 0:
+            return BalanceState.PAID
+        if self.amount_paid > 0 or self.amount_credited > 0:
+            return BalanceState.PARTIALLY_PAID if self.balance > 0 else BalanceState.PAID
+        return BalanceState.OPEN
+
+
+def _positive(field: str, amount: Decimal) -> Decimal:
+    if amount <= 0:
+        raise ValidationError(field, "must be greater than 0")
+    if money.cents(amount) != amount:
+        raise ValidationError(field, "has more than 2 decimals")
+    return amount
+
+
+def apply_payment(current: Balance, amount: Decimal, *, field: str = "amount") -> Balance:
+    _positive(field, amount)
+    if amount > current.balance:
+        raise ValidationError(field, f"{amount} is over the invoice balance {current.balance}")
+    return Balance(
+        total=current.total,
+        amount_paid=money.cents(current.amount_paid + amount),
+        amount_credited=current.amount_credited,
+    )
+
+
+def apply_credit(current: Balance, amount: Decimal, *, field: str = "amount") -> Balance:
+    _positive(field, amount)
+    if amount > current.balance:
+        raise ValidationError(field, f"{amount} is over the invoice balance {current.balance}")
+    return Balance(
+        total=current.total,
+        amount_paid=current.amount_paid,
+        amount_credited=money.cents(current.amount_credited + amount),
+    )
+
+
+def remove_payment(current: Balance, amount: Decimal) -> Balance:
+    if amount > current.amount_paid:
+        raise ValidationError("amount", f"{amount} is more than was paid ({current.amount_paid})")
+    return Balance(
+        total=current.total,
+        amount_paid=money.cents(current.amount_paid - amount),
+        amount_credited=current.amount_credited,
+    )
+
+
+def account_balance(open_balances: Iterable[Decimal], unapplied_credits: Iterable[Decimal]) -> Decimal:
+    """A contact's account balance: its open invoice balances minus its unapplied credits."""
+    return money.cents(sum(open_balances, Decimal("0")) - sum(unapplied_credits, Decimal("0")))
