@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
 
@@ -75,26 +75,20 @@ def _positive(field: str, amount: Decimal) -> Decimal:
     return amount
 
 
-def apply_payment(current: Balance, amount: Decimal, *, field: str = "amount") -> Balance:
+def _within_balance(current: Balance, amount: Decimal, field: str) -> None:
     _positive(field, amount)
     if amount > current.balance:
         raise ValidationError(field, f"{amount} is over the invoice balance {current.balance}")
-    return Balance(
-        total=current.total,
-        amount_paid=money.cents(current.amount_paid + amount),
-        amount_credited=current.amount_credited,
-    )
+
+
+def apply_payment(current: Balance, amount: Decimal, *, field: str = "amount") -> Balance:
+    _within_balance(current, amount, field)
+    return replace(current, amount_paid=money.cents(current.amount_paid + amount))
 
 
 def apply_credit(current: Balance, amount: Decimal, *, field: str = "amount") -> Balance:
-    _positive(field, amount)
-    if amount > current.balance:
-        raise ValidationError(field, f"{amount} is over the invoice balance {current.balance}")
-    return Balance(
-        total=current.total,
-        amount_paid=current.amount_paid,
-        amount_credited=money.cents(current.amount_credited + amount),
-    )
+    _within_balance(current, amount, field)
+    return replace(current, amount_credited=money.cents(current.amount_credited + amount))
 
 
 def remove_payment(current: Balance, amount: Decimal) -> Balance:
