@@ -92,13 +92,10 @@ def apply_credit(current: Balance, amount: Decimal, *, field: str = "amount") ->
 
 
 def remove_payment(current: Balance, amount: Decimal) -> Balance:
+    _positive("amount", amount)
     if amount > current.amount_paid:
         raise ValidationError("amount", f"{amount} is more than was paid ({current.amount_paid})")
-    return Balance(
-        total=current.total,
-        amount_paid=money.cents(current.amount_paid - amount),
-        amount_credited=current.amount_credited,
-    )
+    return replace(current, amount_paid=money.cents(current.amount_paid - amount))
 
 
 def account_balance(open_balances: Iterable[Decimal], unapplied_credits: Iterable[Decimal]) -> Decimal:
