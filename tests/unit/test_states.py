@@ -87,7 +87,8 @@ def test_item_invoiced_then_released_when_invoice_voided() -> None:
     with pytest.raises(InvalidTransition):
         release_item(invoiced, invoice, **WHO)
     # When the invoice is voided / Then the item is billable again
-    voided, _ = set_invoice_status(invoice, InvoiceStatus.VOID, **WHO)
+    sent, _ = set_invoice_status(invoice, InvoiceStatus.OPEN, **WHO)
+    voided, _ = set_invoice_status(sent, InvoiceStatus.VOID, **WHO)
     released, record = release_item(invoiced, voided, **WHO)
     assert (released.status, released.invoice_id, record.reason) == (
         ItemStatus.PENDING,
@@ -101,7 +102,7 @@ def test_item_released_when_invoice_credited() -> None:
     item = _item()
     invoice = _invoice(item)
     invoiced, _ = invoice_item(item, invoice.id, **WHO)
-    credited = dataclasses.replace(invoice, status=InvoiceStatus.SENT, credit_memo_id="cm1")
+    credited = dataclasses.replace(invoice, status=InvoiceStatus.OPEN, credit_memo_id="cm1")
     # When released / Then it is pending again
     released, _ = release_item(invoiced, credited, **WHO)
     assert released.status is ItemStatus.PENDING
@@ -123,23 +124,51 @@ def test_invoiced_item_cannot_be_made_unbillable() -> None:
 
 
 def test_invoice_lifecycle() -> None:
-    # Given a draft invoice / When moved ready -> sent -> paid / Then each step is recorded
+    # Given a draft invoice / When sent, partly paid, paid, a payment removed, voided
     invoice = _invoice(_item())
     records = []
-    for target in (InvoiceStatus.READY, InvoiceStatus.SENT, InvoiceStatus.PAID):
+    for target in (
+        InvoiceStatus.OPEN,
+        InvoiceStatus.PARTIALLY_PAID,
+        InvoiceStatus.PAID,
+        InvoiceStatus.OPEN,
+        InvoiceStatus.VOID,
+    ):
         invoice, record = set_invoice_status(invoice, target, **WHO)
         records.append((record.from_status, record.to_status))
-    assert records == [("draft", "ready"), ("ready", "sent"), ("sent", "paid")]
+    # Then each step is recorded
+    assert records == [
+        ("draft", "open"),
+        ("open", "partially_paid"),
+        ("partially_paid", "paid"),
+        ("paid", "open"),
+        ("open", "void"),
+    ]
+
+
+def test_a_draft_nobody_wants_is_deleted_not_voided() -> None:
+    invoice = _invoice(_item())
+    deleted, record = set_invoice_status(invoice, InvoiceStatus.DELETED, **WHO)
+    assert (record.from_status, record.to_status) == ("draft", "deleted")
+    with pytest.raises(InvalidTransition):
+        set_invoice_status(invoice, InvoiceStatus.VOID, **WHO)
+    with pytest.raises(InvalidTransition):
+        set_invoice_status(deleted, InvoiceStatus.DRAFT, **WHO)
 
 
 @pytest.mark.parametrize(
     ("current", "target"),
     [
-        (InvoiceStatus.DRAFT, InvoiceStatus.SENT),
-        (InvoiceStatus.DRAFT, InvoiceStatus.PAID),
-        (InvoiceStatus.SENT, InvoiceStatus.VOID),
+        (InvoiceStatus.DRAFT, InvoiceStatus.PAID),  # not payable before it is sent
+        (InvoiceStatus.DRAFT, InvoiceStatus.VOID),  # a draft is deleted
+        (InvoiceStatus.OPEN, InvoiceStatus.DELETED),  # someone has seen it: void it
+        (InvoiceStatus.OPEN, InvoiceStatus.DRAFT),
+        (InvoiceStatus.PARTIALLY_PAID, InvoiceStatus.VOID),  # remove its payments first
+        (InvoiceStatus.PAID, InvoiceStatus.VOID),
         (InvoiceStatus.PAID, InvoiceStatus.DRAFT),
         (InvoiceStatus.VOID, InvoiceStatus.DRAFT),
+        (InvoiceStatus.VOID, InvoiceStatus.OPEN),
+        (InvoiceStatus.DELETED, InvoiceStatus.DRAFT),
     ],
 )
 def test_illegal_invoice_transitions_raise(current, target) -> None:
@@ -192,14 +221,17 @@ def test_machines_name_every_status() -> None:
 @pytest.mark.parametrize(
     ("current", "balance", "total", "expected"),
     [
-        (InvoiceStatus.DRAFT, "0", "120.00", InvoiceStatus.PAID),  # paid there before marked sent here
-        (InvoiceStatus.READY, "0", "120.00", InvoiceStatus.PAID),
-        (InvoiceStatus.SENT, "0", "120.00", InvoiceStatus.PAID),
-        (InvoiceStatus.SENT, "20.00", "120.00", InvoiceStatus.SENT),  # partly paid
-        (InvoiceStatus.PAID, "20.00", "120.00", InvoiceStatus.SENT),  # a payment was deleted
+        (InvoiceStatus.DRAFT, "0", "120.00", InvoiceStatus.PAID),  # paid there before marked open here
+        (InvoiceStatus.DRAFT, "120.00", "120.00", InvoiceStatus.OPEN),  # in QuickBooks: open
+        (InvoiceStatus.OPEN, "0", "120.00", InvoiceStatus.PAID),
+        (InvoiceStatus.OPEN, "20.00", "120.00", InvoiceStatus.PARTIALLY_PAID),
+        (InvoiceStatus.PARTIALLY_PAID, "0", "120.00", InvoiceStatus.PAID),
+        (InvoiceStatus.PAID, "20.00", "120.00", InvoiceStatus.PARTIALLY_PAID),  # a payment was deleted
+        (InvoiceStatus.PAID, "120.00", "120.00", InvoiceStatus.OPEN),  # every payment deleted
         (InvoiceStatus.PAID, "0", "120.00", InvoiceStatus.PAID),
         (InvoiceStatus.VOID, "0", "120.00", InvoiceStatus.VOID),
-        (InvoiceStatus.DRAFT, "0", "0", InvoiceStatus.DRAFT),  # a zero invoice is not "paid"
+        (InvoiceStatus.DELETED, "0", "120.00", InvoiceStatus.DELETED),
+        (InvoiceStatus.DRAFT, "0", "0", InvoiceStatus.OPEN),  # a zero invoice is open, not "paid"
         (InvoiceStatus.DRAFT, None, "120.00", InvoiceStatus.DRAFT),
     ],
 )

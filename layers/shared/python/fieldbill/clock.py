@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 
 def now() -> datetime:
@@ -11,3 +11,8 @@ def now() -> datetime:
 
 def now_iso() -> str:
     return now().isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def today() -> date:
+    """Today's date in UTC (due dates and overdue are days, not instants)."""
+    return now().date()

@@ -23,7 +23,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 
 from fieldbill.api.responses import ErrorOut
-from fieldbill.domain.errors import Conflict, InvalidTransition, NotFound, ValidationError
+from fieldbill.domain.errors import Conflict, InvalidTransition, NotFound, Unavailable, ValidationError
 from fieldbill.jsonbody import BodyRejected
 from fieldbill.observability import logger
 from fieldbill.quickbooks.errors import AuthExpired, AuthorizationFailed, NeedsReconnect, QboError, Throttled
@@ -194,6 +194,7 @@ TABLE: list[tuple[type[Exception], Callable[[Any], Response]]] = [
     (InvalidTransition, _transition),
     (Conflict, lambda exc: problem(HTTPStatus.CONFLICT, "conflict", str(exc))),
     (ValidationError, _invalid),
+    (Unavailable, lambda exc: problem(HTTPStatus.SERVICE_UNAVAILABLE, "not_queued", str(exc))),
     (RequestValidationError, _request_invalid),
     (RequestUnsupportedContentType, _unsupported),
     (QueryRejected, _unknown_query),

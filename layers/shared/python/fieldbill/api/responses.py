@@ -201,6 +201,20 @@ class InvoiceLineOut(Out):
     unit_price: DecimalText
     amount: DecimalText
     work_date: str | None = None
+    line_no: int | None = None
+    taxable: bool = False
+
+
+class PaymentOut(Out):
+    id: str
+    amount: DecimalText
+    date: str
+    method: str | None = None
+    reference: str | None = None
+    source: str
+    recorded_by: str | None = None
+    recorded_at: str | None = None
+    qbo_id: str | None = None
 
 
 class InvoiceOut(Badged):
@@ -227,6 +241,16 @@ class InvoiceOut(Badged):
     qbo_synced_version: int | None = None
     number: str | None = None
     synced_at: str | None = None
+    terms_days: int | None = None
+    memo: str | None = None
+    customer_message: str | None = None
+    billing_email: str | None = None
+    sent_at: str | None = None
+    sent_via: str | None = None
+    amount_paid: DecimalText = "0"
+    amount_credited: DecimalText = "0"
+    payments: list[PaymentOut] = Field(default_factory=list)
+    overdue: bool = Field(default=False, description="derived: something is owed after the due date")
 
 
 class BillingRunOut(Record):

@@ -25,11 +25,10 @@ from fieldbill.api.schemas import (
 from fieldbill.domain.errors import ValidationError
 from fieldbill.store import billing as billing_store
 from fieldbill.store import common, runs
-from fieldbill.store.models import BillableItem, Invoice
+from fieldbill.store.models import BillableItem
 from fieldbill.workflows.billing import destination as destinations
 from fieldbill.workflows.billing import jobs
 from fieldbill.workflows.billing import run as billing_run
-from fieldbill.workflows.qbo_sync import enqueue
 
 router = APIGatewayHttpRouter()
 
@@ -173,47 +172,6 @@ def generate_invoices(body: GenerateIn) -> out.OperationAccepted:
 def get_operation(operation_id: str) -> out.OperationOut:
     tenant = context.tenant_id(router)
     return views.operation(jobs.get_operation(tenant, operation_id))
-
-
-# ---------------------------------------------------------------------------- invoices
-@router.get("/invoices", summary="List invoices", tags=["invoices"], responses=OK)
-def list_invoices(limit: Limit = 50, cursor: Cursor = None) -> out.Page[out.InvoiceOut]:
-    tenant = context.tenant_id(router)
-    list_key = Invoice.list_key(tenant)
-    cursor = common.checked_cursor(cursor, gsi1pk=list_key)
-    records, next_cursor = common.list_by_gsi1(Invoice, list_key, limit, cursor)
-    return out.Page[out.InvoiceOut](items=[views.invoice(r) for r in records], next_cursor=next_cursor)
-
-
-@router.get(
-    "/invoices/<invoice_id>",
-    summary="Get an invoice with its lines and badge",
-    tags=["invoices"],
-    responses=OK,
-)
-def get_invoice(invoice_id: str) -> out.InvoiceOut:
-    tenant = context.tenant_id(router)
-    return views.invoice(common.get(Invoice, Invoice.key(tenant, invoice_id), entity="invoice"))
-
-
-@router.post(
-    "/invoices/<invoice_id>/sync",
-    summary="Queue an invoice for sync to QuickBooks (202)",
-    tags=["invoices"],
-    status_code=202,
-    responses=ACCEPTED,
-)
-def sync_invoice(invoice_id: str) -> out.SyncAccepted:
-    tenant = context.tenant_id(router)
-    invoice = common.get(Invoice, Invoice.key(tenant, invoice_id), entity="invoice")
-    if invoice.destination != "quickbooks":
-        raise ValidationError("destination", "this invoice is kept locally; it does not sync")
-    if invoice.status not in ("draft", "ready"):
-        raise ValidationError("status", f"a {invoice.status} invoice cannot be synced")
-    if invoice.sync_status in ("pending", "synced"):
-        return out.SyncAccepted(invoice_id=invoice.id, sync_status=invoice.sync_status)
-    enqueue.enqueue_invoices([invoice], context.actor(router))
-    return out.SyncAccepted(invoice_id=invoice.id, sync_status="pending")
 
 
 # ---------------------------------------------------------------------------- billing runs

@@ -16,6 +16,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
+    StrictInt,
     ValidationInfo,
     WithJsonSchema,
     field_validator,
@@ -398,3 +399,52 @@ class BillingRunIn(Strict):
         if value and start and value < start:
             raise ValueError("date_to must not be before date_from")
         return value
+
+
+# ---------------------------------------------------------------------------- invoices after generation
+InvoiceText = Annotated[str, Field(max_length=4000)]
+LineNo = Annotated[StrictInt, Field(ge=1, le=100000)]
+
+
+class InvoiceLineIn(Strict):
+    """A line of the invoice's new list: with line_no it keeps (and changes) that line; without,
+    it is a new line (description, quantity, unit_price and product_id required)."""
+
+    line_no: LineNo | None = None
+    description: Annotated[str, Field(min_length=1, max_length=4000)] | None = None
+    quantity: Quantity | None = None
+    unit_price: Money | None = None
+    product_id: Id | None = None
+    taxable: StrictBool | None = None
+
+
+class InvoicePatch(Patch):
+    """Edit a draft (or an open invoice nothing is paid on). `lines` is the whole new list."""
+
+    required = frozenset({"lines", "issue_date", "version"})
+    version: StrictInt | None = Field(
+        default=None, description="the version you read: 409 if the invoice changed since"
+    )
+    lines: Annotated[list[InvoiceLineIn], Field(min_length=1, max_length=250)] | None = None
+    issue_date: Day | None = None
+    due_date: Day | None = None
+    terms_days: Annotated[StrictInt, Field(ge=0, le=3650)] | None = Field(
+        default=None, description="Net-N: the due date becomes the invoice date + N days"
+    )
+    memo: InvoiceText | None = Field(default=None, description="internal note, never printed")
+    customer_message: Annotated[str, Field(max_length=1000)] | None = None
+    billing_email: Email | None = None
+
+
+class ReasonIn(Strict):
+    reason: Annotated[str, Field(max_length=500)] | None = None
+
+
+class PaymentIn(Strict):
+    id: Id | None = Field(
+        default=None, description="your id for the payment: a retry with it records it once"
+    )
+    amount: Money
+    date: Day | None = Field(default=None, description="defaults to today")
+    method: Literal["cash", "check", "card", "bank_transfer", "other"] | None = None
+    reference: Annotated[str, Field(max_length=100)] | None = None

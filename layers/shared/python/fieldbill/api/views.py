@@ -4,11 +4,14 @@ decimal strings, never floats or exponents."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date
 from decimal import Decimal
 from typing import Any, TypeVar
 
 from fieldbill.api import responses as out
-from fieldbill.domain import badges
+from fieldbill.clock import today
+from fieldbill.domain import badges, states
+from fieldbill.domain.model import InvoiceStatus
 from fieldbill.store.models import (
     BillableItem,
     BillingRun,
@@ -116,10 +119,16 @@ def invoice_badge(record: Invoice) -> badges.BadgeView:
 
 def invoice(record: Invoice) -> out.InvoiceOut:
     badge = invoice_badge(record)
+    due = date.fromisoformat(record.due_date) if record.due_date else None
     return build(
         out.InvoiceOut,
         record,
-        lines=[out.InvoiceLineOut.model_validate(plain(line)) for line in record.lines or []],
+        lines=[
+            out.InvoiceLineOut.model_validate({k: v for k, v in plain(line).items() if v is not None})
+            for line in record.lines or []
+        ],
+        payments=[out.PaymentOut.model_validate(plain(p)) for p in record.payments or []],
+        overdue=states.is_overdue(InvoiceStatus(record.status), due, today()),
         badge=str(badge.badge),
         badge_detail=badge.detail,
     )

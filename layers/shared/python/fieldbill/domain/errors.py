@@ -6,6 +6,7 @@
 | Conflict          | the record's state forbids the request (already billed) | 409  |
 | InvalidTransition | a state change the state machine does not allow       | 409  |
 | ValidationError   | an input or record breaks a domain rule               | 422  |
+| Unavailable       | done here, but its next step could not be queued: retry | 503 |
 """
 
 from __future__ import annotations
@@ -42,3 +43,8 @@ class ValidationError(DomainError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+
+class Unavailable(DomainError):
+    """A change was written but its follow-up (a queued message) was not: the same request again
+    is safe and completes it."""

@@ -22,6 +22,8 @@ class LineKind(enum.StrEnum):
     EXPENSE = "expense"
     TRANSPORT_DISTANCE = "transport_distance"
     TRANSPORT_TIME = "transport_time"
+    # A line a person added to an invoice (no billable item behind it).
+    MANUAL = "manual"
 
 
 TRANSPORT_LINE_KINDS = frozenset({LineKind.TRANSPORT_DISTANCE, LineKind.TRANSPORT_TIME})
@@ -53,11 +55,15 @@ class ItemStatus(enum.StrEnum):
 
 
 class InvoiceStatus(enum.StrEnum):
+    """draft -> open (sent, or synced to QuickBooks) -> partially_paid -> paid; a draft is deleted,
+    an open invoice voided. Overdue is not a status: it is derived from the due date."""
+
     DRAFT = "draft"
-    READY = "ready"
-    SENT = "sent"
+    OPEN = "open"
+    PARTIALLY_PAID = "partially_paid"
     PAID = "paid"
     VOID = "void"
+    DELETED = "deleted"
 
 
 class SyncStatus(enum.StrEnum):
@@ -321,9 +327,9 @@ class BillableItem:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class InvoiceLine:
     line_no: int
-    item_id: str
+    item_id: str | None  # None: a line a person added to the invoice, not compiled from work
     line_kind: LineKind
-    work_date: date
+    work_date: date | None
     description: str
     product_id: str
     product_name: str
@@ -331,6 +337,7 @@ class InvoiceLine:
     quantity: Decimal
     unit_price: Decimal
     amount: Decimal
+    taxable: bool = False
 
     def __post_init__(self) -> None:
         _coerce_enums(self, line_kind=LineKind)
@@ -367,4 +374,4 @@ class Invoice:
 
     @property
     def item_ids(self) -> tuple[str, ...]:
-        return tuple(line.item_id for line in self.lines)
+        return tuple(line.item_id for line in self.lines if line.item_id is not None)

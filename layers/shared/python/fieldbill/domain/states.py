@@ -5,9 +5,10 @@
 | task_entry      | unbilled -> billed; billed -> unbilled only when all its items are void   |
 | billable_item   | pending -> invoiced | unbillable | void; invoiced -> pending (invoice void  |
 |                 | or credited); unbillable -> pending | void; void -> pending (recompiled)  |
-| invoice         | draft -> ready | void; ready -> sent | void; sent -> paid                   |
-| invoice_from_   | draft, ready, sent -> paid; paid -> sent (QuickBooks' balance, inbound     |
-| quickbooks      | only: payments live there)                                                |
+| invoice         | draft -> open | deleted; open -> partially_paid | paid | void;            |
+|                 | partially_paid -> open | paid; paid -> open | partially_paid (payments)   |
+| invoice_from_   | draft -> open | partially_paid | paid; between open, partially_paid and    |
+| quickbooks      | paid both ways (QuickBooks' balance, inbound only)                        |
 | invoice_sync    | not_synced -> pending; pending -> synced | error | unknown; error ->     |
 |                 | pending; synced -> pending (re-sync after a change); unknown -> synced or |
 |                 | error (unknown: a create whose answer was lost, looked up before retrying)|
@@ -33,7 +34,7 @@ import dataclasses
 import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Generic, TypeVar
 
@@ -145,26 +146,33 @@ ITEM_MACHINE: StateMachine[ItemStatus] = StateMachine(
     initial=frozenset({ItemStatus.PENDING}),
 )
 
+_PAYABLE = frozenset({InvoiceStatus.OPEN, InvoiceStatus.PARTIALLY_PAID, InvoiceStatus.PAID})
+
 INVOICE_MACHINE: StateMachine[InvoiceStatus] = StateMachine(
     "invoice",
     {
-        InvoiceStatus.DRAFT: frozenset({InvoiceStatus.READY, InvoiceStatus.VOID}),
-        InvoiceStatus.READY: frozenset({InvoiceStatus.SENT, InvoiceStatus.VOID}),
-        InvoiceStatus.SENT: frozenset({InvoiceStatus.PAID}),
+        # Sent (by email or marked sent) or synced to QuickBooks: open. A draft nobody wants is
+        # deleted (its items pending again); an invoice someone has seen is voided instead.
+        InvoiceStatus.DRAFT: frozenset({InvoiceStatus.OPEN, InvoiceStatus.DELETED}),
+        # Payments and credits move an invoice between the payable statuses, both ways (a
+        # payment can be removed). Only an invoice with nothing paid or credited can be voided.
+        InvoiceStatus.OPEN: frozenset({InvoiceStatus.PARTIALLY_PAID, InvoiceStatus.PAID, InvoiceStatus.VOID}),
+        InvoiceStatus.PARTIALLY_PAID: frozenset({InvoiceStatus.OPEN, InvoiceStatus.PAID}),
+        InvoiceStatus.PAID: frozenset({InvoiceStatus.OPEN, InvoiceStatus.PARTIALLY_PAID}),
     },
     initial=frozenset({InvoiceStatus.DRAFT}),
 )
 
-# What QuickBooks' balance may do to an invoice it holds (inbound only): payments are recorded
-# there, so a customer can pay before anyone marks the invoice sent here, and a deleted payment
-# makes a paid invoice owed again. People here still follow INVOICE_MACHINE.
+# What QuickBooks' copy may do to an invoice it holds (inbound only): payments are also recorded
+# there, so a customer can pay before our sync has marked the invoice open, and a deleted payment
+# makes a paid invoice owed again. People here follow INVOICE_MACHINE.
 QUICKBOOKS_INVOICE_MACHINE: StateMachine[InvoiceStatus] = StateMachine(
     "invoice_from_quickbooks",
     {
-        InvoiceStatus.DRAFT: frozenset({InvoiceStatus.PAID}),
-        InvoiceStatus.READY: frozenset({InvoiceStatus.PAID}),
-        InvoiceStatus.SENT: frozenset({InvoiceStatus.PAID}),
-        InvoiceStatus.PAID: frozenset({InvoiceStatus.SENT}),
+        InvoiceStatus.DRAFT: _PAYABLE,
+        InvoiceStatus.OPEN: _PAYABLE - {InvoiceStatus.OPEN},
+        InvoiceStatus.PARTIALLY_PAID: _PAYABLE - {InvoiceStatus.PARTIALLY_PAID},
+        InvoiceStatus.PAID: _PAYABLE - {InvoiceStatus.PAID},
     },
 )
 
@@ -290,16 +298,23 @@ def invoice_item(
 def release_item(
     item: BillableItem, invoice: Invoice, *, at: datetime, actor: str, reason: str | None = None
 ) -> tuple[BillableItem, HistoryRecord]:
-    """Billable again, only when its own invoice was voided or credited."""
+    """Billable again, only when its own invoice was voided, deleted or credited, or no longer
+    lists it (its line was removed from a draft)."""
     if item.invoice_id != invoice.id:
         raise InvalidTransition(
             ITEM_MACHINE.name, item.status, ItemStatus.PENDING, f"not on invoice {invoice.id}"
         )
-    if invoice.status is not InvoiceStatus.VOID and invoice.credit_memo_id is None:
+    released = (InvoiceStatus.VOID, InvoiceStatus.DELETED)
+    if invoice.status not in released and invoice.credit_memo_id is None and item.id in invoice.item_ids:
         raise InvalidTransition(
-            ITEM_MACHINE.name, item.status, ItemStatus.PENDING, "invoice is neither void nor credited"
+            ITEM_MACHINE.name, item.status, ItemStatus.PENDING, "its invoice still bills it"
         )
-    why = reason or ("invoice voided" if invoice.status is InvoiceStatus.VOID else "invoice credited")
+    if reason is None:
+        if invoice.status in released:
+            reason = "invoice voided" if invoice.status is InvoiceStatus.VOID else "invoice deleted"
+        else:
+            reason = "invoice credited" if item.id in invoice.item_ids else "line removed from its invoice"
+    why = reason
     record = ITEM_MACHINE.transition(item.id, item.status, ItemStatus.PENDING, at=at, actor=actor, reason=why)
     return dataclasses.replace(item, status=ItemStatus.PENDING, invoice_id=None), record
 
@@ -323,17 +338,33 @@ def set_sync_status(
     return dataclasses.replace(invoice, sync_status=target), record
 
 
+def status_for_balance(current: InvoiceStatus, total: Decimal, balance: Decimal) -> InvoiceStatus:
+    """The payable status a balance implies: nothing left on a non-zero invoice is paid, something
+    paid or credited is partially paid, else open. A draft, void or deleted invoice keeps its
+    status (a draft is not payable: send it first)."""
+    if current not in _PAYABLE:
+        return current
+    if total > 0 and balance <= 0:
+        return InvoiceStatus.PAID
+    if balance < total:
+        return InvoiceStatus.PARTIALLY_PAID
+    return InvoiceStatus.OPEN
+
+
 def status_from_quickbooks_balance(
     current: InvoiceStatus, balance: Decimal | None, total: Decimal | None
 ) -> InvoiceStatus:
-    """The invoice status QuickBooks' copy implies: nothing left to pay on a non-zero invoice is
-    paid; something owed again on a paid one is sent. A void invoice, a zero invoice and an
-    unknown balance keep their status. The result is always `current` or an allowed transition."""
-    if balance is None or total is None or total <= 0 or current is InvoiceStatus.VOID:
+    """The status QuickBooks' copy implies: an invoice QuickBooks holds is at least open, and its
+    balance there says how much is paid. A void or deleted invoice, and an unknown balance, keep
+    their status. The result is always `current` or an allowed QuickBooks transition."""
+    if balance is None or total is None or current in (InvoiceStatus.VOID, InvoiceStatus.DELETED):
         return current
-    target = current
-    if balance == 0 and current is not InvoiceStatus.PAID:
-        target = InvoiceStatus.PAID
-    elif balance > 0 and current is InvoiceStatus.PAID:
-        target = InvoiceStatus.SENT
+    base = InvoiceStatus.OPEN if current is InvoiceStatus.DRAFT else current
+    target = status_for_balance(base, total, balance)
     return target if target is current or QUICKBOOKS_INVOICE_MACHINE.can(current, target) else current
+
+
+def is_overdue(status: InvoiceStatus, due_date: date | None, today: date) -> bool:
+    """Overdue is derived, never stored: something is still owed after the due date."""
+    owed = status in (InvoiceStatus.OPEN, InvoiceStatus.PARTIALLY_PAID)
+    return owed and due_date is not None and due_date < today

@@ -23,6 +23,8 @@ DOC_NUMBER_MAX = 21
 DISPLAY_NAME_MAX = 500
 ITEM_NAME_MAX = 100
 DESCRIPTION_MAX = 4000
+CUSTOMER_MEMO_MAX = 1000  # QuickBooks: CustomerMemo, max 1000 characters
+PRIVATE_NOTE_MAX = 4000  # QuickBooks: PrivateNote, max 4000 characters
 DEFAULT_TAXABLE_KINDS = ("goods",)
 MARKER_PREFIX = "fieldbill:invoice:"
 
@@ -90,6 +92,15 @@ def invoice_marker(tenant_id: str, invoice_id: str) -> str:
     return f"{MARKER_PREFIX}{tenant_id}:{invoice_id}"
 
 
+def private_note(memo: str | None, tenant_id: str, invoice_id: str) -> str:
+    """The memo (internal, never printed) and our marker, which must survive whole: the memo is cut."""
+    marker = invoice_marker(tenant_id, invoice_id)
+    if not memo:
+        return marker
+    room = PRIVATE_NOTE_MAX - len(marker) - 1
+    return f"{memo[:room]}\n{marker}"
+
+
 def has_marker(qbo_invoice: Mapping[str, Any], tenant_id: str, invoice_id: str) -> bool:
     return invoice_marker(tenant_id, invoice_id) in str(qbo_invoice.get("PrivateNote") or "")
 
@@ -119,10 +130,12 @@ def sales_line(line: LineLike, item_ref: str | None, settings: QboSettings) -> d
         # Our lines are built with the same rule; a mismatch is a bug and QuickBooks would say 6070.
         raise MappingError(f"line amount {amount} is not {qty} x {price} rounded to cents", "Line.Amount")
     kind = str(getattr(line.line_kind, "value", line.line_kind))
+    # A line a person marked taxable is taxed; otherwise the company's taxable line kinds decide.
+    taxable = bool(getattr(line, "taxable", False)) or kind in settings.taxable_line_kinds
     detail: dict[str, Any] = {
         "Qty": qty,
         "UnitPrice": price,
-        "TaxCodeRef": {"value": "TAX" if kind in settings.taxable_line_kinds else "NON"},
+        "TaxCodeRef": {"value": "TAX" if taxable else "NON"},
     }
     if item_ref:
         detail["ItemRef"] = {"value": item_ref}
@@ -155,8 +168,14 @@ def invoice_to_qbo(
     body: dict[str, Any] = {
         "CustomerRef": {"value": customer_ref},
         "Line": [sales_line(ln, item_refs.get(ln.product_id or ""), settings) for ln in lines],
-        "PrivateNote": invoice_marker(invoice.tenant_id, invoice.id),
+        "PrivateNote": private_note(getattr(invoice, "memo", None), invoice.tenant_id, invoice.id),
     }
+    message = getattr(invoice, "customer_message", None)
+    if message:
+        body["CustomerMemo"] = {"value": str(message)[:CUSTOMER_MEMO_MAX]}
+    email = getattr(invoice, "billing_email", None)
+    if email:
+        body["BillEmail"] = {"Address": str(email)}
     txn_date = _date(invoice.issue_date)
     if txn_date:
         body["TxnDate"] = txn_date

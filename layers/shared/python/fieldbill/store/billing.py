@@ -460,16 +460,19 @@ def invoice_record(invoice: dm.Invoice) -> Invoice:
                 quantity=ln.quantity,
                 unit_price=ln.unit_price,
                 amount=ln.amount,
-                work_date=ln.work_date.isoformat(),
+                work_date=ln.work_date.isoformat() if ln.work_date else None,
+                line_no=ln.line_no,
+                taxable=ln.taxable,
             )
             for ln in invoice.lines
         ],
-        item_ids=[ln.item_id for ln in invoice.lines],
+        item_ids=list(invoice.item_ids),
         subtotal=invoice.subtotal,
         total=invoice.total,
         balance=invoice.total,
         issue_date=invoice.issue_date.isoformat(),
         due_date=invoice.due_date.isoformat(),
+        terms_days=(invoice.due_date - invoice.issue_date).days,
         run_id=invoice.run_id,
     )
 

@@ -318,6 +318,22 @@ class InvoiceLine(MapAttribute[str, Any]):
     unit_price = DecimalAttribute()
     amount = DecimalAttribute()
     work_date = UnicodeAttribute(null=True)
+    line_no = NumberAttribute(null=True)
+    taxable = BooleanAttribute(default=False)
+
+
+class Payment(MapAttribute[str, Any]):
+    """A payment recorded here (source "fieldbill") or seen in QuickBooks (source "quickbooks")."""
+
+    id = UnicodeAttribute()
+    amount = DecimalAttribute()
+    date = UnicodeAttribute()
+    method = UnicodeAttribute(null=True)
+    reference = UnicodeAttribute(null=True)
+    source = UnicodeAttribute(default="fieldbill")
+    recorded_by = UnicodeAttribute(null=True)
+    recorded_at = UnicodeAttribute(null=True)
+    qbo_id = UnicodeAttribute(null=True)
 
 
 class Invoice(Entity, discriminator="Invoice"):
@@ -349,6 +365,17 @@ class Invoice(Entity, discriminator="Invoice"):
     # Our document number (<= 21 chars), sent as DocNumber when the company uses custom numbers.
     number = UnicodeAttribute(null=True)
     synced_at = UnicodeAttribute(null=True)
+    # The lifecycle (issue 13): terms, texts a person sets, sending, payments.
+    terms_days = NumberAttribute(null=True)
+    memo = UnicodeAttribute(null=True)
+    customer_message = UnicodeAttribute(null=True)
+    billing_email = UnicodeAttribute(null=True)
+    sent_at = UnicodeAttribute(null=True)
+    sent_via = UnicodeAttribute(null=True)  # email | marked | quickbooks
+    # Payments kept on the invoice (one write changes payments, balance and status together).
+    payments = ListAttribute(of=Payment, default=list)
+    amount_paid = DecimalAttribute(default=lambda: Decimal("0"))
+    amount_credited = DecimalAttribute(default=lambda: Decimal("0"))
 
     @staticmethod
     def key(tenant_id: str, invoice_id: str) -> str:

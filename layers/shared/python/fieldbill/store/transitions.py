@@ -10,6 +10,7 @@ writer wins or loses cleanly, and the audit trail can never disagree with the re
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +21,7 @@ from fieldbill.clock import now, now_iso
 from fieldbill.domain.errors import Conflict
 from fieldbill.domain.states import HistoryRecord, StateMachine
 from fieldbill.store import common
-from fieldbill.store.models import Entity
+from fieldbill.store.models import Entity, HistoryEntry
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,9 +48,11 @@ def change(
     actor: str,
     reason: str | None = None,
     extra: list[Action] | None = None,
+    more_history: Sequence[HistoryEntry] = (),
 ) -> Change:
     """Ask `machine` whether `current -> target` is allowed (InvalidTransition if not, Conflict if
-    already there) and build the write: status, history, updated_at, plus `extra` actions."""
+    already there) and build the write: status, history, updated_at, plus `extra` actions.
+    `more_history` goes into the same history append (one update may append only once)."""
     kind = _status_enum(machine)
     record = machine.transition(subject_id, kind(current), kind(target), at=now(), actor=actor, reason=reason)
     status_attr = getattr(model, attribute)
@@ -57,7 +60,9 @@ def change(
         status_attr.set(record.to_status),
         model.updated_at.set(now_iso()),
         model.history.set(
-            model.history.append([common.history_entry(actor, record.from_status, record.to_status, reason)])
+            model.history.append(
+                [common.history_entry(actor, record.from_status, record.to_status, reason), *more_history]
+            )
         ),
         *(extra or []),
     ]

@@ -172,17 +172,19 @@ class SyncBatch:
             invoice = self.prepared.take_invoice(tenant_id, entity_id) or invoice_sync.load(
                 tenant_id, entity_id
             )
-            if (
-                invoices.for_quickbooks(invoice)
-                and invoice is not None
-                and not invoices.already_synced(invoice)
-            ):
-                invoices.sync_invoice(self.tenants.get(tenant_id), invoice, maybe_sent)
+            if invoices.for_quickbooks(invoice) and invoice is not None:
+                if not invoices.already_synced(invoice):
+                    invoices.sync_invoice(self.tenants.get(tenant_id), invoice, maybe_sent)
+                else:
+                    invoices.open_if_draft(invoice)  # a redelivery after the sync was recorded
         elif message.kind == "void_invoice":
             logger.append_keys(invoice_id=entity_id)
             invoice = invoice_sync.load(tenant_id, entity_id)
             if invoice is None or not invoice.qbo_id:
                 logger.info("invoice never reached QuickBooks: nothing to void")
+                return
+            if invoice.status != "void":
+                logger.warning("invoice is not void here: QuickBooks' copy is left as it is")
                 return
             invoices.void_invoice(self.tenants.get(tenant_id), invoice)
         elif message.kind == "sync_contact":

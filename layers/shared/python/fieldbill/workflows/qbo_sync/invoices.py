@@ -12,12 +12,14 @@ import re
 from decimal import Decimal
 from typing import Any
 
+from fieldbill.domain.model import InvoiceStatus
 from fieldbill.observability import logger
 from fieldbill.quickbooks import mapping
 from fieldbill.quickbooks import metrics as qmetrics
 from fieldbill.quickbooks.client import quote, request_id
 from fieldbill.quickbooks.errors import Permanent, StaleObject, Transient
 from fieldbill.store import invoice_sync
+from fieldbill.store import invoices as lifecycle
 from fieldbill.store.models import Invoice
 from fieldbill.workflows.qbo_sync import references
 from fieldbill.workflows.qbo_sync.tenants import Tenant
@@ -55,6 +57,11 @@ def for_quickbooks(invoice: Invoice | None) -> bool:
         return False
     if invoice.destination != "quickbooks":
         logger.info("invoice is not for QuickBooks; nothing to sync")
+        return False
+    if invoice.status in (InvoiceStatus.VOID, InvoiceStatus.DELETED):
+        logger.info(
+            "invoice is void or deleted here; not sent to QuickBooks", extra={"status": invoice.status}
+        )
         return False
     return True
 
@@ -149,8 +156,9 @@ def update_invoice(tenant: Tenant, invoice: Invoice, body: dict[str, Any]) -> di
     for attempt in range(STALE_RETRIES + 1):
         rid = request_id("invoice-update", invoice.tenant_id, invoice.id, int(invoice.version), sync_token)
         try:
+            # Sparse: QuickBooks changes only the fields sent (the lines are sent whole).
             return tenant.client.update(
-                "Invoice", {**body, "Id": invoice.qbo_id, "SyncToken": sync_token}, rid
+                "Invoice", {**body, "Id": invoice.qbo_id, "SyncToken": sync_token, "sparse": True}, rid
             )
         except StaleObject:
             if attempt == STALE_RETRIES:
@@ -180,8 +188,16 @@ def mark_synced(tenant: Tenant, invoice: Invoice, result: dict[str, Any]) -> Non
     if not invoice_sync.mark_synced(invoice, result):
         logger.info("invoice changed during sync; its newer version syncs on its own message")
         return
+    open_if_draft(invoice)
     qmetrics.count("InvoicesSynced", tenant.realm_id)
     _log_synced(invoice, result)
+
+
+def open_if_draft(invoice: Invoice) -> None:
+    """A draft QuickBooks holds is open (issue 13). A separate write after the sync is recorded:
+    a redelivery of the message finds the invoice synced and opens it then (see the consumer)."""
+    if invoice.status == InvoiceStatus.DRAFT:
+        lifecycle.open_synced(invoice, ACTOR)
 
 
 def mark_synced_many(tenant: Tenant, settled: list[tuple[Invoice, dict[str, Any]]]) -> None:
@@ -194,6 +210,7 @@ def mark_synced_many(tenant: Tenant, settled: list[tuple[Invoice, dict[str, Any]
         return
     qmetrics.count("InvoicesSynced", tenant.realm_id, len(settled))
     for invoice, result in settled:
+        open_if_draft(invoice)
         _log_synced(invoice, result)
 
 

@@ -1,0 +1,201 @@
+"""Invoices after generation: find, read, edit, delete a draft, void, mark sent, pay, sync."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+
+from fieldbill.api import context, views
+from fieldbill.api import responses as out
+from fieldbill.api.errors import responses
+from fieldbill.api.schemas import Cursor, DayQuery, IdQuery, InvoicePatch, PageLimit, PaymentIn, ReasonIn
+from fieldbill.clock import today
+from fieldbill.domain import invoice_edits
+from fieldbill.domain.errors import ValidationError
+from fieldbill.store import invoices as invoice_store
+from fieldbill.workflows.invoices import commands
+from fieldbill.workflows.qbo_sync import enqueue
+
+router = APIGatewayHttpRouter()
+OK = responses()
+ACCEPTED = responses(202, "Accepted")
+
+InvoiceStatusName = Literal["draft", "open", "partially_paid", "paid", "void", "deleted"]
+SyncStatusName = Literal["not_synced", "pending", "synced", "error", "unknown"]
+DestinationName = Literal["quickbooks", "local"]
+# An amount filter: operator and amount, e.g. gte:100 or eq:0 (=, <, >, <=, >=).
+AmountFilter = Annotated[
+    str | None,
+    Query(
+        pattern=r"^(eq|lt|gt|lte|gte):[0-9]{1,10}(\.[0-9]{1,2})?$",
+        description="operator:amount with eq, lt, gt, lte or gte, e.g. gt:0",
+    ),
+]
+
+
+# ---------------------------------------------------------------------------- find and read
+@router.get(
+    "/invoices", summary="Find invoices (filters; newest issue date last)", tags=["invoices"], responses=OK
+)
+def list_invoices(
+    status: Annotated[InvoiceStatusName | None, Query(description="deleted ones only when asked")] = None,
+    sync_status: Annotated[SyncStatusName | None, Query()] = None,
+    destination: Annotated[DestinationName | None, Query()] = None,
+    contact_id: IdQuery = None,
+    issue_date_from: DayQuery = None,
+    issue_date_to: DayQuery = None,
+    due_date_from: DayQuery = None,
+    due_date_to: DayQuery = None,
+    overdue: Annotated[
+        Literal["true", "false"] | None, Query(description="derived from the due date")
+    ] = None,
+    total: AmountFilter = None,
+    balance: AmountFilter = None,
+    limit: PageLimit = 50,
+    cursor: Cursor = None,
+) -> out.Page[out.InvoiceOut]:
+    tenant = context.tenant_id(router)
+    for start, end, name in (
+        (issue_date_from, issue_date_to, "issue_date_to"),
+        (due_date_from, due_date_to, "due_date_to"),
+    ):
+        if start and end and end < start:
+            raise ValidationError(name, "must not be before the start of the range")
+    wanted = invoice_store.InvoiceFilter(
+        status=status,
+        sync_status=sync_status,
+        destination=destination,
+        contact_id=contact_id,
+        issue_date_from=issue_date_from,
+        issue_date_to=issue_date_to,
+        due_date_from=due_date_from,
+        due_date_to=due_date_to,
+        overdue=None if overdue is None else overdue == "true",
+        total=invoice_store.amount_filter("total", total),
+        balance=invoice_store.amount_filter("balance", balance),
+        today=today(),
+    )
+    records, next_cursor = invoice_store.find(tenant, wanted, limit, cursor)
+    return out.Page[out.InvoiceOut](items=[views.invoice(r) for r in records], next_cursor=next_cursor)
+
+
+@router.get(
+    "/invoices/<invoice_id>",
+    summary="Get an invoice with its lines, payments and badge",
+    tags=["invoices"],
+    responses=OK,
+)
+def get_invoice(invoice_id: str) -> out.InvoiceOut:
+    return views.invoice(invoice_store.get(context.tenant_id(router), invoice_id))
+
+
+# ---------------------------------------------------------------------------- change
+@router.patch(
+    "/invoices/<invoice_id>",
+    summary="Edit a draft or open invoice: lines, dates or terms, memo, message, billing email",
+    tags=["invoices"],
+    responses=OK,
+)
+def edit_invoice(invoice_id: str, body: InvoicePatch) -> out.InvoiceOut:
+    tenant = context.tenant_id(router)
+    given = body.model_fields_set
+    change = invoice_edits.InvoiceEdit(
+        lines=None
+        if body.lines is None
+        else tuple(invoice_edits.LineChange(**line.model_dump(exclude_unset=True)) for line in body.lines),
+        issue_date=body.issue_date,
+        due_date=body.due_date,
+        terms_days=body.terms_days,
+        texts={name: getattr(body, name) for name in invoice_store.TEXTS if name in given},
+    )
+    record = commands.edit(tenant, invoice_id, change, context.actor(router), body.version)
+    return views.invoice(record)
+
+
+@router.delete(
+    "/invoices/<invoice_id>",
+    summary="Delete a draft: its billable items become pending again (the record stays, deleted)",
+    tags=["invoices"],
+    responses=OK,
+)
+def delete_invoice(invoice_id: str) -> out.InvoiceOut:
+    tenant = context.tenant_id(router)
+    return views.invoice(commands.delete(tenant, invoice_id, context.actor(router), None))
+
+
+@router.post(
+    "/invoices/<invoice_id>/void",
+    summary="Void an open invoice (also in QuickBooks); its billable items become pending again",
+    tags=["invoices"],
+    responses=OK,
+)
+def void_invoice(invoice_id: str, body: ReasonIn) -> out.InvoiceOut:
+    tenant = context.tenant_id(router)
+    return views.invoice(commands.void(tenant, invoice_id, context.actor(router), body.reason))
+
+
+@router.post(
+    "/invoices/<invoice_id>/mark-sent",
+    summary="Mark an invoice sent without email: a draft becomes open",
+    tags=["invoices"],
+    responses=OK,
+)
+def mark_sent(invoice_id: str) -> out.InvoiceOut:
+    tenant = context.tenant_id(router)
+    return views.invoice(commands.mark_sent(tenant, invoice_id, context.actor(router)))
+
+
+@router.post(
+    "/invoices/<invoice_id>/payments",
+    summary="Record a payment: the balance goes down, the status follows (partially paid, paid)",
+    tags=["invoices"],
+    status_code=201,
+    responses=responses(201, "Created"),
+)
+def record_payment(invoice_id: str, body: PaymentIn) -> out.InvoiceOut:
+    tenant = context.tenant_id(router)
+    record = commands.record_payment(
+        tenant,
+        invoice_id,
+        payment_id=body.id or uuid.uuid4().hex,
+        amount=body.amount,
+        paid_on=(body.date or today()).isoformat(),
+        method=body.method,
+        reference=body.reference,
+        actor=context.actor(router),
+    )
+    return views.invoice(record)
+
+
+@router.delete(
+    "/invoices/<invoice_id>/payments/<payment_id>",
+    summary="Remove a payment recorded by mistake: the balance and status follow",
+    tags=["invoices"],
+    responses=OK,
+)
+def remove_payment(invoice_id: str, payment_id: str) -> out.InvoiceOut:
+    tenant = context.tenant_id(router)
+    return views.invoice(commands.remove_payment(tenant, invoice_id, payment_id, context.actor(router), None))
+
+
+@router.post(
+    "/invoices/<invoice_id>/sync",
+    summary="Queue an invoice for sync to QuickBooks (202)",
+    tags=["invoices"],
+    status_code=202,
+    responses=ACCEPTED,
+)
+def sync_invoice(invoice_id: str) -> out.SyncAccepted:
+    tenant = context.tenant_id(router)
+    invoice = invoice_store.get(tenant, invoice_id)
+    if invoice.destination != "quickbooks":
+        raise ValidationError("destination", "this invoice is kept locally; it does not sync")
+    if invoice.status in ("void", "deleted"):
+        raise ValidationError("status", f"a {invoice.status} invoice cannot be synced")
+    if invoice.sync_status in ("pending", "synced", "unknown"):
+        return out.SyncAccepted(invoice_id=invoice.id, sync_status=invoice.sync_status)
+    enqueue.enqueue_invoices([invoice], context.actor(router))
+    return out.SyncAccepted(invoice_id=invoice.id, sync_status="pending")

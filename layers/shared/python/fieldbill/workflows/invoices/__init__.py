@@ -1,0 +1,1 @@
+"""The invoice lifecycle after generation: edit, delete, void, send, payments (issue 13)."""

@@ -1,0 +1,104 @@
+"""Commands on one invoice: the store decides and writes, QuickBooks is told through the queue.
+
+The local change is written first (one conditional write or transaction), then QuickBooks' part
+is queued. If the queue refuses the message, the invoice says so: an edit's sync is marked failed
+with the reason (POST /invoices/{id}/sync queues it again); a void answers 503 and a second void
+of the now void invoice queues QuickBooks' void again (a retry is always safe).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from fieldbill.domain import invoice_edits
+from fieldbill.domain.errors import InvalidTransition, Unavailable
+from fieldbill.domain.model import InvoiceStatus
+from fieldbill.observability import logger
+from fieldbill.store import invoice_sync, invoices
+from fieldbill.store.models import Invoice
+from fieldbill.workflows.messages import QboSyncMessage
+from fieldbill.workflows.qbo_sync import enqueue
+
+
+def _message(kind: str, record: Invoice) -> QboSyncMessage:
+    return QboSyncMessage(
+        kind=kind,  # type: ignore[arg-type]
+        tenant_id=record.tenant_id,
+        entity_id=record.id,
+        run_id=record.run_id,
+        version=int(record.version),
+    )
+
+
+def edit(
+    tenant_id: str,
+    invoice_id: str,
+    change: invoice_edits.InvoiceEdit,
+    actor: str,
+    expected_version: int | None = None,
+) -> Invoice:
+    record, to_quickbooks = invoices.edit(tenant_id, invoice_id, change, actor, expected_version)
+    if to_quickbooks:
+        try:
+            enqueue.send([_message("sync_invoice", record)])
+        except Exception as exc:
+            logger.exception("an edited invoice could not be queued for QuickBooks")
+            error: dict[str, Any] = {"code": "not_queued", "message": str(exc)[:500]}
+            invoice_sync.mark_error(record, error, "not queued for QuickBooks: POST /invoices/{id}/sync")
+            record = invoices.get(tenant_id, invoice_id)
+    return record
+
+
+def delete(tenant_id: str, invoice_id: str, actor: str, reason: str | None) -> Invoice:
+    return invoices.delete_draft(tenant_id, invoice_id, actor, reason)
+
+
+def void(tenant_id: str, invoice_id: str, actor: str, reason: str | None) -> Invoice:
+    try:
+        record, in_quickbooks = invoices.void(tenant_id, invoice_id, actor, reason)
+    except InvalidTransition:
+        record = invoices.get(tenant_id, invoice_id)
+        if record.status != InvoiceStatus.VOID:
+            raise
+        # Already void here: a retry after QuickBooks' part was not queued. Queue it again.
+        in_quickbooks = bool(record.qbo_id) or record.sync_status in invoices.IN_FLIGHT
+    if in_quickbooks:
+        try:
+            enqueue.send([_message("void_invoice", record)])
+        except Exception as exc:
+            logger.exception("QuickBooks' void could not be queued")
+            raise Unavailable("voided here; QuickBooks' void could not be queued: void it again") from exc
+    return record
+
+
+def mark_sent(tenant_id: str, invoice_id: str, actor: str, via: str = "marked") -> Invoice:
+    return invoices.mark_sent(tenant_id, invoice_id, actor, via)
+
+
+def record_payment(
+    tenant_id: str,
+    invoice_id: str,
+    *,
+    payment_id: str,
+    amount: Decimal,
+    paid_on: str,
+    method: str | None,
+    reference: str | None,
+    actor: str,
+) -> Invoice:
+    payment = {
+        "id": payment_id,
+        "amount": amount,
+        "date": paid_on,
+        "method": method,
+        "reference": reference,
+        "source": "fieldbill",
+    }
+    return invoices.record_payment(tenant_id, invoice_id, payment, actor)
+
+
+def remove_payment(
+    tenant_id: str, invoice_id: str, payment_id: str, actor: str, reason: str | None
+) -> Invoice:
+    return invoices.remove_payment(tenant_id, invoice_id, payment_id, actor, reason)

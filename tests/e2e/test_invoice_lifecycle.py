@@ -1,0 +1,290 @@
+"""Issue 13: an invoice after it is generated, over HTTP on the whole local stack.
+
+Edit a draft (totals right), edit a synced invoice (QuickBooks holds the new version), delete a
+draft (items pending again and billed by the next run), void (QuickBooks voided, items billable
+again), mark sent, payments (balance and status follow), illegal changes answer 409 and write
+nothing, and each filter of the list.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from tests.conftest import Client, wait_for
+
+
+def _work(api: Client, contact: str = "c-1", entries: int = 2, day: int = 5) -> None:
+    """A contact with a billable task at 80.00/hour and `entries` stopped hour-long time entries."""
+    api.ok(
+        "POST",
+        "/contacts",
+        json={"id": contact, "name": f"Pools {contact}", "email": f"{contact}@example.com"},
+    )
+    task = f"task-{contact}"
+    api.ok(
+        "POST",
+        "/tasks",
+        json={
+            "id": task,
+            "title": "Pool service",
+            "client_contact_id": contact,
+            "billable": True,
+            "status": "done",
+            "unit_price": "80.00",
+        },
+    )
+    for n in range(entries):
+        entry = f"e-{contact}-{n}"
+        start = f"2026-10-{day + n:02d}T09:00:00+00:00"
+        api.ok("POST", f"/tasks/{task}/entries", json={"id": entry, "kind": "time", "started_at": start})
+        api.ok(
+            "POST", f"/tasks/{task}/entries/{entry}/stop", json={"stopped_at": start.replace("T09", "T10")}
+        )
+
+
+def _run(api: Client, **body: Any) -> list[dict[str, Any]]:
+    run = api.ok("POST", "/billing-runs", json={"grouping": "per_contact", **body}, expect=202)
+    run = api.wait_run(run["id"])
+    assert run["status"] == "succeeded", run
+    return [i for i in api.ok("GET", "/invoices?limit=200")["items"] if i["run_id"] == run["id"]]
+
+
+def _product(api: Client, product_id: str = "p-filter", price: str = "12.50") -> str:
+    api.ok(
+        "POST", "/products", json={"id": product_id, "name": "Filter cartridge", "default_unit_price": price}
+    )
+    return product_id
+
+
+def _pending(api: Client) -> list[str]:
+    return sorted(i["id"] for i in api.ok("GET", "/billable-items?status=pending")["items"])
+
+
+# ---------------------------------------------------------------------------- edit
+def test_editing_a_draft_recomputes_totals_and_releases_removed_lines(client: Client):
+    api = client
+    _work(api)
+    product = _product(api)
+    (invoice,) = _run(api, issue_date="2026-10-31")
+    assert (invoice["status"], invoice["destination"], invoice["total"]) == ("draft", "local", "160.00")
+    first, second = invoice["lines"]
+    # When a person keeps line 1 at 1.5 hours, drops line 2, adds a filter, sets Net-15 and texts
+    edited = api.ok(
+        "PATCH",
+        f"/invoices/{invoice['id']}",
+        json={
+            "version": invoice["version"],
+            "lines": [
+                {"line_no": first["line_no"], "quantity": "1.5", "description": "Weekly service"},
+                {
+                    "description": "Filter cartridge",
+                    "quantity": 2,
+                    "unit_price": "12.50",
+                    "product_id": product,
+                    "taxable": True,
+                },
+            ],
+            "terms_days": 15,
+            "memo": "gate code 1234",
+            "customer_message": "Thank you!",
+            "billing_email": "ap@example.com",
+        },
+    )
+    # Then the totals come from the money rules, the due date from the terms
+    assert [(ln["description"], ln["quantity"], ln["amount"], ln["taxable"]) for ln in edited["lines"]] == [
+        ("Weekly service", "1.5", "120.00", False),
+        ("Filter cartridge", "2", "25.00", True),
+    ]
+    assert (edited["subtotal"], edited["total"], edited["balance"]) == ("145.00", "145.00", "145.00")
+    assert (edited["issue_date"], edited["due_date"], edited["terms_days"]) == (
+        "2026-10-31",
+        "2026-11-15",
+        15,
+    )
+    assert edited["version"] == invoice["version"] + 1
+    assert (edited["memo"], edited["customer_message"], edited["billing_email"]) == (
+        "gate code 1234",
+        "Thank you!",
+        "ap@example.com",
+    )
+    # And the removed line's billable item is pending again (billable on the next run)
+    assert _pending(api) == [second["item_id"]]
+    assert edited["item_ids"] == [first["item_id"]]
+    # And an edit against the old version is refused and changes nothing
+    stale = api.patch(f"/invoices/{invoice['id']}", json={"version": invoice["version"], "memo": "x"})
+    assert stale.status_code == 409, stale.text
+    assert api.ok("GET", f"/invoices/{invoice['id']}") == edited
+
+
+def test_a_bad_edit_names_the_field_and_changes_nothing(client: Client):
+    api = client
+    _work(api, entries=1)
+    (invoice,) = _run(api)
+    for body, field in (
+        ({"lines": [{"line_no": 99}]}, "lines[0].line_no"),
+        ({"lines": [{"description": "no price"}]}, "lines[0].quantity"),
+        (
+            {"lines": [{"description": "x", "quantity": 1, "unit_price": 1, "product_id": "nope"}]},
+            "lines[0].product_id",
+        ),
+        ({"due_date": "2020-01-01"}, "due_date"),
+        ({"lines": []}, "lines"),
+        ({"terms_days": "30"}, "terms_days"),
+    ):
+        response = api.patch(f"/invoices/{invoice['id']}", json=body)
+        assert response.status_code in (400, 422), (body, response.text)
+        assert field in response.text, (body, response.text)
+    assert api.ok("GET", f"/invoices/{invoice['id']}") == invoice
+
+
+def test_editing_a_synced_invoice_updates_quickbooks_with_its_sync_token(stack, connected_client: Client):
+    api = connected_client
+    realm = api.ok("GET", "/quickbooks/connection")["realm_id"]
+    _work(api, entries=1)
+    (invoice,) = _run(api)
+    # Given the invoice in QuickBooks (synced: open)
+    assert (invoice["sync_status"], invoice["status"]) == ("synced", "open")
+    before = stack.emulator.entity(realm, "Invoice", invoice["qbo_id"])
+    # When its quantity is changed here
+    api.ok("PATCH", f"/invoices/{invoice['id']}", json={"lines": [{"line_no": 1, "quantity": "2.25"}]})
+
+    # Then QuickBooks holds the new version (same invoice, SyncToken advanced) and ours is synced at it
+    def updated() -> dict[str, Any] | None:
+        ours = api.ok("GET", f"/invoices/{invoice['id']}")
+        done = ours["sync_status"] == "synced" and ours["qbo_synced_version"] == ours["version"]
+        return ours if done else None
+
+    ours = wait_for(updated, timeout=30, what="edit synced")
+    after = stack.emulator.entity(realm, "Invoice", invoice["qbo_id"])
+    assert Decimal(str(after["TotalAmt"])) - Decimal(
+        str(after.get("TxnTaxDetail", {}).get("TotalTax", 0))
+    ) == Decimal("180.00")
+    assert int(after["SyncToken"]) > int(before["SyncToken"])
+    assert [q["Id"] for q in stack.emulator.entities(realm, "Invoice")] == [invoice["qbo_id"]]
+    assert ours["total"] == "180.00" and ours["status"] == "open"
+
+
+# ---------------------------------------------------------------------------- delete and void
+def test_deleting_a_draft_makes_its_items_billable_on_the_next_run(client: Client):
+    api = client
+    _work(api)
+    (invoice,) = _run(api)
+    deleted = api.ok("DELETE", f"/invoices/{invoice['id']}")
+    assert deleted["status"] == "deleted"
+    # Then its items are pending again, the list no longer shows it (unless asked), and the next
+    # run bills them again on a new invoice
+    assert _pending(api) == sorted(invoice["item_ids"])
+    assert invoice["id"] not in [i["id"] for i in api.ok("GET", "/invoices")["items"]]
+    assert [i["id"] for i in api.ok("GET", "/invoices?status=deleted")["items"]] == [invoice["id"]]
+    (again,) = _run(api)
+    assert sorted(again["item_ids"]) == sorted(invoice["item_ids"]) and again["id"] != invoice["id"]
+    # And a second delete is refused (409 naming the statuses) and changes nothing
+    refused = api.delete(f"/invoices/{invoice['id']}")
+    assert refused.status_code == 409, refused.text
+    assert api.ok("GET", f"/invoices/{invoice['id']}") == deleted
+
+
+def test_voiding_voids_in_quickbooks_and_makes_items_billable_again(stack, connected_client: Client):
+    api = connected_client
+    realm = api.ok("GET", "/quickbooks/connection")["realm_id"]
+    _work(api)
+    (invoice,) = _run(api)
+    assert invoice["status"] == "open"
+    voided = api.ok("POST", f"/invoices/{invoice['id']}/void", json={"reason": "wrong customer"})
+    assert (voided["status"], voided["balance"]) == ("void", "0")
+    assert _pending(api) == sorted(invoice["item_ids"])
+    wait_for(
+        lambda: Decimal(str(stack.emulator.entity(realm, "Invoice", invoice["qbo_id"])["TotalAmt"])) == 0,
+        timeout=30,
+        what="voided in QuickBooks",
+    )
+    # A void invoice cannot be paid, edited or deleted
+    for method, path, body in (
+        ("POST", f"/invoices/{invoice['id']}/payments", {"amount": "1.00"}),
+        ("PATCH", f"/invoices/{invoice['id']}", {"memo": "x"}),
+        ("DELETE", f"/invoices/{invoice['id']}", None),
+    ):
+        response = api.request(method, path, json=body)
+        assert response.status_code == 409, (path, response.text)
+        assert response.json()["error"]["current"] == "void"
+
+
+# ---------------------------------------------------------------------------- send and pay
+def test_payments_move_the_balance_and_status(client: Client):
+    api = client
+    _work(api)
+    (invoice,) = _run(api)
+    path = f"/invoices/{invoice['id']}"
+    # A draft takes no payment: 409 naming the statuses, nothing written
+    refused = api.post(f"{path}/payments", json={"amount": "10.00"})
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["error"]["current"] == "draft"
+    sent = api.ok("POST", f"{path}/mark-sent")
+    assert (sent["status"], sent["sent_via"]) == ("open", "marked") and sent["sent_at"]
+    part = api.ok(
+        "POST",
+        f"{path}/payments",
+        json={"id": "pay-1", "amount": "60.00", "date": "2026-11-02", "method": "check", "reference": "1001"},
+    )
+    assert (part["status"], part["balance"], part["amount_paid"]) == ("partially_paid", "100.00", "60.00")
+    # A retry with the same payment id records it once
+    again = api.ok("POST", f"{path}/payments", json={"id": "pay-1", "amount": "60.00"})
+    assert (again["balance"], len(again["payments"])) == ("100.00", 1)
+    over = api.post(f"{path}/payments", json={"amount": "100.01"})
+    assert over.status_code == 422 and "amount" in over.text, over.text
+    paid = api.ok("POST", f"{path}/payments", json={"amount": "100.00", "method": "card"})
+    assert (paid["status"], paid["balance"], paid["amount_paid"]) == ("paid", "0.00", "160.00")
+    # Removing a payment makes it owed again
+    back = api.ok("DELETE", f"{path}/payments/pay-1")
+    assert (back["status"], back["balance"], back["amount_paid"]) == ("partially_paid", "60.00", "100.00")
+    # A paid (or partly paid) invoice is not edited or voided
+    assert api.patch(path, json={"memo": "x"}).status_code == 409
+    assert api.post(f"{path}/void", json={}).status_code == 409
+
+
+# ---------------------------------------------------------------------------- find
+def test_each_filter_of_the_invoice_list(client: Client):
+    api = client
+    _work(api, "c-a", entries=1, day=3)
+    _work(api, "c-b", entries=2, day=10)
+    _work(api, "c-c", entries=3, day=20)
+    invoices = {i["contact_id"]: i for i in _run(api, issue_date="2026-10-31")}
+    a, b, c = invoices["c-a"], invoices["c-b"], invoices["c-c"]
+    api.ok("PATCH", f"/invoices/{c['id']}", json={"due_date": "2099-01-31"})
+    api.ok("POST", f"/invoices/{b['id']}/mark-sent")
+    api.ok("POST", f"/invoices/{c['id']}/mark-sent")
+    api.ok("POST", f"/invoices/{c['id']}/payments", json={"amount": "40.00"})
+    api.ok("PATCH", f"/invoices/{a['id']}", json={"issue_date": "2026-09-30", "due_date": "2026-10-01"})
+    api.ok("PATCH", f"/invoices/{b['id']}", json={"due_date": "2026-11-01"})
+
+    def ids(query: str) -> list[str]:
+        return sorted(i["contact_id"] for i in api.ok("GET", f"/invoices?{query}")["items"])
+
+    assert ids("status=open") == ["c-b"]
+    assert ids("status=partially_paid") == ["c-c"]
+    assert ids("sync_status=not_synced") == ["c-a", "c-b", "c-c"]
+    assert ids("destination=local") == ["c-a", "c-b", "c-c"]
+    assert ids("destination=quickbooks") == []
+    assert ids("contact_id=c-b") == ["c-b"]
+    assert ids("issue_date_from=2026-10-01") == ["c-b", "c-c"]
+    assert ids("issue_date_to=2026-09-30") == ["c-a"]
+    assert ids("due_date_from=2026-10-02&due_date_to=2026-11-01") == ["c-b"]
+    assert ids("overdue=true") == ["c-b"]  # c-a is a draft: nothing is owed on it yet
+    assert ids("overdue=false") == ["c-a", "c-c"]
+    assert ids("total=gt:100") == ["c-b", "c-c"]
+    assert ids("total=eq:80") == ["c-a"]
+    assert ids("balance=lte:200") == ["c-a", "c-b", "c-c"]
+    assert ids("balance=lt:200") == ["c-a", "c-b"]
+    assert ids("balance=gte:200") == ["c-c"]
+    overdue = api.ok("GET", "/invoices?overdue=true")["items"]
+    assert [i["overdue"] for i in overdue] == [True]
+    # An unknown filter, a bad operator or an upside-down range is a 400/422 naming it
+    for query, name in (
+        ("colour=red", "colour"),
+        ("balance=ne:1", "balance"),
+        ("total=gt:abc", "total"),
+        ("issue_date_from=2026-11-01&issue_date_to=2026-10-01", "issue_date_to"),
+    ):
+        response = api.get(f"/invoices?{query}")
+        assert response.status_code in (400, 422) and name in response.text, (query, response.text)
