@@ -1,0 +1,163 @@
+"""Issue 13's money rules over random sequences of commands, through the real store on moto.
+
+After every command (edit lines, delete a draft, mark sent, void, pay, remove a payment, generate
+again from what is pending), read back from the table:
+- every invoice's total is the sum of its lines, each line Qty x UnitPrice rounded half-up;
+- balance = total - payments - credits, never negative, and amount_paid is the sum of payments;
+- no billable item is on two live invoices, and an invoiced item's invoice lists it;
+- every item of a deleted or void invoice is pending again (or on a newer live invoice).
+A refused command (InvalidTransition, ValidationError, Conflict) must change nothing.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import date
+from decimal import Decimal
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fieldbill.domain import invoice_edits
+from fieldbill.domain import model as dm
+from fieldbill.domain.errors import Conflict, DomainError
+from fieldbill.domain.money import line_amount
+from fieldbill.store import invoices as store
+from fieldbill.store.models import BillableItem, Entity, Invoice
+from fieldbill.workflows.billing import pages as billing
+from tests.integration.seed import seed_work
+
+ISSUE = date(2026, 11, 1)
+LIVE = {"draft", "open", "partially_paid", "paid"}
+ACTOR = "prop"
+
+COMMANDS = st.lists(
+    st.tuples(
+        st.sampled_from(["edit", "delete", "send", "void", "pay", "unpay", "generate"]),
+        st.integers(0, 1_000_000),  # picks the invoice, the line, the amount
+    ),
+    min_size=1,
+    max_size=14,
+)
+
+
+def _invoices(tenant: str) -> list[Invoice]:
+    return [
+        i
+        for i in Entity.gsi1.query(Invoice.list_key(tenant), consistent_read=False)
+        if isinstance(i, Invoice)
+    ]
+
+
+def _items(tenant: str) -> dict[str, BillableItem]:
+    found: dict[str, BillableItem] = {}
+    for status in ("pending", "invoiced"):
+        for item in Entity.gsi1.query(BillableItem.status_key(tenant, status)):
+            if isinstance(item, BillableItem):
+                found[item.id] = item
+    return found
+
+
+def _fresh(tenant: str) -> list[Invoice]:
+    return sorted((store.get(tenant, i.id) for i in _invoices(tenant)), key=lambda i: i.id)
+
+
+def _check(tenant: str) -> None:
+    invoices = _fresh(tenant)
+    items = {i.id: BillableItem.get(i.pk, i.sk, consistent_read=True) for i in _items(tenant).values()}
+    holder: dict[str, str] = {}
+    for inv in invoices:
+        assert inv.total == sum((ln.amount for ln in inv.lines), Decimal(0)), inv.id
+        for ln in inv.lines:
+            assert ln.amount == line_amount(ln.quantity, ln.unit_price)
+        paid = sum((p.amount for p in inv.payments or []), Decimal(0))
+        assert Decimal(inv.amount_paid) == paid
+        if inv.status in LIVE:
+            assert inv.balance == inv.total - paid - Decimal(inv.amount_credited or 0)
+            assert inv.balance >= 0
+            assert sorted(inv.item_ids) == sorted(ln.item_id for ln in inv.lines if ln.item_id)
+            for item_id in inv.item_ids:
+                assert item_id not in holder, f"item {item_id} on {holder.get(item_id)} and {inv.id}"
+                holder[item_id] = inv.id
+    for item in items.values():
+        if item.status == "invoiced":
+            assert holder.get(item.id) == item.invoice_id, item.id
+        else:
+            assert item.id not in holder, f"pending item {item.id} is on {holder[item.id]}"
+    # Every item a deleted or void invoice had is pending again, or on a newer live invoice
+    for inv in invoices:
+        if inv.status not in LIVE:
+            for item_id in inv.item_ids:
+                assert items[item_id].status == "pending" or holder.get(item_id) not in (None, inv.id)
+
+
+def _snapshot(tenant: str) -> tuple:
+    invoices = tuple((i.id, i.status, i.version, i.total, i.balance, i.amount_paid) for i in _fresh(tenant))
+    items = tuple(sorted((i.id, i.status, i.invoice_id) for i in _items(tenant).values()))
+    return invoices, items
+
+
+def _apply(tenant: str, command: str, pick: int, step: int) -> None:
+    rng = random.Random(pick)
+    invoices = _fresh(tenant)
+    invoice = rng.choice(invoices) if invoices else None
+    if command == "generate" or invoice is None:
+        pending = [i for i in _items(tenant).values() if i.status == "pending"]
+        if pending:
+            billing.generate(
+                tenant, ACTOR, f"r{step}", dm.GroupingMode.PER_CONTACT, pending, ISSUE, dm.Destination.LOCAL
+            )
+        return
+    if command == "edit":
+        lines = list(store.lines_to_domain(invoice))
+        keep = [ln for ln in lines if rng.random() < 0.7] or lines[:1]
+        changes = [
+            invoice_edits.LineChange(line_no=ln.line_no, quantity=Decimal(rng.randint(1, 400)) / 100)
+            if rng.random() < 0.5
+            else invoice_edits.LineChange(line_no=ln.line_no)
+            for ln in keep
+        ]
+        store.edit(tenant, invoice.id, invoice_edits.InvoiceEdit(lines=tuple(changes)), ACTOR)
+    elif command == "delete":
+        store.delete_draft(tenant, invoice.id, ACTOR, None)
+    elif command == "send":
+        store.mark_sent(tenant, invoice.id, ACTOR, "marked")
+    elif command == "void":
+        store.void(tenant, invoice.id, ACTOR, None)
+    elif command == "pay":
+        # Sometimes more than is owed (refused), sometimes exactly the balance, else a part of it
+        balance = Decimal(invoice.balance or 0)
+        amount = rng.choice([balance, balance + Decimal("0.01"), (balance / 3).quantize(Decimal("0.01"))])
+        store.record_payment(
+            tenant,
+            invoice.id,
+            {"id": f"p{step}", "amount": amount, "date": "2026-11-05", "source": "fieldbill"},
+            ACTOR,
+        )
+    elif command == "unpay" and invoice.payments:
+        store.remove_payment(tenant, invoice.id, rng.choice(invoice.payments).id, ACTOR, None)
+
+
+@settings(
+    max_examples=12,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(commands=COMMANDS, seed=st.integers(0, 1000))
+def test_property_money_and_items_hold_over_any_sequence_of_commands(stack, commands, seed):
+    tenant = f"t-{uuid.uuid4().hex[:10]}"
+    seed_work(tenant, contacts=2, entries_per_contact=3, rng=random.Random(seed), mileage_share=0.5)
+    billing.compile_all(tenant, ACTOR, billing.Scope(), limit=50)
+    _apply(tenant, "generate", 0, 0)
+    _check(tenant)
+    for step, (command, pick) in enumerate(commands, start=1):
+        before = _snapshot(tenant)
+        try:
+            _apply(tenant, command, pick, step)
+        except Conflict:
+            assert _snapshot(tenant) == before, f"a refused {command} changed something"
+        except DomainError:
+            assert _snapshot(tenant) == before, f"a refused {command} changed something"
+        _check(tenant)
