@@ -288,3 +288,60 @@ def test_each_filter_of_the_invoice_list(client: Client):
     ):
         response = api.get(f"/invoices?{query}")
         assert response.status_code in (400, 422) and name in response.text, (query, response.text)
+
+
+def test_a_payment_recorded_here_reaches_quickbooks_and_the_account_balances_agree(
+    stack, connected_client: Client
+):
+    api = connected_client
+    realm = api.ok("GET", "/quickbooks/connection")["realm_id"]
+    _work(api, entries=2)
+    (invoice,) = _run(api)
+    assert (invoice["status"], invoice["total"]) == ("open", "160.00")
+    path = f"/invoices/{invoice['id']}"
+    # When a check of 60.00 is recorded here
+    paid = api.ok(
+        "POST",
+        f"{path}/payments",
+        json={"id": "chk-1", "amount": "60.00", "method": "check", "reference": "1001"},
+    )
+    assert (paid["status"], paid["balance"]) == ("partially_paid", "100.00")
+
+    # Then QuickBooks holds one Payment of 60.00 against that invoice, linked to ours
+    def linked() -> dict[str, Any] | None:
+        ours = api.ok("GET", path)
+        return ours if ours["payments"][0].get("qbo_id") else None
+
+    ours = wait_for(linked, timeout=30, what="payment in QuickBooks")
+    payment = stack.emulator.entity(realm, "Payment", ours["payments"][0]["qbo_id"])
+    assert Decimal(str(payment["TotalAmt"])) == Decimal("60.00")
+    assert payment["Line"][0]["LinkedTxn"][0]["TxnId"] == invoice["qbo_id"]
+    assert Decimal(str(stack.emulator.entity(realm, "Invoice", invoice["qbo_id"])["Balance"])) == Decimal(
+        "100.00"
+    )
+
+    # And the contact's account balance here equals QuickBooks' customer balance
+    def agreed(expected: str) -> dict[str, Any] | None:
+        balance = api.ok("GET", "/contacts/c-1/balance")
+        return balance if (balance["differs_by"], balance["account_balance"]) == ("0.00", expected) else None
+
+    balance = wait_for(lambda: agreed("100.00"), timeout=30, what="balances agree")
+    assert (balance["account_balance"], balance["quickbooks_balance"], balance["open_invoices"]) == (
+        "100.00",
+        "100.00",
+        1,
+    )
+    # When the payment is removed here, QuickBooks' payment is deleted and the balances are whole again
+    back = api.ok("DELETE", f"{path}/payments/chk-1")
+    assert (back["status"], back["balance"]) == ("open", "160.00")
+    wait_for(
+        lambda: (
+            Decimal(str(stack.emulator.entity(realm, "Invoice", invoice["qbo_id"])["Balance"]))
+            == Decimal("160.00")
+        ),
+        timeout=30,
+        what="payment deleted in QuickBooks",
+    )
+    wait_for(lambda: agreed("160.00"), timeout=30, what="balances agree again")
+    # An unknown contact is a 404 in the shared shape
+    assert api.get("/contacts/nobody/balance").status_code == 404

@@ -215,6 +215,19 @@ class PaymentOut(Out):
     recorded_by: str | None = None
     recorded_at: str | None = None
     qbo_id: str | None = None
+    qbo_error: dict[str, Any] | None = Field(default=None, description="QuickBooks refused it: why")
+
+
+class AccountBalanceOut(Out):
+    contact_id: str
+    account_balance: DecimalText = Field(description="open invoices' balances minus unapplied credits")
+    open_invoices: int
+    quickbooks_balance: DecimalText | None = Field(
+        default=None, description="the customer's balance QuickBooks last reported (null: not linked)"
+    )
+    differs_by: DecimalText | None = Field(
+        default=None, description="account_balance - quickbooks_balance; 0 when both agree"
+    )
 
 
 class InvoiceOut(Badged):

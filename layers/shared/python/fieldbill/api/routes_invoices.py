@@ -13,7 +13,7 @@ from fieldbill.api import responses as out
 from fieldbill.api.errors import responses
 from fieldbill.api.schemas import Cursor, DayQuery, IdQuery, InvoicePatch, PageLimit, PaymentIn, ReasonIn
 from fieldbill.clock import today
-from fieldbill.domain import invoice_edits
+from fieldbill.domain import invoice_edits, money, payments
 from fieldbill.domain.errors import ValidationError
 from fieldbill.store import invoices as invoice_store
 from fieldbill.workflows.invoices import commands
@@ -199,3 +199,22 @@ def sync_invoice(invoice_id: str) -> out.SyncAccepted:
         return out.SyncAccepted(invoice_id=invoice.id, sync_status=invoice.sync_status)
     enqueue.enqueue_invoices([invoice], context.actor(router))
     return out.SyncAccepted(invoice_id=invoice.id, sync_status="pending")
+
+
+@router.get(
+    "/contacts/<contact_id>/balance",
+    summary="A contact's account balance, beside the one QuickBooks reports for its customer",
+    tags=["invoices"],
+    responses=OK,
+)
+def contact_balance(contact_id: str) -> out.AccountBalanceOut:
+    found = invoice_store.account_balance(context.tenant_id(router), contact_id)
+    ours = payments.account_balance(found.open_balances, [])
+    theirs = None if found.quickbooks_balance is None else money.cents(found.quickbooks_balance)
+    return out.AccountBalanceOut(
+        contact_id=contact_id,
+        account_balance=views.decimal_text(ours),
+        open_invoices=len(found.open_balances),
+        quickbooks_balance=None if theirs is None else views.decimal_text(theirs),
+        differs_by=None if theirs is None else views.decimal_text(ours - theirs),
+    )

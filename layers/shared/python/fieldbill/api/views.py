@@ -127,7 +127,10 @@ def invoice(record: Invoice) -> out.InvoiceOut:
             out.InvoiceLineOut.model_validate({k: v for k, v in plain(line).items() if v is not None})
             for line in record.lines or []
         ],
-        payments=[out.PaymentOut.model_validate(plain(p)) for p in record.payments or []],
+        payments=[
+            out.PaymentOut.model_validate({k: v for k, v in plain(p).items() if v is not None})
+            for p in record.payments or []
+        ],
         overdue=states.is_overdue(InvoiceStatus(record.status), due, today()),
         badge=str(badge.badge),
         badge_detail=badge.detail,

@@ -177,6 +177,16 @@ class QboClient:
         )
         return dict(answer[entity])
 
+    def delete(self, entity: str, entity_id: str, sync_token: str, requestid: str) -> dict[str, Any]:
+        answer = self._call(
+            "POST",
+            entity.lower(),
+            body={"Id": entity_id, "SyncToken": sync_token},
+            params={"operation": "delete", "requestid": requestid},
+            write=True,
+        )
+        return dict(answer[entity])
+
     def get(self, path: str, params: Mapping[str, str]) -> dict[str, Any]:
         """A read whose whole answer is needed (a CDC answer, the server `time` of a query)."""
         return self._call("GET", path, params=params)

@@ -9,6 +9,7 @@ their line is removed from a draft, or the invoice is deleted or voided, each go
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -26,7 +27,7 @@ from fieldbill.domain.errors import Conflict, InvalidTransition, NotFound, Valid
 from fieldbill.domain.model import InvoiceStatus, ItemStatus, SyncStatus
 from fieldbill.domain.states import INVOICE_MACHINE, ITEM_MACHINE, SYNC_MACHINE
 from fieldbill.store import common, transitions
-from fieldbill.store.models import META, BillableItem, Entity, Invoice, InvoiceLine, Payment, Product
+from fieldbill.store.models import META, BillableItem, Contact, Entity, Invoice, InvoiceLine, Payment, Product
 
 TEXTS = ("memo", "customer_message", "billing_email")
 # A sync in flight: its outcome is not known yet, so the invoice cannot be deleted under it.
@@ -394,7 +395,7 @@ def record_payment(tenant_id: str, invoice_id: str, payment: dict[str, Any], act
     already recorded is a retry: the invoice is answered as it is (idempotent)."""
     record = get(tenant_id, invoice_id)
     if any(p.id == payment["id"] for p in record.payments or []):
-        return record
+        return record  # a retry: recorded already
     status = InvoiceStatus(record.status)
     if status not in (InvoiceStatus.OPEN, InvoiceStatus.PARTIALLY_PAID, InvoiceStatus.PAID):
         raise InvalidTransition(
@@ -422,9 +423,53 @@ def record_payment(tenant_id: str, invoice_id: str, payment: dict[str, Any], act
     )
 
 
+def _set_payments(tenant_id: str, invoice_id: str, change: Any) -> None:
+    """Rewrite the payments list with `change(payment)` applied, conditional on the list read
+    (a change of QuickBooks fields only: no status, balance or history)."""
+    for _attempt in range(3):
+        record = get(tenant_id, invoice_id)
+        read = copy.deepcopy(list(record.payments or []))
+        kept = [change(p) for p in record.payments or []]
+        try:
+            record.update(
+                actions=[Invoice.payments.set(kept), Invoice.updated_at.set(now_iso())],
+                condition=Invoice.payments == read,
+            )
+            return
+        except UpdateError as exc:
+            if not common.conditional_failed(exc):
+                raise
+    raise Conflict(f"invoice {invoice_id!r} kept changing; its payment's QuickBooks link is retried")
+
+
+def link_payment(tenant_id: str, invoice_id: str, payment_id: str, qbo_id: str) -> bool:
+    """Our payment is in QuickBooks as Payment `qbo_id`. False when the payment was removed here
+    meanwhile (the caller deletes QuickBooks' copy)."""
+    if not any(p.id == payment_id for p in get(tenant_id, invoice_id).payments or []):
+        return False
+
+    def linked(p: Payment) -> Payment:
+        if p.id == payment_id:
+            p.qbo_id, p.qbo_error = qbo_id, None
+        return p
+
+    _set_payments(tenant_id, invoice_id, linked)
+    return True
+
+
+def payment_error(tenant_id: str, invoice_id: str, payment_id: str, error: dict[str, Any]) -> None:
+    def failed(p: Payment) -> Payment:
+        if p.id == payment_id:
+            p.qbo_error = error
+        return p
+
+    _set_payments(tenant_id, invoice_id, failed)
+
+
 def remove_payment(
     tenant_id: str, invoice_id: str, payment_id: str, actor: str, reason: str | None
-) -> Invoice:
+) -> tuple[Invoice, str | None]:
+    """Remove a payment; the invoice and the QuickBooks id the payment had (to delete there)."""
     record = get(tenant_id, invoice_id)
     kept = [p for p in record.payments or [] if p.id != payment_id]
     if len(kept) == len(record.payments or []):
@@ -437,7 +482,7 @@ def remove_payment(
     )
     after = payments.remove_payment(before, removed.amount)
     why = reason or f"payment {removed.amount} removed"
-    return _write_balance(record, after, actor, why, [Invoice.payments.set(kept)])
+    return _write_balance(record, after, actor, why, [Invoice.payments.set(kept)]), removed.qbo_id
 
 
 def _write_balance(record: Invoice, after: Any, actor: str, reason: str, extra: list[Action]) -> Invoice:
@@ -560,3 +605,26 @@ def find(
     )
     records, next_cursor = common.page(query, limit)
     return [r for r in records if isinstance(r, Invoice)], next_cursor
+
+
+@dataclass(frozen=True, slots=True)
+class AccountBalance:
+    open_balances: list[Decimal]
+    quickbooks_balance: Decimal | None
+
+
+def account_balance(tenant_id: str, contact_id: str) -> AccountBalance:
+    """The contact's open and partly paid invoices' balances, and the balance QuickBooks last
+    reported for its customer. Reads the tenant's invoice list with a filter (one pass)."""
+    contact = common.find(Contact, Contact.key(tenant_id, contact_id))
+    if contact is None:
+        raise NotFound("contact", contact_id)
+    owed = Invoice.status.is_in(str(InvoiceStatus.OPEN), str(InvoiceStatus.PARTIALLY_PAID))
+    query = Entity.gsi1.query(
+        Invoice.list_key(tenant_id), filter_condition=(Invoice.contact_id == contact_id) & owed
+    )
+    balances = [Decimal(r.balance or 0) for r in query if isinstance(r, Invoice)]
+    linked = contact.qbo_id is not None
+    return AccountBalance(
+        balances, Decimal(contact.balance) if linked and contact.balance is not None else None
+    )

@@ -334,6 +334,7 @@ class Payment(MapAttribute[str, Any]):
     recorded_by = UnicodeAttribute(null=True)
     recorded_at = UnicodeAttribute(null=True)
     qbo_id = UnicodeAttribute(null=True)
+    qbo_error = MapAttribute[str, Any](null=True)
 
 
 class Invoice(Entity, discriminator="Invoice"):

@@ -209,6 +209,9 @@ def apply_invoice_balance(
     extra: list[Any] = []
     if balance is not None:
         extra.append(Invoice.balance.set(balance))
+        # Paid from any side (here or in QuickBooks): what the balance says is no longer owed.
+        credited = Decimal(record.amount_credited or 0)
+        extra.append(Invoice.amount_paid.set(max(Decimal(0), Decimal(record.total) - credited - balance)))
     if total is not None:
         extra.append(Invoice.qbo_total.set(total))
     if sync_token is not None and sync_token != record.qbo_sync_token:

@@ -16,9 +16,13 @@ class QboSyncMessage(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: Literal["sync_invoice", "sync_contact", "sync_product", "void_invoice"]
+    kind: Literal[
+        "sync_invoice", "sync_contact", "sync_product", "void_invoice", "sync_payment", "delete_payment"
+    ]
     tenant_id: str
     entity_id: str
+    # sync_payment: our payment id on the invoice `entity_id`; delete_payment: QuickBooks' Payment Id.
+    ref: str | None = None
     run_id: str | None = None
     # The invoice version the sender saw; the consumer syncs the current one and uses the version
     # in the QuickBooks requestid, so a redelivered message never creates a second document.

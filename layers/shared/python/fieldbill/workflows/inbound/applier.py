@@ -291,8 +291,9 @@ class Applier:
         rest = note[start + len(marker) :]
         return rest.split()[0] if rest.strip() else None
 
-    def invoice(self, row: dict[str, Any], result: Applied) -> None:
-        """Balance (and paid when it reaches 0) from QuickBooks' current copy of our invoice."""
+    def invoice(self, row: dict[str, Any], result: Applied, refresh_customer: bool = True) -> None:
+        """Balance (and paid when it reaches 0) from QuickBooks' current copy of our invoice; its
+        customer's balance is read again (QuickBooks sends no event when only that changes)."""
         invoice_id = self._our_invoice_id(row)
         for _attempt in range(ATTEMPTS):
             ours = qbo_links.invoice(self.tenant_id, invoice_id) if invoice_id else None
@@ -304,6 +305,10 @@ class Applier:
                 result.unchanged += 1
                 return
             balance, total = _dec(row.get("Balance")), _dec(row.get("TotalAmt"))
+            if balance is not None:
+                # Payments recorded here and not in QuickBooks yet are not in its balance either.
+                waiting = sum((p.amount for p in ours.payments or [] if not p.qbo_id), Decimal(0))
+                balance = max(Decimal(0), balance - waiting)
             status = str(states.status_from_quickbooks_balance(InvoiceStatus(ours.status), balance, total))
             if balance == ours.balance and status == ours.status and incoming == held:
                 result.unchanged += 1
@@ -321,8 +326,15 @@ class Applier:
             except Conflict:
                 continue  # changed meanwhile: read it again and decide again
             result.updated += 1
+            if refresh_customer:
+                self._refresh_customer(row, result)
             return
         raise Conflict(f"invoice {row.get('Id')} kept changing while it was applied")
+
+    def _refresh_customer(self, row: dict[str, Any], result: Applied) -> None:
+        customer = (row.get("CustomerRef") or {}).get("value")
+        if customer and self.find("Customer", str(customer)) is not None:
+            self.upsert("Customer", self.client.read("Customer", str(customer)), result)
 
     def invoice_gone(self, qbo_id: str, why: str, result: Applied) -> None:
         """Deleted in QuickBooks: recorded on our invoice for a person to decide (never silent)."""
@@ -351,9 +363,5 @@ class Applier:
             result.skipped += 1  # deleted: the invoices' own events (and the backfill) carry it
             return
         for invoice_id in self._paid_invoices(payment):
-            self.invoice(self.client.read("Invoice", invoice_id), result)
-        customer = (payment.get("CustomerRef") or {}).get("value")
-        if customer:
-            row = self.client.read("Customer", str(customer))
-            if self.find("Customer", str(customer)) is not None:
-                self.upsert("Customer", row, result)
+            self.invoice(self.client.read("Invoice", invoice_id), result, refresh_customer=False)
+        self._refresh_customer(payment, result)

@@ -13,7 +13,7 @@ from typing import Any
 
 from fieldbill.domain import invoice_edits
 from fieldbill.domain.errors import InvalidTransition, Unavailable
-from fieldbill.domain.model import InvoiceStatus
+from fieldbill.domain.model import InvoiceStatus, SyncStatus
 from fieldbill.observability import logger
 from fieldbill.store import invoice_sync, invoices
 from fieldbill.store.models import Invoice
@@ -76,6 +76,13 @@ def mark_sent(tenant_id: str, invoice_id: str, actor: str, via: str = "marked") 
     return invoices.mark_sent(tenant_id, invoice_id, actor, via)
 
 
+def _in_quickbooks(record: Invoice) -> bool:
+    """QuickBooks holds the invoice, or its sync is on the way (a payment then waits for it)."""
+    if record.destination != "quickbooks":
+        return False
+    return bool(record.qbo_id) or record.sync_status in (SyncStatus.PENDING, SyncStatus.UNKNOWN)
+
+
 def record_payment(
     tenant_id: str,
     invoice_id: str,
@@ -87,6 +94,8 @@ def record_payment(
     reference: str | None,
     actor: str,
 ) -> Invoice:
+    """Record the payment here; an invoice QuickBooks holds gets it there too (through the queue).
+    If the queue refuses, 503: the same request again (same payment id) queues it again."""
     payment = {
         "id": payment_id,
         "amount": amount,
@@ -95,10 +104,33 @@ def record_payment(
         "reference": reference,
         "source": "fieldbill",
     }
-    return invoices.record_payment(tenant_id, invoice_id, payment, actor)
+    record = invoices.record_payment(tenant_id, invoice_id, payment, actor)
+    stored = next(p for p in record.payments if p.id == payment_id)
+    if _in_quickbooks(record) and not stored.qbo_id:
+        message = QboSyncMessage(
+            kind="sync_payment", tenant_id=tenant_id, entity_id=invoice_id, ref=payment_id
+        )
+        try:
+            enqueue.send([message])
+        except Exception as exc:
+            logger.exception("a payment could not be queued for QuickBooks")
+            raise Unavailable(
+                "recorded here; not queued for QuickBooks: send it again with the same id"
+            ) from exc
+    return record
 
 
 def remove_payment(
     tenant_id: str, invoice_id: str, payment_id: str, actor: str, reason: str | None
 ) -> Invoice:
-    return invoices.remove_payment(tenant_id, invoice_id, payment_id, actor, reason)
+    record, qbo_id = invoices.remove_payment(tenant_id, invoice_id, payment_id, actor, reason)
+    if qbo_id:
+        message = QboSyncMessage(kind="delete_payment", tenant_id=tenant_id, entity_id=invoice_id, ref=qbo_id)
+        try:
+            enqueue.send([message])
+        except Exception as exc:
+            logger.exception("a payment's deletion could not be queued for QuickBooks")
+            raise Unavailable(
+                f"removed here; QuickBooks Payment {qbo_id} is still there: delete it there"
+            ) from exc
+    return record

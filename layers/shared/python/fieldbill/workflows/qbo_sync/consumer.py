@@ -41,7 +41,7 @@ from fieldbill.quickbooks.errors import (
 from fieldbill.settings import get_settings
 from fieldbill.store import invoice_sync
 from fieldbill.workflows.messages import QboSyncMessage
-from fieldbill.workflows.qbo_sync import backoff, batch, invoices, references
+from fieldbill.workflows.qbo_sync import backoff, batch, invoices, payments, references
 from fieldbill.workflows.qbo_sync.requeue import Requeue, RetryLater, maybe_sent_before, receive_count
 from fieldbill.workflows.qbo_sync.tenants import Tenants
 
@@ -187,6 +187,11 @@ class SyncBatch:
                 logger.warning("invoice is not void here: QuickBooks' copy is left as it is")
                 return
             invoices.void_invoice(self.tenants.get(tenant_id), invoice)
+        elif message.kind == "sync_payment":
+            invoice = invoice_sync.load(tenant_id, entity_id)
+            payments.push_payment(self.tenants.get(tenant_id), invoice, str(message.ref))
+        elif message.kind == "delete_payment":
+            payments.delete_payment(self.tenants.get(tenant_id), tenant_id, str(message.ref))
         elif message.kind == "sync_contact":
             references.sync_contact(self.tenants.get(tenant_id), entity_id)
         elif message.kind == "sync_product":
@@ -205,6 +210,8 @@ class SyncBatch:
         )
         if message.kind in ("sync_invoice", "void_invoice"):
             invoices.record_permanent(message.tenant_id, message.entity_id, error)
+        elif message.kind == "sync_payment":
+            payments.record_permanent(message.tenant_id, message.entity_id, str(message.ref), error)
         else:
             # A customer or item push has no record of its own to carry the error: the
             # connection's status resource shows it.

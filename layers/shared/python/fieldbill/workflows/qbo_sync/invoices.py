@@ -21,7 +21,8 @@ from fieldbill.quickbooks.errors import Permanent, StaleObject, Transient
 from fieldbill.store import invoice_sync
 from fieldbill.store import invoices as lifecycle
 from fieldbill.store.models import Invoice
-from fieldbill.workflows.qbo_sync import references
+from fieldbill.workflows.messages import QboSyncMessage
+from fieldbill.workflows.qbo_sync import enqueue, payments, references
 from fieldbill.workflows.qbo_sync.tenants import Tenant
 
 ACTOR = invoice_sync.ACTOR
@@ -156,9 +157,9 @@ def update_invoice(tenant: Tenant, invoice: Invoice, body: dict[str, Any]) -> di
     for attempt in range(STALE_RETRIES + 1):
         rid = request_id("invoice-update", invoice.tenant_id, invoice.id, int(invoice.version), sync_token)
         try:
-            # Sparse: QuickBooks changes only the fields sent (the lines are sent whole).
+            # A sparse update (the client's default): QuickBooks changes only the fields sent.
             return tenant.client.update(
-                "Invoice", {**body, "Id": invoice.qbo_id, "SyncToken": sync_token, "sparse": True}, rid
+                "Invoice", {**body, "Id": invoice.qbo_id, "SyncToken": sync_token}, rid
             )
         except StaleObject:
             if attempt == STALE_RETRIES:
@@ -188,9 +189,23 @@ def mark_synced(tenant: Tenant, invoice: Invoice, result: dict[str, Any]) -> Non
     if not invoice_sync.mark_synced(invoice, result):
         logger.info("invoice changed during sync; its newer version syncs on its own message")
         return
-    open_if_draft(invoice)
+    after_sync(invoice)
     qmetrics.count("InvoicesSynced", tenant.realm_id)
     _log_synced(invoice, result)
+
+
+def after_sync(invoice: Invoice) -> None:
+    """What follows an invoice's first landing in QuickBooks: a draft is open, and payments
+    recorded here while it was not there yet go there now."""
+    open_if_draft(invoice)
+    waiting = payments.waiting(invoice)
+    if waiting:
+        enqueue.send(
+            [
+                QboSyncMessage(kind="sync_payment", tenant_id=invoice.tenant_id, entity_id=invoice.id, ref=p)
+                for p in waiting
+            ]
+        )
 
 
 def open_if_draft(invoice: Invoice) -> None:
@@ -210,7 +225,7 @@ def mark_synced_many(tenant: Tenant, settled: list[tuple[Invoice, dict[str, Any]
         return
     qmetrics.count("InvoicesSynced", tenant.realm_id, len(settled))
     for invoice, result in settled:
-        open_if_draft(invoice)
+        after_sync(invoice)
         _log_synced(invoice, result)
 
 
