@@ -345,3 +345,45 @@ def test_a_payment_recorded_here_reaches_quickbooks_and_the_account_balances_agr
     wait_for(lambda: agreed("160.00"), timeout=30, what="balances agree again")
     # An unknown contact is a 404 in the shared shape
     assert api.get("/contacts/nobody/balance").status_code == 404
+
+
+def test_a_bulk_command_does_each_invoice_or_says_why_not(client: Client):
+    api = client
+    for contact in ("c-a", "c-b", "c-c"):
+        _work(api, contact, entries=1)
+    invoices = {i["contact_id"]: i["id"] for i in _run(api)}
+    a, b, c = invoices["c-a"], invoices["c-b"], invoices["c-c"]
+    # When a, b and an unknown id are marked sent in one operation
+    op = api.ok(
+        "POST", "/invoices/bulk", json={"action": "mark_sent", "invoice_ids": [a, b, "nope"]}, expect=202
+    )
+    result = api.wait_operation(op["operation_id"])["result"]
+    # Then a and b are open and the unknown one is reported, not fatal
+    assert (result["total"], result["processed"], result["done"]) == (3, 3, [a, b])
+    assert [(r["invoice_id"], r["code"]) for r in result["refused"]] == [("nope", "not_found")]
+    assert [api.ok("GET", f"/invoices/{i}")["status"] for i in (a, b, c)] == ["open", "open", "draft"]
+    # When a (open) and c (a draft: deleted, never voided) are voided
+    op = api.ok(
+        "POST",
+        "/invoices/bulk",
+        json={"action": "void", "invoice_ids": [a, c], "reason": "duplicate"},
+        expect=202,
+    )
+    result = api.wait_operation(op["operation_id"])["result"]
+    assert result["done"] == [a] and [(r["invoice_id"], r["code"]) for r in result["refused"]] == [
+        (c, "invalid_transition")
+    ]
+    # And drafts are deleted in bulk, their items pending again
+    op = api.ok("POST", "/invoices/bulk", json={"action": "delete", "invoice_ids": [c, b]}, expect=202)
+    result = api.wait_operation(op["operation_id"])["result"]
+    assert result["done"] == [c] and [r["invoice_id"] for r in result["refused"]] == [b]
+    pending = {i["contact_id"] for i in api.ok("GET", "/billable-items?status=pending")["items"]}
+    assert pending == {"c-a", "c-c"}
+    # A selection naming an invoice twice, an unknown action or more than 500 ids is refused
+    for body in (
+        {"action": "void", "invoice_ids": [a, a]},
+        {"action": "pay", "invoice_ids": [a]},
+        {"action": "void", "invoice_ids": [f"i{n}" for n in range(501)]},
+    ):
+        response = api.post("/invoices/bulk", json=body)
+        assert response.status_code in (400, 422), response.text

@@ -11,13 +11,22 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from fieldbill.api import context, views
 from fieldbill.api import responses as out
 from fieldbill.api.errors import responses
-from fieldbill.api.schemas import Cursor, DayQuery, IdQuery, InvoicePatch, PageLimit, PaymentIn, ReasonIn
+from fieldbill.api.schemas import (
+    BulkIn,
+    Cursor,
+    DayQuery,
+    IdQuery,
+    InvoicePatch,
+    PageLimit,
+    PaymentIn,
+    ReasonIn,
+)
 from fieldbill.clock import today
 from fieldbill.domain import invoice_edits, money, payments
 from fieldbill.domain.errors import ValidationError
 from fieldbill.store import invoices as invoice_store
-from fieldbill.workflows.invoices import commands
-from fieldbill.workflows.qbo_sync import enqueue
+from fieldbill.workflows.billing import jobs
+from fieldbill.workflows.invoices import bulk, commands
 
 router = APIGatewayHttpRouter()
 OK = responses()
@@ -190,15 +199,24 @@ def remove_payment(invoice_id: str, payment_id: str) -> out.InvoiceOut:
 )
 def sync_invoice(invoice_id: str) -> out.SyncAccepted:
     tenant = context.tenant_id(router)
-    invoice = invoice_store.get(tenant, invoice_id)
-    if invoice.destination != "quickbooks":
-        raise ValidationError("destination", "this invoice is kept locally; it does not sync")
-    if invoice.status in ("void", "deleted"):
-        raise ValidationError("status", f"a {invoice.status} invoice cannot be synced")
-    if invoice.sync_status in ("pending", "synced", "unknown"):
-        return out.SyncAccepted(invoice_id=invoice.id, sync_status=invoice.sync_status)
-    enqueue.enqueue_invoices([invoice], context.actor(router))
-    return out.SyncAccepted(invoice_id=invoice.id, sync_status="pending")
+    status = commands.sync(tenant, invoice_id, context.actor(router))
+    return out.SyncAccepted(invoice_id=invoice_id, sync_status=status)
+
+
+@router.post(
+    "/invoices/bulk",
+    summary="One command on many invoices (delete drafts, mark sent, void, sync): 202, an operation",
+    tags=["invoices"],
+    status_code=202,
+    responses=ACCEPTED,
+)
+def bulk_invoices(body: BulkIn) -> out.OperationAccepted:
+    tenant = context.tenant_id(router)
+    if len(set(body.invoice_ids)) != len(body.invoice_ids):
+        raise ValidationError("invoice_ids", "an invoice is selected twice")
+    request = bulk.BulkRequest.model_validate(body.model_dump())
+    operation = jobs.submit("invoices_bulk", tenant, context.actor(router), request)
+    return out.OperationAccepted(operation_id=operation.id, status=operation.status)
 
 
 @router.get(

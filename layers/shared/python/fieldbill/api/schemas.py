@@ -448,3 +448,9 @@ class PaymentIn(Strict):
     date: Day | None = Field(default=None, description="defaults to today")
     method: Literal["cash", "check", "card", "bank_transfer", "other"] | None = None
     reference: Annotated[str, Field(max_length=100)] | None = None
+
+
+class BulkIn(Strict):
+    action: Literal["delete", "mark_sent", "void", "sync"]
+    invoice_ids: Annotated[list[Id], Field(min_length=1, max_length=500)]
+    reason: Annotated[str, Field(max_length=500)] | None = None

@@ -295,3 +295,15 @@ def set_operation(
     transitions.apply(
         operation, "status", OPERATION_MACHINE, str(status), actor=actor, reason=reason, extra=extra
     )
+
+
+def record_progress(operation: Operation, result: dict[str, Any]) -> None:
+    """A running operation's partial result (its progress); not a status change."""
+    try:
+        operation.update(
+            actions=[Operation.result.set(result), Operation.updated_at.set(now_iso())],
+            condition=Operation.status == str(OperationStatus.RUNNING),
+        )
+    except UpdateError as exc:
+        if not common.conditional_failed(exc):
+            raise

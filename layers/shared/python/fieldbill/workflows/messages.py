@@ -41,7 +41,7 @@ class JobMessage(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: Literal["compile", "generate"]
+    kind: Literal["compile", "generate", "invoices_bulk"]
     tenant_id: str
     operation_id: str
     actor: str

@@ -21,6 +21,7 @@ from fieldbill.store.models import Operation
 from fieldbill.workflows.billing import pages as billing
 from fieldbill.workflows.billing.destination import resolve as resolve_destination
 from fieldbill.workflows.billing.requests import CompileRequest, GenerateRequest
+from fieldbill.workflows.invoices import bulk
 from fieldbill.workflows.messages import JobMessage
 from fieldbill.workflows.qbo_sync import enqueue
 
@@ -86,6 +87,14 @@ def _run(message: JobMessage, request: dict[str, Any]) -> dict[str, Any]:
             "items_created": done.items_created,
             "entries_skipped": done.entries_skipped,
         }
+    if message.kind == "invoices_bulk":
+        operation = get_operation(message.tenant_id, message.operation_id)
+        return bulk.run(
+            message.tenant_id,
+            message.actor,
+            bulk.BulkRequest.model_validate(request),
+            lambda partial: runs.record_progress(operation, partial),
+        )
     gen = GenerateRequest.model_validate(request)
     items = list(billing_store.items_by_id(message.tenant_id, gen.item_ids).values())
     missing = sorted(set(gen.item_ids) - {i.id for i in items})

@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from fieldbill.domain import invoice_edits
-from fieldbill.domain.errors import InvalidTransition, Unavailable
+from fieldbill.domain.errors import InvalidTransition, Unavailable, ValidationError
 from fieldbill.domain.model import InvoiceStatus, SyncStatus
 from fieldbill.observability import logger
 from fieldbill.store import invoice_sync, invoices
@@ -134,3 +134,19 @@ def remove_payment(
                 f"removed here; QuickBooks Payment {qbo_id} is still there: delete it there"
             ) from exc
     return record
+
+
+def sync(tenant_id: str, invoice_id: str, actor: str) -> str:
+    """Queue a QuickBooks invoice for sync (again); its sync status. One already on its way (or
+    there at this version) is left as it is: a retry is safe."""
+    record = invoices.get(tenant_id, invoice_id)
+    if record.destination != "quickbooks":
+        raise ValidationError("destination", "this invoice is kept locally; it does not sync")
+    if record.status in (InvoiceStatus.VOID, InvoiceStatus.DELETED):
+        raise InvalidTransition(
+            "invoice_sync", record.sync_status, SyncStatus.PENDING, f"the invoice is {record.status}"
+        )
+    if record.sync_status in (SyncStatus.PENDING, SyncStatus.SYNCED, SyncStatus.UNKNOWN):
+        return str(record.sync_status)
+    enqueue.enqueue_invoices([record], actor)
+    return str(SyncStatus.PENDING)
