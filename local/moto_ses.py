@@ -1,0 +1,109 @@
+"""Local SES (moto 5.2.x, pinned): every message it accepts lands in a Maildir outbox.
+
+moto's SES accepts `SendEmail` (v1 and v2, simple and raw content) from a verified identity and
+keeps the message in memory. This patch, the only SES patch, adds what the local stack needs:
+1. The outbox: each accepted message is filed as a real RFC 822 `.eml` in a Maildir
+   (`mailbox.Maildir`: `new/` holds one file per message), as the recipient would receive it:
+   with the `Message-ID` SES gives it (`<ses id@email.amazonses.com>`) and a `Return-Path`.
+   A person opens the files or `GET /__outbox` on the local gateway (local/gateway.py).
+2. Configuration sets are checked as SES checks them: a v2 send naming one that does not exist is
+   refused with SES's `NotFoundException` (moto ignores the name), so a wrong template wiring
+   fails locally too.
+Product code calls plain boto3 SES and knows nothing of this. tests/integration/test_mail.py pins
+the behaviour, so a moto upgrade that breaks the patch fails loudly.
+"""
+
+from __future__ import annotations
+
+import json
+import mailbox
+import threading
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.utils import formatdate
+from pathlib import Path
+from typing import Any
+
+_LOCK = threading.Lock()
+_installed = False
+_outbox: Path | None = None
+SES_MESSAGE_ID_DOMAIN = "email.amazonses.com"
+
+
+def set_outbox(path: Path | None) -> None:
+    """File every message SES accepts from now on in the Maildir at `path` (None: keep none)."""
+    global _outbox
+    with _LOCK:
+        _outbox = path
+        if path is not None:
+            # Maildir(create=True) makes its folders only when `path` itself is new.
+            for folder in ("tmp", "new", "cur"):
+                (path / folder).mkdir(parents=True, exist_ok=True)
+
+
+def outbox() -> Path | None:
+    return _outbox
+
+
+def _file(ses_message_id: str, source: str, raw: bytes) -> None:
+    with _LOCK:
+        if _outbox is None:
+            return
+        message = BytesParser(policy=policy.SMTP).parsebytes(raw)
+        # What SES does to a message on its way: its own Message-ID, the envelope sender.
+        del message["Message-ID"]
+        message["Message-ID"] = f"<{ses_message_id}@{SES_MESSAGE_ID_DOMAIN}>"
+        del message["Return-Path"]
+        message["Return-Path"] = f"<{source}>"
+        mailbox.Maildir(_outbox, create=True).add(message.as_bytes())
+
+
+def _simple(source: str, subject: str, body: str, destinations: dict[str, list[str]]) -> bytes:
+    message = EmailMessage(policy=policy.SMTP)
+    message["From"] = source
+    for header, key in (("To", "ToAddresses"), ("Cc", "CcAddresses")):
+        if destinations.get(key):
+            message[header] = ", ".join(destinations[key])
+    message["Subject"] = subject
+    message["Date"] = formatdate(usegmt=True)
+    message.set_content(body)
+    return message.as_bytes()
+
+
+def install() -> None:
+    global _installed
+    if _installed:
+        return
+    # Imported here, as the other patches do: only a started stack pays for moto's SES modules.
+    from moto.ses.exceptions import NotFoundException
+    from moto.ses.models import SESBackend
+    from moto.sesv2.responses import SESV2Response
+
+    original_raw = SESBackend.send_raw_email
+    original_simple = SESBackend.send_email
+    original_v2_send = SESV2Response.send_email
+
+    def send_raw_email(self: Any, source: str, destinations: list[str], raw_data: str) -> Any:
+        sent = original_raw(self, source, destinations, raw_data)
+        # moto decoded the raw bytes as UTF-8: encoding them again gives back the same bytes.
+        _file(sent.id, source or sent.source, raw_data.encode("utf-8"))
+        return sent
+
+    def send_email(
+        self: Any, source: str, subject: str, body: str, destinations: dict[str, list[str]]
+    ) -> Any:
+        sent = original_simple(self, source, subject, body, destinations)
+        _file(sent.id, source, _simple(source, subject, body, destinations))
+        return sent
+
+    def v2_send_email(self: Any) -> str:
+        name = json.loads(self.body or "{}").get("ConfigurationSetName")
+        if name and name not in self.sesv2_backend.core_backend.config_sets:
+            raise NotFoundException(f"Configuration set <{name}> does not exist.")
+        return str(original_v2_send(self))
+
+    SESBackend.send_raw_email = send_raw_email  # type: ignore[method-assign]
+    SESBackend.send_email = send_email  # type: ignore[method-assign]
+    SESV2Response.send_email = v2_send_email  # type: ignore[method-assign]
+    _installed = True
