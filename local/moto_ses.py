@@ -2,8 +2,8 @@
 
 moto's SES accepts `SendEmail` (v1 and v2, simple and raw content) from a verified identity and
 keeps the message in memory. This patch, the only SES patch, adds what the local stack needs:
-1. The outbox: each accepted message is filed as a real RFC 822 `.eml` in a Maildir
-   (`mailbox.Maildir`: `new/` holds one file per message), as the recipient would receive it:
+1. The outbox: each accepted message is filed as a real RFC 822 `.eml` file in a Maildir
+   (`mailbox.Maildir`: `new/<key>.eml`, one file per message), as the recipient would receive it:
    with the `Message-ID` SES gives it (`<ses id@email.amazonses.com>`) and a `Return-Path`.
    A person opens the files or `GET /__outbox` on the local gateway (local/gateway.py).
 2. Configuration sets are checked as SES checks them: a v2 send naming one that does not exist is
@@ -56,7 +56,10 @@ def _file(ses_message_id: str, source: str, raw: bytes) -> None:
         message["Message-ID"] = f"<{ses_message_id}@{SES_MESSAGE_ID_DOMAIN}>"
         del message["Return-Path"]
         message["Return-Path"] = f"<{source}>"
-        mailbox.Maildir(_outbox, create=True).add(message.as_bytes())
+        key = mailbox.Maildir(_outbox, create=True).add(message.as_bytes())
+        # A Maildir takes any unique name in new/; `.eml` lets a person open it with a mail client.
+        filed = _outbox / "new" / key
+        filed.rename(filed.with_name(f"{key}.eml"))
 
 
 def _simple(source: str, subject: str, body: str, destinations: dict[str, list[str]]) -> bytes:

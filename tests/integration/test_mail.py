@@ -129,7 +129,7 @@ def test_a_send_lands_one_eml_in_the_outbox_maildir(stack, tenant_id, address):
     found = _outbox_to(stack, address)
     assert len(found) == 1
     key, message = found[0]
-    assert (stack.outbox / "new" / key).is_file()
+    assert key.endswith(".eml") and (stack.outbox / "new" / key).is_file()
     assert message["Subject"] == f"Invoice INV-1042 from {tenant_id}"
     assert message["From"].addresses[0].addr_spec == get_settings().ses_from_address
     assert message["Message-ID"] == f"<{result.ses_message_id}@{SES_MESSAGE_ID_DOMAIN}>"
