@@ -79,6 +79,7 @@ class LocalAws:
         self._create_table()
         self._create_queues()
         self._create_secret_and_key()
+        self._create_topics()
         self._create_mail()
         self._create_functions()
         self._create_state_machines()
@@ -182,6 +183,8 @@ class LocalAws:
             props = self.template.resolve(queue.properties)
             if "VisibilityTimeout" in props:
                 attributes["VisibilityTimeout"] = str(props["VisibilityTimeout"])
+            if "DelaySeconds" in props:
+                attributes["DelaySeconds"] = str(props["DelaySeconds"])
             if "MessageRetentionPeriod" in props:
                 attributes["MessageRetentionPeriod"] = str(props["MessageRetentionPeriod"])
             if "RedrivePolicy" in props:
@@ -223,6 +226,26 @@ class LocalAws:
         key.key_material = base64.b64decode(saved["material"])
         backend.keys[key.id] = key
         return str(key.id)
+
+    def _create_topics(self) -> None:
+        """SNS topics, and their subscriptions that deliver to a queue of the template (other
+        protocols, like the alarm e-mail, have no local endpoint)."""
+        sns = boto3.client("sns")
+        for logical_id in self.template.of_type("AWS::SNS::Topic"):
+            sns.create_topic(Name=self.template.physical_name(logical_id))
+        for res in self.template.of_type("AWS::SNS::Subscription").values():
+            if "Condition" in res:
+                continue
+            props = self.template.resolve(res["Properties"])
+            if props["Protocol"] != "sqs":
+                continue
+            attributes = {"RawMessageDelivery": "true"} if props.get("RawMessageDelivery") else {}
+            sns.subscribe(
+                TopicArn=props["TopicArn"],
+                Protocol="sqs",
+                Endpoint=props["Endpoint"],
+                Attributes=attributes,
+            )
 
     def _create_mail(self) -> None:
         """SES as the template and its parameters set it up: the sender identity (verified, as an

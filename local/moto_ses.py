@@ -9,6 +9,12 @@ keeps the message in memory. This patch, the only SES patch, adds what the local
 2. Configuration sets are checked as SES checks them: a v2 send naming one that does not exist is
    refused with SES's `NotFoundException` (moto ignores the name), so a wrong template wiring
    fails locally too.
+3. Event publishing, which moto lacks: a v2 send through a configuration set whose event
+   destination is an SNS topic publishes SES's event records (the documented shapes, with the
+   message's tags) to that topic: Send, then Delivery, or what SES's mailbox simulator answers
+   for its addresses (bounce@ and suppressionlist@: Bounce; complaint@: Delivery and Complaint;
+   labels as in bounce+label@ are kept apart as SES does).
+   The topic's subscriptions (the template's) carry them on to the function that records them.
 Product code calls plain boto3 SES and knows nothing of this. tests/integration/test_mail.py pins
 the behaviour, so a moto upgrade that breaks the patch fails loudly.
 """
@@ -18,6 +24,7 @@ from __future__ import annotations
 import json
 import mailbox
 import threading
+from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -29,6 +36,8 @@ _LOCK = threading.Lock()
 _installed = False
 _outbox: Path | None = None
 SES_MESSAGE_ID_DOMAIN = "email.amazonses.com"
+SIMULATOR = "simulator.amazonses.com"
+ACCOUNT, REGION = "123456789012", "us-east-1"
 
 
 def set_outbox(path: Path | None) -> None:
@@ -74,6 +83,95 @@ def _simple(source: str, subject: str, body: str, destinations: dict[str, list[s
     return message.as_bytes()
 
 
+def _outcomes(recipient: str) -> list[str]:
+    """What SES's mailbox simulator does for an address; any other address is delivered."""
+    local, _, domain = recipient.lower().partition("@")
+    local = local.split("+", 1)[0]  # the simulator takes labels: bounce+label@...
+    if domain == SIMULATOR and local in ("bounce", "suppressionlist"):
+        return ["Send", "Bounce"]
+    if domain == SIMULATOR and local == "complaint":
+        return ["Send", "Delivery", "Complaint"]
+    return ["Send", "Delivery"]
+
+
+def _event(kind: str, mail: dict[str, Any], recipient: str, at: str) -> dict[str, Any]:
+    """One event record as SES publishes it to SNS (the developer guide's examples)."""
+    record: dict[str, Any] = {"eventType": kind, "mail": mail}
+    if kind == "Send":
+        record["send"] = {}
+    elif kind == "Delivery":
+        record["delivery"] = {
+            "timestamp": at,
+            "processingTimeMillis": 0,
+            "recipients": [recipient],
+            "smtpResponse": "250 2.6.0 Message received (local outbox)",
+            "reportingMTA": "local-outbox",
+        }
+    elif kind == "Bounce":
+        record["bounce"] = {
+            "bounceType": "Permanent",
+            "bounceSubType": "General",
+            "bouncedRecipients": [
+                {
+                    "emailAddress": recipient,
+                    "action": "failed",
+                    "status": "5.1.1",
+                    "diagnosticCode": "smtp; 550 5.1.1 user unknown",
+                }
+            ],
+            "timestamp": at,
+            "feedbackId": f"local-{mail['messageId']}",
+            "reportingMTA": "dns; local-outbox",
+        }
+    elif kind == "Complaint":
+        record["complaint"] = {
+            "complainedRecipients": [{"emailAddress": recipient}],
+            "timestamp": at,
+            "feedbackId": f"local-{mail['messageId']}",
+            "complaintFeedbackType": "abuse",
+        }
+    return record
+
+
+def _publish_events(core: Any, params: dict[str, Any], ses_message_id: str) -> None:
+    name = params.get("ConfigurationSetName")
+    destination = core.config_set_event_destination.get(name) if name else None
+    topic = ((destination or {}).get("SNSDestination") or {}).get("TopicARN")
+    if not topic or str((destination or {}).get("Enabled", True)).lower() == "false":
+        return
+    matching = {str(t).lower() for t in destination.get("MatchingEventTypes") or []}
+    at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    source = str(params.get("FromEmailAddress") or "")
+    recipients = list((params.get("Destination") or {}).get("ToAddresses") or [])
+    tags: dict[str, list[str]] = {"ses:configuration-set": [name], "ses:from-domain": [source.split("@")[-1]]}
+    for tag in params.get("EmailTags") or []:
+        tags[tag["Name"]] = [tag["Value"]]
+    mail = {
+        "timestamp": at,
+        "source": source,
+        "sourceArn": f"arn:aws:ses:{REGION}:{ACCOUNT}:identity/{source}",
+        "sendingAccountId": ACCOUNT,
+        "messageId": ses_message_id,
+        "destination": recipients,
+        "headersTruncated": False,
+        "tags": tags,
+    }
+    # Imported here, as above: only a started stack loads moto's SNS.
+    from moto.sns.models import sns_backends
+
+    from local import moto_sqs
+
+    sns = sns_backends[ACCOUNT][REGION]
+    for recipient in recipients[:1]:
+        for kind in _outcomes(recipient):
+            # SES's event type names in a configuration set: send, delivery, bounce, complaint.
+            if kind.lower() in matching:
+                # SNS hands the record straight to moto's SQS: under the SQS patch's lock, as a
+                # SendMessage request would be.
+                with moto_sqs.lock():
+                    sns.publish(json.dumps(_event(kind, mail, recipient, at)), arn=topic)
+
+
 def install() -> None:
     global _installed
     if _installed:
@@ -101,10 +199,14 @@ def install() -> None:
         return sent
 
     def v2_send_email(self: Any) -> str:
-        name = json.loads(self.body or "{}").get("ConfigurationSetName")
-        if name and name not in self.sesv2_backend.core_backend.config_sets:
+        params = json.loads(self.body or "{}")
+        core = self.sesv2_backend.core_backend
+        name = params.get("ConfigurationSetName")
+        if name and name not in core.config_sets:
             raise NotFoundException(f"Configuration set <{name}> does not exist.")
-        return str(original_v2_send(self))
+        answer = str(original_v2_send(self))
+        _publish_events(core, params, json.loads(answer)["MessageId"])
+        return answer
 
     SESBackend.send_raw_email = send_raw_email  # type: ignore[method-assign]
     SESBackend.send_email = send_email  # type: ignore[method-assign]

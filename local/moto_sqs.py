@@ -49,6 +49,12 @@ _CHANGES = {
 _NS = "sqs:"  # namespace per queue: "sqs:<queue name>", key: message id, value: the pickled message
 
 
+def lock() -> threading.RLock:
+    """The lock every SQS action runs under: hold it to change messages from outside a request
+    (SNS delivering to a queue in-process)."""
+    return _LOCK
+
+
 def set_journal(journal: Any) -> None:
     """Journal every message change from now on (None: stop; the queues stay in memory)."""
     global _journal

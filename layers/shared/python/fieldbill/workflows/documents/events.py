@@ -3,7 +3,9 @@
 SES event publishing (the configuration set's event destination) sends each event to an SNS
 topic, whose subscription delivers it raw to MailEventsQueue: each SQS record's body is SES's
 own event record (eventType Send, Delivery, Bounce, Complaint, Reject, DeliveryDelay ...).
-A record whose body is not such an event fails and, after the queue's retries, waits in the DLQ.
+A record whose body is not such an event fails and, after the queue's retries, waits in the DLQ;
+so does an event of a message we tagged as ours but never recorded (a send that died between
+SES's answer and its write: that invoice was sent again as a new message after the lease).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, Json
 from fieldbill.domain.delivery import SES_EVENT_STATUS
 from fieldbill.observability import logger
 from fieldbill.store import messages
+from fieldbill.workflows.documents.send import MESSAGE_TAG
 
 
 class _Open(BaseModel):
@@ -27,6 +30,7 @@ class SesMail(_Open):
     message_id: str = Field(alias="messageId", min_length=1)
     timestamp: str | None = None
     destination: list[str] = Field(default_factory=list)
+    tags: dict[str, list[str]] = Field(default_factory=dict)
 
 
 class SesEvent(_Open):
@@ -40,6 +44,11 @@ class SesEvent(_Open):
     delivery: dict[str, Any] | None = None
     reject: dict[str, Any] | None = None
     failure: dict[str, Any] | None = None
+
+
+class NotRecordedYet(RuntimeError):
+    """An event of a message we sent whose SES id is not recorded yet (the sender's write is
+    still under way): the record fails and comes back after the queue's visibility timeout."""
 
 
 class SesEventRecord(SqsRecordModel):
@@ -84,7 +93,9 @@ def record_event(event: SesEvent) -> str:
     outcome = messages.apply_event(
         event.mail.message_id, target, event_type=event.event_type, at=at, detail=kept
     )
-    # A message this product did not send (or sent by another stage sharing the topic) is no error.
+    if outcome == "unknown_message" and event.mail.tags.get(MESSAGE_TAG):
+        raise NotRecordedYet(f"SES message {event.mail.message_id} is not recorded yet")
+    # A message this product did not send (no tag of ours) is no error: acknowledged, dropped.
     logger.info("SES event recorded", extra={**log, "outcome": outcome})
     return outcome
 
