@@ -12,7 +12,10 @@ from __future__ import annotations
 import copy
 import json
 import mailbox
+import threading
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from email import policy
 from email.message import EmailMessage
@@ -27,8 +30,8 @@ from fieldbill.domain.errors import Conflict, NotFound, ValidationError
 from fieldbill.mail.errors import MailRejected
 from fieldbill.settings import get_settings
 from fieldbill.store import messages
-from fieldbill.store.models import META, Contact, Entity, Invoice, InvoiceLine
-from fieldbill.workflows.documents.send import MESSAGE_TAG, send_invoice
+from fieldbill.store.models import META, Contact, Entity, Invoice, InvoiceLine, SentMessage
+from fieldbill.workflows.documents.send import MESSAGE_TAG, SendResult, send_invoice
 from local.moto_ses import SES_MESSAGE_ID_DOMAIN
 from tests.conftest import load_event, wait_for
 from tests.pdf import make_pdf, read_pdf
@@ -247,6 +250,56 @@ def test_a_send_under_way_is_not_sent_a_second_time(stack, tenant_id, address):
     with pytest.raises(Conflict, match="being emailed"):
         send_invoice(tenant_id, invoice_id, make_pdf(), actor="user-1")
     assert _outbox_to(stack, address) == []
+
+
+def test_concurrent_sends_of_one_invoice_version_email_it_once(stack, tenant_id, address):
+    # Given one invoice / When five requests send it at the same moment
+    invoice_id = _invoice(tenant_id, email=address)
+    pdf = make_pdf()
+    start = threading.Barrier(5)
+
+    def send() -> object:
+        start.wait()
+        try:
+            return send_invoice(tenant_id, invoice_id, pdf, actor="user-1")
+        except Conflict as exc:
+            return exc
+
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        outcomes = list(pool.map(lambda _: send(), range(5)))
+    # Then exactly one sent it; the others found it sent or under way; one message is in the outbox
+    sent_now = [o for o in outcomes if isinstance(o, SendResult) and o.sent_now]
+    assert len(sent_now) == 1
+    assert all(
+        isinstance(o, Conflict) or (isinstance(o, SendResult) and not o.sent_now)
+        for o in outcomes
+        if o is not sent_now[0]
+    )
+    assert len(_outbox_to(stack, address)) == 1
+
+
+def test_a_send_whose_sender_died_is_sent_again_after_its_lease(stack, tenant_id, address):
+    # Given a claim whose sender died before recording an answer (its lease is over)
+    invoice_id = _invoice(tenant_id, email=address)
+    invoice = messages.invoice_for_mail(tenant_id, invoice_id)
+    key = message_key(tenant_id, invoice_id, invoice.version, address)
+    messages.claim(
+        tenant_id,
+        key,
+        invoice_id=invoice_id,
+        version=invoice.version,
+        recipient=address,
+        sender="x@fieldbill.local",
+        subject="s",
+        actor="crashed",
+    )
+    record = Entity.get(SentMessage.key(tenant_id, key), META, consistent_read=True)
+    record.update(actions=[SentMessage.lease_until.set(int(time.time()) - 1)])
+    # When the request is retried / Then it is sent, and the history says why it was sent again
+    result = send_invoice(tenant_id, invoice_id, make_pdf(), actor="user-1")
+    assert result.sent_now and len(_outbox_to(stack, address)) == 1
+    reasons = [h["reason"] or "" for h in messages.get_message(tenant_id, key).history]
+    assert any("lease expired" in reason for reason in reasons)
 
 
 # ---------------------------------------------------------------------------- SES events

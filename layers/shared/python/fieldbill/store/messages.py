@@ -14,9 +14,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from pynamodb.exceptions import TransactWriteError, UpdateError
+from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
 from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
@@ -28,15 +28,16 @@ from fieldbill.domain.delivery import (
     MessageStatus,
     display_number,
 )
-from fieldbill.domain.errors import Conflict, InvalidTransition
+from fieldbill.domain.errors import Conflict, InvalidTransition, NotFound
 from fieldbill.store import common, transitions
-from fieldbill.store.models import META, Contact, Invoice, QboConnection, SentMessage
+from fieldbill.store.models import META, Contact, Entity, Invoice, QboConnection, SentMessage
 
 # Longer than any SES call of the API function (30 s timeout): a claim is never taken over while
 # its call may still run.
 LEASE_SECONDS = 120
 
 Claim = Literal["claimed", "done", "busy"]
+E = TypeVar("E", bound=Entity)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -91,8 +92,21 @@ def _message(record: SentMessage) -> Message:
 
 
 # ---------------------------------------------------------------------------- reads
+def _current(model: type[E], pk: str, entity: str) -> E:
+    """A strongly consistent read: what a claim or a mark decides from must be the latest write
+    (an eventually consistent read right after a claim may not see it yet)."""
+    try:
+        record = Entity.get(pk, META, consistent_read=True)
+    except DoesNotExist:
+        raise NotFound(entity, pk.rsplit("#", 1)[-1]) from None
+    if not isinstance(record, model):
+        raise NotFound(entity, pk.rsplit("#", 1)[-1])
+    return record
+
+
 def invoice_for_mail(tenant_id: str, invoice_id: str) -> InvoiceForMail:
-    invoice = common.get(Invoice, Invoice.key(tenant_id, invoice_id), entity="invoice")
+    # Consistent: an invoice edited a moment ago is sent as its new version (a new message).
+    invoice = _current(Invoice, Invoice.key(tenant_id, invoice_id), "invoice")
     contact = common.find(Contact, Contact.key(tenant_id, invoice.contact_id))
     return InvoiceForMail(
         id=invoice.id,
@@ -159,7 +173,7 @@ def claim(
         return "claimed", _message(record)
     except Conflict:
         pass
-    existing = common.get(SentMessage, record.pk, entity="message")
+    existing = _current(SentMessage, record.pk, "message")
     try:
         if existing.status == MessageStatus.FAILED:
             transitions.apply(
@@ -178,7 +192,7 @@ def claim(
             _take_over(existing, lease, actor)
             return "claimed", _message(existing)
     except Conflict:
-        return "busy", _message(common.get(SentMessage, record.pk, entity="message"))
+        return "busy", _message(_current(SentMessage, record.pk, "message"))
     return "done", _message(existing)
 
 
@@ -206,8 +220,8 @@ def _take_over(record: SentMessage, lease: int, actor: str) -> None:
 def mark_sent(tenant_id: str, message_id: str, ses_message_id: str, *, actor: str) -> str:
     """SES accepted the message: the message is sent and its invoice's delivery status says so,
     in one transaction. Answers the invoice's delivery status."""
-    record = common.get(SentMessage, SentMessage.key(tenant_id, message_id), entity="message")
-    invoice = common.get(Invoice, Invoice.key(tenant_id, record.invoice_id), entity="invoice")
+    record = _current(SentMessage, SentMessage.key(tenant_id, message_id), "message")
+    invoice = _current(Invoice, Invoice.key(tenant_id, record.invoice_id), "invoice")
     stamp = now_iso()
     message_change = transitions.change(
         SentMessage,
@@ -270,7 +284,7 @@ def _delivery_sent(invoice: Invoice, message_id: str, recipient: str, actor: str
 
 def mark_failed(tenant_id: str, message_id: str, code: str, detail: str, *, actor: str) -> None:
     """SES refused the message: recorded, and the claim released (a retry may send it again)."""
-    record = common.get(SentMessage, SentMessage.key(tenant_id, message_id), entity="message")
+    record = _current(SentMessage, SentMessage.key(tenant_id, message_id), "message")
     transitions.apply(
         record,
         "status",
@@ -304,7 +318,7 @@ def apply_event(
     if record is None:
         return "unknown_message"
     # The index is eventually consistent; the table has the message's current status.
-    record = common.get(SentMessage, record.pk, entity="message")
+    record = _current(SentMessage, record.pk, "message")
     reason = _event_reason(event_type, detail)
     event = {"type": event_type, "at": at, **{k: str(v)[:500] for k, v in detail.items()}}
     try:
@@ -323,7 +337,12 @@ def apply_event(
         return "out_of_order"  # e.g. a delivery reported after a bounce: the bounce stands
     except Conflict:
         return "duplicate"  # SNS delivers at least once
-    invoice = common.find(Invoice, Invoice.key(record.tenant_id, record.invoice_id))
+    try:
+        invoice: Invoice | None = _current(
+            Invoice, Invoice.key(record.tenant_id, record.invoice_id), "invoice"
+        )
+    except NotFound:
+        invoice = None
     try:
         with TransactWrite(connection=common.connection()) as tx:
             tx.update(record, actions=message_change.actions, condition=message_change.condition)
