@@ -21,6 +21,7 @@ from fieldbill.store import messages
 
 # The SES message tag naming our message: SES's events carry it back (workflows/documents/events.py).
 MESSAGE_TAG = "fieldbill-message"
+MARK_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -94,7 +95,7 @@ def send_invoice(
         messages.mark_failed(tenant_id, key, exc.code, exc.message, actor=actor)
         logger.warning("invoice email refused", extra={**log, "code": exc.code})
         raise
-    status = messages.mark_sent(tenant_id, key, ses_id, actor=actor)
+    status = _mark_sent(tenant_id, key, ses_id, actor)
     logger.info("invoice emailed", extra={**log, "ses_message_id": ses_id})
     return SendResult(
         message_id=key,
@@ -104,3 +105,16 @@ def send_invoice(
         delivery_status=status,
         sent_now=True,
     )
+
+
+def _mark_sent(tenant_id: str, key: str, ses_id: str, actor: str) -> str:
+    """SES has the message now: recording it must not give up on the first concurrent writer (an
+    SES event or another send touching the invoice), or a retry after the lease would email the
+    customer again. Each attempt reads again and decides again."""
+    for attempt in range(MARK_ATTEMPTS):
+        try:
+            return messages.mark_sent(tenant_id, key, ses_id, actor=actor)
+        except Conflict:
+            if attempt == MARK_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
