@@ -156,19 +156,21 @@ def _publish_events(core: Any, params: dict[str, Any], ses_message_id: str) -> N
         "headersTruncated": False,
         "tags": tags,
     }
-    # Imported here, as above: only a started stack loads moto's SNS.
+    # Imported here, as above: only a started stack loads moto's SNS and SQS.
     from moto.sns.models import sns_backends
+    from moto.sqs.models import sqs_backends
 
     from local import moto_sqs
 
     sns = sns_backends[ACCOUNT][REGION]
+    queues = list(sqs_backends[ACCOUNT][REGION].queues.values())
     for recipient in recipients[:1]:
         for kind in _outcomes(recipient):
             # SES's event type names in a configuration set: send, delivery, bounce, complaint.
             if kind.lower() in matching:
-                # SNS hands the record straight to moto's SQS: under the SQS patch's lock, as a
+                # SNS hands the record straight to moto's SQS: locked and journaled as a
                 # SendMessage request would be.
-                with moto_sqs.lock():
+                with moto_sqs.changing(queues):
                     sns.publish(json.dumps(_event(kind, mail, recipient, at)), arn=topic)
 
 

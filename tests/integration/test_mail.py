@@ -32,6 +32,8 @@ from fieldbill.settings import get_settings
 from fieldbill.store import messages
 from fieldbill.store.models import META, Contact, Entity, Invoice, InvoiceLine, SentMessage
 from fieldbill.workflows.documents.send import MESSAGE_TAG, SendResult, send_invoice
+from local import moto_sqs
+from local.durable import StateFile
 from local.moto_ses import SES_MESSAGE_ID_DOMAIN
 from tests.conftest import load_event, wait_for
 from tests.pdf import make_pdf, read_pdf
@@ -430,3 +432,47 @@ def test_every_message_sesv2_accepts_is_filed_and_unknown_configuration_sets_are
             Content={"Simple": {"Subject": {"Data": "x"}, "Body": {"Text": {"Data": "y"}}}},
         )
     assert len(_outbox_to(stack, to)) == 1
+
+
+def test_ses_events_reach_a_configuration_sets_topic_and_are_journaled_with_the_queue(stack, tmp_path):
+    # Given a configuration set whose event destination is a topic with a raw queue subscription
+    name = f"mail-{uuid.uuid4().hex[:8]}"
+    sns, sqs, ses = boto3.client("sns"), boto3.client("sqs"), boto3.client("ses")
+    topic = sns.create_topic(Name=name)["TopicArn"]
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"})
+    boto3.client("sesv2").create_configuration_set(ConfigurationSetName=name)
+    ses.create_configuration_set_event_destination(
+        ConfigurationSetName=name,
+        EventDestination={
+            "Name": name,
+            "Enabled": True,
+            "MatchingEventTypes": ["send", "bounce"],
+            "SNSDestination": {"TopicARN": topic},
+        },
+    )
+    journal = StateFile(tmp_path / "aws.sqlite")
+    moto_sqs.set_journal(journal)
+    try:
+        # When a message to the simulator's bounce address goes through it
+        sent = boto3.client("sesv2").send_email(
+            FromEmailAddress=get_settings().ses_from_address,
+            Destination={"ToAddresses": ["bounce+journal@simulator.amazonses.com"]},
+            Content={"Simple": {"Subject": {"Data": "x"}, "Body": {"Text": {"Data": "y"}}}},
+            ConfigurationSetName=name,
+            EmailTags=[{"Name": "fieldbill-message", "Value": "abc"}],
+        )
+    finally:
+        moto_sqs.set_journal(None)
+    # Then the queue holds SES's Send and Bounce records (only the matching types), raw, tagged
+    got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    records = [json.loads(m["Body"]) for m in got]
+    assert sorted(r["eventType"] for r in records) == ["Bounce", "Send"]
+    assert {r["mail"]["messageId"] for r in records} == {sent["MessageId"]}
+    assert all(r["mail"]["tags"]["fieldbill-message"] == ["abc"] for r in records)
+    bounce = next(r for r in records if r["eventType"] == "Bounce")["bounce"]
+    assert bounce["bouncedRecipients"][0]["emailAddress"] == "bounce+journal@simulator.amazonses.com"
+    # and the deliveries were journaled like SendMessage requests (a restart keeps them)
+    assert len(journal.load(f"sqs:{name}")) == 2
+    sqs.delete_queue(QueueUrl=url)
