@@ -25,13 +25,13 @@ from typing import Any
 import boto3
 import pytest
 
-from fieldbill.domain.delivery import message_key
+from fieldbill.domain.delivery import MESSAGE_TAG, message_key
 from fieldbill.domain.errors import Conflict, NotFound, ValidationError
 from fieldbill.mail.errors import MailRejected
 from fieldbill.settings import get_settings
 from fieldbill.store import messages
 from fieldbill.store.models import META, Contact, Entity, Invoice, InvoiceLine, SentMessage
-from fieldbill.workflows.documents.send import MESSAGE_TAG, SendResult, send_invoice
+from fieldbill.workflows.documents.send import SendResult, send_invoice
 from local import moto_sqs
 from local.durable import StateFile
 from local.moto_ses import SES_MESSAGE_ID_DOMAIN

@@ -92,6 +92,10 @@ SES_EVENT_STATUS: dict[str, MessageStatus] = {
     "Rendering Failure": MessageStatus.FAILED,
 }
 
+# The SES message tag that names our message id on a send; SES's events carry it back, so an
+# event of our message that is not recorded yet is told from one of a message we never sent.
+MESSAGE_TAG = "fieldbill-message"
+
 # Invoice statuses that may not be emailed (the invoice machine is the lead's; these names are
 # the ones a withdrawn invoice has in it).
 UNSENDABLE_INVOICE_STATUSES = frozenset({"void", "deleted"})

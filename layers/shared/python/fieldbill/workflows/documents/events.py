@@ -16,10 +16,9 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, Json
 
-from fieldbill.domain.delivery import SES_EVENT_STATUS
+from fieldbill.domain.delivery import MESSAGE_TAG, SES_EVENT_STATUS
 from fieldbill.observability import logger
 from fieldbill.store import messages
-from fieldbill.workflows.documents.send import MESSAGE_TAG
 
 
 class _Open(BaseModel):

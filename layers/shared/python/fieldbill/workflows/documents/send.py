@@ -19,8 +19,6 @@ from fieldbill.observability import logger
 from fieldbill.settings import get_settings
 from fieldbill.store import messages
 
-# The SES message tag naming our message: SES's events carry it back (workflows/documents/events.py).
-MESSAGE_TAG = "fieldbill-message"
 MARK_ATTEMPTS = 3
 
 
@@ -90,7 +88,7 @@ def send_invoice(
             sent_now=False,
         )
     try:
-        ses_id = ses.send(built, tags={MESSAGE_TAG: key})
+        ses_id = ses.send(built, tags={delivery.MESSAGE_TAG: key})
     except MailError as exc:
         messages.mark_failed(tenant_id, key, exc.code, exc.message, actor=actor)
         logger.warning("invoice email refused", extra={**log, "code": exc.code})
