@@ -320,7 +320,7 @@ def apply_event(
     # The index is eventually consistent; the table has the message's current status.
     record = _current(SentMessage, record.pk, "message")
     reason = _event_reason(event_type, detail)
-    event = {"type": event_type, "at": at, **{k: str(v)[:500] for k, v in detail.items()}}
+    event = {"type": event_type, "at": at, **{k: str(v)[:500] for k, v in detail.items() if v is not None}}
     try:
         message_change = transitions.change(
             SentMessage,
