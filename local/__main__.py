@@ -41,6 +41,12 @@ def main(argv: list[str] | None = None) -> int:
         help="where the local AWS state and the emulator's companies are kept (default .local/state)",
     )
     serve.add_argument("--reset", action="store_true", help="delete the stored state first: start empty")
+    serve.add_argument(
+        "--outbox",
+        type=Path,
+        default=None,
+        help="the Maildir every email sent through SES lands in (default: outbox/ beside the data dir)",
+    )
     reset = sub.add_parser("reset", help="delete the state `serve` keeps: the next serve starts empty")
     reset.add_argument("--data-dir", type=Path, default=None)
     token = sub.add_parser("token", help="mint a local JWT for a tenant")
@@ -84,10 +90,14 @@ def _serve(args: argparse.Namespace) -> int:
     from local.stack import LocalStack, StackOptions
 
     data_dir = (args.data_dir or DEFAULT_DATA_DIR).resolve()
+    # .local/outbox for the default .local/state: sent mail is kept apart from the state a reset deletes.
+    outbox = (args.outbox or data_dir.parent / "outbox").resolve()
     if args.reset:
         reset(data_dir)
     stack = LocalStack(
-        StackOptions(gateway_port=args.port, emulator_port=args.qbo_port, data_dir=data_dir)
+        StackOptions(
+            gateway_port=args.port, emulator_port=args.qbo_port, data_dir=data_dir, outbox_dir=outbox
+        )
     ).start()
     endpoints = stack.write_endpoints(args.tenant)
     for key, value in endpoints.items():
@@ -98,6 +108,11 @@ def _serve(args: argparse.Namespace) -> int:
         f"{found.get('items', 0)} items, {found.get('messages', 0)} queued messages, "
         f"{found.get('companies', 0)} QuickBooks companies; runs in flight: "
         f"{found.get('runs_resumed', 0)} resumed, {found.get('runs_unresumable', 0)} failed.",
+        flush=True,
+    )
+    print(
+        f"Outbox: {stack.outbox} (a Maildir: every email sent through SES, one .eml each in new/); "
+        f"list: curl {stack.outbox_url}, one raw message: curl {stack.outbox_url}/<id>",
         flush=True,
     )
     print(

@@ -22,7 +22,7 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
-from local import moto_dynamodb, moto_sqs, moto_stepfunctions
+from local import moto_dynamodb, moto_ses, moto_sqs, moto_stepfunctions
 from local.durable import StateFile
 from local.lambda_runtime import FunctionRegistry, install
 from local.sqs_poller import Mapping, SqsPoller
@@ -40,9 +40,12 @@ class LocalAws:
         secret_values: dict[str, str] | None = None,
         environment: dict[str, str] | None = None,
         data_dir: Path | None = None,
+        outbox: Path | None = None,
     ):
         self.template = template
         self.data_dir = data_dir
+        # The Maildir every message sent through SES lands in (local/moto_ses.py).
+        self.outbox = outbox
         self.journal: StateFile | None = None
         self.restored: dict[str, int] = {}  # what start() found in the journal, by kind
         self.secret_values = secret_values or {}
@@ -69,11 +72,15 @@ class LocalAws:
         moto_dynamodb.install()
         moto_sqs.install()
         moto_stepfunctions.install()
+        moto_ses.install()
+        moto_ses.set_outbox(self.outbox)
         if self.data_dir is not None:
             self.journal = StateFile(self.data_dir / "aws.sqlite")
         self._create_table()
         self._create_queues()
         self._create_secret_and_key()
+        self._create_topics()
+        self._create_mail()
         self._create_functions()
         self._create_state_machines()
         self._apply_environment()
@@ -94,6 +101,7 @@ class LocalAws:
         moto_stepfunctions.set_journal(None)
         if self.poller:
             self.poller.stop()
+        moto_ses.set_outbox(None)
         self._mock.stop()
         if self.journal is not None:
             self.journal.close()
@@ -175,6 +183,8 @@ class LocalAws:
             props = self.template.resolve(queue.properties)
             if "VisibilityTimeout" in props:
                 attributes["VisibilityTimeout"] = str(props["VisibilityTimeout"])
+            if "DelaySeconds" in props:
+                attributes["DelaySeconds"] = str(props["DelaySeconds"])
             if "MessageRetentionPeriod" in props:
                 attributes["MessageRetentionPeriod"] = str(props["MessageRetentionPeriod"])
             if "RedrivePolicy" in props:
@@ -216,6 +226,48 @@ class LocalAws:
         key.key_material = base64.b64decode(saved["material"])
         backend.keys[key.id] = key
         return str(key.id)
+
+    def _create_topics(self) -> None:
+        """SNS topics, and their subscriptions that deliver to a queue of the template (other
+        protocols, like the alarm e-mail, have no local endpoint)."""
+        sns = boto3.client("sns")
+        for logical_id in self.template.of_type("AWS::SNS::Topic"):
+            sns.create_topic(Name=self.template.physical_name(logical_id))
+        for res in self.template.of_type("AWS::SNS::Subscription").values():
+            if "Condition" in res:
+                continue
+            props = self.template.resolve(res["Properties"])
+            if props["Protocol"] != "sqs":
+                continue
+            attributes = {"RawMessageDelivery": "true"} if props.get("RawMessageDelivery") else {}
+            sns.subscribe(
+                TopicArn=props["TopicArn"],
+                Protocol="sqs",
+                Endpoint=props["Endpoint"],
+                Attributes=attributes,
+            )
+
+    def _create_mail(self) -> None:
+        """SES as the template and its parameters set it up: the sender identity (verified, as an
+        operator verifies it in AWS) and each configuration set with its event destinations."""
+        sender = self.template.parameters.get("SesFromAddress")
+        if sender:
+            boto3.client("ses").verify_email_identity(EmailAddress=str(sender))
+        sesv2, ses = boto3.client("sesv2"), boto3.client("ses")
+        for logical_id in self.template.of_type("AWS::SES::ConfigurationSet"):
+            sesv2.create_configuration_set(ConfigurationSetName=self.template.ref(logical_id))
+        for res in self.template.of_type("AWS::SES::ConfigurationSetEventDestination").values():
+            props = self.template.resolve(res["Properties"])
+            destination = props["EventDestination"]
+            ses.create_configuration_set_event_destination(
+                ConfigurationSetName=props["ConfigurationSetName"],
+                EventDestination={
+                    "Name": destination["Name"],
+                    "Enabled": destination.get("Enabled", True),
+                    "MatchingEventTypes": destination["MatchingEventTypes"],
+                    "SNSDestination": {"TopicARN": destination["SnsDestination"]["TopicARN"]},
+                },
+            )
 
     def _create_functions(self) -> None:
         role = boto3.client("iam").create_role(

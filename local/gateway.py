@@ -5,6 +5,10 @@ the same check API Gateway performs (401 before the function runs). CORS comes f
 CorsConfiguration: a preflight OPTIONS is answered here, without a token, and every answer to an
 allowed Origin carries the CORS headers, as API Gateway does. The gateway's own answers (401, 404,
 500) have the API's one error shape (fieldbill.api.responses.ErrorOut).
+
+Local only, no token: `POST /__local/schedules/<name>` fires a schedule; `GET /__outbox` lists the
+emails sent through SES (the Maildir local/moto_ses.py files them in) and `GET /__outbox/<id>`
+answers one as its raw RFC 822 message (message/rfc822).
 """
 
 from __future__ import annotations
@@ -12,12 +16,17 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import mailbox
 import re
 import threading
 import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from email import policy
+from email.parser import BytesParser
+from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import Any
 
 from werkzeug.serving import make_server
@@ -127,8 +136,10 @@ class Gateway:
         port: int = 0,
         fire_schedule: Any = None,
         cors_origins: Sequence[str] | None = None,
+        outbox: Path | None = None,
     ):
         self.registry = registry
+        self.outbox = outbox
         # None: the template's CorsAllowedOrigins (its default, as a plain `sam deploy` would have).
         self.cors = Cors.from_template(Template(), cors_origins)
         # Local-only: EventBridge never fires in moto, so POST /__local/schedules/<name> fires one.
@@ -194,6 +205,8 @@ class Gateway:
                 status=200,
                 content_type="application/json",
             )
+        if (request.path == "/__outbox" or request.path.startswith("/__outbox/")) and self.outbox:
+            return self._outbox(request, self.outbox)
         found = self.match(request.method, request.path)
         if found is None:
             return problem(404, "not_found", f"no route {request.method} {request.path}")
@@ -216,6 +229,48 @@ class Gateway:
             logging.getLogger(__name__).exception("integration failed: %s", type(exc).__name__)
             return problem(500, "internal_error", "internal error")
         return self.to_response(result)
+
+    @staticmethod
+    def _outbox(request: Request, path: Path) -> Response:
+        """The local SES outbox: a list of what was sent, or one message as it was sent."""
+        if request.method != "GET":
+            return problem(405, "method_not_allowed", f"{request.method} {request.path}: only GET")
+        unknown = sorted(set(request.args) - {"to"})
+        if unknown:
+            return problem(
+                400,
+                "validation_error",
+                "the request is not valid",
+                [{"field": name, "in": "query", "message": "unknown query parameter"} for name in unknown],
+            )
+        box = mailbox.Maildir(path, create=True)
+        key = request.path.removeprefix("/__outbox").strip("/")
+        if key:
+            try:
+                raw = box.get_bytes(key)
+            except KeyError:
+                return problem(404, "not_found", f"no message {key} in the outbox")
+            return Response(raw, status=200, content_type="message/rfc822")
+        wanted = request.args.get("to", "").strip().lower()
+        items = []
+        for each in box.iterkeys():
+            headers = BytesParser(policy=policy.default).parsebytes(box.get_bytes(each), headersonly=True)
+            to = [address.addr_spec for address in getattr(headers["To"], "addresses", ())]
+            if wanted and wanted not in (a.lower() for a in to):
+                continue
+            date = headers["Date"]
+            items.append(
+                {
+                    "id": each,
+                    "message_id": str(headers["Message-ID"] or ""),
+                    "from": str(headers["From"] or ""),
+                    "to": to,
+                    "subject": str(headers["Subject"] or ""),
+                    "date": parsedate_to_datetime(str(date)).isoformat() if date else None,
+                }
+            )
+        items.sort(key=lambda item: (item["date"] or "", item["id"]))
+        return Response(json.dumps({"items": items}), status=200, content_type="application/json")
 
     @staticmethod
     def to_event(

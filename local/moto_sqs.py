@@ -31,6 +31,8 @@ from __future__ import annotations
 import pickle
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 _LOCK = threading.RLock()
@@ -47,6 +49,21 @@ _CHANGES = {
     "PurgeQueue",
 }
 _NS = "sqs:"  # namespace per queue: "sqs:<queue name>", key: message id, value: the pickled message
+
+
+@contextmanager
+def changing(queues: list[Any]) -> Iterator[None]:
+    """For a change to `queues` made outside an SQS request (SNS delivering to a queue
+    in-process): under the lock every SQS action takes, and journaled as a SendMessage would be."""
+    with _LOCK:
+        if _journal is None:
+            yield
+            return
+        before = {q.name: _marks(q) for q in queues}
+        try:
+            yield
+        finally:
+            _record(queues, before)
 
 
 def set_journal(journal: Any) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import tempfile
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,8 @@ from local.qbo_emulator import QboEmulator
 from local.template import ROOT, Template
 
 LOCAL_CLIENT_ID = "fieldbill-local-client"
+# The SES identity invoices are sent from locally (the template's SesFromAddress parameter).
+LOCAL_SENDER = "invoices@fieldbill.local"
 
 
 @dataclass
@@ -48,6 +51,8 @@ class StackOptions:
     metrics: bool = True
     # Where the state is kept across restarts; None keeps it in memory (tests, the demo).
     data_dir: Path | None = None
+    # The Maildir every message sent through SES lands in; None: a fresh temporary directory.
+    outbox_dir: Path | None = None
 
 
 def _fresh_containers() -> None:
@@ -59,6 +64,8 @@ def _fresh_containers() -> None:
         sys.modules["fieldbill.settings"].get_settings.cache_clear()
     if "fieldbill.quickbooks.tokens" in sys.modules:
         sys.modules["fieldbill.quickbooks.tokens"].clear_cache()
+    if "fieldbill.mail.ses" in sys.modules:
+        sys.modules["fieldbill.mail.ses"].reset_client()
     from aws_lambda_powertools.utilities import parameters
 
     parameters.clear_caches()
@@ -78,6 +85,7 @@ class LocalStack:
         self.restored: dict[str, Any] = {}
         self.gateway: Gateway | None = None
         self.issuer = DevIssuer()
+        self.outbox = self.options.outbox_dir or Path(tempfile.mkdtemp(prefix="fieldbill-")) / "outbox"
 
     def start(self) -> LocalStack:
         opts = self.options
@@ -91,6 +99,7 @@ class LocalStack:
                 "QboApiBase": self.emulator.api_base,
                 "JwtIssuer": self.issuer.issuer,
                 "JwtAudience": [self.issuer.audience],
+                "SesFromAddress": LOCAL_SENDER,
             }
         )
         self.aws = LocalAws(
@@ -110,9 +119,14 @@ class LocalStack:
                 "POWERTOOLS_DEV": "false",
             },
             data_dir=opts.data_dir,
+            outbox=self.outbox,
         ).start()
         self.gateway = Gateway(
-            self.aws.registry, self.issuer, port=opts.gateway_port, fire_schedule=self.aws.fire_schedule
+            self.aws.registry,
+            self.issuer,
+            port=opts.gateway_port,
+            fire_schedule=self.aws.fire_schedule,
+            outbox=self.outbox,
         )
         redirect_uri = f"{self.gateway.url}/quickbooks/callback"
         os.environ["QBO_REDIRECT_URI"] = redirect_uri
@@ -200,6 +214,10 @@ class LocalStack:
         return self.gateway.url
 
     @property
+    def outbox_url(self) -> str:
+        return f"{self.api_url}/__outbox"
+
+    @property
     def webhook_url(self) -> str:
         return f"{self.api_url}/webhooks/quickbooks"
 
@@ -211,6 +229,7 @@ class LocalStack:
             "API_URL": self.api_url,
             "QBO_URL": self.emulator.url,
             "WEBHOOK_URL": self.webhook_url,
+            "OUTBOX_URL": self.outbox_url,
             "TOKEN": self.token(tenant_id),
             "TENANT": tenant_id,
         }

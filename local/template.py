@@ -97,6 +97,10 @@ class Template:
             return name  # local secrets are addressed by name
         if type_ == "AWS::KMS::Key":
             return f"alias/{name}"
+        if type_ == "AWS::SNS::Topic":
+            return f"arn:aws:sns:{REGION}:{ACCOUNT}:{name}"
+        if type_ == "AWS::SES::ConfigurationSet" and "Name" in resource.get("Properties", {}):
+            return str(self.resolve(resource["Properties"]["Name"]))
         return name
 
     def get_att(self, logical_id: str, attribute: str) -> str:

@@ -20,7 +20,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "layers" / "shared" / "python" / "fieldbill"
 STORE = PACKAGE / "store"
 TRANSITIONS = STORE / "transitions.py"
-STATUS_ATTRIBUTES = {"status", "sync_status"}
+STATUS_ATTRIBUTES = {"status", "sync_status", "delivery_status"}
 # A key prefix: an upper-case word glued to '#', as the single-table keys are built (T#, #RUN#).
 KEY_PREFIX = re.compile(r"(^|#)[A-Z][A-Z0-9_]*#|#[A-Z][A-Z0-9_]*$")
 

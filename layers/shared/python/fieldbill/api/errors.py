@@ -25,6 +25,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from fieldbill.api.responses import ErrorOut
 from fieldbill.domain.errors import Conflict, InvalidTransition, NotFound, Unavailable, ValidationError
 from fieldbill.jsonbody import BodyRejected
+from fieldbill.mail.errors import MailRejected, MailUnavailable
 from fieldbill.observability import logger
 from fieldbill.quickbooks.errors import AuthExpired, AuthorizationFailed, NeedsReconnect, QboError, Throttled
 
@@ -168,6 +169,24 @@ def _qbo_down(exc: QboError) -> Response:
     )
 
 
+def _mail_rejected(exc: MailRejected) -> Response:
+    # SES's own reason (unverified sender, a sandbox recipient, an address it refuses) helps the user.
+    return problem(
+        HTTPStatus.UNPROCESSABLE_ENTITY,
+        "email_rejected",
+        f"the email was refused: {exc.message}",
+        reason=exc.code,
+    )
+
+
+def _mail_unavailable(exc: MailUnavailable) -> Response:
+    return problem(
+        HTTPStatus.SERVICE_UNAVAILABLE,
+        "email_unavailable",
+        f"email cannot be sent right now ({exc.code}); retry later",
+    )
+
+
 def _unauthorized(exc: Unauthorized) -> Response:
     return problem(HTTPStatus.UNAUTHORIZED, "unauthorized", str(exc))
 
@@ -206,6 +225,8 @@ TABLE: list[tuple[type[Exception], Callable[[Any], Response]]] = [
     (AuthExpired, _reconnect),
     (Throttled, _throttled),
     (QboError, _qbo_down),
+    (MailRejected, _mail_rejected),
+    (MailUnavailable, _mail_unavailable),
     (Unauthorized, _unauthorized),
     (NotFoundError, _no_route),
 ]

@@ -38,3 +38,8 @@ class Settings(BaseSettings):
     token_key_id: str = Field(default="", alias="TOKEN_KEY_ID")
     # The JWT claim naming the caller's tenant.
     tenant_claim: str = Field(default="tenant_id", alias="TENANT_CLAIM")
+    # Email (workflows/documents/): the verified SES identity invoices are sent from (template
+    # parameter SesFromAddress; empty: sending is not configured) and the configuration set
+    # whose event destination reports sends, deliveries, bounces and complaints.
+    ses_from_address: str = Field(default="", alias="SES_FROM_ADDRESS")
+    ses_configuration_set: str = Field(default="", alias="SES_CONFIGURATION_SET")

@@ -377,6 +377,10 @@ class Invoice(Entity, discriminator="Invoice"):
     payments = ListAttribute(of=Payment, default=list)
     amount_paid = DecimalAttribute(default=lambda: Decimal("0"))
     amount_credited = DecimalAttribute(default=lambda: Decimal("0"))
+    # Email delivery (store/messages.py): where the invoice is emailed by default, and the delivery
+    # status of its latest message (domain/delivery.py), never its own `status`.
+    delivery_status = UnicodeAttribute(null=True)
+    delivery_message_id = UnicodeAttribute(null=True)
 
     @staticmethod
     def key(tenant_id: str, invoice_id: str) -> str:
@@ -393,6 +397,35 @@ class Invoice(Entity, discriminator="Invoice"):
     @staticmethod
     def run_sort_key(sync_status: str, invoice_id: str) -> str:
         return f"{sync_status}#{invoice_id}"
+
+
+class SentMessage(Entity, discriminator="SentMessage"):
+    """One email of one invoice version to one recipient; its id is the deterministic message key
+    (domain/delivery.message_key), so a retried send finds it. Found again by SES's message id
+    (gsi1) when SES reports the message's delivery, bounce or complaint."""
+
+    invoice_id = UnicodeAttribute()
+    invoice_version = NumberAttribute()
+    recipient = UnicodeAttribute()
+    sender = UnicodeAttribute()
+    subject = UnicodeAttribute()
+    status = UnicodeAttribute(default="sending")
+    # While `sending`: no other send of this message before then (the SES call may be under way).
+    lease_until = NumberAttribute(null=True)
+    ses_message_id = UnicodeAttribute(null=True)
+    sent_at = UnicodeAttribute(null=True)
+    last_error = MapAttribute[str, Any](null=True)
+    # The last SES event applied (type, time, detail such as a bounce's type and diagnostic).
+    last_event = MapAttribute[str, Any](null=True)
+
+    @staticmethod
+    def key(tenant_id: str, message_id: str) -> str:
+        return f"{tenant_prefix(tenant_id)}#MESSAGE#{message_id}"
+
+    @staticmethod
+    def ses_key(ses_message_id: str) -> str:
+        """gsi1 partition of a message by SES's id (SES events carry only that)."""
+        return f"SESMESSAGE#{ses_message_id}"
 
 
 # ---------------------------------------------------------------------------- runs and operations
