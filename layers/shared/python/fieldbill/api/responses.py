@@ -260,6 +260,9 @@ class InvoiceOut(Badged):
     billing_email: str | None = None
     sent_at: str | None = None
     sent_via: str | None = None
+    delivery_status: str | None = Field(
+        default=None, description="of its latest email: sent, delivered, bounced ..."
+    )
     amount_paid: DecimalText = "0"
     amount_credited: DecimalText = "0"
     payments: list[PaymentOut] = Field(default_factory=list)

@@ -23,6 +23,7 @@ import re
 from email.utils import parseaddr
 
 from fieldbill.domain.errors import ValidationError
+from fieldbill.domain.model import InvoiceStatus
 from fieldbill.domain.states import StateMachine
 
 
@@ -96,9 +97,8 @@ SES_EVENT_STATUS: dict[str, MessageStatus] = {
 # event of our message that is not recorded yet is told from one of a message we never sent.
 MESSAGE_TAG = "fieldbill-message"
 
-# Invoice statuses that may not be emailed (the invoice machine is the lead's; these names are
-# the ones a withdrawn invoice has in it).
-UNSENDABLE_INVOICE_STATUSES = frozenset({"void", "deleted"})
+# Invoice statuses that may not be emailed: a withdrawn invoice (INVOICE_MACHINE's ends).
+UNSENDABLE_INVOICE_STATUSES = frozenset({str(InvoiceStatus.VOID), str(InvoiceStatus.DELETED)})
 
 _ADDRESS = re.compile(r"^[^@\s<>()\[\],;:\"]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+$")
 
