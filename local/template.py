@@ -97,6 +97,8 @@ class Template:
             return name  # local secrets are addressed by name
         if type_ == "AWS::KMS::Key":
             return f"alias/{name}"
+        if type_ == "AWS::S3::Bucket":
+            return name.lower()  # bucket names are lower case
         return name
 
     def get_att(self, logical_id: str, attribute: str) -> str:
@@ -110,6 +112,8 @@ class Template:
             return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
         if type_ == "AWS::Serverless::StateMachine":
             return {"Name": name, "Arn": self.ref(logical_id)}[attribute]
+        if type_ == "AWS::S3::Bucket" and attribute == "Arn":
+            return f"arn:aws:s3:::{self.ref(logical_id)}"
         if type_ == "AWS::Logs::LogGroup" and attribute == "Arn":
             return f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{name}"
         raise KeyError(f"GetAtt {logical_id}.{attribute} is not resolved locally")

@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 from pypdf import PdfReader
 
-from fieldbill.documents import invoice_pdf
-from fieldbill.documents.invoice_pdf import DocumentLine, InvoiceDocument, Logo
+from fieldbill.documents import invoice_pdf, model
+from fieldbill.documents.model import DocumentLine, InvoiceDocument, Logo
 
 
 def line(description: str, qty: str, price: str, taxable: bool = False) -> DocumentLine:
@@ -74,19 +74,19 @@ def test_one_invoice_shows_number_lines_totals_balance_and_due_date():
 
 
 def test_money_is_printed_with_two_decimals_from_decimal_never_float():
-    assert invoice_pdf.money(Decimal("1234.5")) == "1,234.50"
-    assert invoice_pdf.money(Decimal("0")) == "0.00"
+    assert model.money(Decimal("1234.5")) == "1,234.50"
+    assert model.money(Decimal("0")) == "0.00"
     # Half-up at the cent, as the domain's money rules round (float would make this 0.00 or 0.01 by luck).
-    assert invoice_pdf.money(Decimal("0.005")) == "0.01"
-    assert invoice_pdf.money(Decimal("2.675")) == "2.68"
+    assert model.money(Decimal("0.005")) == "0.01"
+    assert model.money(Decimal("2.675")) == "2.68"
     with pytest.raises(TypeError):
-        invoice_pdf.money(2.675)  # type: ignore[arg-type]
+        model.money(2.675)  # type: ignore[arg-type]
 
 
 def test_quantity_prints_as_entered_without_trailing_zeros():
-    assert invoice_pdf.quantity(Decimal("1.500000")) == "1.5"
-    assert invoice_pdf.quantity(Decimal("10.000000")) == "10"
-    assert invoice_pdf.quantity(Decimal("0.016667")) == "0.016667"
+    assert model.quantity(Decimal("1.500000")) == "1.5"
+    assert model.quantity(Decimal("10.000000")) == "10"
+    assert model.quantity(Decimal("0.016667")) == "0.016667"
 
 
 def test_user_text_is_escaped_not_read_as_markup():

@@ -130,6 +130,7 @@ from fieldbill.api import (  # noqa: E402
     routes_billing,
     routes_catalog,
     routes_core,
+    routes_documents,
     routes_quickbooks,
 )
 
@@ -155,6 +156,7 @@ app.use(middlewares=[query_gate, idempotency.middleware])
 app.include_router(routes_core.router)
 app.include_router(routes_catalog.router)
 app.include_router(routes_billing.router)
+app.include_router(routes_documents.router)
 app.include_router(routes_quickbooks.router)
 
 

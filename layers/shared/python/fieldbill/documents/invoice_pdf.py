@@ -1,6 +1,6 @@
 """Invoice PDFs: one HTML/CSS template (templates/invoice.html) rendered by xhtml2pdf.
 
-Pure with respect to the table: it takes typed views (InvoiceDocument) and returns PDF bytes;
+Pure with respect to the table: it takes typed views (documents/model.py) and returns PDF bytes;
 the caller reads the records (docs/decisions/0005-invoice-pdf-renderer.md for the library).
 """
 
@@ -10,9 +10,6 @@ import base64
 import io
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import date
-from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -21,71 +18,16 @@ import jinja2
 from pypdf import PdfWriter
 from xhtml2pdf import pisa
 
-from fieldbill.domain.money import CENT
+from fieldbill.documents.model import InvoiceDocument, money, quantity
 
 TEMPLATES = Path(__file__).parent / "templates"
 # xhtml2pdf keeps a whole document's layout in memory: a "print many" is rendered in chunks of
 # this many invoices and the chunks joined page by page, so memory stays flat at any selection size.
 CHUNK = 50
-LOGO_TYPES = {"image/png", "image/jpeg", "image/gif"}
 
 
 class RenderFailed(RuntimeError):
     """xhtml2pdf reported errors: the document would be incomplete, so none is returned."""
-
-
-@dataclass(frozen=True)
-class DocumentLine:
-    description: str
-    quantity: Decimal
-    unit_price: Decimal
-    amount: Decimal
-    taxable: bool = False
-
-
-@dataclass(frozen=True)
-class Logo:
-    data: bytes
-    media_type: str = "image/png"
-
-    def __post_init__(self) -> None:
-        if self.media_type not in LOGO_TYPES:
-            raise ValueError(f"logo must be one of {sorted(LOGO_TYPES)}, not {self.media_type}")
-
-
-@dataclass(frozen=True)
-class InvoiceDocument:
-    """What a printed invoice shows; every amount a Decimal."""
-
-    tenant_name: str
-    customer_name: str
-    number: str
-    issue_date: date
-    status: str
-    lines: Sequence[DocumentLine]
-    subtotal: Decimal
-    tax: Decimal
-    total: Decimal
-    amount_paid: Decimal
-    balance: Decimal
-    due_date: date | None = None
-    currency: str = "USD"
-    billing_address: Sequence[str] = field(default_factory=tuple)
-    billing_email: str | None = None
-    logo: Logo | None = None
-
-
-def money(value: Decimal) -> str:
-    """Two decimals, thousands grouped, from Decimal (never float): 1234.5 -> "1,234.50"."""
-    if not isinstance(value, Decimal):
-        raise TypeError(f"money must be Decimal, not {type(value).__name__}")
-    return f"{value.quantize(CENT, rounding=ROUND_HALF_UP):,}"
-
-
-def quantity(value: Decimal) -> str:
-    """A quantity as entered, without trailing zeros: 1.500000 -> "1.5", 2.000000 -> "2"."""
-    text = format(value.normalize(), "f")
-    return text if text not in ("-0", "") else "0"
 
 
 def _context(doc: InvoiceDocument) -> dict[str, Any]:
