@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import io
 import re
+from datetime import UTC, datetime
 from typing import Any
 
+import boto3
 import pytest
 import requests
 from pypdf import PdfReader
 
+from local.gateway import link_expired
 from tests.conftest import Client
 
 T0 = "2026-11-02T09:00:00+00:00"
@@ -138,3 +141,28 @@ def test_print_refuses_unknown_fields(client: Client):
     response = client.post("/invoices/print", json={"invoice_ids": ["a"], "format": "a4"})
     assert response.status_code == 422
     assert [f["field"] for f in response.json()["error"]["fields"]] == ["format"]
+
+
+def test_the_documents_bucket_is_private_encrypted_and_expires_prints(stack):
+    # Given the bucket the local stack made from template.yaml (moto in this process)
+    bucket = stack.aws.template.ref("DocumentsBucket")
+    s3 = boto3.client("s3")
+
+    # Then it blocks public access, encrypts at rest and deletes prints after a few days
+    block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+    assert all(
+        block[k]
+        for k in ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets")
+    )
+    rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    lifecycle = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    expiring = [r for r in lifecycle if r.get("Filter", {}).get("Prefix") == "prints/"]
+    assert [r["Expiration"]["Days"] for r in expiring] == [3]
+
+
+def test_link_expiry_is_read_from_the_signature_dates():
+    signed = {"X-Amz-Date": "20261203T120000Z", "X-Amz-Expires": "900"}
+    assert not link_expired(signed, datetime(2026, 12, 3, 12, 14, 59, tzinfo=UTC))
+    assert link_expired(signed, datetime(2026, 12, 3, 12, 15, 1, tzinfo=UTC))
+    assert link_expired({"X-Amz-Expires": "900"}, datetime(2026, 12, 3, tzinfo=UTC))
