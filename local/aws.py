@@ -31,6 +31,18 @@ from local.template import ACCOUNT, REGION, Template
 MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
 
 
+def _lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
+    """A CloudFormation lifecycle rule in the S3 API's shape (they name the same things apart)."""
+    out: dict[str, Any] = {"ID": rule.get("Id", "rule"), "Status": rule["Status"]}
+    out["Filter"] = {"Prefix": rule.get("Prefix", "")}
+    if "ExpirationInDays" in rule:
+        out["Expiration"] = {"Days": int(rule["ExpirationInDays"])}
+    if "AbortIncompleteMultipartUpload" in rule:
+        days = int(rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"])
+        out["AbortIncompleteMultipartUpload"] = {"DaysAfterInitiation": days}
+    return out
+
+
 class LocalAws:
     """Creates the table, queues, secret, key, functions and state machine of the template in moto."""
 
@@ -78,6 +90,7 @@ class LocalAws:
             self.journal = StateFile(self.data_dir / "aws.sqlite")
         self._create_table()
         self._create_queues()
+        self._create_buckets()
         self._create_secret_and_key()
         self._create_topics()
         self._create_mail()
@@ -192,6 +205,31 @@ class LocalAws:
             sqs.create_queue(QueueName=queue.name, Attributes=attributes)
         if self.journal is not None:
             self.restored["messages"] = moto_sqs.restore(self.journal)
+
+    def _create_buckets(self) -> None:
+        """Buckets with the template's encryption, public access block and lifecycle rules. Their
+        objects are not journaled: documents are prints made again on demand."""
+        s3 = boto3.client("s3")
+        for logical_id, res in self.template.of_type("AWS::S3::Bucket").items():
+            name = self.template.ref(logical_id)
+            props = self.template.resolve(res.get("Properties", {}))
+            s3.create_bucket(Bucket=name)
+            if "BucketEncryption" in props:
+                # CloudFormation names it ServerSideEncryptionByDefault, the S3 API ApplyServerSide...
+                rules = [
+                    {"ApplyServerSideEncryptionByDefault": r["ServerSideEncryptionByDefault"]}
+                    for r in props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+                ]
+                s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules})
+            if "PublicAccessBlockConfiguration" in props:
+                s3.put_public_access_block(
+                    Bucket=name, PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"]
+                )
+            rules = props.get("LifecycleConfiguration", {}).get("Rules", [])
+            if rules:
+                s3.put_bucket_lifecycle_configuration(
+                    Bucket=name, LifecycleConfiguration={"Rules": [_lifecycle_rule(r) for r in rules]}
+                )
 
     def _create_secret_and_key(self) -> None:
         for logical_id, res in self.template.of_type("AWS::SecretsManager::Secret").items():

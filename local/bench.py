@@ -1,4 +1,5 @@
-"""`make bench`: compile and generate at month-end scale on the local stack, then the sync benchmark.
+"""`make bench`: compile and generate at month-end scale on the local stack, the sync benchmark,
+and a 500-invoice "print many" (local/bench_print.py).
 
 Figures go to .bench/results.json (and stdout). DynamoDB requests are counted where moto serves
 them (local/moto_dynamodb.REQUESTS), so every request of every client is counted, retries included.
@@ -121,8 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     import traceback
 
     parser = argparse.ArgumentParser(prog="python -m local.bench")
-    parser.add_argument("--only", choices=["imports", "billing", "sync"], action="append")
-    sections = parser.parse_args(argv).only or ["imports", "billing", "sync"]
+    parser.add_argument("--only", choices=["imports", "billing", "sync", "print"], action="append")
+    sections = parser.parse_args(argv).only or ["imports", "billing", "sync", "print"]
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     results: dict[str, Any] = {
@@ -143,6 +144,10 @@ def main(argv: list[str] | None = None) -> int:
                 results["handler_import_ms"] = importtime.measure()
             elif section == "billing":
                 bench_billing(results)
+            elif section == "print":
+                from local import bench_print
+
+                bench_print.run(results)
             else:
                 from local import bench_sync
 

@@ -9,6 +9,9 @@ allowed Origin carries the CORS headers, as API Gateway does. The gateway's own 
 Local only, no token: `POST /__local/schedules/<name>` fires a schedule; `GET /__outbox` lists the
 emails sent through SES (the Maildir local/moto_ses.py files them in) and `GET /__outbox/<id>`
 answers one as its raw RFC 822 message (message/rfc822).
+Local only: GET /__local/s3/<bucket>/<key> serves an object of moto's in-process S3, which has no
+address a browser can open. Presigned document links point here locally (DOCUMENTS_LINK_ENDPOINT);
+the link's expiry is enforced, its signature is not (the local credentials are not secret).
 """
 
 from __future__ import annotations
@@ -21,20 +24,25 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from email import policy
 from email.parser import BytesParser
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
+import boto3
+from botocore.exceptions import ClientError
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from local.auth import DevIssuer
 from local.lambda_runtime import FunctionRegistry
 from local.template import Template
+
+LOCAL_S3_PATH = "/__local/s3"
 
 
 def problem(status: int, code: str, message: str, fields: Sequence[dict[str, str]] = ()) -> Response:
@@ -207,6 +215,8 @@ class Gateway:
             )
         if (request.path == "/__outbox" or request.path.startswith("/__outbox/")) and self.outbox:
             return self._outbox(request, self.outbox)
+        if request.path.startswith(f"{LOCAL_S3_PATH}/") and request.method in ("GET", "HEAD"):
+            return self._local_object(request)
         found = self.match(request.method, request.path)
         if found is None:
             return problem(404, "not_found", f"no route {request.method} {request.path}")
@@ -271,6 +281,21 @@ class Gateway:
             )
         items.sort(key=lambda item: (item["date"] or "", item["id"]))
         return Response(json.dumps({"items": items}), status=200, content_type="application/json")
+
+    def _local_object(request: Request) -> Response:
+        """A presigned GET, as S3 would answer it: 403 once expired, 404 without the object."""
+        bucket, _, key = request.path[len(LOCAL_S3_PATH) + 1 :].partition("/")
+        if link_expired(request.args, datetime.now(UTC)):
+            return problem(403, "link_expired", "this link has expired or is not a presigned link")
+        try:
+            found = boto3.client("s3").get_object(Bucket=bucket, Key=key)
+        except ClientError:
+            return problem(404, "not_found", "no such document")
+        headers = {"Cache-Control": "private, no-store"}
+        if "response-content-disposition" in request.args:
+            headers["Content-Disposition"] = request.args["response-content-disposition"]
+        content_type = request.args.get("response-content-type") or found.get("ContentType")
+        return Response(found["Body"].read(), status=200, headers=headers, content_type=content_type)
 
     @staticmethod
     def to_event(
@@ -347,3 +372,13 @@ class Gateway:
         for cookie in result.get("cookies") or []:
             response.headers.add("Set-Cookie", cookie)
         return response
+
+
+def link_expired(args: Mapping[str, str], now: datetime) -> bool:
+    """A SigV4 presigned link lives X-Amz-Expires seconds from X-Amz-Date."""
+    try:
+        signed = datetime.strptime(args["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+        lifetime = timedelta(seconds=int(args["X-Amz-Expires"]))
+    except (KeyError, ValueError):
+        return True
+    return now > signed + lifetime

@@ -22,7 +22,7 @@ from typing import Any
 
 from local.auth import DevIssuer
 from local.aws import LocalAws
-from local.gateway import Gateway
+from local.gateway import LOCAL_S3_PATH, Gateway
 from local.moto_stepfunctions import ExecutionRecord
 from local.qbo_emulator import QboEmulator
 from local.template import ROOT, Template
@@ -57,7 +57,8 @@ class StackOptions:
 
 def _fresh_containers() -> None:
     """A new stack is like new Lambda containers: drop caches a previous stack in this process filled
-    (settings read from the environment, the app secret, the QuickBooks discovery document)."""
+    (settings read from the environment, the app secret, the QuickBooks discovery document, the
+    S3 clients of prints)."""
     import sys
 
     if "fieldbill.settings" in sys.modules:
@@ -66,6 +67,8 @@ def _fresh_containers() -> None:
         sys.modules["fieldbill.quickbooks.tokens"].clear_cache()
     if "fieldbill.mail.ses" in sys.modules:
         sys.modules["fieldbill.mail.ses"].reset_client()
+    if "fieldbill.workflows.documents.prints" in sys.modules:
+        sys.modules["fieldbill.workflows.documents.prints"].clear_cache()
     from aws_lambda_powertools.utilities import parameters
 
     parameters.clear_caches()
@@ -130,6 +133,8 @@ class LocalStack:
         )
         redirect_uri = f"{self.gateway.url}/quickbooks/callback"
         os.environ["QBO_REDIRECT_URI"] = redirect_uri
+        # moto's S3 has no address a browser can open: presigned links point at the gateway.
+        os.environ["DOCUMENTS_LINK_ENDPOINT"] = f"{self.gateway.url}{LOCAL_S3_PATH}"
         self.emulator.register_app(
             LOCAL_CLIENT_ID,
             opts.client_secret,

@@ -101,6 +101,8 @@ class Template:
             return f"arn:aws:sns:{REGION}:{ACCOUNT}:{name}"
         if type_ == "AWS::SES::ConfigurationSet" and "Name" in resource.get("Properties", {}):
             return str(self.resolve(resource["Properties"]["Name"]))
+        if type_ == "AWS::S3::Bucket":
+            return name.lower()  # bucket names are lower case
         return name
 
     def get_att(self, logical_id: str, attribute: str) -> str:
@@ -114,6 +116,8 @@ class Template:
             return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
         if type_ == "AWS::Serverless::StateMachine":
             return {"Name": name, "Arn": self.ref(logical_id)}[attribute]
+        if type_ == "AWS::S3::Bucket" and attribute == "Arn":
+            return f"arn:aws:s3:::{self.ref(logical_id)}"
         if type_ == "AWS::Logs::LogGroup" and attribute == "Arn":
             return f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{name}"
         raise KeyError(f"GetAtt {logical_id}.{attribute} is not resolved locally")

@@ -130,6 +130,7 @@ from fieldbill.api import (  # noqa: E402
     routes_billing,
     routes_catalog,
     routes_core,
+    routes_documents,
     routes_invoices,
     routes_quickbooks,
 )
@@ -157,6 +158,7 @@ app.include_router(routes_core.router)
 app.include_router(routes_catalog.router)
 app.include_router(routes_billing.router)
 app.include_router(routes_invoices.router)
+app.include_router(routes_documents.router)
 app.include_router(routes_quickbooks.router)
 
 

@@ -355,3 +355,14 @@ class PullAccepted(Out):
     data_type: str
     status: str
     realm_id: str | None = None
+
+
+# ---------------------------------------------------------------------------- documents
+class PrintOut(Out):
+    """A print of many invoices: one PDF, fetched with a plain GET of `url` until `expires_at`."""
+
+    url: str = Field(description="presigned GET link to the PDF; no bearer token needed")
+    expires_at: str = Field(description="when the link stops working (ISO 8601, UTC)")
+    expires_in: int = Field(description="seconds the link lives from this answer")
+    invoice_count: int
+    size_bytes: int

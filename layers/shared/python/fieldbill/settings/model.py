@@ -43,3 +43,9 @@ class Settings(BaseSettings):
     # whose event destination reports sends, deliveries, bounces and complaints.
     ses_from_address: str = Field(default="", alias="SES_FROM_ADDRESS")
     ses_configuration_set: str = Field(default="", alias="SES_CONFIGURATION_SET")
+    # Printed documents ("print many" PDFs): their S3 bucket and how long a presigned link lives.
+    documents_bucket: str = Field(default="", alias="DOCUMENTS_BUCKET")
+    documents_link_seconds: int = Field(default=900, ge=60, le=43200, alias="DOCUMENTS_LINK_SECONDS")
+    # Where presigned links point: empty is S3 itself. The local stack sets its gateway's
+    # local-only /__local/s3 path (moto's in-process S3 has no address a browser can open).
+    documents_link_endpoint: str = Field(default="", alias="DOCUMENTS_LINK_ENDPOINT")
