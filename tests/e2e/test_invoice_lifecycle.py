@@ -387,3 +387,45 @@ def test_a_bulk_command_does_each_invoice_or_says_why_not(client: Client):
     ):
         response = api.post("/invoices/bulk", json=body)
         assert response.status_code in (400, 422), response.text
+
+
+def test_sending_emails_the_invoice_pdf_to_its_billing_email_once_and_opens_it(stack, client: Client):
+    import io
+    from email import policy
+    from email.parser import BytesParser
+
+    import requests
+    from pypdf import PdfReader
+
+    api = client
+    _work(api, entries=2)
+    (invoice,) = _run(api)
+    address = f"ap+{api.tenant_id}@customer.example.org"
+    api.ok("PATCH", f"/invoices/{invoice['id']}", json={"billing_email": address})
+    # When it is sent
+    sent = api.ok("POST", f"/invoices/{invoice['id']}/send", json={})
+    assert (sent["recipient"], sent["sent_now"]) == (address, True)
+    assert (sent["invoice"]["status"], sent["invoice"]["sent_via"]) == ("open", "email")
+    # Then the outbox holds one message to the billing email, with the invoice's PDF attached
+    (entry,) = requests.get(stack.outbox_url, params={"to": address}, timeout=30).json()["items"]
+    raw = requests.get(f"{stack.outbox_url}/{entry['id']}", timeout=30).content
+    message = BytesParser(policy=policy.default).parsebytes(raw)
+    (attachment,) = list(message.iter_attachments())
+    text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(attachment.get_content())).pages)
+    # whose text shows the invoice number, every line and the total
+    number = sent["invoice"]["number"] or sent["invoice"]["qbo_doc_number"] or invoice["id"]
+    assert number in text.replace("\n", "")
+    for line in invoice["lines"]:
+        assert line["description"] in text and line["amount"] in text
+    assert invoice["total"] in text
+    # A second send of the same version to the same address sends nothing again
+    again = api.ok("POST", f"/invoices/{invoice['id']}/send", json={})
+    assert again["sent_now"] is False
+    assert len(requests.get(stack.outbox_url, params={"to": address}, timeout=30).json()["items"]) == 1
+    # A void invoice is not sent (409, nothing in the outbox for it)
+    api.ok("POST", f"/invoices/{invoice['id']}/void", json={})
+    refused = api.post(f"/invoices/{invoice['id']}/send", json={"to": "other@example.org"})
+    assert refused.status_code == 409, refused.text
+    assert (
+        requests.get(stack.outbox_url, params={"to": "other@example.org"}, timeout=30).json()["items"] == []
+    )

@@ -366,3 +366,14 @@ class PrintOut(Out):
     expires_in: int = Field(description="seconds the link lives from this answer")
     invoice_count: int
     size_bytes: int
+
+
+class SentOut(Out):
+    invoice: InvoiceOut
+    message_id: str = Field(description="ours: one per invoice version and recipient")
+    recipient: str
+    subject: str
+    sent_now: bool = Field(
+        description="false: this version already went to this recipient; nothing sent again"
+    )
+    delivery_status: str

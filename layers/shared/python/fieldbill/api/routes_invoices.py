@@ -20,6 +20,7 @@ from fieldbill.api.schemas import (
     PageLimit,
     PaymentIn,
     ReasonIn,
+    SendIn,
 )
 from fieldbill.clock import today
 from fieldbill.domain import invoice_edits, money, payments
@@ -155,6 +156,25 @@ def void_invoice(invoice_id: str, body: ReasonIn) -> out.InvoiceOut:
 def mark_sent(invoice_id: str) -> out.InvoiceOut:
     tenant = context.tenant_id(router)
     return views.invoice(commands.mark_sent(tenant, invoice_id, context.actor(router)))
+
+
+@router.post(
+    "/invoices/<invoice_id>/send",
+    summary="Email the invoice with its PDF (once per version and recipient); a draft becomes open",
+    tags=["invoices"],
+    responses=OK,
+)
+def send_invoice(invoice_id: str, body: SendIn) -> out.SentOut:
+    tenant = context.tenant_id(router)
+    record, sent = commands.send(tenant, invoice_id, context.actor(router), body.to)
+    return out.SentOut(
+        invoice=views.invoice(record),
+        message_id=sent.message_id,
+        recipient=sent.recipient,
+        subject=sent.subject,
+        sent_now=sent.sent_now,
+        delivery_status=sent.delivery_status,
+    )
 
 
 @router.post(

@@ -454,3 +454,9 @@ class BulkIn(Strict):
     action: Literal["delete", "mark_sent", "void", "sync"]
     invoice_ids: Annotated[list[Id], Field(min_length=1, max_length=500)]
     reason: Annotated[str, Field(max_length=500)] | None = None
+
+
+class SendIn(Strict):
+    to: Email | None = Field(
+        default=None, description="defaults to the invoice's billing email, else the contact's"
+    )

@@ -35,8 +35,7 @@ def document(record: Invoice, contact: Contact | None, company: str) -> InvoiceD
             quantity=line.quantity,
             unit_price=line.unit_price,
             amount=line.amount,
-            # Lines carry no tax flag yet (tax is QuickBooks' automated tax): printed untaxed.
-            taxable=bool(getattr(line, "taxable", False)),
+            taxable=bool(line.taxable),
         )
         for line in record.lines or []
     ]
@@ -45,7 +44,7 @@ def document(record: Invoice, contact: Contact | None, company: str) -> InvoiceD
     return InvoiceDocument(
         tenant_name=company,
         customer_name=contact.name if contact is not None else record.contact_id,
-        billing_email=contact.email if contact is not None else None,
+        billing_email=record.billing_email or (contact.email if contact is not None else None),
         number=number_of(record),
         issue_date=date.fromisoformat(record.issue_date),
         due_date=date.fromisoformat(record.due_date) if record.due_date else None,

@@ -150,3 +150,23 @@ def sync(tenant_id: str, invoice_id: str, actor: str) -> str:
         return str(record.sync_status)
     enqueue.enqueue_invoices([record], actor)
     return str(SyncStatus.PENDING)
+
+
+def send(tenant_id: str, invoice_id: str, actor: str, recipient: str | None = None) -> tuple[Invoice, Any]:
+    """Email the invoice's current version with its PDF (once per version and recipient), then
+    record it sent: a draft becomes open. A retry after the email went out sends nothing again
+    and still records it sent."""
+    # Lazy: the PDF layout library and the mail path cost seconds of cold start the other
+    # commands never need.
+    from fieldbill.documents import invoice_pdf
+    from fieldbill.workflows.documents import send as mail
+    from fieldbill.workflows.documents import views
+
+    record = invoices.get(tenant_id, invoice_id)
+    if record.status in (InvoiceStatus.VOID, InvoiceStatus.DELETED):
+        raise InvalidTransition(
+            "invoice", record.status, InvoiceStatus.OPEN, f"a {record.status} invoice is not sent"
+        )
+    pdf = invoice_pdf.render_invoice(views.one(tenant_id, invoice_id))
+    result = mail.send_invoice(tenant_id, invoice_id, pdf, actor=actor, recipient=recipient)
+    return invoices.mark_sent(tenant_id, invoice_id, actor, "email"), result
