@@ -6,8 +6,10 @@ Helpers named qbo_* are shared with test_qbo_tokens.py.
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
+from collections import Counter
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
@@ -941,3 +943,42 @@ def test_with_no_spare_request_either_the_invoices_wait_for_a_batch_slot(stack, 
     assert ours(stack, realm) == []
     copies = receive_copies(sync_queue, 3, timeout=10)
     assert sorted(QboSyncMessage.model_validate_json(c["Body"]).entity_id for c in copies) == sorted(ids)
+
+
+def test_two_messages_for_the_same_new_invoices_in_different_batches_create_each_once(stack):
+    # Given new invoices, some with two messages (a re-queue beside a redelivery after a
+    # reconnect) that two invocations handle at the same time, in batches of different make-up
+    # (so QuickBooks' batch requestid cannot tell the second create of an invoice from a new one)
+    tenant = qbo_tenant()
+    realm = qbo_connect(stack, tenant)
+    seed_contact(tenant, "Twice Owner")
+    seed_product(tenant, "Service")
+    ids = [seed_invoice(tenant).id for _ in range(6)]
+
+    def messages(chosen: list[str]) -> list[QboSyncMessage]:
+        return [QboSyncMessage(kind="sync_invoice", tenant_id=tenant, entity_id=i, version=1) for i in chosen]
+
+    deliveries = [messages(ids[:4]), messages(ids[2:])]
+    start = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def deliver(batch: list[QboSyncMessage]) -> None:
+        try:
+            start.wait(timeout=10)
+            consumer.handle_event(sqs_event(batch), None)
+        except BaseException as exc:  # pragma: no cover - surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=deliver, args=(batch,)) for batch in deliveries]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    # Then each invoice is in QuickBooks once; a delivery that found one being created comes back
+    # later and finds it synced
+    for _ in range(3):
+        consumer.handle_event(sqs_event(messages(ids), receive_count=2), None)
+    markers = Counter(str(q.get("PrivateNote")) for q in stack.emulator.entities(realm, "Invoice"))
+    assert sorted(markers.values()) == [1] * len(ids), markers
+    assert all(load_invoice(tenant, i).sync_status == "synced" for i in ids)

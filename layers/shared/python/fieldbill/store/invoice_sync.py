@@ -10,6 +10,8 @@ Writes whose answer nobody reads skip the read-back (Model.update asks for ALL_N
 
 from __future__ import annotations
 
+import enum
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -179,6 +181,8 @@ def _received(result: dict[str, Any]) -> list[Action]:
 def _synced_extra(invoice: Invoice, result: dict[str, Any]) -> list[Action]:
     return [
         *_received(result),
+        Invoice.create_claim.remove(),
+        Invoice.create_claim_until.remove(),
         Invoice.qbo_synced_version.set(int(invoice.version)),
         Invoice.sync_error.remove(),
         Invoice.synced_at.set(now_iso()),
@@ -253,7 +257,12 @@ def mark_error(invoice: Invoice, error: dict[str, Any], reason: str) -> bool:
         invoice,
         SyncStatus.ERROR,
         reason,
-        [Invoice.sync_error.set(error), *_run_index(invoice, SyncStatus.ERROR)],
+        [
+            Invoice.sync_error.set(error),
+            Invoice.create_claim.remove(),  # refused: whoever tries next may create it
+            Invoice.create_claim_until.remove(),
+            *_run_index(invoice, SyncStatus.ERROR),
+        ],
         Invoice.version == invoice.version,
         _same_version(invoice),
     )
@@ -295,3 +304,51 @@ def record_voided(invoice: Invoice, result: dict[str, Any]) -> None:
             Invoice.history.set(Invoice.history.append([entry])),
         ]
     )
+
+
+# ---------------------------------------------------------------------------------- create claims
+# Longer than a sync function may run (its timeout is 300 s): a claim outlives its holder's
+# invocation, so only the holder's own redelivery (same message id) or a claimer after a crash
+# (expired: it looks QuickBooks up first) ever creates the invoice.
+CREATE_CLAIM_SECONDS = 900
+
+
+class Claim(enum.StrEnum):
+    CLAIMED = "claimed"  # free, or already ours: create it
+    AFTER_EXPIRY = "after_expiry"  # an earlier holder died: look it up in QuickBooks first
+    HELD = "held"  # another delivery is creating it right now: come back later
+
+
+def claim_create(invoice: Invoice, owner: str) -> Claim:
+    """The right to create the invoice in QuickBooks, for `owner` (a sync message id): two copies
+    of a message (a redelivery beside a re-queue after a reconnect) would otherwise put it into
+    two batch calls with different requestids, and QuickBooks would create it twice."""
+    stamp = int(time.time())
+    free = Invoice.create_claim_until.does_not_exist() | (Invoice.create_claim_until < stamp)
+    expired = invoice.create_claim_until is not None and int(invoice.create_claim_until) < stamp
+    try:
+        update_without_reading(
+            invoice,
+            [Invoice.create_claim.set(owner), Invoice.create_claim_until.set(stamp + CREATE_CLAIM_SECONDS)],
+            Invoice.qbo_id.does_not_exist() & (free | (Invoice.create_claim == owner)),
+        )
+    except UpdateError as exc:
+        if common.conditional_failed(exc):
+            return Claim.HELD
+        raise
+    before = invoice.create_claim
+    invoice.create_claim, invoice.create_claim_until = owner, stamp + CREATE_CLAIM_SECONDS
+    return Claim.AFTER_EXPIRY if expired and before != owner else Claim.CLAIMED
+
+
+def release_create(invoice: Invoice, owner: str) -> None:
+    """Give the claim up (the create failed for good, or was not sent): another may try."""
+    try:
+        update_without_reading(
+            invoice,
+            [Invoice.create_claim.remove(), Invoice.create_claim_until.remove()],
+            Invoice.create_claim == owner,
+        )
+    except UpdateError as exc:
+        if not common.conditional_failed(exc):
+            raise

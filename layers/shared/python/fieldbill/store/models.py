@@ -363,6 +363,10 @@ class Invoice(Entity, discriminator="Invoice"):
     qbo_total = DecimalAttribute(null=True)
     # The invoice version QuickBooks holds: a message for an older version is a no-op.
     qbo_synced_version = NumberAttribute(null=True)
+    # Who may create it in QuickBooks now (a sync message id) and until when (epoch seconds):
+    # two copies of its message never create it twice (store/invoice_sync.claim_create).
+    create_claim = UnicodeAttribute(null=True)
+    create_claim_until = NumberAttribute(null=True)
     # Our document number (<= 21 chars), sent as DocNumber when the company uses custom numbers.
     number = UnicodeAttribute(null=True)
     synced_at = UnicodeAttribute(null=True)

@@ -27,7 +27,7 @@ from fieldbill.store import invoice_sync
 from fieldbill.store.models import Invoice
 from fieldbill.workflows.messages import QboSyncMessage
 from fieldbill.workflows.qbo_sync import backoff, invoices, references
-from fieldbill.workflows.qbo_sync.requeue import maybe_sent_before
+from fieldbill.workflows.qbo_sync.requeue import claim_owner, maybe_sent_before
 from fieldbill.workflows.qbo_sync.tenants import Tenant, Tenants
 
 Ready = list[tuple[SQSRecord, Invoice, dict[str, Any]]]  # (record, invoice, QuickBooks body)
@@ -138,6 +138,9 @@ def _prepare_tenant(
         candidates.append((record, invoice))
     if len(candidates) < 2:
         return
+    candidates = _claimed(prepared, candidates, {r.message_id: m for r, m in group}, maybe_sent)
+    if len(candidates) < 2:
+        return
     # Every candidate gets an outcome here: a failure on the way is that record's failure (retried
     # with its class's delay), not a reason to redo the same work one record at a time.
     try:
@@ -162,6 +165,26 @@ def _prepare_tenant(
         if out_of_time():
             break
         _send(prepared, tenant, chunk, out_of_time)
+
+
+def _claimed(
+    prepared: Prepared,
+    candidates: list[tuple[SQSRecord, Invoice]],
+    messages: dict[str, QboSyncMessage],
+    maybe_sent: set[str],
+) -> list[tuple[SQSRecord, Invoice]]:
+    """The candidates this delivery may create (their create claim); one another delivery is
+    creating comes back later. A claim taken over from a holder that died is looked up first."""
+    kept = []
+    for record, invoice in candidates:
+        claim = invoice_sync.claim_create(invoice, claim_owner(record, messages[record.message_id]))
+        if claim is invoice_sync.Claim.HELD:
+            prepared.set_outcome(record, invoice, Transient("another delivery is creating this invoice"))
+            continue
+        if claim is invoice_sync.Claim.AFTER_EXPIRY:
+            maybe_sent.add(record.message_id)
+        kept.append((record, invoice))
+    return kept
 
 
 def _look_up_doubtful(prepared: Prepared, tenant: Tenant, ready: Ready, maybe_sent: set[str]) -> Ready:

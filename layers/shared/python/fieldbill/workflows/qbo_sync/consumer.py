@@ -42,7 +42,13 @@ from fieldbill.settings import get_settings
 from fieldbill.store import invoice_sync
 from fieldbill.workflows.messages import QboSyncMessage
 from fieldbill.workflows.qbo_sync import backoff, batch, invoices, payments, references
-from fieldbill.workflows.qbo_sync.requeue import Requeue, RetryLater, maybe_sent_before, receive_count
+from fieldbill.workflows.qbo_sync.requeue import (
+    Requeue,
+    RetryLater,
+    claim_owner,
+    maybe_sent_before,
+    receive_count,
+)
 from fieldbill.workflows.qbo_sync.tenants import Tenants
 
 # Below this much Lambda time left, remaining records go back to the queue untouched.
@@ -128,7 +134,7 @@ class SyncBatch:
             if batch_wait is not None:
                 budget = self.tenants.get(message.tenant_id).client.spare_budget()  # type: ignore[assignment]
             with budget:
-                self._dispatch(message, maybe_sent_before(record, message))
+                self._dispatch(message, maybe_sent_before(record, message), claim_owner(record, message))
             self._done(message, record)
         except RetryLater:
             raise
@@ -165,7 +171,7 @@ class SyncBatch:
         finally:
             logger.remove_keys(list(LOG_KEYS))
 
-    def _dispatch(self, message: QboSyncMessage, maybe_sent: bool) -> None:
+    def _dispatch(self, message: QboSyncMessage, maybe_sent: bool, owner: str) -> None:
         tenant_id, entity_id = message.tenant_id, message.entity_id
         if message.kind == "sync_invoice":
             logger.append_keys(invoice_id=entity_id)
@@ -174,7 +180,7 @@ class SyncBatch:
             )
             if invoices.for_quickbooks(invoice) and invoice is not None:
                 if not invoices.already_synced(invoice):
-                    invoices.sync_invoice(self.tenants.get(tenant_id), invoice, maybe_sent)
+                    invoices.sync_invoice(self.tenants.get(tenant_id), invoice, maybe_sent, owner)
                 else:
                     invoices.open_if_draft(invoice)  # a redelivery after the sync was recorded
         elif message.kind == "void_invoice":

@@ -68,8 +68,14 @@ def for_quickbooks(invoice: Invoice | None) -> bool:
 
 
 # ---------------------------------------------------------------------------------- sync one
-def sync_invoice(tenant: Tenant, invoice: Invoice, maybe_sent: bool) -> None:
-    """Create or update the invoice in QuickBooks, then mark ours synced."""
+def sync_invoice(tenant: Tenant, invoice: Invoice, maybe_sent: bool, owner: str) -> None:
+    """Create or update the invoice in QuickBooks, then mark ours synced. Only the holder of the
+    invoice's create claim creates it; another copy of its message comes back later."""
+    if invoice.qbo_id is None:
+        claim = invoice_sync.claim_create(invoice, owner)
+        if claim is invoice_sync.Claim.HELD:
+            raise Transient("another delivery is creating this invoice in QuickBooks; back later")
+        maybe_sent = maybe_sent or claim is invoice_sync.Claim.AFTER_EXPIRY
     body = invoice_body(tenant, invoice)
     if invoice.qbo_id is None:
         found = None

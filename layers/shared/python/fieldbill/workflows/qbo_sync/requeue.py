@@ -57,8 +57,15 @@ def handback_copy(record: SQSRecord, message: QboSyncMessage) -> QboSyncMessage:
             "attempted": maybe_sent_before(record, message),
             "handbacks": message.handbacks + 1,
             "queued_at_ms": message.queued_at_ms or (int(sent) if sent else None),
+            "lineage": claim_owner(record, message),
         }
     )
+
+
+def claim_owner(record: SQSRecord, message: QboSyncMessage) -> str:
+    """Who claims the right to create the message's invoice: its line (kept by hand-back copies),
+    else the SQS message id (the same for every redelivery of one message)."""
+    return message.lineage or record.message_id
 
 
 @dataclass
