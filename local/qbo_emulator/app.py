@@ -67,6 +67,8 @@ def build_app(emu: QboEmulator) -> Flask:
         if rule.status == 503:
             html = "<html><body><h1>503 Service Unavailable</h1>No server is available.</body></html>"
             return Response(html, 503, content_type="text/html", headers=headers)
+        if rule.status == 403:
+            return _json(errors.application_authorization_failed_body(now_str(realm), realm), 403, headers)
         if rule.status == 500:
             fault = errors.internal_error()
         else:
@@ -170,11 +172,11 @@ def build_app(emu: QboEmulator) -> Flask:
             if result == AuthResult.UNAUTHENTICATED:
                 headers = {"WWW-Authenticate": 'Bearer realm="Intuit", error="invalid_token"'}
                 return _json(errors.authentication_body(now_str(realm), detail), 401, headers), None
-            if result == AuthResult.WRONG_REALM:
-                return _json(errors.authorization_failure(realm).body(now_str(realm)), 401), None
+            if result == AuthResult.NOT_AUTHORIZED:
+                return _json(errors.application_authorization_failed_body(now_str(realm), realm), 403), None
         company = emu.store.company(realm)
-        if company is None:
-            return _json(errors.authorization_failure(realm).body(now_str()), 401), None
+        if company is None:  # no company of that id: no token can be authorized for it
+            return _json(errors.application_authorization_failed_body(now_str(), realm), 403), None
         is_batch = rest.strip("/").lower() == "batch"
         exceeded = emu.limiter.acquire(realm, is_batch)
         if exceeded is not None:

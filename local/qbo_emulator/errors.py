@@ -139,10 +139,11 @@ def query_invalid(detail: str) -> QboFault:
 
 
 def internal_error() -> QboFault:
+    """A server fault: SystemFault 10000, HTTP 500 (ruckus/quickbooks-ruby generic_error.xml)."""
     return QboFault(
-        3100,
-        "InternalServerError",
+        10000,
         "An application error has occurred while processing your request",
+        "System Failure Error: An application error has occurred while processing your request",
         status=500,
         fault_type="SystemFault",
     )
@@ -156,14 +157,25 @@ def batch_too_large(limit: int, got: int) -> QboFault:
     )
 
 
-def authorization_failure(realm: str) -> QboFault:
-    return QboFault(
-        120,
-        "message=AuthorizationFailure; errorCode=120; statusCode=401",
-        f"AuthorizationFailure: the access token is not valid for company {realm}",
-        status=401,
-        fault_type="AuthorizationFault",
-    )
+def application_authorization_failed_body(time: str, realm: str) -> dict[str, Any]:
+    """HTTP 403: a valid token used on another company, or an app without access to the books.
+
+    Lower-case like the 3200 body (reference §2, corrected 2026-12-02: the older 401/120
+    AuthorizationFailure is no longer answered). A refresh cannot fix it; a reconnect does.
+    """
+    return {
+        "fault": {
+            "error": [
+                {
+                    "message": "message=ApplicationAuthorizationFailed; errorCode=003100; statusCode=403",
+                    "detail": f"The application is not authorized to access company {realm}",
+                    "code": "3100",
+                }
+            ],
+            "type": "SERVICE",
+        },
+        "time": time,
+    }
 
 
 def authentication_body(time: str, detail: str = "Token expired") -> dict[str, Any]:

@@ -86,7 +86,7 @@ class OAuthError(Exception):
 class AuthResult:
     OK = "ok"
     UNAUTHENTICATED = "3200"
-    WRONG_REALM = "120"
+    NOT_AUTHORIZED = "3100"  # another company, or no accounting scope: HTTP 403
 
 
 @dataclass
@@ -263,7 +263,7 @@ class OAuthServer:
             if at.expired or at.expires_at < self.clock.now():
                 return AuthResult.UNAUTHENTICATED, "Token expired"
             if grant.realm_id != realm or ACCOUNTING_SCOPE not in grant.scopes:
-                return AuthResult.WRONG_REALM, "token not valid for this company"
+                return AuthResult.NOT_AUTHORIZED, "token not valid for this company"
             return AuthResult.OK, ""
 
     def expire_realm_tokens(self, realm: str) -> int:

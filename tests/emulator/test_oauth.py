@@ -124,14 +124,41 @@ def test_expired_token_gives_lowercase_3200(emu, realm, tokens):
     assert Qbo(emu, realm, ac.access_token).get("preferences").status_code == 200
 
 
-def test_missing_token_and_other_realm(emu, realm, tokens):
+def test_missing_token_is_lowercase_3200(emu, realm):
     resp = requests.get(f"{emu.api_base}/company/{realm}/preferences", timeout=5)
     assert resp.status_code == 401
     assert resp.json()["fault"]["error"][0]["code"] == "3200"
+
+
+APP_AUTH_FAILED = "message=ApplicationAuthorizationFailed; errorCode=003100; statusCode=403"
+
+
+def _assert_3100(resp: requests.Response) -> None:
+    """The lower-case 403 body (reference §2, corrected 2026-12-02; the 120/401 answer was older docs)."""
+    assert resp.status_code == 403, resp.text
+    body = resp.json()
+    assert body["fault"]["type"] == "SERVICE" and "Fault" not in body
+    (error,) = body["fault"]["error"]
+    assert error["code"] == "3100" and error["message"] == APP_AUTH_FAILED
+
+
+def test_a_valid_token_on_another_company_is_403_application_authorization_failed(emu, realm, tokens):
+    # Given a token that works on its own company
+    assert Qbo(emu, realm, tokens["access_token"]).get("preferences").status_code == 200
+    # When it is used on another company
     other = emu.create_company()
     resp = Qbo(emu, other, tokens["access_token"]).get("preferences")
-    assert resp.status_code == 401
-    assert resp.json()["Fault"]["Error"][0]["code"] == "120"
+    # Then QuickBooks refuses the authorization, not the authentication
+    _assert_3100(resp)
+
+
+def test_a_token_without_the_accounting_scope_is_403_application_authorization_failed(emu, realm):
+    # Given an app connected with the openid scope only (the app lacks access to the books)
+    granted = emu.oauth.grant_for(CLIENT_ID, realm, ["openid"])
+    # When it calls the Accounting API
+    resp = Qbo(emu, realm, granted["access_token"]).get("preferences")
+    # Then it is an authorization failure
+    _assert_3100(resp)
 
 
 def test_authorize_without_hint_uses_existing_company(emu, realm):

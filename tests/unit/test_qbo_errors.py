@@ -10,6 +10,7 @@ from fieldbill.quickbooks.errors import (
     AuthExpired,
     AuthorizationFailed,
     DuplicateName,
+    NeedsReconnect,
     Permanent,
     StaleObject,
     Throttled,
@@ -101,8 +102,50 @@ def test_server_errors_are_transient_and_not_committed(status: int) -> None:
     assert error.maybe_committed is False
 
 
-def test_3100_is_transient() -> None:
-    assert isinstance(classify_response(500, fault("3100", kind="SystemFault")), Transient)
+def test_403_3100_application_authorization_failed_needs_reconnect_never_a_retry() -> None:
+    # Given the lower-case body QuickBooks answers for a valid token used on another company
+    # (reference §2, corrected 2026-12-02: 3100 is ApplicationAuthorizationFailed, HTTP 403)
+    body = json.dumps(
+        {
+            "fault": {
+                "error": [
+                    {
+                        "message": "message=ApplicationAuthorizationFailed; errorCode=003100; statusCode=403",
+                        "detail": "",
+                        "code": "3100",
+                    }
+                ],
+                "type": "SERVICE",
+            },
+            "time": "t",
+        }
+    )
+    # When it is classified
+    error = classify_response(403, body)
+    # Then a person must reconnect: the same error the sync consumer already parks on
+    assert isinstance(error, AuthorizationFailed) and isinstance(error, NeedsReconnect)
+    assert not isinstance(error, Transient) and not error.retryable
+    assert error.faults[0].code == "3100"
+
+
+def test_3100_without_a_code_member_is_read_from_the_message() -> None:
+    body = json.dumps(
+        {
+            "fault": {
+                "error": [
+                    {"message": "message=ApplicationAuthorizationFailed; errorCode=003100; statusCode=403"}
+                ],
+                "type": "SERVICE",
+            }
+        }
+    )
+    assert isinstance(classify_response(403, body), AuthorizationFailed)
+
+
+def test_10000_system_fault_is_transient() -> None:
+    # ruckus/quickbooks-ruby spec/fixtures/generic_error.xml: SystemFault, code 10000, HTTP 500
+    error = classify_response(500, fault("10000", "An application error has occurred", kind="SystemFault"))
+    assert isinstance(error, Transient) and error.retryable
 
 
 def test_stale_object_and_duplicate_name_are_their_own_permanent_kinds() -> None:

@@ -91,12 +91,15 @@ class AuthExpired(QboError):
     """401 / 3200: the access token is expired or revoked; refresh and retry once."""
 
 
-class AuthorizationFailed(QboError):
-    """401 / 120: the token is not authorised for this company (user lost access, app disconnected)."""
-
-
 class NeedsReconnect(QboError):
     """The refresh token was refused (invalid_grant) or no connection exists: a person must reconnect."""
+
+
+class AuthorizationFailed(NeedsReconnect):
+    """403 / 3100 (older: 401 / 120): a valid token that is not authorised for this company or app.
+
+    A refresh cannot fix it, a reconnect does: the connection is paused and its messages kept.
+    """
 
 
 class Permanent(QboError):
@@ -238,9 +241,9 @@ def error_from_faults(
         )
     if "3200" in codes:
         return AuthExpired(first.message or "authentication failed", **kw)
-    if "120" in codes:
+    if "3100" in codes or "120" in codes:
         return AuthorizationFailed(first.message or "authorization failure", **kw)
-    if (status is not None and status >= 500) or "3100" in codes:
+    if (status is not None and status >= 500) or "10000" in codes:
         return Transient(first.message or f"HTTP {status}", **kw)
     if status == 401:
         return AuthExpired(first.message or "HTTP 401", **kw)
