@@ -7,11 +7,17 @@ import json
 import pytest
 
 from fieldbill.quickbooks.errors import (
+    ERROR_CODES,
     AuthExpired,
     AuthorizationFailed,
+    DuplicateDocNumber,
     DuplicateName,
+    DuplicateRequest,
+    InvalidQuery,
     NeedsReconnect,
+    NotFound,
     Permanent,
+    QboError,
     StaleObject,
     Throttled,
     Transient,
@@ -187,3 +193,91 @@ def test_parse_faults_reads_xml_errors() -> None:
     faults, kind = parse_faults(THROTTLE_XML)
     assert kind == "SERVICE"
     assert faults[0].code == "3001" and "request limit" in faults[0].detail
+
+
+# ------------------------------------------------------------------------ one row per error code
+# Every code of the QuickBooks reference (../shared/reference/quickbooks-online-api.md §1-§3) and the
+# codes the emulator answers, with the HTTP status QuickBooks sends it with and what the sync
+# engine must do. Written here by hand, independently of errors.ERROR_CODES: a row that disagrees
+# with the table fails.
+ROWS: list[tuple[str, int, type[QboError], str]] = [
+    ("120", 401, AuthorizationFailed, "needs-reconnect"),  # older AuthorizationFailure
+    ("3100", 403, AuthorizationFailed, "needs-reconnect"),  # ApplicationAuthorizationFailed
+    ("3200", 401, AuthExpired, "refresh"),  # AuthenticationFailed: token expired or revoked
+    ("3001", 429, Throttled, "throttled"),  # ThrottleExceeded
+    ("10000", 500, Transient, "transient"),  # SystemFault
+    ("600", 400, DuplicateRequest, "look-up"),  # requestid already used: the work may be done
+    ("500", 400, Permanent, "permanent"),  # Unsupported Operation
+    ("610", 400, NotFound, "not-found"),  # Object Not Found (inactive or deleted)
+    ("1040", 400, Permanent, "permanent"),  # batch larger than allowed
+    ("2010", 400, Permanent, "permanent-with-field"),  # invalid or unsupported property
+    ("2020", 400, Permanent, "permanent-with-field"),  # required parameter missing
+    ("2040", 400, Permanent, "permanent-with-field"),  # invalid character
+    ("2050", 400, Permanent, "permanent-with-field"),  # string length
+    ("2500", 400, Permanent, "permanent-with-field"),  # invalid reference id
+    ("4000", 400, InvalidQuery, "permanent"),  # query parse error
+    ("4001", 400, InvalidQuery, "permanent"),  # unknown / non-queryable property, bad paging
+    ("5010", 400, StaleObject, "stale"),  # SyncToken out of date
+    ("6000", 400, Permanent, "permanent-with-field"),  # business validation
+    ("6070", 400, Permanent, "permanent-with-field"),  # Line Amount != Qty x UnitPrice
+    ("6140", 400, DuplicateDocNumber, "permanent"),  # duplicate DocNumber
+    ("6210", 400, Permanent, "permanent"),  # named for duplicate DocNumber by some sources only
+    ("6240", 400, DuplicateName, "permanent"),  # duplicate DisplayName / Name
+]
+
+
+def test_every_code_of_the_table_has_a_row_here_and_every_row_is_in_the_table() -> None:
+    assert {code for code, *_ in ROWS} == set(ERROR_CODES)
+
+
+@pytest.mark.parametrize(("code", "status", "expected", "action"), ROWS, ids=[r[0] for r in ROWS])
+def test_each_code_is_classified_once(code: str, status: int, expected: type[QboError], action: str) -> None:
+    # Given the fault as QuickBooks answers it, and the same fault inside an HTTP 200 batch item
+    answered = classify_response(status, fault(code, "m", "d", element="Line.Amount"))
+    in_batch = batch_item_error(
+        {"bId": "b1", "Fault": json.loads(fault(code, element="Line.Amount"))["Fault"]}
+    )
+    # Then both are exactly the expected class
+    assert type(answered) is expected, (code, type(answered))
+    assert type(in_batch) is expected, (code, type(in_batch))
+    # And what the class tells the sync engine to do is what the row says
+    assert answered.retryable == (action in ("transient", "throttled", "look-up"))
+    assert isinstance(answered, NeedsReconnect) == (action == "needs-reconnect")
+    if action == "look-up":
+        assert isinstance(answered, Transient) and answered.maybe_committed
+    if isinstance(answered, Permanent):
+        assert answered.code == code and answered.element == "Line.Amount"
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "expected"),
+    [
+        (403, "3001", Throttled),  # the 403 ThrottleExceeded variant (ruckus throttle_exceeded_error.xml)
+        (401, "", AuthExpired),  # a bare 401
+        (403, "", AuthorizationFailed),  # a bare 403
+        (502, "", Transient),
+        (500, "6000", Transient),  # the server failed, whatever it says
+        (400, "150", AuthorizationFailed),  # unknown code in 1-499: authorization range
+        (400, "10500", Transient),  # unknown code of 10000 and above: severe, server side
+        (400, "7777", Permanent),  # unknown validation code
+    ],
+)
+def test_codes_outside_the_table_fall_back_on_status_then_code_range(
+    status: int, code: str, expected: type[QboError]
+) -> None:
+    body = fault(code) if code else "no body"
+    assert type(classify_response(status, body)) is expected
+
+
+def test_an_auth_or_throttle_fault_anywhere_in_the_list_governs_the_call() -> None:
+    body = json.dumps(
+        {
+            "Fault": {
+                "Error": [
+                    {"Message": "m", "code": "6000", "element": ""},
+                    {"Message": "message=ThrottleExceeded; errorCode=003001; statusCode=429", "code": "3001"},
+                ]
+            }
+        }
+    )
+    assert isinstance(classify_response(400, body), Throttled)
