@@ -21,6 +21,9 @@ DEFAULTS: dict[str, Any] = {
     "require_auth": True,
     "access_token_ttl": 3600,
     "refresh_token_ttl": 100 * 86400,
+    # the refresh token's hard lifespan from the consent: five years (Intuit's 2025 policy; the
+    # .NET SDK's x_refresh_token_hard_expires_in reports what is left of it)
+    "refresh_token_hard_ttl": 157_680_000,
     "auth_code_ttl": 600,
     # query / cdc
     "max_results_limit": 1000,

@@ -118,6 +118,9 @@ def test_expired_token_gives_lowercase_3200(emu, realm, tokens):
     err = body["fault"]["error"][0]
     assert err["code"] == "3200"
     assert err["message"] == "message=AuthenticationFailed; errorCode=003200; statusCode=401"
+    # the recorded 401 envelope (reference §2): null members, `time` in epoch milliseconds
+    assert body["warnings"] is None and body["intuitObject"] is None and err["element"] is None
+    assert isinstance(body["time"], int) and abs(body["time"] - emu.clock.now() * 1000) < 60_000
     # the refresh token outlives the access token
     ac = AuthClient(CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, environment=emu.discovery_url)
     ac.refresh(refresh_token=tokens["refresh_token"])
@@ -140,6 +143,8 @@ def _assert_3100(resp: requests.Response) -> None:
     assert body["fault"]["type"] == "SERVICE" and "Fault" not in body
     (error,) = body["fault"]["error"]
     assert error["code"] == "3100" and error["message"] == APP_AUTH_FAILED
+    # the same gateway envelope as the 401 (a recorded 403 body: null warnings, intuitObject, element)
+    assert body["warnings"] is None and body["intuitObject"] is None and error["element"] is None
 
 
 def test_a_valid_token_on_another_company_is_403_application_authorization_failed(emu, realm, tokens):
@@ -165,3 +170,57 @@ def test_authorize_without_hint_uses_existing_company(emu, realm):
     ac = _auth_client(emu)
     params = _authorize(emu, ac)
     assert params["realmId"] in emu.store.companies
+
+
+TOKEN_PATH = "/oauth2/v1/tokens/bearer"
+FIVE_YEARS = 157_680_000  # seconds: the refresh token's hard lifespan (Intuit, 2025 policy change)
+
+
+def _refresh_post(emu, refresh_token: str, headers: dict[str, str] | None = None, **form: str):
+    data = {"grant_type": "refresh_token", "refresh_token": refresh_token, **form}
+    return requests.post(f"{emu.url}{TOKEN_PATH}", data=data, headers=headers or {}, timeout=5)
+
+
+def test_token_endpoint_accepts_client_secret_post(emu, realm, tokens):
+    # Given the discovery document offers client_secret_post beside client_secret_basic
+    doc = requests.get(emu.discovery_url, timeout=5).json()
+    assert "client_secret_post" in doc["token_endpoint_auth_methods_supported"]
+    # When a client sends its credentials in the form instead of HTTP Basic
+    resp = _refresh_post(emu, tokens["refresh_token"], client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
+    # Then the refresh works
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["refresh_token"] != tokens["refresh_token"]
+    # And a wrong secret in the form is refused like a wrong Basic one
+    wrong = _refresh_post(emu, resp.json()["refresh_token"], client_id=CLIENT_ID, client_secret="nope")
+    assert wrong.status_code == 401 and wrong.json()["error"] == "invalid_client"
+
+
+def test_refresh_token_hard_expiry_is_reported_when_asked(emu, realm, tokens):
+    # Given a connection made now (its refresh token lives at most five years from the consent)
+    basic = requests.auth._basic_auth_str(CLIENT_ID, CLIENT_SECRET)
+    # When a refresh does not ask for the hard expiry
+    plain = _refresh_post(emu, tokens["refresh_token"], {"Authorization": basic}).json()
+    # Then only the rolling expiry (100 days) is reported
+    assert plain["x_refresh_token_expires_in"] == 100 * 86400
+    assert "x_refresh_token_hard_expires_in" not in plain
+    # When a later refresh asks for it (header x-include-refresh-token-hard-expires-in)
+    emu.advance(86400)
+    headers = {"Authorization": basic, "x-include-refresh-token-hard-expires-in": "true"}
+    asked = _refresh_post(emu, plain["refresh_token"], headers).json()
+    # Then the seconds left of the five years since the consent are reported
+    assert FIVE_YEARS - 86400 - 5 <= asked["x_refresh_token_hard_expires_in"] <= FIVE_YEARS - 86400
+
+
+def test_the_rolling_expiry_never_passes_the_hard_expiry(emu, realm):
+    # Given a connection 4 years and 300 days old (refreshed all along)
+    basic = requests.auth._basic_auth_str(CLIENT_ID, CLIENT_SECRET)
+    emu.configure(realm=realm, refresh_token_ttl=10**9)  # the rolling window is not what expires here
+    tokens = emu.connect(CLIENT_ID, realm)
+    emu.advance(FIVE_YEARS - 65 * 86400)
+    answer = _refresh_post(emu, tokens["refresh_token"], {"Authorization": basic}).json()
+    # Then the refresh token it gets lives only the 65 days left of the five years
+    assert 65 * 86400 - 5 <= answer["x_refresh_token_expires_in"] <= 65 * 86400
+    # And after them the company must be connected again
+    emu.advance(65 * 86400 + 1)
+    late = _refresh_post(emu, answer["refresh_token"], {"Authorization": basic})
+    assert late.status_code == 400 and late.json()["error"] == "invalid_grant"

@@ -281,3 +281,44 @@ def test_an_auth_or_throttle_fault_anywhere_in_the_list_governs_the_call() -> No
         }
     )
     assert isinstance(classify_response(400, body), Throttled)
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "code", "expected"),
+    [
+        (401, "message=AuthenticationFailed; errorCode=003200; statusCode=401", "3200", AuthExpired),
+        (
+            403,
+            "message=ApplicationAuthorizationFailed; errorCode=003100; statusCode=403",
+            "3100",
+            AuthorizationFailed,
+        ),
+    ],
+)
+def test_the_recorded_gateway_envelope_with_null_members_and_epoch_millis(
+    status: int, message: str, code: str, expected: type[QboError]
+) -> None:
+    # Given the whole body Intuit's gateway answers (reference §2: null members, time in epoch ms)
+    body = json.dumps(
+        {
+            "warnings": None,
+            "intuitObject": None,
+            "fault": {
+                "error": [
+                    {"message": message, "detail": "Token expired: AB0", "code": code, "element": None}
+                ],
+                "type": "AUTHENTICATION",
+            },
+            "report": None,
+            "queryResponse": None,
+            "batchItemResponse": [],
+            "requestId": None,
+            "time": 1730024394085,
+            "status": None,
+            "cdcresponse": [],
+        }
+    )
+    # Then it is read like the short form
+    error = classify_response(status, body)
+    assert type(error) is expected
+    assert error.faults[0].code == code and error.faults[0].element == ""
