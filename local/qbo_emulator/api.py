@@ -49,7 +49,7 @@ class CompanyApi:
                 text = body.decode("utf-8", "replace")
             return 200, self.with_time(c, {"QueryResponse": self.query(c, text or "")})
         if head == "batch" and method == "POST":
-            return 200, self.batch(c, self._json(body))
+            return 200, self.batch(c, self._json(body), args.get("requestid"))
         if head == "cdc" and method == "GET":
             return 200, self.cdc(c, args)
         entity = URL_ENTITIES.get(head)
@@ -105,7 +105,7 @@ class CompanyApi:
             )
 
     # ---- batch -------------------------------------------------------------------------------
-    def batch(self, c: Company, body: Any) -> dict[str, Any]:
+    def batch(self, c: Company, body: Any, request_id: str | None = None) -> dict[str, Any]:
         items = body.get("BatchItemRequest") if isinstance(body, dict) else None
         if not isinstance(items, list) or not items:
             raise errors.required("BatchItemRequest")
@@ -113,9 +113,19 @@ class CompanyApi:
         if len(items) > limit:
             raise errors.batch_too_large(limit, len(items))
         out = []
+        id_max = self.settings.get("requestid_max_length", c.realm_id)
         for item in items:
             bid = item.get("bId") if isinstance(item, dict) else None
             try:
+                # Each item's request id is the requestid followed by its bId, and it too must stay
+                # within 50 characters, else that item fails with 6000 (intuit/QuickBooks-V3-Java-SDK#180)
+                if request_id and len(request_id + str(bid or "")) > id_max:
+                    combined = request_id + str(bid or "")
+                    raise errors.business(
+                        f"Business Validation Error: You cannot enter more than {id_max} characters in the "
+                        f"request_id field. You tried entering {combined[:10]}..., which is "
+                        f"{len(combined)} characters."
+                    )
                 out.append({"bId": bid, **self._batch_item(c, item)})
             except errors.QboFault as fault:
                 out.append({"bId": bid, "Fault": fault.fault()})

@@ -396,4 +396,6 @@ def run(
         ]
     if not page:
         return {}
-    return {entity: page, "startPosition": q.start, "maxResults": len(page), "totalCount": len(page)}
+    # No totalCount in a select: only `select count(*)` answers one (reference §4, a recorded 2026
+    # sandbox select: JasonIIVI/Rio-Ledger-Lens tests/fixtures/qbo/pull/010-post-query-account-p1.json)
+    return {entity: page, "startPosition": q.start, "maxResults": len(page)}
