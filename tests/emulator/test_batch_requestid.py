@@ -90,3 +90,36 @@ def test_requestid_plus_bid_over_50_characters_fails_each_item_with_6000(qbo: Qb
     }
     ok = qbo.post("batch", short, requestid=request_id[:31] + "x")
     assert "Customer" in ok.json()["BatchItemResponse"][0]
+
+
+def test_the_operations_of_one_batch_do_not_see_each_other(qbo: Qbo, emu, realm):
+    # Given a customer named Before Co
+    before = qbo.customer("Before Co", CompanyName="Old name")
+    # When one batch creates a customer, renames the existing one, and queries both
+    body = {
+        "BatchItemRequest": [
+            {"bId": "new", "operation": "create", "Customer": {"DisplayName": "Made In Batch"}},
+            {
+                "bId": "edit",
+                "operation": "update",
+                "Customer": {
+                    "Id": before["Id"],
+                    "SyncToken": before["SyncToken"],
+                    "sparse": True,
+                    "CompanyName": "New name",
+                },
+            },
+            {"bId": "q-new", "Query": "select * from Customer where DisplayName = 'Made In Batch'"},
+            {"bId": "q-edit", "Query": f"select * from Customer where Id = '{before['Id']}'"},
+        ]
+    }
+    out = {r["bId"]: r for r in qbo.post("batch", body).json()["BatchItemResponse"]}
+    # Then both writes happened, but the queries saw the company as it was before the batch
+    # (Intuit blog 2017-07-27, batch operations; reference §4)
+    assert out["new"]["Customer"]["DisplayName"] == "Made In Batch"
+    assert out["edit"]["Customer"]["CompanyName"] == "New name"
+    assert out["q-new"]["QueryResponse"] == {}
+    assert out["q-edit"]["QueryResponse"]["Customer"][0]["CompanyName"] == "Old name"
+    # And the next call sees both
+    assert len(qbo.query("select * from Customer where DisplayName = 'Made In Batch'")["Customer"]) == 1
+    assert emu.entity(realm, "Customer", before["Id"])["CompanyName"] == "New name"
