@@ -102,7 +102,7 @@ def build_app(emu: QboEmulator) -> Flask:
 
     @app.get("/op/v1/jwks")
     def jwks() -> Response:
-        return _json({"keys": []})
+        return _json(emu.oauth.jwks())
 
     @app.get("/connect/oauth2")
     def authorize() -> Response:

@@ -96,6 +96,7 @@ class QboEmulator:
             )
             self._server = server
             self._port = server.server_port
+            self.oauth.issuer = f"{self.url}/op/v1"  # the discovery document's issuer (id_tokens)
             self._thread = threading.Thread(
                 target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="qbo-emulator", daemon=True
             )

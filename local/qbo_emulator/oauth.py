@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import base64
+import json
 import secrets
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from .clock import Clock
 from .config import Settings
@@ -100,6 +105,38 @@ class OAuthServer:
     refresh_tokens: dict[str, RefreshToken] = field(default_factory=dict)
     codes: dict[str, AuthCode] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
+    issuer: str = ""  # the discovery document's issuer (set when the server's URL is known)
+    _signing_key: rsa.RSAPrivateKey | None = None
+
+    # ---- OpenID Connect ------------------------------------------------------------------------
+    ID_TOKEN_KID = "emu-1"
+
+    def _key(self) -> rsa.RSAPrivateKey:
+        with self.lock:  # made at first use: most runs never ask for openid
+            if self._signing_key is None:
+                self._signing_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            return self._signing_key
+
+    def jwks(self) -> dict[str, Any]:
+        """The public key id_tokens are signed with, as the discovery document's jwks_uri serves it."""
+        jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self._key().public_key()))
+        return {"keys": [{**jwk, "kid": self.ID_TOKEN_KID, "alg": "RS256", "use": "sig"}]}
+
+    def _id_token(self, app: App, grant: Grant) -> str:
+        """An OpenID id_token as Intuit issues it with the openid scope: RS256, `aud` a list with the
+        client id, `realmid` (.NET SDK OidcConstants; intuitlib checks iss, aud[0], exp and the
+        signature against the JWKS). Times are wall-clock: the client checks them against its own."""
+        now = int(time.time())
+        claims = {
+            "sub": f"user-{grant.client_id}-{grant.realm_id}",
+            "aud": [app.client_id],
+            "realmid": grant.realm_id,
+            "auth_time": now,
+            "iss": self.issuer,
+            "exp": now + 3600,
+            "iat": now,
+        }
+        return jwt.encode(claims, self._key(), algorithm="RS256", headers={"kid": self.ID_TOKEN_KID})
 
     # ---- apps --------------------------------------------------------------------------------
     def register_app(self, app: App) -> App:
@@ -235,7 +272,10 @@ class OAuthServer:
                 code.used = True
                 grant = Grant(secrets.token_hex(8), app.client_id, code.realm_id, code.scopes, granted_at=now)
                 self.grants[grant.grant_id] = grant
-                return self._issue(grant, hard_expiry=hard_expiry)
+                answer = self._issue(grant, hard_expiry=hard_expiry)
+                if "openid" in code.scopes:
+                    answer["id_token"] = self._id_token(app, grant)
+                return answer
             if grant_type == "refresh_token":
                 rt = self.refresh_tokens.get(form.get("refresh_token", ""))
                 found = self.grants.get(rt.grant_id) if rt else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlparse
 
+import jwt
 import pytest
 import requests
 from intuitlib.client import AuthClient
@@ -224,3 +225,20 @@ def test_the_rolling_expiry_never_passes_the_hard_expiry(emu, realm):
     emu.advance(65 * 86400 + 1)
     late = _refresh_post(emu, answer["refresh_token"], {"Authorization": basic})
     assert late.status_code == 400 and late.json()["error"] == "invalid_grant"
+
+
+def test_the_openid_scope_brings_an_id_token_signed_with_the_published_keys(emu, realm):
+    # Given a consent that asks for openid beside accounting
+    ac = _auth_client(emu)
+    url = ac.get_authorization_url([Scopes.ACCOUNTING, Scopes.OPENID], state_token="st-oidc")
+    consent = requests.get(url + f"&realm={realm}", allow_redirects=False, timeout=5)
+    params = {k: v[0] for k, v in parse_qs(urlparse(consent.headers["Location"]).query).items()}
+    # When the code is exchanged through intuitlib
+    ac.get_bearer_token(params["code"], realm_id=realm)
+    # Then it carries an id_token that intuitlib accepted: RS256 against the JWKS of the discovery
+    # document, our issuer, our client as audience (intuitlib.utils.validate_id_token)
+    assert ac.id_token is not None
+    claims = jwt.decode(ac.id_token, options={"verify_signature": False})
+    assert claims["aud"] == [CLIENT_ID] and claims["realmid"] == realm
+    assert claims["iss"] == requests.get(emu.discovery_url, timeout=5).json()["issuer"]
+    assert claims["sub"] and claims["exp"] > claims["iat"]
