@@ -332,6 +332,15 @@ def build_app(emu: QboEmulator) -> Flask:
         except errors.QboFault as fault:
             return _json(fault.body(now_str(realm)), fault.status)
 
+    @app.post("/__admin/companies/<realm>/preferences")
+    def admin_preferences(realm: str) -> Response:
+        data = admin_body()
+        allowed = {"custom_txn_numbers", "automated_sales_tax", "tax_rates"}
+        unknown = set(data) - allowed
+        if unknown:
+            return admin_error(f"unknown preference(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+        return _json(to_wire({"Preferences": emu.set_preferences(realm, **data)}))
+
     @app.post("/__admin/companies/<realm>/<segment>")
     def admin_user_create(realm: str, segment: str) -> Response:
         entity = entity_name(segment)
