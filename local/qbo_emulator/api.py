@@ -3,6 +3,7 @@ entity CRUD, query, batch and change data capture. Returns (status, JSON payload
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from datetime import timedelta
 from typing import Any
@@ -49,7 +50,7 @@ class CompanyApi:
                 text = body.decode("utf-8", "replace")
             return 200, self.with_time(c, {"QueryResponse": self.query(c, text or "")})
         if head == "batch" and method == "POST":
-            return 200, self.batch(c, self._json(body))
+            return 200, self.batch(c, self._json(body), args.get("requestid"))
         if head == "cdc" and method == "GET":
             return 200, self.cdc(c, args)
         entity = URL_ENTITIES.get(head)
@@ -84,7 +85,10 @@ class CompanyApi:
         raise errors.unsupported(f"Operation {operation} is not supported.")
 
     # ---- query -------------------------------------------------------------------------------
-    def query(self, c: Company, text: str) -> dict[str, Any]:
+    def query(
+        self, c: Company, text: str, as_before: dict[str, list[dict[str, Any]]] | None = None
+    ) -> dict[str, Any]:
+        """`as_before`: records per entity as they were before a batch began (see `batch`)."""
         q = query.parse(text)
         entity = canonical_entity(q.entity)
         if entity is None:
@@ -92,7 +96,10 @@ class CompanyApi:
         # query.run only reads the records: evaluate on the stored ones under the lock and copy the
         # page it answers (copying every record first made each query O(company) in deep copies).
         with self.store.lock:
-            records = [c.singletons[entity]] if entity in SINGLETONS else c.all(entity)
+            if as_before is not None and entity in as_before:
+                records = as_before[entity]
+            else:
+                records = [c.singletons[entity]] if entity in SINGLETONS else c.all(entity)
             return copy.deepcopy(
                 query.run(
                     q,
@@ -105,7 +112,7 @@ class CompanyApi:
             )
 
     # ---- batch -------------------------------------------------------------------------------
-    def batch(self, c: Company, body: Any) -> dict[str, Any]:
+    def batch(self, c: Company, body: Any, request_id: str | None = None) -> dict[str, Any]:
         items = body.get("BatchItemRequest") if isinstance(body, dict) else None
         if not isinstance(items, list) or not items:
             raise errors.required("BatchItemRequest")
@@ -113,19 +120,48 @@ class CompanyApi:
         if len(items) > limit:
             raise errors.batch_too_large(limit, len(items))
         out = []
+        id_max = self.settings.get("requestid_max_length", c.realm_id)
+        as_before = self._before_batch(c, items)
         for item in items:
             bid = item.get("bId") if isinstance(item, dict) else None
             try:
-                out.append({"bId": bid, **self._batch_item(c, item)})
+                # Each item's request id is the requestid followed by its bId, and it too must stay
+                # within 50 characters, else that item fails with 6000 (intuit/QuickBooks-V3-Java-SDK#180)
+                if request_id and len(request_id + str(bid or "")) > id_max:
+                    combined = request_id + str(bid or "")
+                    raise errors.business(
+                        f"Business Validation Error: You cannot enter more than {id_max} characters in the "
+                        f"request_id field. You tried entering {combined[:10]}..., which is "
+                        f"{len(combined)} characters."
+                    )
+                out.append({"bId": bid, **self._batch_item(c, item, as_before)})
             except errors.QboFault as fault:
                 out.append({"bId": bid, "Fault": fault.fault()})
         return self.with_time(c, {"BatchItemResponse": out})
 
-    def _batch_item(self, c: Company, item: Any) -> dict[str, Any]:
+    def _before_batch(self, c: Company, items: list[Any]) -> dict[str, list[dict[str, Any]]] | None:
+        """The operations of one batch do not see each other's results (Intuit blog 2017-07-27,
+        batch operations; reference §4): its queries read the company as it was before the batch.
+        Copies only the entities queried, and only when the batch also writes."""
+        texts = [str(i["Query"]) for i in items if isinstance(i, dict) and "Query" in i]
+        if not texts or len(texts) == len(items):
+            return None
+        queried: set[str] = set()
+        for text in texts:
+            with contextlib.suppress(errors.QboFault):  # a bad query faults in its own item
+                entity = canonical_entity(query.parse(text).entity)
+                if entity is not None:
+                    queried.add(entity)
+        with self.store.lock:
+            return {e: copy.deepcopy([c.singletons[e]] if e in SINGLETONS else c.all(e)) for e in queried}
+
+    def _batch_item(
+        self, c: Company, item: Any, as_before: dict[str, list[dict[str, Any]]] | None = None
+    ) -> dict[str, Any]:
         if not isinstance(item, dict) or item.get("bId") in (None, ""):
             raise errors.required("bId")
         if "Query" in item:
-            return {"QueryResponse": self.query(c, str(item["Query"]))}
+            return {"QueryResponse": self.query(c, str(item["Query"]), as_before)}
         keys = [k for k in item if k not in ("bId", "operation", "optionsData") and canonical_entity(k)]
         if len(keys) != 1:
             raise errors.invalid_property(

@@ -54,6 +54,9 @@ def build_app(emu: QboEmulator) -> Flask:
         c = emu.store.company(realm) if realm else None
         return fmt_time(emu.clock.now(), c.tz_offset if c else -420, millis=True)
 
+    def now_ms() -> int:
+        return int(emu.clock.now() * 1000)
+
     def injected(rule: FaultRule, realm: str | None) -> Response:
         headers = {"Retry-After": str(rule.retry_after)} if rule.retry_after is not None else {}
         if rule.body is not None:
@@ -67,6 +70,8 @@ def build_app(emu: QboEmulator) -> Flask:
         if rule.status == 503:
             html = "<html><body><h1>503 Service Unavailable</h1>No server is available.</body></html>"
             return Response(html, 503, content_type="text/html", headers=headers)
+        if rule.status == 403:
+            return _json(errors.application_authorization_failed_body(now_ms(), realm), 403, headers)
         if rule.status == 500:
             fault = errors.internal_error()
         else:
@@ -97,7 +102,7 @@ def build_app(emu: QboEmulator) -> Flask:
 
     @app.get("/op/v1/jwks")
     def jwks() -> Response:
-        return _json({"keys": []})
+        return _json(emu.oauth.jwks())
 
     @app.get("/connect/oauth2")
     def authorize() -> Response:
@@ -126,7 +131,10 @@ def build_app(emu: QboEmulator) -> Flask:
             return bool(emu.faults.fire(grant_realm, "POST", request.path, {"invalid_grant"}))
 
         try:
-            body = emu.oauth.token(form, request.headers.get("Authorization"), refresh_fault)
+            hard = request.headers.get("x-include-refresh-token-hard-expires-in", "").lower() == "true"
+            body = emu.oauth.token(
+                form, request.headers.get("Authorization"), refresh_fault, hard_expiry=hard
+            )
         except OAuthError as exc:
             return _json(exc.body(), exc.status)
         return _json(body, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
@@ -169,12 +177,12 @@ def build_app(emu: QboEmulator) -> Flask:
             result, detail = emu.oauth.check(request.headers.get("Authorization"), realm)
             if result == AuthResult.UNAUTHENTICATED:
                 headers = {"WWW-Authenticate": 'Bearer realm="Intuit", error="invalid_token"'}
-                return _json(errors.authentication_body(now_str(realm), detail), 401, headers), None
-            if result == AuthResult.WRONG_REALM:
-                return _json(errors.authorization_failure(realm).body(now_str(realm)), 401), None
+                return _json(errors.authentication_body(now_ms(), detail), 401, headers), None
+            if result == AuthResult.NOT_AUTHORIZED:
+                return _json(errors.application_authorization_failed_body(now_ms(), realm), 403), None
         company = emu.store.company(realm)
-        if company is None:
-            return _json(errors.authorization_failure(realm).body(now_str()), 401), None
+        if company is None:  # no company of that id: no token can be authorized for it
+            return _json(errors.application_authorization_failed_body(now_ms(), realm), 403), None
         is_batch = rest.strip("/").lower() == "batch"
         exceeded = emu.limiter.acquire(realm, is_batch)
         if exceeded is not None:
@@ -323,6 +331,15 @@ def build_app(emu: QboEmulator) -> Flask:
             return _json(to_wire(call(realm, *args)))
         except errors.QboFault as fault:
             return _json(fault.body(now_str(realm)), fault.status)
+
+    @app.post("/__admin/companies/<realm>/preferences")
+    def admin_preferences(realm: str) -> Response:
+        data = admin_body()
+        allowed = {"custom_txn_numbers", "automated_sales_tax", "tax_rates"}
+        unknown = set(data) - allowed
+        if unknown:
+            return admin_error(f"unknown preference(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+        return _json(to_wire({"Preferences": emu.set_preferences(realm, **data)}))
 
     @app.post("/__admin/companies/<realm>/<segment>")
     def admin_user_create(realm: str, segment: str) -> Response:

@@ -21,6 +21,9 @@ DEFAULTS: dict[str, Any] = {
     "require_auth": True,
     "access_token_ttl": 3600,
     "refresh_token_ttl": 100 * 86400,
+    # the refresh token's hard lifespan from the consent: five years (Intuit's 2025 policy; the
+    # .NET SDK's x_refresh_token_hard_expires_in reports what is left of it)
+    "refresh_token_hard_ttl": 157_680_000,
     "auth_code_ttl": 600,
     # query / cdc
     "max_results_limit": 1000,
@@ -30,7 +33,10 @@ DEFAULTS: dict[str, Any] = {
     # webhooks
     "webhooks_enabled": True,
     "webhook_delay": 0.2,  # real seconds events are batched before a POST
-    "webhook_retry_delays": [10, 20, 30],  # emulated seconds between attempts after a failure
+    # emulated seconds between attempts after a failure: Intuit's schedule (reference §6; its
+    # "then every 6 h" tail is not repeated here)
+    "webhook_retry_delays": [10, 20, 30, 300, 1200, 7200, 14400, 21600],
+    "webhook_max_events": 100,  # events in one delivery (IntuitDeveloper webinar Q&A 2025-02-05)
     "webhook_timeout": 3.0,  # real seconds
     # faults
     "fault_seed": 0,

@@ -96,6 +96,7 @@ class QboEmulator:
             )
             self._server = server
             self._port = server.server_port
+            self.oauth.issuer = f"{self.url}/op/v1"  # the discovery document's issuer (id_tokens)
             self._thread = threading.Thread(
                 target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="qbo-emulator", daemon=True
             )
@@ -167,10 +168,30 @@ class QboEmulator:
         name: str = "Demo Pool Co",
         custom_txn_numbers: bool = False,
         tz_offset_minutes: int = -420,
+        automated_sales_tax: bool = False,
+        tax_rates: dict[str, Any] | None = None,
     ) -> str:
-        realm = self.store.create_company(realm_id, name, custom_txn_numbers, tz_offset_minutes).realm_id
+        """A new company. `automated_sales_tax`: QuickBooks computes the tax of TAX lines from the
+        customer's location, with `tax_rates` {postal code or state: percent}."""
+        realm = self.store.create_company(
+            realm_id, name, custom_txn_numbers, tz_offset_minutes, automated_sales_tax, tax_rates
+        ).realm_id
         self._persist()
         return realm
+
+    def set_preferences(
+        self,
+        realm: str,
+        custom_txn_numbers: bool | None = None,
+        automated_sales_tax: bool | None = None,
+        tax_rates: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """What the company's user changes in QuickBooks' settings; applies to later transactions."""
+        prefs = self.store.set_preferences(
+            self._company(realm), custom_txn_numbers, automated_sales_tax, tax_rates
+        )
+        self._persist()
+        return prefs
 
     def connect(self, client_id: str, realm: str) -> dict[str, Any]:
         """Connect an app to a company without the browser flow; returns a token response + realmId."""
@@ -237,7 +258,9 @@ class QboEmulator:
         with self.store.lock:
             old = self._company(realm)
             del self.store.companies[realm]
-            self.store.create_company(realm, old.name, old.custom_txn_numbers, old.tz_offset)
+            self.store.create_company(
+                realm, old.name, old.custom_txn_numbers, old.tz_offset, old.automated_sales_tax, old.tax_rates
+            )
         self.faults.clear(realm)
         self.settings.reset(realm)
         self.limiter.reset(realm)

@@ -19,6 +19,8 @@ from .store import CLASSIFICATION, Company, Store
 
 CENT = Decimal("0.01")
 ZERO = Decimal(0)
+# In the request parameters handed to _prepare: the client sent TxnTaxDetail.TotalTax itself.
+TAX_SENT = "__tax_sent"
 
 # URL segment (lower case) -> entity name
 URL_ENTITIES = {
@@ -116,6 +118,10 @@ class Accounting:
             now = self.clock.now()
             id_ = body.get("Id")
             incoming = {k: v for k, v in body.items() if k not in ALWAYS_READ_ONLY | COMPUTED[entity]}
+            if entity == "Invoice":
+                sent = incoming.get("TxnTaxDetail")
+                explicit = isinstance(sent, dict) and sent.get("TotalTax") is not None
+                params = {**params, TAX_SENT: "1" if explicit else ""}
             if not _blank(id_):
                 existing = c.get(entity, id_)
                 if existing is None:
@@ -371,6 +377,11 @@ class Accounting:
         raw_tax = d.get("TxnTaxDetail")
         tax_detail: dict[str, Any] = raw_tax if isinstance(raw_tax, dict) else {}
         tax = _money(tax_detail.get("TotalTax"), "TxnTaxDetail.TotalTax") or ZERO
+        if c.automated_sales_tax:
+            explicit = tax if params.get(TAX_SENT) else None
+            d["ApplyTaxAfterDiscount"] = bool(d.get("ApplyTaxAfterDiscount", False))
+            tax_detail = self._automated_tax(c, d, lines, subtotal, discount_total, explicit)
+            tax = tax_detail["TotalTax"]
         tax_detail["TotalTax"] = tax
         d["TxnTaxDetail"] = tax_detail
         d["TotalAmt"] = subtotal - discount_total + tax
@@ -404,6 +415,64 @@ class Accounting:
         d["LinkedTxn"] = copy.deepcopy(existing.get("LinkedTxn", [])) if existing else []
         d["Balance"] = d["TotalAmt"]  # payments are applied in _after_save
         return d
+
+    def _automated_tax(
+        self,
+        c: Company,
+        d: dict[str, Any],
+        lines: list[dict[str, Any]],
+        subtotal: Decimal,
+        discount_total: Decimal,
+        explicit: Decimal | None,
+    ) -> dict[str, Any]:
+        """TxnTaxDetail as automated sales tax computes it (reference §4): the rate of the customer's
+        location (ship-to, else bill-to; postal code, else state) on the lines whose TaxCode is
+        taxable, rounded half-up to cents once for the invoice (ruckus/quickbooks-ruby#547); an
+        explicit TotalTax from the client overrides the computed one."""
+        taxable = ZERO
+        for line in lines:
+            code = _ref_value(line["SalesItemLineDetail"].get("TaxCodeRef"))
+            tax_code = c.get("TaxCode", code) if code is not None else None
+            if tax_code is not None and tax_code.get("Taxable"):
+                taxable += line["Amount"]
+        if d["ApplyTaxAfterDiscount"] and subtotal and discount_total:
+            taxable -= discount_total * taxable / subtotal  # the discount's taxable share
+        rate = self._location_rate(c, d)
+        computed = round_money(taxable * rate / 100) if rate is not None else ZERO
+        total = computed if explicit is None else explicit
+        detail: dict[str, Any] = {"TotalTax": total, "TaxLine": []}
+        if rate is not None:
+            detail["TaxLine"].append(
+                {
+                    "Amount": total,
+                    "DetailType": "TaxLineDetail",
+                    "TaxLineDetail": {
+                        "PercentBased": True,
+                        "TaxPercent": rate,
+                        "NetAmountTaxable": round_money(taxable),
+                    },
+                }
+            )
+        return detail
+
+    @staticmethod
+    def _location_rate(c: Company, d: dict[str, Any]) -> Decimal | None:
+        customer = c.get("Customer", d["CustomerRef"]["value"]) or {}
+        for address in (
+            d.get("ShipAddr"),
+            customer.get("ShipAddr"),
+            d.get("BillAddr"),
+            customer.get("BillAddr"),
+        ):
+            if not isinstance(address, dict) or not address:
+                continue
+            postal = str(address.get("PostalCode") or "").strip().upper()
+            state = str(address.get("CountrySubDivisionCode") or "").strip().upper()
+            for key in (postal, postal.split("-")[0], state):
+                if key and key in c.tax_rates:
+                    return c.tax_rates[key]
+            return None  # the first address given is the location, rated or not
+        return None
 
     def _sales_line(self, c: Company, line: dict[str, Any]) -> Decimal:
         amount = _money(line.get("Amount"), "Line.Amount", required=True)

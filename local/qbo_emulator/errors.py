@@ -139,10 +139,11 @@ def query_invalid(detail: str) -> QboFault:
 
 
 def internal_error() -> QboFault:
+    """A server fault: SystemFault 10000, HTTP 500 (ruckus/quickbooks-ruby generic_error.xml)."""
     return QboFault(
-        3100,
-        "InternalServerError",
+        10000,
         "An application error has occurred while processing your request",
+        "System Failure Error: An application error has occurred while processing your request",
         status=500,
         fault_type="SystemFault",
     )
@@ -156,31 +157,49 @@ def batch_too_large(limit: int, got: int) -> QboFault:
     )
 
 
-def authorization_failure(realm: str) -> QboFault:
-    return QboFault(
-        120,
-        "message=AuthorizationFailure; errorCode=120; statusCode=401",
-        f"AuthorizationFailure: the access token is not valid for company {realm}",
-        status=401,
-        fault_type="AuthorizationFault",
-    )
-
-
-def authentication_body(time: str, detail: str = "Token expired") -> dict[str, Any]:
-    """The lower-case 3200 body QuickBooks answers with HTTP 401."""
+def gateway_envelope(fault: dict[str, Any], time_ms: int) -> dict[str, Any]:
+    """The body Intuit's gateway answers a 401 or 403 in: lower-case `fault`, null members and
+    `time` in epoch milliseconds (reference §2, a recorded 401 body)."""
     return {
-        "fault": {
-            "error": [
-                {
-                    "message": "message=AuthenticationFailed; errorCode=003200; statusCode=401",
-                    "detail": detail,
-                    "code": "3200",
-                }
-            ],
-            "type": "AUTHENTICATION",
-        },
-        "time": time,
+        "warnings": None,
+        "intuitObject": None,
+        "fault": fault,
+        "report": None,
+        "queryResponse": None,
+        "batchItemResponse": [],
+        "attachableResponse": [],
+        "syncErrorResponse": None,
+        "requestId": None,
+        "time": time_ms,
+        "status": None,
+        "cdcresponse": [],
     }
+
+
+def application_authorization_failed_body(time_ms: int, realm: str) -> dict[str, Any]:
+    """HTTP 403: a valid token used on another company, or an app without access to the books.
+
+    Lower-case like the 3200 body (reference §2, corrected 2026-12-02: the older 401/120
+    AuthorizationFailure is no longer answered). A refresh cannot fix it; a reconnect does.
+    """
+    error = {
+        "message": "message=ApplicationAuthorizationFailed; errorCode=003100; statusCode=403",
+        "detail": f"The application is not authorized to access company {realm}",
+        "code": "3100",
+        "element": None,
+    }
+    return gateway_envelope({"error": [error], "type": "SERVICE"}, time_ms)
+
+
+def authentication_body(time_ms: int, detail: str = "Token expired") -> dict[str, Any]:
+    """The lower-case 3200 body QuickBooks answers with HTTP 401."""
+    error = {
+        "message": "message=AuthenticationFailed; errorCode=003200; statusCode=401",
+        "detail": detail,
+        "code": "3200",
+        "element": None,
+    }
+    return gateway_envelope({"error": [error], "type": "AUTHENTICATION"}, time_ms)
 
 
 def throttle_xml(time: str) -> str:

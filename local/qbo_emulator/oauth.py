@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import base64
+import json
 import secrets
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from .clock import Clock
 from .config import Settings
@@ -43,6 +48,7 @@ class Grant:
     realm_id: str
     scopes: list[str]
     revoked: bool = False
+    granted_at: float | None = None  # emulated time of the consent (None: kept from before it was recorded)
 
 
 @dataclass
@@ -86,7 +92,7 @@ class OAuthError(Exception):
 class AuthResult:
     OK = "ok"
     UNAUTHENTICATED = "3200"
-    WRONG_REALM = "120"
+    NOT_AUTHORIZED = "3100"  # another company, or no accounting scope: HTTP 403
 
 
 @dataclass
@@ -99,6 +105,38 @@ class OAuthServer:
     refresh_tokens: dict[str, RefreshToken] = field(default_factory=dict)
     codes: dict[str, AuthCode] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
+    issuer: str = ""  # the discovery document's issuer (set when the server's URL is known)
+    _signing_key: rsa.RSAPrivateKey | None = None
+
+    # ---- OpenID Connect ------------------------------------------------------------------------
+    ID_TOKEN_KID = "emu-1"
+
+    def _key(self) -> rsa.RSAPrivateKey:
+        with self.lock:  # made at first use: most runs never ask for openid
+            if self._signing_key is None:
+                self._signing_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            return self._signing_key
+
+    def jwks(self) -> dict[str, Any]:
+        """The public key id_tokens are signed with, as the discovery document's jwks_uri serves it."""
+        jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self._key().public_key()))
+        return {"keys": [{**jwk, "kid": self.ID_TOKEN_KID, "alg": "RS256", "use": "sig"}]}
+
+    def _id_token(self, app: App, grant: Grant) -> str:
+        """An OpenID id_token as Intuit issues it with the openid scope: RS256, `aud` a list with the
+        client id, `realmid` (.NET SDK OidcConstants; intuitlib checks iss, aud[0], exp and the
+        signature against the JWKS). Times are wall-clock: the client checks them against its own."""
+        now = int(time.time())
+        claims = {
+            "sub": f"user-{grant.client_id}-{grant.realm_id}",
+            "aud": [app.client_id],
+            "realmid": grant.realm_id,
+            "auth_time": now,
+            "iss": self.issuer,
+            "exp": now + 3600,
+            "iat": now,
+        }
+        return jwt.encode(claims, self._key(), algorithm="RS256", headers={"kid": self.ID_TOKEN_KID})
 
     # ---- apps --------------------------------------------------------------------------------
     def register_app(self, app: App) -> App:
@@ -112,13 +150,18 @@ class OAuthServer:
             ids = {g.client_id for g in self.grants.values() if g.realm_id == realm and not g.revoked}
             return [self.apps[i] for i in sorted(ids) if i in self.apps]
 
-    def _client(self, auth_header: str | None) -> App:
-        if not auth_header or not auth_header.lower().startswith("basic "):
-            raise OAuthError(401, "invalid_client", "HTTP Basic client authentication required")
-        try:
-            client_id, _, secret = base64.b64decode(auth_header[6:].strip()).decode().partition(":")
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise OAuthError(401, "invalid_client", "malformed Basic credentials") from exc
+    def _client(self, auth_header: str | None, form: dict[str, str] | None = None) -> App:
+        """The calling app: HTTP Basic (client_secret_basic) or, at the token endpoint, the form's
+        client_id and client_secret (client_secret_post): the discovery document offers both."""
+        if auth_header and auth_header.lower().startswith("basic "):
+            try:
+                client_id, _, secret = base64.b64decode(auth_header[6:].strip()).decode().partition(":")
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise OAuthError(401, "invalid_client", "malformed Basic credentials") from exc
+        elif form and form.get("client_id") and "client_secret" in form:
+            client_id, secret = form["client_id"], form["client_secret"]
+        else:
+            raise OAuthError(401, "invalid_client", "client authentication required (Basic or form)")
         app = self.apps.get(client_id)
         if app is None or not secrets.compare_digest(app.client_secret, secret):
             raise OAuthError(401, "invalid_client", "unknown client or wrong secret")
@@ -169,37 +212,55 @@ class OAuthServer:
         return back(code=code, realmId=realm)
 
     # ---- tokens ------------------------------------------------------------------------------
-    def _issue(self, grant: Grant) -> dict[str, Any]:
+    def _issue(self, grant: Grant, *, hard_expiry: bool = False) -> dict[str, Any]:
         now = self.clock.now()
         at_ttl = self.settings.get("access_token_ttl", grant.realm_id)
-        rt_ttl = self.settings.get("refresh_token_ttl", grant.realm_id)
+        rt_until = now + self.settings.get("refresh_token_ttl", grant.realm_id)
+        hard_until = None
+        if grant.granted_at is not None:
+            # the rolling window never passes the hard lifespan counted from the consent
+            hard_until = grant.granted_at + self.settings.get("refresh_token_hard_ttl", grant.realm_id)
+            rt_until = min(rt_until, hard_until)
         access = AccessToken("eyJemu." + secrets.token_urlsafe(48), grant.grant_id, now + at_ttl)
-        refresh = RefreshToken("AB11" + secrets.token_urlsafe(36), grant.grant_id, now + rt_ttl)
+        refresh = RefreshToken("AB11" + secrets.token_urlsafe(36), grant.grant_id, rt_until)
         self.access_tokens[access.token] = access
         self.refresh_tokens[refresh.token] = refresh
-        return {
+        answer = {
             "token_type": "bearer",
             "access_token": access.token,
             "expires_in": int(at_ttl),
             "refresh_token": refresh.token,
-            "x_refresh_token_expires_in": int(rt_ttl),
+            "x_refresh_token_expires_in": int(rt_until - now),
         }
+        if hard_expiry and hard_until is not None:
+            # only when asked (header x-include-refresh-token-hard-expires-in: .NET SDK TokenClient.cs)
+            answer["x_refresh_token_hard_expires_in"] = int(hard_until - now)
+        return answer
 
     def grant_for(self, client_id: str, realm: str, scopes: list[str] | None = None) -> dict[str, Any]:
         """Connect an app to a company without the browser dance (test helper)."""
         with self.lock:
             if client_id not in self.apps:
                 raise KeyError(f"unknown client_id {client_id}")
-            grant = Grant(secrets.token_hex(8), client_id, realm, scopes or [ACCOUNTING_SCOPE])
+            grant = Grant(
+                secrets.token_hex(8),
+                client_id,
+                realm,
+                scopes or [ACCOUNTING_SCOPE],
+                granted_at=self.clock.now(),
+            )
             self.grants[grant.grant_id] = grant
             tokens = self._issue(grant)
             tokens["realmId"] = realm
             return tokens
 
-    def token(self, form: dict[str, str], auth_header: str | None, refresh_fault) -> dict[str, Any]:
-        """POST /oauth2/v1/tokens/bearer. ``refresh_fault(realm)`` says whether to inject invalid_grant."""
+    def token(
+        self, form: dict[str, str], auth_header: str | None, refresh_fault, *, hard_expiry: bool = False
+    ) -> dict[str, Any]:
+        """POST /oauth2/v1/tokens/bearer. ``refresh_fault(realm)`` says whether to inject invalid_grant;
+        ``hard_expiry``: the client asked for x_refresh_token_hard_expires_in."""
         with self.lock:
-            app = self._client(auth_header)
+            app = self._client(auth_header, form)
             grant_type = form.get("grant_type")
             now = self.clock.now()
             if grant_type == "authorization_code":
@@ -209,9 +270,12 @@ class OAuthServer:
                 if form.get("redirect_uri") != code.redirect_uri:
                     raise OAuthError(400, "invalid_grant", "redirect_uri does not match the authorization")
                 code.used = True
-                grant = Grant(secrets.token_hex(8), app.client_id, code.realm_id, code.scopes)
+                grant = Grant(secrets.token_hex(8), app.client_id, code.realm_id, code.scopes, granted_at=now)
                 self.grants[grant.grant_id] = grant
-                return self._issue(grant)
+                answer = self._issue(grant, hard_expiry=hard_expiry)
+                if "openid" in code.scopes:
+                    answer["id_token"] = self._id_token(app, grant)
+                return answer
             if grant_type == "refresh_token":
                 rt = self.refresh_tokens.get(form.get("refresh_token", ""))
                 found = self.grants.get(rt.grant_id) if rt else None
@@ -230,7 +294,7 @@ class OAuthServer:
                     self._revoke_grant(found)
                     raise OAuthError(400, "invalid_grant", "injected fault: refresh token invalid")
                 rt.valid = False  # rotation: the old refresh token is spent
-                return self._issue(found)
+                return self._issue(found, hard_expiry=hard_expiry)
             raise OAuthError(400, "unsupported_grant_type", f"grant_type {grant_type!r} is not supported")
 
     def revoke(self, token: str | None, auth_header: str | None) -> None:
@@ -263,7 +327,7 @@ class OAuthServer:
             if at.expired or at.expires_at < self.clock.now():
                 return AuthResult.UNAUTHENTICATED, "Token expired"
             if grant.realm_id != realm or ACCOUNTING_SCOPE not in grant.scopes:
-                return AuthResult.WRONG_REALM, "token not valid for this company"
+                return AuthResult.NOT_AUTHORIZED, "token not valid for this company"
             return AuthResult.OK, ""
 
     def expire_realm_tokens(self, realm: str) -> int:

@@ -36,6 +36,8 @@ _COMPANY_FIELDS = (
     "voided",
     "calls",
     "by_status",
+    "automated_sales_tax",
+    "tax_rates",
 )
 
 
@@ -66,7 +68,8 @@ class Persistence:
                 fields = _load(value)
                 company = Company(realm, fields["name"], fields["custom_txn_numbers"], fields["tz_offset"])
                 for name in _COMPANY_FIELDS:
-                    setattr(company, name, fields[name])
+                    if name in fields:  # a field added since the state was written keeps its default
+                        setattr(company, name, fields[name])
                 for key, stored in entities.get(f"entity:{realm}", {}).items():
                     entity, id_ = key.split("/", 1)
                     record, mtime = _load(stored)

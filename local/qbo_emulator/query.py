@@ -30,6 +30,48 @@ TOKEN_RE = re.compile(
 KEYWORDS = {"select", "from", "where", "and", "or", "in", "like", "orderby", "order", "by", "asc", "desc"}
 KEYWORDS |= {"startposition", "maxresults", "count"}
 ACTIVE_FILTERED = {"Customer", "Item", "Account", "TaxCode"}
+
+# The properties QuickBooks lets a WHERE or ORDERBY name, per entity: the "filterable" attributes
+# of Intuit's API reference for each entity (developer.intuit.com, Accounting API, <Entity> object).
+# Anything else, unknown or merely not filterable (Invoice.PrivateNote, Customer.Notes), is error
+# 4001, never an empty answer (reference §2), so a typo in a look-up cannot pass for "not found".
+_META = {"Id", "MetaData.CreateTime", "MetaData.LastUpdatedTime"}
+FILTERABLE: dict[str, frozenset[str]] = {
+    name: frozenset(p.casefold() for p in props | _META)
+    for name, props in {
+        "Customer": {
+            "DisplayName",
+            "GivenName",
+            "MiddleName",
+            "FamilyName",
+            "CompanyName",
+            "FullyQualifiedName",
+            "PrintOnCheckName",
+            "PrimaryEmailAddr",
+            "Active",
+            "Balance",
+            "Job",
+        },
+        "Item": {"Name", "FullyQualifiedName", "Sku", "Type", "Active"},
+        "Account": {
+            "Name",
+            "FullyQualifiedName",
+            "Description",
+            "SubAccount",
+            "Active",
+            "Classification",
+            "AccountType",
+            "AccountSubType",
+            "CurrentBalance",
+            "CurrentBalanceWithSubAccounts",
+        },
+        "TaxCode": {"Name", "Active", "Taxable"},
+        "Invoice": {"DocNumber", "TxnDate", "DueDate", "CustomerRef", "Balance", "TotalAmt"},
+        "Payment": {"TxnDate", "CustomerRef", "TotalAmt"},
+        "Preferences": set(),
+        "CompanyInfo": set(),
+    }.items()
+}
 DATETIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}(T[\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$")
 
 
@@ -327,6 +369,11 @@ def run(
         raise errors.query_invalid(f"MAXRESULTS must be between 1 and {max_limit}, got {q.max_results}")
     if q.start < 1:
         raise errors.query_invalid(f"STARTPOSITION must be >= 1, got {q.start}")
+    allowed = FILTERABLE.get(entity)
+    if allowed is not None:
+        for name in [c.field for c in q.where] + [name for name, _ in q.order]:
+            if name.casefold() not in allowed:
+                raise errors.query_invalid(f"Property {name} not found for Entity {entity}")
     conditions = list(q.where)
     if entity in ACTIVE_FILTERED and not any(c.field.lower() == "active" for c in conditions):
         conditions.append(Condition("Active", "=", True))
@@ -349,4 +396,6 @@ def run(
         ]
     if not page:
         return {}
-    return {entity: page, "startPosition": q.start, "maxResults": len(page), "totalCount": len(page)}
+    # No totalCount in a select: only `select count(*)` answers one (reference §4, a recorded 2026
+    # sandbox select: JasonIIVI/Rio-Ledger-Lens tests/fixtures/qbo/pull/010-post-query-account-p1.json)
+    return {entity: page, "startPosition": q.start, "maxResults": len(page)}

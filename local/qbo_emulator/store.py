@@ -36,6 +36,11 @@ class Company:
     voided: set[tuple[str, str]] = field(default_factory=set)
     calls: Counter = field(default_factory=Counter)
     by_status: Counter = field(default_factory=Counter)
+    # US automated sales tax (AST): QuickBooks computes the tax of TAX lines from the customer's
+    # location (reference §4). Off by default, as on a sandbox company. Rates in percent, keyed by
+    # postal code or state (CountrySubDivisionCode): the emulator's stand-in for Intuit's tax engine.
+    automated_sales_tax: bool = False
+    tax_rates: dict[str, Decimal] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for t in ENTITY_TYPES:
@@ -51,6 +56,17 @@ class Company:
     def new_id(self, entity: str) -> str:
         self.next_id[entity] += 1
         return str(self.next_id[entity])
+
+
+def parse_tax_rates(rates: dict[str, Any]) -> dict[str, Decimal]:
+    """{location: percent}: keys upper-cased (a state code or a postal code), values exact decimals."""
+    out = {}
+    for key, value in rates.items():
+        rate = Decimal(str(value))
+        if rate < 0 or rate >= 100:
+            raise ValueError(f"tax rate of {key} must be a percent in [0, 100), got {value}")
+        out[str(key).strip().upper()] = rate
+    return out
 
 
 def _id_key(id_: str) -> tuple[int, Any]:
@@ -114,15 +130,42 @@ class Store:
         name: str = "Demo Pool Co",
         custom_txn_numbers: bool = False,
         tz_offset: int = -420,
+        automated_sales_tax: bool = False,
+        tax_rates: dict[str, Any] | None = None,
     ) -> Company:
         with self.lock:
             realm = realm_id or self.new_realm_id()
             if realm in self.companies:
                 raise ValueError(f"company {realm} exists")
             company = Company(realm, name, custom_txn_numbers, tz_offset)
+            company.automated_sales_tax = automated_sales_tax
+            company.tax_rates = parse_tax_rates(tax_rates or {})
             self.companies[realm] = company
             seed_company(company, self.clock.now())
             return company
+
+    def set_preferences(
+        self,
+        company: Company,
+        custom_txn_numbers: bool | None = None,
+        automated_sales_tax: bool | None = None,
+        tax_rates: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Change the company's settings as its user would in QuickBooks; returns the Preferences."""
+        with self.lock:
+            prefs = company.singletons["Preferences"]
+            if custom_txn_numbers is not None:
+                company.custom_txn_numbers = bool(custom_txn_numbers)
+                prefs["SalesFormsPrefs"]["CustomTxnNumbers"] = company.custom_txn_numbers
+            if automated_sales_tax is not None:
+                company.automated_sales_tax = bool(automated_sales_tax)
+                prefs["TaxPrefs"]["PartnerTaxEnabled"] = company.automated_sales_tax
+            if tax_rates is not None:
+                company.tax_rates = parse_tax_rates(tax_rates)
+            prefs["SyncToken"] = str(int(prefs["SyncToken"]) + 1)
+            if self._changes is not None:
+                self._changes.companies.add(company.realm_id)
+            return prefs
 
     def company(self, realm: str) -> Company | None:
         return self.companies.get(realm)
@@ -242,7 +285,7 @@ def seed_company(c: Company, ts: float) -> None:
             "DefaultTerms": {"value": "3"},
             "ETransactionEnabledStatus": "NotApplicable",
         },
-        "TaxPrefs": {"UsingSalesTax": True, "PartnerTaxEnabled": False},
+        "TaxPrefs": {"UsingSalesTax": True, "PartnerTaxEnabled": c.automated_sales_tax},
         "CurrencyPrefs": {"MultiCurrencyEnabled": False, "HomeCurrency": {"value": "USD"}},
         "OtherPrefs": {"NameValue": [{"Name": "SalesFormsPrefs.DefaultItem", "Value": "1"}]},
         "domain": "QBO",

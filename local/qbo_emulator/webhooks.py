@@ -13,6 +13,7 @@ import json
 import threading
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,6 +90,9 @@ class WebhookDispatcher:
         self._pending: dict[tuple[str, str], _Batch] = {}
         self._retries: list[_Delivery] = []
         self._in_flight = 0
+        # deliveries per app sent and not yet acknowledged (in flight or waiting for a retry):
+        # Intuit holds an app's later events until the ack (reference §6)
+        self._unacked: Counter[str] = Counter()
         self._flushing = 0
         self._stop = False
         self._thread: threading.Thread | None = None
@@ -129,6 +133,7 @@ class WebhookDispatcher:
         with self._cond:
             self._pending.clear()
             self._retries.clear()
+            self._unacked.clear()
             self.deliveries.clear()
 
     def flush(self, timeout: float = 10.0) -> bool:
@@ -154,11 +159,18 @@ class WebhookDispatcher:
         wake: float | None = None
         for key, batch in list(self._pending.items()):
             client_id, realm = key
+            if self._unacked[client_id]:
+                continue  # waits for the ack of the app's earlier delivery (woken by it)
             due = batch.since + float(self.settings.get("webhook_delay", realm))
             if self._flushing or due <= now:
-                del self._pending[key]
-                delivery = self._make(client_id, realm, batch.events)
+                # at most webhook_max_events in one delivery; the rest waits for its ack
+                size = int(self.settings.get("webhook_max_events", realm))
+                events, batch.events = batch.events[:size], batch.events[size:]
+                if not batch.events:
+                    del self._pending[key]
+                delivery = self._make(client_id, realm, events)
                 if delivery is not None:
+                    self._unacked[client_id] += 1
                     ready.append(delivery)
             else:
                 wake = due if wake is None else min(wake, due)
@@ -227,3 +239,6 @@ class WebhookDispatcher:
             if status != 200 and d.attempt <= len(retry_delays):
                 d.due = time.monotonic() + self.clock.real_seconds(retry_delays[d.attempt - 1])
                 self._retries.append(d)
+            else:  # acknowledged, or given up: the app's later events may go
+                self._unacked[d.client_id] -= 1
+                self._cond.notify_all()

@@ -58,3 +58,68 @@ def test_requestid_length_limits(qbo: Qbo):
     first = qbo.post("batch", batch, requestid="b" * 36)
     assert first.status_code == 200
     assert qbo.post("batch", batch, requestid="b" * 36).json() == first.json()
+
+
+def test_requestid_plus_bid_over_50_characters_fails_each_item_with_6000(qbo: Qbo, emu, realm):
+    # Given a batch whose requestid (32) plus each bId (a 36-character UUID) makes 68 characters
+    request_id = "86e1e8438fd9413587c2bd17f4185b13"
+    bids = ["8182e07b-ba3c-4c1e-9d8e-0123456789ab", "8182e07b-ba3c-4c1e-9d8e-0123456789ac"]
+    body = {
+        "BatchItemRequest": [
+            {"bId": bid, "operation": "create", "Customer": {"DisplayName": f"Long {n}"}}
+            for n, bid in enumerate(bids)
+        ]
+    }
+    # When it is sent
+    resp = qbo.post("batch", body, requestid=request_id)
+    # Then the call answers 200 and every item is the 6000 business validation fault that names
+    # the 50-character limit (intuit/QuickBooks-V3-Java-SDK#180), and nothing was created
+    assert resp.status_code == 200
+    items = resp.json()["BatchItemResponse"]
+    assert [i["bId"] for i in items] == bids
+    for item in items:
+        (error,) = item["Fault"]["Error"]
+        assert error["code"] == "6000" and "more than 50 characters" in error["Detail"]
+        assert "68 characters" in error["Detail"]
+    assert emu.entities(realm, "Customer") == []
+    # And with 10-character bIds (Intuit blog 2015-04-06: 36 + 10) the same requestid's items pass
+    short = {
+        "BatchItemRequest": [
+            {"bId": "b000000001", "operation": "create", "Customer": {"DisplayName": "Short"}}
+        ]
+    }
+    ok = qbo.post("batch", short, requestid=request_id[:31] + "x")
+    assert "Customer" in ok.json()["BatchItemResponse"][0]
+
+
+def test_the_operations_of_one_batch_do_not_see_each_other(qbo: Qbo, emu, realm):
+    # Given a customer named Before Co
+    before = qbo.customer("Before Co", CompanyName="Old name")
+    # When one batch creates a customer, renames the existing one, and queries both
+    body = {
+        "BatchItemRequest": [
+            {"bId": "new", "operation": "create", "Customer": {"DisplayName": "Made In Batch"}},
+            {
+                "bId": "edit",
+                "operation": "update",
+                "Customer": {
+                    "Id": before["Id"],
+                    "SyncToken": before["SyncToken"],
+                    "sparse": True,
+                    "CompanyName": "New name",
+                },
+            },
+            {"bId": "q-new", "Query": "select * from Customer where DisplayName = 'Made In Batch'"},
+            {"bId": "q-edit", "Query": f"select * from Customer where Id = '{before['Id']}'"},
+        ]
+    }
+    out = {r["bId"]: r for r in qbo.post("batch", body).json()["BatchItemResponse"]}
+    # Then both writes happened, but the queries saw the company as it was before the batch
+    # (Intuit blog 2017-07-27, batch operations; reference §4)
+    assert out["new"]["Customer"]["DisplayName"] == "Made In Batch"
+    assert out["edit"]["Customer"]["CompanyName"] == "New name"
+    assert out["q-new"]["QueryResponse"] == {}
+    assert out["q-edit"]["QueryResponse"]["Customer"][0]["CompanyName"] == "Old name"
+    # And the next call sees both
+    assert len(qbo.query("select * from Customer where DisplayName = 'Made In Batch'")["Customer"]) == 1
+    assert emu.entity(realm, "Customer", before["Id"])["CompanyName"] == "New name"

@@ -35,9 +35,23 @@ def test_status_faults_with_count_and_match(emu, realm, qbo: Qbo):
     assert first.status_code == 503 and "Service Unavailable" in first.text
     second = qbo.post("customer", {"DisplayName": "F1"})
     assert second.status_code == 500
-    assert second.json()["Fault"]["Error"][0]["code"] == "3100"
+    # ruckus/quickbooks-ruby spec/fixtures/generic_error.xml: a server fault is SystemFault 10000
+    assert second.json()["Fault"]["type"] == "SystemFault"
+    assert second.json()["Fault"]["Error"][0]["code"] == "10000"
     assert qbo.post("customer", {"DisplayName": "F1"}).status_code == 200
     assert len(emu.entities(realm, "Customer")) == 1
+
+
+def test_injected_403_is_the_application_authorization_failed_body(emu, realm, qbo: Qbo):
+    # Given a company whose app has lost its authorization (injected: QuickBooks decides this)
+    emu.add_fault(realm, kind="status", status=403, count=1)
+    # When a client calls it
+    resp = qbo.get("preferences")
+    # Then it answers QuickBooks' lower-case 3100 body (reference §2), once
+    assert resp.status_code == 403
+    (error,) = resp.json()["fault"]["error"]
+    assert error["code"] == "3100" and "errorCode=003100; statusCode=403" in error["message"]
+    assert qbo.get("preferences").status_code == 200
 
 
 def test_injected_429_is_the_xml_body(emu, realm, qbo: Qbo):

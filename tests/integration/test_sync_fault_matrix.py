@@ -169,6 +169,41 @@ def test_invalid_grant_then_reconnect_resumes_with_nothing_lost(stack):
     assert all(load_invoice(tenant, i).sync_status in ("not_synced", "pending") for i in ids)
     assert stack.emulator.entities(realm, "Invoice") == []
     # When the owner reconnects the same company through the product's OAuth flow
+    _reconnect(stack, tenant, realm)
+    # Then the parked messages resume and every invoice reaches QuickBooks exactly once
+    wait_settled(tenant, ids, timeout=30)
+    _assert_exactly_once(stack, realm, tenant, ids, set())
+
+
+def test_403_application_authorization_failed_pauses_the_connection_and_a_reconnect_resumes(stack):
+    # Given a connected tenant whose company refuses the app's authorization: HTTP 403, lower-case
+    # ApplicationAuthorizationFailed 3100 (reference §2, corrected 2026-12-02), on every call
+    tenant = qbo_tenant()
+    realm = qbo_connect(stack, tenant)
+    ids, _ = _seed(tenant, 0)
+    version_before = connection(tenant).token_version
+    stack.emulator.add_fault(realm, kind="status", status=403, count=1000)
+    # When the invoices are queued
+    send_many(stack, tenant, ids)
+    # Then the connection is paused for a person, with QuickBooks' code as the reason
+    wait_for(lambda: connection(tenant).status == "needs_reconnect", timeout=20, what="needs_reconnect")
+    assert "3100" in str(connection(tenant).history[-1].reason)
+    # And it was not taken for an expired token (no refresh) nor retried as transient
+    assert connection(tenant).token_version == version_before
+    time.sleep(0.5)
+    assert all(load_invoice(tenant, i).sync_status in ("not_synced", "pending") for i in ids)
+    assert stack.emulator.entities(realm, "Invoice") == []
+    assert _counters(stack, realm)["403"] >= 1
+    # When QuickBooks authorizes the app again and the owner reconnects
+    stack.emulator.configure(realm, clear_faults=True)
+    _reconnect(stack, tenant, realm)
+    # Then the kept messages resume and every invoice reaches QuickBooks exactly once
+    wait_settled(tenant, ids, timeout=30)
+    _assert_exactly_once(stack, realm, tenant, ids, set())
+
+
+def _reconnect(stack: Any, tenant: str, realm: str) -> None:
+    """The owner connects the same company again through the product's OAuth flow."""
     client = Client(stack, tenant)
     url = client.ok("GET", "/quickbooks/connect")["authorization_url"]
     consent = requests.get(url + f"&realm={realm}", allow_redirects=False, timeout=30)
@@ -177,6 +212,3 @@ def test_invalid_grant_then_reconnect_resumes_with_nothing_lost(stack):
     callback = requests.get(consent.headers["Location"], cookies=client.session.cookies, timeout=30)
     assert callback.status_code == 200, callback.text
     assert connection(tenant).status == "connected"
-    # Then the parked messages resume and every invoice reaches QuickBooks exactly once
-    wait_settled(tenant, ids, timeout=30)
-    _assert_exactly_once(stack, realm, tenant, ids, set())

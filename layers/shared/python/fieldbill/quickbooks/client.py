@@ -263,7 +263,9 @@ class QboClient:
             self.realm_id = realm
             try:
                 return self._send(method, path, token, realm, body, params, write, batch, max_wait)
-            except (AuthExpired, AuthorizationFailed):
+            except AuthorizationFailed:
+                raise  # 403/3100: a refresh cannot authorise the app for the company; a reconnect can
+            except AuthExpired:
                 if attempt == 2:
                     raise
                 rejected = token  # refresh once (another worker may already have) and retry

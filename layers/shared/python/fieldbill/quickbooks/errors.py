@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 # Intuit: "on 429 wait 60 s before retrying" (in QuickBooks seconds; the caller scales time).
@@ -91,12 +92,15 @@ class AuthExpired(QboError):
     """401 / 3200: the access token is expired or revoked; refresh and retry once."""
 
 
-class AuthorizationFailed(QboError):
-    """401 / 120: the token is not authorised for this company (user lost access, app disconnected)."""
-
-
 class NeedsReconnect(QboError):
     """The refresh token was refused (invalid_grant) or no connection exists: a person must reconnect."""
+
+
+class AuthorizationFailed(NeedsReconnect):
+    """403 / 3100 (older: 401 / 120): a valid token that is not authorised for this company or app.
+
+    A refresh cannot fix it, a reconnect does: the connection is paused and its messages kept.
+    """
 
 
 class Permanent(QboError):
@@ -119,6 +123,96 @@ class StaleObject(Permanent):
 
 class DuplicateName(Permanent):
     """6240: a Customer/Vendor/Employee (or Item) already uses this name; find and use it."""
+
+
+class DuplicateDocNumber(Permanent):
+    """6140: another transaction already has this DocNumber; resolve it (find or renumber), never resend."""
+
+
+class NotFound(Permanent):
+    """610: the object is inactive or deleted in QuickBooks."""
+
+
+class InvalidQuery(Permanent):
+    """4000 / 4001: QuickBooks refused the query (a property it does not know or cannot filter on,
+    bad paging). Never an empty answer: a look-up that fails must not become a create."""
+
+
+class DuplicateRequest(Transient):
+    """600: the requestid was used already, so the work may be done: look the object up before
+    sending it again (as after a lost answer)."""
+
+    def __init__(self, message: str = "", **kw: Any) -> None:
+        kw.setdefault("maybe_committed", True)
+        super().__init__(message, **kw)
+
+
+@dataclass(frozen=True)
+class Code:
+    """One QuickBooks error code: what it means, the HTTP status it comes with, what we do."""
+
+    error: type[QboError]
+    meaning: str
+    http: int | None
+    source: str
+
+
+_REF = "reference §2"  # ../shared/reference/quickbooks-online-api.md, section 2 (Errors)
+
+# Every code QuickBooks is known to answer (the reference's table and the codes its other sections
+# and the SDK fixtures name), classified ONCE. `error_from_faults` reads nothing else; a code that
+# is not here falls back on the HTTP status, then on Intuit's code ranges (_RANGES).
+ERROR_CODES: Mapping[str, Code] = MappingProxyType(
+    {
+        # authentication, authorization, throttling: QuickBooks did no work for the call
+        "120": Code(AuthorizationFailed, "AuthorizationFailure (older services; now 3100)", 401, _REF),
+        "3100": Code(
+            AuthorizationFailed,
+            "ApplicationAuthorizationFailed: a valid token for another company or app",
+            403,
+            f"{_REF}, corrected 2026-12-02",
+        ),
+        "3200": Code(AuthExpired, "AuthenticationFailed: token expired or revoked", 401, _REF),
+        "3001": Code(
+            Throttled, "ThrottleExceeded (also answered with 403)", 429, "ruckus too_many_requests_error.xml"
+        ),
+        # 500-599 unsupported; 600-1999 general
+        "500": Code(Permanent, "Unsupported Operation", 400, "Intuit error-code ranges (reference §2)"),
+        "600": Code(DuplicateRequest, "duplicate request: requestid already used", None, _REF),
+        "610": Code(NotFound, "Object Not Found: inactive or deleted", 400, _REF),
+        "1040": Code(Permanent, "batch larger than allowed", 400, "reference §1; DotNET-SDK#358"),
+        # 2000-4999 validation (`element` names the field)
+        "2010": Code(Permanent, "invalid or unsupported property", 400, _REF),
+        "2020": Code(Permanent, "required parameter missing", 400, "the emulator (errors.required)"),
+        "2040": Code(Permanent, "invalid character (e.g. ':' in DisplayName)", 400, "reference §4"),
+        "2050": Code(Permanent, "string length out of range", 400, "ruckus fault.xml"),
+        "2500": Code(Permanent, "invalid reference id", 400, _REF),
+        "4000": Code(InvalidQuery, "query parse error", 400, "the emulator (errors.query_parse)"),
+        "4001": Code(InvalidQuery, "invalid query: unknown or non-queryable property, bad paging", 400, _REF),
+        # 5000-9999 specific
+        "5010": Code(StaleObject, "Stale Object: SyncToken out of date", 400, _REF),
+        "6000": Code(Permanent, "business validation error", 400, _REF),
+        "6070": Code(Permanent, "Line Amount is not Qty x UnitPrice", 400, _REF),
+        "6140": Code(DuplicateDocNumber, "duplicate DocNumber", 400, _REF),
+        # Some sources give 6210 for a duplicate DocNumber, others a closed books period: recorded
+        # for a person either way, never resolved as a duplicate.
+        "6210": Code(Permanent, "duplicate DocNumber (some sources only)", 400, _REF),
+        "6240": Code(DuplicateName, "Duplicate Name Exists (Customer/Vendor/Employee, Item)", 400, _REF),
+        # 10000 and above: severe, on the server
+        "10000": Code(
+            Transient, "SystemFault: an application error on Intuit's side", 500, "ruckus generic_error.xml"
+        ),
+    }
+)
+
+# Intuit's code ranges (reference §2) for a code the table does not name: (first, last, class).
+_RANGES: tuple[tuple[int, int, type[QboError]], ...] = (
+    (1, 499, AuthorizationFailed),
+    (10000, 10**9, Transient),
+)
+
+# Any of these anywhere in a fault governs the whole call (QuickBooks did no work for it).
+_GOVERNING: tuple[type[QboError], ...] = (Throttled, AuthExpired, AuthorizationFailed)
 
 
 # ------------------------------------------------------------------------------------- parsing
@@ -219,6 +313,30 @@ def _retry_after(headers: Mapping[str, str] | None) -> float | None:
     return None
 
 
+def error_class(codes: Sequence[str], status: int | None = None) -> type[QboError]:
+    """The class for a fault's codes (first = the cause) and its HTTP status (None in a batch item)."""
+    if status == 429:
+        return Throttled
+    known = [ERROR_CODES[c].error for c in codes if c in ERROR_CODES]
+    for governing in _GOVERNING:
+        if governing in known:
+            return governing
+    if status is not None and status >= 500:
+        return Transient  # the server failed, whatever the body says
+    first = codes[0] if codes else ""
+    if first in ERROR_CODES:
+        return ERROR_CODES[first].error
+    if status == 401:
+        return AuthExpired
+    if status == 403:
+        return AuthorizationFailed
+    if first.isdigit():
+        for low, high, cls in _RANGES:
+            if low <= int(first) <= high:
+                return cls
+    return Permanent
+
+
 def error_from_faults(
     faults: tuple[FaultError, ...],
     *,
@@ -226,32 +344,20 @@ def error_from_faults(
     intuit_tid: str | None = None,
     retry_after: float | None = None,
 ) -> QboError:
-    """The error class for a fault (the first Error decides: QuickBooks puts the cause first)."""
-    codes = {f.code for f in faults}
+    """The error for a fault (classified by ERROR_CODES; QuickBooks puts the cause first)."""
     first = faults[0] if faults else FaultError(code="")
     kw: dict[str, Any] = {"status": status, "intuit_tid": intuit_tid, "faults": faults}
-    if status == 429 or "3001" in codes:
-        return Throttled(
+    cls = error_class([f.code for f in faults], status)
+    if issubclass(cls, Throttled):
+        return cls(
             retry_after if retry_after is not None else DEFAULT_THROTTLE_SECONDS,
             hinted=retry_after is not None,
             **kw,
         )
-    if "3200" in codes:
-        return AuthExpired(first.message or "authentication failed", **kw)
-    if "120" in codes:
-        return AuthorizationFailed(first.message or "authorization failure", **kw)
-    if (status is not None and status >= 500) or "3100" in codes:
-        return Transient(first.message or f"HTTP {status}", **kw)
-    if status == 401:
-        return AuthExpired(first.message or "HTTP 401", **kw)
-    if status == 403:
-        return AuthorizationFailed(first.message or "HTTP 403", **kw)
-    cls: type[Permanent] = Permanent
-    if first.code == "5010":
-        cls = StaleObject
-    elif first.code == "6240":
-        cls = DuplicateName
-    return cls(first.code or str(status or ""), first.message, first.detail, first.element, **kw)
+    if issubclass(cls, Permanent):
+        code = first.code or str(status or "")
+        return cls(code, first.message, first.detail, first.element, **kw)
+    return cls(first.message or (f"HTTP {status}" if status else cls.__name__), **kw)
 
 
 def classify_response(

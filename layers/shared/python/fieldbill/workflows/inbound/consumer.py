@@ -132,7 +132,7 @@ def handle_pull(message: InboundMessage) -> None:
     except (NeedsReconnect, AuthorizationFailed) as exc:
         # Nothing to retry until someone reconnects; the next pull after that catches up.
         if isinstance(exc, AuthorizationFailed):
-            tokens.mark_needs_reconnect(tenant_id, "QuickBooks refused authorization (120)")
+            tokens.mark_needs_reconnect(tenant_id, f"QuickBooks refused authorization: {exc}")
         qbo_pulls.record_error(tenant_id, f"pull:{data_type}", exc)
         logger.warning("QuickBooks pull skipped: connection needs reconnect", extra={"tenant_id": tenant_id})
     except Permanent as exc:
@@ -177,7 +177,7 @@ def handle_event(message: InboundMessage) -> None:
     except (NeedsReconnect, AuthorizationFailed) as exc:
         inbound_events.release(event_id)
         if isinstance(exc, AuthorizationFailed):
-            tokens.mark_needs_reconnect(tenant_id, "QuickBooks refused authorization (120)")
+            tokens.mark_needs_reconnect(tenant_id, f"QuickBooks refused authorization: {exc}")
         qbo_pulls.record_error(tenant_id, source, exc)
         return  # a reconnect pulls again (and the backfill reads invoices); nothing to apply before
     except Permanent as exc:

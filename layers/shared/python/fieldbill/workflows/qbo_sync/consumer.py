@@ -150,7 +150,7 @@ class SyncBatch:
             self.requeue.retry_later(record, seconds, "throttled")
         except (NeedsReconnect, AuthorizationFailed) as exc:
             if isinstance(exc, AuthorizationFailed):
-                tokens.mark_needs_reconnect(message.tenant_id, "QuickBooks refused authorization (120)")
+                tokens.mark_needs_reconnect(message.tenant_id, f"QuickBooks refused authorization: {exc}")
             seconds = _visibility(
                 backoff.reconnect_wait_qbo_seconds(receives), jitter=backoff.RECONNECT_JITTER
             )
