@@ -1,5 +1,6 @@
 """`make bench`: compile and generate at month-end scale on the local stack, the sync benchmark,
-and a 500-invoice "print many" (local/bench_print.py).
+a 500-invoice "print many" (local/bench_print.py), and finding invoices among 10,000 by a filter
+(local/bench_lists.py).
 
 Figures go to .bench/results.json (and stdout). DynamoDB requests are counted where moto serves
 them (local/moto_dynamodb.REQUESTS), so every request of every client is counted, retries included.
@@ -122,8 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     import traceback
 
     parser = argparse.ArgumentParser(prog="python -m local.bench")
-    parser.add_argument("--only", choices=["imports", "billing", "sync", "print"], action="append")
-    sections = parser.parse_args(argv).only or ["imports", "billing", "sync", "print"]
+    parser.add_argument("--only", choices=["imports", "billing", "sync", "print", "lists"], action="append")
+    sections = parser.parse_args(argv).only or ["imports", "billing", "sync", "print", "lists"]
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     results: dict[str, Any] = {
@@ -148,6 +149,10 @@ def main(argv: list[str] | None = None) -> int:
                 from local import bench_print
 
                 bench_print.run(results)
+            elif section == "lists":
+                from local import bench_lists
+
+                bench_lists.run(results)
             else:
                 from local import bench_sync
 

@@ -161,3 +161,27 @@ def test_property_money_and_items_hold_over_any_sequence_of_commands(stack, comm
         except DomainError:
             assert _snapshot(tenant) == before, f"a refused {command} changed something"
         _check(tenant)
+
+
+def test_a_filtered_list_pages_full_and_its_cursor_skips_and_repeats_nothing(stack):
+    # Given 40 invoices of which every third is sent (open)
+    tenant = f"t-{uuid.uuid4().hex[:10]}"
+    seed_work(tenant, contacts=40, entries_per_contact=1, rng=random.Random(3), mileage_share=0.0)
+    billing.compile_all(tenant, ACTOR, billing.Scope(), limit=50)
+    _apply(tenant, "generate", 0, 0)
+    invoices = sorted(_fresh(tenant), key=lambda i: i.id)
+    sent = {i.id for i in invoices[::3]}
+    for invoice_id in sent:
+        store.mark_sent(tenant, invoice_id, ACTOR, "marked")
+    # When the open ones are listed 4 to a page
+    wanted = store.InvoiceFilter(status="open")
+    pages, cursor = [], None
+    while True:
+        found, cursor = store.find(tenant, wanted, 4, cursor)
+        pages.append([i.id for i in found])
+        if cursor is None:
+            break
+    # Then every page but the last is full, and together they hold each open invoice once
+    assert all(len(page) == 4 for page in pages[:-1]), pages
+    listed = [i for page in pages for i in page]
+    assert sorted(listed) == sorted(sent)
