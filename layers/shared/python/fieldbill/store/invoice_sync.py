@@ -32,6 +32,7 @@ ACTOR = "qbo_sync"
 STATUS = "sync_status"
 # A status write refused because the status moved meanwhile is decided again from the new one.
 STATUS_ATTEMPTS = 3
+TRANSACTION_MAX = 100
 PICKED_UP = "taken up by the QuickBooks sync"
 
 
@@ -339,6 +340,32 @@ def claim_create(invoice: Invoice, owner: str) -> Claim:
     before = invoice.create_claim
     invoice.create_claim, invoice.create_claim_until = owner, stamp + CREATE_CLAIM_SECONDS
     return Claim.AFTER_EXPIRY if expired and before != owner else Claim.CLAIMED
+
+
+def claim_creates(claims: Sequence[tuple[Invoice, str]]) -> dict[str, Claim]:
+    """Claims for a batch call's invoices: one transaction when every one is free (the usual
+    case: one request, not one per invoice), else each on its own."""
+    stamp = int(time.time())
+    free = Invoice.create_claim_until.does_not_exist() | (Invoice.create_claim_until < stamp)
+    if 1 < len(claims) <= TRANSACTION_MAX and not any(i.create_claim_until for i, _ in claims):
+        try:
+            with TransactWrite(connection=common.connection()) as tx:
+                for invoice, owner in claims:
+                    tx.update(
+                        invoice,
+                        [
+                            Invoice.create_claim.set(owner),
+                            Invoice.create_claim_until.set(stamp + CREATE_CLAIM_SECONDS),
+                        ],
+                        condition=Invoice.qbo_id.does_not_exist() & (free | (Invoice.create_claim == owner)),
+                    )
+        except TransactWriteError:
+            pass  # one of them is held (or changed): decided one by one below
+        else:
+            for invoice, owner in claims:
+                invoice.create_claim, invoice.create_claim_until = owner, stamp + CREATE_CLAIM_SECONDS
+            return {invoice.id: Claim.CLAIMED for invoice, _ in claims}
+    return {invoice.id: claim_create(invoice, owner) for invoice, owner in claims}
 
 
 def release_create(invoice: Invoice, owner: str) -> None:

@@ -32,9 +32,6 @@ class QboSyncMessage(BaseModel):
     # attempt (a look-up in QuickBooks) nor grows its retry back-off or brings it nearer the DLQ.
     # `attempted`: an earlier delivery may have reached QuickBooks (look it up before creating).
     attempted: bool = False
-    # The delivery's own line: hand-back copies keep it (a copy is the same attempt), while a second
-    # message for the same invoice has another. Only one line at a time may create the invoice.
-    lineage: str | None = None
     handbacks: int = 0
     queued_at_ms: int | None = None  # when the first message was sent (sync latency)
 

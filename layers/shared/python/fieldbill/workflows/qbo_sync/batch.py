@@ -10,6 +10,7 @@ takes the single-call path.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,9 +47,17 @@ class Prepared:
     def take_invoice(self, tenant_id: str, invoice_id: str) -> Invoice | None:
         return self.invoices.pop((tenant_id, invoice_id), None)
 
+    # Invoices whose create claim this invocation holds (invoice id -> owner).
+    claimed: dict[str, str] = field(default_factory=dict)
+
     def set_outcome(self, record: SQSRecord, invoice: Invoice, outcome: BaseException | None) -> None:
         self.outcomes[record.message_id] = outcome
         self.invoices.pop((invoice.tenant_id, invoice.id), None)
+        owner = self.claimed.pop(invoice.id, None)
+        if outcome is not None and owner is not None:
+            # This attempt is over without the invoice recorded: the next may create it (a create
+            # in doubt was marked unknown first, so the next looks it up).
+            invoice_sync.release_create(invoice, owner)
 
 
 def _batch_wait_seconds() -> float:
@@ -138,7 +147,7 @@ def _prepare_tenant(
         candidates.append((record, invoice))
     if len(candidates) < 2:
         return
-    candidates = _claimed(prepared, candidates, {r.message_id: m for r, m in group}, maybe_sent)
+    candidates = _claimed(prepared, candidates, maybe_sent)
     if len(candidates) < 2:
         return
     # Every candidate gets an outcome here: a failure on the way is that record's failure (retried
@@ -170,17 +179,18 @@ def _prepare_tenant(
 def _claimed(
     prepared: Prepared,
     candidates: list[tuple[SQSRecord, Invoice]],
-    messages: dict[str, QboSyncMessage],
     maybe_sent: set[str],
 ) -> list[tuple[SQSRecord, Invoice]]:
     """The candidates this delivery may create (their create claim); one another delivery is
     creating comes back later. A claim taken over from a holder that died is looked up first."""
     kept = []
+    claims = invoice_sync.claim_creates([(invoice, claim_owner(record)) for record, invoice in candidates])
     for record, invoice in candidates:
-        claim = invoice_sync.claim_create(invoice, claim_owner(record, messages[record.message_id]))
+        claim = claims[invoice.id]
         if claim is invoice_sync.Claim.HELD:
             prepared.set_outcome(record, invoice, Transient("another delivery is creating this invoice"))
             continue
+        prepared.claimed[invoice.id] = claim_owner(record)
         if claim is invoice_sync.Claim.AFTER_EXPIRY:
             maybe_sent.add(record.message_id)
         kept.append((record, invoice))
@@ -273,7 +283,11 @@ def _record(
         # they look their invoices up first (never created twice).
         logger.exception("batch created in QuickBooks but not recorded; records retried")
         for rec, inv, _ in settled:
-            prepared.set_outcome(rec, inv, Transient(f"created, not recorded: {type(exc).__name__}"))
+            with contextlib.suppress(Exception):  # best effort: the claim then lasts till it expires
+                invoice_sync.mark_unknown(inv)
+                prepared.set_outcome(rec, inv, Transient(f"created, not recorded: {type(exc).__name__}"))
+                continue
+            prepared.outcomes[rec.message_id] = Transient(f"created, not recorded: {type(exc).__name__}")
     else:
         for rec, inv, _ in settled:
             prepared.set_outcome(rec, inv, None)

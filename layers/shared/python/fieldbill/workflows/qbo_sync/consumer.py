@@ -134,7 +134,7 @@ class SyncBatch:
             if batch_wait is not None:
                 budget = self.tenants.get(message.tenant_id).client.spare_budget()  # type: ignore[assignment]
             with budget:
-                self._dispatch(message, maybe_sent_before(record, message), claim_owner(record, message))
+                self._dispatch(message, maybe_sent_before(record, message), claim_owner(record))
             self._done(message, record)
         except RetryLater:
             raise

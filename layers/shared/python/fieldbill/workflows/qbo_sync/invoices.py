@@ -69,29 +69,42 @@ def for_quickbooks(invoice: Invoice | None) -> bool:
 
 # ---------------------------------------------------------------------------------- sync one
 def sync_invoice(tenant: Tenant, invoice: Invoice, maybe_sent: bool, owner: str) -> None:
-    """Create or update the invoice in QuickBooks, then mark ours synced. Only the holder of the
-    invoice's create claim creates it; another copy of its message comes back later."""
+    """Create or update the invoice in QuickBooks, then mark ours synced. Only the attempt that
+    holds the invoice's create claim creates it; another comes back later. An attempt that ends
+    without the invoice recorded gives its claim up (a create in doubt is marked unknown first,
+    so the next attempt looks it up)."""
+    claimed = False
     if invoice.qbo_id is None:
         claim = invoice_sync.claim_create(invoice, owner)
         if claim is invoice_sync.Claim.HELD:
             raise Transient("another delivery is creating this invoice in QuickBooks; back later")
+        claimed = True
         maybe_sent = maybe_sent or claim is invoice_sync.Claim.AFTER_EXPIRY
-    body = invoice_body(tenant, invoice)
-    if invoice.qbo_id is None:
-        found = None
-        if maybe_sent or invoice.sync_status == "unknown":
-            found = find_invoice(tenant, invoice, body)
-        if found is not None:
-            logger.info(
-                "invoice found in QuickBooks after an unknown outcome: not created again",
-                extra={"qbo_id": found.get("Id")},
-            )
-            result = found
+    sent = False
+    try:
+        body = invoice_body(tenant, invoice)
+        if invoice.qbo_id is None:
+            found = None
+            if maybe_sent or invoice.sync_status == "unknown":
+                found = find_invoice(tenant, invoice, body)
+            if found is not None:
+                logger.info(
+                    "invoice found in QuickBooks after an unknown outcome: not created again",
+                    extra={"qbo_id": found.get("Id")},
+                )
+                result = found
+            else:
+                sent = True
+                result = create_invoice(tenant, invoice, body)
         else:
-            result = create_invoice(tenant, invoice, body)
-    else:
-        result = update_invoice(tenant, invoice, body)
-    mark_synced(tenant, invoice, result)
+            result = update_invoice(tenant, invoice, body)
+        mark_synced(tenant, invoice, result)
+    except BaseException as exc:
+        if claimed:
+            if sent and not isinstance(exc, Permanent):
+                invoice_sync.mark_unknown(invoice)  # it may be there: the next attempt looks first
+            invoice_sync.release_create(invoice, owner)
+        raise
 
 
 def invoice_body(tenant: Tenant, invoice: Invoice) -> dict[str, Any]:

@@ -57,15 +57,14 @@ def handback_copy(record: SQSRecord, message: QboSyncMessage) -> QboSyncMessage:
             "attempted": maybe_sent_before(record, message),
             "handbacks": message.handbacks + 1,
             "queued_at_ms": message.queued_at_ms or (int(sent) if sent else None),
-            "lineage": claim_owner(record, message),
         }
     )
 
 
-def claim_owner(record: SQSRecord, message: QboSyncMessage) -> str:
-    """Who claims the right to create the message's invoice: its line (kept by hand-back copies),
-    else the SQS message id (the same for every redelivery of one message)."""
-    return message.lineage or record.message_id
+def claim_owner(record: SQSRecord) -> str:
+    """Who claims the right to create an invoice: this attempt (one receive of one message). A
+    redelivery made while a slow attempt still runs is another attempt, so it waits."""
+    return f"{record.message_id}#{receive_count(record)}"
 
 
 @dataclass
