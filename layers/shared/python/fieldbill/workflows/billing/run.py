@@ -271,7 +271,7 @@ def progress_step(event: dict[str, Any]) -> dict[str, Any]:
     checks = int(event.get("checks", 0)) + 1
     settings = get_settings()
     poll = max(int(event.get("poll_seconds", settings.billing_run_poll_seconds)), 1)
-    reconnect = waiting > 0 and enqueue.connection_status(run.tenant_id) == "needs_reconnect"
+    reconnect = waiting > 0 and destination.connection_status(run.tenant_id) == "needs_reconnect"
     if reconnect:
         counts["waiting_for"] = "quickbooks_reconnect"
         counts["progress"] = (

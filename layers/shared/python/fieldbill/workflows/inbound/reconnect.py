@@ -13,7 +13,7 @@ from fieldbill.store import qbo_links
 from fieldbill.store.models import Invoice
 from fieldbill.workflows.inbound.schedules import send_pulls
 from fieldbill.workflows.messages import InboundMessage
-from fieldbill.workflows.qbo_sync import enqueue
+from fieldbill.workflows.qbo_sync import enqueue, requeue
 
 ACTOR = "quickbooks_inbound"
 # Sync errors a reconnect (or completed settings) can fix: QuickBooks auth codes (3200, 120, the
@@ -32,11 +32,8 @@ def after_connect(connected: tokens.Connected) -> dict[str, Any]:
     requeued = resume_sync(connected.tenant_id, "reconnected") if connected.resumed else 0
     if connected.resumed:
         # Messages parked while the company needed reconnecting (voids, contacts, products too)
-        # become visible now instead of after their parking time. Imported here: the sync
-        # consumer's module is large and only a reconnect needs it.
-        from fieldbill.workflows import qbo_sync
-
-        qbo_sync.resume_parked(connected.tenant_id)
+        # become visible now instead of after their parking time.
+        requeue.resume_parked(connected.tenant_id)
     send_pulls(
         [
             InboundMessage(
