@@ -152,3 +152,25 @@ def test_domain_imports_no_outer_layer(layer):
         if name.startswith(outer) or name.startswith("pynamodb")
     ]
     assert offenders == []
+
+
+def test_only_settings_reads_the_environment():
+    """Configuration only through fieldbill.settings: os.environ / os.getenv nowhere else."""
+    settings = PACKAGE / "settings"
+    offenders = [
+        _where(path, node)
+        for path, tree in _modules(outside=settings)
+        for node in ast.walk(tree)
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "os"
+            and node.attr in {"environ", "environb", "getenv", "getenvb", "putenv", "unsetenv"}
+        )
+        or (
+            isinstance(node, ast.ImportFrom)
+            and node.module == "os"
+            and any(a.name in {"environ", "environb", "getenv", "getenvb"} for a in node.names)
+        )
+    ]
+    assert offenders == []

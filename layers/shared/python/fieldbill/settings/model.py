@@ -38,3 +38,7 @@ class Settings(BaseSettings):
     token_key_id: str = Field(default="", alias="TOKEN_KEY_ID")
     # The JWT claim naming the caller's tenant.
     tenant_claim: str = Field(default="tenant_id", alias="TENANT_CLAIM")
+    # Powertools reads these itself for the shared Metrics object; quickbooks/metrics.py's
+    # single_metric does not honour the switch, so it reads both here.
+    metrics_disabled: bool = Field(default=False, alias="POWERTOOLS_METRICS_DISABLED")
+    metrics_namespace: str = Field(default="Fieldbill", alias="POWERTOOLS_METRICS_NAMESPACE")
