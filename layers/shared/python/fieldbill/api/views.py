@@ -5,25 +5,27 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from fieldbill.api import responses as out
 from fieldbill.domain import badges
-from fieldbill.store.models import (
-    BillableItem,
-    BillingRun,
-    Contact,
-    Entity,
-    Invoice,
-    Membership,
-    Operation,
-    PriceList,
-    Product,
-    ProductAssignment,
-    Task,
-    TaskEntry,
-    Team,
-)
+
+if TYPE_CHECKING:  # records come from store/ functions; the classes only type them
+    from fieldbill.store.models import (
+        BillableItem,
+        BillingRun,
+        Contact,
+        Entity,
+        Invoice,
+        Membership,
+        Operation,
+        PriceList,
+        Product,
+        ProductAssignment,
+        Task,
+        TaskEntry,
+        Team,
+    )
 
 M = TypeVar("M", bound=out.Out)
 

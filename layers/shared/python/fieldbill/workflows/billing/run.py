@@ -15,7 +15,7 @@ import json
 import time
 import uuid
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 
@@ -26,11 +26,13 @@ from fieldbill.observability import logger
 from fieldbill.settings import get_settings
 from fieldbill.store import billing as billing_store
 from fieldbill.store import runs
-from fieldbill.store.models import BillingRun
 from fieldbill.workflows.billing import destination
 from fieldbill.workflows.billing import pages as billing
 from fieldbill.workflows.billing.requests import RunRequest
 from fieldbill.workflows.qbo_sync import enqueue
+
+if TYPE_CHECKING:  # records come from store/ functions; the classes only type them
+    from fieldbill.store.models import BillingRun
 
 # The state machine's TimeoutSeconds (statemachines/billing_run.asl.json; a test pins the two).
 RUN_TIMEOUT_SECONDS = 86_400

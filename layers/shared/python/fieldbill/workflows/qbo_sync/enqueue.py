@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from fieldbill.settings import get_settings
 from fieldbill.store import invoice_sync
-from fieldbill.store.models import Invoice
 from fieldbill.workflows import queues
 from fieldbill.workflows.billing.destination import uses_quickbooks
 from fieldbill.workflows.messages import QboSyncMessage
+
+if TYPE_CHECKING:  # records come from store/ functions; the classes only type them
+    from fieldbill.store.models import Invoice
 
 
 def send(messages: Sequence[QboSyncMessage]) -> None:

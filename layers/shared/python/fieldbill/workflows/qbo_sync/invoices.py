@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fieldbill.observability import logger
 from fieldbill.quickbooks import mapping
@@ -18,9 +18,11 @@ from fieldbill.quickbooks import metrics as qmetrics
 from fieldbill.quickbooks.client import quote, request_id
 from fieldbill.quickbooks.errors import Permanent, StaleObject, Transient
 from fieldbill.store import invoice_sync
-from fieldbill.store.models import Invoice
 from fieldbill.workflows.qbo_sync import references
 from fieldbill.workflows.qbo_sync.tenants import Tenant
+
+if TYPE_CHECKING:  # records come from store/ functions; the classes only type them
+    from fieldbill.store.models import Invoice
 
 ACTOR = invoice_sync.ACTOR
 STALE_RETRIES = 3
