@@ -9,6 +9,11 @@ Each handler's figure is also given over a bare `import boto3` measured in the s
 way: boto3 is what every Lambda in Python pays anyway, so the part over it is what this code costs
 (issue 11's goal: at most GOAL_OVER_BOTO3_MS for every handler, with bytecode).
 
+Two clocks: wall time, and the CPU time of the importing process. An import is CPU work (the
+files are in the page cache), so on an idle machine the two agree; on a machine shared with other
+work the wall figure also counts the time spent waiting for a core, which can be several times the
+import itself, so the goal is judged on the CPU figure and both are kept.
+
 The probes see the environment a deployed function sees (template Globals, LAMBDA_TASK_ROOT), so
 Powertools behaves as in Lambda (the Tracer, for one, is on there). Rounds interleave bare boto3
 and every handler, and each figure is the median over the rounds: on a shared machine a burst of
@@ -31,10 +36,10 @@ from local.template import ROOT, Template
 
 PROBE = (
     "import importlib.util, sys, time\n"
-    "t = time.perf_counter()\n"
+    "t, c = time.perf_counter(), time.process_time()\n"
     "spec = importlib.util.spec_from_file_location('app', sys.argv[1])\n"
     "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)\n"
-    "print((time.perf_counter() - t) * 1000)\n"
+    "print((time.perf_counter() - t) * 1000, (time.process_time() - c) * 1000)\n"
 )
 
 GOAL_OVER_BOTO3_MS = 120.0
@@ -63,27 +68,37 @@ def _environment(pycache: str, compiled: bool) -> dict[str, str]:
     return env
 
 
-def _once(path: str, env: dict[str, str], name: str) -> float:
+def _once(path: str, env: dict[str, str], name: str) -> tuple[float, float]:
     env = {**env, "LAMBDA_TASK_ROOT": str(Path(path).parent), "AWS_LAMBDA_FUNCTION_NAME": name}
     out = subprocess.run([sys.executable, "-c", PROBE, path], env=env, capture_output=True, text=True)
     if out.returncode:
         raise RuntimeError(f"importing {path} failed:\n{out.stderr[-2000:]}")
-    return float(out.stdout.strip().splitlines()[-1])
+    wall, cpu = out.stdout.strip().splitlines()[-1].split()
+    return float(wall), float(cpu)
 
 
 def _medians(
     probes: dict[str, str], env: dict[str, str], runs: int, names: Iterable[str] | None = None
-) -> dict[str, float]:
+) -> dict[str, tuple[float, float]]:
+    """Median (wall ms, CPU ms) per probe over `runs` rounds, each round every probe once."""
     chosen = list(names or probes)
-    samples: dict[str, list[float]] = {name: [] for name in chosen}
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in chosen}
     for _ in range(runs):
         for name in chosen:
             samples[name].append(_once(probes[name], env, name))
-    return {name: round(statistics.median(values), 1) for name, values in samples.items()}
+    return {
+        name: (
+            round(statistics.median(v[0] for v in values), 1),
+            round(statistics.median(v[1] for v in values), 1),
+        )
+        for name, values in samples.items()
+    }
 
 
-def measure(runs: int = 5, runs_without: int = 3) -> dict[str, dict[str, float]]:
-    """Per function: import ms with and without bytecode, and with bytecode over bare boto3."""
+def measure(runs: int = 5, runs_without: int = 1) -> dict[str, dict[str, float]]:
+    """Per function: import ms with and without bytecode, and with bytecode over bare boto3.
+
+    Without bytecode is one round by default: it is the slow case (seconds), kept for comparison."""
     results: dict[str, dict[str, float]] = {}
     with (
         tempfile.TemporaryDirectory() as compiled,
@@ -101,34 +116,38 @@ def measure(runs: int = 5, runs_without: int = 3) -> dict[str, dict[str, float]]
         with_ms = _medians(probes, with_pyc, runs)
         handlers = [name for name in probes if name != BOTO3]
         without_ms = _medians(probes, _environment(empty, compiled=False), runs_without, handlers)
-    boto3_ms = with_ms[BOTO3]
-    results[BOTO3] = {"with_bytecode_ms": boto3_ms}
+    boto3_wall, boto3_cpu = with_ms[BOTO3]
+    results[BOTO3] = {"with_bytecode_ms": boto3_wall, "with_bytecode_cpu_ms": boto3_cpu}
     for name in handlers:
-        over = round(with_ms[name] - boto3_ms, 1)
+        wall, cpu = with_ms[name]
+        over_cpu = round(cpu - boto3_cpu, 1)
         results[name] = {
-            "with_bytecode_ms": with_ms[name],
-            "without_bytecode_ms": without_ms[name],
-            "over_boto3_ms": over,
-            "within_goal": float(over <= GOAL_OVER_BOTO3_MS),
+            "with_bytecode_ms": wall,
+            "with_bytecode_cpu_ms": cpu,
+            "without_bytecode_ms": without_ms[name][0],
+            "over_boto3_ms": round(wall - boto3_wall, 1),
+            "over_boto3_cpu_ms": over_cpu,
+            "within_goal": float(over_cpu <= GOAL_OVER_BOTO3_MS),
         }
     return results
 
 
 def table(results: dict[str, Any]) -> str:
     """The figures as a few readable lines for the console (the JSON file keeps them all)."""
-    boto3_ms = results[BOTO3]["with_bytecode_ms"]
+    boto3 = results[BOTO3]
     lines = [
-        f"handler import (median of rounds): bare boto3 {boto3_ms:.0f} ms,"
-        f" goal <= {GOAL_OVER_BOTO3_MS:.0f} ms over it",
-        f"  {'function':<24} {'with .pyc':>10} {'over boto3':>11} {'no .pyc':>9}",
+        f"handler import with bytecode (median of rounds): bare boto3"
+        f" {boto3['with_bytecode_cpu_ms']:.0f} ms CPU"
+        f" ({boto3['with_bytecode_ms']:.0f} ms wall); goal <= {GOAL_OVER_BOTO3_MS:.0f} ms CPU over it",
+        f"  {'function':<24} {'CPU over boto3':>15} {'wall over boto3':>16} {'no .pyc, wall':>14}",
     ]
     for name, row in results.items():
         if name == BOTO3:
             continue
         mark = "ok" if row["within_goal"] else "OVER"
         lines.append(
-            f"  {name:<24} {row['with_bytecode_ms']:>8.0f}ms {row['over_boto3_ms']:>9.0f}ms"
-            f" {row['without_bytecode_ms']:>7.0f}ms  {mark}"
+            f"  {name:<24} {row['over_boto3_cpu_ms']:>13.0f}ms {row['over_boto3_ms']:>14.0f}ms"
+            f" {row['without_bytecode_ms']:>12.0f}ms  {mark}"
         )
     return "\n".join(lines)
 
