@@ -249,8 +249,9 @@ def test_api_and_workflows_build_no_key_or_condition_on_a_model():
     for relative, tree in _above_store():
         names = _model_names(tree)
         for node in ast.walk(tree):
-            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in names:
-                used = f"{node.value.id}.{node.attr}"
+            owner = node.value if isinstance(node, ast.Attribute) else None
+            if isinstance(owner, ast.Name) and owner.id in names:
+                used = f"{owner.id}.{node.attr}"  # node is the Attribute whose owner is a model
                 if (relative, used) not in MODEL_ATTRIBUTES_ALLOWED:
                     offenders.append(f"{relative}:{node.lineno} {used}")
     assert offenders == []

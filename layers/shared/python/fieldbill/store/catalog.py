@@ -88,7 +88,7 @@ class Ref:
 
 
 def key_of(model: type[Entity], tenant_id: str, record_id: str) -> str:
-    return model.key(tenant_id, record_id)  # type: ignore[attr-defined, no-any-return]
+    return model.key(tenant_id, record_id)
 
 
 def refs_of(record: Entity, fields: Iterable[str] | None = None) -> list[Ref]:
@@ -322,7 +322,7 @@ def list_by_name(
     filters: Any = None,
 ) -> tuple[list[E], str | None]:
     """A page of a tenant's records of one kind in name order (gsi1: LIST key, "name#id")."""
-    list_key = model.list_key(tenant_id)  # type: ignore[attr-defined]
+    list_key = model.list_key(tenant_id)
     cursor = common.checked_cursor(cursor, gsi1pk=list_key)
     return common.list_by_gsi1(
         model,
@@ -371,7 +371,7 @@ def new_named(model: type[E], tenant_id: str, record_id: str, data: Mapping[str,
         META,
         tenant_id=tenant_id,
         id=record_id,
-        gsi1pk=model.list_key(tenant_id),  # type: ignore[attr-defined]
+        gsi1pk=model.list_key(tenant_id),
         gsi1sk=name_sort_key(str(data["name"]), record_id),
         **data,
     )
