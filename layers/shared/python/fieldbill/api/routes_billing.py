@@ -32,6 +32,7 @@ from fieldbill.store.models import Invoice
 from fieldbill.workflows.billing import destination as destinations
 from fieldbill.workflows.billing import jobs
 from fieldbill.workflows.billing import run as billing_run
+from fieldbill.workflows.billing.requests import RunRequest
 from fieldbill.workflows.qbo_sync import enqueue
 
 if TYPE_CHECKING:  # records come from store/ functions; the class only types them
@@ -221,7 +222,7 @@ def sync_invoice(invoice_id: str) -> out.SyncAccepted:
 )
 def start_billing_run(body: BillingRunIn) -> out.BillingRunOut:
     tenant = context.tenant_id(router)
-    request = billing_run.RunRequest.model_validate(body.model_dump())
+    request = RunRequest.model_validate(body.model_dump())
     run = billing_run.start_run(tenant, context.actor(router), request)
     return views.billing_run(run)
 

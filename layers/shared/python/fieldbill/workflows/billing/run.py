@@ -28,11 +28,10 @@ from fieldbill.store import billing as billing_store
 from fieldbill.store import runs
 from fieldbill.workflows.billing import destination
 from fieldbill.workflows.billing import pages as billing
-from fieldbill.workflows.billing.requests import RunRequest
-from fieldbill.workflows.qbo_sync import enqueue
 
 if TYPE_CHECKING:  # records come from store/ functions; the classes only type them
     from fieldbill.store.models import BillingRun
+    from fieldbill.workflows.billing.requests import RunRequest
 
 # The state machine's TimeoutSeconds (statemachines/billing_run.asl.json; a test pins the two).
 RUN_TIMEOUT_SECONDS = 86_400
@@ -44,7 +43,7 @@ GIVE_UP_MARGIN_SECONDS = 3600
 START_GRACE_SECONDS = 300
 RECONCILER = "reconciler"
 
-__all__ = ["RunRequest", "get_run", "reconcile", "reconcile_expired", "start_run"]
+__all__ = ["get_run", "reconcile", "reconcile_expired", "start_run"]
 
 
 def scope_key(request: RunRequest) -> str:
@@ -254,6 +253,9 @@ def sync_step(event: dict[str, Any]) -> dict[str, Any]:
     if not run.sync or _destination(counts) is not dm.Destination.QUICKBOOKS:
         runs.advance(run, "syncing", counts, None, _actor(run))
         return _state(event, more=False)
+    # Deferred: queueing needs the pydantic messages; the other five run steps never load them.
+    from fieldbill.workflows.qbo_sync import enqueue
+
     queued, more = enqueue.enqueue_not_synced(run.tenant_id, run.id, _actor(run))
     _tally(counts, invoices_queued=queued)
     runs.advance(run, "syncing", counts, None, _actor(run))
