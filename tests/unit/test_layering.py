@@ -186,12 +186,6 @@ MODEL_IMPORTS_ALLOWED = {
     # The invoice routes read Invoice records themselves; they move to api/routes_invoices.py on
     # store functions (the invoice rework), which removes this entry.
     ("api/routes_billing.py", "Invoice"),
-    # The catalogue's generic functions take the model class as the kind of record to read/write.
-    ("api/routes_catalog.py", "Membership"),
-    ("api/routes_catalog.py", "PriceList"),
-    ("api/routes_catalog.py", "Product"),
-    ("api/routes_catalog.py", "Team"),
-    ("api/routes_core.py", "Contact"),
 }
 MODEL_ATTRIBUTES_ALLOWED = {
     # The invoice routes build Invoice keys (same rework as above removes them).

@@ -25,9 +25,6 @@ from fieldbill.api.schemas import (
     TaskStatus,
 )
 from fieldbill.store import catalog, history, work
-
-# The catalogue's generic functions take the model class as the kind of record (test_layering).
-from fieldbill.store.models import Contact
 from fieldbill.workflows.qbo_sync import enqueue
 
 router = APIGatewayHttpRouter()
@@ -48,7 +45,7 @@ def _actor() -> str:
 # ---------------------------------------------------------------------------- contacts
 @router.post("/contacts", summary="Create a contact", tags=["contacts"], status_code=201, responses=CREATED)
 def create_contact(body: ContactIn) -> out.ContactOut:
-    return views.contact(catalog.create_named(Contact, _tenant(), _actor(), body.model_dump()))
+    return views.contact(catalog.contacts.create(_tenant(), _actor(), body.model_dump()))
 
 
 @router.get(
@@ -65,12 +62,12 @@ def list_contacts(
 
 @router.get("/contacts/<contact_id>", summary="Get a contact", tags=["contacts"], responses=OK)
 def get_contact(contact_id: str) -> out.ContactOut:
-    return views.contact(catalog.get(Contact, _tenant(), contact_id))
+    return views.contact(catalog.contacts.get(_tenant(), contact_id))
 
 
 @router.patch("/contacts/<contact_id>", summary="Change a contact (partial)", tags=["contacts"], responses=OK)
 def update_contact(contact_id: str, body: ContactPatch) -> out.ContactOut:
-    record = catalog.update_named(Contact, _tenant(), contact_id, body.changes(), _actor())
+    record = catalog.contacts.update(_tenant(), contact_id, body.changes(), _actor())
     enqueue.push(record.tenant_id, "sync_contact", record.id)  # the customer in QuickBooks follows
     return views.contact(record)
 
@@ -82,7 +79,7 @@ def update_contact(contact_id: str, body: ContactPatch) -> out.ContactOut:
     responses=OK,
 )
 def delete_contact(contact_id: str) -> out.DeletedOut:
-    catalog.delete_record(Contact, _tenant(), contact_id, _actor())
+    catalog.contacts.delete(_tenant(), contact_id, _actor())
     return views.deleted(contact_id)
 
 

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
@@ -506,3 +506,35 @@ def update_assignment(
 
 def delete_assignment(tenant_id: str, assignment: str, actor: str) -> None:
     delete(get_assignment(tenant_id, assignment), actor)
+
+
+@dataclass(frozen=True)
+class Named(Generic[E]):
+    """The commands of one kind of named record, typed by its model: callers (the API) name the
+    kind (`catalog.contacts`) and never handle the model class."""
+
+    model: type[E]
+
+    def get(self, tenant_id: str, record_id: str) -> E:
+        return get(self.model, tenant_id, record_id)
+
+    def create(self, tenant_id: str, actor: str, data: Mapping[str, Any]) -> E:
+        return create_named(self.model, tenant_id, actor, data)
+
+    def update(self, tenant_id: str, record_id: str, changes: Mapping[str, Any], actor: str) -> E:
+        return update_named(self.model, tenant_id, record_id, changes, actor)
+
+    def delete(self, tenant_id: str, record_id: str, actor: str) -> None:
+        delete_record(self.model, tenant_id, record_id, actor)
+
+    def list(
+        self, tenant_id: str, limit: int, cursor: str | None, name_prefix: str | None = None
+    ) -> tuple[list[E], str | None]:
+        return list_by_name(self.model, tenant_id, limit, cursor, name_prefix)
+
+
+contacts = Named(Contact)
+products = Named(Product)
+price_lists = Named(PriceList)
+memberships = Named(Membership)
+teams = Named(Team)
