@@ -1,6 +1,6 @@
 """Catalogue records (contacts, products, price lists, memberships, teams, product assignments):
-create, update and delete, each ONE conditional write. Tasks and entries live in store/work.py,
-audit trails and tombstones in store/history.py; both write through the functions here.
+create, update and delete, each ONE conditional write. Tasks and entries live in store/work.py and
+are written through the functions here; audit trails and tombstones are read in store/history.py.
 
 References are counted, not searched: a record others point at (a contact's tasks, a product's
 assignments) carries `ref_count`, raised and lowered in the same transaction that writes the
