@@ -83,7 +83,7 @@ build: sam-venv ## sam build (offline), then ship compiled bytecode for faster c
 	test -f .aws-sam/build/SharedLayer/python/fieldbill/__init__.py
 	test -f .aws-sam/build/SharedLayer/python/fieldbill/__pycache__/__init__.cpython-311.pyc
 
-bench: venv ## measure compile/generate/sync throughput; writes .bench/results.json
+bench: venv ## handler import times, compile/generate/sync throughput; writes .bench/results.json
 	$(BIN)/python -m local.bench
 
 openapi: venv ## regenerate docs/openapi.json from the code

@@ -112,6 +112,34 @@ def bench_billing(results: dict[str, Any], entries: int = 10_000, contacts: int 
     results["memory"] = {"peak_rss_mb": _rss_mb(), "rss_before_compile_mb": rss_before}
 
 
+def summary(section: str, results: dict[str, Any]) -> str:
+    """A few readable lines per section for the console; .bench/results.json keeps every figure."""
+    if f"{section}_error" in results:
+        return f"{section}: FAILED (traceback in {RESULTS.relative_to(ROOT)})"
+    if section == "imports":
+        from local import importtime
+
+        return importtime.table(results["handler_import_ms"])
+    if section == "billing":
+        c, g = results["compile"], results["generate"]
+        return (
+            f"compile: {c['entries_billed']} entries, {c['dynamodb_requests_per_entry']} DynamoDB requests"
+            f" per entry (goal <= {c['goal_requests_per_entry']}), {c['entries_per_second']} entries/s\n"
+            f"generate: {g['invoices']} invoices, {g['dynamodb_requests_per_invoice']} DynamoDB requests"
+            f" per invoice (goal <= {g['goal_requests_per_invoice']}), {g['invoices_per_second']} invoices/s"
+        )
+    lines = []
+    for scenario in ("no_faults", "faults", "naive"):
+        figures = results["sync"].get(scenario, {})
+        if "invoices_per_minute" in figures:
+            lines.append(
+                f"sync {scenario}: {figures['invoices_per_minute']} invoices/min"
+                f" (ratio to ceiling {figures.get('ratio_to_ceiling')}),"
+                f" duplicates {figures.get('duplicates')}"
+            )
+    return "\n".join(lines) or "sync: see the results file"
+
+
 def _save(results: dict[str, Any]) -> None:
     RESULTS.parent.mkdir(exist_ok=True)
     previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
@@ -162,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
             results[f"{section}_error"] = traceback.format_exc()[-2000:]
         print(f"[bench] {section} done in {time.perf_counter() - started:.1f}s", file=sys.stderr, flush=True)
         _save(results)
-    print(json.dumps(json.loads(RESULTS.read_text()), indent=2, sort_keys=True))
+        print(summary(section, results), flush=True)
+    print(f"all figures: {RESULTS.relative_to(ROOT)}")
     return 1 if failed else 0
 
 

@@ -2,7 +2,7 @@
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
-from fieldbill.observability import logger, metrics, tracer
+from fieldbill.observability import capture_lambda_handler, logger, metrics
 from fieldbill.workflows.billing.jobs import handle_record
 
 processor = BatchProcessor(event_type=EventType.SQS)
@@ -10,7 +10,7 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 @logger.inject_lambda_context
 @metrics.log_metrics
-@tracer.capture_lambda_handler(capture_response=False)
+@capture_lambda_handler
 def lambda_handler(event, context):
     return process_partial_response(
         event=event, record_handler=handle_record, processor=processor, context=context

@@ -1,11 +1,11 @@
 """Records what SES reports about sent invoice emails (delivery, bounce, complaint) from MailEventsQueue."""
 
-from fieldbill.observability import logger, metrics, tracer
+from fieldbill.observability import capture_lambda_handler, logger, metrics
 from fieldbill.workflows.documents.events import consume
 
 
 @logger.inject_lambda_context
 @metrics.log_metrics
-@tracer.capture_lambda_handler(capture_response=False)
+@capture_lambda_handler
 def lambda_handler(event, context):
     return consume(event, context)

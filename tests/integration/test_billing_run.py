@@ -23,6 +23,7 @@ from fieldbill.store import runs
 from fieldbill.store.models import META, BillingRun, Entity, Invoice, Operation, RunLock
 from fieldbill.workflows.billing import jobs
 from fieldbill.workflows.billing import run as billing_run
+from fieldbill.workflows.billing.requests import RunRequest
 from tests.conftest import ROOT, Client, connect_quickbooks
 from tests.integration.seed import seed_work
 
@@ -86,7 +87,7 @@ def test_a_run_whose_start_fails_midway_leaves_no_lock(stack, client: Client, mo
     _failing_start_execution(monkeypatch)
     # When a run is started
     with pytest.raises(Exception, match="injected"):
-        billing_run.start_run(client.tenant_id, "user:test", billing_run.RunRequest(sync=False))
+        billing_run.start_run(client.tenant_id, "user:test", RunRequest(sync=False))
     monkeypatch.undo()
     # Then no lock is left, and the run that could not start says why
     assert _lock(client.tenant_id) is None
@@ -295,7 +296,7 @@ def test_every_task_catches_into_the_failure_step_and_retries_only_names_that_ex
 
 
 def test_billing_run_record_stays_small_for_the_largest_request():
-    request = billing_run.RunRequest(contact_ids=[f"{n:064d}" for n in range(500)])
+    request = RunRequest(contact_ids=[f"{n:064d}" for n in range(500)])
     record = runs.new_run("t", "r", "user:test", scope_key="x", contact_ids=request.contact_ids, counts={})
     assert len(json.dumps(record.serialize())) < 100_000
     assert isinstance(record, BillingRun)

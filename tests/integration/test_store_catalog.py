@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from fieldbill.domain.errors import Conflict, NotFound, ValidationError
-from fieldbill.store import catalog, common
+from fieldbill.store import catalog, common, history, work
 from fieldbill.store.models import Contact, Entity, Membership, Product, Task, TaskEntry
 
 ACTOR = "user:test"
@@ -23,12 +23,12 @@ def tenant(stack: Any) -> str:
 def test_a_delete_decided_on_a_stale_read_loses_to_a_new_reference(tenant: str) -> None:
     contact = catalog.create_named(Contact, tenant, ACTOR, {"name": "Ann"})
     stale = catalog.get(Contact, tenant, contact.id)  # read while nothing references it
-    catalog.create_task(tenant, ACTOR, {"title": "T", "client_contact_id": contact.id})
+    work.create_task(tenant, ACTOR, {"title": "T", "client_contact_id": contact.id})
 
     with pytest.raises(Conflict, match="still used by 1"):
         catalog.delete(stale, ACTOR)
     assert catalog.get(Contact, tenant, contact.id).ref_count == 1
-    assert catalog.tombstone(tenant, "contact", contact.id) is None
+    assert history.tombstone(tenant, "contact", contact.id) is None
 
 
 def test_a_reference_to_a_record_deleted_meanwhile_is_refused(tenant: str) -> None:
@@ -42,28 +42,28 @@ def test_a_reference_to_a_record_deleted_meanwhile_is_refused(tenant: str) -> No
     assert refused.value.field == "membership_id"
     assert common.find(Contact, Contact.key(tenant, "c1")) is None
     # The deleted record left its trail
-    tomb = catalog.tombstone(tenant, "membership", membership.id)
+    tomb = history.tombstone(tenant, "membership", membership.id)
     assert tomb is not None and [h.to_state for h in tomb.history] == ["created", "deleted"]
     # Tombstones sit outside every list
     assert catalog.list_by_name(Membership, tenant, 10, None)[0] == []
 
 
 def test_an_edit_decided_before_billing_is_refused_after(tenant: str) -> None:
-    task = catalog.create_task(tenant, ACTOR, {"title": "T"})
-    entry = catalog.create_entry(
+    task = work.create_task(tenant, ACTOR, {"title": "T"})
+    entry = work.create_entry(
         tenant,
         task.id,
         ACTOR,
         {"kind": "goods", "started_at": _dt("2024-01-02T08:00:00+00:00"), "quantity": 1},
     )
-    stale = catalog.get_entry(tenant, task.id, entry.id)
+    stale = work.get_entry(tenant, task.id, entry.id)
     entry.update(actions=[TaskEntry.billed.set(True), TaskEntry.gsi2pk.remove(), TaskEntry.gsi2sk.remove()])
 
     with pytest.raises(Conflict):
         catalog.update(stale, {"quantity": 5}, ACTOR, condition=(TaskEntry.billed == False))  # noqa: E712
     with pytest.raises(Conflict):
         catalog.delete(stale, ACTOR, condition=(TaskEntry.billed == False))  # noqa: E712
-    fresh = catalog.get_entry(tenant, task.id, entry.id)
+    fresh = work.get_entry(tenant, task.id, entry.id)
     assert fresh.quantity == 1 and fresh.billed
     assert catalog.get(Task, tenant, task.id).ref_count == 1
 
@@ -71,19 +71,19 @@ def test_an_edit_decided_before_billing_is_refused_after(tenant: str) -> None:
 def test_moving_a_reference_moves_the_pins(tenant: str) -> None:
     a = catalog.create_named(Product, tenant, ACTOR, {"name": "A"})
     b = catalog.create_named(Product, tenant, ACTOR, {"name": "B"})
-    task = catalog.create_task(tenant, ACTOR, {"title": "T", "product_id": a.id})
-    catalog.update_task(tenant, task.id, {"product_id": b.id}, ACTOR)
+    task = work.create_task(tenant, ACTOR, {"title": "T", "product_id": a.id})
+    work.update_task(tenant, task.id, {"product_id": b.id}, ACTOR)
 
     assert (catalog.get(Product, tenant, a.id).ref_count, catalog.get(Product, tenant, b.id).ref_count) == (
         0,
         1,
     )
     with pytest.raises(ValidationError):
-        catalog.update_task(tenant, task.id, {"product_id": "ghost"}, ACTOR)
+        work.update_task(tenant, task.id, {"product_id": "ghost"}, ACTOR)
     assert catalog.get(Task, tenant, task.id).product_id == b.id
     assert catalog.get(Product, tenant, b.id).ref_count == 1
     with pytest.raises(NotFound):
-        catalog.update_task(tenant, "ghost", {"title": "x"}, ACTOR)
+        work.update_task(tenant, "ghost", {"title": "x"}, ACTOR)
     # No stray item was created by a pin on a missing key
     assert common.find(Entity, Product.key(tenant, "ghost")) is None
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
@@ -24,11 +24,14 @@ from fieldbill.api.schemas import (
 )
 from fieldbill.domain.errors import ValidationError
 from fieldbill.store import billing as billing_store
-from fieldbill.store import common, runs
-from fieldbill.store.models import BillableItem
+from fieldbill.store import runs
 from fieldbill.workflows.billing import destination as destinations
 from fieldbill.workflows.billing import jobs
 from fieldbill.workflows.billing import run as billing_run
+from fieldbill.workflows.billing.requests import RunRequest
+
+if TYPE_CHECKING:  # records come from store/ functions; the class only types them
+    from fieldbill.store.models import BillableItem
 
 router = APIGatewayHttpRouter()
 
@@ -74,32 +77,22 @@ def list_items(
     cursor: Cursor = None,
 ) -> out.Page[out.ItemOut]:
     tenant = context.tenant_id(router)
-    filters: Any = None
-
-    def both(a: Any, b: Any) -> Any:
-        return b if a is None else a & b
-
-    if task_id:
-        filters = both(filters, BillableItem.task_id == task_id)
-    if line_kind:
-        filters = both(filters, BillableItem.line_kind == line_kind)
-    if date_from:
-        filters = both(filters, BillableItem.work_date >= date_from.isoformat())
-    if date_to:
-        filters = both(filters, BillableItem.work_date <= date_to.isoformat())
     if destination and status == "pending":
         # Not invoiced yet: they all go where the company's invoices go by default.
         if destination != destinations.resolve(tenant):
             return out.Page[out.ItemOut](items=[], next_cursor=None)
-    elif destination:
-        filters = both(filters, BillableItem.destination == destination)
-    records, next_cursor = common.list_by_gsi1(
-        BillableItem,
-        BillableItem.status_key(tenant, status),
+        destination = None
+    records, next_cursor = billing_store.list_items(
+        tenant,
+        status,
         limit,
-        common.checked_cursor(cursor, gsi1pk=BillableItem.status_key(tenant, status)),
-        prefix=f"{contact_id}#" if contact_id else None,
-        filter_condition=filters,
+        cursor,
+        contact_id=contact_id,
+        task_id=task_id,
+        line_kind=line_kind,
+        destination=destination,
+        date_from=date_from,
+        date_to=date_to,
     )
     return out.Page[out.ItemOut](items=_item_views(tenant, records), next_cursor=next_cursor)
 
@@ -109,8 +102,7 @@ def list_items(
 )
 def get_item(item_id: str) -> out.ItemOut:
     tenant = context.tenant_id(router)
-    record = common.get(BillableItem, BillableItem.key(tenant, item_id), entity="billable item")
-    (found,) = _item_views(tenant, [record])
+    (found,) = _item_views(tenant, [billing_store.get_item(tenant, item_id)])
     return found
 
 
@@ -184,7 +176,7 @@ def get_operation(operation_id: str) -> out.OperationOut:
 )
 def start_billing_run(body: BillingRunIn) -> out.BillingRunOut:
     tenant = context.tenant_id(router)
-    request = billing_run.RunRequest.model_validate(body.model_dump())
+    request = RunRequest.model_validate(body.model_dump())
     run = billing_run.start_run(tenant, context.actor(router), request)
     return views.billing_run(run)
 

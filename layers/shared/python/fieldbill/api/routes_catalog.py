@@ -27,7 +27,6 @@ from fieldbill.api.schemas import (
     Scope,
 )
 from fieldbill.store import catalog
-from fieldbill.store.models import Membership, PriceList, Product, Team
 from fieldbill.workflows.qbo_sync import enqueue
 
 router = APIGatewayHttpRouter()
@@ -48,7 +47,7 @@ def _actor() -> str:
 # ---------------------------------------------------------------------------- products
 @router.post("/products", summary="Create a product", tags=["products"], status_code=201, responses=CREATED)
 def create_product(body: ProductIn) -> out.ProductOut:
-    record = catalog.create_named(Product, _tenant(), _actor(), body.model_dump())
+    record = catalog.products.create(_tenant(), _actor(), body.model_dump())
     enqueue.push(record.tenant_id, "sync_product", record.id)  # created in QuickBooks at once
     return views.product(record)
 
@@ -70,12 +69,12 @@ def list_products(
 
 @router.get("/products/<product_id>", summary="Get a product", tags=["products"], responses=OK)
 def get_product(product_id: str) -> out.ProductOut:
-    return views.product(catalog.get(Product, _tenant(), product_id))
+    return views.product(catalog.products.get(_tenant(), product_id))
 
 
 @router.patch("/products/<product_id>", summary="Change a product (partial)", tags=["products"], responses=OK)
 def update_product(product_id: str, body: ProductPatch) -> out.ProductOut:
-    record = catalog.update_named(Product, _tenant(), product_id, body.changes(), _actor())
+    record = catalog.products.update(_tenant(), product_id, body.changes(), _actor())
     enqueue.push(record.tenant_id, "sync_product", record.id)  # the item in QuickBooks follows
     return views.product(record)
 
@@ -87,7 +86,7 @@ def update_product(product_id: str, body: ProductPatch) -> out.ProductOut:
     responses=OK,
 )
 def delete_product(product_id: str) -> out.DeletedOut:
-    catalog.delete_record(Product, _tenant(), product_id, _actor())
+    catalog.products.delete(_tenant(), product_id, _actor())
     return views.deleted(product_id)
 
 
@@ -100,21 +99,19 @@ def delete_product(product_id: str) -> out.DeletedOut:
     responses=CREATED,
 )
 def create_price_list(body: PriceListIn) -> out.PriceListOut:
-    return views.price_list(catalog.create_named(PriceList, _tenant(), _actor(), body.model_dump()))
+    return views.price_list(catalog.price_lists.create(_tenant(), _actor(), body.model_dump()))
 
 
 @router.get("/price-lists", summary="List price lists by name", tags=["price lists"], responses=OK)
 def list_price_lists(
     limit: Limit = 50, cursor: Cursor = None, name_prefix: NamePrefix = None
 ) -> out.Page[out.PriceListOut]:
-    return views.page(
-        out.PriceListOut, *catalog.list_by_name(PriceList, _tenant(), limit, cursor, name_prefix)
-    )
+    return views.page(out.PriceListOut, *catalog.price_lists.list(_tenant(), limit, cursor, name_prefix))
 
 
 @router.get("/price-lists/<price_list_id>", summary="Get a price list", tags=["price lists"], responses=OK)
 def get_price_list(price_list_id: str) -> out.PriceListOut:
-    return views.price_list(catalog.get(PriceList, _tenant(), price_list_id))
+    return views.price_list(catalog.price_lists.get(_tenant(), price_list_id))
 
 
 @router.patch(
@@ -124,9 +121,7 @@ def get_price_list(price_list_id: str) -> out.PriceListOut:
     responses=OK,
 )
 def update_price_list(price_list_id: str, body: PriceListPatch) -> out.PriceListOut:
-    return views.price_list(
-        catalog.update_named(PriceList, _tenant(), price_list_id, body.changes(), _actor())
-    )
+    return views.price_list(catalog.price_lists.update(_tenant(), price_list_id, body.changes(), _actor()))
 
 
 @router.delete(
@@ -136,7 +131,7 @@ def update_price_list(price_list_id: str, body: PriceListPatch) -> out.PriceList
     responses=OK,
 )
 def delete_price_list(price_list_id: str) -> out.DeletedOut:
-    catalog.delete_record(PriceList, _tenant(), price_list_id, _actor())
+    catalog.price_lists.delete(_tenant(), price_list_id, _actor())
     return views.deleted(price_list_id)
 
 
@@ -145,26 +140,26 @@ def delete_price_list(price_list_id: str) -> out.DeletedOut:
     "/memberships", summary="Create a membership", tags=["memberships"], status_code=201, responses=CREATED
 )
 def create_membership(body: GroupIn) -> out.GroupOut:
-    return views.group(catalog.create_named(Membership, _tenant(), _actor(), body.model_dump()))
+    return views.group(catalog.memberships.create(_tenant(), _actor(), body.model_dump()))
 
 
 @router.get("/memberships", summary="List memberships by name", tags=["memberships"], responses=OK)
 def list_memberships(
     limit: Limit = 50, cursor: Cursor = None, name_prefix: NamePrefix = None
 ) -> out.Page[out.GroupOut]:
-    return views.page(out.GroupOut, *catalog.list_by_name(Membership, _tenant(), limit, cursor, name_prefix))
+    return views.page(out.GroupOut, *catalog.memberships.list(_tenant(), limit, cursor, name_prefix))
 
 
 @router.get("/memberships/<membership_id>", summary="Get a membership", tags=["memberships"], responses=OK)
 def get_membership(membership_id: str) -> out.GroupOut:
-    return views.group(catalog.get(Membership, _tenant(), membership_id))
+    return views.group(catalog.memberships.get(_tenant(), membership_id))
 
 
 @router.patch(
     "/memberships/<membership_id>", summary="Rename a membership", tags=["memberships"], responses=OK
 )
 def update_membership(membership_id: str, body: GroupPatch) -> out.GroupOut:
-    return views.group(catalog.update_named(Membership, _tenant(), membership_id, body.changes(), _actor()))
+    return views.group(catalog.memberships.update(_tenant(), membership_id, body.changes(), _actor()))
 
 
 @router.delete(
@@ -174,38 +169,38 @@ def update_membership(membership_id: str, body: GroupPatch) -> out.GroupOut:
     responses=OK,
 )
 def delete_membership(membership_id: str) -> out.DeletedOut:
-    catalog.delete_record(Membership, _tenant(), membership_id, _actor())
+    catalog.memberships.delete(_tenant(), membership_id, _actor())
     return views.deleted(membership_id)
 
 
 # ---------------------------------------------------------------------------- teams
 @router.post("/teams", summary="Create a team", tags=["teams"], status_code=201, responses=CREATED)
 def create_team(body: GroupIn) -> out.GroupOut:
-    return views.group(catalog.create_named(Team, _tenant(), _actor(), body.model_dump()))
+    return views.group(catalog.teams.create(_tenant(), _actor(), body.model_dump()))
 
 
 @router.get("/teams", summary="List teams by name", tags=["teams"], responses=OK)
 def list_teams(
     limit: Limit = 50, cursor: Cursor = None, name_prefix: NamePrefix = None
 ) -> out.Page[out.GroupOut]:
-    return views.page(out.GroupOut, *catalog.list_by_name(Team, _tenant(), limit, cursor, name_prefix))
+    return views.page(out.GroupOut, *catalog.teams.list(_tenant(), limit, cursor, name_prefix))
 
 
 @router.get("/teams/<team_id>", summary="Get a team", tags=["teams"], responses=OK)
 def get_team(team_id: str) -> out.GroupOut:
-    return views.group(catalog.get(Team, _tenant(), team_id))
+    return views.group(catalog.teams.get(_tenant(), team_id))
 
 
 @router.patch("/teams/<team_id>", summary="Rename a team", tags=["teams"], responses=OK)
 def update_team(team_id: str, body: GroupPatch) -> out.GroupOut:
-    return views.group(catalog.update_named(Team, _tenant(), team_id, body.changes(), _actor()))
+    return views.group(catalog.teams.update(_tenant(), team_id, body.changes(), _actor()))
 
 
 @router.delete(
     "/teams/<team_id>", summary="Delete a team no contact or assignment uses", tags=["teams"], responses=OK
 )
 def delete_team(team_id: str) -> out.DeletedOut:
-    catalog.delete_record(Team, _tenant(), team_id, _actor())
+    catalog.teams.delete(_tenant(), team_id, _actor())
     return views.deleted(team_id)
 
 

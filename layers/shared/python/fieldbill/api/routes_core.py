@@ -24,17 +24,7 @@ from fieldbill.api.schemas import (
     TaskPatch,
     TaskStatus,
 )
-from fieldbill.store import catalog
-from fieldbill.store.models import (
-    BillableItem,
-    BillingRun,
-    Contact,
-    Entity,
-    Invoice,
-    Operation,
-    Task,
-    TaskEntry,
-)
+from fieldbill.store import catalog, history, work
 from fieldbill.workflows.qbo_sync import enqueue
 
 router = APIGatewayHttpRouter()
@@ -55,7 +45,7 @@ def _actor() -> str:
 # ---------------------------------------------------------------------------- contacts
 @router.post("/contacts", summary="Create a contact", tags=["contacts"], status_code=201, responses=CREATED)
 def create_contact(body: ContactIn) -> out.ContactOut:
-    return views.contact(catalog.create_named(Contact, _tenant(), _actor(), body.model_dump()))
+    return views.contact(catalog.contacts.create(_tenant(), _actor(), body.model_dump()))
 
 
 @router.get(
@@ -72,12 +62,12 @@ def list_contacts(
 
 @router.get("/contacts/<contact_id>", summary="Get a contact", tags=["contacts"], responses=OK)
 def get_contact(contact_id: str) -> out.ContactOut:
-    return views.contact(catalog.get(Contact, _tenant(), contact_id))
+    return views.contact(catalog.contacts.get(_tenant(), contact_id))
 
 
 @router.patch("/contacts/<contact_id>", summary="Change a contact (partial)", tags=["contacts"], responses=OK)
 def update_contact(contact_id: str, body: ContactPatch) -> out.ContactOut:
-    record = catalog.update_named(Contact, _tenant(), contact_id, body.changes(), _actor())
+    record = catalog.contacts.update(_tenant(), contact_id, body.changes(), _actor())
     enqueue.push(record.tenant_id, "sync_contact", record.id)  # the customer in QuickBooks follows
     return views.contact(record)
 
@@ -89,14 +79,14 @@ def update_contact(contact_id: str, body: ContactPatch) -> out.ContactOut:
     responses=OK,
 )
 def delete_contact(contact_id: str) -> out.DeletedOut:
-    catalog.delete_record(Contact, _tenant(), contact_id, _actor())
+    catalog.contacts.delete(_tenant(), contact_id, _actor())
     return views.deleted(contact_id)
 
 
 # ---------------------------------------------------------------------------- tasks
 @router.post("/tasks", summary="Create a task", tags=["tasks"], status_code=201, responses=CREATED)
 def create_task(body: TaskIn) -> out.TaskOut:
-    return views.task(catalog.create_task(_tenant(), _actor(), body.model_dump()))
+    return views.task(work.create_task(_tenant(), _actor(), body.model_dump()))
 
 
 @router.get(
@@ -111,24 +101,24 @@ def list_tasks(
     client_contact_id: IdQuery = None,
     status: Annotated[TaskStatus | None, Query()] = None,
 ) -> out.Page[out.TaskOut]:
-    return views.page(out.TaskOut, *catalog.list_tasks(_tenant(), limit, cursor, client_contact_id, status))
+    return views.page(out.TaskOut, *work.list_tasks(_tenant(), limit, cursor, client_contact_id, status))
 
 
 @router.get("/tasks/<task_id>", summary="Get a task", tags=["tasks"], responses=OK)
 def get_task(task_id: str) -> out.TaskOut:
-    return views.task(catalog.get(Task, _tenant(), task_id))
+    return views.task(work.get_task(_tenant(), task_id))
 
 
 @router.patch("/tasks/<task_id>", summary="Change a task (partial)", tags=["tasks"], responses=OK)
 def update_task(task_id: str, body: TaskPatch) -> out.TaskOut:
-    return views.task(catalog.update_task(_tenant(), task_id, body.changes(), _actor()))
+    return views.task(work.update_task(_tenant(), task_id, body.changes(), _actor()))
 
 
 @router.delete(
     "/tasks/<task_id>", summary="Delete a task without entries or assignments", tags=["tasks"], responses=OK
 )
 def delete_task(task_id: str) -> out.DeletedOut:
-    catalog.delete_record(Task, _tenant(), task_id, _actor())
+    work.delete_task(_tenant(), task_id, _actor())
     return views.deleted(task_id)
 
 
@@ -141,12 +131,12 @@ def delete_task(task_id: str) -> out.DeletedOut:
     responses=CREATED,
 )
 def create_entry(task_id: str, body: EntryIn) -> out.EntryOut:
-    return views.entry(catalog.create_entry(_tenant(), task_id, _actor(), body.model_dump()))
+    return views.entry(work.create_entry(_tenant(), task_id, _actor(), body.model_dump()))
 
 
 @router.get("/tasks/<task_id>/entries", summary="List a task's entries", tags=["entries"], responses=OK)
 def list_entries(task_id: str, limit: Limit = 200, cursor: Cursor = None) -> out.Page[out.EntryOut]:
-    return views.page(out.EntryOut, *catalog.list_entries(_tenant(), task_id, limit, cursor))
+    return views.page(out.EntryOut, *work.list_entries(_tenant(), task_id, limit, cursor))
 
 
 @router.get(
@@ -158,16 +148,14 @@ def list_entries(task_id: str, limit: Limit = 200, cursor: Cursor = None) -> out
 def get_entry_history(task_id: str, entry_id: str) -> out.HistoryOut:
     tenant = _tenant()
     with names_missing("entry", entry_id):
-        record, deleted = catalog.history_of(
-            tenant, "entry", entry_id, TaskEntry, TaskEntry.key(tenant, task_id), TaskEntry.sort_key(entry_id)
-        )
+        record, deleted = history.entry_history(tenant, task_id, entry_id)
     return views.history("entry", entry_id, record, deleted)
 
 
 @router.get("/tasks/<task_id>/entries/<entry_id>", summary="Get a task entry", tags=["entries"], responses=OK)
 def get_entry(task_id: str, entry_id: str) -> out.EntryOut:
     with names_missing("entry", entry_id):
-        return views.entry(catalog.get_entry(_tenant(), task_id, entry_id))
+        return views.entry(work.get_entry(_tenant(), task_id, entry_id))
 
 
 @router.patch(
@@ -178,7 +166,7 @@ def get_entry(task_id: str, entry_id: str) -> out.EntryOut:
 )
 def update_entry(task_id: str, entry_id: str, body: EntryPatch) -> out.EntryOut:
     with names_missing("entry", entry_id):
-        return views.entry(catalog.update_entry(_tenant(), task_id, entry_id, body.changes(), _actor()))
+        return views.entry(work.update_entry(_tenant(), task_id, entry_id, body.changes(), _actor()))
 
 
 @router.delete(
@@ -189,7 +177,7 @@ def update_entry(task_id: str, entry_id: str, body: EntryPatch) -> out.EntryOut:
 )
 def delete_entry(task_id: str, entry_id: str) -> out.DeletedOut:
     with names_missing("entry", entry_id):
-        catalog.delete_entry(_tenant(), task_id, entry_id, _actor())
+        work.delete_entry(_tenant(), task_id, entry_id, _actor())
     return views.deleted(entry_id)
 
 
@@ -201,18 +189,10 @@ def delete_entry(task_id: str, entry_id: str) -> out.DeletedOut:
 )
 def stop_entry(task_id: str, entry_id: str, body: StopIn) -> out.EntryOut:
     with names_missing("entry", entry_id):
-        return views.entry(catalog.stop_entry(_tenant(), task_id, entry_id, body.stopped_at, _actor()))
+        return views.entry(work.stop_entry(_tenant(), task_id, entry_id, body.stopped_at, _actor()))
 
 
 # ---------------------------------------------------------------------------- history
-_BILLING: dict[str, type[Entity]] = {
-    "billable-item": BillableItem,
-    "invoice": Invoice,
-    "billing-run": BillingRun,
-    "operation": Operation,
-}
-
-
 @router.get(
     "/history/<entity>/<record_id>",
     summary="Audit trail of a record (also after it was deleted)",
@@ -222,5 +202,5 @@ _BILLING: dict[str, type[Entity]] = {
 def get_history(entity: str, record_id: str) -> out.HistoryOut:
     """Who or which run changed the record, when, from, to, why. Entities: contact, product,
     price-list, membership, team, assignment, task, billable-item, invoice, billing-run, operation."""
-    record, deleted = catalog.history_record(_tenant(), entity, record_id, _BILLING)
+    record, deleted = history.history_record(_tenant(), entity, record_id)
     return views.history(entity, record_id, record, deleted)

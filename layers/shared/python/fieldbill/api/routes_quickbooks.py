@@ -18,7 +18,7 @@ use them, so every other route of the API does not pay for them in its cold star
 from __future__ import annotations
 
 import html
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from aws_lambda_powertools.event_handler import Response, content_types
@@ -35,7 +35,9 @@ from fieldbill.api.views import plain
 from fieldbill.domain.errors import Conflict, ValidationError
 from fieldbill.observability import logger
 from fieldbill.settings import get_settings
-from fieldbill.store.models import QboConnection
+
+if TYPE_CHECKING:  # records come from store/ functions; the classes only type them
+    from fieldbill.store.models import QboConnection
 
 router = APIGatewayHttpRouter()
 TAGS = ["quickbooks"]

@@ -124,7 +124,8 @@ DayQuery = Annotated[Day | None, Query(description="YYYY-MM-DD")]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    # Built at first use, not at import (cold start); responses.Out does the same.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, defer_build=True)
 
 
 ContactName = Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^:]+$")]
@@ -143,7 +144,7 @@ class Patch(Strict):
 
     # The document says so too: a client (or a fuzzer) reads that an empty body is refused.
     model_config = ConfigDict(
-        extra="forbid", str_strip_whitespace=True, json_schema_extra={"minProperties": 1}
+        extra="forbid", str_strip_whitespace=True, json_schema_extra={"minProperties": 1}, defer_build=True
     )
 
     required: ClassVar[frozenset[str]] = frozenset()

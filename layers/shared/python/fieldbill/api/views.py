@@ -6,27 +6,29 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from fieldbill.api import responses as out
 from fieldbill.clock import today
 from fieldbill.domain import badges, states
 from fieldbill.domain.model import InvoiceStatus
-from fieldbill.store.models import (
-    BillableItem,
-    BillingRun,
-    Contact,
-    Entity,
-    Invoice,
-    Membership,
-    Operation,
-    PriceList,
-    Product,
-    ProductAssignment,
-    Task,
-    TaskEntry,
-    Team,
-)
+
+if TYPE_CHECKING:  # records come from store/ functions; the classes only type them
+    from fieldbill.store.models import (
+        BillableItem,
+        BillingRun,
+        Contact,
+        Entity,
+        Invoice,
+        Membership,
+        Operation,
+        PriceList,
+        Product,
+        ProductAssignment,
+        Task,
+        TaskEntry,
+        Team,
+    )
 
 M = TypeVar("M", bound=out.Out)
 

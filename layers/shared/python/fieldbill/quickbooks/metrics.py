@@ -6,20 +6,20 @@ dimensions to every metric of a flush, so per-realm metrics go out one by one (E
 
 from __future__ import annotations
 
-import os
-
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from fieldbill.observability import logger
+from fieldbill.settings import get_settings
 
 DEFAULT_NAMESPACE = "Fieldbill"
 
 
 def emit(name: str, unit: MetricUnit, value: float, realm_id: str | None) -> None:
     # single_metric does not honour Powertools' switch; the shared Metrics object does.
-    if os.environ.get("POWERTOOLS_METRICS_DISABLED", "").lower() in ("1", "true"):
+    settings = get_settings()
+    if settings.metrics_disabled:
         return
-    namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or DEFAULT_NAMESPACE
+    namespace = settings.metrics_namespace or DEFAULT_NAMESPACE
     try:
         with single_metric(name=name, unit=unit, value=value, namespace=namespace) as metric:
             metric.add_dimension(name="realm", value=realm_id or "none")

@@ -28,11 +28,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import requests
-from intuitlib.client import AuthClient
 from intuitlib.enums import Scopes
 from intuitlib.exceptions import AuthClientError
 
@@ -44,6 +43,9 @@ from fieldbill.quickbooks.errors import NeedsReconnect, Transient
 from fieldbill.settings import get_settings
 from fieldbill.store import connections
 from fieldbill.store.models import QboConnection
+
+if TYPE_CHECKING:
+    from intuitlib.client import AuthClient
 
 STATE_TTL_SECONDS = 600  # a consent takes a minute or two; the connect cookie lives as long
 REFRESH_MARGIN_SECONDS = 300  # refresh when less than this is left on the access token
@@ -116,6 +118,7 @@ class AccessToken:
 
 # ------------------------------------------------------------------------------ secrets and KMS
 def app_credentials() -> dict[str, str]:
+    # Deferred: Powertools parameters loads its providers; only a token refresh or connect needs it.
     from aws_lambda_powertools.utilities import parameters
 
     name = get_settings().qbo_app_secret_name
@@ -159,43 +162,52 @@ def _discovery(environment: str) -> dict[str, Any]:
     return dict(response.json())
 
 
-class _AuthClient(AuthClient):
-    """intuitlib's AuthClient with a cached discovery document and a time-out on every call.
+@lru_cache(maxsize=1)
+def _auth_client_class() -> type[AuthClient]:
+    # Deferred: intuitlib.client imports jwt and cryptography, which only an OAuth call needs.
+    from intuitlib.client import AuthClient
 
-    The library fetches the discovery document in its constructor and sends requests without a
-    time-out; both matter inside a Lambda. Pinned to intuit-oauth 1.2.6's attribute names.
-    """
+    class _AuthClient(AuthClient):
+        """intuitlib's AuthClient with a cached discovery document and a time-out on every call.
 
-    def __init__(self, client_id: str, client_secret: str, redirect_uri: str, environment: str) -> None:
-        requests.Session.__init__(self)
-        doc = _discovery(environment)
-        self.client_id = client_id
-        self.client_secret = client_secret
-        self.redirect_uri = redirect_uri
-        self.environment = environment
-        self.state_token = None
-        self.auth_endpoint = doc["authorization_endpoint"]
-        self.token_endpoint = doc["token_endpoint"]
-        self.revoke_endpoint = doc["revocation_endpoint"]
-        self.issuer_uri = doc.get("issuer")
-        self.jwks_uri = doc.get("jwks_uri")
-        self.user_info_url = doc.get("userinfo_endpoint")
-        self.realm_id = None
-        self.access_token = None
-        self.expires_in = None
-        self.refresh_token = None
-        self.x_refresh_token_expires_in = None
-        self.id_token = None
+        The library fetches the discovery document in its constructor and sends requests without a
+        time-out; both matter inside a Lambda. Pinned to intuit-oauth 1.2.6's attribute names.
+        """
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-        kwargs.setdefault("timeout", OAUTH_TIMEOUT_SECONDS)
-        return super().request(method, url, *args, **kwargs)
+        def __init__(self, client_id: str, client_secret: str, redirect_uri: str, environment: str) -> None:
+            requests.Session.__init__(self)
+            doc = _discovery(environment)
+            self.client_id = client_id
+            self.client_secret = client_secret
+            self.redirect_uri = redirect_uri
+            self.environment = environment
+            self.state_token = None
+            self.auth_endpoint = doc["authorization_endpoint"]
+            self.token_endpoint = doc["token_endpoint"]
+            self.revoke_endpoint = doc["revocation_endpoint"]
+            self.issuer_uri = doc.get("issuer")
+            self.jwks_uri = doc.get("jwks_uri")
+            self.user_info_url = doc.get("userinfo_endpoint")
+            self.realm_id = None
+            self.access_token = None
+            self.expires_in = None
+            self.refresh_token = None
+            self.x_refresh_token_expires_in = None
+            self.id_token = None
+
+        def request(
+            self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any
+        ) -> requests.Response:  # type: ignore[override]
+            kwargs.setdefault("timeout", OAUTH_TIMEOUT_SECONDS)
+            return super().request(method, url, *args, **kwargs)
+
+    return _AuthClient
 
 
 def auth_client() -> AuthClient:
     creds = app_credentials()
     settings = get_settings()
-    return _AuthClient(
+    return _auth_client_class()(
         creds["client_id"], creds["client_secret"], settings.qbo_redirect_uri, settings.qbo_environment
     )
 

@@ -49,3 +49,7 @@ class Settings(BaseSettings):
     # Where presigned links point: empty is S3 itself. The local stack sets its gateway's
     # local-only /__local/s3 path (moto's in-process S3 has no address a browser can open).
     documents_link_endpoint: str = Field(default="", alias="DOCUMENTS_LINK_ENDPOINT")
+    # Powertools reads these itself for the shared Metrics object; quickbooks/metrics.py's
+    # single_metric does not honour the switch, so it reads both here.
+    metrics_disabled: bool = Field(default=False, alias="POWERTOOLS_METRICS_DISABLED")
+    metrics_namespace: str = Field(default="Fieldbill", alias="POWERTOOLS_METRICS_NAMESPACE")

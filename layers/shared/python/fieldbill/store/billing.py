@@ -427,6 +427,51 @@ def set_item_status(
     return record
 
 
+def get_item(tenant_id: str, item_id: str) -> BillableItem:
+    return common.get(BillableItem, BillableItem.key(tenant_id, item_id), entity="billable item")
+
+
+def list_items(
+    tenant_id: str,
+    status: str,
+    limit: int,
+    cursor: str | None = None,
+    *,
+    contact_id: str | None = None,
+    task_id: str | None = None,
+    line_kind: str | None = None,
+    destination: str | None = None,
+    date_from: date | None = None,
+    date_to: date | None = None,
+) -> tuple[list[BillableItem], str | None]:
+    """A page of billable items by status (pattern 7): a contact's through the sort key prefix,
+    the other filters on the page read (a page may come back short; the cursor goes on)."""
+    filters: Any = None
+
+    def both(a: Any, b: Any) -> Any:
+        return b if a is None else a & b
+
+    if task_id:
+        filters = both(filters, BillableItem.task_id == task_id)
+    if line_kind:
+        filters = both(filters, BillableItem.line_kind == line_kind)
+    if date_from:
+        filters = both(filters, BillableItem.work_date >= date_from.isoformat())
+    if date_to:
+        filters = both(filters, BillableItem.work_date <= date_to.isoformat())
+    if destination:
+        filters = both(filters, BillableItem.destination == destination)
+    key = BillableItem.status_key(tenant_id, status)
+    return common.list_by_gsi1(
+        BillableItem,
+        key,
+        limit,
+        common.checked_cursor(cursor, gsi1pk=key),
+        prefix=f"{contact_id}#" if contact_id else None,
+        filter_condition=filters,
+    )
+
+
 def invoices_by_id(tenant_id: str, invoice_ids: Iterable[str]) -> dict[str, Invoice]:
     found = common.batch_get(Invoice, ((Invoice.key(tenant_id, i), META) for i in invoice_ids))
     return {rec.id: rec for rec in found.values()}

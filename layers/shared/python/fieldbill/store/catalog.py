@@ -1,5 +1,6 @@
-"""Catalogue and work records (contacts, products, price lists, memberships, teams, product
-assignments, tasks, task entries): create, update and delete, each ONE conditional write.
+"""Catalogue records (contacts, products, price lists, memberships, teams, product assignments):
+create, update and delete, each ONE conditional write. Tasks and entries live in store/work.py and
+are written through the functions here; audit trails and tombstones are read in store/history.py.
 
 References are counted, not searched: a record others point at (a contact's tasks, a product's
 assignments) carries `ref_count`, raised and lowered in the same transaction that writes the
@@ -16,9 +17,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
@@ -87,8 +87,8 @@ class Ref:
         return ValidationError(self.field, f"no {name} {self.ref_id!r} in this tenant")
 
 
-def _key_of(model: type[Entity], tenant_id: str, record_id: str) -> str:
-    return model.key(tenant_id, record_id)  # type: ignore[attr-defined, no-any-return]
+def key_of(model: type[Entity], tenant_id: str, record_id: str) -> str:
+    return model.key(tenant_id, record_id)
 
 
 def refs_of(record: Entity, fields: Iterable[str] | None = None) -> list[Ref]:
@@ -100,7 +100,7 @@ def refs_of(record: Entity, fields: Iterable[str] | None = None) -> list[Ref]:
             continue
         value = getattr(record, name)
         if value:
-            refs.append(Ref(name, spec[name], _key_of(spec[name], record.tenant_id, value), value))
+            refs.append(Ref(name, spec[name], key_of(spec[name], record.tenant_id, value), value))
     if isinstance(record, ProductAssignment) and (fields is None or "scope_id" in fields):
         scope_model = SCOPE_MODELS.get(record.scope)
         if scope_model is not None:
@@ -108,7 +108,7 @@ def refs_of(record: Entity, fields: Iterable[str] | None = None) -> list[Ref]:
                 Ref(
                     "scope_id",
                     scope_model,
-                    _key_of(scope_model, record.tenant_id, record.scope_id),
+                    key_of(scope_model, record.tenant_id, record.scope_id),
                     record.scope_id,
                 )
             )
@@ -184,7 +184,7 @@ def create(record: E, actor: str, reason: str = "created") -> E:
     raise Conflict(f"{ENTITY_NAMES.get(type(record), type(record).__name__)} {record.id!r} already exists")
 
 
-def _same(model: type[Entity], name: str, value: Any) -> Any:
+def same(model: type[Entity], name: str, value: Any) -> Any:
     attr = getattr(model, name)
     return attr.does_not_exist() if value is None else attr == value
 
@@ -215,7 +215,7 @@ def update(
     guard = Entity.pk.exists()
     for field in REFERENCES.get(model, {}):
         if field in changes:
-            guard = guard & _same(model, field, before[field])
+            guard = guard & same(model, field, before[field])
     if condition is not None:
         guard = guard & condition
     status_from = before.get("status")
@@ -275,7 +275,7 @@ def delete(
     refs = refs_of(record)
     guard = Entity.pk.exists() & (Entity.ref_count.does_not_exist() | (Entity.ref_count == 0))
     for field in REFERENCES.get(model, {}):
-        guard = guard & _same(model, field, getattr(record, field))
+        guard = guard & same(model, field, getattr(record, field))
     if condition is not None:
         guard = guard & condition
     stamp = now_iso()
@@ -308,32 +308,15 @@ def delete(
     raise Conflict(refused or f"{name} {record.id!r} was changed by another request; reload and retry")
 
 
-def tombstone(tenant_id: str, entity: str, record_id: str) -> Entity | None:
-    """The last tombstone of a deleted record, if any."""
-    query = Entity.query(
-        common.deleted_key(tenant_id),
-        Entity.sk.startswith(f"{entity}#{record_id}#"),
-        scan_index_forward=False,
-        limit=1,
-    )
-    return next(iter(query), None)
-
-
 # ---------------------------------------------------------------------------- reads
 def get(model: type[E], tenant_id: str, record_id: str) -> E:
-    return common.get(model, _key_of(model, tenant_id, record_id), entity=ENTITY_NAMES.get(model))
+    return common.get(model, key_of(model, tenant_id, record_id), entity=ENTITY_NAMES.get(model))
 
 
 def contacts_by_id(tenant_id: str, contact_ids: Iterable[str]) -> dict[str, Contact]:
     """Contacts by id, 100 per request (documents name each invoice's customer)."""
     found = common.batch_get(Contact, ((Contact.key(tenant_id, c), META) for c in contact_ids))
     return {record.id: record for record in found.values()}
-
-
-def get_entry(tenant_id: str, task_id: str, entry_id: str) -> TaskEntry:
-    return common.get(
-        TaskEntry, TaskEntry.key(tenant_id, task_id), TaskEntry.sort_key(entry_id), entity="entry"
-    )
 
 
 def list_by_name(
@@ -345,7 +328,7 @@ def list_by_name(
     filters: Any = None,
 ) -> tuple[list[E], str | None]:
     """A page of a tenant's records of one kind in name order (gsi1: LIST key, "name#id")."""
-    list_key = model.list_key(tenant_id)  # type: ignore[attr-defined]
+    list_key = model.list_key(tenant_id)
     cursor = common.checked_cursor(cursor, gsi1pk=list_key)
     return common.list_by_gsi1(
         model,
@@ -376,19 +359,6 @@ def list_assignments(
     return [r for r in records if isinstance(r, ProductAssignment)], next_cursor
 
 
-def list_entries(
-    tenant_id: str, task_id: str, limit: int, cursor: str | None
-) -> tuple[list[TaskEntry], str | None]:
-    pk = TaskEntry.key(tenant_id, task_id)
-    query = TaskEntry.query(
-        pk,
-        TaskEntry.sk.startswith("ENTRY#"),
-        limit=limit,
-        last_evaluated_key=common.decode_cursor(common.checked_cursor(cursor, pk=pk)),
-    )
-    return common.page(query, limit)
-
-
 def missing_products(tenant_id: str, product_ids: Iterable[str]) -> list[str]:
     ids = sorted(set(product_ids))
     found = common.batch_get(Product, ((Product.key(tenant_id, p), META) for p in ids))
@@ -403,11 +373,11 @@ def name_sort_key(name: str, record_id: str) -> str:
 def new_named(model: type[E], tenant_id: str, record_id: str, data: Mapping[str, Any]) -> E:
     """A contact, product, price list, membership or team: listed by name in gsi1."""
     return model(
-        _key_of(model, tenant_id, record_id),
+        key_of(model, tenant_id, record_id),
         META,
         tenant_id=tenant_id,
         id=record_id,
-        gsi1pk=model.list_key(tenant_id),  # type: ignore[attr-defined]
+        gsi1pk=model.list_key(tenant_id),
         gsi1sk=name_sort_key(str(data["name"]), record_id),
         **data,
     )
@@ -462,116 +432,6 @@ def new_assignment(
         scope_id=scope_id,
         line_kind=line_kind,
         product_id=product_id,
-    )
-
-
-# ---------------------------------------------------------------------------- task entries
-def eligible(kind: str, stopped_at: str | None) -> bool:
-    """Time entries wait to be stopped; mileage, goods and expenses are complete when recorded."""
-    return kind != "time" or stopped_at is not None
-
-
-def _parse(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
-
-
-def entry_index(
-    tenant_id: str, task_id: str, entry_id: str, kind: str, work_date: str, stopped_at: str | None
-) -> dict[str, str | None]:
-    """The sparse "unbilled" index keys an unbilled entry must carry (None: not in the index)."""
-    if eligible(kind, stopped_at):
-        return {
-            "gsi2pk": TaskEntry.unbilled_key(tenant_id),
-            "gsi2sk": TaskEntry.unbilled_sort_key(work_date, task_id, entry_id),
-        }
-    return {"gsi2pk": None, "gsi2sk": None}
-
-
-_KIND_FIELDS = {"mileage": ("distance_km",), "goods": ("quantity",), "expense": ("quantity",)}
-_MILEAGE_ONLY = ("distance_km", "transport_minutes")
-
-
-def check_entry(kind: str, values: Mapping[str, Any]) -> None:
-    """An entry's cross-field rules (the schema checks each field alone)."""
-    started, stopped = _parse(values.get("started_at")), _parse(values.get("stopped_at"))
-    if started and stopped and stopped < started:
-        raise ValidationError("stopped_at", "must not be before started_at")
-    if stopped and kind != "time":
-        raise ValidationError("stopped_at", "only time entries are started and stopped")
-    for field in _KIND_FIELDS.get(kind, ()):
-        if values.get(field) is None:
-            raise ValidationError(field, f"is required for a {kind} entry")
-    if kind != "mileage":
-        for field in _MILEAGE_ONLY:
-            if values.get(field) is not None:
-                raise ValidationError(field, "belongs to mileage entries")
-
-
-def update_entry(
-    tenant_id: str, task_id: str, entry_id: str, changes: Mapping[str, Any], actor: str
-) -> TaskEntry:
-    """Edit an unbilled entry; its place in the unbilled index follows its new times."""
-    record = get_entry(tenant_id, task_id, entry_id)
-    if record.billed:
-        raise Conflict(f"entry {entry_id!r} is billed; it cannot be edited")
-    values = {k: getattr(record, k) for k in record.get_attributes()} | dict(changes)
-    check_entry(record.kind, values)
-    full = dict(changes)
-    if "started_at" in changes:
-        started = _parse(changes["started_at"])
-        full["work_date"] = started.date().isoformat() if started else record.work_date
-    if "started_at" in changes or "stopped_at" in changes:
-        work_date = full.get("work_date", record.work_date)
-        full |= entry_index(tenant_id, task_id, entry_id, record.kind, work_date, values.get("stopped_at"))
-    condition = TaskEntry.billed == False  # noqa: E712
-    # Times are compared as read: a concurrent stop or edit makes this one a conflict, not a mix.
-    for field in ("started_at", "stopped_at"):
-        condition = condition & _same(TaskEntry, field, getattr(record, field))
-    return update(
-        record,
-        full,
-        actor,
-        condition=condition,
-        refused=f"entry {entry_id!r} was billed or changed meanwhile; it was not edited",
-    )
-
-
-def stop_entry(tenant_id: str, task_id: str, entry_id: str, stopped_at: datetime, actor: str) -> TaskEntry:
-    record = get_entry(tenant_id, task_id, entry_id)
-    if record.kind != "time":
-        raise ValidationError("kind", "only time entries are started and stopped")
-    if record.billed:
-        raise Conflict(f"entry {entry_id!r} is billed")
-    if record.stopped_at:
-        raise Conflict(f"entry {entry_id!r} is already stopped")
-    started = _parse(record.started_at)
-    if started and stopped_at < started:
-        raise ValidationError("stopped_at", "must not be before started_at")
-    stopped = stopped_at.isoformat()
-    changes = {
-        "stopped_at": stopped,
-        **entry_index(tenant_id, task_id, entry_id, record.kind, record.work_date, stopped),
-    }
-    return update(
-        record,
-        changes,
-        actor,
-        reason="stopped",
-        states=("running", "stopped"),
-        condition=TaskEntry.stopped_at.does_not_exist() & (TaskEntry.billed == False),  # noqa: E712
-        refused=f"entry {entry_id!r} is already stopped or billed",
-    )
-
-
-def delete_entry(tenant_id: str, task_id: str, entry_id: str, actor: str) -> None:
-    record = get_entry(tenant_id, task_id, entry_id)
-    if record.billed:
-        raise Conflict(f"entry {entry_id!r} is billed; it cannot be deleted")
-    delete(
-        record,
-        actor,
-        condition=(TaskEntry.billed == False),  # noqa: E712
-        refused=f"entry {entry_id!r} was billed meanwhile; it was not deleted",
     )
 
 
@@ -631,63 +491,6 @@ def list_products(
     return list_by_name(Product, tenant_id, limit, cursor, name_prefix, filters)
 
 
-def create_task(tenant_id: str, actor: str, data: Mapping[str, Any]) -> Task:
-    values = dict(data)
-    task_id = new_id(values.pop("id", None))
-    record = Task(
-        Task.key(tenant_id, task_id),
-        META,
-        tenant_id=tenant_id,
-        id=task_id,
-        gsi1pk=Task.list_key(tenant_id),
-        gsi1sk=f"{now_iso()}#{task_id}",
-        **values,
-    )
-    return create(record, actor)
-
-
-def update_task(tenant_id: str, task_id: str, changes: Mapping[str, Any], actor: str) -> Task:
-    return update(get(Task, tenant_id, task_id), changes, actor)
-
-
-def list_tasks(
-    tenant_id: str, limit: int, cursor: str | None, client_contact_id: str | None, status: str | None
-) -> tuple[list[Task], str | None]:
-    filters: Any = None
-    if client_contact_id:
-        filters = Task.client_contact_id == client_contact_id
-    if status:
-        filters = (Task.status == status) if filters is None else filters & (Task.status == status)
-    list_key = Task.list_key(tenant_id)
-    return common.list_by_gsi1(
-        Task, list_key, limit, common.checked_cursor(cursor, gsi1pk=list_key), filter_condition=filters
-    )
-
-
-def create_entry(tenant_id: str, task_id: str, actor: str, data: Mapping[str, Any]) -> TaskEntry:
-    """Record work on a task (which must exist: 404); it is in the unbilled index once eligible."""
-    values = dict(data)
-    entry_id = new_id(values.pop("id", None))
-    started: datetime = values.pop("started_at")
-    stopped: datetime | None = values.pop("stopped_at", None)
-    work_date = started.date().isoformat()
-    stopped_iso = stopped.isoformat() if stopped else None
-    record = TaskEntry(
-        TaskEntry.key(tenant_id, task_id),
-        TaskEntry.sort_key(entry_id),
-        tenant_id=tenant_id,
-        id=entry_id,
-        task_id=task_id,
-        work_date=work_date,
-        started_at=started.isoformat(),
-        stopped_at=stopped_iso,
-        **values,
-    )
-    for name, value in entry_index(tenant_id, task_id, entry_id, record.kind, work_date, stopped_iso).items():
-        setattr(record, name, value)
-    return create(record, actor, reason="recorded")
-
-
 def create_assignment(
     tenant_id: str, actor: str, scope: str, scope_id: str | None, line_kind: str, product_id: str
 ) -> ProductAssignment:
@@ -711,36 +514,33 @@ def delete_assignment(tenant_id: str, assignment: str, actor: str) -> None:
     delete(get_assignment(tenant_id, assignment), actor)
 
 
-HISTORY: Mapping[str, type[Entity]] = {**NAMED, "task": Task}
+@dataclass(frozen=True)
+class Named(Generic[E]):
+    """The commands of one kind of named record, typed by its model: callers (the API) name the
+    kind (`catalog.contacts`) and never handle the model class."""
+
+    model: type[E]
+
+    def get(self, tenant_id: str, record_id: str) -> E:
+        return get(self.model, tenant_id, record_id)
+
+    def create(self, tenant_id: str, actor: str, data: Mapping[str, Any]) -> E:
+        return create_named(self.model, tenant_id, actor, data)
+
+    def update(self, tenant_id: str, record_id: str, changes: Mapping[str, Any], actor: str) -> E:
+        return update_named(self.model, tenant_id, record_id, changes, actor)
+
+    def delete(self, tenant_id: str, record_id: str, actor: str) -> None:
+        delete_record(self.model, tenant_id, record_id, actor)
+
+    def list(
+        self, tenant_id: str, limit: int, cursor: str | None, name_prefix: str | None = None
+    ) -> tuple[list[E], str | None]:
+        return list_by_name(self.model, tenant_id, limit, cursor, name_prefix)
 
 
-def history_of(
-    tenant_id: str,
-    entity: str,
-    record_id: str,
-    model: type[Entity] | None,
-    pk: str | None = None,
-    sk: str = META,
-) -> tuple[Entity, bool]:
-    """A record for its audit trail, or its tombstone once deleted (second value True)."""
-    if model is None:
-        raise NotFound("entity type", entity)
-    record = common.find(model, pk or _key_of(model, tenant_id, record_id), sk)
-    if record is not None:
-        return record, False
-    tomb = tombstone(tenant_id, entity, record_id)
-    if tomb is None:
-        raise NotFound(entity, record_id)
-    return tomb, True
-
-
-def history_record(
-    tenant_id: str, entity: str, record_id: str, more: Mapping[str, type[Entity]] = {}
-) -> tuple[Entity, bool]:
-    """The record behind /history/{entity}/{id} (catalogue and work entities, plus `more`)."""
-    if entity == "assignment":
-        _, sk = assignment_key(record_id)
-        return history_of(
-            tenant_id, entity, record_id, ProductAssignment, ProductAssignment.key(tenant_id), sk
-        )
-    return history_of(tenant_id, entity, record_id, {**HISTORY, **more}.get(entity))
+contacts = Named(Contact)
+products = Named(Product)
+price_lists = Named(PriceList)
+memberships = Named(Membership)
+teams = Named(Team)

@@ -8,7 +8,7 @@ changes the state, so a state change and its record can never disagree and cost 
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 from pynamodb.attributes import (
     Attribute,
@@ -112,9 +112,26 @@ class Entity(Model):
     # raised and lowered in the transaction that writes the referencing record; delete needs 0.
     ref_count = NumberAttribute(null=True)
 
+    # Declarative keys: a record of a tenant lives at "T#<tenant>#<PREFIX>#<id>" and its kind is
+    # listed (gsi1) at "T#<tenant>#<LIST>". An entity whose keys have another shape says so with
+    # its own builder; tests/unit/test_keys.py pins every key string.
+    PREFIX: ClassVar[str] = ""
+    LIST: ClassVar[str] = ""
+
+    @classmethod
+    def key(cls, tenant_id: str, record_id: str) -> str:
+        return f"{tenant_prefix(tenant_id)}#{cls.PREFIX}#{record_id}"
+
+    @classmethod
+    def list_key(cls, tenant_id: str) -> str:
+        return f"{tenant_prefix(tenant_id)}#{cls.LIST}"
+
 
 # ---------------------------------------------------------------------------- people and catalogue
 class Contact(Entity, discriminator="Contact"):
+    PREFIX = "CONTACT"
+    LIST = "CONTACTS"
+
     name = UnicodeAttribute()
     email = UnicodeAttribute(null=True)
     tags = ListAttribute(of=UnicodeAttribute, default=list)
@@ -126,16 +143,11 @@ class Contact(Entity, discriminator="Contact"):
     qbo_id = UnicodeAttribute(null=True)
     qbo_sync_token = UnicodeAttribute(null=True)
 
-    @staticmethod
-    def key(tenant_id: str, contact_id: str) -> str:
-        return f"{tenant_prefix(tenant_id)}#CONTACT#{contact_id}"
-
-    @staticmethod
-    def list_key(tenant_id: str) -> str:
-        return f"{tenant_prefix(tenant_id)}#CONTACTS"
-
 
 class Product(Entity, discriminator="Product"):
+    PREFIX = "PRODUCT"
+    LIST = "PRODUCTS"
+
     name = UnicodeAttribute()
     unit = UnicodeAttribute(null=True)
     default_unit_price = DecimalAttribute(null=True)
@@ -148,51 +160,28 @@ class Product(Entity, discriminator="Product"):
     # False when the item was made inactive (or deleted) in QuickBooks.
     active = BooleanAttribute(default=True)
 
-    @staticmethod
-    def key(tenant_id: str, product_id: str) -> str:
-        return f"{tenant_prefix(tenant_id)}#PRODUCT#{product_id}"
-
-    @staticmethod
-    def list_key(tenant_id: str) -> str:
-        return f"{tenant_prefix(tenant_id)}#PRODUCTS"
-
 
 class PriceList(Entity, discriminator="PriceList"):
+    PREFIX = "PRICELIST"
+    LIST = "PRICELISTS"
+
     name = UnicodeAttribute()
     # product id -> unit price as a decimal string (a map of Decimals, kept exact)
     prices = MapAttribute[str, Any](default=dict)
 
-    @staticmethod
-    def key(tenant_id: str, price_list_id: str) -> str:
-        return f"{tenant_prefix(tenant_id)}#PRICELIST#{price_list_id}"
-
-    @staticmethod
-    def list_key(tenant_id: str) -> str:
-        return f"{tenant_prefix(tenant_id)}#PRICELISTS"
-
 
 class Membership(Entity, discriminator="Membership"):
+    PREFIX = "MEMBERSHIP"
+    LIST = "MEMBERSHIPS"
+
     name = UnicodeAttribute()
-
-    @staticmethod
-    def key(tenant_id: str, membership_id: str) -> str:
-        return f"{tenant_prefix(tenant_id)}#MEMBERSHIP#{membership_id}"
-
-    @staticmethod
-    def list_key(tenant_id: str) -> str:
-        return f"{tenant_prefix(tenant_id)}#MEMBERSHIPS"
 
 
 class Team(Entity, discriminator="Team"):
+    PREFIX = "TEAM"
+    LIST = "TEAMS"
+
     name = UnicodeAttribute()
-
-    @staticmethod
-    def key(tenant_id: str, team_id: str) -> str:
-        return f"{tenant_prefix(tenant_id)}#TEAM#{team_id}"
-
-    @staticmethod
-    def list_key(tenant_id: str) -> str:
-        return f"{tenant_prefix(tenant_id)}#TEAMS"
 
 
 class ProductAssignment(Entity, discriminator="ProductAssignment"):
@@ -203,9 +192,11 @@ class ProductAssignment(Entity, discriminator="ProductAssignment"):
     line_kind = UnicodeAttribute()
     product_id = UnicodeAttribute()
 
-    @staticmethod
-    def key(tenant_id: str) -> str:
-        return f"{tenant_prefix(tenant_id)}#ASSIGN"
+    PREFIX = "ASSIGN"
+
+    @classmethod
+    def key(cls, tenant_id: str) -> str:  # type: ignore[override]  # one partition per tenant: no id
+        return f"{tenant_prefix(tenant_id)}#{cls.PREFIX}"
 
     @staticmethod
     def sort_key(scope: str, scope_id: str, line_kind: str) -> str:
@@ -214,6 +205,9 @@ class ProductAssignment(Entity, discriminator="ProductAssignment"):
 
 # ---------------------------------------------------------------------------- work
 class Task(Entity, discriminator="Task"):
+    PREFIX = "TASK"
+    LIST = "TASKS"
+
     title = UnicodeAttribute()
     client_contact_id = UnicodeAttribute(null=True)
     billable = BooleanAttribute(default=True)
@@ -222,14 +216,6 @@ class Task(Entity, discriminator="Task"):
     price_list_id = UnicodeAttribute(null=True)
     unit = UnicodeAttribute(null=True)
     unit_price = DecimalAttribute(null=True)
-
-    @staticmethod
-    def key(tenant_id: str, task_id: str) -> str:
-        return f"{tenant_prefix(tenant_id)}#TASK#{task_id}"
-
-    @staticmethod
-    def list_key(tenant_id: str) -> str:
-        return f"{tenant_prefix(tenant_id)}#TASKS"
 
 
 class TaskEntry(Entity, discriminator="TaskEntry"):
@@ -273,6 +259,8 @@ class TaskEntry(Entity, discriminator="TaskEntry"):
 
 # ---------------------------------------------------------------------------- billing
 class BillableItem(Entity, discriminator="BillableItem"):
+    PREFIX = "ITEM"
+
     entry_id = UnicodeAttribute(null=True)
     task_id = UnicodeAttribute(null=True)
     contact_id = UnicodeAttribute()
@@ -293,10 +281,6 @@ class BillableItem(Entity, discriminator="BillableItem"):
     destination = UnicodeAttribute(null=True)
     work_date = UnicodeAttribute()
     run_id = UnicodeAttribute(null=True)
-
-    @staticmethod
-    def key(tenant_id: str, item_id: str) -> str:
-        return f"{tenant_prefix(tenant_id)}#ITEM#{item_id}"
 
     @staticmethod
     def status_key(tenant_id: str, status: str) -> str:
@@ -434,6 +418,9 @@ class SentMessage(Entity, discriminator="SentMessage"):
 
 # ---------------------------------------------------------------------------- runs and operations
 class BillingRun(Entity, discriminator="BillingRun"):
+    PREFIX = "RUN"
+    LIST = "RUNS"
+
     status = UnicodeAttribute(default="queued")
     stage = UnicodeAttribute(default="queued")
     scope_key = UnicodeAttribute()
@@ -450,35 +437,23 @@ class BillingRun(Entity, discriminator="BillingRun"):
     finished_at = UnicodeAttribute(null=True)
     cursor = UnicodeAttribute(null=True)
 
-    @staticmethod
-    def key(tenant_id: str, run_id: str) -> str:
-        return f"{tenant_prefix(tenant_id)}#RUN#{run_id}"
-
-    @staticmethod
-    def list_key(tenant_id: str) -> str:
-        return f"{tenant_prefix(tenant_id)}#RUNS"
-
 
 class RunLock(Entity, discriminator="RunLock"):
     """At most one active run per tenant and scope: created conditionally, deleted when the run ends."""
 
-    run_id = UnicodeAttribute()
+    PREFIX = "RUNLOCK"
 
-    @staticmethod
-    def key(tenant_id: str, scope_key: str) -> str:
-        return f"{tenant_prefix(tenant_id)}#RUNLOCK#{scope_key}"
+    run_id = UnicodeAttribute()
 
 
 class Operation(Entity, discriminator="Operation"):
+    PREFIX = "OP"
+
     kind = UnicodeAttribute()
     status = UnicodeAttribute(default="queued")
     request = MapAttribute[str, Any](default=dict)
     result = MapAttribute[str, Any](null=True)
     error = MapAttribute[str, Any](null=True)
-
-    @staticmethod
-    def key(tenant_id: str, operation_id: str) -> str:
-        return f"{tenant_prefix(tenant_id)}#OP#{operation_id}"
 
 
 # ---------------------------------------------------------------------------- QuickBooks
@@ -497,9 +472,11 @@ class QboConnection(Entity, discriminator="QboConnection"):
     last_errors = ListAttribute(of=MapAttribute, default=list)
     oauth_state = UnicodeAttribute(null=True)
 
-    @staticmethod
-    def key(tenant_id: str) -> str:
-        return f"{tenant_prefix(tenant_id)}#QBO"
+    PREFIX = "QBO"
+
+    @classmethod
+    def key(cls, tenant_id: str) -> str:  # type: ignore[override]  # one connection per tenant: no id
+        return f"{tenant_prefix(tenant_id)}#{cls.PREFIX}"
 
     @staticmethod
     def realm_key(realm_id: str) -> str:
@@ -518,6 +495,8 @@ class InboundEvent(Entity, discriminator="QboInboundEvent"):
     realm_id = UnicodeAttribute(null=True)
     state = UnicodeAttribute(default="applying")  # applying | applied
 
-    @staticmethod
-    def key(event_id: str) -> str:
-        return f"QBOEVENT#{event_id}"
+    PREFIX = "QBOEVENT"
+
+    @classmethod
+    def key(cls, event_id: str) -> str:  # type: ignore[override]  # a realm's event, not a tenant's record
+        return f"{cls.PREFIX}#{event_id}"

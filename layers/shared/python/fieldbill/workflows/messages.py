@@ -1,4 +1,8 @@
-"""Queue message contracts. Every producer and consumer uses these models, nothing hand-built."""
+"""Queue message contracts. Every producer and consumer uses these models, nothing hand-built.
+
+Each model is built at its first use (`defer_build`), not at import: building their validators
+is cold start that the webhook and the run steps would pay before they send anything.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ PULL_DATA_TYPES = ("customers", "items", "service_types", "invoices")
 class QboSyncMessage(BaseModel):
     """One unit of QuickBooks work on the QBO sync queue (the only way we call QuickBooks)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     kind: Literal[
         "sync_invoice", "sync_contact", "sync_product", "void_invoice", "sync_payment", "delete_payment"
@@ -39,7 +43,7 @@ class QboSyncMessage(BaseModel):
 class JobMessage(BaseModel):
     """An asynchronous command started over the API (202 + operation id)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     kind: Literal["compile", "generate", "invoices_bulk"]
     tenant_id: str
@@ -50,7 +54,7 @@ class JobMessage(BaseModel):
 class InboundMessage(BaseModel):
     """A QuickBooks change to apply here: from a webhook event, a scheduled pull or a manual sync."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     kind: Literal["delivery", "entity_changed", "pull"]
     realm_id: str | None = None

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
-from pydantic import BaseModel
 
 from fieldbill.observability import logger
+
+if TYPE_CHECKING:  # senders pass pydantic messages; sending needs only their model_dump_json
+    from pydantic import BaseModel
 
 SQS_BATCH = 10
 

@@ -2,14 +2,36 @@
 
 QuickBooks for a company that uses it (connected, or waiting for a reconnect: its work is parked
 until then), local otherwise. A choice of QuickBooks without a connection is refused (422).
+It reads the connection from the store only: the run steps and the API import it, and neither
+should load the sync flow (qbo_sync/, queues) or intuitlib for a look-up.
 """
 
 from __future__ import annotations
 
+from fieldbill.domain.errors import ValidationError
 from fieldbill.domain.model import Destination
-from fieldbill.workflows.qbo_sync import enqueue
+from fieldbill.store import connections
+
+# A company that needs reconnecting still uses QuickBooks: its work is queued and parked until then.
+USES_QUICKBOOKS = ("connected", "needs_reconnect")
+
+
+def connection_status(tenant_id: str) -> str:
+    """connected | needs_reconnect | disconnected (also when the tenant never connected)."""
+    record = connections.get(tenant_id, consistent=False)
+    return str(record.status) if record is not None else "disconnected"
+
+
+def uses_quickbooks(tenant_id: str) -> bool:
+    return connection_status(tenant_id) in USES_QUICKBOOKS
 
 
 def resolve(tenant_id: str, chosen: Destination | None = None) -> Destination:
     """The destination of invoices about to be created for `tenant_id`."""
-    return enqueue.checked_destination(tenant_id, chosen)
+    if chosen is None:
+        return Destination.QUICKBOOKS if uses_quickbooks(tenant_id) else Destination.LOCAL
+    if chosen is Destination.QUICKBOOKS and not uses_quickbooks(tenant_id):
+        raise ValidationError(
+            "destination", "QuickBooks is not connected: connect it (GET /quickbooks/connect) or choose local"
+        )
+    return chosen

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -17,13 +17,15 @@ from fieldbill.observability import logger
 from fieldbill.settings import get_settings
 from fieldbill.store import billing as billing_store
 from fieldbill.store import runs
-from fieldbill.store.models import Operation
 from fieldbill.workflows.billing import pages as billing
 from fieldbill.workflows.billing.destination import resolve as resolve_destination
 from fieldbill.workflows.billing.requests import CompileRequest, GenerateRequest
 from fieldbill.workflows.invoices import bulk
 from fieldbill.workflows.messages import JobMessage
 from fieldbill.workflows.qbo_sync import enqueue
+
+if TYPE_CHECKING:  # records come from store/ functions; the classes only type them
+    from fieldbill.store.models import Operation
 
 
 def submit(kind: str, tenant_id: str, actor: str, request: BaseModel) -> Operation:

@@ -1,4 +1,7 @@
-"""What a web client may ask of the billing flow: bounded, so no request outgrows a record."""
+"""What a web client may ask of the billing flow: bounded, so no request outgrows a record.
+
+Models are built at first use (`defer_build`): the run steps import this module but never validate.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ ItemId = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-
 class RunRequest(BaseModel):
     """What a web client asks for when it starts a billing run."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     grouping: dm.GroupingMode = dm.GroupingMode.PER_CONTACT
     contact_ids: list[RecordId] | None = Field(default=None, min_length=1, max_length=500)
@@ -36,7 +39,7 @@ class RunRequest(BaseModel):
 
 
 class CompileRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     contact_ids: list[RecordId] | None = Field(default=None, min_length=1, max_length=500)
     date_from: date | None = None
@@ -44,7 +47,7 @@ class CompileRequest(BaseModel):
 
 
 class GenerateRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     item_ids: list[ItemId] = Field(min_length=1, max_length=5000)
     grouping: dm.GroupingMode = dm.GroupingMode.PER_CONTACT

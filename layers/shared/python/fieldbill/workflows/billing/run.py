@@ -15,7 +15,7 @@ import json
 import time
 import uuid
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 
@@ -26,11 +26,12 @@ from fieldbill.observability import logger
 from fieldbill.settings import get_settings
 from fieldbill.store import billing as billing_store
 from fieldbill.store import runs
-from fieldbill.store.models import BillingRun
 from fieldbill.workflows.billing import destination
 from fieldbill.workflows.billing import pages as billing
-from fieldbill.workflows.billing.requests import RunRequest
-from fieldbill.workflows.qbo_sync import enqueue
+
+if TYPE_CHECKING:  # records come from store/ functions; the classes only type them
+    from fieldbill.store.models import BillingRun
+    from fieldbill.workflows.billing.requests import RunRequest
 
 # The state machine's TimeoutSeconds (statemachines/billing_run.asl.json; a test pins the two).
 RUN_TIMEOUT_SECONDS = 86_400
@@ -42,7 +43,7 @@ GIVE_UP_MARGIN_SECONDS = 3600
 START_GRACE_SECONDS = 300
 RECONCILER = "reconciler"
 
-__all__ = ["RunRequest", "get_run", "reconcile", "reconcile_expired", "start_run"]
+__all__ = ["get_run", "reconcile", "reconcile_expired", "start_run"]
 
 
 def scope_key(request: RunRequest) -> str:
@@ -252,6 +253,9 @@ def sync_step(event: dict[str, Any]) -> dict[str, Any]:
     if not run.sync or _destination(counts) is not dm.Destination.QUICKBOOKS:
         runs.advance(run, "syncing", counts, None, _actor(run))
         return _state(event, more=False)
+    # Deferred: queueing needs the pydantic messages; the other five run steps never load them.
+    from fieldbill.workflows.qbo_sync import enqueue
+
     queued, more = enqueue.enqueue_not_synced(run.tenant_id, run.id, _actor(run))
     _tally(counts, invoices_queued=queued)
     runs.advance(run, "syncing", counts, None, _actor(run))
@@ -271,7 +275,7 @@ def progress_step(event: dict[str, Any]) -> dict[str, Any]:
     checks = int(event.get("checks", 0)) + 1
     settings = get_settings()
     poll = max(int(event.get("poll_seconds", settings.billing_run_poll_seconds)), 1)
-    reconnect = waiting > 0 and enqueue.connection_status(run.tenant_id) == "needs_reconnect"
+    reconnect = waiting > 0 and destination.connection_status(run.tenant_id) == "needs_reconnect"
     if reconnect:
         counts["waiting_for"] = "quickbooks_reconnect"
         counts["progress"] = (

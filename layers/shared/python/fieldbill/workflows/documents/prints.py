@@ -13,15 +13,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
 
-from fieldbill.observability import logger, tracer
+from fieldbill.observability import logger
 from fieldbill.settings import get_settings
-from fieldbill.store.models import Invoice
 from fieldbill.workflows.documents import views
+
+if TYPE_CHECKING:  # records come from store/ functions; the classes only type them
+    from fieldbill.store.models import Invoice
+
 
 MAX_INVOICES = 500
 PREFIX = "prints/"
@@ -73,7 +76,6 @@ def _exists(bucket: str, key: str) -> int | None:
     return None
 
 
-@tracer.capture_method
 def print_invoices(tenant_id: str, invoice_ids: Sequence[str]) -> Printed:
     settings = get_settings()
     bucket = settings.documents_bucket

@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from fieldbill.documents.model import DocumentLine, InvoiceDocument
 from fieldbill.domain.errors import ValidationError
-from fieldbill.observability import tracer
 from fieldbill.store import billing as billing_store
-from fieldbill.store import catalog, common, connections
-from fieldbill.store.models import Contact, Invoice
+from fieldbill.store import catalog, connections, invoices
+
+if TYPE_CHECKING:  # records come from store/ functions; the classes only type them
+    from fieldbill.store.models import Contact, Invoice
+
 
 ZERO = Decimal("0")
 
@@ -59,15 +62,13 @@ def document(record: Invoice, contact: Contact | None, company: str) -> InvoiceD
     )
 
 
-@tracer.capture_method
 def one(tenant_id: str, invoice_id: str) -> InvoiceDocument:
     """The document of one invoice; NotFound (404) if the tenant has no such invoice."""
-    record = common.get(Invoice, Invoice.key(tenant_id, invoice_id), entity="invoice")
+    record = invoices.get(tenant_id, invoice_id)
     contacts = catalog.contacts_by_id(tenant_id, [record.contact_id])
     return document(record, contacts.get(record.contact_id), tenant_name(tenant_id))
 
 
-@tracer.capture_method
 def many(tenant_id: str, invoice_ids: Sequence[str]) -> list[tuple[Invoice, InvoiceDocument]]:
     """The documents of these invoices in the order asked; a missing one is a ValidationError
     naming invoice_ids (an id referenced in a body is 422, docs/api.md)."""

@@ -3,17 +3,19 @@ every invoice that waited for the connection is queued again (`resume_sync`)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fieldbill.observability import logger
 from fieldbill.quickbooks import cdc, tokens
 from fieldbill.quickbooks.client import QboClient
 from fieldbill.quickbooks.errors import QboError
 from fieldbill.store import qbo_links
-from fieldbill.store.models import Invoice
 from fieldbill.workflows.inbound.schedules import send_pulls
 from fieldbill.workflows.messages import InboundMessage
-from fieldbill.workflows.qbo_sync import enqueue
+from fieldbill.workflows.qbo_sync import enqueue, requeue
+
+if TYPE_CHECKING:  # records come from store/ functions; the classes only type them
+    from fieldbill.store.models import Invoice
 
 ACTOR = "quickbooks_inbound"
 # Sync errors a reconnect (or completed settings) can fix: QuickBooks auth codes (3200, 120, the
@@ -32,11 +34,8 @@ def after_connect(connected: tokens.Connected) -> dict[str, Any]:
     requeued = resume_sync(connected.tenant_id, "reconnected") if connected.resumed else 0
     if connected.resumed:
         # Messages parked while the company needed reconnecting (voids, contacts, products too)
-        # become visible now instead of after their parking time. Imported here: the sync
-        # consumer's module is large and only a reconnect needs it.
-        from fieldbill.workflows import qbo_sync
-
-        qbo_sync.resume_parked(connected.tenant_id)
+        # become visible now instead of after their parking time.
+        requeue.resume_parked(connected.tenant_id)
     send_pulls(
         [
             InboundMessage(

@@ -6,14 +6,16 @@ neither the QuickBooks client nor OAuth: its cold start is a DynamoDB query and 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fieldbill.observability import logger
 from fieldbill.settings import get_settings
 from fieldbill.store import qbo_pulls
-from fieldbill.store.models import QboConnection
 from fieldbill.workflows import queues
 from fieldbill.workflows.messages import PULL_DATA_TYPES, InboundMessage
+
+if TYPE_CHECKING:  # records come from store/ functions; the classes only type them
+    from fieldbill.store.models import QboConnection
 
 
 def connected_companies() -> list[QboConnection]:

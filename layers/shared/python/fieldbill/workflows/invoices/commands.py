@@ -9,16 +9,18 @@ of the now void invoice queues QuickBooks' void again (a retry is always safe).
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fieldbill.domain import invoice_edits
 from fieldbill.domain.errors import InvalidTransition, Unavailable, ValidationError
 from fieldbill.domain.model import InvoiceStatus, SyncStatus
 from fieldbill.observability import logger
 from fieldbill.store import invoice_sync, invoices
-from fieldbill.store.models import Invoice
 from fieldbill.workflows.messages import QboSyncMessage
 from fieldbill.workflows.qbo_sync import enqueue
+
+if TYPE_CHECKING:  # records come from store/ functions; the classes only type them
+    from fieldbill.store.models import Invoice
 
 
 def _message(kind: str, record: Invoice) -> QboSyncMessage:

@@ -10,6 +10,7 @@
 | invoices   | create / find by marker / update / void; synced, error, unknown            |
 | references | customers and items: ensure, find by name, reactivate, link; our edits     |
 | tenants    | the companies of one batch: connection, client, settings                   |
-"""
 
-from fieldbill.workflows.qbo_sync.requeue import resume_parked as resume_parked  # callers after a reconnect
+Nothing is imported here, so a producer that imports `enqueue` loads neither the consumer nor
+`requeue` (and their boto3 clients and Powertools batch utilities).
+"""

@@ -14,7 +14,7 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
@@ -25,13 +25,15 @@ from fieldbill.quickbooks.errors import QboError, Throttled, Transient
 from fieldbill.quickbooks.limiter import DEFAULT_MAX_WAIT_SECONDS
 from fieldbill.settings import get_settings
 from fieldbill.store import invoice_sync
-from fieldbill.store.models import Invoice
 from fieldbill.workflows.messages import QboSyncMessage
 from fieldbill.workflows.qbo_sync import backoff, invoices, references
 from fieldbill.workflows.qbo_sync.requeue import claim_owner, maybe_sent_before
 from fieldbill.workflows.qbo_sync.tenants import Tenant, Tenants
 
-Ready = list[tuple[SQSRecord, Invoice, dict[str, Any]]]  # (record, invoice, QuickBooks body)
+if TYPE_CHECKING:  # records come from store/ functions; the classes only type them
+    from fieldbill.store.models import Invoice
+
+Ready: TypeAlias = "list[tuple[SQSRecord, Invoice, dict[str, Any]]]"  # (record, invoice, QuickBooks body)
 
 
 @dataclass

@@ -3,51 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from fieldbill.domain.errors import ValidationError
-from fieldbill.domain.model import Destination
 from fieldbill.settings import get_settings
-from fieldbill.store import connections, invoice_sync
-from fieldbill.store.models import Invoice
+from fieldbill.store import invoice_sync
 from fieldbill.workflows import queues
+from fieldbill.workflows.billing.destination import uses_quickbooks
 from fieldbill.workflows.messages import QboSyncMessage
 
-# A company that needs reconnecting still uses QuickBooks: its work is queued and parked until then.
-USES_QUICKBOOKS = ("connected", "needs_reconnect")
+if TYPE_CHECKING:  # records come from store/ functions; the classes only type them
+    from fieldbill.store.models import Invoice
 
 
 def send(messages: Sequence[QboSyncMessage]) -> None:
     queues.send(get_settings().qbo_sync_queue_url, messages)
 
 
-def connection_status(tenant_id: str) -> str:
-    """connected | needs_reconnect | disconnected (also when the tenant never connected)."""
-    # The store, not quickbooks.tokens: run steps would otherwise import intuitlib and jwt (~110 ms).
-    record = connections.get(tenant_id, consistent=False)
-    return str(record.status) if record is not None else "disconnected"
-
-
-def default_destination(tenant_id: str) -> Destination:
-    """Where a new invoice goes when nobody says: QuickBooks for a company that uses it."""
-    uses = connection_status(tenant_id) in USES_QUICKBOOKS
-    return Destination.QUICKBOOKS if uses else Destination.LOCAL
-
-
-def checked_destination(tenant_id: str, chosen: Destination | None) -> Destination:
-    """The destination of invoices about to be created; QuickBooks needs a connection."""
-    if chosen is None:
-        return default_destination(tenant_id)
-    if chosen is Destination.QUICKBOOKS and connection_status(tenant_id) not in USES_QUICKBOOKS:
-        raise ValidationError(
-            "destination", "QuickBooks is not connected: connect it (GET /quickbooks/connect) or choose local"
-        )
-    return chosen
-
-
 def push(tenant_id: str, kind: str, entity_id: str) -> bool:
     """Our edit of a customer or product goes to QuickBooks at once (through the throttled queue),
     when the tenant uses QuickBooks. The consumer creates the record there or sends a sparse update."""
-    if connection_status(tenant_id) not in USES_QUICKBOOKS:
+    if not uses_quickbooks(tenant_id):
         return False
     send([QboSyncMessage(kind=kind, tenant_id=tenant_id, entity_id=entity_id)])  # type: ignore[arg-type]
     return True

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fieldbill.domain.model import InvoiceStatus
 from fieldbill.observability import logger
@@ -20,10 +20,12 @@ from fieldbill.quickbooks.client import quote, request_id
 from fieldbill.quickbooks.errors import Permanent, StaleObject, Transient
 from fieldbill.store import invoice_sync
 from fieldbill.store import invoices as lifecycle
-from fieldbill.store.models import Invoice
 from fieldbill.workflows.messages import QboSyncMessage
 from fieldbill.workflows.qbo_sync import enqueue, payments, references
 from fieldbill.workflows.qbo_sync.tenants import Tenant
+
+if TYPE_CHECKING:  # records come from store/ functions; the classes only type them
+    from fieldbill.store.models import Invoice
 
 ACTOR = invoice_sync.ACTOR
 STALE_RETRIES = 3

@@ -7,15 +7,18 @@ invoice's and the customer's balance itself, which comes back through the inboun
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fieldbill.observability import logger
 from fieldbill.quickbooks.client import request_id
 from fieldbill.quickbooks.errors import Permanent, Transient
 from fieldbill.store import invoices as lifecycle
-from fieldbill.store.models import Invoice, Payment
 from fieldbill.workflows.qbo_sync import references
 from fieldbill.workflows.qbo_sync.tenants import Tenant
+
+if TYPE_CHECKING:  # records come from store/ functions; the classes only type them
+    from fieldbill.store.models import Invoice, Payment
+
 
 PAYMENT_REF_MAX = 21  # QuickBooks: PaymentRefNum, max 21 characters
 MARKER_PREFIX = "fieldbill:payment:"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fieldbill.quickbooks import mapping
 from fieldbill.quickbooks.client import (
@@ -29,8 +29,10 @@ from fieldbill.quickbooks.errors import (
     Throttled,
 )
 from fieldbill.store import qbo_links
-from fieldbill.store.models import Contact, Product
 from fieldbill.workflows.qbo_sync.tenants import Tenant
+
+if TYPE_CHECKING:  # records come from store/ functions; the classes only type them
+    from fieldbill.store.models import Contact, Product
 
 STALE_RETRIES = 3
 QUERY_IN_MAX = 30  # values in one IN (...) of a QuickBooks query

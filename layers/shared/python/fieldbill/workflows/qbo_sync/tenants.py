@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fieldbill.observability import logger
 from fieldbill.quickbooks import mapping, tokens
 from fieldbill.quickbooks.client import QboClient
 from fieldbill.quickbooks.errors import NeedsReconnect, Permanent
-from fieldbill.store.models import QboConnection
+
+if TYPE_CHECKING:  # records come from store/ functions; the classes only type them
+    from fieldbill.store.models import QboConnection
 
 # The error code of work refused until the settings are saved (inbound.RESUMABLE_ERROR_PREFIXES).
 SETTINGS_INCOMPLETE = "fieldbill.settings_incomplete"

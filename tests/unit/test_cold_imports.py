@@ -1,0 +1,49 @@
+"""What a handler must not load at import (cold start): each is built at first use instead.
+
+A fresh interpreter per handler, in the environment of a deployed function (the Tracer is on
+there): the X-Ray SDK (Tracer), intuitlib's client with jwt and cryptography (OAuth calls only)
+load in no handler; pydantic loads in no run step but the one that queues messages at first use.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+NEVER_AT_IMPORT = ("aws_xray_sdk", "intuitlib.client", "jwt", "cryptography")
+RUN_STEPS = ("run_compile", "run_generate", "run_sync", "run_progress", "run_finish", "run_reconcile")
+PROBE = (
+    "import importlib.util, json, sys\n"
+    "spec = importlib.util.spec_from_file_location('app', sys.argv[1])\n"
+    "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)\n"
+    "print(json.dumps(sorted(sys.modules)))\n"
+)
+
+
+def _loaded(function: str) -> set[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POWERTOOLS_TRACE")}
+    env |= {
+        "PYTHONPATH": f"{ROOT / 'layers/shared/python'}:{ROOT}",
+        "LAMBDA_TASK_ROOT": str(ROOT / "functions" / function),
+        "AWS_LAMBDA_FUNCTION_NAME": function,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "TABLE_NAME": "cold-imports",
+    }
+    path = ROOT / "functions" / function / "app.py"
+    out = subprocess.run([sys.executable, "-c", PROBE, str(path)], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return set(json.loads(out.stdout.splitlines()[-1]))
+
+
+@pytest.mark.parametrize("function", sorted(p.name for p in (ROOT / "functions").iterdir() if p.is_dir()))
+def test_handler_import_leaves_heavy_modules_for_first_use(function: str) -> None:
+    loaded = _loaded(function)
+    assert [m for m in NEVER_AT_IMPORT if m in loaded] == []
+    if function in RUN_STEPS:
+        assert "pydantic" not in loaded

@@ -1,0 +1,73 @@
+"""The declarative key prefixes build byte for byte the keys the table already holds.
+
+Each expected string is the format the per-model builder functions wrote before PREFIX/LIST
+replaced them: a stored record must still be found at the same key.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from fieldbill.store import models as m
+
+T, ID = "acme", "r1"
+
+
+@pytest.mark.parametrize(
+    ("built", "stored"),
+    [
+        (m.Contact.key(T, ID), f"T#{T}#CONTACT#{ID}"),
+        (m.Contact.list_key(T), f"T#{T}#CONTACTS"),
+        (m.Product.key(T, ID), f"T#{T}#PRODUCT#{ID}"),
+        (m.Product.list_key(T), f"T#{T}#PRODUCTS"),
+        (m.PriceList.key(T, ID), f"T#{T}#PRICELIST#{ID}"),
+        (m.PriceList.list_key(T), f"T#{T}#PRICELISTS"),
+        (m.Membership.key(T, ID), f"T#{T}#MEMBERSHIP#{ID}"),
+        (m.Membership.list_key(T), f"T#{T}#MEMBERSHIPS"),
+        (m.Team.key(T, ID), f"T#{T}#TEAM#{ID}"),
+        (m.Team.list_key(T), f"T#{T}#TEAMS"),
+        (m.ProductAssignment.key(T), f"T#{T}#ASSIGN"),
+        (m.ProductAssignment.sort_key("contact", "c1", "goods"), "contact#c1#goods"),
+        (m.Task.key(T, ID), f"T#{T}#TASK#{ID}"),
+        (m.Task.list_key(T), f"T#{T}#TASKS"),
+        (m.TaskEntry.key(T, "t1"), f"T#{T}#TASK#t1"),
+        (m.TaskEntry.sort_key("e1"), "ENTRY#e1"),
+        (m.TaskEntry.unbilled_key(T), f"T#{T}#UNBILLED"),
+        (m.TaskEntry.unbilled_sort_key("2026-11-02", "t1", "e1"), "2026-11-02#t1#e1"),
+        (m.BillableItem.key(T, ID), f"T#{T}#ITEM#{ID}"),
+        (m.BillableItem.status_key(T, "pending"), f"T#{T}#ITEMS#pending"),
+        (m.BillableItem.status_sort_key("c1", "2026-11-02", ID), f"c1#2026-11-02#{ID}"),
+        (m.Invoice.key(T, ID), f"T#{T}#INVOICE#{ID}"),
+        (m.Invoice.list_key(T), f"T#{T}#INVOICES"),
+        (m.Invoice.run_key(T, "run1"), f"T#{T}#RUN#run1#INVOICES"),
+        (m.Invoice.run_sort_key("synced", ID), f"synced#{ID}"),
+        (m.BillingRun.key(T, ID), f"T#{T}#RUN#{ID}"),
+        (m.BillingRun.list_key(T), f"T#{T}#RUNS"),
+        (m.RunLock.key(T, "all"), f"T#{T}#RUNLOCK#all"),
+        (m.Operation.key(T, ID), f"T#{T}#OP#{ID}"),
+        (m.QboConnection.key(T), f"T#{T}#QBO"),
+        (m.QboConnection.realm_key("9130"), "REALM#9130"),
+        (m.QboConnection.connected_key(), "QBO#CONNECTED"),
+        (m.InboundEvent.key("ev1"), "QBOEVENT#ev1"),
+        (m.SentMessage.key(T, "msg1"), f"T#{T}#MESSAGE#msg1"),
+        (m.SentMessage.ses_key("ses1"), "SESMESSAGE#ses1"),
+        (m.qbo_ref_key(T, "Customer"), f"T#{T}#QBO#Customer"),
+    ],
+)
+def test_each_entity_builds_its_stored_key(built: str, stored: str) -> None:
+    assert built == stored
+
+
+def test_every_entity_has_its_keys_pinned_above() -> None:
+    """A new entity must add its key formats to this file."""
+    pinned = {
+        "Contact", "Product", "PriceList", "Membership", "Team", "ProductAssignment", "Task",
+        "TaskEntry", "BillableItem", "Invoice", "BillingRun", "RunLock", "Operation",
+        "QboConnection", "InboundEvent", "SentMessage",
+    }  # fmt: skip
+    entities = {
+        name
+        for name, value in vars(m).items()
+        if isinstance(value, type) and issubclass(value, m.Entity) and value is not m.Entity
+    }
+    assert entities == pinned
