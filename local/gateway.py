@@ -282,6 +282,7 @@ class Gateway:
         items.sort(key=lambda item: (item["date"] or "", item["id"]))
         return Response(json.dumps({"items": items}), status=200, content_type="application/json")
 
+    @staticmethod
     def _local_object(request: Request) -> Response:
         """A presigned GET, as S3 would answer it: 403 once expired, 404 without the object."""
         bucket, _, key = request.path[len(LOCAL_S3_PATH) + 1 :].partition("/")

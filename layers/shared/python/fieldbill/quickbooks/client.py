@@ -168,21 +168,19 @@ class QboClient:
         return dict(answer[entity])
 
     def void(self, entity: str, entity_id: str, sync_token: str, requestid: str) -> dict[str, Any]:
-        answer = self._call(
-            "POST",
-            entity.lower(),
-            body={"Id": entity_id, "SyncToken": sync_token},
-            params={"operation": "void", "requestid": requestid},
-            write=True,
-        )
-        return dict(answer[entity])
+        return self._operation("void", entity, entity_id, sync_token, requestid)
 
     def delete(self, entity: str, entity_id: str, sync_token: str, requestid: str) -> dict[str, Any]:
+        return self._operation("delete", entity, entity_id, sync_token, requestid)
+
+    def _operation(
+        self, operation: str, entity: str, entity_id: str, sync_token: str, requestid: str
+    ) -> dict[str, Any]:
         answer = self._call(
             "POST",
             entity.lower(),
             body={"Id": entity_id, "SyncToken": sync_token},
-            params={"operation": "delete", "requestid": requestid},
+            params={"operation": operation, "requestid": requestid},
             write=True,
         )
         return dict(answer[entity])

@@ -477,6 +477,27 @@ def invoices_by_id(tenant_id: str, invoice_ids: Iterable[str]) -> dict[str, Invo
     return {rec.id: rec for rec in found.values()}
 
 
+def line_records(lines: Sequence[dm.InvoiceLine]) -> list[InvoiceLine]:
+    """An invoice's lines as stored (on the invoice item)."""
+    return [
+        InvoiceLine(
+            item_id=ln.item_id,
+            line_kind=str(ln.line_kind),
+            description=ln.description,
+            product_id=ln.product_id,
+            product_name=ln.product_name,
+            unit=ln.unit,
+            quantity=ln.quantity,
+            unit_price=ln.unit_price,
+            amount=ln.amount,
+            work_date=ln.work_date.isoformat() if ln.work_date else None,
+            line_no=ln.line_no,
+            taxable=ln.taxable,
+        )
+        for ln in lines
+    ]
+
+
 def invoice_record(invoice: dm.Invoice) -> Invoice:
     tenant = invoice.tenant_id
     return Invoice(
@@ -494,23 +515,7 @@ def invoice_record(invoice: dm.Invoice) -> Invoice:
         sync_status=str(invoice.sync_status),
         grouping=str(invoice.grouping),
         group_key=invoice.group_key,
-        lines=[
-            InvoiceLine(
-                item_id=ln.item_id,
-                line_kind=str(ln.line_kind),
-                description=ln.description,
-                product_id=ln.product_id,
-                product_name=ln.product_name,
-                unit=ln.unit,
-                quantity=ln.quantity,
-                unit_price=ln.unit_price,
-                amount=ln.amount,
-                work_date=ln.work_date.isoformat() if ln.work_date else None,
-                line_no=ln.line_no,
-                taxable=ln.taxable,
-            )
-            for ln in invoice.lines
-        ],
+        lines=line_records(invoice.lines),
         item_ids=list(invoice.item_ids),
         subtotal=invoice.subtotal,
         total=invoice.total,

@@ -10,7 +10,7 @@ their line is removed from a draft, or the invoice is deleted or voided, each go
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -26,8 +26,8 @@ from fieldbill.domain import model as dm
 from fieldbill.domain.errors import Conflict, InvalidTransition, NotFound, ValidationError
 from fieldbill.domain.model import InvoiceStatus, ItemStatus, SyncStatus
 from fieldbill.domain.states import INVOICE_MACHINE, ITEM_MACHINE, SYNC_MACHINE
-from fieldbill.store import common, transitions
-from fieldbill.store.models import META, BillableItem, Contact, Entity, Invoice, InvoiceLine, Payment, Product
+from fieldbill.store import billing, common, transitions
+from fieldbill.store.models import META, BillableItem, Contact, Entity, Invoice, Payment, Product
 
 TEXTS = ("memo", "customer_message", "billing_email")
 # A sync in flight: its outcome is not known yet, so the invoice cannot be deleted under it.
@@ -89,26 +89,6 @@ def product_names(tenant_id: str, product_ids: Iterable[str]) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------------------- writes
-def _line_records(lines: Sequence[dm.InvoiceLine]) -> list[InvoiceLine]:
-    return [
-        InvoiceLine(
-            item_id=line.item_id,
-            line_kind=str(line.line_kind),
-            description=line.description,
-            product_id=line.product_id,
-            product_name=line.product_name,
-            unit=line.unit,
-            quantity=line.quantity,
-            unit_price=line.unit_price,
-            amount=line.amount,
-            work_date=line.work_date.isoformat() if line.work_date else None,
-            line_no=line.line_no,
-            taxable=line.taxable,
-        )
-        for line in lines
-    ]
-
-
 def _unchanged(record: Invoice) -> Any:
     """The condition of every lifecycle write: the version (the document's content), status and
     amount paid it was decided from."""
@@ -209,7 +189,7 @@ def edit(
     version = int(record.version) + 1
     reason = f"edited: {', '.join(done.changed)} (version {version})"
     actions: list[Action] = [
-        Invoice.lines.set(_line_records(done.lines)),
+        Invoice.lines.set(billing.line_records(done.lines)),
         Invoice.item_ids.set([line.item_id for line in done.lines if line.item_id]),  # type: ignore[misc]
         Invoice.subtotal.set(done.subtotal),
         Invoice.total.set(done.total),
