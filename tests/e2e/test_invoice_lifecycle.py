@@ -429,3 +429,33 @@ def test_sending_emails_the_invoice_pdf_to_its_billing_email_once_and_opens_it(s
     assert (
         requests.get(stack.outbox_url, params={"to": "other@example.org"}, timeout=30).json()["items"] == []
     )
+
+
+def test_an_illegal_change_of_each_invoice_machine_answers_409_naming_it_and_writes_nothing(
+    connected_client: Client,
+):
+    api = connected_client
+    _work(api, entries=1)
+    (invoice,) = _run(api)
+    path = f"/invoices/{invoice['id']}"
+    opened = api.ok("GET", path)
+    assert (opened["status"], opened["sync_status"]) == ("open", "synced")
+
+    def refused(method: str, url: str, machine: str, current: str, requested: str) -> None:
+        response = api.request(method, url)
+        assert response.status_code == 409, response.text
+        error = response.json()["error"]
+        assert (error["code"], error["machine"], error["current"], error["requested"]) == (
+            "invalid_transition",
+            machine,
+            current,
+            requested,
+        )
+
+    # invoice: an open invoice (one QuickBooks holds) is voided, never deleted
+    refused("DELETE", path, "invoice", "open", "deleted")
+    assert api.ok("GET", path) == opened
+    # invoice_sync: a void invoice is never sent to QuickBooks again
+    voided = api.ok("POST", f"{path}/void", json={})
+    refused("POST", f"{path}/sync", "invoice_sync", "synced", "pending")
+    assert api.ok("GET", path)["status"] == "void" and api.ok("GET", path)["version"] == voided["version"]
