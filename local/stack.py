@@ -15,6 +15,7 @@ import json
 import os
 import secrets
 import tempfile
+import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,6 +93,7 @@ class LocalStack:
 
     def start(self) -> LocalStack:
         opts = self.options
+        started_at = int(time.time())
         _fresh_containers()
         self.emulator.start()
         if not opts.qbo_limits:
@@ -144,6 +146,11 @@ class LocalStack:
         )
         self.gateway.start()
         if opts.data_dir is not None:
+            # The attempts that held QuickBooks create claims died with the old process: their
+            # invoices are created (after a look-up) now, not after the claims' lease.
+            from fieldbill.store import invoice_sync
+
+            invoice_sync.release_claims_before(started_at)
             # Last: a resumed run needs every queue consumer and the emulator up.
             runs = self.aws.resume_executions(self._fail_unresumable_run, self._run_still_in_flight)
             self.restored = {

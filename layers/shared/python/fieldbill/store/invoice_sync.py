@@ -25,6 +25,7 @@ from fieldbill.clock import now_iso
 from fieldbill.domain.errors import Conflict
 from fieldbill.domain.model import Destination, SyncStatus
 from fieldbill.domain.states import SYNC_MACHINE
+from fieldbill.settings import get_settings
 from fieldbill.store import common, transitions
 from fieldbill.store.models import META, Entity, Invoice
 
@@ -308,10 +309,18 @@ def record_voided(invoice: Invoice, result: dict[str, Any]) -> None:
 
 
 # ---------------------------------------------------------------------------------- create claims
-# Longer than a sync function may run (its timeout is 300 s): a claim outlives its holder's
-# invocation, so only the holder's own redelivery (same message id) or a claimer after a crash
-# (expired: it looks QuickBooks up first) ever creates the invoice.
-CREATE_CLAIM_SECONDS = 900
+# An attempt gives its claim up when it ends; one that died keeps it until it expires. The lease
+# is six QuickBooks minutes: the sync function's time-out (300 s) and the queue's visibility
+# (360 s) in AWS, so a holder still running is never overtaken; locally, where tests speed
+# QuickBooks' clock up, at least 30 s (a restarted stack creates a dead attempt's invoices then,
+# after looking them up).
+CREATE_CLAIM_QBO_MINUTES = 6
+CREATE_CLAIM_MIN_SECONDS = 30
+
+
+def create_claim_seconds() -> int:
+    minute = get_settings().qbo_seconds_per_minute
+    return max(CREATE_CLAIM_MIN_SECONDS, int(CREATE_CLAIM_QBO_MINUTES * minute))
 
 
 class Claim(enum.StrEnum):
@@ -324,13 +333,13 @@ def claim_create(invoice: Invoice, owner: str) -> Claim:
     """The right to create the invoice in QuickBooks, for `owner` (a sync message id): two copies
     of a message (a redelivery beside a re-queue after a reconnect) would otherwise put it into
     two batch calls with different requestids, and QuickBooks would create it twice."""
-    stamp = int(time.time())
+    stamp, lease = int(time.time()), create_claim_seconds()
     free = Invoice.create_claim_until.does_not_exist() | (Invoice.create_claim_until < stamp)
     expired = invoice.create_claim_until is not None and int(invoice.create_claim_until) < stamp
     try:
         update_without_reading(
             invoice,
-            [Invoice.create_claim.set(owner), Invoice.create_claim_until.set(stamp + CREATE_CLAIM_SECONDS)],
+            [Invoice.create_claim.set(owner), Invoice.create_claim_until.set(stamp + lease)],
             Invoice.qbo_id.does_not_exist() & (free | (Invoice.create_claim == owner)),
         )
     except UpdateError as exc:
@@ -338,14 +347,14 @@ def claim_create(invoice: Invoice, owner: str) -> Claim:
             return Claim.HELD
         raise
     before = invoice.create_claim
-    invoice.create_claim, invoice.create_claim_until = owner, stamp + CREATE_CLAIM_SECONDS
+    invoice.create_claim, invoice.create_claim_until = owner, stamp + lease
     return Claim.AFTER_EXPIRY if expired and before != owner else Claim.CLAIMED
 
 
 def claim_creates(claims: Sequence[tuple[Invoice, str]]) -> dict[str, Claim]:
     """Claims for a batch call's invoices: one transaction when every one is free (the usual
     case: one request, not one per invoice), else each on its own."""
-    stamp = int(time.time())
+    stamp, lease = int(time.time()), create_claim_seconds()
     free = Invoice.create_claim_until.does_not_exist() | (Invoice.create_claim_until < stamp)
     if 1 < len(claims) <= TRANSACTION_MAX and not any(i.create_claim_until for i, _ in claims):
         try:
@@ -355,7 +364,7 @@ def claim_creates(claims: Sequence[tuple[Invoice, str]]) -> dict[str, Claim]:
                         invoice,
                         [
                             Invoice.create_claim.set(owner),
-                            Invoice.create_claim_until.set(stamp + CREATE_CLAIM_SECONDS),
+                            Invoice.create_claim_until.set(stamp + lease),
                         ],
                         condition=Invoice.qbo_id.does_not_exist() & (free | (Invoice.create_claim == owner)),
                     )
@@ -363,7 +372,7 @@ def claim_creates(claims: Sequence[tuple[Invoice, str]]) -> dict[str, Claim]:
             pass  # one of them is held (or changed): decided one by one below
         else:
             for invoice, owner in claims:
-                invoice.create_claim, invoice.create_claim_until = owner, stamp + CREATE_CLAIM_SECONDS
+                invoice.create_claim, invoice.create_claim_until = owner, stamp + lease
             return {invoice.id: Claim.CLAIMED for invoice, _ in claims}
     return {invoice.id: claim_create(invoice, owner) for invoice, owner in claims}
 
@@ -379,3 +388,26 @@ def release_create(invoice: Invoice, owner: str) -> None:
     except UpdateError as exc:
         if not common.conditional_failed(exc):
             raise
+
+
+def release_claims_before(started_at: int) -> int:
+    """Every create claim taken before `started_at` (the local stack's restart: their attempts died
+    with the process) is given up, so those invoices need not wait for the lease. A scan: the
+    local stack's table is small, and only a restart calls this."""
+    cutoff = started_at + create_claim_seconds()  # taken before the start: ends before this
+    released = 0
+    for record in Entity.scan(filter_condition=Invoice.create_claim_until < cutoff):
+        if not isinstance(record, Invoice):
+            continue
+        try:
+            update_without_reading(
+                record,
+                [Invoice.create_claim.remove(), Invoice.create_claim_until.remove()],
+                Invoice.create_claim_until < cutoff,
+            )
+        except UpdateError as exc:
+            if not common.conditional_failed(exc):
+                raise
+            continue
+        released += 1
+    return released
