@@ -231,6 +231,10 @@ def test_payments_move_the_balance_and_status(client: Client):
     # A retry with the same payment id records it once
     again = api.ok("POST", f"{path}/payments", json={"id": "pay-1", "amount": "60.00"})
     assert (again["balance"], len(again["payments"])) == ("100.00", 1)
+    # and the same id with another amount is refused, not taken for a retry
+    reused = api.post(f"{path}/payments", json={"id": "pay-1", "amount": "5.00"})
+    assert reused.status_code == 409, reused.text
+    assert api.ok("GET", path) == again
     over = api.post(f"{path}/payments", json={"amount": "100.01"})
     assert over.status_code == 422 and "amount" in over.text, over.text
     paid = api.ok("POST", f"{path}/payments", json={"amount": "100.00", "method": "card"})

@@ -144,9 +144,12 @@ def _note(actor: str, status: str, reason: str) -> Any:
     return common.history_entry(actor, status, status, reason)
 
 
-def _sync_again(record: Invoice, actor: str, why: str) -> transitions.Change | None:
+def _sync_again(
+    record: Invoice, actor: str, why: str, extra: list[Action], note: Any
+) -> transitions.Change | None:
     """An invoice QuickBooks holds (or is about to) must take the new version: synced or failed
-    becomes pending in the same write; pending stays pending (its message syncs the latest)."""
+    becomes pending in the same write (with `extra` and the edit's `note`); pending stays pending
+    (its message syncs the latest)."""
     if record.destination != str(dm.Destination.QUICKBOOKS):
         return None
     if record.sync_status not in (SyncStatus.SYNCED, SyncStatus.ERROR):
@@ -160,6 +163,8 @@ def _sync_again(record: Invoice, actor: str, why: str) -> transitions.Change | N
         SyncStatus.PENDING,
         actor=actor,
         reason=why,
+        extra=extra,
+        more_history=[note],
     )
 
 
@@ -208,22 +213,9 @@ def edit(
         attribute = getattr(Invoice, name)
         actions.append(attribute.set(value) if value else attribute.remove())
     entry = _note(actor, record.status, reason)
-    resync = _sync_again(record, actor, f"version {version} to QuickBooks")
+    resync = _sync_again(record, actor, f"version {version} to QuickBooks", actions, entry)
     if resync is not None:
-        actions = [*actions, *[a for a in resync.actions if not _is_history(a)]]
-        actions.append(
-            Invoice.history.set(
-                Invoice.history.append(
-                    [
-                        entry,
-                        common.history_entry(
-                            actor, resync.record.from_status, resync.record.to_status, resync.record.reason
-                        ),
-                    ]
-                )
-            )
-        )
-        condition = _unchanged(record) & resync.condition
+        actions, condition = resync.actions, _unchanged(record) & resync.condition
     else:
         actions += [Invoice.updated_at.set(now_iso()), Invoice.history.set(Invoice.history.append([entry]))]
         condition = _unchanged(record)
@@ -233,10 +225,6 @@ def edit(
         record.destination == str(dm.Destination.QUICKBOOKS) and record.sync_status != SyncStatus.NOT_SYNCED
     )
     return get(tenant_id, invoice_id), to_quickbooks
-
-
-def _is_history(action: Action) -> bool:
-    return str(action.values[0]) in ("history", "updated_at")
 
 
 def _with_product_names(tenant_id: str, edit: invoice_edits.InvoiceEdit) -> invoice_edits.InvoiceEdit:
@@ -374,7 +362,12 @@ def record_payment(tenant_id: str, invoice_id: str, payment: dict[str, Any], act
     """Add a payment: balance down and the status it implies, in one write. A payment with an id
     already recorded is a retry: the invoice is answered as it is (idempotent)."""
     record = get(tenant_id, invoice_id)
-    if any(p.id == payment["id"] for p in record.payments or []):
+    earlier = next((p for p in record.payments or [] if p.id == payment["id"]), None)
+    if earlier is not None:
+        if Decimal(earlier.amount) != payment["amount"]:
+            raise Conflict(
+                f"payment {payment['id']!r} is recorded with amount {earlier.amount}: use another id"
+            )
         return record  # a retry: recorded already
     status = InvoiceStatus(record.status)
     if status not in (InvoiceStatus.OPEN, InvoiceStatus.PARTIALLY_PAID, InvoiceStatus.PAID):

@@ -182,7 +182,7 @@ class SyncBatch:
                 if not invoices.already_synced(invoice):
                     invoices.sync_invoice(self.tenants.get(tenant_id), invoice, maybe_sent, owner)
                 else:
-                    invoices.open_if_draft(invoice)  # a redelivery after the sync was recorded
+                    invoices.after_sync(invoice)  # a redelivery after the sync was recorded
         elif message.kind == "void_invoice":
             logger.append_keys(invoice_id=entity_id)
             invoice = invoice_sync.load(tenant_id, entity_id)
