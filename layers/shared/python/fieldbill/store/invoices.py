@@ -10,6 +10,7 @@ their line is removed from a draft, or the invoice is deleted or voided, each go
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
@@ -236,27 +237,10 @@ def _with_product_names(tenant_id: str, edit: invoice_edits.InvoiceEdit) -> invo
         return edit
     names = product_names(tenant_id, wanted)
     lines = tuple(
-        line if not line.product_id else _named(line, names.get(line.product_id)) for line in edit.lines
+        dataclasses.replace(line, product_name=names.get(line.product_id)) if line.product_id else line
+        for line in edit.lines
     )
-    return invoice_edits.InvoiceEdit(
-        lines=lines,
-        issue_date=edit.issue_date,
-        due_date=edit.due_date,
-        terms_days=edit.terms_days,
-        texts=edit.texts,
-    )
-
-
-def _named(line: invoice_edits.LineChange, name: str | None) -> invoice_edits.LineChange:
-    return invoice_edits.LineChange(
-        line_no=line.line_no,
-        description=line.description,
-        quantity=line.quantity,
-        unit_price=line.unit_price,
-        product_id=line.product_id,
-        product_name=name,
-        taxable=line.taxable,
-    )
+    return dataclasses.replace(edit, lines=lines)
 
 
 def _status_change(
