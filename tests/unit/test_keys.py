@@ -52,6 +52,9 @@ T, ID = "acme", "r1"
         (m.SentMessage.key(T, "msg1"), f"T#{T}#MESSAGE#msg1"),
         (m.SentMessage.ses_key("ses1"), "SESMESSAGE#ses1"),
         (m.qbo_ref_key(T, "Customer"), f"T#{T}#QBO#Customer"),
+        # issue 15: numbering
+        (m.NumberSequence.key(T, "invoice"), f"T#{T}#SEQ#invoice"),
+        (m.NumberClaim.key(T, "invoice", "1001"), f"T#{T}#NUMBER#invoice#1001"),
     ],
 )
 def test_each_entity_builds_its_stored_key(built: str, stored: str) -> None:
@@ -64,6 +67,7 @@ def test_every_entity_has_its_keys_pinned_above() -> None:
         "Contact", "Product", "PriceList", "Membership", "Team", "ProductAssignment", "Task",
         "TaskEntry", "BillableItem", "Invoice", "BillingRun", "RunLock", "Operation",
         "QboConnection", "InboundEvent", "SentMessage",
+        "NumberSequence", "NumberClaim",  # issue 15
     }  # fmt: skip
     entities = {
         name
