@@ -52,6 +52,17 @@ T, ID = "acme", "r1"
         (m.SentMessage.key(T, "msg1"), f"T#{T}#MESSAGE#msg1"),
         (m.SentMessage.ses_key("ses1"), "SESMESSAGE#ses1"),
         (m.qbo_ref_key(T, "Customer"), f"T#{T}#QBO#Customer"),
+        # --- recurring billing (issue 16)
+        (m.BillProfile.key(T, ID), f"T#{T}#BILLPROFILE#{ID}"),
+        (m.BillProfile.list_key(T), f"T#{T}#BILLPROFILES"),
+        (m.RecurringService.key(T, ID), f"T#{T}#RSERVICE#{ID}"),
+        (m.RecurringService.list_key(T), f"T#{T}#RSERVICES"),
+        (m.RecurringService.list_sort_key("c1", ID), f"c1#{ID}"),
+        (m.AccountBalance.key(T), f"T#{T}#ACCTBAL"),
+        (m.InvoiceGroup.key(T, ID), f"T#{T}#IGROUP#{ID}"),
+        (m.InvoiceGroup.list_key(T), f"T#{T}#IGROUPS"),
+        (m.InvoiceGroup.member_sort_key("i1"), "INV#i1"),
+        (m.PeriodPreview.key(T, "f1"), f"T#{T}#RPREVIEW#f1"),
     ],
 )
 def test_each_entity_builds_its_stored_key(built: str, stored: str) -> None:
@@ -64,6 +75,11 @@ def test_every_entity_has_its_keys_pinned_above() -> None:
         "Contact", "Product", "PriceList", "Membership", "Team", "ProductAssignment", "Task",
         "TaskEntry", "BillableItem", "Invoice", "BillingRun", "RunLock", "Operation",
         "QboConnection", "InboundEvent", "SentMessage",
+    }  # fmt: skip
+    # --- recurring billing (issue 16)
+    pinned |= {
+        "BillProfile", "RecurringService", "AccountBalance", "InvoiceGroup", "InvoiceGroupMember",
+        "PeriodPreview",
     }  # fmt: skip
     entities = {
         name

@@ -97,6 +97,9 @@ class ContactOut(Record):
     balance: DecimalText
     active: bool
     qbo_id: str | None = None
+    # --- recurring billing (issue 16)
+    bill_profile_id: str | None = None
+    terms_days: int | None = None
 
 
 class ProductOut(Record):
@@ -267,6 +270,15 @@ class InvoiceOut(Badged):
     amount_credited: DecimalText = "0"
     payments: list[PaymentOut] = Field(default_factory=list)
     overdue: bool = Field(default=False, description="derived: something is owed after the due date")
+    # --- recurring billing (issue 16)
+    bill_profile_id: str | None = None
+    period_key: str | None = None
+    balance_forward: DecimalText | None = Field(
+        default=None, description="the account balance when it was created: shown, not in its total"
+    )
+    account_balance: DecimalText | None = Field(
+        default=None, description="in lists: what the contact's open invoices owe now"
+    )
 
 
 class BillingRunOut(Record):

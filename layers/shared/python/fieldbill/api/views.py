@@ -119,7 +119,7 @@ def invoice_badge(record: Invoice) -> badges.BadgeView:
     return badges.invoice_badge(record.destination, record.sync_status, error)
 
 
-def invoice(record: Invoice) -> out.InvoiceOut:
+def invoice(record: Invoice, account_balance: Decimal | None = None) -> out.InvoiceOut:
     badge = invoice_badge(record)
     due = date.fromisoformat(record.due_date) if record.due_date else None
     return build(
@@ -136,6 +136,7 @@ def invoice(record: Invoice) -> out.InvoiceOut:
         overdue=states.is_overdue(InvoiceStatus(record.status), due, today()),
         badge=str(badge.badge),
         badge_detail=badge.detail,
+        **({} if account_balance is None else {"account_balance": decimal_text(account_balance)}),
     )
 
 

@@ -143,7 +143,8 @@ def _month_period(profile: BillProfile, year: int, month: int) -> Period:
 def _first_period(profile: BillProfile) -> Period:
     if profile.cadence is Cadence.WEEKS:
         start = profile.start_date
-        return Period(start.isoformat(), start, start + timedelta(weeks=profile.every_weeks) - timedelta(days=1))
+        end = start + timedelta(weeks=profile.every_weeks) - timedelta(days=1)
+        return Period(start.isoformat(), start, end)
     return period_containing(profile, profile.start_date, check_start=False)
 
 
@@ -245,9 +246,7 @@ def charge_id(service_id: str, period_key: str) -> str:
     return f"{service_id}.{period_key}"
 
 
-def service_charge(
-    tenant_id: str, service: RecurringService, period: Period
-) -> BillableItem | None:
+def service_charge(tenant_id: str, service: RecurringService, period: Period) -> BillableItem | None:
     """The service's charge for the period by the proration rule above, or None (no covered day)."""
     covered = service.covered(period)
     if covered is None:
@@ -380,7 +379,7 @@ def plan_account(run: RunInput, account: AccountInput) -> AccountPlan:
     active = 0
     for service in sorted(account.services, key=lambda s: s.id):
         if service.contact_id != account.contact_id:
-            raise ValidationError("services", f"service {service.id!r} is not of account {account.contact_id!r}")
+            raise ValidationError("services", f"service {service.id!r} is of another account")
         if service.covered(period) is not None:
             active += 1
         charge = service_charge(run.tenant_id, service, period)
@@ -441,7 +440,8 @@ def plan_account(run: RunInput, account: AccountInput) -> AccountPlan:
             "contact": account.contact_id,
             "action": action,
             "lines": [
-                [ln.item_id, ln.description, str(ln.quantity), str(ln.unit_price), str(ln.amount)] for ln in lines
+                [ln.item_id, ln.description, str(ln.quantity), str(ln.unit_price), str(ln.amount)]
+                for ln in lines
             ],
             "balance": str(balance),
             "due": invoice.due_date.isoformat() if invoice else None,
@@ -507,7 +507,9 @@ def changed_accounts(before: dict[str, str], plan: RunPlan) -> dict[str, list[st
     }
 
 
-def select_accounts(accounts: Iterable[AccountInput], chosen: Sequence[str] | None) -> tuple[AccountInput, ...]:
+def select_accounts(
+    accounts: Iterable[AccountInput], chosen: Sequence[str] | None
+) -> tuple[AccountInput, ...]:
     """All accounts, or the chosen ones (an unknown choice is refused, not ignored)."""
     found = {a.contact_id: a for a in accounts}
     if chosen is None:
