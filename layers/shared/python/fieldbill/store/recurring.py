@@ -378,9 +378,7 @@ def rewrite_draft(
     released = [i for i in old_ids if i not in new_ids]
     taken = [i for i in new_ids if i not in old_ids and i not in charge_ids]
     existing = billing.items_by_id(tenant_id, charge_ids) if charge_ids else {}
-    same_lines = [ln.as_dict() for ln in record.lines or []] == [
-        ln.as_dict() for ln in billing.line_records(invoice.lines)
-    ]
+    same_lines = lifecycle.lines_to_domain(record) == invoice.lines
     if same_lines and Decimal(record.balance_forward or 0) == balance_forward:
         return False
     version = int(record.version) + 1
