@@ -14,7 +14,8 @@ import pytest
 
 from fieldbill.domain import recurring
 from fieldbill.domain.model import Destination
-from fieldbill.store import account_balances, invoices, recurring as store
+from fieldbill.store import account_balances, invoices
+from fieldbill.store import recurring as store
 from fieldbill.store.models import META, Contact, Entity, Invoice, Product
 from fieldbill.workflows.recurring import drafts, regenerate
 
@@ -160,9 +161,9 @@ def test_a_commit_out_of_time_goes_on_from_its_progress(stack, tenant_id):
     accounts = _seed(tenant_id, 6)
     result, more = drafts.commit(tenant_id, ACTOR, _request(), lambda _p: None, budget=0.0)
     assert more == 1 and result["counts"]["created"] == 1
-    rest, done = drafts.commit(tenant_id, ACTOR, _request(start_at=more), lambda _p: None, budget=0.0)
+    _rest, done = drafts.commit(tenant_id, ACTOR, _request(start_at=more), lambda _p: None, budget=0.0)
     while done is not None:
-        rest, done = drafts.commit(tenant_id, ACTOR, _request(start_at=done), lambda _p: None, budget=0.0)
+        _rest, done = drafts.commit(tenant_id, ACTOR, _request(start_at=done), lambda _p: None, budget=0.0)
     _one_per_account(tenant_id, accounts)
 
 
