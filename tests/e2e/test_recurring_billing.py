@@ -1,0 +1,159 @@
+"""Seed 001 over HTTP on the whole local stack (issue 16): create draft invoices for a bill
+profile and period with $0 invoices allowed; the seed's three filters; delete the true $0 ones;
+put the balance-only ones in a new invoice group; mark the rest sent; the group's charts and
+totals after a payment made in QuickBooks (the emulator)."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from fieldbill.domain.invoice_groups import aging_bucket
+from tests.conftest import Client, wait_for
+
+
+def _account(api: Client, contact_id: str, name: str) -> None:
+    api.ok("POST", "/contacts", json={"id": contact_id, "name": name, "email": f"{contact_id}@example.com"})
+    api.ok("PUT", f"/contacts/{contact_id}/bill-profile", json={"bill_profile_id": "bp-res"})
+
+
+def _service(api: Client, contact_id: str, rate: str, end: str | None = None) -> None:
+    body: dict[str, Any] = {
+        "id": f"s-{contact_id}",
+        "contact_id": contact_id,
+        "name": "Weekly cart pickup",
+        "product_id": "p-cart",
+        "rate": rate,
+        "basis": "period",
+        "start_date": "2026-10-01",
+    }
+    if end:
+        body["end_date"] = end
+    api.ok("POST", "/recurring-services", json=body, expect=201)
+
+
+def _drafts(api: Client, period: str, **body: Any) -> dict[str, Any]:
+    accepted = api.ok("POST", f"/bill-profiles/bp-res/periods/{period}/drafts", json=body, expect=202)
+    operation = api.wait_operation(accepted["operation_id"])
+    assert operation["status"] == "succeeded", operation
+    return dict(operation["result"])
+
+
+def _bulk(api: Client, action: str, invoice_ids: list[str], **extra: Any) -> dict[str, Any]:
+    body = {"action": action, "invoice_ids": invoice_ids, **extra}
+    operation = api.wait_operation(api.ok("POST", "/invoices/bulk", json=body, expect=202)["operation_id"])
+    assert operation["status"] == "succeeded", operation
+    assert operation["result"]["refused"] == [], operation
+    return dict(operation["result"])
+
+
+def _listed(api: Client, query: str) -> dict[str, dict[str, Any]]:
+    page = api.ok("GET", f"/invoices?period=2026-11&limit=200&{query}")
+    return {i["contact_id"]: i for i in page["items"]}
+
+
+def test_seed_001_account_balance_invoices_from_drafts_to_a_paid_group(stack, connected_client: Client):
+    api = connected_client
+    emu = stack.emulator
+    realm = api.ok("GET", "/quickbooks/connection")["realm_id"]
+    # Given a bill profile and four accounts: served (A), served and owing (B), owing only (C), idle (D)
+    api.ok("POST", "/products", json={"id": "p-cart", "name": "Cart pickup"})
+    profile = api.ok(
+        "POST",
+        "/bill-profiles",
+        json={"id": "bp-res", "name": "Residential", "cadence": "monthly", "start_date": "2026-01-01"},
+        expect=201,
+    )
+    assert "2026-11" in [p["key"] for p in profile["periods"]] or profile["periods"]
+    for contact_id, name in (("c-a", "Avery"), ("c-b", "Blake"), ("c-c", "Casey"), ("c-d", "Drew")):
+        _account(api, contact_id, name)
+    _service(api, "c-a", "90.00")
+    _service(api, "c-b", "60.00")
+    _service(api, "c-c", "40.00", end="2026-10-31")
+    # and October's invoices of B and C were sent (B owes 60.00, C owes 40.00), C's synced to QuickBooks
+    october = _drafts(api, "2026-10", contact_ids=["c-b", "c-c"], destination="quickbooks")
+    assert october["counts"]["created"] == 2
+    before = {i["contact_id"]: i for i in api.ok("GET", "/invoices?period=2026-10")["items"]}
+    for invoice in before.values():
+        api.ok("POST", f"/invoices/{invoice['id']}/mark-sent")
+    api.ok("POST", f"/invoices/{before['c-c']['id']}/sync", expect=202)
+    stack.aws.drain()
+    c_october = wait_for(
+        lambda: (i := api.ok("GET", f"/invoices/{before['c-c']['id']}"))["sync_status"] == "synced" and i,
+        what="C's October invoice in QuickBooks",
+    )
+
+    # When the back office previews, then creates November's drafts with $0 invoices allowed
+    preview = api.ok("POST", "/bill-profiles/bp-res/periods/2026-11/preview", json={"skip_zero": False})
+    shown = {a["contact_id"]: a for a in preview["accounts"]}
+    assert {c: (a["total"], a["balance_forward"]) for c, a in shown.items()} == {
+        "c-a": ("90.00", "0.00"),
+        "c-b": ("60.00", "60.00"),
+        "c-c": ("0.00", "40.00"),
+        "c-d": ("0.00", "0.00"),
+    }
+    assert "no_active_services" in shown["c-c"]["exceptions"] and "zero_invoice" in shown["c-d"]["exceptions"]
+    done = _drafts(api, "2026-11", skip_zero=False, preview_fingerprint=preview["fingerprint"])
+    assert (done["stale"], done["counts"]["created"]) == (False, 4)
+    # Then every account has a November invoice dated the 1st, showing its ACCOUNT BALANCE
+    november = _listed(api, "")
+    assert set(november) == {"c-a", "c-b", "c-c", "c-d"}
+    assert {i["issue_date"] for i in november.values()} == {"2026-11-01"}
+    assert {c: (i["total"], i["account_balance"]) for c, i in november.items()} == {
+        "c-a": ("90.00", "0.00"),
+        "c-b": ("60.00", "60.00"),
+        "c-c": ("0.00", "40.00"),
+        "c-d": ("0.00", "0.00"),
+    }
+    assert {c: i["id"] for c, i in november.items()} == {c: a["invoice_id"] for c, a in shown.items()}
+    # and running the period again creates nothing
+    assert _drafts(api, "2026-11")["counts"]["created"] == 0
+
+    # The seed's three filters
+    true_zero = _listed(api, "balance=eq:0&account_balance=eq:0")
+    assert set(true_zero) == {"c-d"}
+    assert set(_listed(api, "balance=lt:0.01")) == {"c-c", "c-d"}
+    balance_only = _listed(api, "balance=eq:0.00&account_balance=gt:0.00")
+    assert set(balance_only) == {"c-c"}
+
+    # Delete the true $0 ones; the balance-only ones go to a new group; mark the rest sent
+    _bulk(api, "delete", [true_zero["c-d"]["id"]])
+    grouped = _bulk(api, "add_to_group", [balance_only["c-c"]["id"]], group_name="Balance only")
+    group_id = grouped["group_id"]
+    rest = [i["id"] for c, i in _listed(api, "").items() if c in ("c-a", "c-b")]
+    _bulk(api, "mark_sent", rest)
+    assert api.ok("GET", f"/invoices/{true_zero['c-d']['id']}")["status"] == "deleted"
+    assert set(_listed(api, "status=open")) == {"c-a", "c-b"}
+    # The group also follows C's October invoice (what C owes)
+    api.ok("POST", f"/invoice-groups/{group_id}/invoices", json={"invoice_ids": [c_october["id"]]})
+    group = api.ok("GET", f"/invoice-groups/{group_id}")["group"]
+    late = aging_bucket(date.fromisoformat(c_october["due_date"]), date.today())
+    assert group["name"] == "Balance only" and group["invoices"] == 2
+    assert group["by_status"]["draft"] == {"count": 1, "amount": "0.00"}
+    assert group["by_status"]["unpaid"] == {"count": 1, "amount": "40.00"}
+    assert group["aging"][late] == {"count": 1, "amount": "40.00"}
+    assert (group["collected"], group["uncollected"]) == ("0.00", "40.00")
+    assert group["email"] == {"not_sent": 2}
+
+    # When Casey pays October's invoice in QuickBooks
+    emu.flush_webhooks()
+    stack.aws.drain()
+    emu.pay_invoice(realm, c_october["qbo_id"])
+    assert emu.flush_webhooks()
+    stack.aws.drain()
+    # Then the group's charts and totals, and Casey's account balance, say so
+    group = wait_for(
+        lambda: (
+            (g := api.ok("GET", f"/invoice-groups/{group_id}")["group"])["by_status"]["paid"]["count"] == 1
+            and g
+        ),
+        timeout=10,
+        what="the group's paid invoice",
+    )
+    assert group["by_status"]["paid"] == {"count": 1, "amount": "40.00"}
+    assert group["by_status"]["unpaid"] == {"count": 0, "amount": "0.00"}
+    assert (group["collected"], group["uncollected"]) == ("40.00", "0.00")
+    assert sum(b["count"] for b in group["aging"].values()) == 0
+    assert _listed(api, "q=casey")["c-c"]["account_balance"] == "0.00"
+    assert set(_listed(api, "account_balance=gt:0")) == {"c-a", "c-b"}
