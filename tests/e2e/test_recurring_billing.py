@@ -6,7 +6,6 @@ totals after a payment made in QuickBooks (the emulator)."""
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal
 from typing import Any
 
 from fieldbill.domain.invoice_groups import aging_bucket
