@@ -156,3 +156,83 @@ def test_seed_001_account_balance_invoices_from_drafts_to_a_paid_group(stack, co
     assert sum(b["count"] for b in group["aging"].values()) == 0
     assert _listed(api, "q=casey")["c-c"]["account_balance"] == "0.00"
     assert set(_listed(api, "account_balance=gt:0")) == {"c-a", "c-b"}
+
+
+def test_each_filter_and_sort_the_invoice_list_adds(client: Client):
+    """Issue 13 item 6 / issue 16 item 5: tag, account balance (=, <, >, <=, >=), a search on the
+    number and the customer name, the period, and sorting by date, number, total, balance."""
+    api = client
+    api.ok("POST", "/products", json={"id": "p-cart", "name": "Cart pickup"})
+    api.ok(
+        "POST",
+        "/bill-profiles",
+        json={"id": "bp-res", "name": "Residential", "cadence": "monthly", "start_date": "2026-01-01"},
+        expect=201,
+    )
+    for contact_id, name, tags, rate in (
+        ("c-1", "Alpha Pools", ["vip"], "10.00"),
+        ("c-2", "Beta Pools", ["vip"], "20.00"),
+        ("c-3", "Gamma Lawn", [], "30.00"),
+        ("c-4", "Delta Lawn", [], None),
+    ):
+        api.ok("POST", "/contacts", json={"id": contact_id, "name": name, "tags": tags})
+        api.ok("PUT", f"/contacts/{contact_id}/bill-profile", json={"bill_profile_id": "bp-res"})
+        if rate:
+            _service(api, contact_id, rate)
+    assert _drafts(api, "2026-11")["counts"]["created"] == 4
+    made = _listed(api, "")
+    api.ok("POST", f"/invoices/{made['c-1']['id']}/mark-sent")
+    api.ok("POST", f"/invoices/{made['c-3']['id']}/mark-sent")
+    api.ok("POST", f"/invoices/{made['c-3']['id']}/payments", json={"amount": "5.00"})
+    # account balances now: c-1 10.00, c-2 0, c-3 25.00, c-4 0
+
+    def ids(query: str) -> list[str]:
+        return sorted(_listed(api, query))
+
+    def order(query: str) -> list[str]:
+        return [i["contact_id"] for i in api.ok("GET", f"/invoices?period=2026-11&{query}")["items"]]
+
+    assert ids("tag=vip") == ["c-1", "c-2"]
+    assert ids("tag=none-such") == []
+    assert ids("account_balance=eq:0") == ["c-2", "c-4"]
+    assert ids("account_balance=lt:10") == ["c-2", "c-4"]
+    assert ids("account_balance=lte:10") == ["c-1", "c-2", "c-4"]
+    assert ids("account_balance=gt:10") == ["c-3"]
+    assert ids("account_balance=gte:10") == ["c-1", "c-3"]
+    assert ids("q=lawn") == ["c-3", "c-4"]
+    assert ids(f"q={made['c-2']['id'][:13]}") == ["c-2"]
+    assert ids("tag=vip&account_balance=gt:0") == ["c-1"]
+    assert ids("bill_profile_id=bp-res") == ["c-1", "c-2", "c-3", "c-4"]
+    assert ids("bill_profile_id=other") == []
+    assert _listed(api, "")["c-3"]["account_balance"] == "25.00"
+    assert order("sort=total") == ["c-4", "c-1", "c-2", "c-3"]
+    assert order("sort=-total") == ["c-3", "c-2", "c-1", "c-4"]
+    assert order("sort=balance") == ["c-4", "c-1", "c-2", "c-3"]
+    by_number = sorted(made.values(), key=lambda i: i["id"])
+    assert order("sort=number") == [i["contact_id"] for i in by_number]
+    assert order("sort=-date") == list(reversed(order("sort=date")))
+    # A sorted list pages with its cursor
+    first = api.ok("GET", "/invoices?period=2026-11&sort=-balance&limit=3")
+    rest = api.ok("GET", f"/invoices?period=2026-11&sort=-balance&limit=3&cursor={first['next_cursor']}")
+    assert [i["contact_id"] for i in first["items"] + rest["items"]] == ["c-3", "c-2", "c-1", "c-4"]
+    assert rest["next_cursor"] is None
+    # A filtered list pages too (one invoice a page)
+    seen, cursor = [], None
+    while True:
+        page = api.ok(
+            "GET",
+            "/invoices?period=2026-11&account_balance=eq:0&limit=1" + (f"&cursor={cursor}" if cursor else ""),
+        )
+        seen += [i["contact_id"] for i in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert sorted(seen) == ["c-2", "c-4"]
+    # Unknown filters and bad values name themselves
+    for query, name in (
+        ("colour=red", "colour"),
+        ("sort=colour", "sort"),
+        ("account_balance=ne:1", "account_balance"),
+    ):
+        response = api.get(f"/invoices?{query}")
+        assert response.status_code in (400, 422) and name in response.text, (query, response.text)

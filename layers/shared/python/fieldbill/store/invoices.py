@@ -659,7 +659,7 @@ def _admits(
         return False
     if wanted.q:
         needle = wanted.q.lower()
-        numbers = (record.number or "", record.qbo_doc_number or "")
+        numbers = (record.number or "", record.qbo_doc_number or "", record.id)
         if record.contact_id not in named and not any(needle in n.lower() for n in numbers):
             return False
     return True
@@ -676,7 +676,8 @@ _COMPARE = {
 
 def _sort_key(field: str) -> Any:
     if field == "number":
-        return lambda r: (r.number or r.qbo_doc_number or "", r.gsi1sk or "")
+        # The number a person sees (documents/views.number_of): ours, QuickBooks', else the id.
+        return lambda r: (r.number or r.qbo_doc_number or r.id, r.gsi1sk or "")
     if field == "total":
         return lambda r: (Decimal(r.total or 0), r.gsi1sk or "")
     if field == "balance":
