@@ -8,6 +8,8 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+import requests
+
 from fieldbill.domain.invoice_groups import aging_bucket
 from tests.conftest import Client, wait_for
 
@@ -236,3 +238,88 @@ def test_each_filter_and_sort_the_invoice_list_adds(client: Client):
     ):
         response = api.get(f"/invoices?{query}")
         assert response.status_code in (400, 422) and name in response.text, (query, response.text)
+
+
+def test_an_invoice_groups_actions(stack, client: Client):
+    """Rename, add and remove; email unpaid (the one send command: the outbox holds each email);
+    mark drafts sent; regenerate drafts from current data (bill once kept); download all."""
+    api = client
+    api.ok("POST", "/products", json={"id": "p-cart", "name": "Cart pickup"})
+    api.ok(
+        "POST",
+        "/bill-profiles",
+        json={"id": "bp-res", "name": "Residential", "cadence": "monthly", "start_date": "2026-01-01"},
+        expect=201,
+    )
+    for contact_id in ("g-1", "g-2", "g-3"):
+        address = f"{contact_id}+{api.tenant_id}@customer.example.org"
+        api.ok("POST", "/contacts", json={"id": contact_id, "name": f"Group {contact_id}", "email": address})
+        api.ok("PUT", f"/contacts/{contact_id}/bill-profile", json={"bill_profile_id": "bp-res"})
+        _service(api, contact_id, "50.00")
+    _drafts(api, "2026-11")
+    made = _listed(api, "")
+    ids = [made[c]["id"] for c in ("g-1", "g-2", "g-3")]
+    group = api.ok("POST", "/invoice-groups", json={"name": "Route 9", "invoice_ids": ids}, expect=201)
+    assert group["invoices"] == 3 and group["by_status"]["draft"] == {"count": 3, "amount": "150.00"}
+    assert api.ok("PATCH", f"/invoice-groups/{group['id']}", json={"name": "Route 9 north"})["name"] == (
+        "Route 9 north"
+    )
+    assert (
+        api.ok("POST", f"/invoice-groups/{group['id']}/invoices/remove", json={"invoice_ids": [ids[2]]})[
+            "invoices"
+        ]
+        == 2
+    )
+    listed = api.ok("GET", "/invoice-groups")["items"]
+    assert [g["name"] for g in listed] == ["Route 9 north"]
+
+    def act(action: str) -> dict[str, Any]:
+        accepted = api.ok(
+            "POST", f"/invoice-groups/{group['id']}/actions", json={"action": action}, expect=202
+        )
+        operation = api.wait_operation(accepted["operation_id"])
+        assert operation["status"] == "succeeded" and operation["result"]["refused"] == [], operation
+        return dict(operation["result"])
+
+    # Regenerate drafts: a second service since the drafts were made joins each draft, once
+    api.ok(
+        "POST",
+        "/recurring-services",
+        json={
+            "id": "s-g-1-extra",
+            "contact_id": "g-1",
+            "name": "Extra cart",
+            "product_id": "p-cart",
+            "rate": "5.00",
+            "basis": "period",
+            "start_date": "2026-11-01",
+        },
+        expect=201,
+    )
+    assert sorted(act("regenerate_drafts")["done"]) == sorted(ids[:2])
+    assert api.ok("GET", f"/invoices/{ids[0]}")["total"] == "55.00"
+    assert api.ok("GET", f"/invoices/{ids[1]}")["total"] == "50.00"
+    act("regenerate_drafts")
+    assert api.ok("GET", f"/invoices/{ids[0]}")["total"] == "55.00"
+    assert _drafts(api, "2026-11")["counts"]["created"] == 0
+    # Email unpaid: each of the two is emailed with its PDF (and becomes open)
+    assert sorted(act("email_unpaid")["done"]) == sorted(ids[:2])
+    for contact_id in ("g-1", "g-2"):
+        address = f"{contact_id}+{api.tenant_id}@customer.example.org"
+        outbox = requests.get(stack.outbox_url, params={"to": address}, timeout=30).json()["items"]
+        assert len(outbox) == 1
+    view = api.ok("GET", f"/invoice-groups/{group['id']}")
+    assert view["group"]["by_status"]["unpaid"] == {"count": 2, "amount": "105.00"}
+    assert view["group"]["email"] == {"sent": 2}
+    assert {i["contact_id"]: i["account_balance"] for i in view["invoices"]} == {
+        "g-1": "55.00",
+        "g-2": "50.00",
+    }
+    # Mark drafts sent: nothing left to mark
+    response = api.post(f"/invoice-groups/{group['id']}/actions", json={"action": "mark_drafts_sent"})
+    assert response.status_code == 422 and "action" in response.text
+    # Download all: one PDF of the group's invoices
+    printed = api.ok("POST", f"/invoice-groups/{group['id']}/print")
+    assert printed["invoice_count"] == 2
+    pdf = requests.get(printed["url"], timeout=30)
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
