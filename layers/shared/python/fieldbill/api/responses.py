@@ -277,7 +277,7 @@ class InvoiceOut(Badged):
         default=None, description="the account balance when it was created: shown, not in its total"
     )
     account_balance: DecimalText | None = Field(
-        default=None, description="in lists: what the contact's open invoices owe now"
+        default=None, description="in lists and GET: what the contact's open invoices owe now"
     )
 
 

@@ -26,6 +26,7 @@ from fieldbill.api.schemas import (
 from fieldbill.clock import today
 from fieldbill.domain import invoice_edits, money, payments
 from fieldbill.domain.errors import ValidationError
+from fieldbill.store import account_balances
 from fieldbill.store import invoices as invoice_store
 from fieldbill.workflows.billing import jobs
 from fieldbill.workflows.invoices import bulk, commands
@@ -122,7 +123,10 @@ def list_invoices(
     responses=OK,
 )
 def get_invoice(invoice_id: str) -> out.InvoiceOut:
-    return views.invoice(invoice_store.get(context.tenant_id(router), invoice_id))
+    tenant = context.tenant_id(router)
+    record = invoice_store.get(tenant, invoice_id)
+    # As in the list: the contact's account balance beside the invoice (issue 16).
+    return views.invoice(record, account_balances.balance_of(tenant, record.contact_id))
 
 
 # ---------------------------------------------------------------------------- change
