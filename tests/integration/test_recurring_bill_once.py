@@ -160,10 +160,23 @@ def test_a_run_that_crashes_half_way_and_is_retried_creates_each_invoice_once(st
 def test_a_commit_out_of_time_goes_on_from_its_progress(stack, tenant_id):
     accounts = _seed(tenant_id, 6)
     result, more = drafts.commit(tenant_id, ACTOR, _request(), lambda _p: None, budget=0.0)
-    assert more == 1 and result["counts"]["created"] == 1
-    _rest, done = drafts.commit(tenant_id, ACTOR, _request(start_at=more), lambda _p: None, budget=0.0)
+    assert more == accounts[0] and result["counts"]["created"] == 1
+    # An account joining the profile meanwhile, sorting right after the last one written
+    Contact(
+        Contact.key(tenant_id, "c00000"),
+        META,
+        tenant_id=tenant_id,
+        id="c00000",
+        gsi1pk=Contact.list_key(tenant_id),
+        gsi1sk="late#c00000",
+        name="Late",
+        bill_profile_id=PROFILE,
+    ).save()
+    _service(tenant_id, "c00000", "10.00")
+    accounts.append("c00000")
+    _rest, done = drafts.commit(tenant_id, ACTOR, _request(start_after=more), lambda _p: None, budget=0.0)
     while done is not None:
-        _rest, done = drafts.commit(tenant_id, ACTOR, _request(start_at=done), lambda _p: None, budget=0.0)
+        _rest, done = drafts.commit(tenant_id, ACTOR, _request(start_after=done), lambda _p: None, budget=0.0)
     _one_per_account(tenant_id, accounts)
 
 

@@ -142,17 +142,16 @@ def _recurring_drafts(message: JobMessage, request: dict[str, Any]) -> dict[str,
 
     operation = get_operation(message.tenant_id, message.operation_id)
     before = operation.result.as_dict() if operation.result is not None else {}
-    resume_at = int(before.get("resume_at") or 0)
-    wanted = drafts.DraftsRequest.model_validate({**request, "start_at": resume_at})
-    result, next_index = drafts.commit(
+    wanted = drafts.DraftsRequest.model_validate({**request, "start_after": before.get("resume_after")})
+    result, last_written = drafts.commit(
         message.tenant_id, message.actor, wanted, lambda partial: runs.record_progress(operation, partial)
     )
     earlier = before.get("counts_before_resume") or {}
     counts = {k: int(v) + int(earlier.get(k, 0)) for k, v in (result.get("counts") or {}).items()}
     result = {**result, "counts": counts} if counts else result
-    if next_index is None:
+    if last_written is None:
         return result
-    runs.record_progress(operation, {**result, "resume_at": next_index, "counts_before_resume": counts})
+    runs.record_progress(operation, {**result, "resume_after": last_written, "counts_before_resume": counts})
     boto3.client("sqs").send_message(
         QueueUrl=get_settings().jobs_queue_url, MessageBody=message.model_dump_json()
     )

@@ -50,8 +50,9 @@ class DraftsRequest(BaseModel):
     skip_zero: bool | None = Field(default=None, description="the profile's default when absent")
     destination: dm.Destination | None = None
     preview_fingerprint: str | None = Field(default=None, max_length=64)
-    # Progress of a commit that queued itself again: the next account to write.
-    start_at: int = Field(default=0, ge=0)
+    # Progress of a commit that queued itself again: the last account written (accounts go in
+    # contact-id order, so an account added meanwhile is neither skipped nor written twice).
+    start_after: RecordId | None = None
 
 
 def plan(tenant_id: str, request: DraftsRequest) -> recurring.RunPlan:
@@ -118,9 +119,9 @@ def commit(
     request: DraftsRequest,
     progress: Callable[[dict[str, Any]], None],
     budget: float = TIME_BUDGET_SECONDS,
-) -> tuple[dict[str, Any], int | None]:
-    """Write the plan's invoices from `request.start_at`; the result and, when the budget ran
-    out first, the index of the next account (the caller queues the commit again from there)."""
+) -> tuple[dict[str, Any], str | None]:
+    """Write the plan's invoices after `request.start_after`; the result and, when the budget ran
+    out first, the last account written (the caller queues the commit again from there)."""
     started = time.monotonic()
     current = plan(tenant_id, request)
     result: dict[str, Any] = {
@@ -138,7 +139,8 @@ def commit(
     counts = {"created": 0, "exists": 0, "skip_zero": 0, "too_many_lines": 0, "conflict": 0}
     conflicts: list[str] = []
     accounts = current.accounts
-    index = request.start_at
+    after = request.start_after
+    index = next((n for n, a in enumerate(accounts) if after is None or a.contact_id > after), len(accounts))
     while index < len(accounts):
         outcome = write_account(tenant_id, accounts[index], current, actor)
         counts[outcome] += 1
@@ -149,7 +151,7 @@ def commit(
             progress({**result, "processed": index, "accounts": len(accounts), "counts": dict(counts)})
         if index < len(accounts) and time.monotonic() - started > budget:
             result.update(processed=index, accounts=len(accounts), counts=counts, conflicts=conflicts[:100])
-            return result, index
+            return result, accounts[index - 1].contact_id
     result.update(processed=index, accounts=len(accounts), counts=counts, conflicts=conflicts[:100])
     return result, None
 
