@@ -9,6 +9,7 @@ client, retries included. Timings on moto are not DynamoDB's; the counts carry o
 from __future__ import annotations
 
 import random
+import sys
 import time
 from datetime import date, timedelta
 from decimal import Decimal
@@ -135,6 +136,10 @@ def _seed_accounts(tenant: str, accounts: int) -> None:
                 )
 
 
+def _say(message: str) -> None:
+    print(f"[bench recurring] {message}", file=sys.stderr, flush=True)
+
+
 def bench_drafts(results: dict[str, Any]) -> None:
     from fieldbill.domain.model import Destination
     from fieldbill.store import recurring as store
@@ -145,6 +150,7 @@ def bench_drafts(results: dict[str, Any]) -> None:
     started = time.perf_counter()
     _seed_accounts(tenant, ACCOUNTS)
     seeded = time.perf_counter() - started
+    _say(f"seeded {ACCOUNTS} accounts in {seeded:.1f}s")
     request = drafts.DraftsRequest(bill_profile_id=PROFILE, period="2026-11", destination=Destination.LOCAL)
 
     moto_dynamodb.REQUESTS.clear()
@@ -152,6 +158,7 @@ def bench_drafts(results: dict[str, Any]) -> None:
     shown = drafts.preview(tenant, request)
     preview_seconds = time.perf_counter() - started
     preview_requests = sum(moto_dynamodb.REQUESTS.values())
+    _say(f"preview in {preview_seconds:.1f}s, {preview_requests} requests")
 
     moto_dynamodb.REQUESTS.clear()
     started = time.perf_counter()
@@ -160,6 +167,7 @@ def bench_drafts(results: dict[str, Any]) -> None:
     by_action = dict(moto_dynamodb.REQUESTS)
     total = sum(by_action.values())
     created = int(result["counts"]["created"])
+    _say(f"commit: {created} invoices in {seconds:.1f}s, {total} requests")
 
     moto_dynamodb.REQUESTS.clear()
     started = time.perf_counter()
@@ -238,7 +246,7 @@ def _seed_invoices(tenant: str, count: int, accounts: int) -> None:
     account_balances.rebuild(tenant)
 
 
-def _pages(tenant: str, wanted: Any, pages: int = 5) -> dict[str, Any]:
+def _pages(tenant: str, wanted: Any, name: str, pages: int = 5) -> dict[str, Any]:
     from fieldbill.store import invoices
     from local import moto_dynamodb
 
@@ -252,6 +260,7 @@ def _pages(tenant: str, wanted: Any, pages: int = 5) -> dict[str, Any]:
         cursor = listed.next_cursor
         if cursor is None:
             break
+    _say(f"{name}: requests per page {counts}, invoices per page {sizes}")
     return {
         "pages": len(counts),
         "invoices_per_page": sizes,
@@ -268,6 +277,7 @@ def bench_balance_filters(results: dict[str, Any]) -> None:
     started = time.perf_counter()
     _seed_invoices(tenant, INVOICES, ACCOUNTS)
     seeded = time.perf_counter() - started
+    _say(f"seeded {INVOICES} invoices in {seeded:.1f}s")
 
     def amount(field: str, text: str) -> Any:
         return invoices.amount_filter(field, text)
@@ -290,7 +300,7 @@ def bench_balance_filters(results: dict[str, Any]) -> None:
         "accounts": ACCOUNTS,
         "page": PAGE,
         "seed_seconds": round(seeded, 2),
-        **{name: _pages(tenant, wanted) for name, wanted in seed_filters.items()},
+        **{name: _pages(tenant, wanted, name) for name, wanted in seed_filters.items()},
         "goal_requests_per_page": 3,
     }
 
