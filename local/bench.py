@@ -121,6 +121,10 @@ def summary(section: str, results: dict[str, Any]) -> str:
         from local import importtime
 
         return importtime.table(results["handler_import_ms"])
+    if section == "recurring":
+        from local import bench_recurring
+
+        return bench_recurring.summary(results)
     if section == "billing":
         c, g = results["compile"], results["generate"]
         return (
@@ -163,8 +167,12 @@ def main(argv: list[str] | None = None) -> int:
     import traceback
 
     parser = argparse.ArgumentParser(prog="python -m local.bench")
-    parser.add_argument("--only", choices=["imports", "billing", "sync", "print", "lists"], action="append")
-    sections = parser.parse_args(argv).only or ["imports", "billing", "sync", "print", "lists"]
+    # --- recurring billing (issue 16): "recurring" runs only when asked (--only recurring) or in
+    # a full `make bench`.
+    parser.add_argument(
+        "--only", choices=["imports", "billing", "sync", "print", "lists", "recurring"], action="append"
+    )
+    sections = parser.parse_args(argv).only or ["imports", "billing", "sync", "print", "lists", "recurring"]
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     results: dict[str, Any] = {
@@ -194,6 +202,10 @@ def main(argv: list[str] | None = None) -> int:
                 from local import bench_lists
 
                 bench_lists.run(results)
+            elif section == "recurring":
+                from local import bench_recurring
+
+                bench_recurring.run(results)
             else:
                 from local import bench_sync
 

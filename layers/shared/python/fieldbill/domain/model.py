@@ -24,6 +24,8 @@ class LineKind(enum.StrEnum):
     TRANSPORT_TIME = "transport_time"
     # A line a person added to an invoice (no billable item behind it).
     MANUAL = "manual"
+    # --- recurring billing (issue 16): a recurring service's charge for one billing period.
+    RECURRING = "recurring"
 
 
 TRANSPORT_LINE_KINDS = frozenset({LineKind.TRANSPORT_DISTANCE, LineKind.TRANSPORT_TIME})
