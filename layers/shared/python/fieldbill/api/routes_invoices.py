@@ -27,8 +27,8 @@ from fieldbill.api.schemas import (
 from fieldbill.clock import today
 from fieldbill.domain import invoice_edits, money, payments
 from fieldbill.domain.errors import ValidationError
-from fieldbill.store import credit_memos as credit_store
 from fieldbill.store import account_balances
+from fieldbill.store import credit_memos as credit_store
 from fieldbill.store import invoices as invoice_store
 from fieldbill.workflows.billing import jobs
 from fieldbill.workflows.invoices import bulk, commands
@@ -317,6 +317,8 @@ def record_credit_memo(invoice_id: str, body: CreditMemoIn) -> out.InvoiceOut:
 def list_credit_memos(invoice_id: str) -> out.CreditMemoList:
     record = invoice_store.get(context.tenant_id(router), invoice_id)
     return out.CreditMemoList(invoice_id=invoice_id, items=views.credit_memos(record))
+
+
 def _group_for(tenant: str, group_id: str | None, group_name: str | None) -> str:
     from fieldbill.store import invoice_groups
 

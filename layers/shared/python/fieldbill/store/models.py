@@ -569,6 +569,8 @@ class NumberClaim(Entity, discriminator="NumberClaim"):
     @classmethod
     def key(cls, tenant_id: str, sequence: str, number: str) -> str:  # type: ignore[override]
         return f"{tenant_prefix(tenant_id)}#{cls.PREFIX}#{sequence}#{number}"
+
+
 # ---------------------------------------------------------------------------- recurring billing (issue 16)
 class BillProfile(Entity, discriminator="BillProfile"):
     """How and when a group of accounts is billed: cadence, billing day and start, terms, skip $0."""
