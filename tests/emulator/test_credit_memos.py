@@ -152,3 +152,25 @@ def test_cdc_and_webhooks_name_the_entity_credit_memo(emu, receiver):
         ("CreditMemo", memo["Id"], "Delete"),
         ("CreditMemo", other["Id"], "Create"),
     ]
+
+
+def test_send_emails_the_form_and_records_it(emu, realm, qbo: Qbo):
+    # Intuit's send endpoint: sendTo replaces BillEmail; EmailSent, DeliveryInfo, SyncToken + 1
+    cust, item = qbo.customer("Sender"), qbo.item()
+    inv = qbo.invoice(cust["Id"], item["Id"], [(1, 10)])
+    assert_fault(qbo.post(f"invoice/{inv['Id']}/send"), 400, "6000")  # no BillEmail, no sendTo
+    assert_fault(qbo.post(f"invoice/{inv['Id']}/send", sendTo="not-an-address"), 400, "2010")
+    sent = qbo.post(f"invoice/{inv['Id']}/send", sendTo="ap@example.com").json()["Invoice"]
+    assert sent["EmailStatus"] == "EmailSent" and sent["BillEmail"] == {"Address": "ap@example.com"}
+    assert sent["DeliveryInfo"]["DeliveryType"] == "Email" and sent["DeliveryInfo"]["DeliveryTime"]
+    assert int(sent["SyncToken"]) == int(inv["SyncToken"]) + 1
+    again = qbo.post(f"invoice/{inv['Id']}/send").json()["Invoice"]  # BillEmail now set
+    assert again["EmailStatus"] == "EmailSent"
+    assert [(s["Id"], s["to"]) for s in emu.store.companies[realm].sent] == [
+        (inv["Id"], "ap@example.com")
+    ] * 2
+    memo = qbo.create(
+        "CreditMemo", memo_body(cust["Id"], item["Id"], 1, 2, BillEmail={"Address": "x@example.com"})
+    )
+    assert qbo.post(f"creditmemo/{memo['Id']}/send").json()["CreditMemo"]["EmailStatus"] == "EmailSent"
+    assert_fault(qbo.post("invoice/999/send", sendTo="a@example.com"), 400, "610")
