@@ -404,6 +404,9 @@ class Invoice(Entity, discriminator="Invoice"):
     # Credit memos (issue 13, wt-credit): kept on the invoice like its payments, so one write
     # changes the credits, the balance and the status together (amount_credited is their applied sum).
     credit_memos = ListAttribute(of=CreditMemo, default=list)
+    # QuickBooks' own send (wt-credit, store/qbo_send.py): {status queued|sent|failed, to, version,
+    # at, error} of the latest send asked of QuickBooks.
+    qbo_send = MapAttribute[str, Any](null=True)
 
     @staticmethod
     def key(tenant_id: str, invoice_id: str) -> str:
