@@ -452,7 +452,7 @@ class PaymentIn(Strict):
 
 
 class BulkIn(Strict):
-    action: Literal["delete", "mark_sent", "void", "sync"]
+    action: Literal["delete", "mark_sent", "void", "sync", "send", "print"]  # send, print: wt-credit
     invoice_ids: Annotated[list[Id], Field(min_length=1, max_length=500)]
     reason: Annotated[str, Field(max_length=500)] | None = None
 

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from fieldbill.domain.errors import Conflict, DomainError, InvalidTransition, NotFound, ValidationError
+from fieldbill.mail.errors import MailError
 from fieldbill.workflows.invoices import commands
 
 RecordId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
@@ -19,7 +20,8 @@ PROGRESS_EVERY = 25
 class BulkRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    action: Literal["delete", "mark_sent", "void", "sync"]
+    # send and print: wt-credit
+    action: Literal["delete", "mark_sent", "void", "sync", "send", "print"]
     invoice_ids: list[RecordId] = Field(min_length=1, max_length=500)
     reason: str | None = Field(default=None, max_length=500)
 
@@ -41,6 +43,8 @@ def _one(tenant_id: str, actor: str, request: BulkRequest, invoice_id: str) -> N
         commands.mark_sent(tenant_id, invoice_id, actor)
     elif request.action == "void":
         commands.void(tenant_id, invoice_id, actor, request.reason)
+    elif request.action == "send":
+        commands.send(tenant_id, invoice_id, actor)
     else:
         commands.sync(tenant_id, invoice_id, actor)
 
@@ -60,13 +64,46 @@ def run(
             "refused": list(refused),
         }
 
+    if request.action == "print":
+        return _print(tenant_id, request, progress)
     for number, invoice_id in enumerate(request.invoice_ids, start=1):
         try:
             _one(tenant_id, actor, request, invoice_id)
         except DomainError as exc:
             refused.append({"invoice_id": invoice_id, "code": _code(exc), "message": str(exc)[:500]})
+        except MailError as exc:  # one email SES refuses or cannot take now stops nothing else
+            refused.append({"invoice_id": invoice_id, "code": "mail_error", "message": str(exc)[:500]})
         else:
             done.append(invoice_id)
         if number % PROGRESS_EVERY == 0 and number < len(request.invoice_ids):
             progress(result())
     return result()
+
+
+def _print(
+    tenant_id: str, request: BulkRequest, progress: Callable[[dict[str, Any]], None]
+) -> dict[str, Any]:
+    """One PDF of the printable invoices of the selection, in its order, behind a presigned link;
+    an unknown or deleted invoice is reported and left out, not fatal (wt-credit)."""
+    from fieldbill.workflows.documents import prints  # lazy: the layout library is cold start
+
+    printable, refused = prints.printable(tenant_id, request.invoice_ids)
+    result: dict[str, Any] = {
+        "action": request.action,
+        "total": len(request.invoice_ids),
+        "processed": len(refused),
+        "done": [],
+        "refused": refused,
+    }
+    progress(result)  # checked: the layout of the rest is the long part
+    if printable:
+        printed = prints.print_invoices(tenant_id, printable)
+        result["document"] = {
+            "url": printed.url,
+            "expires_at": printed.expires_at.isoformat().replace("+00:00", "Z"),
+            "invoice_count": printed.invoice_count,
+            "size_bytes": printed.size_bytes,
+        }
+        result["done"] = list(printable)
+        result["processed"] = len(request.invoice_ids)
+    return result
