@@ -174,3 +174,38 @@ def test_send_emails_the_form_and_records_it(emu, realm, qbo: Qbo):
     )
     assert qbo.post(f"creditmemo/{memo['Id']}/send").json()["CreditMemo"]["EmailStatus"] == "EmailSent"
     assert_fault(qbo.post("invoice/999/send", sendTo="a@example.com"), 400, "610")
+
+
+def test_credit_memos_survive_a_restart_and_an_older_state_takes_them(tmp_path):
+    from local.qbo_emulator import QboEmulator
+
+    path = tmp_path / "qbo.sqlite"
+    first = QboEmulator(state_path=path).start()
+    try:
+        realm = first.create_company()
+        company = first.store.company(realm)
+        assert company is not None
+        # as a state written before CreditMemo existed: no tombstones map for it
+        with first.store.lock:
+            del company.tombstones["CreditMemo"]
+            first.store.mark(company, "Customer", "0")
+        first.persistence.flush()
+    finally:
+        first.stop()
+    second = QboEmulator(state_path=path).start()
+    try:
+        restored = second.store.company(realm)
+        assert restored is not None and "CreditMemo" in restored.tombstones
+        customer = second.accounting.save(restored, "Customer", {"DisplayName": "Later"})["Customer"]
+        memo = second.accounting.save(
+            restored,
+            "CreditMemo",
+            {
+                "CustomerRef": {"value": customer["Id"]},
+                "Line": [{"DetailType": "DescriptionOnly", "Amount": 5}],
+            },
+        )["CreditMemo"]
+        second.accounting.delete(restored, "CreditMemo", {"Id": memo["Id"], "SyncToken": "0"})
+        assert memo["Id"] in restored.tombstones["CreditMemo"]
+    finally:
+        second.stop()
