@@ -62,6 +62,8 @@ class CompanyApi:
             if len(parts) != 2:
                 raise errors.unsupported(f"GET {rest} is not supported; use GET /{head}/<id> or a query.")
             return 200, self.with_time(c, self.accounting.read(c, entity, parts[1]))
+        if method == "POST" and len(parts) == 3 and parts[2].lower() == "send":
+            return 200, self.with_time(c, self.accounting.send(c, entity, parts[1], args.get("sendTo")))
         if method == "POST" and len(parts) == 1:
             return 200, self.with_time(c, self.write(c, entity, args, self._json(body)))
         raise errors.unsupported(f"{method} {rest} is not supported.")

@@ -70,6 +70,7 @@ class Persistence:
                 for name in _COMPANY_FIELDS:
                     if name in fields:  # a field added since the state was written keeps its default
                         setattr(company, name, fields[name])
+                company.__post_init__()  # entity types added since (CreditMemo) get their maps
                 for key, stored in entities.get(f"entity:{realm}", {}).items():
                     entity, id_ = key.split("/", 1)
                     record, mtime = _load(stored)

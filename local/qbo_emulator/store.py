@@ -41,6 +41,8 @@ class Company:
     # postal code or state (CountrySubDivisionCode): the emulator's stand-in for Intuit's tax engine.
     automated_sales_tax: bool = False
     tax_rates: dict[str, Decimal] = field(default_factory=dict)
+    # What the company's send endpoint emailed (not persisted: a test reads it right after)
+    sent: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         for t in ENTITY_TYPES:

@@ -4,6 +4,7 @@ QuickBooks holds the CreditMemo, applied to the invoice, with the same customer 
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -155,3 +156,56 @@ def test_a_lost_answer_never_makes_two_credit_memos_in_quickbooks(stack, connect
     assert Decimal(str(stack.emulator.entity(realm, "Invoice", invoice["qbo_id"])["Balance"])) == Decimal(
         "50.00"
     )
+
+
+def test_a_credit_memo_quickbooks_refuses_says_why_and_the_balance_check_shows_the_difference(
+    stack, connected_client: Client
+):
+    api = connected_client
+    realm = api.ok("GET", "/quickbooks/connection")["realm_id"]
+    _work(api, entries=1)
+    (invoice,) = _run(api)
+    # Given QuickBooks refuses the next credit memo
+    refusal = {
+        "Fault": {
+            "Error": [
+                {
+                    "Message": "A business validation error has occurred while processing your request",
+                    "Detail": "Business Validation Error: The period is closed.",
+                    "code": "6000",
+                    "element": "",
+                }
+            ],
+            "type": "ValidationFault",
+        },
+        "time": "2026-12-03T08:00:00.000-08:00",
+    }
+    stack.emulator.add_fault(
+        realm,
+        kind="status",
+        status=400,
+        count=1,
+        body=json.dumps(refusal),
+        match={"method": "POST", "path_regex": r"/creditmemo$"},
+    )
+    # When 20.00 is credited here
+    credited = api.ok(
+        "POST", f"/invoices/{invoice['id']}/credit-memos", json={"amount": "20.00", "reason": "x"}, expect=201
+    )
+    assert credited["balance"] == "60.00"
+
+    # Then the credit memo says why QuickBooks refused it, and nothing is in QuickBooks
+    def refused() -> dict[str, Any] | None:
+        (memo,) = api.ok("GET", f"/invoices/{invoice['id']}/credit-memos")["items"]
+        return memo if memo.get("qbo_error") else None
+
+    memo = wait_for(refused, timeout=30, what="credit memo refused")
+    assert "period is closed" in json.dumps(memo["qbo_error"]) and memo.get("qbo_id") is None
+    assert stack.emulator.entities(realm, "CreditMemo") == []
+    # And the account balance check says where the two differ: by the credit QuickBooks lacks
+    balance = wait_for(
+        lambda: (b := api.ok("GET", "/contacts/c-1/balance"))["quickbooks_balance"] == "80.00" and b,
+        timeout=30,
+        what="QuickBooks' balance read",
+    )
+    assert (balance["account_balance"], balance["differs_by"]) == ("60.00", "-20.00")

@@ -19,7 +19,7 @@ import uuid
 from datetime import date
 from decimal import Decimal
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from fieldbill.domain import invoice_edits
@@ -159,6 +159,10 @@ def _apply(tenant: str, command: str, pick: int, step: int) -> None:
         )
         if amount <= 0:
             amount = Decimal("1.00")
+        event("credit tried")
+        if invoice.status == "draft" and rng.random() < 0.7:
+            # Mostly as a person would: send the draft first (a credit on a draft is refused)
+            invoice = store.mark_sent(tenant, invoice.id, ACTOR, "marked")
         credit_store.record_credit(
             tenant,
             invoice.id,
@@ -168,6 +172,10 @@ def _apply(tenant: str, command: str, pick: int, step: int) -> None:
             reason="property",
             lines=[],
             actor=ACTOR,
+        )
+        event(
+            "credit recorded"
+            + (" (full)" if credit_store.is_fully_credited(store.get(tenant, invoice.id)) else "")
         )
     elif command == "unpay" and invoice.payments:
         store.remove_payment(tenant, invoice.id, rng.choice(invoice.payments).id, ACTOR, None)

@@ -156,3 +156,10 @@ def test_request_ids_are_deterministic_and_within_quickbooks_limits() -> None:
 
 def test_query_values_are_quoted_and_escaped() -> None:
     assert quote("O'Brien") == "'O\\'Brien'"
+
+
+def test_send_via_is_our_email_unless_quickbooks_is_chosen() -> None:
+    # wt-credit: QuickBooks' own send only when the tenant chose it by name
+    assert mapping.QboSettings.from_map({}).send_via == "email"
+    assert mapping.QboSettings.from_map({"send_via": "quickbooks"}).send_via == "quickbooks"
+    assert mapping.QboSettings.from_map({"send_via": "QuickBooks"}).send_via == "email"

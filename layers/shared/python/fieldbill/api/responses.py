@@ -307,6 +307,9 @@ class InvoiceOut(Badged):
     amount_credited: DecimalText = "0"
     payments: list[PaymentOut] = Field(default_factory=list)
     credit_memos: list[CreditMemoOut] = Field(default_factory=list)  # wt-credit
+    qbo_send: dict[str, Any] | None = Field(
+        default=None, description="QuickBooks' own send: status queued|sent|failed, to, version, at, error"
+    )
     overdue: bool = Field(default=False, description="derived: something is owed after the due date")
     # --- recurring billing (issue 16)
     bill_profile_id: str | None = None

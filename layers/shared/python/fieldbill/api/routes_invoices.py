@@ -255,7 +255,8 @@ def sync_invoice(invoice_id: str) -> out.SyncAccepted:
 
 @router.post(
     "/invoices/bulk",
-    summary="One command on many invoices (delete drafts, mark sent, void, sync): 202, an operation",
+    summary="One command on many invoices (delete drafts, mark sent, void, sync, send, print: one PDF "
+    "behind a presigned link in the result): 202, an operation",
     tags=["invoices"],
     status_code=202,
     responses=ACCEPTED,

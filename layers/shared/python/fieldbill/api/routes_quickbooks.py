@@ -80,6 +80,11 @@ class QboSettingsIn(BaseModel):
         default=False, description="QuickBooks leaves invoice numbers blank instead of numbering them"
     )
     automated_tax: StrictBool = Field(default=False, description="QuickBooks calculates the sales tax")
+    # wt-credit: who emails invoices QuickBooks holds
+    send_via: Literal["email", "quickbooks"] = Field(
+        default="email",
+        description="email: we email the invoice with our PDF; quickbooks: QuickBooks' own send emails it",
+    )
 
 
 def _tenant() -> str:

@@ -452,7 +452,7 @@ class PaymentIn(Strict):
 
 
 class BulkIn(Strict):
-    action: Literal["delete", "mark_sent", "void", "sync", "send", "add_to_group"]
+    action: Literal["delete", "mark_sent", "void", "sync", "send", "print", "add_to_group"]
     invoice_ids: Annotated[list[Id], Field(min_length=1, max_length=500)]
     reason: Annotated[str, Field(max_length=500)] | None = None
     # --- invoice groups (issue 16): add_to_group names an existing group or a new one.

@@ -185,6 +185,12 @@ class QboClient:
         )
         return dict(answer[entity])
 
+    def send(self, entity: str, entity_id: str, send_to: str | None, requestid: str) -> dict[str, Any]:
+        """QuickBooks emails the form (its send endpoint); `send_to` replaces its BillEmail."""
+        params = {"requestid": requestid, **({"sendTo": send_to} if send_to else {})}
+        answer = self._call("POST", f"{entity.lower()}/{entity_id}/send", params=params, write=True)
+        return dict(answer[entity])
+
     def get(self, path: str, params: Mapping[str, str]) -> dict[str, Any]:
         """A read whose whole answer is needed (a CDC answer, the server `time` of a query)."""
         return self._call("GET", path, params=params)

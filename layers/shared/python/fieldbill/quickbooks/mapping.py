@@ -63,6 +63,9 @@ class QboSettings:
     taxable_line_kinds: tuple[str, ...] = DEFAULT_TAXABLE_KINDS
     default_income_account: str | None = None
     default_expense_account: str | None = None
+    # Who emails an invoice that QuickBooks holds: "email" (ours, with our PDF) or "quickbooks"
+    # (its send endpoint) — wt-credit
+    send_via: str = "email"
 
     @classmethod
     def from_map(cls, raw: Mapping[str, Any] | None) -> QboSettings:
@@ -74,6 +77,7 @@ class QboSettings:
             taxable_line_kinds=tuple(str(k) for k in kinds) if kinds is not None else DEFAULT_TAXABLE_KINDS,
             default_income_account=_opt(raw.get("default_income_account")),
             default_expense_account=_opt(raw.get("default_expense_account")),
+            send_via="quickbooks" if raw.get("send_via") == "quickbooks" else "email",
         )
 
 

@@ -26,7 +26,7 @@ from fieldbill.domain import model as dm
 from fieldbill.domain.errors import Conflict, InvalidTransition, NotFound, ValidationError
 from fieldbill.domain.model import InvoiceStatus, ItemStatus, SyncStatus
 from fieldbill.domain.states import INVOICE_MACHINE, ITEM_MACHINE, SYNC_MACHINE
-from fieldbill.store import account_balances, billing, common, transitions
+from fieldbill.store import account_balances, billing, common, edit_refusals, transitions
 from fieldbill.store.models import META, BillableItem, Contact, Entity, Invoice, Payment, Product
 
 TEXTS = ("memo", "customer_message", "billing_email")
@@ -211,6 +211,9 @@ def edit(
         value = done.texts.get(name)
         attribute = getattr(Invoice, name)
         actions.append(attribute.set(value) if value else attribute.remove())
+    if record.sync_status == SyncStatus.SYNCED and record.qbo_id:
+        # QuickBooks holds this version: kept, so an edit it refuses can give it back (wt-credit)
+        actions.append(Invoice.last_good.set(edit_refusals.snapshot(record)))
     entry = _note(actor, record.status, reason)
     resync = _sync_again(record, actor, f"version {version} to QuickBooks", actions, entry)
     if resync is not None:

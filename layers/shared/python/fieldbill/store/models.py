@@ -354,6 +354,23 @@ class CreditMemo(MapAttribute[str, Any]):
     qbo_error = MapAttribute[str, Any](null=True)
 
 
+class InvoiceVersion(MapAttribute[str, Any]):
+    """The content of an invoice version QuickBooks holds (wt-credit): kept when a person edits an
+    invoice QuickBooks has, so an edit QuickBooks refuses can give it back (store/edit_refusals.py)."""
+
+    version = NumberAttribute()
+    lines = ListAttribute(of=InvoiceLine, default=list)
+    item_ids = ListAttribute(of=UnicodeAttribute, default=list)
+    subtotal = DecimalAttribute()
+    total = DecimalAttribute()
+    issue_date = UnicodeAttribute()
+    due_date = UnicodeAttribute(null=True)
+    terms_days = NumberAttribute(null=True)
+    memo = UnicodeAttribute(null=True)
+    customer_message = UnicodeAttribute(null=True)
+    billing_email = UnicodeAttribute(null=True)
+
+
 # ---- end credit memos --------------------------------------------------------------------------
 
 
@@ -414,6 +431,11 @@ class Invoice(Entity, discriminator="Invoice"):
     bill_profile_id = UnicodeAttribute(null=True)
     period_key = UnicodeAttribute(null=True)
     balance_forward = DecimalAttribute(null=True)
+    # QuickBooks' own send (wt-credit, store/qbo_send.py): {status queued|sent|failed, to, version,
+    # at, error} of the latest send asked of QuickBooks.
+    qbo_send = MapAttribute[str, Any](null=True)
+    # The version QuickBooks holds, while an edit of it is on its way there (wt-credit).
+    last_good = InvoiceVersion(null=True)
 
     @staticmethod
     def key(tenant_id: str, invoice_id: str) -> str:

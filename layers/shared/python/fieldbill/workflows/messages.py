@@ -29,6 +29,8 @@ class QboSyncMessage(BaseModel):
         "delete_payment",
         # issue 13 (wt-credit): entity_id the invoice, ref our credit memo id
         "sync_credit_memo",
+        # wt-credit: QuickBooks' own send; entity_id the invoice, ref the address, version ours
+        "send_invoice",
     ]
     tenant_id: str
     entity_id: str

@@ -109,3 +109,28 @@ def print_invoices(tenant_id: str, invoice_ids: Sequence[str]) -> Printed:
     )
     logger.info("invoices printed", extra={"tenant_id": tenant_id, "invoices": len(selected), "bytes": size})
     return Printed(url=url, expires_at=expires_at, invoice_count=len(selected), size_bytes=size)
+
+
+def printable(tenant_id: str, invoice_ids: Sequence[str]) -> tuple[list[str], list[dict[str, str]]]:
+    """The invoices of a selection that can be printed (in its order), and why each other one is
+    not: unknown, or deleted (a bulk print reports them instead of failing; wt-credit)."""
+    from fieldbill.store import billing as billing_store
+
+    records = billing_store.invoices_by_id(tenant_id, invoice_ids)
+    ok: list[str] = []
+    refused: list[dict[str, str]] = []
+    for invoice_id in invoice_ids:
+        record = records.get(invoice_id)
+        if record is None:
+            refused.append({"invoice_id": invoice_id, "code": "not_found", "message": "no such invoice"})
+        elif record.status == "deleted":
+            refused.append(
+                {
+                    "invoice_id": invoice_id,
+                    "code": "invalid_transition",
+                    "message": "a deleted invoice is not printed",
+                }
+            )
+        else:
+            ok.append(invoice_id)
+    return ok, refused

@@ -305,6 +305,10 @@ class Applier:
                 result.unchanged += 1
                 return
             balance, total = _dec(row.get("Balance")), _dec(row.get("TotalAmt"))
+            if balance is not None and total is not None and total != Decimal(ours.total):
+                # QuickBooks holds another version than ours (an edit on its way, or one it refused):
+                # what it says is paid (or credited) there is what applies to ours (wt-credit).
+                balance = Decimal(ours.total) - (total - balance)
             if balance is not None:
                 # Payments recorded here and not in QuickBooks yet are not in its balance either.
                 waiting = sum((p.amount for p in ours.payments or [] if not p.qbo_id), Decimal(0))

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from fieldbill.domain.errors import Conflict, DomainError, InvalidTransition, NotFound, ValidationError
+from fieldbill.mail.errors import MailError
 from fieldbill.workflows.invoices import commands
 
 RecordId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
@@ -20,8 +21,9 @@ MAX_SELECTION = 500
 class BulkRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    # regenerate: an invoice group's drafts rebuilt from current data (issue 16).
-    action: Literal["delete", "mark_sent", "void", "sync", "send", "add_to_group", "regenerate"]
+    # print: one PDF of the selection; add_to_group; regenerate: an invoice group's drafts rebuilt
+    # from current data (issue 16).
+    action: Literal["delete", "mark_sent", "void", "sync", "send", "print", "add_to_group", "regenerate"]
     invoice_ids: list[RecordId] = Field(min_length=1, max_length=MAX_SELECTION)
     reason: str | None = Field(default=None, max_length=500)
     # --- invoice groups (issue 16): the group add_to_group adds to (created first when new).
@@ -77,13 +79,46 @@ def run(
             "refused": list(refused),
         }
 
+    if request.action == "print":
+        return _print(tenant_id, request, progress)
     for number, invoice_id in enumerate(request.invoice_ids, start=1):
         try:
             _one(tenant_id, actor, request, invoice_id)
         except DomainError as exc:
             refused.append({"invoice_id": invoice_id, "code": _code(exc), "message": str(exc)[:500]})
+        except MailError as exc:  # one email SES refuses or cannot take now stops nothing else
+            refused.append({"invoice_id": invoice_id, "code": "mail_error", "message": str(exc)[:500]})
         else:
             done.append(invoice_id)
         if number % PROGRESS_EVERY == 0 and number < len(request.invoice_ids):
             progress(result())
     return result()
+
+
+def _print(
+    tenant_id: str, request: BulkRequest, progress: Callable[[dict[str, Any]], None]
+) -> dict[str, Any]:
+    """One PDF of the printable invoices of the selection, in its order, behind a presigned link;
+    an unknown or deleted invoice is reported and left out, not fatal (wt-credit)."""
+    from fieldbill.workflows.documents import prints  # lazy: the layout library is cold start
+
+    printable, refused = prints.printable(tenant_id, request.invoice_ids)
+    result: dict[str, Any] = {
+        "action": request.action,
+        "total": len(request.invoice_ids),
+        "processed": len(refused),
+        "done": [],
+        "refused": refused,
+    }
+    progress(result)  # checked: the layout of the rest is the long part
+    if printable:
+        printed = prints.print_invoices(tenant_id, printable)
+        result["document"] = {
+            "url": printed.url,
+            "expires_at": printed.expires_at.isoformat().replace("+00:00", "Z"),
+            "invoice_count": printed.invoice_count,
+            "size_bytes": printed.size_bytes,
+        }
+        result["done"] = list(printable)
+        result["processed"] = len(request.invoice_ids)
+    return result

@@ -17,7 +17,7 @@ from fieldbill.domain.model import InvoiceStatus, SyncStatus
 from fieldbill.observability import logger
 from fieldbill.store import invoice_sync, invoices
 from fieldbill.workflows.messages import QboSyncMessage
-from fieldbill.workflows.qbo_sync import enqueue
+from fieldbill.workflows.qbo_sync import enqueue, sends
 
 if TYPE_CHECKING:  # records come from store/ functions; the classes only type them
     from fieldbill.store.models import Invoice
@@ -165,6 +165,17 @@ def send(tenant_id: str, invoice_id: str, actor: str, recipient: str | None = No
     from fieldbill.workflows.documents import views
 
     record = invoices.get(tenant_id, invoice_id)
+    if sends.chosen(tenant_id, record):
+        # The tenant has QuickBooks email its invoices (wt-credit): queued, QuickBooks sends it.
+        record, queued = sends.send(tenant_id, invoice_id, actor, recipient)
+        return record, mail.SendResult(
+            message_id=queued["message_id"],
+            ses_message_id=None,
+            recipient=queued["recipient"],
+            subject="",
+            delivery_status=record.delivery_status or "not_sent",
+            sent_now=True,
+        )
     if record.status in (InvoiceStatus.VOID, InvoiceStatus.DELETED):
         raise InvalidTransition(
             "invoice", record.status, InvoiceStatus.OPEN, f"a {record.status} invoice is not sent"

@@ -41,7 +41,7 @@ from fieldbill.quickbooks.errors import (
 from fieldbill.settings import get_settings
 from fieldbill.store import invoice_sync
 from fieldbill.workflows.messages import QboSyncMessage
-from fieldbill.workflows.qbo_sync import backoff, batch, credit_memos, invoices, payments, references
+from fieldbill.workflows.qbo_sync import backoff, batch, credit_memos, invoices, payments, references, sends
 from fieldbill.workflows.qbo_sync.requeue import (
     Requeue,
     RetryLater,
@@ -201,6 +201,9 @@ class SyncBatch:
         elif message.kind == "sync_credit_memo":
             invoice = invoice_sync.load(tenant_id, entity_id)
             credit_memos.push_credit_memo(self.tenants.get(tenant_id), invoice, str(message.ref), maybe_sent)
+        elif message.kind == "send_invoice":
+            invoice = invoice_sync.load(tenant_id, entity_id)
+            sends.push_send(self.tenants.get(tenant_id), invoice, str(message.ref), message.version)
         elif message.kind == "sync_contact":
             references.sync_contact(self.tenants.get(tenant_id), entity_id)
         elif message.kind == "sync_product":
@@ -223,6 +226,10 @@ class SyncBatch:
             payments.record_permanent(message.tenant_id, message.entity_id, str(message.ref), error)
         elif message.kind == "sync_credit_memo":
             credit_memos.record_permanent(message.tenant_id, message.entity_id, str(message.ref), error)
+        elif message.kind == "send_invoice":
+            sends.record_permanent(
+                message.tenant_id, message.entity_id, str(message.ref), message.version, error
+            )
         else:
             # A customer or item push has no record of its own to carry the error: the
             # connection's status resource shows it.

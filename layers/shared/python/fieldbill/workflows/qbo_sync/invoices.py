@@ -18,7 +18,7 @@ from fieldbill.quickbooks import mapping
 from fieldbill.quickbooks import metrics as qmetrics
 from fieldbill.quickbooks.client import quote, request_id
 from fieldbill.quickbooks.errors import DuplicateDocNumber, Permanent, StaleObject, Transient
-from fieldbill.store import invoice_sync
+from fieldbill.store import edit_refusals, invoice_sync
 from fieldbill.store import invoices as lifecycle
 from fieldbill.workflows.messages import QboSyncMessage
 from fieldbill.workflows.qbo_sync import enqueue, payments, references
@@ -295,6 +295,9 @@ def _log_synced(invoice: Invoice, result: dict[str, Any]) -> None:
 
 def mark_error(invoice: Invoice, error: Permanent) -> None:
     reason = f"QuickBooks {error.code}: {error.message} {error.element}".strip()
+    if edit_refusals.restorable(invoice) and edit_refusals.restore(invoice, error.as_dict(), reason):
+        logger.info("QuickBooks refused the edit; the invoice is back at the version it holds")
+        return
     if not invoice_sync.mark_error(invoice, error.as_dict(), reason):
         logger.info("invoice changed; the error of its older version is not recorded")
 
