@@ -26,6 +26,7 @@ from fieldbill.domain import invoice_edits
 from fieldbill.domain import model as dm
 from fieldbill.domain.errors import Conflict, DomainError
 from fieldbill.domain.money import line_amount
+from fieldbill.store import account_balances
 from fieldbill.store import credit_memos as credit_store
 from fieldbill.store import invoices as store
 from fieldbill.store.models import BillableItem, Entity, Invoice
@@ -93,6 +94,16 @@ def _check(tenant: str) -> None:
             assert holder.get(item.id) == item.invoice_id, item.id
         else:
             assert item.id not in holder, f"pending item {item.id} is on {holder[item.id]}"
+    # Each contact's maintained account balance is what its open invoices owe (no write forgets it)
+    owed: dict[str, Decimal] = {}
+    for inv in invoices:
+        owed[inv.contact_id] = (
+            owed.get(inv.contact_id, Decimal(0))
+            + account_balances.owed(str(inv.status), inv.balance if inv.balance is not None else inv.total)
+            - sum((Decimal(c.unapplied) for c in inv.credit_memos or []), Decimal(0))
+        )
+    maintained = account_balances.all_balances(tenant)
+    assert {c: maintained.get(c, Decimal(0)) for c in owed} == owed
     # Every item a deleted or void invoice had is pending again, or on a newer live invoice
     for inv in invoices:
         if not _holds_items(inv):

@@ -6,6 +6,8 @@ and deleted owe nothing). Every invoice write that changes what it owes adds the
 its contact's AccountBalance item IN THE SAME TRANSACTION (`owed_delta` + `balance_part`), so the
 maintained number cannot drift from the invoices. All of a tenant's balances live in one
 partition: the invoice list reads them all in one request, whatever the number of invoices.
+A credit memo's unapplied part (the contact's credit) lowers the balance too, as QuickBooks'
+customer Balance does (store/credit_memos.py).
 """
 
 from __future__ import annotations

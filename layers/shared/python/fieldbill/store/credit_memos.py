@@ -20,7 +20,7 @@ from fieldbill.domain import payments, states
 from fieldbill.domain.errors import Conflict, InvalidTransition, NotFound
 from fieldbill.domain.model import InvoiceStatus
 from fieldbill.domain.states import INVOICE_MACHINE
-from fieldbill.store import common
+from fieldbill.store import account_balances, common
 from fieldbill.store import invoices as lifecycle
 from fieldbill.store.models import CreditMemo, CreditMemoLine, Invoice
 
@@ -130,16 +130,19 @@ def record_credit(
         )
     target = states.status_for_balance(status, record.total, split.after.balance)
     condition = lifecycle._unchanged(record) & _same_credits(record)
+    # The contact's maintained account balance moves in the same transaction (store/account_balances):
+    # by what the invoice owes less, and by the credit left over (the contact's credit lowers it).
+    owed = account_balances.owed_delta(record, str(target), split.after.balance) - split.unapplied
     if target != status:
         decided = lifecycle._status_change(record, target, actor, why, extra)
-        lifecycle._write(record, decided.actions, decided.condition & condition, releases)
+        lifecycle._write(record, decided.actions, decided.condition & condition, releases, owed)
     else:
         actions = [
             *extra,
             Invoice.updated_at.set(now_iso()),
             Invoice.history.set(Invoice.history.append([lifecycle._note(actor, record.status, why)])),
         ]
-        lifecycle._write(record, actions, condition, releases)
+        lifecycle._write(record, actions, condition, releases, owed)
     return lifecycle.get(tenant_id, invoice_id)
 
 

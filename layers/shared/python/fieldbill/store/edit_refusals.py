@@ -22,7 +22,7 @@ from fieldbill.domain import payments
 from fieldbill.domain.model import ItemStatus, SyncStatus
 from fieldbill.domain.states import ITEM_MACHINE, SYNC_MACHINE
 from fieldbill.observability import logger
-from fieldbill.store import common, transitions
+from fieldbill.store import account_balances, common, transitions
 from fieldbill.store.models import META, BillableItem, Invoice, InvoiceVersion
 
 ACTOR = "qbo_sync"
@@ -138,6 +138,12 @@ def restore(invoice: Invoice, error: dict[str, Any], reason: str) -> bool:
             for item_id in retaken:
                 item, actions, item_condition = _retake(invoice, item_id)
                 tx.update(item, actions=actions, condition=item_condition)
+            owed = account_balances.owed_delta(invoice, str(invoice.status), before.balance)
+            if owed != 0:  # the contact's maintained balance follows the total given back
+                balance, balance_actions = account_balances.balance_part(
+                    invoice.tenant_id, invoice.contact_id, owed
+                )
+                tx.update(balance, actions=balance_actions)
     except TransactWriteError as exc:
         if common.conditional_failed(exc) or common.transaction_conflict(exc):
             logger.warning("the refused edit could not be undone; the refusal is recorded on it")
