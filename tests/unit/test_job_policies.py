@@ -18,22 +18,37 @@ PRODUCTS = jp.Products(summary="p-job", deposit="p-deposit")
 
 def _order(item_id: str, qty: str, price: str, **kw) -> Invoiceable:
     return Invoiceable(
-        id=item_id, kind=InvoiceableKind.ORDER_ITEM, description=item_id, product_id="p-" + item_id,
-        quantity=D(qty), unit_price=D(price), **kw,
+        id=item_id,
+        kind=InvoiceableKind.ORDER_ITEM,
+        description=item_id,
+        product_id="p-" + item_id,
+        quantity=D(qty),
+        unit_price=D(price),
+        **kw,
     )
 
 
 def _charge(item_id: str, kind: ChargeKind, amount: str, category: str = "Press") -> Invoiceable:
     return Invoiceable(
-        id=item_id, kind=InvoiceableKind.CHARGE, description=item_id, product_id="p-" + item_id,
-        quantity=D(1), unit_price=D(amount), charge_kind=kind, category=category,
+        id=item_id,
+        kind=InvoiceableKind.CHARGE,
+        description=item_id,
+        product_id="p-" + item_id,
+        quantity=D(1),
+        unit_price=D(amount),
+        charge_kind=kind,
+        category=category,
     )
 
 
 def job_1300(status: JobStatus = JobStatus.OPEN) -> Job:
     """Order items 1,000.00 + 250.00, a customer alteration 50.00, a non-billable charge 99.00."""
     return Job(
-        id="j1", tenant_id="t", customer_id="c1", billing_type=BillingType.ORDER_ITEMS, status=status,
+        id="j1",
+        tenant_id="t",
+        customer_id="c1",
+        billing_type=BillingType.ORDER_ITEMS,
+        status=status,
         invoiceables=(
             _order("brochures", "1000", "1.00"),
             _order("posters", "10", "25.00"),
@@ -53,7 +68,8 @@ def test_suggested_price_follows_the_billing_type():
     job = job_1300()
     assert jobs.summarize(job).suggested_price == D("1300.00")
     production = dataclasses.replace(
-        job, billing_type=BillingType.PRODUCTION_CHARGES,
+        job,
+        billing_type=BillingType.PRODUCTION_CHARGES,
         invoiceables=(*job.invoiceables, _charge("plates", ChargeKind.BILLABLE, "120.00")),
     )
     # Production charges: billable + customer alteration; order items and non-billable are out.
@@ -89,7 +105,9 @@ def test_every_policy_is_refused_where_the_seed_forbids_it(policy: Policy, statu
     with pytest.raises(jp.PolicyRefused) as refused:
         jp.build(job_1300(status), PolicyRequest(policy=policy, amount=D("10")), PRODUCTS)
     assert (refused.value.machine, refused.value.from_status, refused.value.to_status) == (
-        "job_invoice_policy", str(status), str(policy),
+        "job_invoice_policy",
+        str(status),
+        str(policy),
     )
     assert isinstance(refused.value, InvalidTransition)  # answered 409 by the one error table
 
@@ -97,10 +115,15 @@ def test_every_policy_is_refused_where_the_seed_forbids_it(policy: Policy, statu
 @pytest.mark.parametrize(("policy", "status"), [(p, s) for p in Policy for s in ALLOWED[p]])
 def test_every_policy_is_eligible_where_the_seed_allows_it(policy: Policy, status: JobStatus):
     jp.check_eligible(job_1300(status), policy)
-    assert jp.INVOICE_TYPE[policy] is {
-        "deposit": jp.InvoiceType.PARTIAL, "progress": jp.InvoiceType.PARTIAL,
-        "complete": jp.InvoiceType.COMPLETE, "correction": jp.InvoiceType.CORRECTION,
-    }[policy.value.split("_")[0]]
+    assert (
+        jp.INVOICE_TYPE[policy]
+        is {
+            "deposit": jp.InvoiceType.PARTIAL,
+            "progress": jp.InvoiceType.PARTIAL,
+            "complete": jp.InvoiceType.COMPLETE,
+            "correction": jp.InvoiceType.CORRECTION,
+        }[policy.value.split("_")[0]]
+    )
 
 
 # ---------------------------------------------------------------------------- content
@@ -128,7 +151,8 @@ def test_itemized_and_grouped_lines():
     assert [(ln.invoiceable_id, ln.amount) for ln in itemized.lines] == [("posters", D("100.00"))]
     _, grouped = _save(job, PolicyRequest(policy=Policy.PROGRESS_ITEMIZED_GROUPED, percent=D("50")))
     assert [(ln.description, ln.amount) for ln in grouped.lines] == [
-        ("Order items", D("625.00")), ("Alterations", D("25.00")),
+        ("Order items", D("625.00")),
+        ("Alterations", D("25.00")),
     ]
     closed = dataclasses.replace(job, status=JobStatus.CLOSED)
     _, final = _save(closed, PolicyRequest(policy=Policy.COMPLETE_GROUPED))
@@ -141,13 +165,17 @@ def test_a_partial_invoice_never_exceeds_what_is_left():
         jp.build(job, PolicyRequest(policy=Policy.PROGRESS_SUMMARY, amount=D("1000.00")), PRODUCTS)
     # ... unless the deposit is netted on it
     draft = jp.build(
-        job, PolicyRequest(policy=Policy.PROGRESS_SUMMARY, amount=D("1000.00"), apply_deposits=D("100")), PRODUCTS
+        job,
+        PolicyRequest(policy=Policy.PROGRESS_SUMMARY, amount=D("1000.00"), apply_deposits=D("100")),
+        PRODUCTS,
     )
     assert draft.total == D("900.00")
     with pytest.raises(ValidationError):
         jp.build(job, PolicyRequest(policy=Policy.DEPOSIT, amount=D("900.01")), PRODUCTS)
     with pytest.raises(ValidationError):
-        jp.build(job, PolicyRequest(policy=Policy.PROGRESS_ITEMIZED, items={"posters": D("250.01")}), PRODUCTS)
+        jp.build(
+            job, PolicyRequest(policy=Policy.PROGRESS_ITEMIZED, items={"posters": D("250.01")}), PRODUCTS
+        )
     with pytest.raises(ValidationError):  # never invoiced
         jp.build(job, PolicyRequest(policy=Policy.PROGRESS_ITEMIZED, items={"setup": D("1")}), PRODUCTS)
 
@@ -157,7 +185,9 @@ def test_a_correction_cannot_credit_below_zero():
     job, _ = _save(job, PolicyRequest(policy=Policy.COMPLETE))
     with pytest.raises(ValidationError):
         jp.build(job, PolicyRequest(policy=Policy.CORRECTION, items={"posters": D("-250.01")}), PRODUCTS)
-    job, credit = _save(job, PolicyRequest(policy=Policy.CORRECTION_GROUPED, categories={"Order items": D("-125")}))
+    job, credit = _save(
+        job, PolicyRequest(policy=Policy.CORRECTION_GROUPED, categories={"Order items": D("-125")})
+    )
     assert [(ln.category, ln.amount) for ln in credit.lines] == [("Order items", D("-125.00"))]
     assert jobs.summarize(job).suggested_price == D("1175.00")
 

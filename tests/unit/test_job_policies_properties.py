@@ -62,9 +62,13 @@ def _request(draw: st.DrawFn, job: Job) -> PolicyRequest:
     if policy in (Policy.CORRECTION, Policy.CORRECTION_GROUPED):
         price = jobs.summarize(job).suggested_price
         signed = draw(st.sampled_from([D(-1), D(1)])) * max(D("0.01"), (price * part).quantize(D("0.01")))
-        return PolicyRequest(policy=policy, amount=signed) if policy is Policy.CORRECTION else PolicyRequest(
-            policy=policy,
-            categories={job.counted()[0].category: signed} if job.counted() else {"x": signed},
+        return (
+            PolicyRequest(policy=policy, amount=signed)
+            if policy is Policy.CORRECTION
+            else PolicyRequest(
+                policy=policy,
+                categories={job.counted()[0].category: signed} if job.counted() else {"x": signed},
+            )
         )
     apply = draw(st.sampled_from([None, job.open_deposits]))
     if draw(st.booleans()):

@@ -52,6 +52,12 @@ T, ID = "acme", "r1"
         (m.SentMessage.key(T, "msg1"), f"T#{T}#MESSAGE#msg1"),
         (m.SentMessage.ses_key("ses1"), "SESMESSAGE#ses1"),
         (m.qbo_ref_key(T, "Customer"), f"T#{T}#QBO#Customer"),
+        # --- job-shop jobs (issue 14)
+        (m.Job.key(T, ID), f"T#{T}#JOB#{ID}"),
+        (m.Job.list_key(T), f"T#{T}#JOBS"),
+        (m.JobBillingSettings.key(T), f"T#{T}#JOBSETTINGS"),
+        (m.InvoiceSequence.key(T), f"T#{T}#INVOICESEQ"),
+        (m.InvoiceNumberClaim.key(T, "1001"), f"T#{T}#INVOICENO#1001"),
     ],
 )
 def test_each_entity_builds_its_stored_key(built: str, stored: str) -> None:
@@ -64,6 +70,8 @@ def test_every_entity_has_its_keys_pinned_above() -> None:
         "Contact", "Product", "PriceList", "Membership", "Team", "ProductAssignment", "Task",
         "TaskEntry", "BillableItem", "Invoice", "BillingRun", "RunLock", "Operation",
         "QboConnection", "InboundEvent", "SentMessage",
+        # job-shop jobs (issue 14)
+        "Job", "JobBillingSettings", "InvoiceSequence", "InvoiceNumberClaim",
     }  # fmt: skip
     entities = {
         name

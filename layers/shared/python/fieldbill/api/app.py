@@ -132,6 +132,7 @@ from fieldbill.api import (  # noqa: E402
     routes_core,
     routes_documents,
     routes_invoices,
+    routes_jobs,  # job-shop jobs (issue 14)
     routes_quickbooks,
 )
 
@@ -160,6 +161,7 @@ app.include_router(routes_billing.router)
 app.include_router(routes_invoices.router)
 app.include_router(routes_documents.router)
 app.include_router(routes_quickbooks.router)
+app.include_router(routes_jobs.router)  # job-shop jobs (issue 14)
 
 
 def _shared_errors(document: dict[str, Any]) -> None:

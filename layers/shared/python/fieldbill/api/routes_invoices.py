@@ -36,6 +36,16 @@ ACCEPTED = responses(202, "Accepted")
 InvoiceStatusName = Literal["draft", "open", "partially_paid", "paid", "void", "deleted"]
 SyncStatusName = Literal["not_synced", "pending", "synced", "error", "unknown"]
 DestinationName = Literal["quickbooks", "local"]
+JobPolicyName = Literal[
+    "deposit",
+    "progress_summary",
+    "progress_itemized",
+    "progress_itemized_grouped",
+    "complete",
+    "complete_grouped",
+    "correction",
+    "correction_grouped",
+]
 # An amount filter: operator and amount, e.g. gte:100 or eq:0 (=, <, >, <=, >=).
 AmountFilter = Annotated[
     str | None,
@@ -64,6 +74,14 @@ def list_invoices(
     ] = None,
     total: AmountFilter = None,
     balance: AmountFilter = None,
+    job_id: IdQuery = None,
+    invoice_type: Annotated[
+        Literal["partial", "complete", "correction"] | None, Query(description="job invoices")
+    ] = None,
+    policy: Annotated[JobPolicyName | None, Query(description="job invoices")] = None,
+    workflow_status: Annotated[
+        Literal["invoiced", "approved", "exported", "posted"] | None, Query(description="job invoices")
+    ] = None,
     limit: PageLimit = 50,
     cursor: Cursor = None,
 ) -> out.Page[out.InvoiceOut]:
@@ -87,6 +105,10 @@ def list_invoices(
         total=invoice_store.amount_filter("total", total),
         balance=invoice_store.amount_filter("balance", balance),
         today=today(),
+        job_id=job_id,
+        invoice_type=invoice_type,
+        policy=policy,
+        workflow_status=workflow_status,
     )
     records, next_cursor = invoice_store.find(tenant, wanted, limit, cursor)
     return out.Page[out.InvoiceOut](items=[views.invoice(r) for r in records], next_cursor=next_cursor)

@@ -92,7 +92,10 @@ class PolicyRefused(InvalidTransition):
     def __init__(self, job: Job, policy: Policy) -> None:
         allowed = ", ".join(sorted(ELIGIBLE[policy]))
         super().__init__(
-            POLICY_MACHINE, str(job.status), str(policy), f"job {job.id} is {job.status}; {policy} needs {allowed}"
+            POLICY_MACHINE,
+            str(job.status),
+            str(policy),
+            f"job {job.id} is {job.status}; {policy} needs {allowed}",
         )
 
 
@@ -191,7 +194,9 @@ def _deposit(job: Job, request: PolicyRequest, products: Products) -> JobInvoice
         product_id=products.deposit,
         amount=amount,
     )
-    return JobInvoiceDraft(policy=Policy.DEPOSIT, invoice_type=InvoiceType.PARTIAL, lines=(line,), deposit=amount)
+    return JobInvoiceDraft(
+        policy=Policy.DEPOSIT, invoice_type=InvoiceType.PARTIAL, lines=(line,), deposit=amount
+    )
 
 
 def _caps(job: Job) -> list[tuple[str, Decimal]]:
@@ -239,7 +244,10 @@ def _progress(job: Job, request: PolicyRequest, products: Products) -> JobInvoic
     elif request.percent is not None:
         billed = {}
         for item in job.counted():
-            share = min(money.cents(item.price(job.billing_type) * request.percent / 100), item.remaining(job.billing_type))
+            share = min(
+                money.cents(item.price(job.billing_type) * request.percent / 100),
+                item.remaining(job.billing_type),
+            )
             if share > 0:
                 billed[item.id] = share
     elif request.amount is not None:
@@ -252,7 +260,9 @@ def _progress(job: Job, request: PolicyRequest, products: Products) -> JobInvoic
         raise ValidationError("amount", "nothing left to bill")
     applied = money.cents(request.apply_deposits or ZERO)
     if applied < 0 or applied > job.open_deposits:
-        raise ValidationError("apply_deposits", f"must be between 0 and the open deposits {job.open_deposits}")
+        raise ValidationError(
+            "apply_deposits", f"must be between 0 and the open deposits {job.open_deposits}"
+        )
     lines = _lines(job, request, billed, products)
     if applied:
         lines.append(_applied_line(applied, products))
@@ -268,7 +278,9 @@ def _progress(job: Job, request: PolicyRequest, products: Products) -> JobInvoic
 def _complete(job: Job, request: PolicyRequest, products: Products) -> JobInvoiceDraft:
     for name in ("amount", "percent", "items", "categories", "apply_deposits"):
         if getattr(request, name) is not None:
-            raise ValidationError(name, "a complete invoice bills what is left; adjust with a correction later")
+            raise ValidationError(
+                name, "a complete invoice bills what is left; adjust with a correction later"
+            )
     billed = {item_id: left for item_id, left in _caps(job) if left}
     lines = _lines(job, request, billed, products)
     applied = job.open_deposits
@@ -295,7 +307,9 @@ def _complete(job: Job, request: PolicyRequest, products: Products) -> JobInvoic
 def _correction(job: Job, request: PolicyRequest, products: Products) -> JobInvoiceDraft:
     grouped = request.policy is Policy.CORRECTION_GROUPED
     if request.percent is not None or request.apply_deposits is not None:
-        raise ValidationError("percent" if request.percent is not None else "apply_deposits", "a correction is signed amounts")
+        raise ValidationError(
+            "percent" if request.percent is not None else "apply_deposits", "a correction is signed amounts"
+        )
     if request.items is not None:
         if grouped:
             raise ValidationError("items", "a grouped correction takes categories")
@@ -304,7 +318,9 @@ def _correction(job: Job, request: PolicyRequest, products: Products) -> JobInvo
             item = job.invoiceable(item_id)
             amount = money.cents(amount)
             if not item.counts(job.billing_type):
-                raise ValidationError(f"items.{item_id}", "this invoiceable is not invoiced under the billing type")
+                raise ValidationError(
+                    f"items.{item_id}", "this invoiceable is not invoiced under the billing type"
+                )
             if item.price(job.billing_type) + amount < 0:
                 raise ValidationError(f"items.{item_id}", f"credits at most {item.price(job.billing_type)}")
             if amount:
@@ -339,10 +355,8 @@ def _signed_spread(job: Job, amount: Decimal, category: str | None, name: str) -
     caps = [(i.id, i.price(job.billing_type)) for i in members]
     if amount > 0:  # an extra charge has no cap: weight it by price
         total = sum((c for _, c in caps), ZERO)
-        if total == 0:
-            caps = [(members[0].id, amount)]
-        else:
-            caps = [(k, c * amount / total * 2) for k, c in caps]  # generous caps, same proportions
+        # generous caps in the same proportions (all on the first when nothing has a price)
+        caps = [(members[0].id, amount)] if total == 0 else [(k, c * amount / total * 2) for k, c in caps]
     try:
         return allocate(amount, caps)
     except ValidationError as exc:
@@ -358,7 +372,9 @@ def _applied_line(applied: Decimal, products: Products) -> DraftLine:
     )
 
 
-def _lines(job: Job, request: PolicyRequest, amounts: Mapping[str, Decimal], products: Products) -> list[DraftLine]:
+def _lines(
+    job: Job, request: PolicyRequest, amounts: Mapping[str, Decimal], products: Products
+) -> list[DraftLine]:
     """Render per the policy: one summary line, a line per invoiceable, or a line per category."""
     if not amounts:
         return []

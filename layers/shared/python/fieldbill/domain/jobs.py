@@ -77,7 +77,9 @@ class Invoiceable:
         object.__setattr__(self, "kind", InvoiceableKind(self.kind))
         if self.kind is InvoiceableKind.CHARGE:
             if self.charge_kind is None:
-                raise ValidationError("charge_kind", "a charge is billable, customer_alteration or non_billable")
+                raise ValidationError(
+                    "charge_kind", "a charge is billable, customer_alteration or non_billable"
+                )
             object.__setattr__(self, "charge_kind", ChargeKind(self.charge_kind))
         elif self.charge_kind is not None:
             raise ValidationError("charge_kind", "only charges have a kind")
@@ -208,7 +210,9 @@ def charge_unit_price(
         return money.unit_price(default_unit_price)
     if given is not None:
         return money.unit_price(given)
-    raise ValidationError("unit_price", f"product {product_id!r} has no price in the price structure: give one")
+    raise ValidationError(
+        "unit_price", f"product {product_id!r} has no price in the price structure: give one"
+    )
 
 
 # ---------------------------------------------------------------------------- changes of invoiceables
@@ -236,7 +240,9 @@ def replace_invoiceable(job: Job, item: Invoiceable) -> Job:
         raise Conflict(f"invoiceable {item.id!r} is invoiced: it cannot be edited")
     fresh = dataclasses.replace(item, billed=ZERO, adjusted=ZERO)
     return _covered(
-        dataclasses.replace(job, invoiceables=tuple(fresh if i.id == item.id else i for i in job.invoiceables))
+        dataclasses.replace(
+            job, invoiceables=tuple(fresh if i.id == item.id else i for i in job.invoiceables)
+        )
     )
 
 
@@ -254,7 +260,9 @@ def _covered(job: Job) -> Job:
     """Open deposits must stay covered by what is left to bill, or Complete could not net them."""
     left = summarize(job).remaining
     if left < 0:
-        raise Conflict(f"job {job.id!r}: the open deposits ({job.open_deposits}) would exceed what is left to bill")
+        raise Conflict(
+            f"job {job.id!r}: the open deposits ({job.open_deposits}) would exceed what is left to bill"
+        )
     return job
 
 

@@ -24,6 +24,12 @@ class LineKind(enum.StrEnum):
     TRANSPORT_TIME = "transport_time"
     # A line a person added to an invoice (no billable item behind it).
     MANUAL = "manual"
+    # --- job invoices (issue 14; domain/job_policies.JobLineKind): no billable item behind them.
+    JOB_ITEM = "job_item"
+    JOB_CATEGORY = "job_category"
+    JOB_SUMMARY = "job_summary"
+    JOB_DEPOSIT = "job_deposit"
+    JOB_DEPOSIT_APPLIED = "job_deposit_applied"
 
 
 TRANSPORT_LINE_KINDS = frozenset({LineKind.TRANSPORT_DISTANCE, LineKind.TRANSPORT_TIME})
