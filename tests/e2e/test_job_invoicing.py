@@ -59,7 +59,7 @@ def test_a_job_billed_over_its_life_adds_up_and_reaches_quickbooks(stack: Any, c
 
     # Complete and corrections are refused while the job is open: 409 naming status and policy
     for policy in ("complete", "complete_grouped", "correction", "correction_grouped"):
-        refused = api.post(f"/jobs/job-1/invoices", json={"policy": policy})
+        refused = api.post("/jobs/job-1/invoices", json={"policy": policy})
         assert refused.status_code == 409, refused.text
         error = refused.json()["error"]
         assert (error["machine"], error["current"], error["requested"]) == (
@@ -76,8 +76,14 @@ def test_a_job_billed_over_its_life_adds_up_and_reaches_quickbooks(stack: Any, c
     assert (job["invoiced"], job["open_deposits"], job["remaining"]) == ("500.00", "400.00", "400.00")
     # a charge may not be added to a closed job; an invoiced invoiceable is not editable
     api.ok("POST", "/jobs/job-1/close", json={})
-    late = api.post("/jobs/job-1/invoiceables", json={"id": "x", "kind": "charge", "product_id": "p-alter",
-                                                       "quantity": "1", "charge_kind": "billable"})  # fmt: skip
+    charge = {
+        "id": "x",
+        "kind": "charge",
+        "product_id": "p-alter",
+        "quantity": "1",
+        "charge_kind": "billable",
+    }
+    late = api.post("/jobs/job-1/invoiceables", json=charge)
     assert late.status_code == 409
     assert api.delete("/jobs/job-1").status_code == 409  # it has invoices
 

@@ -3,6 +3,7 @@ reopen, delete. The domain decides (domain/jobs.py), the store writes (store/job
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -38,11 +39,7 @@ def create(job: dj.Job, given_prices: dict[str, Decimal | None], actor: str) -> 
         priced(job.tenant_id, job.price_list_id, job.customer_id, i, given_prices.get(i.id))
         for i in job.invoiceables
     )
-    return store.create(dj.Job(**{**_fields(job), "invoiceables": items}), actor)
-
-
-def _fields(job: dj.Job) -> dict[str, object]:
-    return {name: getattr(job, name) for name in dj.Job.__dataclass_fields__}
+    return store.create(dataclasses.replace(job, invoiceables=items), actor)
 
 
 def _change(tenant_id: str, job_id: str, actor: str, why: str, decide: Callable[[dj.Job], dj.Job]) -> Job:
