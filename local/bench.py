@@ -116,6 +116,10 @@ def summary(section: str, results: dict[str, Any]) -> str:
     """A few readable lines per section for the console; .bench/results.json keeps every figure."""
     if f"{section}_error" in results:
         return f"{section}: FAILED (traceback in {RESULTS.relative_to(ROOT)})"
+    if section == "jobs":  # job-shop jobs (issue 14)
+        from local import bench_jobs
+
+        return bench_jobs.summary(results)
     if section == "imports":
         from local import importtime
 
@@ -151,8 +155,11 @@ def main(argv: list[str] | None = None) -> int:
     import traceback
 
     parser = argparse.ArgumentParser(prog="python -m local.bench")
-    parser.add_argument("--only", choices=["imports", "billing", "sync", "print", "lists"], action="append")
-    sections = parser.parse_args(argv).only or ["imports", "billing", "sync", "print", "lists"]
+    # "jobs": job-shop jobs (issue 14, local/bench_jobs.py)
+    parser.add_argument(
+        "--only", choices=["imports", "billing", "sync", "print", "lists", "jobs"], action="append"
+    )
+    sections = parser.parse_args(argv).only or ["imports", "billing", "sync", "print", "lists", "jobs"]
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     results: dict[str, Any] = {
@@ -181,6 +188,10 @@ def main(argv: list[str] | None = None) -> int:
                 from local import bench_lists
 
                 bench_lists.run(results)
+            elif section == "jobs":  # job-shop jobs (issue 14)
+                from local import bench_jobs
+
+                bench_jobs.run(results)
             else:
                 from local import bench_sync
 

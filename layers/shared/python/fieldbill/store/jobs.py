@@ -126,10 +126,9 @@ def customer_exists(tenant_id: str, contact_id: str) -> None:
         raise NotFound("contact", contact_id)
 
 
-def create(job: dj.Job, actor: str) -> Job:
-    customer_exists(job.tenant_id, job.customer_id)
-    JOB_MACHINE.begin(job.id, job.status, at=now(), actor=actor)
-    record = Job(
+def job_record(job: dj.Job) -> Job:
+    """A new job as stored (version 1, nothing invoiced)."""
+    return Job(
         Job.key(job.tenant_id, job.id),
         META,
         tenant_id=job.tenant_id,
@@ -147,8 +146,23 @@ def create(job: dj.Job, actor: str) -> Job:
         invoice_count=0,
         version=1,
     )
+
+
+def create(job: dj.Job, actor: str) -> Job:
+    customer_exists(job.tenant_id, job.customer_id)
+    JOB_MACHINE.begin(job.id, job.status, at=now(), actor=actor)
+    record = job_record(job)
     common.create(record, actor, "job created")
     return record
+
+
+def put_many(jobs: Sequence[dj.Job]) -> None:
+    """Seed many new jobs at once (the bench; an import): batch writes, 25 a request."""
+    with Job.batch_write() as batch:
+        for job in jobs:
+            record = job_record(job)
+            record.created_at = record.updated_at = now_iso()
+            batch.save(record)
 
 
 def save_invoiceables(record: Job, job: dj.Job, actor: str, reason: str) -> Job:
