@@ -17,11 +17,12 @@ import resource
 import sys
 import time
 from datetime import date
-from typing import Any
+from typing import Any, TextIO
 
 from local.template import ROOT
 
 RESULTS = ROOT / ".bench" / "results.json"
+LOG = ROOT / ".bench" / "bench.log"
 
 
 def _rss_mb() -> float:
@@ -144,6 +145,17 @@ def summary(section: str, results: dict[str, Any]) -> str:
     return "\n".join(lines) or "sync: see the results file"
 
 
+def _stdout_to_log() -> TextIO:
+    """Handlers print JSON logs and EMF metric lines on stdout (as in Lambda): from here on they go
+    to .bench/bench.log, and the console (the returned stream) shows only progress and summaries."""
+    sys.stdout.flush()
+    console = os.fdopen(os.dup(1), "w")
+    LOG.parent.mkdir(exist_ok=True)
+    with LOG.open("ab") as log:
+        os.dup2(log.fileno(), 1)
+    return console
+
+
 def _save(results: dict[str, Any]) -> None:
     RESULTS.parent.mkdir(exist_ok=True)
     previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
@@ -171,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         "note": "moto in-process; request counts carry over to DynamoDB, timings do not",
     }
     failed = False
+    console = _stdout_to_log()
     for section in sections:
         started = time.perf_counter()
         try:
@@ -201,8 +214,9 @@ def main(argv: list[str] | None = None) -> int:
             results[f"{section}_error"] = traceback.format_exc()[-2000:]
         print(f"[bench] {section} done in {time.perf_counter() - started:.1f}s", file=sys.stderr, flush=True)
         _save(results)
-        print(summary(section, results), flush=True)
-    print(f"all figures: {RESULTS.relative_to(ROOT)}")
+        print(summary(section, results), file=console, flush=True)
+    print(f"all figures: {RESULTS.relative_to(ROOT)}; handler output: {LOG.relative_to(ROOT)}", file=console)
+    console.close()
     return 1 if failed else 0
 
 

@@ -30,12 +30,15 @@ URL_ENTITIES = {
     "taxcode": "TaxCode",
     "invoice": "Invoice",
     "payment": "Payment",
+    "creditmemo": "CreditMemo",
     "preferences": "Preferences",
     "companyinfo": "CompanyInfo",
 }
-WRITABLE = {"Customer", "Item", "Account", "Invoice", "Payment"}
-DELETABLE = {"Invoice", "Payment"}
-VOIDABLE = {"Invoice", "Payment"}
+WRITABLE = {"Customer", "Item", "Account", "Invoice", "Payment", "CreditMemo"}
+DELETABLE = {"Invoice", "Payment", "CreditMemo"}
+# CreditMemo: the reference lists create/read/query/update/delete; a void is what the UI offers
+# (More > Void) and what the entity's operation=void answers like Invoice's (amounts zeroed).
+VOIDABLE = {"Invoice", "Payment", "CreditMemo"}
 ALWAYS_READ_ONLY = {"Id", "SyncToken", "MetaData", "domain", "sparse"}
 COMPUTED = {
     "Customer": {"Balance", "BalanceWithJobs", "FullyQualifiedName"},
@@ -43,6 +46,10 @@ COMPUTED = {
     "Account": {"FullyQualifiedName", "Classification", "CurrentBalance", "CurrentBalanceWithSubAccounts"},
     "Invoice": {"TotalAmt", "Balance", "HomeTotalAmt", "HomeBalance", "LinkedTxn"},
     "Payment": {"UnappliedAmt"},
+    # CreditMemo (Intuit Accounting API reference, CreditMemo object): TotalAmt, Balance and
+    # RemainingCredit are read-only; Balance = RemainingCredit = the credit not yet applied by a
+    # Payment (a Payment line whose LinkedTxn is TxnType "CreditMemo").
+    "CreditMemo": {"TotalAmt", "Balance", "RemainingCredit", "HomeTotalAmt", "HomeBalance"},
 }
 ITEM_TYPES = {"Service", "NonInventory", "Inventory", "Category", "Group"}
 EMAIL_STATUSES = {"NotSet", "NeedToSend", "EmailSent"}
@@ -321,8 +328,10 @@ class Accounting:
             raise errors.not_found("Customer", value)
         return {"value": customer["Id"], "name": customer["DisplayName"]}
 
-    def _prepare_invoice(self, c: Company, d: dict[str, Any], existing, params, now) -> dict[str, Any]:
-        d["CustomerRef"] = self._customer_ref(c, d)
+    def _txn_lines(self, c: Company, d: dict[str, Any]) -> tuple[list[dict[str, Any]], Decimal, Decimal]:
+        """The sales form lines of an Invoice or a CreditMemo (one set of rules for both, as the
+        reference gives them one Line type): d["Line"] rewritten with ids, numbers and the computed
+        subtotal; the sales lines, the subtotal and the discount total returned."""
         lines_in = d.get("Line")
         if not isinstance(lines_in, list) or not [ln for ln in lines_in if isinstance(ln, dict)]:
             raise errors.required("Line")
@@ -373,6 +382,11 @@ class Accounting:
             line["LineNum"] = n
             out_lines.append(line)
         d["Line"] = out_lines
+        return lines, subtotal, discount_total
+
+    def _prepare_invoice(self, c: Company, d: dict[str, Any], existing, params, now) -> dict[str, Any]:
+        d["CustomerRef"] = self._customer_ref(c, d)
+        lines, subtotal, discount_total = self._txn_lines(c, d)
 
         raw_tax = d.get("TxnTaxDetail")
         tax_detail: dict[str, Any] = raw_tax if isinstance(raw_tax, dict) else {}
@@ -551,6 +565,94 @@ class Accounting:
         if doc.isdigit() and int(doc) >= c.next_doc_number:
             c.next_doc_number = int(doc) + 1
 
+    # ---- CreditMemo --------------------------------------------------------------------------
+    # Intuit Accounting API reference, CreditMemo object (developer.intuit.com .../all-entities/
+    # creditmemo): CustomerRef and Line required, lines as on an Invoice; TotalAmt computed; Balance
+    # and RemainingCredit are what is not applied yet. A credit memo lowers its customer's Balance
+    # by its RemainingCredit until a Payment applies it to an invoice (a Payment line linking the
+    # CreditMemo beside one linking the Invoice: python-quickbooks' LinkedTxn, TxnType
+    # "CreditMemo"), which then lowers the invoice's Balance instead.
+    def _prepare_creditmemo(self, c: Company, d: dict[str, Any], existing, params, now) -> dict[str, Any]:
+        d["CustomerRef"] = self._customer_ref(c, d)
+        lines, subtotal, discount_total = self._txn_lines(c, d)
+        raw_tax = d.get("TxnTaxDetail")
+        tax_detail: dict[str, Any] = raw_tax if isinstance(raw_tax, dict) else {}
+        tax = _money(tax_detail.get("TotalTax"), "TxnTaxDetail.TotalTax") or ZERO
+        if c.automated_sales_tax:
+            explicit = tax if params.get(TAX_SENT) else None
+            d["ApplyTaxAfterDiscount"] = bool(d.get("ApplyTaxAfterDiscount", False))
+            tax_detail = self._automated_tax(c, d, lines, subtotal, discount_total, explicit)
+            tax = tax_detail["TotalTax"]
+        tax_detail["TotalTax"] = tax
+        d["TxnTaxDetail"] = tax_detail
+        total = subtotal - discount_total + tax
+        if total < 0:
+            raise errors.business("Business Validation Error: A credit memo cannot be negative.", "Line")
+        if existing is not None and ("CreditMemo", existing["Id"]) in c.voided:
+            total = ZERO
+        applied = self._credit_applied(c, existing["Id"]) if existing else ZERO
+        if total < applied:
+            raise errors.business(
+                f"Business Validation Error: The credit memo total {total} is less than the {applied} "
+                "already applied to invoices.",
+                "Line",
+            )
+        doc = d.get("DocNumber")
+        if _blank(doc):
+            if existing is not None and not _blank(existing.get("DocNumber")):
+                d["DocNumber"] = existing["DocNumber"]
+            elif existing is None and not c.custom_txn_numbers:
+                # sales forms share QuickBooks' automatic numbering (invoice, sales receipt, credit memo)
+                d["DocNumber"] = str(c.next_doc_number)
+                c.next_doc_number += 1
+            else:
+                d.pop("DocNumber", None)
+        else:
+            _check_len(d, "DocNumber", 21)
+            d["DocNumber"] = str(doc)
+        _check_len(d, "PrivateNote", 4000)
+        if isinstance(d.get("CustomerMemo"), dict):
+            _check_len(d["CustomerMemo"], "value", 1000, "CustomerMemo")
+        if d.get("TxnDate") == "":
+            d.pop("TxnDate")
+        _check_date(d, "TxnDate")
+        d.setdefault("TxnDate", existing.get("TxnDate") if existing else fmt_date(now, c.tz_offset))
+        status = d.get("EmailStatus") or "NotSet"
+        if status not in EMAIL_STATUSES:
+            raise errors.invalid_property("EmailStatus", f"EmailStatus {status!r} is not supported")
+        d["EmailStatus"] = status
+        d["PrintStatus"] = d.get("PrintStatus") or "NotSet"
+        d.setdefault("CurrencyRef", {"value": "USD", "name": "United States Dollar"})
+        d.setdefault("ApplyTaxAfterDiscount", False)
+        d["TotalAmt"] = total
+        d["Balance"] = total - applied
+        d["RemainingCredit"] = d["Balance"]
+        return d
+
+    def _credit_applied(self, c: Company, memo_id: str) -> Decimal:
+        return sum((self._credits_by(p).get(memo_id, ZERO) for p in c.all("Payment")), ZERO)
+
+    def _recompute_credit_memos(self, c: Company, memo_ids: set[str], now: float) -> None:
+        for memo_id in sorted(memo_ids):
+            memo = c.get("CreditMemo", memo_id)
+            if memo is None:
+                continue
+            balance = memo["TotalAmt"] - self._credit_applied(c, memo_id)
+            if balance != memo["Balance"]:
+                memo["Balance"] = balance
+                memo["RemainingCredit"] = balance
+                memo["SyncToken"] = str(int(memo["SyncToken"]) + 1)
+                self.store.touch(c, "CreditMemo", memo, "Update", now)
+
+    @staticmethod
+    def _credits_by(payment: dict[str, Any] | None) -> dict[str, Decimal]:
+        out: dict[str, Decimal] = {}
+        for line in (payment or {}).get("Line", []):
+            for link in line.get("LinkedTxn", []):
+                if link.get("TxnType") == "CreditMemo":
+                    out[link["TxnId"]] = out.get(link["TxnId"], ZERO) + line["Amount"]
+        return out
+
     # ---- Payment -----------------------------------------------------------------------------
     def _prepare_payment(self, c: Company, d: dict[str, Any], existing, params, now) -> dict[str, Any]:
         d["CustomerRef"] = self._customer_ref(c, d)
@@ -559,7 +661,10 @@ class Accounting:
         if total < 0:
             raise errors.business("Business Validation Error: TotalAmt cannot be negative.", "TotalAmt")
         already = self._applied_by(existing) if existing else {}
+        already_credits = self._credits_by(existing) if existing else {}
         applied: dict[str, Decimal] = {}
+        credits: dict[str, Decimal] = {}
+        credit_total = ZERO
         lines = []
         for raw in d.get("Line") or []:
             line = dict(raw)
@@ -571,6 +676,18 @@ class Accounting:
             for link in links:
                 txn_type = link.get("TxnType")
                 txn_id = str(link.get("TxnId"))
+                if txn_type == "CreditMemo":  # applies that much of the credit memo (see CreditMemo)
+                    memo = c.get("CreditMemo", txn_id)
+                    if memo is None:
+                        raise errors.invalid_reference("Line.LinkedTxn.TxnId", txn_id)
+                    if memo["CustomerRef"]["value"] != d["CustomerRef"]["value"]:
+                        raise errors.business(
+                            f"Business Validation Error: Credit memo {txn_id} belongs to another customer.",
+                            "Line.LinkedTxn",
+                        )
+                    credits[txn_id] = credits.get(txn_id, ZERO) + amount
+                    credit_total += amount
+                    continue
                 if txn_type != "Invoice":
                     raise errors.invalid_property(
                         "Line.LinkedTxn.TxnType", f"TxnType {txn_type!r} not supported"
@@ -599,7 +716,18 @@ class Accounting:
                     f"{open_balance} of invoice {txn_id}.",
                     "Line.Amount",
                 )
-        line_total = sum((ln["Amount"] for ln in lines), ZERO)
+        for txn_id, amount in credits.items():
+            memo = c.get("CreditMemo", txn_id)
+            assert memo is not None
+            remaining = memo["Balance"] + already_credits.get(txn_id, ZERO)
+            if amount > remaining:
+                raise errors.business(
+                    f"Business Validation Error: The amount {amount} applied from credit memo {txn_id} "
+                    f"exceeds its remaining credit {remaining}.",
+                    "Line.Amount",
+                )
+        # A credit memo's lines pay the invoice lines with credit instead of money.
+        line_total = sum((ln["Amount"] for ln in lines), ZERO) - 2 * credit_total
         if line_total > total:
             raise errors.business(
                 "Business Validation Error: The amount applied to transactions exceeds the payment amount.",
@@ -640,7 +768,15 @@ class Accounting:
         elif entity == "Payment":
             invoices = set(self._applied_by(record)) | set(self._applied_by(existing))
             self._recompute_invoices(c, invoices, now, touch=True)
+            self._recompute_credit_memos(
+                c, set(self._credits_by(record)) | set(self._credits_by(existing)), now
+            )
             self._recompute_customers(c, {record["CustomerRef"]["value"]})
+        elif entity == "CreditMemo":
+            customers = {record["CustomerRef"]["value"]}
+            if existing:
+                customers.add(existing["CustomerRef"]["value"])
+            self._recompute_customers(c, customers)
 
     def _recompute_invoices(self, c: Company, invoice_ids: set[str], now: float, touch: bool) -> None:
         for inv_id in sorted(invoice_ids):
@@ -675,27 +811,48 @@ class Accounting:
                     if inv["CustomerRef"]["value"] == cust_id
                 ),
                 ZERO,
+            ) - sum(  # the customer's unapplied credit is owed back: it lowers the open balance
+                (
+                    memo["Balance"]
+                    for memo in c.entities["CreditMemo"].values()
+                    if memo["CustomerRef"]["value"] == cust_id
+                ),
+                ZERO,
             )
             customer["Balance"] = balance
             customer["BalanceWithJobs"] = balance
             self.store.mark(c, "Customer", cust_id)  # a balance changes without a change event
 
-    def _unlink_payments(self, c: Company, inv_id: str, now: float) -> None:
-        """Deleting or voiding an invoice leaves its payments unapplied (as QuickBooks does)."""
+    def _unlink_payments(self, c: Company, inv_id: str, now: float, txn_type: str = "Invoice") -> None:
+        """Deleting or voiding an invoice (or a credit memo) leaves its payments unapplied (as
+        QuickBooks does); credit applied to an invoice that is gone is free again."""
+        memos: set[str] = set()
         for payment in c.all("Payment"):
-            if inv_id not in self._applied_by(payment):
+            links = self._applied_by(payment) if txn_type == "Invoice" else self._credits_by(payment)
+            if inv_id not in links:
                 continue
             kept = []
             for line in payment["Line"]:
                 if any(
-                    lk.get("TxnId") == inv_id and lk.get("TxnType") == "Invoice" for lk in line["LinkedTxn"]
+                    lk.get("TxnId") == inv_id and lk.get("TxnType") == txn_type for lk in line["LinkedTxn"]
                 ):
                     continue
                 kept.append(line)
             payment["Line"] = kept
-            payment["UnappliedAmt"] = payment["TotalAmt"] - sum((ln["Amount"] for ln in kept), ZERO)
+            credited = sum(self._credits_by(payment).values(), ZERO)
+            if credited > sum(self._applied_by(payment).values(), ZERO):
+                memos |= set(self._credits_by(payment))
+                payment["Line"] = kept = [
+                    ln for ln in kept if not any(lk.get("TxnType") == "CreditMemo" for lk in ln["LinkedTxn"])
+                ]
+            credited = sum(self._credits_by(payment).values(), ZERO)
+            invoiced = sum(self._applied_by(payment).values(), ZERO)
+            payment["UnappliedAmt"] = payment["TotalAmt"] - (invoiced - credited)
             payment["SyncToken"] = str(int(payment["SyncToken"]) + 1)
             self.store.touch(c, "Payment", payment, "Update", now)
+            if txn_type == "CreditMemo":
+                self._recompute_invoices(c, set(self._applied_by(payment)), now, touch=True)
+        self._recompute_credit_memos(c, memos - {inv_id}, now)
 
     # ---- delete / void -----------------------------------------------------------------------
     def _existing_for_op(self, c: Company, entity: str, body: Any, as_user: bool) -> dict[str, Any]:
@@ -717,15 +874,16 @@ class Accounting:
             now = self.clock.now()
             existing = self._existing_for_op(c, entity, body, as_user)
             id_ = existing["Id"]
-            if entity == "Invoice":
-                self._unlink_payments(c, id_, now)
+            if entity in ("Invoice", "CreditMemo"):
+                self._unlink_payments(c, id_, now, entity)
             del c.entities[entity][id_]
             c.tombstones[entity][id_] = now
             c.mtime[(entity, id_)] = now
-            if entity == "Invoice":
+            if entity in ("Invoice", "CreditMemo"):
                 self._recompute_customers(c, {existing["CustomerRef"]["value"]})
             else:
                 self._recompute_invoices(c, set(self._applied_by(existing)), now, touch=True)
+                self._recompute_credit_memos(c, set(self._credits_by(existing)), now)
                 self._recompute_customers(c, {existing["CustomerRef"]["value"]})
             self.store.notify(c.realm_id, entity, id_, "Delete", now)
             return {entity: {"domain": "QBO", "status": "Deleted", "Id": id_}}
@@ -738,8 +896,8 @@ class Accounting:
             existing = self._existing_for_op(c, entity, body, as_user)
             id_ = existing["Id"]
             record = existing
-            if entity == "Invoice":
-                self._unlink_payments(c, id_, now)
+            if entity in ("Invoice", "CreditMemo"):
+                self._unlink_payments(c, id_, now, entity)
                 for line in record["Line"]:
                     line["Amount"] = ZERO
                     if "SalesItemLineDetail" in line:
@@ -749,8 +907,12 @@ class Accounting:
                 record["TotalAmt"] = ZERO
                 record["Balance"] = ZERO
                 record["LinkedTxn"] = []
+                if entity == "CreditMemo":
+                    del record["LinkedTxn"]
+                    record["RemainingCredit"] = ZERO
             else:
                 affected = set(self._applied_by(record))
+                affected_memos = set(self._credits_by(record))
                 record["TotalAmt"] = ZERO
                 record["UnappliedAmt"] = ZERO
                 record["Line"] = []
@@ -760,6 +922,7 @@ class Accounting:
             self.store.touch(c, entity, record, "Void", now)
             if entity == "Payment":
                 self._recompute_invoices(c, affected, now, touch=True)
+                self._recompute_credit_memos(c, affected_memos, now)
             self._recompute_customers(c, {record["CustomerRef"]["value"]})
             return {entity: copy.deepcopy(record)}
 

@@ -68,6 +68,8 @@ FILTERABLE: dict[str, frozenset[str]] = {
         "TaxCode": {"Name", "Active", "Taxable"},
         "Invoice": {"DocNumber", "TxnDate", "DueDate", "CustomerRef", "Balance", "TotalAmt"},
         "Payment": {"TxnDate", "CustomerRef", "TotalAmt"},
+        # CreditMemo reference: filterable Id, MetaData, DocNumber, TxnDate, CustomerRef, TotalAmt
+        "CreditMemo": {"DocNumber", "TxnDate", "CustomerRef", "TotalAmt", "Balance"},
         "Preferences": set(),
         "CompanyInfo": set(),
     }.items()

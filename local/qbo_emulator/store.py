@@ -13,7 +13,7 @@ from typing import Any
 
 from .clock import Clock, fmt_time
 
-ENTITY_TYPES = ("Account", "TaxCode", "Customer", "Item", "Invoice", "Payment")
+ENTITY_TYPES = ("Account", "TaxCode", "Customer", "Item", "Invoice", "Payment", "CreditMemo")
 SINGLETONS = ("Preferences", "CompanyInfo")
 
 # (realm, entity name, id, operation, emulated ts)

@@ -6,6 +6,9 @@ again from what is pending), read back from the table:
 - balance = total - payments - credits, never negative, and amount_paid is the sum of payments;
 - no billable item is on two live invoices, and an invoiced item's invoice lists it;
 - every item of a deleted or void invoice is pending again (or on a newer live invoice).
+Credit memos (wt-credit): amount_credited is the sum of the credits' applied parts, each credit's
+applied + unapplied is its amount, and a fully credited invoice holds its items no more: they are
+pending again (or on a newer live invoice), as a void invoice's.
 A refused command (InvalidTransition, ValidationError, Conflict) must change nothing.
 """
 
@@ -23,6 +26,7 @@ from fieldbill.domain import invoice_edits
 from fieldbill.domain import model as dm
 from fieldbill.domain.errors import Conflict, DomainError
 from fieldbill.domain.money import line_amount
+from fieldbill.store import credit_memos as credit_store
 from fieldbill.store import invoices as store
 from fieldbill.store.models import BillableItem, Entity, Invoice
 from fieldbill.workflows.billing import pages as billing
@@ -34,7 +38,7 @@ ACTOR = "prop"
 
 COMMANDS = st.lists(
     st.tuples(
-        st.sampled_from(["edit", "delete", "send", "void", "pay", "unpay", "generate"]),
+        st.sampled_from(["edit", "delete", "send", "void", "pay", "unpay", "generate", "credit"]),
         st.integers(0, 1_000_000),  # picks the invoice, the line, the amount
     ),
     min_size=1,
@@ -73,9 +77,13 @@ def _check(tenant: str) -> None:
             assert ln.amount == line_amount(ln.quantity, ln.unit_price)
         paid = sum((p.amount for p in inv.payments or []), Decimal(0))
         assert Decimal(inv.amount_paid) == paid
+        credits = inv.credit_memos or []
+        assert Decimal(inv.amount_credited or 0) == sum((c.applied for c in credits), Decimal(0))
+        assert all(c.applied + c.unapplied == c.amount and c.unapplied >= 0 for c in credits)
         if inv.status in LIVE:
             assert inv.balance == inv.total - paid - Decimal(inv.amount_credited or 0)
             assert inv.balance >= 0
+        if _holds_items(inv):
             assert sorted(inv.item_ids) == sorted(ln.item_id for ln in inv.lines if ln.item_id)
             for item_id in inv.item_ids:
                 assert item_id not in holder, f"item {item_id} on {holder.get(item_id)} and {inv.id}"
@@ -87,13 +95,21 @@ def _check(tenant: str) -> None:
             assert item.id not in holder, f"pending item {item.id} is on {holder[item.id]}"
     # Every item a deleted or void invoice had is pending again, or on a newer live invoice
     for inv in invoices:
-        if inv.status not in LIVE:
+        if not _holds_items(inv):
             for item_id in inv.item_ids:
                 assert items[item_id].status == "pending" or holder.get(item_id) not in (None, inv.id)
 
 
+def _holds_items(inv: Invoice) -> bool:
+    """A live invoice that is not fully credited bills its items."""
+    return inv.status in LIVE and not credit_store.is_fully_credited(inv)
+
+
 def _snapshot(tenant: str) -> tuple:
-    invoices = tuple((i.id, i.status, i.version, i.total, i.balance, i.amount_paid) for i in _fresh(tenant))
+    invoices = tuple(
+        (i.id, i.status, i.version, i.total, i.balance, i.amount_paid, i.amount_credited, len(i.credit_memos))
+        for i in _fresh(tenant)
+    )
     items = tuple(sorted((i.id, i.status, i.invoice_id) for i in _items(tenant).values()))
     return invoices, items
 
@@ -134,6 +150,24 @@ def _apply(tenant: str, command: str, pick: int, step: int) -> None:
             invoice.id,
             {"id": f"p{step}", "amount": amount, "date": "2026-11-05", "source": "fieldbill"},
             ACTOR,
+        )
+    elif command == "credit":
+        # A part of the balance, exactly the balance, more than it (the rest unapplied), the total
+        balance, total = Decimal(invoice.balance or 0), Decimal(invoice.total)
+        amount = rng.choice(
+            [(balance / 2).quantize(Decimal("0.01")), balance, balance + Decimal("5.00"), total]
+        )
+        if amount <= 0:
+            amount = Decimal("1.00")
+        credit_store.record_credit(
+            tenant,
+            invoice.id,
+            credit_id=f"c{step}",
+            amount=amount,
+            on="2026-11-06",
+            reason="property",
+            lines=[],
+            actor=ACTOR,
         )
     elif command == "unpay" and invoice.payments:
         store.remove_payment(tenant, invoice.id, rng.choice(invoice.payments).id, ACTOR, None)

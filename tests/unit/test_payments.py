@@ -64,3 +64,66 @@ def test_balance_is_total_minus_payments_minus_credits_never_negative(
             credited += amount
         assert b.balance == total - paid - credited
         assert b.balance >= 0
+
+
+# ---------------------------------------------------------------------------- credit memos (wt-credit)
+def test_a_credit_lowers_the_balance_and_the_excess_stays_unapplied() -> None:
+    paid = payments.apply_payment(Balance(total=Decimal("100.00")), Decimal("40.00"))
+    split = payments.apply_credit_memo(paid, Decimal("70.00"), credited_before=Decimal("0"))
+    assert (split.applied, split.unapplied, split.after.balance) == (
+        Decimal("60.00"),
+        Decimal("10.00"),
+        Decimal("0.00"),
+    )
+    assert split.after.state is BalanceState.PAID and not split.full
+
+
+def test_credits_covering_the_total_are_a_full_credit() -> None:
+    start = Balance(total=Decimal("100.00"))
+    first = payments.apply_credit_memo(start, Decimal("30.00"), credited_before=Decimal("0"))
+    assert not first.full and first.after.balance == Decimal("70.00")
+    second = payments.apply_credit_memo(first.after, Decimal("70.00"), credited_before=Decimal("30.00"))
+    assert second.full and second.unapplied == Decimal("0.00")
+
+
+def test_a_credit_amount_comes_from_an_amount_or_lines_never_both() -> None:
+    lines = [
+        payments.CreditLine(description="refund", quantity=Decimal("1.5"), unit_price=Decimal("10.005")),
+        payments.CreditLine(description="x", quantity=Decimal("1"), unit_price=Decimal("2")),
+    ]
+    assert payments.credit_amount(None, lines) == Decimal("17.01")  # 15.0075 -> 15.01, + 2.00
+    for amount, given_lines, field in (
+        (Decimal("1"), lines, "amount"),
+        (None, [], "amount"),
+        (Decimal("0"), [], "amount"),
+        (Decimal("1.001"), [], "amount"),
+        (
+            None,
+            [payments.CreditLine(description="", quantity=Decimal("0"), unit_price=Decimal("1"))],
+            "lines[0].quantity",
+        ),
+    ):
+        with pytest.raises(ValidationError) as err:
+            payments.credit_amount(amount, given_lines)
+        assert err.value.field == field
+
+
+@given(
+    total=st.decimals(min_value=Decimal("0.01"), max_value=Decimal("10000"), places=2),
+    paid_share=st.decimals(min_value=Decimal("0"), max_value=Decimal("1"), places=2),
+    credits=st.lists(st.decimals(min_value=Decimal("0.01"), max_value=Decimal("5000"), places=2), max_size=5),
+)
+def test_credits_never_make_a_balance_negative_and_conserve_the_amount(
+    total: Decimal, paid_share: Decimal, credits: list[Decimal]
+) -> None:
+    current = Balance(total=total)
+    paid = (total * paid_share).quantize(Decimal("0.01"))
+    if paid > 0:
+        current = payments.apply_payment(current, paid)
+    before = Decimal("0")
+    for amount in credits:
+        split = payments.apply_credit_memo(current, amount, credited_before=before)
+        assert split.applied + split.unapplied == amount
+        assert split.after.balance == total - split.after.amount_paid - split.after.amount_credited >= 0
+        assert split.full == (before + amount >= total)
+        current, before = split.after, before + amount

@@ -221,6 +221,43 @@ class PaymentOut(Out):
     qbo_error: dict[str, Any] | None = Field(default=None, description="QuickBooks refused it: why")
 
 
+# ---- credit memos (issue 13, wt-credit) ----
+class CreditMemoLineOut(Out):
+    description: str | None = None
+    product_id: str | None = None
+    quantity: DecimalText
+    unit_price: DecimalText
+    amount: DecimalText
+
+
+class CreditMemoOut(Out):
+    id: str
+    amount: DecimalText
+    applied: DecimalText = Field(description="the part that lowered the invoice's balance")
+    unapplied: DecimalText = Field(description="the rest: the contact's credit (lowers the account balance)")
+    date: str
+    reason: str
+    lines: list[CreditMemoLineOut] = Field(default_factory=list)
+    full: bool = Field(
+        default=False, description="the invoice is fully credited: its items are billable again"
+    )
+    recorded_by: str | None = None
+    recorded_at: str | None = None
+    qbo_id: str | None = Field(default=None, description="QuickBooks' CreditMemo")
+    qbo_apply_id: str | None = Field(
+        default=None, description="QuickBooks' Payment applying it to the invoice"
+    )
+    qbo_error: dict[str, Any] | None = Field(default=None, description="QuickBooks refused it: why")
+
+
+class CreditMemoList(Out):
+    invoice_id: str
+    items: list[CreditMemoOut]
+
+
+# ---- end credit memos ----
+
+
 class AccountBalanceOut(Out):
     contact_id: str
     account_balance: DecimalText = Field(description="open invoices' balances minus unapplied credits")
@@ -269,6 +306,7 @@ class InvoiceOut(Badged):
     amount_paid: DecimalText = "0"
     amount_credited: DecimalText = "0"
     payments: list[PaymentOut] = Field(default_factory=list)
+    credit_memos: list[CreditMemoOut] = Field(default_factory=list)  # wt-credit
     overdue: bool = Field(default=False, description="derived: something is owed after the due date")
     # --- job invoices (issue 14): absent on invoices of billing runs
     job_id: str | None = None

@@ -13,6 +13,7 @@ from fieldbill.api import responses as out
 from fieldbill.api.errors import responses
 from fieldbill.api.schemas import (
     BulkIn,
+    CreditMemoIn,
     Cursor,
     DayQuery,
     IdQuery,
@@ -25,9 +26,11 @@ from fieldbill.api.schemas import (
 from fieldbill.clock import today
 from fieldbill.domain import invoice_edits, money, payments
 from fieldbill.domain.errors import ValidationError
+from fieldbill.store import credit_memos as credit_store
 from fieldbill.store import invoices as invoice_store
 from fieldbill.workflows.billing import jobs
 from fieldbill.workflows.invoices import bulk, commands
+from fieldbill.workflows.qbo_sync import credit_memos
 
 router = APIGatewayHttpRouter()
 OK = responses()
@@ -261,6 +264,49 @@ def bulk_invoices(body: BulkIn) -> out.OperationAccepted:
     return out.OperationAccepted(operation_id=operation.id, status=operation.status)
 
 
+# ---------------------------------------------------------------------------- credit memos (wt-credit)
+@router.post(
+    "/invoices/<invoice_id>/credit-memos",
+    summary="Credit an invoice (a correction): its balance goes down (never below 0, the rest is the "
+    "contact's credit); a full credit makes its items billable again; QuickBooks gets a CreditMemo",
+    tags=["invoices"],
+    status_code=201,
+    responses=responses(201, "Created"),
+)
+def record_credit_memo(invoice_id: str, body: CreditMemoIn) -> out.InvoiceOut:
+    lines = [
+        payments.CreditLine(
+            description=line.description,
+            quantity=line.quantity,
+            unit_price=line.unit_price,
+            product_id=line.product_id,
+        )
+        for line in body.lines or []
+    ]
+    record = credit_memos.record_and_queue(
+        context.tenant_id(router),
+        invoice_id,
+        credit_id=body.id or uuid.uuid4().hex,
+        amount=body.amount,
+        lines=lines,
+        on=(body.date or today()).isoformat(),
+        reason=body.reason,
+        actor=context.actor(router),
+    )
+    return views.invoice(record)
+
+
+@router.get(
+    "/invoices/<invoice_id>/credit-memos",
+    summary="An invoice's credit memos",
+    tags=["invoices"],
+    responses=OK,
+)
+def list_credit_memos(invoice_id: str) -> out.CreditMemoList:
+    record = invoice_store.get(context.tenant_id(router), invoice_id)
+    return out.CreditMemoList(invoice_id=invoice_id, items=views.credit_memos(record))
+
+
 @router.get(
     "/contacts/<contact_id>/balance",
     summary="A contact's account balance, beside the one QuickBooks reports for its customer",
@@ -268,8 +314,9 @@ def bulk_invoices(body: BulkIn) -> out.OperationAccepted:
     responses=OK,
 )
 def contact_balance(contact_id: str) -> out.AccountBalanceOut:
-    found = invoice_store.account_balance(context.tenant_id(router), contact_id)
-    ours = payments.account_balance(found.open_balances, [])
+    tenant = context.tenant_id(router)
+    found = invoice_store.account_balance(tenant, contact_id)
+    ours = payments.account_balance(found.open_balances, credit_store.unapplied_credits(tenant, contact_id))
     theirs = None if found.quickbooks_balance is None else money.cents(found.quickbooks_balance)
     return out.AccountBalanceOut(
         contact_id=contact_id,

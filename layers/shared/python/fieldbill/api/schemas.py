@@ -461,3 +461,21 @@ class SendIn(Strict):
     to: Email | None = Field(
         default=None, description="defaults to the invoice's billing email, else the contact's"
     )
+
+
+# ------------------------------------------------------------------ credit memos (issue 13, wt-credit)
+class CreditLineIn(Strict):
+    description: Annotated[str, Field(max_length=4000)] = ""
+    quantity: Quantity
+    unit_price: Money
+    product_id: Id | None = None
+
+
+class CreditMemoIn(Strict):
+    id: Id | None = Field(
+        default=None, description="your id for the credit memo: a retry with it records it once"
+    )
+    amount: Money | None = Field(default=None, description="the credit; or give lines instead")
+    lines: Annotated[list[CreditLineIn], Field(min_length=1, max_length=100)] | None = None
+    reason: Annotated[str, Field(min_length=1, max_length=500)]
+    date: Day | None = Field(default=None, description="defaults to today")

@@ -133,6 +133,7 @@ def invoice(record: Invoice) -> out.InvoiceOut:
             out.PaymentOut.model_validate({k: v for k, v in plain(p).items() if v is not None})
             for p in record.payments or []
         ],
+        credit_memos=credit_memos(record),
         overdue=states.is_overdue(InvoiceStatus(record.status), due, today()),
         badge=str(badge.badge),
         badge_detail=badge.detail,
@@ -146,3 +147,14 @@ def item(record: BillableItem, invoice_of_item: Invoice | None, default_destinat
         record.destination or default_destination,
     )
     return build(out.ItemOut, record, badge=str(badge.badge), badge_detail=badge.detail)
+
+
+def credit_memos(record: Invoice) -> list[out.CreditMemoOut]:
+    """The invoice's credit memos (issue 13, wt-credit)."""
+    return [
+        out.CreditMemoOut.model_validate(
+            {k: v for k, v in plain(c).items() if v is not None}
+            | {"lines": [{k: v for k, v in plain(ln).items() if v is not None} for ln in c.lines or []]}
+        )
+        for c in record.credit_memos or []
+    ]

@@ -101,3 +101,66 @@ def remove_payment(current: Balance, amount: Decimal) -> Balance:
 def account_balance(open_balances: Iterable[Decimal], unapplied_credits: Iterable[Decimal]) -> Decimal:
     """A contact's account balance: its open invoice balances minus its unapplied credits."""
     return money.cents(sum(open_balances, Decimal("0")) - sum(unapplied_credits, Decimal("0")))
+
+
+# ------------------------------------------------------------------ credit memos (issue 13, wt-credit)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CreditLine:
+    """One line of a credit memo given by lines instead of an amount."""
+
+    description: str
+    quantity: Decimal
+    unit_price: Decimal
+    product_id: str | None = None
+
+    @property
+    def amount(self) -> Decimal:
+        return money.line_amount(self.quantity, self.unit_price)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CreditSplit:
+    """What a credit memo does to an invoice: the part that fits its balance is applied (lowers
+    it), the rest stays the contact's unapplied credit (lowers the account balance only)."""
+
+    after: Balance
+    amount: Decimal
+    applied: Decimal
+    unapplied: Decimal
+    # All credit memos together cover the invoice's total: the work is no longer billed by it,
+    # so its items are billable again, as when it is voided.
+    full: bool
+
+
+def credit_amount(amount: Decimal | None, lines: Iterable[CreditLine] = ()) -> Decimal:
+    """A credit memo's amount: the amount given, or the sum of its lines (each rounded as a
+    sales line); both or neither is a ValidationError naming the field."""
+    lines = tuple(lines)
+    if amount is not None and lines:
+        raise ValidationError("amount", "give an amount or lines, not both")
+    if amount is None and not lines:
+        raise ValidationError("amount", "give an amount or lines")
+    if lines:
+        for n, line in enumerate(lines):
+            if line.quantity <= 0:
+                raise ValidationError(f"lines[{n}].quantity", "must be greater than 0")
+            if line.unit_price < 0:
+                raise ValidationError(f"lines[{n}].unit_price", "must not be negative")
+        return _positive("lines", money.cents(sum((line.amount for line in lines), Decimal("0"))))
+    assert amount is not None
+    return _positive("amount", amount)
+
+
+def apply_credit_memo(current: Balance, amount: Decimal, credited_before: Decimal) -> CreditSplit:
+    """Credit `amount` against an invoice: balance = total - payments - credits, never negative.
+    `credited_before`: the amounts of the invoice's earlier credit memos (applied or not)."""
+    _positive("amount", amount)
+    applied = min(amount, max(current.balance, Decimal("0")))
+    after = replace(current, amount_credited=money.cents(current.amount_credited + applied))
+    return CreditSplit(
+        after=after,
+        amount=amount,
+        applied=applied,
+        unapplied=money.cents(amount - applied),
+        full=current.total > 0 and credited_before + amount >= current.total,
+    )

@@ -324,6 +324,38 @@ class Payment(MapAttribute[str, Any]):
     qbo_error = MapAttribute[str, Any](null=True)
 
 
+# ---- credit memos (issue 13, wt-credit) ---------------------------------------------------------
+class CreditMemoLine(MapAttribute[str, Any]):
+    description = UnicodeAttribute(null=True)
+    product_id = UnicodeAttribute(null=True)
+    quantity = DecimalAttribute()
+    unit_price = DecimalAttribute()
+    amount = DecimalAttribute()
+
+
+class CreditMemo(MapAttribute[str, Any]):
+    """A credit memo against an invoice (a correction): `applied` of it lowered the invoice's
+    balance, `unapplied` is the contact's credit. In QuickBooks a CreditMemo (`qbo_id`) and, when
+    some of it is applied, a Payment of 0 linking it to the invoice (`qbo_apply_id`)."""
+
+    id = UnicodeAttribute()
+    amount = DecimalAttribute()
+    applied = DecimalAttribute()
+    unapplied = DecimalAttribute()
+    date = UnicodeAttribute()
+    reason = UnicodeAttribute()
+    lines = ListAttribute(of=CreditMemoLine, default=list)
+    full = BooleanAttribute(default=False)
+    recorded_by = UnicodeAttribute(null=True)
+    recorded_at = UnicodeAttribute(null=True)
+    qbo_id = UnicodeAttribute(null=True)
+    qbo_apply_id = UnicodeAttribute(null=True)
+    qbo_error = MapAttribute[str, Any](null=True)
+
+
+# ---- end credit memos --------------------------------------------------------------------------
+
+
 class Invoice(Entity, discriminator="Invoice"):
     """Lines are kept on the invoice item: one write stores the whole document."""
 
@@ -372,6 +404,9 @@ class Invoice(Entity, discriminator="Invoice"):
     # status of its latest message (domain/delivery.py), never its own `status`.
     delivery_status = UnicodeAttribute(null=True)
     delivery_message_id = UnicodeAttribute(null=True)
+    # Credit memos (issue 13, wt-credit): kept on the invoice like its payments, so one write
+    # changes the credits, the balance and the status together (amount_credited is their applied sum).
+    credit_memos = ListAttribute(of=CreditMemo, default=list)
     # --- job invoices (issue 14, store/jobs.py): the job billed, its policy and type, and the
     # accounting workflow (domain/states.WORKFLOW_MACHINE) beside the payment status above.
     job_id = UnicodeAttribute(null=True)

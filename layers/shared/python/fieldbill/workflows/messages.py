@@ -21,7 +21,14 @@ class QboSyncMessage(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     kind: Literal[
-        "sync_invoice", "sync_contact", "sync_product", "void_invoice", "sync_payment", "delete_payment"
+        "sync_invoice",
+        "sync_contact",
+        "sync_product",
+        "void_invoice",
+        "sync_payment",
+        "delete_payment",
+        # issue 13 (wt-credit): entity_id the invoice, ref our credit memo id
+        "sync_credit_memo",
     ]
     tenant_id: str
     entity_id: str

@@ -22,7 +22,7 @@ from fieldbill.quickbooks import mapping
 from fieldbill.quickbooks.cdc import ENTITIES, ITEM_TYPES
 from fieldbill.quickbooks.client import QboClient
 from fieldbill.quickbooks.errors import Permanent
-from fieldbill.store import qbo_links
+from fieldbill.store import credit_memos, qbo_links
 from fieldbill.store.qbo_links import Linked
 
 ACTOR = "quickbooks_inbound"
@@ -308,6 +308,8 @@ class Applier:
             if balance is not None:
                 # Payments recorded here and not in QuickBooks yet are not in its balance either.
                 waiting = sum((p.amount for p in ours.payments or [] if not p.qbo_id), Decimal(0))
+                # ... nor credit applied here whose applying Payment is not there yet (wt-credit)
+                waiting += credit_memos.waiting_credit(ours)
                 balance = max(Decimal(0), balance - waiting)
             status = str(states.status_from_quickbooks_balance(InvoiceStatus(ours.status), balance, total))
             if balance == ours.balance and status == ours.status and incoming == held:

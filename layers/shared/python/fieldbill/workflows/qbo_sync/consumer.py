@@ -41,7 +41,7 @@ from fieldbill.quickbooks.errors import (
 from fieldbill.settings import get_settings
 from fieldbill.store import invoice_sync
 from fieldbill.workflows.messages import QboSyncMessage
-from fieldbill.workflows.qbo_sync import backoff, batch, invoices, payments, references
+from fieldbill.workflows.qbo_sync import backoff, batch, credit_memos, invoices, payments, references
 from fieldbill.workflows.qbo_sync.requeue import (
     Requeue,
     RetryLater,
@@ -198,6 +198,9 @@ class SyncBatch:
             payments.push_payment(self.tenants.get(tenant_id), invoice, str(message.ref))
         elif message.kind == "delete_payment":
             payments.delete_payment(self.tenants.get(tenant_id), tenant_id, str(message.ref))
+        elif message.kind == "sync_credit_memo":
+            invoice = invoice_sync.load(tenant_id, entity_id)
+            credit_memos.push_credit_memo(self.tenants.get(tenant_id), invoice, str(message.ref), maybe_sent)
         elif message.kind == "sync_contact":
             references.sync_contact(self.tenants.get(tenant_id), entity_id)
         elif message.kind == "sync_product":
@@ -218,6 +221,8 @@ class SyncBatch:
             invoices.record_permanent(message.tenant_id, message.entity_id, error)
         elif message.kind == "sync_payment":
             payments.record_permanent(message.tenant_id, message.entity_id, str(message.ref), error)
+        elif message.kind == "sync_credit_memo":
+            credit_memos.record_permanent(message.tenant_id, message.entity_id, str(message.ref), error)
         else:
             # A customer or item push has no record of its own to carry the error: the
             # connection's status resource shows it.
