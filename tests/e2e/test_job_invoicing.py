@@ -112,6 +112,7 @@ def test_a_job_billed_over_its_life_adds_up_and_reaches_quickbooks(stack: Any, c
 
     found = wait_for(synced, timeout=90, what="job invoices synced")
     assert len(found) == 4
+    assert not stack.emulator.entities(realm, "CreditMemo")  # no invoice to credit yet
     in_qbo = [e for e in stack.emulator.entities(realm, "Invoice")]
     assert sorted(Decimal(str(e["TotalAmt"])) for e in in_qbo) == [
         Decimal("400"),
@@ -141,9 +142,35 @@ def test_a_job_billed_over_its_life_adds_up_and_reaches_quickbooks(stack: Any, c
     assert accounts["Customer Deposits"] == ("400.00", "0")  # the deposit netted
     assert accounts["Sales"] == ("0", "800.00")
 
+    # The -50.00 correction is a credit memo in QuickBooks: its invoice (the Complete one, of the
+    # same customer) is in QuickBooks now, so posting the correction credits it there, once.
+    assert correction["credit_target_id"] is None  # on save its invoice was not synced yet
+    refund = _invoice(api, "job-1", policy="correction", items={"brochures": "-50.00"})
+    posted_credit = api.ok("POST", f"/invoices/{refund['id']}/post", json={})
+    assert posted_credit["credit_target_id"] == complete["id"]
+
+    def credited() -> list[dict[str, Any]] | None:
+        memos = stack.emulator.entities(realm, "CreditMemo")
+        return memos or None
+
+    memos = wait_for(credited, timeout=90, what="credit memo in QuickBooks")
+    assert [Decimal(str(m["TotalAmt"])) for m in memos] == [Decimal("50")]
+    again = api.post(f"/invoices/{refund['id']}/post", json={})
+    assert again.status_code == 409  # already posted; nothing credited twice
+    target = api.ok("GET", f"/invoices/{complete['id']}")
+    assert (target["amount_credited"], target["balance"]) == ("50.00", "350.00")
+    # split billing: a correction to a customer with no invoice of the job cannot be credited there
+    refused = api.post(f"/invoices/{correction['id']}/post", json={})
+    assert refused.status_code == 422 and refused.json()["error"]["fields"][0]["field"] == "customer_id"
+    journal = api.ok("GET", "/invoices/journal?job_id=job-1&invoice_type=correction")
+    assert (journal["count"], journal["total"]) == (1, "-50.00")
+    assert len(stack.emulator.entities(realm, "CreditMemo")) == 1
+
     # Print the job's invoices as one PDF (the print-many operation)
     printed = api.ok("POST", "/invoices/print", json={"invoice_ids": [i["id"] for i in found]})
     assert printed["invoice_count"] == 4
+    job = api.ok("GET", "/jobs/job-1")
+    assert (job["suggested_price"], job["remaining"]) == ("1200.00", "0.00")
 
 
 def test_accounting_integration_approve_export_post(client: Client):

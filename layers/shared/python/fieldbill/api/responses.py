@@ -322,6 +322,9 @@ class InvoiceOut(Badged):
     exported_at: str | None = None
     export_ref: str | None = None
     posted_at: str | None = None
+    credit_target_id: str | None = Field(
+        default=None, description="a negative correction: the job invoice its QuickBooks credit memo credits"
+    )
 
 
 class BillingRunOut(Record):

@@ -414,6 +414,32 @@ def job_invoices(tenant_id: str, job_id: str) -> list[Invoice]:
     return sorted(records.values(), key=lambda r: (r.created_at or "", r.id))
 
 
+CREDITABLE = ("open", "partially_paid", "paid")
+
+
+def credit_target(tenant_id: str, correction: Invoice) -> Invoice | None:
+    """The job invoice a negative correction credits: the newest positive one of the same customer
+    (a Complete one first), None when the customer has none."""
+    candidates = [
+        r
+        for r in job_invoices(tenant_id, correction.job_id or "")
+        if r.id != correction.id and r.contact_id == correction.contact_id and r.total > 0
+    ]
+    candidates.sort(key=lambda r: (r.invoice_type == "complete", r.created_at or ""), reverse=True)
+    return candidates[0] if candidates else None
+
+
+def set_credit_target(record: Invoice, target_id: str, actor: str) -> None:
+    note = common.history_entry(actor, record.status, record.status, f"credit memo on invoice {target_id}")
+    record.update(
+        actions=[
+            Invoice.credit_target_id.set(target_id),
+            Invoice.updated_at.set(now_iso()),
+            Invoice.history.set(Invoice.history.append([note])),
+        ]
+    )
+
+
 # ---------------------------------------------------------------------------- accounting workflow
 def entries_of(record: Invoice) -> list[acc.Entry]:
     return [

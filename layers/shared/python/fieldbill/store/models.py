@@ -418,6 +418,8 @@ class Invoice(Entity, discriminator="Invoice"):
     exported_at = UnicodeAttribute(null=True)
     export_ref = UnicodeAttribute(null=True)  # quickbooks, or the export file's key
     posted_at = UnicodeAttribute(null=True)
+    # A negative correction is a credit memo in QuickBooks, recorded on this invoice of the job.
+    credit_target_id = UnicodeAttribute(null=True)
 
     @staticmethod
     def key(tenant_id: str, invoice_id: str) -> str:

@@ -69,7 +69,7 @@ def export(tenant_id: str, invoice_ids: Sequence[str], target: str, actor: str) 
     expires: datetime | None = None
     if target == "quickbooks":
         for record in records:
-            job_invoices.to_quickbooks(record, actor)
+            job_invoices.to_quickbooks(record, actor, strict=True)
         ref = "quickbooks"
     else:
         body = _file(tenant_id, records, target)
@@ -144,6 +144,9 @@ def post(tenant_id: str, invoice_id: str, actor: str) -> Invoice:
     tenant has no accounting integration, where nobody approved it)."""
     record = invoice_store.get(tenant_id, invoice_id)
     settings = store.settings(tenant_id)
+    if not settings.accounting_integration and record.job_id:
+        # The credit memo of a negative correction that waited for its invoice's sync goes now.
+        job_invoices.settle_correction(record, actor, strict=True)
     distribution = None
     if not record.distribution:
         distribution = acc.default_distribution(store.line_views(record), settings)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from fieldbill.domain import job_accounting as acc
 from fieldbill.domain import job_policies as jp
 from fieldbill.domain import model as dm
+from fieldbill.domain.errors import InvalidTransition, ValidationError
 from fieldbill.domain.products import default_product_id
 from fieldbill.observability import logger
 from fieldbill.store import jobs as store
@@ -128,18 +129,60 @@ def create(
     return store.get_invoice(tenant_id, invoice.id)
 
 
-def to_quickbooks(record: Invoice, actor: str) -> bool:
-    """Queue a job invoice for QuickBooks: a positive one as an Invoice (the usual sync). A
-    negative correction is a credit memo there: it waits for the credit-memo sync (issue 13)."""
+def to_quickbooks(record: Invoice, actor: str, *, strict: bool = False) -> bool:
+    """Queue a job invoice for QuickBooks: a positive one as an Invoice (the usual sync); a
+    negative correction as a credit memo on the job's invoice it corrects (settle_correction)."""
     if record.destination != str(dm.Destination.QUICKBOOKS):
         return False
     if record.total < 0:
-        logger.info("negative correction not sent: credit memo sync pending", extra={"invoice_id": record.id})
-        return False
+        return settle_correction(record, actor, strict=strict)
     from fieldbill.workflows.qbo_sync import enqueue  # lazy: only a QuickBooks company loads the producer
 
     if record.sync_status in (str(dm.SyncStatus.NOT_SYNCED), str(dm.SyncStatus.ERROR)):
         enqueue.enqueue_invoices([record], actor)
+    return True
+
+
+def settle_correction(record: Invoice, actor: str, *, strict: bool) -> bool:
+    """A negative correction of a QuickBooks company: a credit memo (issue 13's path) on the job's
+    invoice it corrects, for the same customer, which must be in QuickBooks (open) by then. On save
+    that may not be so yet (its sync is on the way): then posting or exporting it settles it, and
+    refuses (409 / 422) while it cannot. The credit id is the correction's: a repeat is a no-op."""
+    if record.total >= 0 or record.invoice_type != "correction":
+        return False
+    from fieldbill.workflows.qbo_sync import credit_memos  # lazy: the sync flow only when crediting
+
+    target = store.credit_target(record.tenant_id, record)
+    if target is None:
+        if strict:
+            raise ValidationError(
+                "customer_id",
+                f"customer {record.contact_id} has no invoice of this job to credit in QuickBooks",
+            )
+        return False
+    if target.status not in store.CREDITABLE:
+        if strict:
+            raise InvalidTransition(
+                "invoice",
+                target.status,
+                "credited",
+                f"invoice {target.id} is not in QuickBooks yet: sync it first",
+            )
+        logger.info(
+            "credit waits for its invoice's sync", extra={"invoice_id": record.id, "target": target.id}
+        )
+        return False
+    credit_memos.record_and_queue(
+        record.tenant_id,
+        target.id,
+        credit_id=f"job-correction-{record.id}",
+        amount=-record.total,
+        on=record.issue_date,
+        reason=f"job {record.job_id} correction {record.number or record.id}",
+        actor=actor,
+    )
+    if record.credit_target_id != target.id:
+        store.set_credit_target(record, target.id, actor)
     return True
 
 
