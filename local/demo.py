@@ -288,6 +288,17 @@ def run_demo(customers: int = 24, seconds_per_minute: float = 2.0) -> int:
             if time.monotonic() - started > 600:
                 raise SystemExit("the job's invoices did not reach QuickBooks within 10 minutes")
             time.sleep(0.5)
+        # Its invoice is in QuickBooks now: posting the correction credits it there (a CreditMemo).
+        posted = api.call("POST", f"/invoices/{job_invoices[-1]}/post", {})
+        while not stack.emulator.entities(realm, "CreditMemo"):
+            if time.monotonic() - started > 600:
+                raise SystemExit("the job's credit memo did not reach QuickBooks within 10 minutes")
+            time.sleep(0.5)
+        stage(
+            f"correction posted: QuickBooks credit memo on invoice {posted['credit_target_id']} "
+            f"({len(stack.emulator.entities(realm, 'CreditMemo'))} credit memo in QuickBooks)",
+            started,
+        )
         invoices = []
         cursor = None
         while True:
@@ -327,5 +338,7 @@ def run_demo(customers: int = 24, seconds_per_minute: float = 2.0) -> int:
             and invoices
             and len(synced) == len(invoices)
             and len(in_qbo) == len(invoices)
+            # every negative job correction is exactly one credit memo there
+            and len(stack.emulator.entities(realm, "CreditMemo")) == len(credits)
         )
         return 0 if ok else 1
