@@ -227,3 +227,52 @@ def test_numbering_modes(client: Client, numbering: str):
     taken = api.post("/jobs/job-3/invoices", json={"policy": "deposit", "amount": "1.00", "number": "PO-77"})
     assert taken.status_code == 409
     assert _invoice(api, "job-3", policy="deposit", amount="10.00")["number"] == "2"  # no gap
+
+
+FORBIDDEN = {
+    "open": ["complete", "complete_grouped", "correction", "correction_grouped"],
+    "closed": ["correction", "correction_grouped"],
+    "billed": [
+        "deposit",
+        "progress_summary",
+        "progress_itemized",
+        "progress_itemized_grouped",
+        "complete",
+        "complete_grouped",
+    ],
+}
+
+
+def _small_job(job_id: str) -> dict[str, Any]:
+    item = {
+        "id": "a",
+        "kind": "order_item",
+        "product_id": "p-brochure",
+        "quantity": "1",
+        "unit_price": "10.00",
+    }
+    return {"id": job_id, "customer_id": "c-press", "billing_type": "order_items", "invoiceables": [item]}
+
+
+def test_every_policy_is_refused_over_the_api_where_the_seed_forbids_it(client: Client):
+    api = client
+    _job(api, "job-open")
+    api.ok("POST", "/jobs", json=_small_job("job-closed"))
+    api.ok("POST", "/jobs/job-closed/close", json={})
+    api.ok("POST", "/jobs", json=_small_job("job-billed"))
+    api.ok("POST", "/jobs/job-billed/close", json={})
+    _invoice(api, "job-billed", policy="complete")
+    for status, policies in FORBIDDEN.items():
+        for policy in policies:
+            refused = api.post(f"/jobs/job-{status}/invoices", json={"policy": policy, "amount": "1.00"})
+            assert refused.status_code == 409, (status, policy, refused.text)
+            error = refused.json()["error"]
+            assert (error["machine"], error["current"], error["requested"]) == (
+                "job_invoice_policy",
+                status,
+                policy,
+            )
+    # and nothing was written
+    assert [j["invoice_count"] for j in (api.ok("GET", f"/jobs/job-{s}") for s in FORBIDDEN)] == [0, 0, 1]
+    billed = api.post("/jobs/job-billed/reopen", json={})
+    assert billed.status_code == 409 and billed.json()["error"]["machine"] == "job"
