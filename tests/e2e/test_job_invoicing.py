@@ -276,3 +276,17 @@ def test_every_policy_is_refused_over_the_api_where_the_seed_forbids_it(client: 
     assert [j["invoice_count"] for j in (api.ok("GET", f"/jobs/job-{s}") for s in FORBIDDEN)] == [0, 0, 1]
     billed = api.post("/jobs/job-billed/reopen", json={})
     assert billed.status_code == 409 and billed.json()["error"]["machine"] == "job"
+
+
+def test_a_job_without_invoices_is_deleted_and_keeps_its_history(client: Client):
+    api = client
+    _job(api, "job-gone")
+    api.ok("POST", "/jobs/job-gone/close", json={"reason": "printed"})
+    assert api.ok("DELETE", "/jobs/job-gone") == {"deleted": True, "id": "job-gone"}
+    assert api.get("/jobs/job-gone").status_code == 404
+    trail = api.ok("GET", "/history/job/job-gone")
+    assert trail["deleted"] is True
+    assert [(h["from"], h["to"]) for h in trail["history"]][-2:] == [
+        ("open", "closed"),
+        ("closed", "deleted"),
+    ]
