@@ -311,3 +311,62 @@ def test_runs_are_listed_newest_first_from_the_store(stack, tenant_id):
     first, cursor = runs.list_runs(tenant_id, 1, None)
     second, _ = runs.list_runs(tenant_id, 1, cursor)
     assert [r.id for r in first + second] == ["newer", "older"]
+
+
+# ---------------------------------------------------------------------------- cancel
+def test_a_person_cancels_a_waiting_run_the_lock_goes_and_its_invoices_stay(stack, reconnect: Client):
+    # Given a run whose invoices wait for a company that must reconnect
+    client = reconnect
+    seed_work(client.tenant_id, contacts=2, entries_per_contact=1)
+    started = client.ok("POST", "/billing-runs", json={}, expect=202)
+    from tests.conftest import wait_for
+
+    wait_for(
+        lambda: client.ok("GET", f"/billing-runs/{started['id']}")["status"] == "syncing",
+        timeout=30,
+        what="the run waiting in syncing",
+    )
+    # When the person cancels it
+    cancelled = client.ok("POST", f"/billing-runs/{started['id']}/cancel", json={"reason": "wrong month"})
+    # Then it is cancelled at once, saying by whom and why; the lock is free for the next run
+    assert cancelled["status"] == "cancelled", cancelled
+    assert _lock(client.tenant_id) is None
+    last = client.ok("GET", f"/history/billing-run/{started['id']}")["history"][-1]
+    assert (last["to"], last["reason"]) == ("cancelled", "wrong month"), last
+    # and the invoices it made stay, waiting for QuickBooks (a person deletes drafts they do not want)
+    assert len(_invoices(client.tenant_id)) == 2
+    # and its execution ends without touching the run again; a retried cancel changes nothing
+    arn = runs.get_run(client.tenant_id, started["id"]).execution_arn
+    sfn = boto3.client("stepfunctions")
+    wait_for(
+        lambda: sfn.describe_execution(executionArn=arn)["status"] != "RUNNING",
+        timeout=60,
+        what="the cancelled run's execution to end",
+    )
+    again = client.ok("POST", f"/billing-runs/{started['id']}/cancel", json={})
+    assert again == client.ok("GET", f"/billing-runs/{started['id']}")
+    assert (again["status"], again["updated_at"]) == ("cancelled", cancelled["updated_at"])
+
+
+def test_a_finished_run_cannot_be_cancelled_409_naming_both_statuses_nothing_written(stack, client: Client):
+    # Given a run that finished (no QuickBooks: local invoices)
+    seed_work(client.tenant_id, contacts=1, entries_per_contact=1)
+    started = client.ok("POST", "/billing-runs", json={}, expect=202)
+    run = client.wait_run(started["id"], timeout=60)
+    assert run["status"] == "succeeded", run
+    before = client.ok("GET", f"/history/billing-run/{started['id']}")["history"]
+    # When a person tries to cancel it
+    refused = client.post(f"/billing-runs/{started['id']}/cancel", json={})
+    # Then 409 names the machine, the current and the requested status, and nothing changed
+    assert refused.status_code == 409, refused.text
+    error = refused.json()["error"]
+    assert (error["code"], error["machine"], error["current"], error["requested"]) == (
+        "invalid_transition",
+        "billing_run",
+        "succeeded",
+        "cancelled",
+    )
+    assert client.ok("GET", f"/billing-runs/{started['id']}")["status"] == "succeeded"
+    assert client.ok("GET", f"/history/billing-run/{started['id']}")["history"] == before
+    # and an unknown run is 404
+    assert client.post("/billing-runs/ghost/cancel", json={}).status_code == 404

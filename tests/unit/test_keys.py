@@ -52,6 +52,9 @@ T, ID = "acme", "r1"
         (m.SentMessage.key(T, "msg1"), f"T#{T}#MESSAGE#msg1"),
         (m.SentMessage.ses_key("ses1"), "SESMESSAGE#ses1"),
         (m.qbo_ref_key(T, "Customer"), f"T#{T}#QBO#Customer"),
+        # issue 15: numbering
+        (m.NumberSequence.key(T, "invoice"), f"T#{T}#SEQ#invoice"),
+        (m.NumberClaim.key(T, "invoice", "1001"), f"T#{T}#NUMBER#invoice#1001"),
         # --- job-shop jobs (issue 14)
         (m.Job.key(T, ID), f"T#{T}#JOB#{ID}"),
         (m.Job.list_key(T), f"T#{T}#JOBS"),
@@ -70,6 +73,7 @@ def test_every_entity_has_its_keys_pinned_above() -> None:
         "Contact", "Product", "PriceList", "Membership", "Team", "ProductAssignment", "Task",
         "TaskEntry", "BillableItem", "Invoice", "BillingRun", "RunLock", "Operation",
         "QboConnection", "InboundEvent", "SentMessage",
+        "NumberSequence", "NumberClaim",  # issue 15
         # job-shop jobs (issue 14)
         "Job", "JobBillingSettings", "InvoiceSequence", "InvoiceNumberClaim",
     }  # fmt: skip

@@ -211,6 +211,17 @@ def test_billing_run_happy_path_and_illegal_jumps() -> None:
             RUN_MACHINE.transition("run1", current, target, **WHO)
 
 
+def test_a_run_can_be_cancelled_before_it_ends_and_never_after() -> None:
+    for current in (RunStatus.QUEUED, RunStatus.COMPILING, RunStatus.GENERATING, RunStatus.SYNCING):
+        RUN_MACHINE.transition("run1", current, RunStatus.CANCELLED, **WHO)
+    for current in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.PARTIALLY_FAILED):
+        with pytest.raises(InvalidTransition):
+            RUN_MACHINE.transition("run1", current, RunStatus.CANCELLED, **WHO)
+    # and a cancelled run stays cancelled
+    for target in RunStatus:
+        assert not RUN_MACHINE.can(RunStatus.CANCELLED, target)
+
+
 def test_machines_name_every_status() -> None:
     # Given the invoice machine / Then terminal states have no way out
     assert not INVOICE_MACHINE.can(InvoiceStatus.PAID, InvoiceStatus.VOID)

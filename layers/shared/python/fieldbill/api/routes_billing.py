@@ -21,6 +21,7 @@ from fieldbill.api.schemas import (
     IdQuery,
     LineKind,
     PageLimit,
+    ReasonIn,
 )
 from fieldbill.domain.errors import ValidationError
 from fieldbill.store import billing as billing_store
@@ -179,6 +180,20 @@ def start_billing_run(body: BillingRunIn) -> out.BillingRunOut:
     request = RunRequest.model_validate(body.model_dump())
     run = billing_run.start_run(tenant, context.actor(router), request)
     return views.billing_run(run)
+
+
+@router.post(
+    "/billing-runs/<run_id>/cancel",
+    summary="Cancel a billing run before it ends (what it made so far stays)",
+    tags=["billing runs"],
+    responses=OK,
+)
+def cancel_billing_run(run_id: str, body: ReasonIn) -> out.BillingRunOut:
+    """Cancelled at once with the lock released, so the next run can start; its execution is
+    stopped. Compiled items stay pending and invoices stay (delete unwanted drafts). A finished
+    run: 409 invalid_transition."""
+    tenant = context.tenant_id(router)
+    return views.billing_run(billing_run.cancel_run(tenant, run_id, context.actor(router), body.reason))
 
 
 @router.get("/billing-runs", summary="List billing runs, newest first", tags=["billing runs"], responses=OK)

@@ -94,6 +94,7 @@ class RunStatus(enum.StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     PARTIALLY_FAILED = "partially_failed"
+    CANCELLED = "cancelled"  # a person stopped it; what it made so far stays
 
 
 class ProductScope(enum.StrEnum):

@@ -13,7 +13,8 @@
 |                 | pending; synced -> pending (re-sync after a change); unknown -> synced or |
 |                 | error (unknown: a create whose answer was lost, looked up before retrying)|
 | billing_run     | queued -> compiling -> generating -> syncing -> succeeded | failed |      |
-|                 | partially_failed; queued, compiling, generating -> failed                 |
+|                 | partially_failed; queued, compiling, generating -> failed; any of the     |
+|                 | four before the end -> cancelled (a person stops it)                      |
 | quickbooks_     | disconnected -> connected (OAuth callback); connected -> needs_reconnect  |
 | connection      | (tokens refused) | disconnected; needs_reconnect -> connected | disconnected |
 | operation       | queued -> running | failed; running -> succeeded | failed                 |
@@ -192,15 +193,20 @@ SYNC_MACHINE: StateMachine[SyncStatus] = StateMachine(
 RUN_MACHINE: StateMachine[RunStatus] = StateMachine(
     "billing_run",
     {
-        RunStatus.QUEUED: frozenset({RunStatus.COMPILING, RunStatus.FAILED}),
-        RunStatus.COMPILING: frozenset({RunStatus.GENERATING, RunStatus.FAILED}),
-        RunStatus.GENERATING: frozenset({RunStatus.SYNCING, RunStatus.FAILED}),
-        RunStatus.SYNCING: frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.PARTIALLY_FAILED}),
+        # A person may cancel a run at any stage before it ends (what it made so far stays).
+        RunStatus.QUEUED: frozenset({RunStatus.COMPILING, RunStatus.FAILED, RunStatus.CANCELLED}),
+        RunStatus.COMPILING: frozenset({RunStatus.GENERATING, RunStatus.FAILED, RunStatus.CANCELLED}),
+        RunStatus.GENERATING: frozenset({RunStatus.SYNCING, RunStatus.FAILED, RunStatus.CANCELLED}),
+        RunStatus.SYNCING: frozenset(
+            {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.PARTIALLY_FAILED, RunStatus.CANCELLED}
+        ),
     },
     initial=frozenset({RunStatus.QUEUED}),
 )
 
-RUN_FINISHED = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.PARTIALLY_FAILED})
+RUN_FINISHED = frozenset(
+    {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.PARTIALLY_FAILED, RunStatus.CANCELLED}
+)
 
 
 class OperationStatus(enum.StrEnum):

@@ -25,6 +25,7 @@ from fieldbill.domain.errors import Conflict
 from fieldbill.domain.model import EntryStatus
 from fieldbill.domain.states import ENTRY_MACHINE, INVOICE_MACHINE, ITEM_MACHINE, SYNC_MACHINE
 from fieldbill.store import common, transitions
+from fieldbill.store import numbering as numbers
 from fieldbill.store.models import (
     META,
     BillableItem,
@@ -40,6 +41,8 @@ from fieldbill.store.models import (
 )
 
 TRANSACTION_MAX = 100
+INVOICE_SEQUENCE = "invoice"  # the tenant's invoice numbers (store/numbering.py)
+NUMBERING_PARTS = 2  # a numbered invoice's transaction also moves the counter and claims the number
 
 
 # ---------------------------------------------------------------------------- mapping to the domain
@@ -527,13 +530,20 @@ def invoice_record(invoice: dm.Invoice) -> Invoice:
     )
 
 
-def write_invoice(invoice: dm.Invoice, items: Sequence[BillableItem], actor: str) -> bool:
-    """Put the invoice and move its items from pending to invoiced in one transaction.
+def write_invoice(
+    invoice: dm.Invoice,
+    items: Sequence[BillableItem],
+    actor: str,
+    numbering: numbers.Mode = numbers.Mode.NONE,
+) -> bool:
+    """Put the invoice and move its items from pending to invoiced in one transaction; with
+    `numbering` automatic, the invoice takes the tenant's next invoice number in that same
+    transaction (store/numbering.py: a retry or a refused write never burns or repeats one).
 
     True when written; False when a retry finds this very invoice already written (same
     deterministic id). Conflict when another invoice took one of the items first.
     """
-    if len(items) + 1 > TRANSACTION_MAX:
+    if len(items) + 1 + NUMBERING_PARTS > TRANSACTION_MAX:
         raise ValueError("an invoice's items must fit one transaction; split the group first")
     stamp = now_iso()
     record = invoice_record(invoice)
@@ -562,11 +572,15 @@ def write_invoice(invoice: dm.Invoice, items: Sequence[BillableItem], actor: str
         )
         for item in items
     ]
+
+    def write(tx: TransactWrite, number: str | None) -> None:
+        record.number = number
+        tx.save(record, condition=Entity.pk.does_not_exist())
+        for item, move in zip(items, moves, strict=True):
+            tx.update(item, actions=move.actions, condition=move.condition)
+
     try:
-        with TransactWrite(connection=common.connection()) as tx:
-            tx.save(record, condition=Entity.pk.does_not_exist())
-            for item, move in zip(items, moves, strict=True):
-                tx.update(item, actions=move.actions, condition=move.condition)
+        numbers.write_numbered(invoice.tenant_id, INVOICE_SEQUENCE, invoice.id, write, mode=numbering)
     except (TransactWriteError, PutError) as exc:
         if common.find(Invoice, record.pk) is not None:
             return False  # a retry of the same generate: already done

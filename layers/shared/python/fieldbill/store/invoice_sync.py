@@ -26,7 +26,7 @@ from fieldbill.domain.errors import Conflict
 from fieldbill.domain.model import Destination, SyncStatus
 from fieldbill.domain.states import SYNC_MACHINE
 from fieldbill.settings import get_settings
-from fieldbill.store import common, transitions
+from fieldbill.store import common, numbering, transitions
 from fieldbill.store.models import META, Entity, Invoice
 
 ACTOR = "qbo_sync"
@@ -411,3 +411,29 @@ def release_claims_before(started_at: int) -> int:
             continue
         released += 1
     return released
+
+
+# ---------------------------------------------------------------------------- numbering (issue 15)
+def renumber(invoice: Invoice, taken_by: str) -> str:
+    """QuickBooks holds another transaction with our invoice's number (6140): our invoice takes
+    the tenant's next number, and the old one passes to `taken_by`, in one transaction
+    (store/numbering.renumber); a history entry says why. The invoice in hand carries the new number."""
+    old = str(invoice.number)
+    record = Invoice(Invoice.key(invoice.tenant_id, invoice.id), META)
+
+    def write(tx: TransactWrite, number: str | None) -> None:
+        why = f"number {old} is used in QuickBooks by {taken_by}: renumbered {number}"
+        entry = common.history_entry(ACTOR, invoice.sync_status, invoice.sync_status, why)
+        tx.update(
+            record,
+            actions=[
+                Invoice.number.set(str(number)),
+                Invoice.updated_at.set(now_iso()),
+                Invoice.history.set(Invoice.history.append([entry])),
+            ],
+            condition=Invoice.number == old,
+        )
+
+    number = numbering.renumber(invoice.tenant_id, "invoice", invoice.id, old, taken_by, write)
+    invoice.number = number
+    return number

@@ -553,6 +553,30 @@ class InboundEvent(Entity, discriminator="QboInboundEvent"):
         return f"{cls.PREFIX}#{event_id}"
 
 
+# ---------------------------------------------------------------- numbering (issue 15: store/numbering.py)
+class NumberSequence(Entity, discriminator="NumberSequence"):
+    """A tenant's counter of one document sequence (invoices, job invoices…): `next_value` is the
+    number the next record takes; it only moves in the transaction that writes that record."""
+
+    PREFIX = "SEQ"
+
+    next_value = NumberAttribute()
+
+
+class NumberClaim(Entity, discriminator="NumberClaim"):
+    """One number of one sequence, held by one record: two records can never share a number (an
+    automatic one or one a person typed). `id` is the number; `owner_id` the record holding it."""
+
+    sequence = UnicodeAttribute()
+    owner_id = UnicodeAttribute()
+
+    PREFIX = "NUMBER"
+
+    @classmethod
+    def key(cls, tenant_id: str, sequence: str, number: str) -> str:  # type: ignore[override]
+        return f"{tenant_prefix(tenant_id)}#{cls.PREFIX}#{sequence}#{number}"
+
+
 # ---------------------------------------------------------------------------- job-shop jobs (issue 14)
 # Not the asynchronous "jobs" (operations, Operation above): a job shop's job and its invoices.
 class JobInvoiceable(MapAttribute[str, Any]):

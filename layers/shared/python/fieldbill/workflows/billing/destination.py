@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from fieldbill.domain.errors import ValidationError
 from fieldbill.domain.model import Destination
-from fieldbill.store import connections
+from fieldbill.store import connections, numbering
 
 # A company that needs reconnecting still uses QuickBooks: its work is queued and parked until then.
 USES_QUICKBOOKS = ("connected", "needs_reconnect")
@@ -35,3 +35,15 @@ def resolve(tenant_id: str, chosen: Destination | None = None) -> Destination:
             "destination", "QuickBooks is not connected: connect it (GET /quickbooks/connect) or choose local"
         )
     return chosen
+
+
+# ---------------------------------------------------------------------------- numbering (issue 15)
+def invoice_numbering(tenant_id: str, destination: Destination) -> numbering.Mode:
+    """Who numbers a new invoice. Local: we do (nobody else will). QuickBooks with custom
+    transaction numbers on: we do and send DocNumber (QuickBooks leaves it blank otherwise); off:
+    QuickBooks numbers it and the sync stores its DocNumber (qbo_doc_number)."""
+    if destination is Destination.LOCAL:
+        return numbering.Mode.AUTOMATIC_FIXED
+    record = connections.get(tenant_id, consistent=False)
+    settings = record.settings.as_dict() if record is not None and record.settings else {}
+    return numbering.Mode.AUTOMATIC_FIXED if settings.get("custom_txn_numbers") else numbering.Mode.NONE

@@ -18,11 +18,12 @@ from fieldbill.domain.errors import Conflict
 from fieldbill.domain.products import Assignments, default_products_for
 from fieldbill.observability import logger
 from fieldbill.store import billing as store
+from fieldbill.workflows.billing.destination import invoice_numbering
 
 COMPILE_PAGE = 2000
 GENERATE_PAGE = 1000
 # An invoice's items move in the same transaction as the invoice (100 actions at most).
-MAX_LINES_PER_INVOICE = store.TRANSACTION_MAX - 1
+MAX_LINES_PER_INVOICE = store.TRANSACTION_MAX - 1 - store.NUMBERING_PARTS
 
 
 @dataclass
@@ -135,6 +136,7 @@ def generate(
     """Draft invoices for these pending item records, one transaction per invoice. Production
     paths pass `destination` from destination.resolve; the default serves tests and benchmarks."""
     result = GenerateResult()
+    numbered = invoice_numbering(tenant_id, destination)
     by_id = {rec.id: rec for rec in items}
     domain_items = [store.item_to_domain(rec) for rec in items if rec.status == "pending"]
     groups = invoicing.group_items(domain_items, grouping)
@@ -146,7 +148,7 @@ def generate(
                 part, run_id=run_id, grouping=grouping, issue_date=issue_date, destination=destination
             )
             try:
-                store.write_invoice(invoice, [by_id[i.id] for i in part], actor)
+                store.write_invoice(invoice, [by_id[i.id] for i in part], actor, numbered)
             except Conflict:
                 result.conflicts += 1
                 continue

@@ -21,7 +21,7 @@ import boto3
 
 from fieldbill.domain import model as dm
 from fieldbill.domain.model import RunStatus
-from fieldbill.domain.states import RUN_FINISHED
+from fieldbill.domain.states import RUN_FINISHED, RUN_MACHINE
 from fieldbill.observability import logger
 from fieldbill.settings import get_settings
 from fieldbill.store import billing as billing_store
@@ -109,6 +109,29 @@ def start_run(tenant_id: str, actor: str, request: RunRequest, run_id: str | Non
         raise
     runs.set_execution(run, execution["executionArn"])
     return run
+
+
+def cancel_run(tenant_id: str, run_id: str, actor: str, reason: str | None) -> BillingRun:
+    """A person stops a run before it ends: cancelled (with who and why) and the lock released in
+    one write, then its execution stopped. What the run made so far stays: compiled items stay
+    pending, invoices stay (drafts can be deleted, queued ones still reach QuickBooks). A finished
+    run is InvalidTransition (409)."""
+    run = get_run(tenant_id, run_id)
+    if run.status == RunStatus.CANCELLED:
+        return run  # a retried cancel: done already
+    RUN_MACHINE.check(run.id, RunStatus(run.status), RunStatus.CANCELLED)
+    runs.end(run, RunStatus.CANCELLED, actor, reason or "cancelled")
+    if run.execution_arn:
+        try:
+            boto3.client("stepfunctions").stop_execution(
+                executionArn=run.execution_arn, error="Cancelled", cause=(reason or "cancelled")[:256]
+            )
+        except Exception as exc:  # the steps see the cancelled run and wind down by themselves
+            logger.warning(
+                "could not stop the execution of a cancelled run",
+                extra={"tenant_id": tenant_id, "run_id": run_id, "error": type(exc).__name__},
+            )
+    return get_run(tenant_id, run_id)
 
 
 def _error(stage: str | None, exc: BaseException | dict[str, Any] | str) -> dict[str, str]:
@@ -203,6 +226,8 @@ def _tally(counts: dict[str, Any], **deltas: int) -> None:
 
 def compile_step(event: dict[str, Any]) -> dict[str, Any]:
     run = get_run(event["tenant_id"], event["run_id"])
+    if run.status in RUN_FINISHED:  # cancelled meanwhile: wind down to the (no-op) finish
+        return _state(event, more=False)
     logger.append_keys(tenant_id=run.tenant_id, run_id=run.id)
     counts = runs.counts_of(run)
     cursor = run.cursor if run.stage == "compiling" else None
@@ -220,6 +245,8 @@ def compile_step(event: dict[str, Any]) -> dict[str, Any]:
 
 def generate_step(event: dict[str, Any]) -> dict[str, Any]:
     run = get_run(event["tenant_id"], event["run_id"])
+    if run.status in RUN_FINISHED:  # cancelled meanwhile: wind down to the (no-op) finish
+        return _state(event, more=False)
     logger.append_keys(tenant_id=run.tenant_id, run_id=run.id)
     counts = runs.counts_of(run)
     cursor = run.cursor if run.stage == "generating" else None
@@ -248,6 +275,8 @@ def generate_step(event: dict[str, Any]) -> dict[str, Any]:
 def sync_step(event: dict[str, Any]) -> dict[str, Any]:
     """Queue one page of the run's not-yet-queued invoices for QuickBooks."""
     run = get_run(event["tenant_id"], event["run_id"])
+    if run.status in RUN_FINISHED:  # cancelled meanwhile: wind down to the (no-op) finish
+        return _state(event, more=False)
     logger.append_keys(tenant_id=run.tenant_id, run_id=run.id)
     counts = runs.counts_of(run)
     if not run.sync or _destination(counts) is not dm.Destination.QUICKBOOKS:
@@ -266,6 +295,8 @@ def progress_step(event: dict[str, Any]) -> dict[str, Any]:
     """Count the run's invoices by sync status; done when none waits for QuickBooks, `give_up`
     (the run ends failed, with `reason`) once it has checked `max_checks` times."""
     run = get_run(event["tenant_id"], event["run_id"])
+    if run.status in RUN_FINISHED:  # cancelled meanwhile: straight to the (no-op) finish
+        return _state(event, done=True, give_up=False)
     counts = runs.counts_of(run)
     by_status = count_invoices_by_sync_status(run.tenant_id, run.id)
     counts["sync"] = by_status
@@ -308,6 +339,9 @@ def count_invoices_by_sync_status(tenant_id: str, run_id: str) -> dict[str, int]
 def finish_step(event: dict[str, Any]) -> dict[str, Any]:
     """Store the summary, settle the run's status, release the lock (also on failure)."""
     run = get_run(event["tenant_id"], event["run_id"])
+    if run.status in RUN_FINISHED:  # cancelled (or ended by the reconciler): only the lock, if held
+        runs.release_lock(run.tenant_id, run.id)
+        return _state(event, status=str(run.status))
     counts = runs.counts_of(run)
     error = event.get("error")
     if error:

@@ -21,7 +21,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from fieldbill.observability import logger
 from fieldbill.quickbooks import mapping
 from fieldbill.quickbooks.client import BATCH_MAX_OPERATIONS, batch_item_id, batch_request_id
-from fieldbill.quickbooks.errors import QboError, Throttled, Transient
+from fieldbill.quickbooks.errors import DuplicateDocNumber, QboError, Throttled, Transient
 from fieldbill.quickbooks.limiter import DEFAULT_MAX_WAIT_SECONDS
 from fieldbill.settings import get_settings
 from fieldbill.store import invoice_sync
@@ -275,6 +275,8 @@ def _record(
         result = results.get(batch_item_id(ids[rec.message_id]))
         if isinstance(result, dict):
             settled.append((rec, inv, result))
+        elif isinstance(result, DuplicateDocNumber):
+            pass  # 6140: the single-call path resolves the number (invoices.create_resolving_numbers)
         elif isinstance(result, BaseException):
             prepared.set_outcome(rec, inv, result)  # that operation's own fault; the others stand
         # no answer for the item: the single-call path looks it up (requestid, marker) and retries

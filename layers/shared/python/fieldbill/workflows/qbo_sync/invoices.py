@@ -17,7 +17,7 @@ from fieldbill.observability import logger
 from fieldbill.quickbooks import mapping
 from fieldbill.quickbooks import metrics as qmetrics
 from fieldbill.quickbooks.client import quote, request_id
-from fieldbill.quickbooks.errors import Permanent, StaleObject, Transient
+from fieldbill.quickbooks.errors import DuplicateDocNumber, Permanent, StaleObject, Transient
 from fieldbill.store import invoice_sync
 from fieldbill.store import invoices as lifecycle
 from fieldbill.workflows.messages import QboSyncMessage
@@ -97,7 +97,7 @@ def sync_invoice(tenant: Tenant, invoice: Invoice, maybe_sent: bool, owner: str)
                 result = found
             else:
                 sent = True
-                result = create_invoice(tenant, invoice, body)
+                result = create_resolving_numbers(tenant, invoice, body)
         else:
             result = update_invoice(tenant, invoice, body)
         mark_synced(tenant, invoice, result)
@@ -121,13 +121,46 @@ def create_request_id(invoice: Invoice) -> str:
     return request_id("invoice", invoice.tenant_id, invoice.id, int(invoice.version))
 
 
-def create_invoice(tenant: Tenant, invoice: Invoice, body: dict[str, Any]) -> dict[str, Any]:
+def create_invoice(
+    tenant: Tenant, invoice: Invoice, body: dict[str, Any], rid: str | None = None
+) -> dict[str, Any]:
     try:
-        return tenant.client.create("Invoice", body, create_request_id(invoice))
+        return tenant.client.create("Invoice", body, rid or create_request_id(invoice))
     except Transient as exc:
         if exc.maybe_committed:
             invoice_sync.mark_unknown(invoice)
         raise
+
+
+RENUMBER_MAX = 3  # numbers taken in QuickBooks in a row before a person is asked to look
+
+
+def create_resolving_numbers(tenant: Tenant, invoice: Invoice, body: dict[str, Any]) -> dict[str, Any]:
+    """Create; on 6140 (the DocNumber is taken in QuickBooks) resolve it, never resend blind: the
+    invoice holding the number is ours (a lost answer: link it) or someone else's (typed in
+    QuickBooks: ours takes our next number, the old one stays used, and is created with it)."""
+    rid = create_request_id(invoice)
+    for attempt in range(RENUMBER_MAX + 1):
+        try:
+            return create_invoice(tenant, invoice, body, rid)
+        except DuplicateDocNumber:
+            number = body.get("DocNumber")
+            if not number or attempt == RENUMBER_MAX:
+                raise
+            rows = tenant.client.query("Invoice", f"DocNumber = {quote(str(number))}")
+            ours = next((r for r in rows if mapping.has_marker(r, invoice.tenant_id, invoice.id)), None)
+            if ours is not None:
+                return ours
+            holder = f"quickbooks:Invoice:{rows[0]['Id']}" if rows else "quickbooks"
+            renumbered = invoice_sync.renumber(invoice, holder)
+            logger.info(
+                "invoice number taken in QuickBooks: renumbered",
+                extra={"invoice_id": invoice.id, "old": number, "new": renumbered, "holder": holder},
+            )
+            body = {**body, "DocNumber": mapping.doc_number(renumbered, tenant.settings)}
+            # A new requestid: QuickBooks would answer the old one with its remembered 6140.
+            rid = request_id("invoice", invoice.tenant_id, invoice.id, int(invoice.version), renumbered)
+    raise AssertionError("unreachable")
 
 
 def find_invoice(tenant: Tenant, invoice: Invoice, body: dict[str, Any]) -> dict[str, Any] | None:
