@@ -13,9 +13,9 @@ from fieldbill.domain import job_policies as jp
 from fieldbill.domain import jobs as dj
 from fieldbill.domain import model as dm
 from fieldbill.domain.errors import Conflict
-from fieldbill.store import catalog, common
+from fieldbill.store import catalog, common, numbering
 from fieldbill.store import jobs as store
-from fieldbill.store.models import Invoice, InvoiceSequence
+from fieldbill.store.models import Invoice
 
 PRODUCTS = jp.Products(summary="p", deposit="p")
 
@@ -32,7 +32,7 @@ def _job(tenant: str) -> dj.Job:
     return job
 
 
-def _write(tenant: str, invoice_id: str, amount: str, number: store.NumberPlan) -> bool:
+def _write(tenant: str, invoice_id: str, amount: str, mode: acc.NumberingMode) -> bool:
     record = store.get(tenant, "j1")
     job = store.to_domain(record)
     draft = jp.build(job, jp.PolicyRequest(policy=jp.Policy.DEPOSIT, amount=Decimal(amount)), PRODUCTS)
@@ -50,7 +50,7 @@ def _write(tenant: str, invoice_id: str, amount: str, number: store.NumberPlan) 
     return store.write_invoice(
         store.JobInvoiceWrite(
             invoice=invoice, lines_meta=[(None, None)], policy="deposit", invoice_type="partial",
-            number=number, job_before=record, job_after=jp.apply(job, draft),
+            numbering=mode, requested_number=None, job_before=record, job_after=jp.apply(job, draft),
         ),
         "test",
     )  # fmt: skip
@@ -58,11 +58,10 @@ def _write(tenant: str, invoice_id: str, amount: str, number: store.NumberPlan) 
 
 def test_invoice_job_and_number_are_written_together(stack, tenant_id):
     _job(tenant_id)
-    settings = acc.JobBillingSettings()
-    assert _write(tenant_id, "inv-1", "100", store.plan_number(tenant_id, None, settings)) is True
+    assert _write(tenant_id, "inv-1", "100", acc.NumberingMode.AUTOMATIC) is True
     job = store.to_domain(store.get(tenant_id, "j1"))
     assert (job.deposits, job.invoice_count, job.version) == (Decimal("100.00"), 1, 2)
-    assert common.get(Invoice, Invoice.key(tenant_id, "inv-1")).number == "1"
+    assert common.get(Invoice, Invoice.key(tenant_id, "inv-1")).number == "1001"
     assert store.job_invoices(tenant_id, "j1")[0].id == "inv-1"
     # a retry of the very same write is recognised, not doubled
     record = common.get(Invoice, Invoice.key(tenant_id, "inv-1"))
@@ -71,10 +70,8 @@ def test_invoice_job_and_number_are_written_together(stack, tenant_id):
 
 def test_a_stale_writer_loses_and_takes_no_number(stack, tenant_id):
     _job(tenant_id)
-    settings = acc.JobBillingSettings()
     stale = store.get(tenant_id, "j1")
-    plan = store.plan_number(tenant_id, None, settings)
-    assert _write(tenant_id, "inv-1", "100", plan) is True
+    assert _write(tenant_id, "inv-1", "100", acc.NumberingMode.AUTOMATIC) is True
     # Given a second writer that decided from the same job version and sequence
     job = store.to_domain(stale)
     draft = jp.build(job, jp.PolicyRequest(policy=jp.Policy.DEPOSIT, amount=Decimal("50")), PRODUCTS)
@@ -93,21 +90,22 @@ def test_a_stale_writer_loses_and_takes_no_number(stack, tenant_id):
         store.write_invoice(
             store.JobInvoiceWrite(
                 invoice=invoice, lines_meta=[(None, None)], policy="deposit", invoice_type="partial",
-                number=plan, job_before=stale, job_after=jp.apply(job, draft),
+                numbering=acc.NumberingMode.AUTOMATIC, requested_number=None, job_before=stale,
+                job_after=jp.apply(job, draft),
             ),
             "test",
         )  # fmt: skip
     # Then nothing of it was written and the next number is still 2
     assert common.find(Invoice, Invoice.key(tenant_id, "inv-2")) is None
-    assert int(common.get(InvoiceSequence, InvoiceSequence.key(tenant_id)).last) == 1
+    assert numbering.next_number(tenant_id, "invoice") == 1002
     assert store.to_domain(store.get(tenant_id, "j1")).invoice_count == 1
-    assert _write(tenant_id, "inv-3", "50", store.plan_number(tenant_id, None, settings)) is True
-    assert common.get(Invoice, Invoice.key(tenant_id, "inv-3")).number == "2"
+    assert _write(tenant_id, "inv-3", "50", acc.NumberingMode.AUTOMATIC) is True
+    assert common.get(Invoice, Invoice.key(tenant_id, "inv-3")).number == "1002"
 
 
 def test_a_job_with_an_invoice_is_not_deleted(stack, tenant_id):
     _job(tenant_id)
-    assert _write(tenant_id, "inv-1", "10", store.NumberPlan(None, None)) is True
+    assert _write(tenant_id, "inv-1", "10", acc.NumberingMode.NONE) is True
     with pytest.raises(Conflict):
         store.delete(store.get(tenant_id, "j1"), "test")
     assert store.get(tenant_id, "j1").id == "j1"

@@ -23,16 +23,12 @@ def test_backdating_is_limited_and_future_dates_refused():
         assert refused.value.field == "issue_date"
 
 
-def test_numbering_modes():
-    none = acc.JobBillingSettings(numbering=acc.NumberingMode.NONE)
-    fixed = acc.JobBillingSettings(numbering=acc.NumberingMode.AUTOMATIC_FIXED)
-    assert acc.number_wanted(None, SETTINGS) is True
-    assert acc.number_wanted("PO-1", SETTINGS) is False  # overridable
-    assert acc.number_wanted(None, none) is False
-    assert acc.number_wanted(None, fixed) is True
-    for settings in (none, fixed):
-        with pytest.raises(ValidationError):
-            acc.number_wanted("PO-1", settings)
+def test_numbering_modes_map_onto_the_tenant_sequence():
+    assert {str(k): v for k, v in acc.NUMBERING_MODES.items()} == {
+        "none": "none",
+        "automatic": "automatic_overridable",
+        "automatic_fixed": "automatic_fixed",
+    }
 
 
 def _complete_lines() -> list[acc.LineView]:

@@ -134,7 +134,6 @@ def put_settings(body: s.JobSettingsIn) -> s.JobSettingsOut:
 def _settings_out(value: acc.JobBillingSettings) -> s.JobSettingsOut:
     return s.JobSettingsOut(
         numbering=str(value.numbering),
-        number_prefix=value.number_prefix,
         backdating_days=value.backdating_days,
         accounting_integration=value.accounting_integration,
         receivable_account=value.receivable_account,

@@ -128,7 +128,6 @@ class ExportIn(Strict):
 
 class JobSettingsIn(Strict):
     numbering: Literal["none", "automatic", "automatic_fixed"] = "automatic"
-    number_prefix: Annotated[str, Field(max_length=10)] = ""
     backdating_days: Annotated[StrictInt, Field(ge=0, le=3650)] = 30
     accounting_integration: StrictBool = False
     receivable_account: Annotated[str, Field(min_length=1, max_length=100)] = "Accounts Receivable"
@@ -221,7 +220,6 @@ class JournalOut(Out):
 
 class JobSettingsOut(Out):
     numbering: str
-    number_prefix: str
     backdating_days: int
     accounting_integration: bool
     receivable_account: str

@@ -35,7 +35,6 @@ class NumberingMode(enum.StrEnum):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JobBillingSettings:
     numbering: NumberingMode = NumberingMode.AUTOMATIC
-    number_prefix: str = ""
     backdating_days: int = 30
     accounting_integration: bool = False
     receivable_account: str = "Accounts Receivable"
@@ -60,18 +59,12 @@ def check_issue_date(issue_date: date, today: date, settings: JobBillingSettings
         raise ValidationError("issue_date", "must not be in the future")
 
 
-def number_wanted(given: str | None, settings: JobBillingSettings) -> bool:
-    """True when the sequence must allocate the next number (ValidationError for a number the
-    mode refuses)."""
-    if given is not None and settings.numbering is not NumberingMode.AUTOMATIC:
-        raise ValidationError("number", f"numbering is {settings.numbering}: no number may be given")
-    if given is not None and not (0 < len(given) <= 21):
-        raise ValidationError("number", "1 to 21 characters (QuickBooks' DocNumber)")
-    return given is None and settings.numbering is not NumberingMode.NONE
-
-
-def format_number(sequence: int, settings: JobBillingSettings) -> str:
-    return f"{settings.number_prefix}{sequence}"
+NUMBERING_MODES = {
+    # the tenant's setting -> store/numbering.Mode's value (the tenant-wide invoice sequence)
+    NumberingMode.NONE: "none",
+    NumberingMode.AUTOMATIC: "automatic_overridable",
+    NumberingMode.AUTOMATIC_FIXED: "automatic_fixed",
+}
 
 
 # ---------------------------------------------------------------------------- distribution

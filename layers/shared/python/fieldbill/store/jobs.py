@@ -4,10 +4,9 @@ the accounting workflow. Not the asynchronous "jobs" (operations) of store/runs.
 A job and its invoiceables are ONE item (`T#t#JOB#id`), so its suggested price and what is left
 cost one read, and the tenant's job list (gsi1 `T#t#JOBS`) returns whole jobs. A job invoice is
 an Invoice (store/billing.invoice_record) written in ONE transaction with the job it changes
-(conditional on the job's version), the tenant's number sequence (raised by one, conditional on
-its last value) and the number's claim (put if absent): a failed write leaves nothing behind and
-allocates no number, so numbers have no gaps; job invoices are never deleted or voided (a
-correction changes them), so every allocated number is posted in the end.
+(conditional on the job's version) and the number it takes from the tenant's invoice sequence
+(store/numbering.py): a failed write leaves nothing behind and takes no number; job invoices are
+never deleted or voided (a correction changes them), so every number taken is posted in the end.
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Any
 
 from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
 from pynamodb.expressions.update import Action
@@ -35,14 +33,12 @@ from fieldbill.domain.states import (
     WORKFLOW_MACHINE,
     WorkflowStatus,
 )
-from fieldbill.store import billing, catalog, common, transitions
+from fieldbill.store import billing, catalog, common, numbering, transitions
 from fieldbill.store.models import (
     META,
     Contact,
     Entity,
     Invoice,
-    InvoiceNumberClaim,
-    InvoiceSequence,
     Job,
     JobBillingSettings,
     JobInvoiceable,
@@ -258,7 +254,6 @@ def settings(tenant_id: str) -> acc.JobBillingSettings:
     defaults = acc.JobBillingSettings()
     return acc.JobBillingSettings(
         numbering=acc.NumberingMode(record.numbering),
-        number_prefix=record.number_prefix or "",
         backdating_days=int(record.backdating_days),
         accounting_integration=bool(record.accounting_integration),
         receivable_account=record.receivable_account or defaults.receivable_account,
@@ -275,7 +270,6 @@ def save_settings(tenant_id: str, value: acc.JobBillingSettings, actor: str) -> 
         tenant_id=tenant_id,
         id=tenant_id,
         numbering=str(value.numbering),
-        number_prefix=value.number_prefix,
         backdating_days=value.backdating_days,
         accounting_integration=value.accounting_integration,
         receivable_account=value.receivable_account,
@@ -289,50 +283,6 @@ def save_settings(tenant_id: str, value: acc.JobBillingSettings, actor: str) -> 
     return settings(tenant_id)
 
 
-# ---------------------------------------------------------------------------- numbering
-@dataclass(frozen=True, slots=True)
-class NumberPlan:
-    """How the write numbers its invoice: the next of the sequence (expected last value) or a
-    number a person gave; None for neither."""
-
-    number: str | None
-    sequence_from: int | None  # the sequence's last value the write raises by one
-
-
-def plan_number(tenant_id: str, given: str | None, value: acc.JobBillingSettings) -> NumberPlan:
-    """Read the sequence; the write raises it conditionally, so two writers never get one number.
-    Kept small so it can fold into the tenant-wide numbering (store/numbering.py) later."""
-    if not acc.number_wanted(given, value):
-        return NumberPlan(given, None)
-    record = common.find(InvoiceSequence, InvoiceSequence.key(tenant_id))
-    last = int(record.last) if record is not None else 0
-    return NumberPlan(acc.format_number(last + 1, value), last)
-
-
-def _number_ops(tenant_id: str, invoice_id: str, plan: NumberPlan) -> list[Any]:
-    ops: list[Any] = []
-    if plan.sequence_from is not None:
-        seq = InvoiceSequence(InvoiceSequence.key(tenant_id), META, tenant_id=tenant_id, id=tenant_id)
-        if plan.sequence_from == 0:
-            condition = InvoiceSequence.last.does_not_exist() | (InvoiceSequence.last == 0)
-        else:
-            condition = InvoiceSequence.last == plan.sequence_from
-        actions = [
-            InvoiceSequence.last.set(plan.sequence_from + 1),
-            InvoiceSequence.tenant_id.set(tenant_id),
-            InvoiceSequence.id.set(tenant_id),
-            InvoiceSequence.type.set(InvoiceSequence),  # the discriminator: an upsert writes it too
-        ]
-        ops.append(("update", seq, actions, condition))
-    if plan.number is not None:
-        claim = InvoiceNumberClaim(
-            InvoiceNumberClaim.key(tenant_id, plan.number), META, tenant_id=tenant_id, id=plan.number,
-            invoice_id=invoice_id, created_at=now_iso(),
-        )  # fmt: skip
-        ops.append(("save", claim, None, Entity.pk.does_not_exist()))
-    return ops
-
-
 # ---------------------------------------------------------------------------- job invoices
 @dataclass(frozen=True, slots=True)
 class JobInvoiceWrite:
@@ -340,15 +290,16 @@ class JobInvoiceWrite:
     lines_meta: Sequence[tuple[str | None, str | None]]  # (invoiceable_id, category) per line
     policy: str
     invoice_type: str
-    number: NumberPlan
+    numbering: acc.NumberingMode
+    requested_number: str | None
     job_before: Job
     job_after: dj.Job
 
 
 def write_invoice(write: JobInvoiceWrite, actor: str) -> bool:
-    """Put the invoice and update its job (and number) in ONE transaction. True when written;
+    """Put the invoice, update its job and take its number in ONE transaction. True when written;
     False when a retry finds this very invoice already written; Conflict when the job changed
-    meanwhile or the number was taken."""
+    meanwhile or a typed number is taken (ValidationError for a number the mode refuses)."""
     inv = write.invoice
     tenant = inv.tenant_id
     record = billing.invoice_record(inv)
@@ -359,7 +310,6 @@ def write_invoice(write: JobInvoiceWrite, actor: str) -> bool:
     record.policy = write.policy
     record.invoice_type = write.invoice_type
     record.workflow_status = str(WorkflowStatus.INVOICED)
-    record.number = write.number.number
     reason = f"job {write.job_before.id}: {write.policy}"
     at = now()
     INVOICE_MACHINE.begin(inv.id, dm.InvoiceStatus(record.status), at=at, actor=actor, reason=reason)
@@ -387,22 +337,26 @@ def write_invoice(write: JobInvoiceWrite, actor: str) -> bool:
     else:
         note = common.history_entry(actor, before.status, before.status, f"invoice {inv.id} ({write.policy})")
         job_actions += [Job.updated_at.set(stamp), Job.history.set(Job.history.append([note]))]
+
+    def parts(tx: TransactWrite, number: str | None) -> None:
+        record.number = number
+        tx.save(record, condition=Entity.pk.does_not_exist())
+        tx.update(before, actions=job_actions, condition=job_condition)
+
     try:
-        with TransactWrite(connection=common.connection()) as tx:
-            tx.save(record, condition=Entity.pk.does_not_exist())
-            tx.update(before, actions=job_actions, condition=job_condition)
-            for kind, item, actions, condition in _number_ops(tenant, inv.id, write.number):
-                if kind == "update":
-                    tx.update(item, actions=actions, condition=condition)
-                else:
-                    tx.save(item, condition=condition)
+        # The tenant's one invoice sequence (issue 15): the number is taken in this transaction.
+        numbering.write_numbered(
+            tenant,
+            INVOICE_SEQUENCE,
+            inv.id,
+            parts,
+            mode=numbering.Mode(acc.NUMBERING_MODES[write.numbering]),
+            requested=write.requested_number,
+        )
     except (TransactWriteError, PutError) as exc:
         if common.find(Invoice, record.pk) is not None:
             return False  # a retry of the same request: already done
-        given = write.number.number if write.number.sequence_from is None else None
-        if given is not None and common.find(InvoiceNumberClaim, InvoiceNumberClaim.key(tenant, given)):
-            raise Conflict(f"invoice number {write.number.number!r} is already in use") from exc
-        raise Conflict(f"job {before.id!r} or the invoice numbers changed meanwhile; read it again") from exc
+        raise Conflict(f"job {before.id!r} changed meanwhile; read it again") from exc
     return True
 
 
@@ -415,6 +369,7 @@ def job_invoices(tenant_id: str, job_id: str) -> list[Invoice]:
 
 
 CREDITABLE = ("open", "partially_paid", "paid")
+INVOICE_SEQUENCE = "invoice"  # the tenant's invoice numbers (store/numbering.py), shared with every invoice
 
 
 def credit_target(tenant_id: str, correction: Invoice) -> Invoice | None:

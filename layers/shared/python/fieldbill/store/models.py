@@ -620,8 +620,7 @@ class JobBillingSettings(Entity, discriminator="JobBillingSettings"):
 
     PREFIX = "JOBSETTINGS"
 
-    numbering = UnicodeAttribute(default="automatic")
-    number_prefix = UnicodeAttribute(default="")
+    numbering = UnicodeAttribute(default="automatic")  # none | automatic | automatic_fixed
     backdating_days = NumberAttribute(default=30)
     accounting_integration = BooleanAttribute(default=False)
     receivable_account = UnicodeAttribute(null=True)
@@ -632,24 +631,3 @@ class JobBillingSettings(Entity, discriminator="JobBillingSettings"):
     @classmethod
     def key(cls, tenant_id: str) -> str:  # type: ignore[override]  # one per tenant: no id
         return f"{tenant_prefix(tenant_id)}#{cls.PREFIX}"
-
-
-class InvoiceSequence(Entity, discriminator="InvoiceSequence"):
-    """The tenant's invoice number sequence: raised by one, conditionally, in the transaction that
-    writes the numbered invoice (a failed write allocates nothing: no gaps)."""
-
-    PREFIX = "INVOICESEQ"
-
-    last = NumberAttribute(default=0)
-
-    @classmethod
-    def key(cls, tenant_id: str) -> str:  # type: ignore[override]  # one per tenant: no id
-        return f"{tenant_prefix(tenant_id)}#{cls.PREFIX}"
-
-
-class InvoiceNumberClaim(Entity, discriminator="InvoiceNumberClaim"):
-    """An invoice number in use (put if absent with its invoice): a number is never given twice."""
-
-    PREFIX = "INVOICENO"
-
-    invoice_id = UnicodeAttribute()

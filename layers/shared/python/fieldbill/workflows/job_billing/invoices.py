@@ -108,7 +108,8 @@ def create(
         lines_meta=[(line.invoiceable_id, line.category) for line in draft.lines],
         policy=str(draft.policy),
         invoice_type=str(draft.invoice_type),
-        number=store.plan_number(tenant_id, options.number, settings),
+        numbering=settings.numbering,
+        requested_number=options.number,
         job_before=record,
         job_after=after,
     )
