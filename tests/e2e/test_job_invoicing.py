@@ -290,3 +290,30 @@ def test_a_job_without_invoices_is_deleted_and_keeps_its_history(client: Client)
         ("open", "closed"),
         ("closed", "deleted"),
     ]
+
+
+def test_with_accounting_integration_quickbooks_gets_the_invoice_at_export(stack: Any, client: Client):
+    api = client
+    realm = connect_quickbooks(stack, api)
+    api.ok("PUT", "/jobs/settings", json={"accounting_integration": True})
+    _job(api, "job-4")
+    deposit = _invoice(api, "job-4", policy="deposit", amount="250.00")
+    # Given an invoice that is only invoiced: QuickBooks does not have it yet
+    assert deposit["sync_status"] == "not_synced"
+    refused = api.post("/invoices/export", json={"invoice_ids": [deposit["id"]], "target": "quickbooks"})
+    assert refused.status_code == 409  # not approved
+    api.ok("POST", f"/invoices/{deposit['id']}/approve", json={})
+    exported = api.ok(
+        "POST", "/invoices/export", json={"invoice_ids": [deposit["id"]], "target": "quickbooks"}
+    )
+    assert exported["invoices"][0]["export_ref"] == "quickbooks"
+
+    def synced() -> dict[str, Any] | None:
+        found = api.ok("GET", f"/invoices/{deposit['id']}")
+        return found if found["sync_status"] == "synced" else None
+
+    wait_for(synced, timeout=90, what="exported invoice in QuickBooks")
+    assert [Decimal(str(e["TotalAmt"])) for e in stack.emulator.entities(realm, "Invoice")] == [
+        Decimal("250")
+    ]
+    assert api.ok("POST", f"/invoices/{deposit['id']}/post", json={})["workflow_status"] == "posted"
