@@ -125,6 +125,10 @@ def summary(section: str, results: dict[str, Any]) -> str:
         from local import importtime
 
         return importtime.table(results["handler_import_ms"])
+    if section == "recurring":
+        from local import bench_recurring
+
+        return bench_recurring.summary(results)
     if section == "billing":
         c, g = results["compile"], results["generate"]
         return (
@@ -167,11 +171,12 @@ def main(argv: list[str] | None = None) -> int:
     import traceback
 
     parser = argparse.ArgumentParser(prog="python -m local.bench")
-    # "jobs": job-shop jobs (issue 14, local/bench_jobs.py)
-    parser.add_argument(
-        "--only", choices=["imports", "billing", "sync", "print", "lists", "jobs"], action="append"
-    )
-    sections = parser.parse_args(argv).only or ["imports", "billing", "sync", "print", "lists", "jobs"]
+    # --- recurring billing (issue 16): "recurring" runs only when asked (--only recurring) or in
+    # a full `make bench`.
+    # "jobs": job-shop jobs (issue 14, local/bench_jobs.py).
+    sections_all = ["imports", "billing", "sync", "print", "lists", "recurring", "jobs"]
+    parser.add_argument("--only", choices=sections_all, action="append")
+    sections = parser.parse_args(argv).only or sections_all
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     results: dict[str, Any] = {
@@ -201,6 +206,10 @@ def main(argv: list[str] | None = None) -> int:
                 from local import bench_lists
 
                 bench_lists.run(results)
+            elif section == "recurring":
+                from local import bench_recurring
+
+                bench_recurring.run(results)
             elif section == "jobs":  # job-shop jobs (issue 14)
                 from local import bench_jobs
 

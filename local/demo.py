@@ -332,7 +332,6 @@ def run_demo(customers: int = 24, seconds_per_minute: float = 2.0) -> int:
             f"{len(synced)} synced; QuickBooks holds {len(in_qbo)} invoices; run status {run['status']}"
             f"; {len(credits)} job correction(s) as credit"
         )
-        stage(f"done ({api.calls} API calls)", started)
         ok = (
             run["status"] == "succeeded"
             and invoices
@@ -341,4 +340,50 @@ def run_demo(customers: int = 24, seconds_per_minute: float = 2.0) -> int:
             # every negative job correction is exactly one credit memo there
             and len(stack.emulator.entities(realm, "CreditMemo")) == len(credits)
         )
+        ok = recurring_block(api, list(contacts)[:3], today, started) and ok
+        stage(f"done ({api.calls} API calls)", started)
         return 0 if ok else 1
+
+
+# ---------------------------------------------------------------------------- recurring billing (issue 16)
+def recurring_block(api: Api, contact_ids: list[str], today: datetime, started: float) -> bool:
+    """One bill-profile run: three customers on a monthly profile, a weekly service each, this
+    month's drafts (kept locally), then the same run again: nothing is created twice."""
+    period = f"{today:%Y-%m}"
+    api.call(
+        "POST",
+        "/bill-profiles",
+        {"id": "demo-monthly", "name": "Monthly service", "cadence": "monthly", "start_date": "2026-01-01"},
+    )
+    api.call("POST", "/products", {"id": "demo-weekly", "name": "Weekly pool cleaning"})
+    for n, contact_id in enumerate(contact_ids):
+        api.call("PUT", f"/contacts/{contact_id}/bill-profile", {"bill_profile_id": "demo-monthly"})
+        api.call(
+            "POST",
+            "/recurring-services",
+            {
+                "contact_id": contact_id,
+                "name": "Weekly pool cleaning",
+                "product_id": "demo-weekly",
+                "rate": f"{150 + 25 * n}.00",
+                "basis": "period",
+                "start_date": "2026-01-01",
+            },
+        )
+    counts = []
+    for _ in range(2):
+        accepted = api.call(
+            "POST", f"/bill-profiles/demo-monthly/periods/{period}/drafts", {"destination": "local"}
+        )
+        for _wait in range(600):
+            operation = api.call("GET", f"/operations/{accepted['operation_id']}")
+            if operation["status"] in ("succeeded", "failed"):
+                break
+            time.sleep(0.2)
+        counts.append((operation.get("result") or {}).get("counts") or {})
+    stage(
+        f"bill profile run for {period}: {counts[0].get('created', 0)} draft invoices created; "
+        f"the same run again created {counts[1].get('created', 0)} ({counts[1].get('exists', 0)} exist)",
+        started,
+    )
+    return counts[0].get("created") == len(contact_ids) and counts[1].get("created") == 0

@@ -55,6 +55,17 @@ T, ID = "acme", "r1"
         # issue 15: numbering
         (m.NumberSequence.key(T, "invoice"), f"T#{T}#SEQ#invoice"),
         (m.NumberClaim.key(T, "invoice", "1001"), f"T#{T}#NUMBER#invoice#1001"),
+        # --- recurring billing (issue 16)
+        (m.BillProfile.key(T, ID), f"T#{T}#BILLPROFILE#{ID}"),
+        (m.BillProfile.list_key(T), f"T#{T}#BILLPROFILES"),
+        (m.RecurringService.key(T, ID), f"T#{T}#RSERVICE#{ID}"),
+        (m.RecurringService.list_key(T), f"T#{T}#RSERVICES"),
+        (m.RecurringService.list_sort_key("c1", ID), f"c1#{ID}"),
+        (m.AccountBalance.key(T), f"T#{T}#ACCTBAL"),
+        (m.InvoiceGroup.key(T, ID), f"T#{T}#IGROUP#{ID}"),
+        (m.InvoiceGroup.list_key(T), f"T#{T}#IGROUPS"),
+        (m.InvoiceGroup.member_sort_key("i1"), "INV#i1"),
+        (m.PeriodPreview.key(T, "f1"), f"T#{T}#RPREVIEW#f1"),
         # --- job-shop jobs (issue 14)
         (m.Job.key(T, ID), f"T#{T}#JOB#{ID}"),
         (m.Job.list_key(T), f"T#{T}#JOBS"),
@@ -74,6 +85,11 @@ def test_every_entity_has_its_keys_pinned_above() -> None:
         "NumberSequence", "NumberClaim",  # issue 15
         # job-shop jobs (issue 14)
         "Job", "JobBillingSettings",
+    }  # fmt: skip
+    # --- recurring billing (issue 16)
+    pinned |= {
+        "BillProfile", "RecurringService", "AccountBalance", "InvoiceGroup", "InvoiceGroupMember",
+        "PeriodPreview",
     }  # fmt: skip
     entities = {
         name

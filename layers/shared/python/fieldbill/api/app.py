@@ -124,16 +124,19 @@ app.enable_swagger(
     security=SECURITY,
 )
 
-from fieldbill.api import (  # noqa: E402
+# --- recurring billing and invoice groups (issue 16)
+from fieldbill.api import (  # noqa: E402  # noqa: E402
     errors,
     idempotency,
     routes_billing,
     routes_catalog,
     routes_core,
     routes_documents,
+    routes_invoice_groups,
     routes_invoices,
     routes_jobs,  # job-shop jobs (issue 14)
     routes_quickbooks,
+    routes_recurring,
 )
 
 # Intuit's redirect is not our client: it may add parameters of its own.
@@ -161,6 +164,9 @@ app.include_router(routes_billing.router)
 app.include_router(routes_invoices.router)
 app.include_router(routes_documents.router)
 app.include_router(routes_quickbooks.router)
+# --- recurring billing and invoice groups (issue 16)
+app.include_router(routes_recurring.router)
+app.include_router(routes_invoice_groups.router)
 app.include_router(routes_jobs.router)  # job-shop jobs (issue 14)
 
 

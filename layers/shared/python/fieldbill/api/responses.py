@@ -97,6 +97,9 @@ class ContactOut(Record):
     balance: DecimalText
     active: bool
     qbo_id: str | None = None
+    # --- recurring billing (issue 16)
+    bill_profile_id: str | None = None
+    terms_days: int | None = None
 
 
 class ProductOut(Record):
@@ -308,6 +311,15 @@ class InvoiceOut(Badged):
     payments: list[PaymentOut] = Field(default_factory=list)
     credit_memos: list[CreditMemoOut] = Field(default_factory=list)  # wt-credit
     overdue: bool = Field(default=False, description="derived: something is owed after the due date")
+    # --- recurring billing (issue 16)
+    bill_profile_id: str | None = None
+    period_key: str | None = None
+    balance_forward: DecimalText | None = Field(
+        default=None, description="the account balance when it was created: shown, not in its total"
+    )
+    account_balance: DecimalText | None = Field(
+        default=None, description="in lists and GET: what the contact's open invoices owe now"
+    )
     # --- job invoices (issue 14): absent on invoices of billing runs
     job_id: str | None = None
     policy: str | None = None

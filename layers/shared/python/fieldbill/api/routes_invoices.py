@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 from typing import Annotated, Literal
 
 from aws_lambda_powertools.event_handler.openapi.params import Query
@@ -26,6 +27,7 @@ from fieldbill.api.schemas import (
 from fieldbill.clock import today
 from fieldbill.domain import invoice_edits, money, payments
 from fieldbill.domain.errors import ValidationError
+from fieldbill.store import account_balances
 from fieldbill.store import credit_memos as credit_store
 from fieldbill.store import invoices as invoice_store
 from fieldbill.workflows.billing import jobs
@@ -77,6 +79,18 @@ def list_invoices(
     ] = None,
     total: AmountFilter = None,
     balance: AmountFilter = None,
+    # --- issue 16 item 5 / issue 13 item 6: the contact's side and a search, sorting.
+    account_balance: AmountFilter = None,
+    tag: Annotated[str | None, Query(min_length=1, max_length=50, description="a contact tag")] = None,
+    q: Annotated[
+        str | None, Query(min_length=1, max_length=100, description="in the number or customer name")
+    ] = None,
+    bill_profile_id: IdQuery = None,
+    period: Annotated[str | None, Query(pattern=r"^[0-9]{4}-[0-9]{2}(-[0-9]{2})?$")] = None,
+    sort: Annotated[
+        Literal["date", "-date", "number", "-number", "total", "-total", "balance", "-balance"],
+        Query(description="by issue date (the default), number, total or balance; - for descending"),
+    ] = "date",
     job_id: IdQuery = None,
     invoice_type: Annotated[
         Literal["partial", "complete", "correction"] | None, Query(description="job invoices")
@@ -108,13 +122,23 @@ def list_invoices(
         total=invoice_store.amount_filter("total", total),
         balance=invoice_store.amount_filter("balance", balance),
         today=today(),
+        account_balance=invoice_store.amount_filter("account_balance", account_balance),
+        tag=tag,
+        q=q,
+        bill_profile_id=bill_profile_id,
+        period_key=period,
+        sort=sort,
         job_id=job_id,
         invoice_type=invoice_type,
         policy=policy,
         workflow_status=workflow_status,
     )
-    records, next_cursor = invoice_store.find(tenant, wanted, limit, cursor)
-    return out.Page[out.InvoiceOut](items=[views.invoice(r) for r in records], next_cursor=next_cursor)
+    listed = invoice_store.find_listed(tenant, wanted, limit, cursor)
+    zero = Decimal("0")
+    return out.Page[out.InvoiceOut](
+        items=[views.invoice(r, listed.account_balances.get(r.contact_id, zero)) for r in listed.records],
+        next_cursor=listed.next_cursor,
+    )
 
 
 @router.get(
@@ -124,7 +148,10 @@ def list_invoices(
     responses=OK,
 )
 def get_invoice(invoice_id: str) -> out.InvoiceOut:
-    return views.invoice(invoice_store.get(context.tenant_id(router), invoice_id))
+    tenant = context.tenant_id(router)
+    record = invoice_store.get(tenant, invoice_id)
+    # As in the list: the contact's account balance beside the invoice (issue 16).
+    return views.invoice(record, account_balances.balance_of(tenant, record.contact_id))
 
 
 # ---------------------------------------------------------------------------- change
@@ -259,7 +286,14 @@ def bulk_invoices(body: BulkIn) -> out.OperationAccepted:
     tenant = context.tenant_id(router)
     if len(set(body.invoice_ids)) != len(body.invoice_ids):
         raise ValidationError("invoice_ids", "an invoice is selected twice")
-    request = bulk.BulkRequest.model_validate(body.model_dump())
+    values = body.model_dump()
+    # --- invoice groups (issue 16): the group exists (or is created) before the operation runs,
+    # so a retried operation adds to the same group and never creates a second one.
+    if body.action == "add_to_group":
+        values["group_id"] = _group_for(tenant, body.group_id, body.group_name)
+    elif body.group_id or body.group_name:
+        raise ValidationError("group_id", "only for action add_to_group")
+    request = bulk.BulkRequest.model_validate(values)
     operation = jobs.submit("invoices_bulk", tenant, context.actor(router), request)
     return out.OperationAccepted(operation_id=operation.id, status=operation.status)
 
@@ -305,6 +339,18 @@ def record_credit_memo(invoice_id: str, body: CreditMemoIn) -> out.InvoiceOut:
 def list_credit_memos(invoice_id: str) -> out.CreditMemoList:
     record = invoice_store.get(context.tenant_id(router), invoice_id)
     return out.CreditMemoList(invoice_id=invoice_id, items=views.credit_memos(record))
+
+
+def _group_for(tenant: str, group_id: str | None, group_name: str | None) -> str:
+    from fieldbill.store import invoice_groups
+
+    if bool(group_id) == bool(group_name):
+        raise ValidationError("group_id", "name an existing group (group_id) or a new one (group_name)")
+    if group_id:
+        invoice_groups.get(tenant, group_id)
+        return group_id
+    created = invoice_groups.create(tenant, uuid.uuid4().hex, str(group_name), context.actor(router))
+    return str(created.id)
 
 
 @router.get(

@@ -452,9 +452,14 @@ class PaymentIn(Strict):
 
 
 class BulkIn(Strict):
-    action: Literal["delete", "mark_sent", "void", "sync"]
+    action: Literal["delete", "mark_sent", "void", "sync", "send", "add_to_group"]
     invoice_ids: Annotated[list[Id], Field(min_length=1, max_length=500)]
     reason: Annotated[str, Field(max_length=500)] | None = None
+    # --- invoice groups (issue 16): add_to_group names an existing group or a new one.
+    group_id: Id | None = Field(default=None, description="add_to_group: an existing group")
+    group_name: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
+        default=None, description="add_to_group: a new group of this name"
+    )
 
 
 class SendIn(Strict):

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from fieldbill.api import responses as out
 from fieldbill.clock import today
-from fieldbill.domain import badges, states
+from fieldbill.domain import badges, money, states
 from fieldbill.domain.model import InvoiceStatus
 
 if TYPE_CHECKING:  # records come from store/ functions; the classes only type them
@@ -119,7 +119,7 @@ def invoice_badge(record: Invoice) -> badges.BadgeView:
     return badges.invoice_badge(record.destination, record.sync_status, error)
 
 
-def invoice(record: Invoice) -> out.InvoiceOut:
+def invoice(record: Invoice, account_balance: Decimal | None = None) -> out.InvoiceOut:
     badge = invoice_badge(record)
     due = date.fromisoformat(record.due_date) if record.due_date else None
     return build(
@@ -137,6 +137,9 @@ def invoice(record: Invoice) -> out.InvoiceOut:
         overdue=states.is_overdue(InvoiceStatus(record.status), due, today()),
         badge=str(badge.badge),
         badge_detail=badge.detail,
+        **(
+            {} if account_balance is None else {"account_balance": decimal_text(money.cents(account_balance))}
+        ),
     )
 
 

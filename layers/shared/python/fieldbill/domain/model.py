@@ -24,6 +24,8 @@ class LineKind(enum.StrEnum):
     TRANSPORT_TIME = "transport_time"
     # A line a person added to an invoice (no billable item behind it).
     MANUAL = "manual"
+    # --- recurring billing (issue 16): a recurring service's charge for one billing period.
+    RECURRING = "recurring"
     # --- job invoices (issue 14; domain/job_policies.JobLineKind): no billable item behind them.
     JOB_ITEM = "job_item"
     JOB_CATEGORY = "job_category"

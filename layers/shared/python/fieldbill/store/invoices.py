@@ -17,9 +17,8 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from pynamodb.exceptions import TransactWriteError, UpdateError
+from pynamodb.exceptions import UpdateError
 from pynamodb.expressions.update import Action
-from pynamodb.transactions import TransactWrite
 
 from fieldbill.clock import now_iso
 from fieldbill.domain import invoice_edits, payments, states
@@ -27,7 +26,7 @@ from fieldbill.domain import model as dm
 from fieldbill.domain.errors import Conflict, InvalidTransition, NotFound, ValidationError
 from fieldbill.domain.model import InvoiceStatus, ItemStatus, SyncStatus
 from fieldbill.domain.states import INVOICE_MACHINE, ITEM_MACHINE, SYNC_MACHINE
-from fieldbill.store import billing, common, transitions
+from fieldbill.store import account_balances, billing, common, transitions
 from fieldbill.store.models import META, BillableItem, Contact, Entity, Invoice, Payment, Product
 
 TEXTS = ("memo", "customer_message", "billing_email")
@@ -139,20 +138,19 @@ def _release(tenant_id: str, invoice_id: str, item_ids: Iterable[str], actor: st
     return parts
 
 
-def _write(record: Invoice, actions: list[Action], condition: Any, releases: list[Any]) -> None:
-    """One update of the invoice, with its items' releases in the same transaction when any."""
-    try:
-        if not releases:
-            record.update(actions=actions, condition=condition)
-            return
-        with TransactWrite(connection=common.connection()) as tx:
-            tx.update(record, actions=actions, condition=condition)
-            for item, item_actions, item_condition in releases:
-                tx.update(item, actions=item_actions, condition=item_condition)
-    except (UpdateError, TransactWriteError) as exc:
-        if common.conditional_failed(exc) or common.transaction_conflict(exc):
-            raise Conflict(f"invoice {record.id!r} changed meanwhile; read it again") from None
-        raise
+def release_parts(
+    tenant_id: str, invoice_id: str, item_ids: Iterable[str], actor: str, why: str
+) -> list[Any]:
+    """The transaction parts that make items of this invoice pending again (a regenerated draft)."""
+    return _release(tenant_id, invoice_id, item_ids, actor, why)
+
+
+def _write(
+    record: Invoice, actions: list[Action], condition: Any, releases: list[Any], owed: Decimal = Decimal(0)
+) -> None:
+    """One update of the invoice, with its items' releases and the change `owed` of its contact's
+    account balance (store/account_balances) in the same transaction when any."""
+    account_balances.write_invoice_with_balance(record, actions, condition, owed, releases)
 
 
 def _note(actor: str, status: str, reason: str) -> Any:
@@ -237,7 +235,9 @@ def edit(
         actions += [Invoice.updated_at.set(now_iso()), Invoice.history.set(Invoice.history.append([entry]))]
         condition = _unchanged(record)
     why = f"line removed from invoice {invoice_id}"
-    _write(record, actions, condition, _release(tenant_id, invoice_id, done.released_item_ids, actor, why))
+    owed = account_balances.owed_delta(record, str(record.status), done.balance)
+    released = _release(tenant_id, invoice_id, done.released_item_ids, actor, why)
+    _write(record, actions, condition, released, owed)
     to_quickbooks = (
         record.destination == str(dm.Destination.QUICKBOOKS) and record.sync_status != SyncStatus.NOT_SYNCED
     )
@@ -306,7 +306,8 @@ def void(tenant_id: str, invoice_id: str, actor: str, reason: str | None) -> tup
     releases = _release(
         tenant_id, invoice_id, [str(i) for i in record.item_ids or []], actor, f"invoice {invoice_id} voided"
     )
-    _write(record, decided.actions, decided.condition & _unchanged(record), releases)
+    owed = account_balances.owed_delta(record, str(InvoiceStatus.VOID), Decimal("0"))
+    _write(record, decided.actions, decided.condition & _unchanged(record), releases, owed)
     in_quickbooks = bool(record.qbo_id) or record.sync_status in IN_FLIGHT
     return get(tenant_id, invoice_id), record.destination == str(dm.Destination.QUICKBOOKS) and in_quickbooks
 
@@ -318,7 +319,8 @@ def mark_sent(tenant_id: str, invoice_id: str, actor: str, via: str) -> Invoice:
     extra: list[Action] = [Invoice.sent_at.set(stamp), Invoice.sent_via.set(via)]
     if record.status == InvoiceStatus.DRAFT:
         decided = _status_change(record, InvoiceStatus.OPEN, actor, f"sent ({via})", extra)
-        _write(record, decided.actions, decided.condition & _unchanged(record), [])
+        owed = account_balances.owed_delta(record, str(InvoiceStatus.OPEN), _balance(record))
+        _write(record, decided.actions, decided.condition & _unchanged(record), [], owed)
     elif record.status in (InvoiceStatus.OPEN, InvoiceStatus.PARTIALLY_PAID, InvoiceStatus.PAID):
         actions = [
             *extra,
@@ -351,13 +353,17 @@ def open_synced(record: Invoice, actor: str) -> bool:
         actor=actor,
         reason="in QuickBooks",
     )
+    owed = account_balances.owed_delta(record, str(InvoiceStatus.OPEN), _balance(record))
     try:
-        record.update(actions=decided.actions, condition=decided.condition)
-    except UpdateError as exc:
-        if common.conditional_failed(exc):
-            return False
-        raise
+        account_balances.write_invoice_with_balance(record, decided.actions, decided.condition, owed)
+    except Conflict:
+        return False
     return True
+
+
+def _balance(record: Invoice) -> Decimal:
+    """What the invoice still owes (a record written before balances were kept owes its total)."""
+    return Decimal(record.balance if record.balance is not None else record.total)
 
 
 def record_payment(tenant_id: str, invoice_id: str, payment: dict[str, Any], actor: str) -> Invoice:
@@ -468,16 +474,17 @@ def _write_balance(record: Invoice, after: Any, actor: str, reason: str, extra: 
         Invoice.amount_credited.set(after.amount_credited),
         Invoice.balance.set(after.balance),
     ]
+    owed = account_balances.owed_delta(record, str(target), after.balance)
     if target != record.status:
         decided = _status_change(record, target, actor, reason, extra)
-        _write(record, decided.actions, decided.condition & _unchanged(record), [])
+        _write(record, decided.actions, decided.condition & _unchanged(record), [], owed)
     else:
         actions = [
             *extra,
             Invoice.updated_at.set(now_iso()),
             Invoice.history.set(Invoice.history.append([_note(actor, record.status, reason)])),
         ]
-        _write(record, actions, _unchanged(record), [])
+        _write(record, actions, _unchanged(record), [], owed)
     return get(record.tenant_id, record.id)
 
 
@@ -523,6 +530,13 @@ class InvoiceFilter:
     total: AmountFilter | None = None
     balance: AmountFilter | None = None
     today: date | None = None
+    # --- recurring billing (issue 16) and issue 13 item 6: filters on the contact and a search.
+    account_balance: AmountFilter | None = None
+    tag: str | None = None
+    q: str | None = None
+    bill_profile_id: str | None = None
+    period_key: str | None = None
+    sort: str = "date"  # date | -date | number | -number | total | -total | balance | -balance
     # --- job invoices (issue 14)
     job_id: str | None = None
     invoice_type: str | None = None
@@ -550,6 +564,10 @@ def _conditions(wanted: InvoiceFilter) -> Any:
         owed = Invoice.status.is_in(str(InvoiceStatus.OPEN), str(InvoiceStatus.PARTIALLY_PAID))
         late = Invoice.due_date < (wanted.today or date.today()).isoformat()
         parts.append((owed & late) if wanted.overdue else ~(owed & late))
+    if wanted.bill_profile_id:
+        parts.append(Invoice.bill_profile_id == wanted.bill_profile_id)
+    if wanted.period_key:
+        parts.append(Invoice.period_key == wanted.period_key)
     for name in ("job_id", "invoice_type", "policy", "workflow_status"):  # job invoices (issue 14)
         if getattr(wanted, name):
             parts.append(getattr(Invoice, name) == getattr(wanted, name))
@@ -618,3 +636,159 @@ def account_balance(tenant_id: str, contact_id: str) -> AccountBalance:
     return AccountBalance(
         balances, Decimal(contact.balance) if linked and contact.balance is not None else None
     )
+
+
+# ---------------------------------------------------------------------------- the list with account balances
+# (issue 16 item 5, issue 13 item 6): account balance, tag and text search are decided on the
+# invoices DynamoDB read (they live on the contact, not the invoice); sorting by anything but the
+# date reads every match (at most SORT_MAX) and pages the sorted list by offset.
+SORT_MAX = 10_000
+SORTS = ("date", "number", "total", "balance")
+
+
+@dataclass
+class Listed:
+    records: list[Invoice]
+    next_cursor: str | None
+    account_balances: dict[str, Decimal]
+
+
+def _contact_ids(tenant_id: str, tag: str | None, q: str | None) -> tuple[set[str] | None, set[str]]:
+    """Contacts with the tag (None: no tag filter) and contacts whose name holds `q`: one query."""
+    if tag is None and q is None:
+        return None, set()
+    tagged: set[str] = set()
+    named: set[str] = set()
+    needle = q.lower() if q else None
+    for record in Entity.gsi1.query(Contact.list_key(tenant_id)):
+        if not isinstance(record, Contact):
+            continue
+        if tag is not None and tag in (record.tags or []):
+            tagged.add(record.id)
+        if needle and needle in str(record.name).lower():
+            named.add(record.id)
+    return (tagged if tag is not None else None), named
+
+
+def _admits(
+    record: Invoice,
+    wanted: InvoiceFilter,
+    balances: dict[str, Decimal],
+    tagged: set[str] | None,
+    named: set[str],
+) -> bool:
+    if wanted.account_balance is not None:
+        mine = balances.get(record.contact_id, Decimal("0"))
+        if not _COMPARE[wanted.account_balance.operator](mine, wanted.account_balance.amount):
+            return False
+    if tagged is not None and record.contact_id not in tagged:
+        return False
+    if wanted.q:
+        needle = wanted.q.lower()
+        numbers = (record.number or "", record.qbo_doc_number or "", record.id)
+        if record.contact_id not in named and not any(needle in n.lower() for n in numbers):
+            return False
+    return True
+
+
+_COMPARE = {
+    "eq": lambda a, b: a == b,
+    "lt": lambda a, b: a < b,
+    "gt": lambda a, b: a > b,
+    "lte": lambda a, b: a <= b,
+    "gte": lambda a, b: a >= b,
+}
+
+
+def _sort_key(field: str) -> Any:
+    if field == "number":
+        # The number a person sees (documents/views.number_of): ours, QuickBooks', else the id.
+        return lambda r: (r.number or r.qbo_doc_number or r.id, r.gsi1sk or "")
+    if field == "total":
+        return lambda r: (Decimal(r.total or 0), r.gsi1sk or "")
+    if field == "balance":
+        return lambda r: (Decimal(r.balance if r.balance is not None else r.total or 0), r.gsi1sk or "")
+    return lambda r: r.gsi1sk or ""
+
+
+def find_listed(tenant_id: str, wanted: InvoiceFilter, limit: int, cursor: str | None) -> Listed:
+    """One page of the list with each contact's account balance. Requests: the account balances
+    (one query), the contacts when a tag or a search is given (one query), and the invoices (a
+    request per READ_AHEAD invoices read, as `find`)."""
+    field = wanted.sort.lstrip("-")
+    if field not in SORTS:
+        raise ValidationError("sort", "use date, number, total or balance, with - for descending")
+    descending = wanted.sort.startswith("-")
+    balances = account_balances.all_balances(tenant_id)
+    tagged, named = _contact_ids(tenant_id, wanted.tag, wanted.q)
+    list_key = Invoice.list_key(tenant_id)
+    if field != "date":
+        return _sorted_page(tenant_id, wanted, limit, cursor, balances, tagged, named, field, descending)
+    checked = common.checked_cursor(cursor, gsi1pk=list_key)
+    query = Entity.gsi1.query(
+        list_key,
+        _range(wanted),
+        filter_condition=_conditions(wanted),
+        scan_index_forward=not descending,
+        page_size=READ_AHEAD,
+        last_evaluated_key=common.decode_cursor(checked),
+    )
+    records: list[Invoice] = []
+    for record in query:
+        if isinstance(record, Invoice) and _admits(record, wanted, balances, tagged, named):
+            records.append(record)
+            if len(records) == limit:
+                # The page ends right after its last invoice (the query stops reading here).
+                return Listed(records, common.cursor_after_gsi1(record), balances)
+    return Listed(records, common.encode_cursor(query.last_evaluated_key), balances)
+
+
+def _range(wanted: InvoiceFilter) -> Any:
+    low = wanted.issue_date_from.isoformat() if wanted.issue_date_from else None
+    high = f"{wanted.issue_date_to.isoformat()}#\uffff" if wanted.issue_date_to else None
+    if low and high:
+        return Entity.gsi1sk.between(low, high)
+    if low:
+        return Entity.gsi1sk >= low
+    if high:
+        return Entity.gsi1sk <= high
+    return None
+
+
+def _sorted_page(
+    tenant_id: str,
+    wanted: InvoiceFilter,
+    limit: int,
+    cursor: str | None,
+    balances: dict[str, Decimal],
+    tagged: set[str] | None,
+    named: set[str],
+    field: str,
+    descending: bool,
+) -> Listed:
+    list_key = Invoice.list_key(tenant_id)
+    offset = 0
+    if cursor:
+        decoded = common.decode_cursor(common.checked_cursor(cursor, gsi1pk=list_key)) or {}
+        given = decoded.get("offset")
+        if not isinstance(given, int) or given < 0 or decoded.get("sort") != wanted.sort:
+            raise ValidationError("cursor", "not a cursor this API returned for this list")
+        offset = given
+    query = Entity.gsi1.query(
+        list_key, _range(wanted), filter_condition=_conditions(wanted), page_size=READ_AHEAD
+    )
+    matches: list[Invoice] = []
+    for record in query:
+        if isinstance(record, Invoice) and _admits(record, wanted, balances, tagged, named):
+            matches.append(record)
+            if len(matches) > SORT_MAX:
+                raise ValidationError("sort", f"more than {SORT_MAX} invoices match: narrow the filter")
+    matches.sort(key=_sort_key(field), reverse=descending)
+    page = matches[offset : offset + limit]
+    more = offset + limit < len(matches)
+    next_cursor = (
+        common.encode_cursor({"gsi1pk": {"S": list_key}, "offset": offset + limit, "sort": wanted.sort})
+        if more
+        else None
+    )
+    return Listed(page, next_cursor, balances)

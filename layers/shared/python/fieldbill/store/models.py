@@ -142,6 +142,10 @@ class Contact(Entity, discriminator="Contact"):
     active = BooleanAttribute(default=True)
     qbo_id = UnicodeAttribute(null=True)
     qbo_sync_token = UnicodeAttribute(null=True)
+    # --- recurring billing (issue 16): the account's bill profile and its own Net-N over the
+    # profile's terms.
+    bill_profile_id = UnicodeAttribute(null=True)
+    terms_days = NumberAttribute(null=True)
 
 
 class Product(Entity, discriminator="Product"):
@@ -407,6 +411,12 @@ class Invoice(Entity, discriminator="Invoice"):
     # Credit memos (issue 13, wt-credit): kept on the invoice like its payments, so one write
     # changes the credits, the balance and the status together (amount_credited is their applied sum).
     credit_memos = ListAttribute(of=CreditMemo, default=list)
+    # --- recurring billing (issue 16): the bill profile and period it bills (its id is derived
+    # from them and the account), and the account balance brought forward when it was created:
+    # shown on the invoice, never part of its total.
+    bill_profile_id = UnicodeAttribute(null=True)
+    period_key = UnicodeAttribute(null=True)
+    balance_forward = DecimalAttribute(null=True)
     # --- job invoices (issue 14, store/jobs.py): the job billed, its policy and type, and the
     # accounting workflow (domain/states.WORKFLOW_MACHINE) beside the payment status above.
     job_id = UnicodeAttribute(null=True)
@@ -575,6 +585,85 @@ class NumberClaim(Entity, discriminator="NumberClaim"):
     @classmethod
     def key(cls, tenant_id: str, sequence: str, number: str) -> str:  # type: ignore[override]
         return f"{tenant_prefix(tenant_id)}#{cls.PREFIX}#{sequence}#{number}"
+
+
+# ---------------------------------------------------------------------------- recurring billing (issue 16)
+class BillProfile(Entity, discriminator="BillProfile"):
+    """How and when a group of accounts is billed: cadence, billing day and start, terms, skip $0."""
+
+    PREFIX = "BILLPROFILE"
+    LIST = "BILLPROFILES"
+
+    name = UnicodeAttribute()
+    cadence = UnicodeAttribute()
+    start_date = UnicodeAttribute()
+    billing_day = NumberAttribute(default=1)
+    every_weeks = NumberAttribute(default=1)
+    terms_days = NumberAttribute(default=30)
+    skip_zero = BooleanAttribute(default=False)
+
+
+class RecurringService(Entity, discriminator="RecurringService"):
+    """An active service of an account (weekly cart pickup, pool cleaning): listed per tenant by
+    contact (gsi1), so a run reads every account's services in a request or two."""
+
+    PREFIX = "RSERVICE"
+    LIST = "RSERVICES"
+
+    contact_id = UnicodeAttribute()
+    name = UnicodeAttribute()
+    product_id = UnicodeAttribute()
+    product_name = UnicodeAttribute()
+    rate = DecimalAttribute()
+    basis = UnicodeAttribute()
+    start_date = UnicodeAttribute()
+    end_date = UnicodeAttribute(null=True)
+    visit_weekday = NumberAttribute(null=True)
+
+    @staticmethod
+    def list_sort_key(contact_id: str, service_id: str) -> str:
+        return f"{contact_id}#{service_id}"
+
+
+class AccountBalance(Entity, discriminator="AccountBalance"):
+    """A contact's account balance (what its open invoices still owe), kept up to date in the same
+    transaction as every invoice write that changes it. All of a tenant's live in one partition:
+    the invoice list reads every account balance in one request."""
+
+    balance = DecimalAttribute(default=lambda: Decimal("0"))
+
+    PREFIX = "ACCTBAL"
+
+    @classmethod
+    def key(cls, tenant_id: str) -> str:  # type: ignore[override]  # one partition per tenant: no id
+        return f"{tenant_prefix(tenant_id)}#{cls.PREFIX}"
+
+
+class InvoiceGroup(Entity, discriminator="InvoiceGroup"):
+    """A named collection of invoices; its members live in its partition (sk INV#<invoice id>)."""
+
+    PREFIX = "IGROUP"
+    LIST = "IGROUPS"
+
+    name = UnicodeAttribute()
+
+    @staticmethod
+    def member_sort_key(invoice_id: str) -> str:
+        return f"INV#{invoice_id}"
+
+
+class InvoiceGroupMember(Entity, discriminator="InvoiceGroupMember"):
+    group_id = UnicodeAttribute()
+    invoice_id = UnicodeAttribute()
+
+
+class PeriodPreview(Entity, discriminator="PeriodPreview"):
+    """What a preview showed (each account's fingerprint and total), kept a day under its
+    fingerprint: a commit that finds other data says which accounts changed."""
+
+    PREFIX = "RPREVIEW"
+
+    accounts = MapAttribute[str, Any](default=dict)
 
 
 # ---------------------------------------------------------------------------- job-shop jobs (issue 14)

@@ -21,7 +21,7 @@ from pynamodb.exceptions import UpdateError
 from fieldbill.clock import now_iso
 from fieldbill.domain import states
 from fieldbill.domain.errors import Conflict
-from fieldbill.store import catalog, common, transitions
+from fieldbill.store import account_balances, catalog, common, transitions
 from fieldbill.store.invoice_sync import update_without_reading
 from fieldbill.store.models import META, Contact, Entity, Invoice, Product, qbo_ref_key
 
@@ -218,6 +218,40 @@ def apply_invoice_balance(
         extra.append(Invoice.qbo_sync_token.set(sync_token))
     held = record.qbo_sync_token
     unchanged = Invoice.qbo_sync_token.does_not_exist() if held is None else Invoice.qbo_sync_token == held
+    # --- recurring billing (issue 16): a balance QuickBooks reports moves the contact's account
+    # balance in the same transaction.
+    owed = account_balances.owed_delta(
+        record,
+        status,
+        balance if balance is not None else (record.balance if record.balance is not None else record.total),
+    )
+    if owed != 0:
+        if status != record.status:
+            decided = transitions.change(
+                Invoice,
+                "status",
+                states.QUICKBOOKS_INVOICE_MACHINE,
+                record.id,
+                str(record.status),
+                status,
+                actor=actor,
+                reason=reason,
+                extra=extra,
+            )
+            actions, condition = decided.actions, decided.condition & unchanged
+        else:
+            actions = [
+                *extra,
+                Invoice.updated_at.set(now_iso()),
+                Invoice.history.set(
+                    Invoice.history.append(
+                        [common.history_entry(actor, record.status, record.status, reason)]
+                    )
+                ),
+            ]
+            condition = unchanged
+        account_balances.write_invoice_with_balance(record, actions, condition, owed)
+        return
     if status != record.status:
         transitions.apply(
             record,

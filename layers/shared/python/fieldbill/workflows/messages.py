@@ -52,7 +52,13 @@ class JobMessage(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
-    kind: Literal["compile", "generate", "invoices_bulk"]
+    kind: Literal[
+        "compile",
+        "generate",
+        "invoices_bulk",
+        # --- recurring billing (issue 16): draft invoices of a bill profile's period
+        "recurring_drafts",
+    ]
     tenant_id: str
     operation_id: str
     actor: str

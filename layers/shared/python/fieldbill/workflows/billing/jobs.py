@@ -64,6 +64,8 @@ def handle_record(record: SQSRecord) -> None:
     )
     try:
         result = _run(message, request)
+        if result is None:
+            return  # handed over to a fresh copy of its message (it goes on from its progress)
     except Exception as exc:
         error = {"type": type(exc).__name__, "message": str(exc)[:2000]}
         runs.set_operation(operation, OperationStatus.FAILED, message.actor, error=error)
@@ -73,7 +75,9 @@ def handle_record(record: SQSRecord) -> None:
     runs.set_operation(operation, OperationStatus.SUCCEEDED, message.actor, result=result)
 
 
-def _run(message: JobMessage, request: dict[str, Any]) -> dict[str, Any]:
+def _run(message: JobMessage, request: dict[str, Any]) -> dict[str, Any] | None:
+    if message.kind == "recurring_drafts":
+        return _recurring_drafts(message, request)
     if message.kind == "compile":
         req = CompileRequest.model_validate(request)
         scope = billing.Scope(
@@ -128,6 +132,30 @@ def _run(message: JobMessage, request: dict[str, Any]) -> dict[str, Any]:
         "missing_item_ids": missing,
         "not_pending_item_ids": sorted(i.id for i in items if i.status != "pending"),
     }
+
+
+# ---------------------------------------------------------------------------- recurring billing (issue 16)
+def _recurring_drafts(message: JobMessage, request: dict[str, Any]) -> dict[str, Any] | None:
+    """A profile's period, written account after account; when its time budget is spent, the
+    progress is recorded and the same message queued again: the next copy goes on from there."""
+    from fieldbill.workflows.recurring import drafts  # lazy: only this kind needs it
+
+    operation = get_operation(message.tenant_id, message.operation_id)
+    before = operation.result.as_dict() if operation.result is not None else {}
+    wanted = drafts.DraftsRequest.model_validate({**request, "start_after": before.get("resume_after")})
+    result, last_written = drafts.commit(
+        message.tenant_id, message.actor, wanted, lambda partial: runs.record_progress(operation, partial)
+    )
+    earlier = before.get("counts_before_resume") or {}
+    counts = {k: int(v) + int(earlier.get(k, 0)) for k, v in (result.get("counts") or {}).items()}
+    result = {**result, "counts": counts} if counts else result
+    if last_written is None:
+        return result
+    runs.record_progress(operation, {**result, "resume_after": last_written, "counts_before_resume": counts})
+    boto3.client("sqs").send_message(
+        QueueUrl=get_settings().jobs_queue_url, MessageBody=message.model_dump_json()
+    )
+    return None
 
 
 __all__ = ["CompileRequest", "GenerateRequest", "get_operation", "handle_record", "submit"]

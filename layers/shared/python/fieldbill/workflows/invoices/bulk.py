@@ -14,14 +14,19 @@ from fieldbill.workflows.invoices import commands
 
 RecordId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 PROGRESS_EVERY = 25
+MAX_SELECTION = 500
 
 
 class BulkRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    action: Literal["delete", "mark_sent", "void", "sync"]
-    invoice_ids: list[RecordId] = Field(min_length=1, max_length=500)
+    # regenerate: an invoice group's drafts rebuilt from current data (issue 16).
+    action: Literal["delete", "mark_sent", "void", "sync", "send", "add_to_group", "regenerate"]
+    invoice_ids: list[RecordId] = Field(min_length=1, max_length=MAX_SELECTION)
     reason: str | None = Field(default=None, max_length=500)
+    # --- invoice groups (issue 16): the group add_to_group adds to (created first when new).
+    group_id: RecordId | None = None
+    group_name: str | None = Field(default=None, max_length=200)
 
 
 def _code(exc: DomainError) -> str:
@@ -41,6 +46,12 @@ def _one(tenant_id: str, actor: str, request: BulkRequest, invoice_id: str) -> N
         commands.mark_sent(tenant_id, invoice_id, actor)
     elif request.action == "void":
         commands.void(tenant_id, invoice_id, actor, request.reason)
+    elif request.action == "send":
+        commands.send(tenant_id, invoice_id, actor)
+    elif request.action == "regenerate":
+        from fieldbill.workflows.recurring import regenerate  # lazy: only this action needs it
+
+        regenerate.regenerate_draft(tenant_id, invoice_id, actor)
     else:
         commands.sync(tenant_id, invoice_id, actor)
 
@@ -48,6 +59,12 @@ def _one(tenant_id: str, actor: str, request: BulkRequest, invoice_id: str) -> N
 def run(
     tenant_id: str, actor: str, request: BulkRequest, progress: Callable[[dict[str, Any]], None]
 ) -> dict[str, Any]:
+    if request.action == "add_to_group":
+        from fieldbill.workflows.invoice_groups import groups  # lazy: only this action needs it
+
+        return groups.add_selection(
+            tenant_id, actor, request.group_id, request.group_name, request.invoice_ids
+        )
     done: list[str] = []
     refused: list[dict[str, str]] = []
 

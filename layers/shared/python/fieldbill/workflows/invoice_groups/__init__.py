@@ -1,0 +1,1 @@
+"""Invoice groups: named collections of invoices with charts and actions (issue 16)."""

@@ -1,0 +1,1 @@
+"""Recurring billing: draft invoices of a bill profile's period (issue 16)."""
