@@ -117,6 +117,10 @@ def summary(section: str, results: dict[str, Any]) -> str:
     """A few readable lines per section for the console; .bench/results.json keeps every figure."""
     if f"{section}_error" in results:
         return f"{section}: FAILED (traceback in {RESULTS.relative_to(ROOT)})"
+    if section == "jobs":  # job-shop jobs (issue 14)
+        from local import bench_jobs
+
+        return bench_jobs.summary(results)
     if section == "imports":
         from local import importtime
 
@@ -169,10 +173,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local.bench")
     # --- recurring billing (issue 16): "recurring" runs only when asked (--only recurring) or in
     # a full `make bench`.
-    parser.add_argument(
-        "--only", choices=["imports", "billing", "sync", "print", "lists", "recurring"], action="append"
-    )
-    sections = parser.parse_args(argv).only or ["imports", "billing", "sync", "print", "lists", "recurring"]
+    # "jobs": job-shop jobs (issue 14, local/bench_jobs.py).
+    sections_all = ["imports", "billing", "sync", "print", "lists", "recurring", "jobs"]
+    parser.add_argument("--only", choices=sections_all, action="append")
+    sections = parser.parse_args(argv).only or sections_all
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     results: dict[str, Any] = {
@@ -206,6 +210,10 @@ def main(argv: list[str] | None = None) -> int:
                 from local import bench_recurring
 
                 bench_recurring.run(results)
+            elif section == "jobs":  # job-shop jobs (issue 14)
+                from local import bench_jobs
+
+                bench_jobs.run(results)
             else:
                 from local import bench_sync
 

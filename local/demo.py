@@ -175,6 +175,49 @@ def seed(api: Api, customers: int, month_start: datetime, rng: random.Random) ->
     return counts
 
 
+# ---------------------------------------------------------------------------- a job-shop job (issue 14)
+def bill_job(api: Api, started: float) -> list[str]:
+    """One job billed over its life: deposit -> progress -> close -> complete (nets the deposit) ->
+    a credit correction; the invoice ids, in that order."""
+    api.call("POST", "/products", {"id": "job-brochure", "name": "Printed brochure"})
+    api.call(
+        "POST",
+        "/products",
+        {"id": "job-alteration", "name": "Author alteration", "default_unit_price": "50.00"},
+    )
+    job = api.call(
+        "POST",
+        "/jobs",
+        {
+            "id": "job-spring-brochure",
+            "name": "Spring brochure",
+            "customer_id": "cust-001",
+            "billing_type": "order_items",
+            "invoiceables": [
+                {"id": "brochures", "kind": "order_item", "product_id": "job-brochure", "quantity": "1000",
+                 "unit_price": "1.25", "description": "Brochures, 8 pages"},
+                {"id": "alteration", "kind": "charge", "product_id": "job-alteration", "quantity": "1",
+                 "charge_kind": "customer_alteration", "category": "Alterations",
+                 "description": "Text change"},
+            ],
+        },
+    )  # fmt: skip
+    path = f"/jobs/{job['id']}/invoices"
+    deposit = api.call("POST", path, {"policy": "deposit", "amount": "400.00"})
+    progress = api.call("POST", path, {"policy": "progress_summary", "percent": "40"})
+    api.call("POST", f"/jobs/{job['id']}/close", {})
+    complete = api.call("POST", path, {"policy": "complete"})
+    correction = api.call("POST", path, {"policy": "correction", "items": {"brochures": "-50.00"}})
+    job = api.call("GET", f"/jobs/{job['id']}")
+    stage(
+        f"job {job['id']} ({job['suggested_price']}): deposit {deposit['total']}, "
+        f"progress {progress['total']}, complete {complete['total']} (deposit netted), "
+        f"correction {correction['total']}; status {job['status']}, remaining {job['remaining']}",
+        started,
+    )
+    return [deposit["id"], progress["id"], complete["id"], correction["id"]]
+
+
 def run_demo(customers: int = 24, seconds_per_minute: float = 2.0) -> int:
     started = time.monotonic()
     rng = random.Random(20261122)
@@ -229,6 +272,33 @@ def run_demo(customers: int = 24, seconds_per_minute: float = 2.0) -> int:
             if time.monotonic() - started > 600:
                 raise SystemExit("the billing run did not finish within 10 minutes")
             time.sleep(0.5)
+        job_invoices = bill_job(api, started)
+        printed = api.call("POST", "/invoices/print", {"invoice_ids": job_invoices})
+        stage(
+            f"the job's {printed['invoice_count']} invoices printed as one PDF "
+            f"({printed['size_bytes']} bytes)",
+            started,
+        )
+
+        def job_invoices_settled() -> bool:
+            found = api.call("GET", "/invoices?job_id=job-spring-brochure&limit=50")["items"]
+            return all(i["sync_status"] == "synced" for i in found if Decimal(i["total"]) >= 0)
+
+        while not job_invoices_settled():
+            if time.monotonic() - started > 600:
+                raise SystemExit("the job's invoices did not reach QuickBooks within 10 minutes")
+            time.sleep(0.5)
+        # Its invoice is in QuickBooks now: posting the correction credits it there (a CreditMemo).
+        posted = api.call("POST", f"/invoices/{job_invoices[-1]}/post", {})
+        while not stack.emulator.entities(realm, "CreditMemo"):
+            if time.monotonic() - started > 600:
+                raise SystemExit("the job's credit memo did not reach QuickBooks within 10 minutes")
+            time.sleep(0.5)
+        stage(
+            f"correction posted: QuickBooks credit memo on invoice {posted['credit_target_id']} "
+            f"({len(stack.emulator.entities(realm, 'CreditMemo'))} credit memo in QuickBooks)",
+            started,
+        )
         invoices = []
         cursor = None
         while True:
@@ -252,17 +322,23 @@ def run_demo(customers: int = 24, seconds_per_minute: float = 2.0) -> int:
             )
         total = sum(Decimal(i["total"]) for i in invoices)
         in_qbo = stack.emulator.entities(realm, "Invoice")
+        # A negative job correction is a credit memo in QuickBooks, not an invoice.
+        credits = [i for i in invoices if Decimal(i["total"]) < 0]
+        invoices = [i for i in invoices if Decimal(i["total"]) >= 0]
         synced = [i for i in invoices if i["sync_status"] == "synced"]
         print("-" * 72)
         print(
             f"{len(invoices)} invoices, {sum(len(i['lines']) for i in invoices)} lines, total {total}; "
             f"{len(synced)} synced; QuickBooks holds {len(in_qbo)} invoices; run status {run['status']}"
+            f"; {len(credits)} job correction(s) as credit"
         )
         ok = (
             run["status"] == "succeeded"
             and invoices
             and len(synced) == len(invoices)
             and len(in_qbo) == len(invoices)
+            # every negative job correction is exactly one credit memo there
+            and len(stack.emulator.entities(realm, "CreditMemo")) == len(credits)
         )
         ok = recurring_block(api, list(contacts)[:3], today, started) and ok
         stage(f"done ({api.calls} API calls)", started)

@@ -66,6 +66,10 @@ T, ID = "acme", "r1"
         (m.InvoiceGroup.list_key(T), f"T#{T}#IGROUPS"),
         (m.InvoiceGroup.member_sort_key("i1"), "INV#i1"),
         (m.PeriodPreview.key(T, "f1"), f"T#{T}#RPREVIEW#f1"),
+        # --- job-shop jobs (issue 14)
+        (m.Job.key(T, ID), f"T#{T}#JOB#{ID}"),
+        (m.Job.list_key(T), f"T#{T}#JOBS"),
+        (m.JobBillingSettings.key(T), f"T#{T}#JOBSETTINGS"),
     ],
 )
 def test_each_entity_builds_its_stored_key(built: str, stored: str) -> None:
@@ -79,6 +83,8 @@ def test_every_entity_has_its_keys_pinned_above() -> None:
         "TaskEntry", "BillableItem", "Invoice", "BillingRun", "RunLock", "Operation",
         "QboConnection", "InboundEvent", "SentMessage",
         "NumberSequence", "NumberClaim",  # issue 15
+        # job-shop jobs (issue 14)
+        "Job", "JobBillingSettings",
     }  # fmt: skip
     # --- recurring billing (issue 16)
     pinned |= {

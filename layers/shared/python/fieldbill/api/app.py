@@ -134,6 +134,7 @@ from fieldbill.api import (  # noqa: E402  # noqa: E402
     routes_documents,
     routes_invoice_groups,
     routes_invoices,
+    routes_jobs,  # job-shop jobs (issue 14)
     routes_quickbooks,
     routes_recurring,
 )
@@ -166,6 +167,7 @@ app.include_router(routes_quickbooks.router)
 # --- recurring billing and invoice groups (issue 16)
 app.include_router(routes_recurring.router)
 app.include_router(routes_invoice_groups.router)
+app.include_router(routes_jobs.router)  # job-shop jobs (issue 14)
 
 
 def _shared_errors(document: dict[str, Any]) -> None:

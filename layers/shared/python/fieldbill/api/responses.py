@@ -206,6 +206,9 @@ class InvoiceLineOut(Out):
     work_date: str | None = None
     line_no: int | None = None
     taxable: bool = False
+    # --- job invoices (issue 14)
+    invoiceable_id: str | None = None
+    category: str | None = None
 
 
 class PaymentOut(Out):
@@ -319,6 +322,23 @@ class InvoiceOut(Badged):
     )
     account_balance: DecimalText | None = Field(
         default=None, description="in lists and GET: what the contact's open invoices owe now"
+    )
+    # --- job invoices (issue 14): absent on invoices of billing runs
+    job_id: str | None = None
+    policy: str | None = None
+    invoice_type: Literal["partial", "complete", "correction"] | None = None
+    workflow_status: Literal["invoiced", "approved", "exported", "posted"] | None = Field(
+        default=None, description="accounting workflow; posted invoices are locked"
+    )
+    distribution: list[dict[str, Any]] | None = Field(
+        default=None, description="GL entries: account, debit, credit"
+    )
+    approved_at: str | None = None
+    exported_at: str | None = None
+    export_ref: str | None = None
+    posted_at: str | None = None
+    credit_target_id: str | None = Field(
+        default=None, description="a negative correction: the job invoice its QuickBooks credit memo credits"
     )
 
 

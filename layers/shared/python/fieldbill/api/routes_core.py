@@ -201,6 +201,6 @@ def stop_entry(task_id: str, entry_id: str, body: StopIn) -> out.EntryOut:
 )
 def get_history(entity: str, record_id: str) -> out.HistoryOut:
     """Who or which run changed the record, when, from, to, why. Entities: contact, product,
-    price-list, membership, team, assignment, task, billable-item, invoice, billing-run, operation."""
+    price-list, membership, team, assignment, task, billable-item, invoice, billing-run, operation, job."""
     record, deleted = history.history_record(_tenant(), entity, record_id)
     return views.history(entity, record_id, record, deleted)

@@ -41,6 +41,16 @@ ACCEPTED = responses(202, "Accepted")
 InvoiceStatusName = Literal["draft", "open", "partially_paid", "paid", "void", "deleted"]
 SyncStatusName = Literal["not_synced", "pending", "synced", "error", "unknown"]
 DestinationName = Literal["quickbooks", "local"]
+JobPolicyName = Literal[
+    "deposit",
+    "progress_summary",
+    "progress_itemized",
+    "progress_itemized_grouped",
+    "complete",
+    "complete_grouped",
+    "correction",
+    "correction_grouped",
+]
 # An amount filter: operator and amount, e.g. gte:100 or eq:0 (=, <, >, <=, >=).
 AmountFilter = Annotated[
     str | None,
@@ -81,6 +91,14 @@ def list_invoices(
         Literal["date", "-date", "number", "-number", "total", "-total", "balance", "-balance"],
         Query(description="by issue date (the default), number, total or balance; - for descending"),
     ] = "date",
+    job_id: IdQuery = None,
+    invoice_type: Annotated[
+        Literal["partial", "complete", "correction"] | None, Query(description="job invoices")
+    ] = None,
+    policy: Annotated[JobPolicyName | None, Query(description="job invoices")] = None,
+    workflow_status: Annotated[
+        Literal["invoiced", "approved", "exported", "posted"] | None, Query(description="job invoices")
+    ] = None,
     limit: PageLimit = 50,
     cursor: Cursor = None,
 ) -> out.Page[out.InvoiceOut]:
@@ -110,6 +128,10 @@ def list_invoices(
         bill_profile_id=bill_profile_id,
         period_key=period,
         sort=sort,
+        job_id=job_id,
+        invoice_type=invoice_type,
+        policy=policy,
+        workflow_status=workflow_status,
     )
     listed = invoice_store.find_listed(tenant, wanted, limit, cursor)
     zero = Decimal("0")

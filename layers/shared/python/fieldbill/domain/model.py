@@ -26,6 +26,12 @@ class LineKind(enum.StrEnum):
     MANUAL = "manual"
     # --- recurring billing (issue 16): a recurring service's charge for one billing period.
     RECURRING = "recurring"
+    # --- job invoices (issue 14; domain/job_policies.JobLineKind): no billable item behind them.
+    JOB_ITEM = "job_item"
+    JOB_CATEGORY = "job_category"
+    JOB_SUMMARY = "job_summary"
+    JOB_DEPOSIT = "job_deposit"
+    JOB_DEPOSIT_APPLIED = "job_deposit_applied"
 
 
 TRANSPORT_LINE_KINDS = frozenset({LineKind.TRANSPORT_DISTANCE, LineKind.TRANSPORT_TIME})

@@ -374,3 +374,53 @@ def is_overdue(status: InvoiceStatus, due_date: date | None, today: date) -> boo
     """Overdue is derived, never stored: something is still owed after the due date."""
     owed = status in (InvoiceStatus.OPEN, InvoiceStatus.PARTIALLY_PAID)
     return owed and due_date is not None and due_date < today
+
+
+# --- job-shop jobs and job invoices (issue 14) ----------------------------------------------
+# Not the asynchronous "jobs" (operations): a job shop's job, domain/jobs.py.
+from fieldbill.domain.jobs import JobStatus  # noqa: E402
+
+
+class WorkflowStatus(enum.StrEnum):
+    """A job invoice's accounting workflow (Invoice.workflow_status), beside its payment status."""
+
+    INVOICED = "invoiced"
+    APPROVED = "approved"
+    EXPORTED = "exported"
+    POSTED = "posted"
+
+
+# | job                  | open -> closed; closed -> open (reopen) | billed (the Complete invoice) |
+# | job_invoice_workflow | invoiced -> approved -> exported -> posted; invoiced -> posted when |
+# |                      | the tenant has no accounting integration (accounting_step decides)  |
+JOB_MACHINE: StateMachine[JobStatus] = StateMachine(
+    "job",
+    {
+        JobStatus.OPEN: frozenset({JobStatus.CLOSED}),
+        JobStatus.CLOSED: frozenset({JobStatus.OPEN, JobStatus.BILLED}),
+    },
+    initial=frozenset({JobStatus.OPEN}),
+)
+
+WORKFLOW_MACHINE: StateMachine[WorkflowStatus] = StateMachine(
+    "job_invoice_workflow",
+    {
+        WorkflowStatus.INVOICED: frozenset({WorkflowStatus.APPROVED, WorkflowStatus.POSTED}),
+        WorkflowStatus.APPROVED: frozenset({WorkflowStatus.EXPORTED}),
+        WorkflowStatus.EXPORTED: frozenset({WorkflowStatus.POSTED}),
+    },
+    initial=frozenset({WorkflowStatus.INVOICED}),
+)
+
+
+def accounting_step(current: WorkflowStatus, target: WorkflowStatus, *, integration: bool) -> None:
+    """The machine allows both paths; the tenant's accounting integration picks one of them:
+    with it, an invoice is approved and exported before it is posted; without it, invoiced ->
+    posted is the only step. InvalidTransition names the machine, current and requested status."""
+    WORKFLOW_MACHINE.check("", current, target)
+    if integration and current is WorkflowStatus.INVOICED and target is WorkflowStatus.POSTED:
+        raise InvalidTransition(
+            WORKFLOW_MACHINE.name, current, target, "accounting integration: approve and export first"
+        )
+    if not integration and target in (WorkflowStatus.APPROVED, WorkflowStatus.EXPORTED):
+        raise InvalidTransition(WORKFLOW_MACHINE.name, current, target, "no accounting integration: post it")

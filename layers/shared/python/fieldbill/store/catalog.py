@@ -30,6 +30,7 @@ from fieldbill.store.models import (
     META,
     Contact,
     Entity,
+    Job,
     Membership,
     PriceList,
     Product,
@@ -67,6 +68,7 @@ ENTITY_NAMES: Mapping[type[Entity], str] = {
     ProductAssignment: "assignment",
     Task: "task",
     TaskEntry: "entry",
+    Job: "job",  # job-shop jobs (issue 14)
 }
 
 

@@ -18,6 +18,7 @@ from fieldbill.store.models import (
     BillingRun,
     Entity,
     Invoice,
+    Job,
     Operation,
     ProductAssignment,
     Task,
@@ -33,6 +34,7 @@ HISTORY: Mapping[str, type[Entity]] = {
     "invoice": Invoice,
     "billing-run": BillingRun,
     "operation": Operation,
+    "job": Job,  # job-shop jobs (issue 14)
 }
 
 

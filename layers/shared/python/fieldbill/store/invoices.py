@@ -88,6 +88,21 @@ def product_names(tenant_id: str, product_ids: Iterable[str]) -> dict[str, str]:
     return {record.id: record.name for record in found.values()}
 
 
+# ---------------------------------------------------------------------------- job invoices (issue 14)
+def check_unlocked(record: Invoice, requested: str) -> None:
+    """A job invoice changes only through a correction: a posted one is locked (409), and any other
+    would no longer match the job's billed amounts (store/jobs.py). Edit, delete and void ask here."""
+    if not record.job_id:
+        return
+    status = record.workflow_status or "invoiced"
+    detail = (
+        "posted invoices are locked" if status == "posted" else "a job invoice changes through a correction"
+    )
+    raise InvalidTransition(
+        "job_invoice_workflow", status, requested, f"{detail}: issue a correction invoice"
+    )
+
+
 # ---------------------------------------------------------------------------- writes
 def _unchanged(record: Invoice) -> Any:
     """The condition of every lifecycle write: the version (the document's content), status and
@@ -178,6 +193,7 @@ def edit(
 
     Conflict when `expected_version` is not the stored one (someone else edited it meanwhile)."""
     record = get(tenant_id, invoice_id)
+    check_unlocked(record, "edited")
     if expected_version is not None and expected_version != int(record.version):
         raise Conflict(
             f"invoice {invoice_id!r} is at version {record.version}, not {expected_version}: read it again"
@@ -266,6 +282,7 @@ def delete_draft(tenant_id: str, invoice_id: str, actor: str, reason: str | None
     """draft -> deleted, its items pending again, in one transaction. The record stays (deleted
     is a status: nothing disappears silently)."""
     record = get(tenant_id, invoice_id)
+    check_unlocked(record, str(InvoiceStatus.DELETED))
     if record.sync_status in IN_FLIGHT:
         raise InvalidTransition(
             INVOICE_MACHINE.name,
@@ -286,6 +303,7 @@ def void(tenant_id: str, invoice_id: str, actor: str, reason: str | None) -> tup
     """open -> void, its items pending again, in one transaction; True when QuickBooks holds (or
     may hold) a copy that must be voided too."""
     record = get(tenant_id, invoice_id)
+    check_unlocked(record, str(InvoiceStatus.VOID))
     why = reason or "voided"
     decided = _status_change(record, InvoiceStatus.VOID, actor, why, [Invoice.balance.set(Decimal("0"))])
     releases = _release(
@@ -522,6 +540,11 @@ class InvoiceFilter:
     bill_profile_id: str | None = None
     period_key: str | None = None
     sort: str = "date"  # date | -date | number | -number | total | -total | balance | -balance
+    # --- job invoices (issue 14)
+    job_id: str | None = None
+    invoice_type: str | None = None
+    policy: str | None = None
+    workflow_status: str | None = None
 
 
 def _conditions(wanted: InvoiceFilter) -> Any:
@@ -548,6 +571,9 @@ def _conditions(wanted: InvoiceFilter) -> Any:
         parts.append(Invoice.bill_profile_id == wanted.bill_profile_id)
     if wanted.period_key:
         parts.append(Invoice.period_key == wanted.period_key)
+    for name in ("job_id", "invoice_type", "policy", "workflow_status"):  # job invoices (issue 14)
+        if getattr(wanted, name):
+            parts.append(getattr(Invoice, name) == getattr(wanted, name))
     for amount in (wanted.total, wanted.balance):
         if amount is not None:
             parts.append(_OPERATORS[amount.operator](getattr(Invoice, amount.field), amount.amount))

@@ -308,6 +308,9 @@ class InvoiceLine(MapAttribute[str, Any]):
     work_date = UnicodeAttribute(null=True)
     line_no = NumberAttribute(null=True)
     taxable = BooleanAttribute(default=False)
+    # --- job invoices (issue 14): the invoiceable or charge category a line bills.
+    invoiceable_id = UnicodeAttribute(null=True)
+    category = UnicodeAttribute(null=True)
 
 
 class Payment(MapAttribute[str, Any]):
@@ -436,6 +439,19 @@ class Invoice(Entity, discriminator="Invoice"):
     qbo_send = MapAttribute[str, Any](null=True)
     # The version QuickBooks holds, while an edit of it is on its way there (wt-credit).
     last_good = InvoiceVersion(null=True)
+    # --- job invoices (issue 14, store/jobs.py): the job billed, its policy and type, and the
+    # accounting workflow (domain/states.WORKFLOW_MACHINE) beside the payment status above.
+    job_id = UnicodeAttribute(null=True)
+    policy = UnicodeAttribute(null=True)
+    invoice_type = UnicodeAttribute(null=True)  # partial | complete | correction
+    workflow_status = UnicodeAttribute(null=True)  # invoiced | approved | exported | posted
+    distribution = ListAttribute(of=MapAttribute, null=True)  # [{account, debit, credit}]
+    approved_at = UnicodeAttribute(null=True)
+    exported_at = UnicodeAttribute(null=True)
+    export_ref = UnicodeAttribute(null=True)  # quickbooks, or the export file's key
+    posted_at = UnicodeAttribute(null=True)
+    # A negative correction is a credit memo in QuickBooks, recorded on this invoice of the job.
+    credit_target_id = UnicodeAttribute(null=True)
 
     @staticmethod
     def key(tenant_id: str, invoice_id: str) -> str:
@@ -670,3 +686,59 @@ class PeriodPreview(Entity, discriminator="PeriodPreview"):
     PREFIX = "RPREVIEW"
 
     accounts = MapAttribute[str, Any](default=dict)
+
+
+# ---------------------------------------------------------------------------- job-shop jobs (issue 14)
+# Not the asynchronous "jobs" (operations, Operation above): a job shop's job and its invoices.
+class JobInvoiceable(MapAttribute[str, Any]):
+    """An order item or a job charge, embedded in its job: one read returns the whole job."""
+
+    id = UnicodeAttribute()
+    kind = UnicodeAttribute()  # order_item | charge
+    description = UnicodeAttribute(null=True)
+    product_id = UnicodeAttribute()
+    quantity = DecimalAttribute()
+    unit_price = DecimalAttribute()
+    category = UnicodeAttribute()
+    charge_kind = UnicodeAttribute(null=True)  # billable | customer_alteration | non_billable
+    taxable = BooleanAttribute(default=False)
+    billed = DecimalAttribute(default=lambda: Decimal("0"))
+    adjusted = DecimalAttribute(default=lambda: Decimal("0"))
+
+
+class Job(Entity, discriminator="Job"):
+    """A job with its invoiceables, deposits and invoice count in ONE item (listed on gsi1 by id):
+    the suggested price and what is left of a job cost one read, and a job invoice is written in
+    one transaction with the job it changes (conditional on `version`)."""
+
+    PREFIX = "JOB"
+    LIST = "JOBS"
+
+    name = UnicodeAttribute(null=True)
+    customer_id = UnicodeAttribute()
+    billing_type = UnicodeAttribute()
+    status = UnicodeAttribute(default="open")
+    price_list_id = UnicodeAttribute(null=True)
+    invoiceables = ListAttribute(of=JobInvoiceable, default=list)
+    deposits = DecimalAttribute(default=lambda: Decimal("0"))
+    deposits_applied = DecimalAttribute(default=lambda: Decimal("0"))
+    invoice_count = NumberAttribute(default=0)
+    version = NumberAttribute(default=1)
+
+
+class JobBillingSettings(Entity, discriminator="JobBillingSettings"):
+    """A tenant's job-invoicing settings (domain/job_accounting.JobBillingSettings)."""
+
+    PREFIX = "JOBSETTINGS"
+
+    numbering = UnicodeAttribute(default="automatic")  # none | automatic | automatic_fixed
+    backdating_days = NumberAttribute(default=30)
+    accounting_integration = BooleanAttribute(default=False)
+    receivable_account = UnicodeAttribute(null=True)
+    income_account = UnicodeAttribute(null=True)
+    deposit_account = UnicodeAttribute(null=True)
+    category_accounts = MapAttribute[str, Any](default=dict)
+
+    @classmethod
+    def key(cls, tenant_id: str) -> str:  # type: ignore[override]  # one per tenant: no id
+        return f"{tenant_prefix(tenant_id)}#{cls.PREFIX}"
