@@ -55,6 +55,8 @@ T, ID = "acme", "r1"
         # issue 15: numbering
         (m.NumberSequence.key(T, "invoice"), f"T#{T}#SEQ#invoice"),
         (m.NumberClaim.key(T, "invoice", "1001"), f"T#{T}#NUMBER#invoice#1001"),
+        (m.TaxCode.key(T, "ca"), f"T#{T}#TAXCODE#ca"),
+        (m.TaxCode.list_key(T), f"T#{T}#TAXCODES"),
     ],
 )
 def test_each_entity_builds_its_stored_key(built: str, stored: str) -> None:
@@ -67,7 +69,7 @@ def test_every_entity_has_its_keys_pinned_above() -> None:
         "Contact", "Product", "PriceList", "Membership", "Team", "ProductAssignment", "Task",
         "TaskEntry", "BillableItem", "Invoice", "BillingRun", "RunLock", "Operation",
         "QboConnection", "InboundEvent", "SentMessage",
-        "NumberSequence", "NumberClaim",  # issue 15
+        "NumberSequence", "NumberClaim", "TaxCode",  # issue 15
     }  # fmt: skip
     entities = {
         name

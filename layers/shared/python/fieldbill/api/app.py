@@ -160,6 +160,10 @@ app.include_router(routes_billing.router)
 app.include_router(routes_invoices.router)
 app.include_router(routes_documents.router)
 app.include_router(routes_quickbooks.router)
+# issue 15: tax codes, reconciliation
+from fieldbill.api import routes_tax  # noqa: E402
+
+app.include_router(routes_tax.router)
 
 
 def _shared_errors(document: dict[str, Any]) -> None:

@@ -267,6 +267,18 @@ class InvoiceOut(Badged):
     amount_credited: DecimalText = "0"
     payments: list[PaymentOut] = Field(default_factory=list)
     overdue: bool = Field(default=False, description="derived: something is owed after the due date")
+    # issue 15: tax, QuickBooks' figures, the flag when they differ, and where its sync stands
+    tax_total: DecimalText = Field(default="0", description="total = subtotal + tax_total")
+    tax_code_id: str | None = Field(default=None, description="the tax code whose rate was applied")
+    tax_rate: DecimalText | None = Field(default=None, description="percent, copied from the code")
+    tax_source: str | None = Field(
+        default=None, description="quickbooks: QuickBooks computed the tax (automated sales tax)"
+    )
+    qbo_tax_total: DecimalText | None = Field(default=None, description="QuickBooks' TotalTax")
+    totals_differ: bool = Field(
+        default=False, description="derived: QuickBooks' TotalAmt differs from total by any amount"
+    )
+    dirty: bool = Field(default=False, description="changed here since QuickBooks last took it")
 
 
 class BillingRunOut(Record):
@@ -377,3 +389,12 @@ class SentOut(Out):
         description="false: this version already went to this recipient; nothing sent again"
     )
     delivery_status: str
+
+
+# ---------------------------------------------------------------------------- tax codes (issue 15)
+class TaxCodeOut(Record):
+    name: str
+    rate: DecimalText = Field(description="percent")
+    description: str | None = None
+    is_default: bool
+    active: bool

@@ -461,3 +461,31 @@ class SendIn(Strict):
     to: Email | None = Field(
         default=None, description="defaults to the invoice's billing email, else the contact's"
     )
+
+
+# ---------------------------------------------------------------------------- tax codes (issue 15)
+TaxRate = Annotated[
+    Decimal,
+    BeforeValidator(_decimal_input),
+    Field(ge=0, le=100, description="percent: 7.25 means 7.25 %"),
+    AfterValidator(_exact(4)),
+    WithJsonSchema(_decimal_schema(Decimal(0), Decimal(100))),
+]
+
+
+class TaxCodeIn(Strict):
+    id: Id | None = None
+    name: Name
+    rate: TaxRate
+    description: Annotated[str, Field(max_length=500)] | None = None
+    is_default: StrictBool = Field(default=False, description="new invoices are taxed by this code")
+    active: StrictBool = True
+
+
+class TaxCodePatch(Patch):
+    required = frozenset({"name", "rate", "is_default", "active"})
+    name: Name | None = None
+    rate: TaxRate | None = None
+    description: Annotated[str, Field(max_length=500)] | None = None
+    is_default: StrictBool | None = None
+    active: StrictBool | None = None

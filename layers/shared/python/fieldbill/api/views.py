@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from fieldbill.api import responses as out
 from fieldbill.clock import today
-from fieldbill.domain import badges, states
+from fieldbill.domain import badges, states, tax
 from fieldbill.domain.model import InvoiceStatus
 
 if TYPE_CHECKING:  # records come from store/ functions; the classes only type them
@@ -134,6 +134,9 @@ def invoice(record: Invoice) -> out.InvoiceOut:
             for p in record.payments or []
         ],
         overdue=states.is_overdue(InvoiceStatus(record.status), due, today()),
+        tax_total=str(record.tax_total if record.tax_total is not None else "0.00"),
+        totals_differ=tax.differs(record.total, record.qbo_total),
+        dirty=bool(record.dirty),
         badge=str(badge.badge),
         badge_detail=badge.detail,
     )

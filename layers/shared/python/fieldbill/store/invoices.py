@@ -76,6 +76,7 @@ def content(record: Invoice) -> invoice_edits.InvoiceContent:
         terms_days=int(record.terms_days) if record.terms_days is not None else None,
         paid_and_credited=paid_and_credited(record),
         texts={name: getattr(record, name) for name in TEXTS},
+        tax_rate=Decimal(record.tax_rate) if record.tax_rate is not None else None,
     )
 
 
@@ -199,6 +200,8 @@ def edit(
         Invoice.item_ids.set([line.item_id for line in done.lines if line.item_id]),  # type: ignore[misc]
         Invoice.subtotal.set(done.subtotal),
         Invoice.total.set(done.total),
+        Invoice.tax_total.set(done.tax_total),
+        Invoice.tax_source.remove(),  # our figure again until QuickBooks answers (automated tax)
         Invoice.balance.set(done.balance),
         Invoice.issue_date.set(done.issue_date.isoformat()),
         Invoice.version.set(version),

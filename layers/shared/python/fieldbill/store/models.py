@@ -369,6 +369,17 @@ class Invoice(Entity, discriminator="Invoice"):
     # status of its latest message (domain/delivery.py), never its own `status`.
     delivery_status = UnicodeAttribute(null=True)
     delivery_message_id = UnicodeAttribute(null=True)
+    # Sales tax and QuickBooks' figures (issue 15, domain/tax.py): total = subtotal + tax_total.
+    # tax_source "quickbooks": QuickBooks computed the tax (automated sales tax) and its TotalTax
+    # and TotalAmt were taken; qbo_tax_total is its TotalTax as last answered.
+    tax_total = DecimalAttribute(null=True)
+    tax_code_id = UnicodeAttribute(null=True)
+    tax_rate = DecimalAttribute(null=True)
+    tax_source = UnicodeAttribute(null=True)
+    qbo_tax_total = DecimalAttribute(null=True)
+    # The record differs from QuickBooks' copy in fields QuickBooks holds (issue 15 item 5): set
+    # in the same write as the change, cleared when a sync of that version lands.
+    dirty = BooleanAttribute(null=True)
 
     @staticmethod
     def key(tenant_id: str, invoice_id: str) -> str:
@@ -524,3 +535,17 @@ class NumberClaim(Entity, discriminator="NumberClaim"):
     @classmethod
     def key(cls, tenant_id: str, sequence: str, number: str) -> str:  # type: ignore[override]
         return f"{tenant_prefix(tenant_id)}#{cls.PREFIX}#{sequence}#{number}"
+
+
+# ---------------------------------------------------------------- tax codes (issue 15: domain/tax.py)
+class TaxCode(Entity, discriminator="TaxCode"):
+    """A sales-tax code of a tenant and its rate (percent); `is_default`: new invoices use it."""
+
+    PREFIX = "TAXCODE"
+    LIST = "TAXCODES"
+
+    name = UnicodeAttribute()
+    rate = DecimalAttribute()
+    description = UnicodeAttribute(null=True)
+    is_default = BooleanAttribute(default=False)
+    active = BooleanAttribute(default=True)
