@@ -230,6 +230,16 @@ class AccountBalanceOut(Out):
     )
 
 
+class SyncWaitOut(Out):
+    """issue 15: an invoice's sync waiting on its company."""
+
+    reason: Literal["disconnected", "needs_reconnect", "throttled", "rate_limited"]
+    retry_at: str | None = Field(
+        default=None, description="expected retry time (UTC); null: after a reconnect"
+    )
+    detail: str
+
+
 class InvoiceOut(Badged):
     contact_id: str
     status: str
@@ -279,6 +289,9 @@ class InvoiceOut(Badged):
         default=False, description="derived: QuickBooks' TotalAmt differs from total by any amount"
     )
     dirty: bool = Field(default=False, description="changed here since QuickBooks last took it")
+    sync_wait: SyncWaitOut | None = Field(
+        default=None, description="GET /invoices/{id} only: why its sync waits on the company, until when"
+    )
 
 
 class BillingRunOut(Record):

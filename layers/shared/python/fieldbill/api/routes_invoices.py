@@ -99,7 +99,10 @@ def list_invoices(
     responses=OK,
 )
 def get_invoice(invoice_id: str) -> out.InvoiceOut:
-    return views.invoice(invoice_store.get(context.tenant_id(router), invoice_id))
+    from fieldbill.workflows.qbo_sync.waiting import sync_wait  # lazy: the API's cold start
+
+    record = invoice_store.get(context.tenant_id(router), invoice_id)
+    return views.invoice(record, sync_wait(record.tenant_id, record.destination, record.sync_status))
 
 
 # ---------------------------------------------------------------------------- change

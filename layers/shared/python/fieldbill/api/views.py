@@ -119,7 +119,7 @@ def invoice_badge(record: Invoice) -> badges.BadgeView:
     return badges.invoice_badge(record.destination, record.sync_status, error)
 
 
-def invoice(record: Invoice) -> out.InvoiceOut:
+def invoice(record: Invoice, sync_wait: dict[str, Any] | None = None) -> out.InvoiceOut:
     badge = invoice_badge(record)
     due = date.fromisoformat(record.due_date) if record.due_date else None
     return build(
@@ -137,6 +137,7 @@ def invoice(record: Invoice) -> out.InvoiceOut:
         tax_total=str(record.tax_total if record.tax_total is not None else "0.00"),
         totals_differ=tax.differs(record.total, record.qbo_total),
         dirty=bool(record.dirty),
+        sync_wait=out.SyncWaitOut.model_validate(sync_wait) if sync_wait else None,
         badge=str(badge.badge),
         badge_detail=badge.detail,
     )
