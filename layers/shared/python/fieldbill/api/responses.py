@@ -97,6 +97,9 @@ class ContactOut(Record):
     balance: DecimalText
     active: bool
     qbo_id: str | None = None
+    qbo_dirty_since: str | None = Field(
+        default=None, description="changed here at this time and not yet in QuickBooks (issue 15)"
+    )
 
 
 class ProductOut(Record):
@@ -108,6 +111,9 @@ class ProductOut(Record):
     income_account_ref: str | None = None
     expense_account_ref: str | None = None
     qbo_id: str | None = None
+    qbo_dirty_since: str | None = Field(
+        default=None, description="changed here at this time and not yet in QuickBooks (issue 15)"
+    )
     active: bool
 
 
@@ -340,6 +346,9 @@ class CallbackOut(Out):
     realm_id: str | None = None
     reconnected: bool
     requeued_invoices: int | None = None
+    pushed_records: int | None = Field(
+        default=None, description="contacts and products changed while disconnected, pushed now (issue 15)"
+    )
 
 
 class LastSyncOut(Out):

@@ -216,6 +216,8 @@ def edit(
         value = done.texts.get(name)
         attribute = getattr(Invoice, name)
         actions.append(attribute.set(value) if value else attribute.remove())
+    if record.destination == str(dm.Destination.QUICKBOOKS) and record.sync_status != SyncStatus.NOT_SYNCED:
+        actions.append(Invoice.dirty.set(True))  # QuickBooks' copy is older now (issue 15)
     entry = _note(actor, record.status, reason)
     resync = _sync_again(record, actor, f"version {version} to QuickBooks", actions, entry)
     if resync is not None:

@@ -142,6 +142,8 @@ class Contact(Entity, discriminator="Contact"):
     active = BooleanAttribute(default=True)
     qbo_id = UnicodeAttribute(null=True)
     qbo_sync_token = UnicodeAttribute(null=True)
+    # issue 15: changed here since QuickBooks took it (the change's stamp; store/qbo_links.py)
+    qbo_dirty_since = UnicodeAttribute(null=True)
 
 
 class Product(Entity, discriminator="Product"):
@@ -159,6 +161,8 @@ class Product(Entity, discriminator="Product"):
     qbo_sync_token = UnicodeAttribute(null=True)
     # False when the item was made inactive (or deleted) in QuickBooks.
     active = BooleanAttribute(default=True)
+    # issue 15: changed here since QuickBooks took it (the change's stamp; store/qbo_links.py)
+    qbo_dirty_since = UnicodeAttribute(null=True)
 
 
 class PriceList(Entity, discriminator="PriceList"):
