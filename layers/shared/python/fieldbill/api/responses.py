@@ -420,3 +420,11 @@ class TaxCodeOut(Record):
     description: str | None = None
     is_default: bool
     active: bool
+
+
+class RepairOut(Out):
+    """issue 15: a reconciliation repair queued."""
+
+    kind: str
+    invoice_id: str
+    status: str

@@ -1,5 +1,6 @@
-"""Sales-tax codes (issue 15): a tenant's codes and rates; new invoices are taxed by the default
-code on their taxable lines (domain/tax.py). Changing or deleting a code changes no invoice made."""
+"""Issue 15 routes. Sales-tax codes: a tenant's codes and rates; new invoices are taxed by the
+default code on their taxable lines (domain/tax.py); changing or deleting a code changes no
+invoice made. Reconciliation with QuickBooks: a report (an operation) and one-click repairs."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from fieldbill.api import context, views
 from fieldbill.api import responses as out
 from fieldbill.api.errors import responses
-from fieldbill.api.schemas import Cursor, PageLimit, TaxCodeIn, TaxCodePatch
+from fieldbill.api.schemas import Cursor, PageLimit, ReconcileIn, RepairIn, TaxCodeIn, TaxCodePatch
 from fieldbill.store import tax_codes
 
 router = APIGatewayHttpRouter()
@@ -61,3 +62,31 @@ def update_tax_code(code_id: str, body: TaxCodePatch) -> out.TaxCodeOut:
 def delete_tax_code(code_id: str) -> out.DeletedOut:
     tax_codes.delete(_tenant(), code_id, _actor())
     return views.deleted(code_id)
+
+
+# ---------------------------------------------------------------------------- reconciliation
+@router.post(
+    "/quickbooks/reconcile",
+    summary="Compare the period's invoices and their customers with QuickBooks (202: poll the operation)",
+    tags=["quickbooks"],
+    status_code=202,
+    responses=responses(202, "Accepted"),
+)
+def reconcile(body: ReconcileIn) -> out.OperationAccepted:
+    from fieldbill.workflows.inbound import reconcile as reconciling  # lazy: the API's cold start
+
+    operation = reconciling.request(_tenant(), body.date_from, body.date_to, _actor())
+    return out.OperationAccepted(operation_id=operation.id, status=str(operation.status))
+
+
+@router.post(
+    "/quickbooks/repairs",
+    summary="Apply one reconciliation difference's repair (ours sent again, or QuickBooks' read back)",
+    tags=["quickbooks"],
+    status_code=202,
+    responses=responses(202, "Accepted"),
+)
+def repair(body: RepairIn) -> out.RepairOut:
+    from fieldbill.workflows.inbound import reconcile as reconciling  # lazy: the API's cold start
+
+    return out.RepairOut.model_validate(reconciling.repair(_tenant(), body.kind, body.invoice_id, _actor()))

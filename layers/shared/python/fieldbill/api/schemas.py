@@ -489,3 +489,16 @@ class TaxCodePatch(Patch):
     description: Annotated[str, Field(max_length=500)] | None = None
     is_default: StrictBool | None = None
     active: StrictBool | None = None
+
+
+# ---------------------------------------------------------------------------- reconciliation (issue 15)
+class ReconcileIn(Strict):
+    date_from: Day = Field(description="first issue date (QuickBooks TxnDate) checked")
+    date_to: Day = Field(description="last issue date checked")
+
+
+class RepairIn(Strict):
+    kind: Literal["sync_invoice", "pull_invoice"] = Field(
+        description="a difference's repair.kind: ours sent again, or QuickBooks' read back"
+    )
+    invoice_id: Id

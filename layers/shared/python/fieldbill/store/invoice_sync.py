@@ -24,6 +24,7 @@ from pynamodb.transactions import TransactWrite
 from fieldbill.clock import now_iso
 from fieldbill.domain.errors import Conflict
 from fieldbill.domain.model import Destination, SyncStatus
+from fieldbill.domain.money import cents
 from fieldbill.domain.states import SYNC_MACHINE
 from fieldbill.settings import get_settings
 from fieldbill.store import common, numbering, transitions
@@ -199,9 +200,9 @@ def _taken_totals(invoice: Invoice, result: dict[str, Any]) -> list[Action]:
         return []
     if Decimal(invoice.amount_paid or 0) or Decimal(invoice.amount_credited or 0):
         return []
-    amount = Decimal(str(total))
+    amount = cents(Decimal(str(total)))
     return [
-        Invoice.tax_total.set(tax_total),
+        Invoice.tax_total.set(cents(tax_total)),
         Invoice.total.set(amount),
         Invoice.balance.set(amount),
         Invoice.tax_source.set("quickbooks"),
@@ -468,3 +469,19 @@ def renumber(invoice: Invoice, taken_by: str) -> str:
     number = numbering.renumber(invoice.tenant_id, "invoice", invoice.id, old, taken_by, write)
     invoice.number = number
     return number
+
+
+def mark_resync(invoice: Invoice, reason: str) -> bool:
+    """A synced invoice goes to QuickBooks again as it is (a reconciliation repair, issue 15):
+    synced -> pending (the machine's re-sync), so its message is not dropped as done. Pending and
+    failed ones are already on their way (or wait for a person): False for those."""
+    if invoice.sync_status != SyncStatus.SYNCED:
+        return invoice.sync_status == SyncStatus.PENDING
+    return _write_status(
+        invoice,
+        SyncStatus.PENDING,
+        reason,
+        [*_run_index(invoice, SyncStatus.PENDING)],
+        Invoice.version == invoice.version,
+        _same_version(invoice),
+    )
