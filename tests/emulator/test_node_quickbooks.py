@@ -35,7 +35,9 @@ def test_node_quickbooks_creates_queries_batches_reads_changes_voids_and_pays(em
     out = json.loads(done.stdout)
     # create: QuickBooks numbers the invoice and totals it (2 x 85 + 1.5 x 40)
     assert out["customer"]["SyncToken"] == "0"
-    assert Decimal(str(out["invoice"]["TotalAmt"])) == Decimal("230") == Decimal(str(out["invoice"]["Balance"]))
+    assert (
+        Decimal(str(out["invoice"]["TotalAmt"])) == Decimal("230") == Decimal(str(out["invoice"]["Balance"]))
+    )
     assert out["invoice"]["DocNumber"] == "1001"
     # query: the customer's invoice is found
     assert out["query"] == [out["invoice"]["Id"]]
