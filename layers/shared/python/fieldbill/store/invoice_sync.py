@@ -177,10 +177,10 @@ def _received(result: dict[str, Any]) -> list[Action]:
     if result.get("DocNumber"):
         actions.append(Invoice.qbo_doc_number.set(str(result["DocNumber"])))
     if result.get("TotalAmt") is not None:
-        actions.append(Invoice.qbo_total.set(Decimal(str(result["TotalAmt"]))))
+        actions.append(Invoice.qbo_total.set(cents(Decimal(str(result["TotalAmt"])))))
     tax_total = quickbooks_tax(result)
     if tax_total is not None:
-        actions.append(Invoice.qbo_tax_total.set(tax_total))
+        actions.append(Invoice.qbo_tax_total.set(cents(tax_total)))
     return actions
 
 
