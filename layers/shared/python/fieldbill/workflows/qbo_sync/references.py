@@ -255,8 +255,11 @@ def sync_contact(tenant: Tenant, contact_id: str) -> None:
     stamp = record.qbo_dirty_since  # the change this push carries (issue 15: cleared once taken)
     if not record.qbo_id:
         ensure_customer(tenant, record.id)
-        qbo_links.clear_dirty(record, stamp)
-        return
+        # The customer may have been found, or created by another push that read an older
+        # version of the contact: what QuickBooks holds is not known, so ours is sent over it.
+        record = qbo_links.contact(tenant.tenant_id, contact_id)
+        if record is None or not record.qbo_id:
+            return
     result = sparse_update(
         tenant,
         "Customer",
