@@ -8,7 +8,7 @@ export PYTHONPATH := $(CURDIR)/layers/shared/python:$(CURDIR)
 export PYTHONDONTWRITEBYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help venv sam-venv demo serve reset token test test-unit test-integration test-e2e fuzz lint format build bench lock openapi clean
+.PHONY: help venv sam-venv demo serve reset token test test-unit test-integration test-e2e fuzz lint format build bench lock openapi clean node-deps
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -52,7 +52,7 @@ test: venv lint test-unit test-integration test-e2e fuzz build ## all tests and 
 test-unit: venv ## pure domain tests
 	$(BIN)/pytest -q -p no:cacheprovider tests/unit
 
-test-integration: venv ## adapters against moto and the QuickBooks emulator
+test-integration: venv node-deps ## adapters against moto and the QuickBooks emulator
 	$(BIN)/pytest -q -p no:cacheprovider -n 2 tests/integration tests/emulator
 
 test-e2e: venv ## the whole local stack over HTTP
@@ -60,6 +60,17 @@ test-e2e: venv ## the whole local stack over HTTP
 
 fuzz: venv ## schemathesis against the served OpenAPI (fixed seed, 150 s budget): 0 server errors, 0 schema failures
 	$(BIN)/python -m local.fuzz --seconds $${FUZZ_SECONDS:-150} --seed $${FUZZ_SEED:-20261202}
+
+# issue 15: node-quickbooks, the emulator suite's second client. Node and npm from the Debian package
+# when missing (sudo when not root), then exactly the locked package (npm ci).
+NODE_DIR := tests/emulator/node
+node-deps: $(NODE_DIR)/node_modules/.installed ## node, npm and node-quickbooks for the emulator suite
+$(NODE_DIR)/node_modules/.installed: $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
+	@command -v node >/dev/null && command -v npm >/dev/null || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends nodejs npm; }
+	cd $(NODE_DIR) && npm ci --no-audit --no-fund
+	touch $@
 
 lint: venv sam-venv ## ruff, mypy, cfn-lint, statelint, sam validate --lint, requirements in sync
 	$(BIN)/ruff format --check .

@@ -72,6 +72,7 @@ def test_schedules_are_the_templates_and_fire_on_demand(stack):
         "ServiceTypesSync",
         "InvoicesBackfill",
         "ExpiredRuns",
+        "Reconciliation",  # issue 15
     }
     result = stack.aws.fire_schedule("CustomersSync")
     assert result["data_type"] == "customers"

@@ -20,6 +20,8 @@ EXPECTED = {
     "ServiceTypesSync": ("cron(0 0 1 * ? *)", "service_types"),
     # invoices and payments by change data capture, hourly at :45 (closes any webhook gap)
     "InvoicesBackfill": ("cron(45 * * * ? *)", "invoices"),
+    # issue 15: the daily reconciliation of the last month with QuickBooks
+    "Reconciliation": ("cron(15 3 * * ? *)", "reconcile"),
 }
 
 

@@ -70,6 +70,8 @@ T, ID = "acme", "r1"
         (m.Job.key(T, ID), f"T#{T}#JOB#{ID}"),
         (m.Job.list_key(T), f"T#{T}#JOBS"),
         (m.JobBillingSettings.key(T), f"T#{T}#JOBSETTINGS"),
+        (m.TaxCode.key(T, "ca"), f"T#{T}#TAXCODE#ca"),
+        (m.TaxCode.list_key(T), f"T#{T}#TAXCODES"),
     ],
 )
 def test_each_entity_builds_its_stored_key(built: str, stored: str) -> None:
@@ -90,6 +92,7 @@ def test_every_entity_has_its_keys_pinned_above() -> None:
     pinned |= {
         "BillProfile", "RecurringService", "AccountBalance", "InvoiceGroup", "InvoiceGroupMember",
         "PeriodPreview",
+        "NumberSequence", "NumberClaim", "TaxCode",  # issue 15
     }  # fmt: skip
     entities = {
         name

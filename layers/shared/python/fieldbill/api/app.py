@@ -168,6 +168,10 @@ app.include_router(routes_quickbooks.router)
 app.include_router(routes_recurring.router)
 app.include_router(routes_invoice_groups.router)
 app.include_router(routes_jobs.router)  # job-shop jobs (issue 14)
+# issue 15: tax codes, reconciliation
+from fieldbill.api import routes_tax  # noqa: E402
+
+app.include_router(routes_tax.router)
 
 
 def _shared_errors(document: dict[str, Any]) -> None:

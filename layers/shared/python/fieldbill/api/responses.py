@@ -100,6 +100,9 @@ class ContactOut(Record):
     # --- recurring billing (issue 16)
     bill_profile_id: str | None = None
     terms_days: int | None = None
+    qbo_dirty_since: str | None = Field(
+        default=None, description="changed here at this time and not yet in QuickBooks (issue 15)"
+    )
 
 
 class ProductOut(Record):
@@ -111,6 +114,9 @@ class ProductOut(Record):
     income_account_ref: str | None = None
     expense_account_ref: str | None = None
     qbo_id: str | None = None
+    qbo_dirty_since: str | None = Field(
+        default=None, description="changed here at this time and not yet in QuickBooks (issue 15)"
+    )
     active: bool
 
 
@@ -273,6 +279,16 @@ class AccountBalanceOut(Out):
     )
 
 
+class SyncWaitOut(Out):
+    """issue 15: an invoice's sync waiting on its company."""
+
+    reason: Literal["disconnected", "needs_reconnect", "throttled", "rate_limited"]
+    retry_at: str | None = Field(
+        default=None, description="expected retry time (UTC); null: after a reconnect"
+    )
+    detail: str
+
+
 class InvoiceOut(Badged):
     contact_id: str
     status: str
@@ -340,6 +356,21 @@ class InvoiceOut(Badged):
     credit_target_id: str | None = Field(
         default=None, description="a negative correction: the job invoice its QuickBooks credit memo credits"
     )
+    # issue 15: tax, QuickBooks' figures, the flag when they differ, and where its sync stands
+    tax_total: DecimalText = Field(default="0", description="total = subtotal + tax_total")
+    tax_code_id: str | None = Field(default=None, description="the tax code whose rate was applied")
+    tax_rate: DecimalText | None = Field(default=None, description="percent, copied from the code")
+    tax_source: str | None = Field(
+        default=None, description="quickbooks: QuickBooks computed the tax (automated sales tax)"
+    )
+    qbo_tax_total: DecimalText | None = Field(default=None, description="QuickBooks' TotalTax")
+    totals_differ: bool = Field(
+        default=False, description="derived: QuickBooks' TotalAmt differs from total by any amount"
+    )
+    dirty: bool = Field(default=False, description="changed here since QuickBooks last took it")
+    sync_wait: SyncWaitOut | None = Field(
+        default=None, description="GET /invoices/{id} only: why its sync waits on the company, until when"
+    )
 
 
 class BillingRunOut(Record):
@@ -388,6 +419,9 @@ class CallbackOut(Out):
     realm_id: str | None = None
     reconnected: bool
     requeued_invoices: int | None = None
+    pushed_records: int | None = Field(
+        default=None, description="contacts and products changed while disconnected, pushed now (issue 15)"
+    )
 
 
 class LastSyncOut(Out):
@@ -450,3 +484,20 @@ class SentOut(Out):
         description="false: this version already went to this recipient; nothing sent again"
     )
     delivery_status: str
+
+
+# ---------------------------------------------------------------------------- tax codes (issue 15)
+class TaxCodeOut(Record):
+    name: str
+    rate: DecimalText = Field(description="percent")
+    description: str | None = None
+    is_default: bool
+    active: bool
+
+
+class RepairOut(Out):
+    """issue 15: a reconciliation repair queued."""
+
+    kind: str
+    invoice_id: str
+    status: str

@@ -26,7 +26,7 @@ from fieldbill.api.schemas import (
     ProductPatch,
     Scope,
 )
-from fieldbill.store import catalog
+from fieldbill.store import catalog, qbo_links
 from fieldbill.workflows.qbo_sync import enqueue
 
 router = APIGatewayHttpRouter()
@@ -47,7 +47,7 @@ def _actor() -> str:
 # ---------------------------------------------------------------------------- products
 @router.post("/products", summary="Create a product", tags=["products"], status_code=201, responses=CREATED)
 def create_product(body: ProductIn) -> out.ProductOut:
-    record = catalog.products.create(_tenant(), _actor(), body.model_dump())
+    record = catalog.products.create(_tenant(), _actor(), qbo_links.marked_dirty(body.model_dump()))
     enqueue.push(record.tenant_id, "sync_product", record.id)  # created in QuickBooks at once
     return views.product(record)
 
@@ -74,7 +74,7 @@ def get_product(product_id: str) -> out.ProductOut:
 
 @router.patch("/products/<product_id>", summary="Change a product (partial)", tags=["products"], responses=OK)
 def update_product(product_id: str, body: ProductPatch) -> out.ProductOut:
-    record = catalog.products.update(_tenant(), product_id, body.changes(), _actor())
+    record = catalog.products.update(_tenant(), product_id, qbo_links.marked_dirty(body.changes()), _actor())
     enqueue.push(record.tenant_id, "sync_product", record.id)  # the item in QuickBooks follows
     return views.product(record)
 

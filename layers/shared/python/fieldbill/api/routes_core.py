@@ -24,7 +24,7 @@ from fieldbill.api.schemas import (
     TaskPatch,
     TaskStatus,
 )
-from fieldbill.store import catalog, history, work
+from fieldbill.store import catalog, history, qbo_links, work
 from fieldbill.workflows.qbo_sync import enqueue
 
 router = APIGatewayHttpRouter()
@@ -45,7 +45,10 @@ def _actor() -> str:
 # ---------------------------------------------------------------------------- contacts
 @router.post("/contacts", summary="Create a contact", tags=["contacts"], status_code=201, responses=CREATED)
 def create_contact(body: ContactIn) -> out.ContactOut:
-    return views.contact(catalog.contacts.create(_tenant(), _actor(), body.model_dump()))
+    # Marked dirty in its own write and pushed at once (issue 15): in QuickBooks before any invoice.
+    record = catalog.contacts.create(_tenant(), _actor(), qbo_links.marked_dirty(body.model_dump()))
+    enqueue.push(record.tenant_id, "sync_contact", record.id)
+    return views.contact(record)
 
 
 @router.get(
@@ -67,7 +70,7 @@ def get_contact(contact_id: str) -> out.ContactOut:
 
 @router.patch("/contacts/<contact_id>", summary="Change a contact (partial)", tags=["contacts"], responses=OK)
 def update_contact(contact_id: str, body: ContactPatch) -> out.ContactOut:
-    record = catalog.contacts.update(_tenant(), contact_id, body.changes(), _actor())
+    record = catalog.contacts.update(_tenant(), contact_id, qbo_links.marked_dirty(body.changes()), _actor())
     enqueue.push(record.tenant_id, "sync_contact", record.id)  # the customer in QuickBooks follows
     return views.contact(record)
 

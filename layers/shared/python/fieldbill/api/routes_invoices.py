@@ -148,10 +148,17 @@ def list_invoices(
     responses=OK,
 )
 def get_invoice(invoice_id: str) -> out.InvoiceOut:
+    from fieldbill.workflows.qbo_sync.waiting import sync_wait  # lazy: the API's cold start
+
     tenant = context.tenant_id(router)
     record = invoice_store.get(tenant, invoice_id)
-    # As in the list: the contact's account balance beside the invoice (issue 16).
-    return views.invoice(record, account_balances.balance_of(tenant, record.contact_id))
+    # As in the list: the contact's account balance beside the invoice (issue 16), and why its
+    # sync waits on the company, if it does (issue 15).
+    return views.invoice(
+        record,
+        account_balances.balance_of(tenant, record.contact_id),
+        sync_wait(record.tenant_id, record.destination, record.sync_status),
+    )
 
 
 # ---------------------------------------------------------------------------- change

@@ -238,6 +238,7 @@ def callback(
         realm_id=connected.realm_id,
         reconnected=connected.resumed,
         requeued_invoices=int(resumed["requeued_invoices"]),
+        pushed_records=int(resumed.get("pushed_records", 0)),
     )
     return Response(
         status_code=200,

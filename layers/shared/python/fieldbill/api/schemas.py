@@ -484,3 +484,44 @@ class CreditMemoIn(Strict):
     lines: Annotated[list[CreditLineIn], Field(min_length=1, max_length=100)] | None = None
     reason: Annotated[str, Field(min_length=1, max_length=500)]
     date: Day | None = Field(default=None, description="defaults to today")
+
+
+# ---------------------------------------------------------------------------- tax codes (issue 15)
+TaxRate = Annotated[
+    Decimal,
+    BeforeValidator(_decimal_input),
+    Field(ge=0, le=100, description="percent: 7.25 means 7.25 %"),
+    AfterValidator(_exact(4)),
+    WithJsonSchema(_decimal_schema(Decimal(0), Decimal(100))),
+]
+
+
+class TaxCodeIn(Strict):
+    id: Id | None = None
+    name: Name
+    rate: TaxRate
+    description: Annotated[str, Field(max_length=500)] | None = None
+    is_default: StrictBool = Field(default=False, description="new invoices are taxed by this code")
+    active: StrictBool = True
+
+
+class TaxCodePatch(Patch):
+    required = frozenset({"name", "rate", "is_default", "active"})
+    name: Name | None = None
+    rate: TaxRate | None = None
+    description: Annotated[str, Field(max_length=500)] | None = None
+    is_default: StrictBool | None = None
+    active: StrictBool | None = None
+
+
+# ---------------------------------------------------------------------------- reconciliation (issue 15)
+class ReconcileIn(Strict):
+    date_from: Day = Field(description="first issue date (QuickBooks TxnDate) checked")
+    date_to: Day = Field(description="last issue date checked")
+
+
+class RepairIn(Strict):
+    kind: Literal["sync_invoice", "pull_invoice"] = Field(
+        description="a difference's repair.kind: ours sent again, or QuickBooks' read back"
+    )
+    invoice_id: Id

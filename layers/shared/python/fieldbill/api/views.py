@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from fieldbill.api import responses as out
 from fieldbill.clock import today
-from fieldbill.domain import badges, money, states
+from fieldbill.domain import badges, money, states, tax
 from fieldbill.domain.model import InvoiceStatus
 
 if TYPE_CHECKING:  # records come from store/ functions; the classes only type them
@@ -119,7 +119,9 @@ def invoice_badge(record: Invoice) -> badges.BadgeView:
     return badges.invoice_badge(record.destination, record.sync_status, error)
 
 
-def invoice(record: Invoice, account_balance: Decimal | None = None) -> out.InvoiceOut:
+def invoice(
+    record: Invoice, account_balance: Decimal | None = None, sync_wait: dict[str, Any] | None = None
+) -> out.InvoiceOut:
     badge = invoice_badge(record)
     due = date.fromisoformat(record.due_date) if record.due_date else None
     return build(
@@ -135,6 +137,10 @@ def invoice(record: Invoice, account_balance: Decimal | None = None) -> out.Invo
         ],
         credit_memos=credit_memos(record),
         overdue=states.is_overdue(InvoiceStatus(record.status), due, today()),
+        tax_total=str(record.tax_total if record.tax_total is not None else "0.00"),
+        totals_differ=tax.differs(record.total, record.qbo_total),
+        dirty=bool(record.dirty),
+        sync_wait=out.SyncWaitOut.model_validate(sync_wait) if sync_wait else None,
         badge=str(badge.badge),
         badge_detail=badge.detail,
         **(

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
-from fieldbill.domain import money
+from fieldbill.domain import money, tax
 from fieldbill.domain.errors import InvalidTransition, ValidationError
 from fieldbill.domain.model import InvoiceLine, InvoiceStatus, LineKind
 
@@ -53,6 +53,7 @@ class InvoiceContent:
     terms_days: int | None
     paid_and_credited: Decimal = Decimal("0.00")
     texts: Mapping[str, str | None] = dataclasses.field(default_factory=dict)
+    tax_rate: Decimal | None = None  # the rate the invoice copied from its tax code (domain/tax.py)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,6 +72,7 @@ class Edited:
     subtotal: Decimal
     total: Decimal
     balance: Decimal
+    tax_total: Decimal
     issue_date: date
     due_date: date | None
     terms_days: int | None
@@ -87,10 +89,12 @@ def check_editable(status: InvoiceStatus, paid_and_credited: Decimal = Decimal("
         )
 
 
-def totals(lines: Sequence[InvoiceLine]) -> tuple[Decimal, Decimal]:
-    """Subtotal and total of the lines (no tax is computed here: QuickBooks computes US sales tax)."""
+def totals(lines: Sequence[InvoiceLine], tax_rate: Decimal | None = None) -> tuple[Decimal, Decimal, Decimal]:
+    """Subtotal, tax and total of the lines: the tax of the taxable lines at the invoice's rate,
+    once per invoice (domain/tax.py; QuickBooks recomputes it itself under automated sales tax)."""
     subtotal = money.cents(sum((line.amount for line in lines), Decimal("0.00")))
-    return subtotal, subtotal
+    tax_total = tax.tax_of(lines, tax_rate).tax_total
+    return subtotal, tax_total, money.cents(subtotal + tax_total)
 
 
 def apply_edit(current: InvoiceContent, edit: InvoiceEdit) -> Edited:
@@ -122,7 +126,7 @@ def apply_edit(current: InvoiceContent, edit: InvoiceEdit) -> Edited:
     for name, value in edit.texts.items():
         texts[name] = value
         changed.append(name)
-    subtotal, total = totals(lines)
+    subtotal, tax_total, total = totals(lines, current.tax_rate)
     if total < current.paid_and_credited:
         raise ValidationError(
             "lines", f"the total {total} is less than is paid and credited ({current.paid_and_credited})"
@@ -134,6 +138,7 @@ def apply_edit(current: InvoiceContent, edit: InvoiceEdit) -> Edited:
         subtotal=subtotal,
         total=total,
         balance=money.cents(total - current.paid_and_credited),
+        tax_total=tax_total,
         issue_date=issue_date,
         due_date=due,
         terms_days=terms,

@@ -371,6 +371,10 @@ class Invoice:
     sync_status: SyncStatus = SyncStatus.NOT_SYNCED
     destination: Destination = Destination.QUICKBOOKS
     credit_memo_id: str | None = None  # set when the invoice is credited instead of voided
+    # Sales tax (issue 15, domain/tax.py): total = subtotal + tax_total at the code's rate.
+    tax_total: Decimal = Decimal("0.00")
+    tax_code_id: str | None = None
+    tax_rate: Decimal | None = None
 
     def __post_init__(self) -> None:
         _coerce_enums(

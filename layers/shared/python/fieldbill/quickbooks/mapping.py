@@ -5,7 +5,9 @@ Connection settings read here (QboConnection.settings):
   blank unless it is sent; we send our invoice number only when one exists, never a made-up one
   (the seed: "if checked, will not use the next invoice number automatically, these will be blank").
   Off: DocNumber is never sent and QuickBooks assigns its next number.
-- automated_tax (bool): QuickBooks computes sales tax; off, TotalTax 0 is sent so the total stays ours.
+- automated_tax (bool): QuickBooks computes sales tax from the lines' TAX/NON codes and the customer's
+  location (no tax amount is sent; its TotalTax and TotalAmt are stored on our invoice); off, our
+  tax (domain/tax.py: the invoice's code's rate on its taxable lines) is sent as TotalTax.
 - taxable_line_kinds (list[str]): line kinds sent with TaxCodeRef TAX (others NON). Default: goods.
 - default_income_account / default_expense_account (account ids) for items we create.
 """
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
 
+from fieldbill.domain import tax
 from fieldbill.domain.money import line_amount
 
 DOC_NUMBER_MAX = 21
@@ -25,7 +28,7 @@ ITEM_NAME_MAX = 100
 DESCRIPTION_MAX = 4000
 CUSTOMER_MEMO_MAX = 1000  # QuickBooks: CustomerMemo, max 1000 characters
 PRIVATE_NOTE_MAX = 4000  # QuickBooks: PrivateNote, max 4000 characters
-DEFAULT_TAXABLE_KINDS = ("goods",)
+DEFAULT_TAXABLE_KINDS = tax.DEFAULT_TAXABLE_KINDS
 MARKER_PREFIX = "fieldbill:invoice:"
 
 
@@ -133,9 +136,8 @@ def sales_line(line: LineLike, item_ref: str | None, settings: QboSettings) -> d
     if amount != line_amount(qty, price):
         # Our lines are built with the same rule; a mismatch is a bug and QuickBooks would say 6070.
         raise MappingError(f"line amount {amount} is not {qty} x {price} rounded to cents", "Line.Amount")
-    kind = str(getattr(line.line_kind, "value", line.line_kind))
     # A line a person marked taxable is taxed; otherwise the company's taxable line kinds decide.
-    taxable = bool(getattr(line, "taxable", False)) or kind in settings.taxable_line_kinds
+    taxable = tax.is_taxable(line, settings.taxable_line_kinds)  # the rule our own tax uses
     detail: dict[str, Any] = {
         "Qty": qty,
         "UnitPrice": price,
@@ -190,7 +192,8 @@ def invoice_to_qbo(
     if number:
         body["DocNumber"] = number
     if not settings.automated_tax:
-        body["TxnTaxDetail"] = {"TotalTax": Decimal("0")}
+        # Ours is the tax: sent explicitly, it overrides anything QuickBooks would compute.
+        body["TxnTaxDetail"] = {"TotalTax": Decimal(getattr(invoice, "tax_total", None) or 0)}
     return body
 
 

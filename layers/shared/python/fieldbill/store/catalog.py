@@ -41,6 +41,8 @@ from fieldbill.store.models import (
 )
 
 E = TypeVar("E", bound=Entity)
+# Written with a change but no change themselves (issue 15: the QuickBooks dirty mark).
+QUIET_FIELDS = frozenset({"qbo_dirty_since"})
 Op = Callable[[TransactWrite], None]
 
 # Which fields of a record point at which records (those pins are counted in `ref_count`).
@@ -210,8 +212,8 @@ def update(
     model = type(record)
     name = ENTITY_NAMES.get(model, model.__name__)
     changes = {k: v for k, v in changes.items() if getattr(record, k) != v}
-    if not changes:
-        return record
+    if not changes or set(changes) <= QUIET_FIELDS:
+        return record  # nothing changed (a dirty mark alone is no change: issue 15)
     before = {k: getattr(record, k) for k in changes}
     old_refs = refs_of(record, changes)
     guard = Entity.pk.exists()
@@ -238,7 +240,10 @@ def update(
                         from_state,
                         to_state,
                         reason
-                        or "changed " + ", ".join(sorted(k for k in changes if not k.startswith("gsi"))),
+                        or "changed "
+                        + ", ".join(
+                            sorted(k for k in changes if not k.startswith("gsi") and k not in QUIET_FIELDS)
+                        ),
                     )
                 ]
             )

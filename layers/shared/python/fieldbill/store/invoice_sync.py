@@ -24,6 +24,7 @@ from pynamodb.transactions import TransactWrite
 from fieldbill.clock import now_iso
 from fieldbill.domain.errors import Conflict
 from fieldbill.domain.model import Destination, SyncStatus
+from fieldbill.domain.money import cents
 from fieldbill.domain.states import SYNC_MACHINE
 from fieldbill.settings import get_settings
 from fieldbill.store import common, numbering, transitions
@@ -176,13 +177,43 @@ def _received(result: dict[str, Any]) -> list[Action]:
     if result.get("DocNumber"):
         actions.append(Invoice.qbo_doc_number.set(str(result["DocNumber"])))
     if result.get("TotalAmt") is not None:
-        actions.append(Invoice.qbo_total.set(Decimal(str(result["TotalAmt"]))))
+        actions.append(Invoice.qbo_total.set(cents(Decimal(str(result["TotalAmt"])))))
+    tax_total = quickbooks_tax(result)
+    if tax_total is not None:
+        actions.append(Invoice.qbo_tax_total.set(cents(tax_total)))
     return actions
 
 
-def _synced_extra(invoice: Invoice, result: dict[str, Any]) -> list[Action]:
+def quickbooks_tax(result: dict[str, Any]) -> Decimal | None:
+    detail = result.get("TxnTaxDetail")
+    if isinstance(detail, dict) and detail.get("TotalTax") is not None:
+        return Decimal(str(detail["TotalTax"]))
+    return None
+
+
+def _taken_totals(invoice: Invoice, result: dict[str, Any]) -> list[Action]:
+    """Automated sales tax: QuickBooks computed the tax, so its TotalTax and TotalAmt become the
+    invoice's (issue 15 item 3). Only while nothing is paid or credited here: a total moving under
+    a payment would move the invoice's status, which a person decides (the difference is flagged)."""
+    tax_total, total = quickbooks_tax(result), result.get("TotalAmt")
+    if tax_total is None or total is None:
+        return []
+    if Decimal(invoice.amount_paid or 0) or Decimal(invoice.amount_credited or 0):
+        return []
+    amount = cents(Decimal(str(total)))
+    return [
+        Invoice.tax_total.set(cents(tax_total)),
+        Invoice.total.set(amount),
+        Invoice.balance.set(amount),
+        Invoice.tax_source.set("quickbooks"),
+    ]
+
+
+def _synced_extra(invoice: Invoice, result: dict[str, Any], take_totals: bool = False) -> list[Action]:
     return [
         *_received(result),
+        *(_taken_totals(invoice, result) if take_totals else []),
+        Invoice.dirty.remove(),  # QuickBooks holds this version now (issue 15 item 5)
         Invoice.create_claim.remove(),
         Invoice.create_claim_until.remove(),
         Invoice.qbo_synced_version.set(int(invoice.version)),
@@ -197,15 +228,16 @@ def _synced_reason(invoice: Invoice, result: dict[str, Any]) -> str:
     return f"QuickBooks Invoice {result['Id']} version={int(invoice.version)}"
 
 
-def mark_synced(invoice: Invoice, result: dict[str, Any]) -> bool:
+def mark_synced(invoice: Invoice, result: dict[str, Any], take_totals: bool = False) -> bool:
     """Record QuickBooks' invoice and mark ours synced at its version. False when the invoice
     changed meanwhile: its QuickBooks id is kept (its next message updates, never creates again)
-    but not "synced", which would hide the newer version."""
+    but not "synced", which would hide the newer version. `take_totals`: QuickBooks computed the
+    tax (automated sales tax): its figures become ours."""
     written = _write_status(
         invoice,
         SyncStatus.SYNCED,
         _synced_reason(invoice, result),
-        _synced_extra(invoice, result),
+        _synced_extra(invoice, result, take_totals),
         Invoice.version == invoice.version,
         _same_version(invoice),
     )
@@ -214,7 +246,7 @@ def mark_synced(invoice: Invoice, result: dict[str, Any]) -> bool:
     return written
 
 
-def mark_synced_many(settled: Sequence[tuple[Invoice, dict[str, Any]]]) -> bool:
+def mark_synced_many(settled: Sequence[tuple[Invoice, dict[str, Any]]], take_totals: bool = False) -> bool:
     """The invoices of one QuickBooks batch call marked synced in one transaction. All or nothing:
     False when any of them changed meanwhile (or another write held one): nothing was written."""
     try:
@@ -224,7 +256,7 @@ def mark_synced_many(settled: Sequence[tuple[Invoice, dict[str, Any]]]) -> bool:
                     invoice,
                     SyncStatus.SYNCED,
                     _synced_reason(invoice, result),
-                    _synced_extra(invoice, result),
+                    _synced_extra(invoice, result, take_totals),
                 )
                 tx.update(
                     invoice,
@@ -437,3 +469,19 @@ def renumber(invoice: Invoice, taken_by: str) -> str:
     number = numbering.renumber(invoice.tenant_id, "invoice", invoice.id, old, taken_by, write)
     invoice.number = number
     return number
+
+
+def mark_resync(invoice: Invoice, reason: str) -> bool:
+    """A synced invoice goes to QuickBooks again as it is (a reconciliation repair, issue 15):
+    synced -> pending (the machine's re-sync), so its message is not dropped as done. Pending and
+    failed ones are already on their way (or wait for a person): False for those."""
+    if invoice.sync_status != SyncStatus.SYNCED:
+        return invoice.sync_status == SyncStatus.PENDING
+    return _write_status(
+        invoice,
+        SyncStatus.PENDING,
+        reason,
+        [*_run_index(invoice, SyncStatus.PENDING)],
+        Invoice.version == invoice.version,
+        _same_version(invoice),
+    )

@@ -75,6 +75,7 @@ def content(record: Invoice) -> invoice_edits.InvoiceContent:
         terms_days=int(record.terms_days) if record.terms_days is not None else None,
         paid_and_credited=paid_and_credited(record),
         texts={name: getattr(record, name) for name in TEXTS},
+        tax_rate=Decimal(record.tax_rate) if record.tax_rate is not None else None,
     )
 
 
@@ -213,6 +214,8 @@ def edit(
         Invoice.item_ids.set([line.item_id for line in done.lines if line.item_id]),  # type: ignore[misc]
         Invoice.subtotal.set(done.subtotal),
         Invoice.total.set(done.total),
+        Invoice.tax_total.set(done.tax_total),
+        Invoice.tax_source.remove(),  # our figure again until QuickBooks answers (automated tax)
         Invoice.balance.set(done.balance),
         Invoice.issue_date.set(done.issue_date.isoformat()),
         Invoice.version.set(version),
@@ -230,6 +233,8 @@ def edit(
     if record.sync_status == SyncStatus.SYNCED and record.qbo_id:
         # QuickBooks holds this version: kept, so an edit it refuses can give it back (wt-credit)
         actions.append(Invoice.last_good.set(edit_refusals.snapshot(record)))
+    if record.destination == str(dm.Destination.QUICKBOOKS) and record.sync_status != SyncStatus.NOT_SYNCED:
+        actions.append(Invoice.dirty.set(True))  # QuickBooks' copy is older now (issue 15)
     entry = _note(actor, record.status, reason)
     resync = _sync_again(record, actor, f"version {version} to QuickBooks", actions, entry)
     if resync is not None:

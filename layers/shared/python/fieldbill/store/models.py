@@ -146,6 +146,8 @@ class Contact(Entity, discriminator="Contact"):
     # profile's terms.
     bill_profile_id = UnicodeAttribute(null=True)
     terms_days = NumberAttribute(null=True)
+    # issue 15: changed here since QuickBooks took it (the change's stamp; store/qbo_links.py)
+    qbo_dirty_since = UnicodeAttribute(null=True)
 
 
 class Product(Entity, discriminator="Product"):
@@ -163,6 +165,8 @@ class Product(Entity, discriminator="Product"):
     qbo_sync_token = UnicodeAttribute(null=True)
     # False when the item was made inactive (or deleted) in QuickBooks.
     active = BooleanAttribute(default=True)
+    # issue 15: changed here since QuickBooks took it (the change's stamp; store/qbo_links.py)
+    qbo_dirty_since = UnicodeAttribute(null=True)
 
 
 class PriceList(Entity, discriminator="PriceList"):
@@ -452,6 +456,17 @@ class Invoice(Entity, discriminator="Invoice"):
     posted_at = UnicodeAttribute(null=True)
     # A negative correction is a credit memo in QuickBooks, recorded on this invoice of the job.
     credit_target_id = UnicodeAttribute(null=True)
+    # Sales tax and QuickBooks' figures (issue 15, domain/tax.py): total = subtotal + tax_total.
+    # tax_source "quickbooks": QuickBooks computed the tax (automated sales tax) and its TotalTax
+    # and TotalAmt were taken; qbo_tax_total is its TotalTax as last answered.
+    tax_total = DecimalAttribute(null=True)
+    tax_code_id = UnicodeAttribute(null=True)
+    tax_rate = DecimalAttribute(null=True)
+    tax_source = UnicodeAttribute(null=True)
+    qbo_tax_total = DecimalAttribute(null=True)
+    # The record differs from QuickBooks' copy in fields QuickBooks holds (issue 15 item 5): set
+    # in the same write as the change, cleared when a sync of that version lands.
+    dirty = BooleanAttribute(null=True)
 
     @staticmethod
     def key(tenant_id: str, invoice_id: str) -> str:
@@ -742,3 +757,17 @@ class JobBillingSettings(Entity, discriminator="JobBillingSettings"):
     @classmethod
     def key(cls, tenant_id: str) -> str:  # type: ignore[override]  # one per tenant: no id
         return f"{tenant_prefix(tenant_id)}#{cls.PREFIX}"
+
+
+# ---------------------------------------------------------------- tax codes (issue 15: domain/tax.py)
+class TaxCode(Entity, discriminator="TaxCode"):
+    """A sales-tax code of a tenant and its rate (percent); `is_default`: new invoices use it."""
+
+    PREFIX = "TAXCODE"
+    LIST = "TAXCODES"
+
+    name = UnicodeAttribute()
+    rate = DecimalAttribute()
+    description = UnicodeAttribute(null=True)
+    is_default = BooleanAttribute(default=False)
+    active = BooleanAttribute(default=True)

@@ -296,6 +296,63 @@ def note_invoice_deleted(tenant_id: str, qbo_id: str, actor: str, reason: str) -
 def invoices_waiting_for_sync(tenant_id: str) -> list[Invoice]:
     """Invoices whose sync is pending, unknown or failed (a reconnect may resume them)."""
     query = Entity.gsi1.query(
-        Invoice.list_key(tenant_id), filter_condition=Invoice.sync_status.is_in(*WAITING_SYNC_STATUSES)
+        Invoice.list_key(tenant_id),
+        filter_condition=Invoice.sync_status.is_in(*WAITING_SYNC_STATUSES) | (Invoice.dirty == True),  # noqa: E712
     )
     return [r for r in query if isinstance(r, Invoice)]
+
+
+# ------------------------------------------------------------------------------ no drift (issue 15 item 5)
+# A contact or product changed here carries `qbo_dirty_since` (the change's stamp), written in the
+# same write as the change; the sync clears it once QuickBooks took that very change (conditional
+# on the stamp: a newer change keeps it dirty for its own push). A reconnect pushes every dirty one.
+#
+# The conflict rule, when QuickBooks holds a newer version of a record that is dirty here: OURS wins
+# for the fields the product owns (they are kept and pushed over QuickBooks' copy), THEIRS for the
+# others (taken). Each such conflict is written into the record's history.
+OWNED_HERE: Mapping[str, tuple[str, ...]] = {
+    "Customer": ("name", "email"),
+    "Item": ("name", "default_unit_price", "kind", "income_account_ref", "expense_account_ref"),
+}
+
+
+def marked_dirty(values: Mapping[str, Any]) -> dict[str, Any]:
+    """`values` of a create or change plus the dirty mark, to be written in the same write."""
+    return {**values, "qbo_dirty_since": now_iso()}
+
+
+def clear_dirty(record: Linked, stamp: str | None) -> bool:
+    """QuickBooks took the change marked `stamp`: clear the mark unless a newer change replaced it."""
+    if stamp is None:
+        return False
+    model = type(record)
+    try:
+        record.update(actions=[model.qbo_dirty_since.remove()], condition=model.qbo_dirty_since == stamp)
+    except UpdateError as exc:
+        if common.conditional_failed(exc):
+            return False
+        raise
+    return True
+
+
+def dirty_records(tenant_id: str) -> list[tuple[str, str]]:
+    """(QuickBooks entity, id) of the tenant's contacts ("Customer") and products ("Item") changed
+    here and not yet in QuickBooks (a reconnect pushes them). Reads each list once with a filter:
+    reconnects are rare."""
+    found: list[tuple[str, str]] = []
+    for entity, model in (("Customer", Contact), ("Item", Product)):
+        query = Entity.gsi1.query(model.list_key(tenant_id), filter_condition=model.qbo_dirty_since.exists())
+        found += [(entity, r.id) for r in query if isinstance(r, model)]
+    return found
+
+
+def resolve_conflict(
+    entity: str, record: Linked, changes: dict[str, Any]
+) -> tuple[dict[str, Any], list[str]]:
+    """QuickBooks' newer `changes` for a record dirty here: those of fields owned here are dropped
+    (ours wins, pushed next); the names dropped, for the history."""
+    if not getattr(record, "qbo_dirty_since", None):
+        return changes, []
+    owned = OWNED_HERE.get(entity, ())
+    kept = sorted(k for k in changes if k in owned)
+    return {k: v for k, v in changes.items() if k not in owned}, kept

@@ -71,7 +71,7 @@ class InboundMessage(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
-    kind: Literal["delivery", "entity_changed", "pull"]
+    kind: Literal["delivery", "entity_changed", "pull", "reconcile"]
     realm_id: str | None = None
     tenant_id: str | None = None
     entity: str | None = None  # Customer, Item, Invoice, Payment ...
@@ -84,3 +84,7 @@ class InboundMessage(BaseModel):
     delivery: str | None = None
     # Times the limiter made this work wait: each wait is a fresh copy, never a receive (DLQ).
     handbacks: int = 0
+    # issue 15: a reconciliation (kind "reconcile"): its operation and period (ISO dates).
+    operation_id: str | None = None
+    date_from: str | None = None
+    date_to: str | None = None

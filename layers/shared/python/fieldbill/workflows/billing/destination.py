@@ -8,9 +8,12 @@ should load the sync flow (qbo_sync/, queues) or intuitlib for a look-up.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from fieldbill.domain.errors import ValidationError
 from fieldbill.domain.model import Destination
-from fieldbill.store import connections, numbering
+from fieldbill.domain.tax import DEFAULT_TAXABLE_KINDS, TaxRules
+from fieldbill.store import connections, numbering, tax_codes
 
 # A company that needs reconnecting still uses QuickBooks: its work is queued and parked until then.
 USES_QUICKBOOKS = ("connected", "needs_reconnect")
@@ -37,13 +40,26 @@ def resolve(tenant_id: str, chosen: Destination | None = None) -> Destination:
     return chosen
 
 
-# ---------------------------------------------------------------------------- numbering (issue 15)
-def invoice_numbering(tenant_id: str, destination: Destination) -> numbering.Mode:
-    """Who numbers a new invoice. Local: we do (nobody else will). QuickBooks with custom
-    transaction numbers on: we do and send DocNumber (QuickBooks leaves it blank otherwise); off:
-    QuickBooks numbers it and the sync stores its DocNumber (qbo_doc_number)."""
-    if destination is Destination.LOCAL:
-        return numbering.Mode.AUTOMATIC_FIXED
+# ---------------------------------------------------------------------------- numbering and tax (issue 15)
+@dataclass(frozen=True, slots=True)
+class InvoiceRules:
+    """How new invoices of a tenant are numbered and taxed (read once per generate page)."""
+
+    numbering: numbering.Mode
+    tax: TaxRules
+
+
+def invoice_rules(tenant_id: str, destination: Destination) -> InvoiceRules:
+    """Numbering: local invoices are numbered by us (nobody else will); QuickBooks ones with custom
+    transaction numbers on by us too (sent as DocNumber: QuickBooks leaves it blank otherwise);
+    off, QuickBooks numbers them and the sync stores its DocNumber (qbo_doc_number).
+    Tax: the tenant's default tax code on the lines the company taxes (domain/tax.py)."""
     record = connections.get(tenant_id, consistent=False)
     settings = record.settings.as_dict() if record is not None and record.settings else {}
-    return numbering.Mode.AUTOMATIC_FIXED if settings.get("custom_txn_numbers") else numbering.Mode.NONE
+    kinds = settings.get("taxable_line_kinds")
+    taxable_kinds = tuple(str(k) for k in kinds) if kinds is not None else DEFAULT_TAXABLE_KINDS
+    custom = bool(settings.get("custom_txn_numbers"))
+    mode = (
+        numbering.Mode.AUTOMATIC_FIXED if destination is Destination.LOCAL or custom else numbering.Mode.NONE
+    )
+    return InvoiceRules(mode, tax_codes.rules(tenant_id, taxable_kinds))

@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from fieldbill.domain import compile as dcompile
-from fieldbill.domain import invoicing
+from fieldbill.domain import invoicing, tax
 from fieldbill.domain import model as dm
 from fieldbill.domain.errors import Conflict
 from fieldbill.domain.products import Assignments, default_products_for
 from fieldbill.observability import logger
 from fieldbill.store import billing as store
-from fieldbill.workflows.billing.destination import invoice_numbering
+from fieldbill.workflows.billing.destination import invoice_rules
 
 COMPILE_PAGE = 2000
 GENERATE_PAGE = 1000
@@ -136,7 +136,7 @@ def generate(
     """Draft invoices for these pending item records, one transaction per invoice. Production
     paths pass `destination` from destination.resolve; the default serves tests and benchmarks."""
     result = GenerateResult()
-    numbered = invoice_numbering(tenant_id, destination)
+    rules = invoice_rules(tenant_id, destination)
     by_id = {rec.id: rec for rec in items}
     domain_items = [store.item_to_domain(rec) for rec in items if rec.status == "pending"]
     groups = invoicing.group_items(domain_items, grouping)
@@ -147,8 +147,9 @@ def generate(
             invoice = invoicing.build_invoice(
                 part, run_id=run_id, grouping=grouping, issue_date=issue_date, destination=destination
             )
+            invoice = tax.apply(invoice, rules.tax)
             try:
-                store.write_invoice(invoice, [by_id[i.id] for i in part], actor, numbered)
+                store.write_invoice(invoice, [by_id[i.id] for i in part], actor, rules.numbering)
             except Conflict:
                 result.conflicts += 1
                 continue

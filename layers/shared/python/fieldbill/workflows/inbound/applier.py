@@ -252,6 +252,8 @@ class Applier:
         if incoming == held:
             values = {k: v for k, v in values.items() if k in self._owned_by_qbo(entity)}
         changes: dict[str, Any] = {k: v for k, v in values.items() if getattr(record, k) != v}
+        # Changed here too and not pushed yet: ours wins for the fields we own (issue 15).
+        changes, kept = qbo_links.resolve_conflict(entity, record, changes)
         if not qbo_links.is_indexed(record, entity):
             changes.update(qbo_links.index_fields(self.tenant_id, entity, str(row["Id"])))
         if incoming > held:
@@ -264,6 +266,11 @@ class Applier:
         reason = f"changed in QuickBooks ({entity} {row['Id']}, SyncToken {incoming})"
         if fields:
             reason += ": " + ", ".join(fields)
+        if kept:
+            reason += (
+                f"; conflict: changed here too, ours kept for {', '.join(kept)}"
+                " (fieldbill owns them; pushed to QuickBooks next), theirs taken for the rest"
+            )
         qbo_links.update_linked(record, changes, ACTOR, reason)
         if was_active and values.get("active") is False:
             result.deactivated += 1

@@ -85,6 +85,8 @@ class InboundBatch:
                 split_delivery(message)
             elif message.kind == "pull":
                 handle_pull(message)
+            elif message.kind == "reconcile":
+                handle_reconcile(message)
             else:
                 handle_event(message)
         except Throttled as exc:
@@ -142,6 +144,31 @@ def handle_pull(message: InboundMessage) -> None:
         with contextlib.suppress(Exception):
             qbo_pulls.record_error(tenant_id, f"pull:{data_type}", exc)
         raise
+
+
+# ------------------------------------------------------------------------------ reconciliation
+def handle_reconcile(message: InboundMessage) -> None:
+    """A reconciliation report (issue 15): throttled reads wait in a fresh copy like any pull; a
+    company that needs reconnecting or refuses ends the operation failed, saying why."""
+    from datetime import date
+
+    from fieldbill.store import reconciliation
+    from fieldbill.workflows.inbound import reconcile
+
+    tenant_id, operation_id = str(message.tenant_id), str(message.operation_id)
+    try:
+        reconcile.run(
+            tenant_id,
+            operation_id,
+            date.fromisoformat(str(message.date_from)),
+            date.fromisoformat(str(message.date_to)),
+            "quickbooks_reconcile",
+        )
+    except Throttled:
+        raise
+    except (NeedsReconnect, AuthorizationFailed, Permanent) as exc:
+        error = {"type": type(exc).__name__, "message": str(exc)[:2000]}
+        reconciliation.fail(tenant_id, operation_id, error, "quickbooks_reconcile")
 
 
 # ------------------------------------------------------------------------------ events

@@ -11,7 +11,7 @@ from fieldbill.quickbooks.client import QboClient
 from fieldbill.quickbooks.errors import QboError
 from fieldbill.store import qbo_links
 from fieldbill.workflows.inbound.schedules import send_pulls
-from fieldbill.workflows.messages import InboundMessage
+from fieldbill.workflows.messages import InboundMessage, QboSyncMessage
 from fieldbill.workflows.qbo_sync import enqueue, requeue
 
 if TYPE_CHECKING:  # records come from store/ functions; the classes only type them
@@ -32,6 +32,7 @@ def after_connect(connected: tokens.Connected) -> dict[str, Any]:
     except QboError as exc:  # the name is a nicety: the connection stands without it
         logger.warning("could not read CompanyInfo", extra={"error": type(exc).__name__})
     requeued = resume_sync(connected.tenant_id, "reconnected") if connected.resumed else 0
+    pushed = push_dirty(connected.tenant_id) if connected.resumed else 0
     if connected.resumed:
         # Messages parked while the company needed reconnecting (voids, contacts, products too)
         # become visible now instead of after their parking time.
@@ -44,13 +45,31 @@ def after_connect(connected: tokens.Connected) -> dict[str, Any]:
             for d in cdc.DATA_TYPES
         ]
     )
-    return {"requeued_invoices": requeued}
+    return {"requeued_invoices": requeued, "pushed_records": pushed}
+
+
+def push_dirty(tenant_id: str) -> int:
+    """Every contact and product changed here while QuickBooks could not take it goes now
+    (issue 15: nothing drifts; their messages may have been skipped while disconnected)."""
+    dirty = qbo_links.dirty_records(tenant_id)
+    enqueue.send(
+        [
+            QboSyncMessage(
+                kind="sync_contact" if entity == "Customer" else "sync_product",
+                tenant_id=tenant_id,
+                entity_id=record_id,
+            )  # type: ignore[arg-type]
+            for entity, record_id in dirty
+        ]
+    )
+    logger.info("dirty records pushed after reconnect", extra={"tenant_id": tenant_id, "records": len(dirty)})
+    return len(dirty)
 
 
 def resumable(invoice: Invoice) -> bool:
     if invoice.destination != "quickbooks":
         return False
-    if invoice.sync_status in ("pending", "unknown"):
+    if invoice.sync_status in ("pending", "unknown") or getattr(invoice, "dirty", None):
         return True
     if invoice.sync_status != "error":
         return False

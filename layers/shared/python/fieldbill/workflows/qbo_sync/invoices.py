@@ -240,7 +240,7 @@ def void_invoice(tenant: Tenant, invoice: Invoice) -> None:
 
 # ---------------------------------------------------------------------------------- what it made of ours
 def mark_synced(tenant: Tenant, invoice: Invoice, result: dict[str, Any]) -> None:
-    if not invoice_sync.mark_synced(invoice, result):
+    if not invoice_sync.mark_synced(invoice, result, tenant.settings.automated_tax):
         logger.info("invoice changed during sync; its newer version syncs on its own message")
         return
     after_sync(invoice)
@@ -273,7 +273,7 @@ def mark_synced_many(tenant: Tenant, settled: list[tuple[Invoice, dict[str, Any]
     """The invoices of one QuickBooks batch call in one transaction (one round trip instead of
     one per invoice). If any of them changed meanwhile (or another write held one), nothing was
     written and each is recorded on its own, with its own condition."""
-    if len(settled) < 2 or not invoice_sync.mark_synced_many(settled):
+    if len(settled) < 2 or not invoice_sync.mark_synced_many(settled, tenant.settings.automated_tax):
         for invoice, result in settled:
             mark_synced(tenant, invoice, result)
         return
@@ -287,7 +287,7 @@ def _log_synced(invoice: Invoice, result: dict[str, Any]) -> None:
     total = result.get("TotalAmt")
     if total is not None and Decimal(str(total)) != invoice.total:
         logger.info(
-            "QuickBooks total differs from ours (tax)",
+            "QuickBooks total differs from ours (flagged on the invoice: totals_differ)",
             extra={"invoice_id": invoice.id, "qbo_total": str(total), "total": str(invoice.total)},
         )
     logger.info("invoice synced", extra={"invoice_id": invoice.id, "qbo_id": str(result["Id"])})

@@ -252,9 +252,14 @@ def sync_contact(tenant: Tenant, contact_id: str) -> None:
     record = qbo_links.contact(tenant.tenant_id, contact_id)
     if record is None:
         return
+    stamp = record.qbo_dirty_since  # the change this push carries (issue 15: cleared once taken)
     if not record.qbo_id:
         ensure_customer(tenant, record.id)
-        return
+        # The customer may have been found, or created by another push that read an older
+        # version of the contact: what QuickBooks holds is not known, so ours is sent over it.
+        record = qbo_links.contact(tenant.tenant_id, contact_id)
+        if record is None or not record.qbo_id:
+            return
     result = sparse_update(
         tenant,
         "Customer",
@@ -264,6 +269,7 @@ def sync_contact(tenant: Tenant, contact_id: str) -> None:
         ("customer-update", tenant.tenant_id, record.id, record.updated_at),
     )
     qbo_links.keep_contact_token(record, str(result.get("SyncToken", "0")))
+    qbo_links.clear_dirty(record, stamp)
 
 
 def sync_product(tenant: Tenant, product_id: str) -> None:
@@ -271,8 +277,10 @@ def sync_product(tenant: Tenant, product_id: str) -> None:
     record: Product | None = qbo_links.product(tenant.tenant_id, product_id)
     if record is None:
         return
+    stamp = record.qbo_dirty_since
     if not record.qbo_id:
         ensure_item(tenant, record.id)
+        qbo_links.clear_dirty(record, stamp)
         return
     body: dict[str, Any] = {"Name": mapping.clean_name(record.name, mapping.ITEM_NAME_MAX)}
     if record.default_unit_price is not None:
@@ -286,6 +294,7 @@ def sync_product(tenant: Tenant, product_id: str) -> None:
         ("item-update", tenant.tenant_id, record.id, record.updated_at),
     )
     qbo_links.keep_product_token(record, str(result.get("SyncToken", "0")))
+    qbo_links.clear_dirty(record, stamp)
 
 
 def sparse_update(
