@@ -24,6 +24,11 @@ class LineKind(enum.StrEnum):
     TRANSPORT_TIME = "transport_time"
     # A line a person added to an invoice (no billable item behind it).
     MANUAL = "manual"
+    # ---- completed services (issue 17): the lines a visit compiles into
+    SERVICE = "service"
+    INVENTORY = "inventory"
+    TRIP_FEE = "trip_fee"
+    SURCHARGE = "surcharge"
 
 
 TRANSPORT_LINE_KINDS = frozenset({LineKind.TRANSPORT_DISTANCE, LineKind.TRANSPORT_TIME})
@@ -78,6 +83,9 @@ class SyncStatus(enum.StrEnum):
 class Destination(enum.StrEnum):
     QUICKBOOKS = "quickbooks"
     LOCAL = "local"
+    # ---- issue 17: a QuickBooks Desktop invoice waits here for the Desktop connection; the
+    # QuickBooks Online sync never picks it up (it sends only "quickbooks").
+    QUICKBOOKS_DESKTOP = "quickbooks_desktop"
 
 
 class RunStatus(enum.StrEnum):
@@ -100,6 +108,8 @@ class ProductScope(enum.StrEnum):
     TEAM = "team"
     TENANT = "tenant"
     DEFAULT = "default"
+    # ---- issue 17: a visit's line: its product is the visit's service type or inventory item
+    VISIT = "visit"
 
 
 # Scopes a ProductAssignment may be made at (entry products are explicit, defaults are built in).
@@ -119,6 +129,8 @@ class PriceSource(enum.StrEnum):
     PRICE_LIST = "price_list"
     PRODUCT = "product"
     NONE = "none"
+    # ---- issue 17: the customer's own price for a service type or inventory item
+    CUSTOMER = "customer"
 
 
 class GroupingMode(enum.StrEnum):
@@ -308,6 +320,9 @@ class BillableItem:
     amount: Decimal
     status: ItemStatus = ItemStatus.PENDING
     invoice_id: str | None = None
+    # Issue 17: a visit's line is taxable when its service type / inventory item is (the invoice
+    # line carries it; tax amounts are computed on invoices, not here).
+    taxable: bool = False
 
     def __post_init__(self) -> None:
         _coerce_enums(
