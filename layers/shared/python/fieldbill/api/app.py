@@ -133,6 +133,7 @@ from fieldbill.api import (  # noqa: E402
     routes_documents,
     routes_invoices,
     routes_quickbooks,
+    routes_services,  # issue 17: completed services and the billing page
 )
 
 # Intuit's redirect is not our client: it may add parameters of its own.
@@ -160,6 +161,7 @@ app.include_router(routes_billing.router)
 app.include_router(routes_invoices.router)
 app.include_router(routes_documents.router)
 app.include_router(routes_quickbooks.router)
+app.include_router(routes_services.router)  # issue 17
 
 
 def _shared_errors(document: dict[str, Any]) -> None:

@@ -143,7 +143,9 @@ ITEM_MACHINE: StateMachine[ItemStatus] = StateMachine(
         ItemStatus.UNBILLABLE: frozenset({ItemStatus.PENDING, ItemStatus.VOID}),
         ItemStatus.VOID: frozenset({ItemStatus.PENDING}),
     },
-    initial=frozenset({ItemStatus.PENDING}),
+    # Issue 17: a visit completed as Unbillable compiles into items born unbillable (shown with the
+    # Unbillable badge, made billable again through PATCH /billable-items/{id}).
+    initial=frozenset({ItemStatus.PENDING, ItemStatus.UNBILLABLE}),
 )
 
 _PAYABLE = frozenset({InvoiceStatus.OPEN, InvoiceStatus.PARTIALLY_PAID, InvoiceStatus.PAID})
@@ -368,3 +370,19 @@ def is_overdue(status: InvoiceStatus, due_date: date | None, today: date) -> boo
     """Overdue is derived, never stored: something is still owed after the due date."""
     owed = status in (InvoiceStatus.OPEN, InvoiceStatus.PARTIALLY_PAID)
     return owed and due_date is not None and due_date < today
+
+
+# --- completed services (issue 17) ----------------------------------------------------------
+class VisitStatus(enum.StrEnum):
+    """A service visit: scheduled (editable), then completed (compiled into billable items in the
+    same write; what happens to it next is its items' business: invoiced, released, unbillable)."""
+
+    SCHEDULED = "scheduled"
+    COMPLETED = "completed"
+
+
+VISIT_MACHINE: StateMachine[VisitStatus] = StateMachine(
+    "visit",
+    {VisitStatus.SCHEDULED: frozenset({VisitStatus.COMPLETED})},
+    initial=frozenset({VisitStatus.SCHEDULED, VisitStatus.COMPLETED}),
+)

@@ -142,6 +142,7 @@ def item_to_domain(rec: BillableItem) -> dm.BillableItem:
         amount=rec.amount,
         status=dm.ItemStatus(rec.status),
         invoice_id=rec.invoice_id,
+        taxable=bool(rec.taxable),  # issue 17: a visit's taxable line stays taxable on its invoice
     )  # type: ignore[arg-type]
 
 
@@ -170,6 +171,7 @@ def item_record(item: dm.BillableItem, run_id: str | None) -> BillableItem:
         status=str(item.status),
         work_date=work_date,
         run_id=run_id,
+        taxable=item.taxable,
     )
 
 

@@ -45,7 +45,8 @@ class JobMessage(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
-    kind: Literal["compile", "generate", "invoices_bulk"]
+    # services_invoices: the billing page's bulk invoices (issue 17)
+    kind: Literal["compile", "generate", "invoices_bulk", "services_invoices"]
     tenant_id: str
     operation_id: str
     actor: str
