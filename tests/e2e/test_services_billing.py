@@ -13,15 +13,35 @@ DAY = "2026-11-{:02d}"
 
 
 def _setup(api: Client, default_invoice_type: str = "local") -> None:
-    api.ok("PUT", "/billing-settings", json={"default_invoice_type": default_invoice_type, "default_terms_days": 30})
+    api.ok(
+        "PUT",
+        "/billing-settings",
+        json={"default_invoice_type": default_invoice_type, "default_terms_days": 30},
+    )
     for worker in ("ana", "ben", "cy"):
         api.ok("POST", "/workers", json={"id": worker, "name": worker.title()}, expect=201)
-    api.ok("POST", "/inventory-items", json={"id": "chlorine", "name": "Chlorine tabs", "price": "12.00", "taxable": True}, expect=201)
-    api.ok("POST", "/service-types", json={"id": "trip", "name": "Trip fee", "price": "15.00", "is_trip_fee": True}, expect=201)
+    api.ok(
+        "POST",
+        "/inventory-items",
+        json={"id": "chlorine", "name": "Chlorine tabs", "price": "12.00", "taxable": True},
+        expect=201,
+    )
     api.ok(
         "POST",
         "/service-types",
-        json={"id": "weekly", "name": "Weekly cleaning", "billing_method": "fixed", "price": "85.00", "trip_fee_id": "trip"},
+        json={"id": "trip", "name": "Trip fee", "price": "15.00", "is_trip_fee": True},
+        expect=201,
+    )
+    api.ok(
+        "POST",
+        "/service-types",
+        json={
+            "id": "weekly",
+            "name": "Weekly cleaning",
+            "billing_method": "fixed",
+            "price": "85.00",
+            "trip_fee_id": "trip",
+        },
         expect=201,
     )
     api.ok(
@@ -39,20 +59,33 @@ def _setup(api: Client, default_invoice_type: str = "local") -> None:
         expect=201,
     )
     for n, (cid, tags) in enumerate(
-        [("alba", ["residential"]), ("bay", ["commercial"]), ("cove", ["residential", "vip"]), ("dune", ["commercial"])]
+        [
+            ("alba", ["residential"]),
+            ("bay", ["commercial"]),
+            ("cove", ["residential", "vip"]),
+            ("dune", ["commercial"]),
+        ]
     ):
-        api.ok("POST", "/contacts", json={"id": cid, "name": f"{cid.title()} Pools", "email": f"{cid}@example.com", "tags": tags}, expect=201)
+        api.ok(
+            "POST",
+            "/contacts",
+            json={"id": cid, "name": f"{cid.title()} Pools", "email": f"{cid}@example.com", "tags": tags},
+            expect=201,
+        )
         del n
     api.ok("PUT", "/contacts/cove/prices/weekly", json={"unit_price": "70.00"})
 
 
-def _service(api: Client, sid: str, contact: str, day: int, stype: str = "weekly", workers=("ana",), **extra: Any) -> dict:
+def _service(
+    api: Client, sid: str, contact: str, day: int, stype: str = "weekly", workers=("ana",), **extra: Any
+) -> dict:
+    hours, minutes = extra.pop("hours", 1), extra.pop("minutes", 0)
     body = {
         "id": sid,
         "contact_id": contact,
         "service_date": DAY.format(day),
         "started_at": f"{DAY.format(day)}T09:00:00+00:00",
-        "ended_at": f"{DAY.format(day)}T{9 + extra.pop('hours', 1):02d}:{extra.pop('minutes', 0):02d}:00+00:00",
+        "ended_at": f"{DAY.format(day)}T{9 + hours:02d}:{minutes:02d}:00+00:00",
         "service_type_id": stype,
         "worker_ids": list(workers),
         "completed": True,
@@ -80,7 +113,13 @@ def test_the_seed_walk_through_over_http(stack, client: Client):
     api.ok(
         "POST",
         "/services",
-        json={"id": "s7", "contact_id": "bay", "service_date": DAY.format(8), "service_type_id": "weekly", "worker_ids": ["ben"]},
+        json={
+            "id": "s7",
+            "contact_id": "bay",
+            "service_date": DAY.format(8),
+            "service_type_id": "weekly",
+            "worker_ids": ["ben"],
+        },
         expect=201,
     )  # not completed
 
@@ -122,7 +161,9 @@ def test_the_seed_walk_through_over_http(stack, client: Client):
     first = _view(api, "limit=2")
     assert [c["contact_id"] for c in first["customers"]] == ["alba", "bay"] and first["next_cursor"]
     second = _view(api, f"limit=2&cursor={first['next_cursor']}")
-    assert [c["contact_id"] for c in second["customers"]] == ["cove", "dune"] and second["next_cursor"] is None
+    assert [c["contact_id"] for c in second["customers"]] == ["cove", "dune"] and second[
+        "next_cursor"
+    ] is None
     # Every filter value validated: unknown -> 400 naming the parameter
     for query, name in (
         ("service_type=nope", "service_type"),
@@ -156,7 +197,9 @@ def test_the_seed_walk_through_over_http(stack, client: Client):
     for ln in lines:
         if ln["line_no"] == service_line["line_no"]:
             ln["unit_price"] = "80.00"  # the office adjusts the price before sending
-    edited = api.ok("PATCH", f"/invoices/{invoice['id']}", json={"version": invoice["version"], "lines": lines})
+    edited = api.ok(
+        "PATCH", f"/invoices/{invoice['id']}", json={"version": invoice["version"], "lines": lines}
+    )
     assert edited["total"] == "119.00"
     assert "s1" not in _services_of(_view(api)) and "s2" in _services_of(_view(api))
 
@@ -169,13 +212,26 @@ def test_the_seed_walk_through_over_http(stack, client: Client):
     assert api.ok("GET", "/services/s3/billing-status")["reason"] == "billable"
 
     # Bulk: three selected customers, one invoice per destination each; dune has a QBD service
-    op = api.ok("POST", "/billing/invoices", json={"contact_ids": ["alba", "bay", "dune"], "issue_date": "2026-11-30"}, expect=202)
+    op = api.ok(
+        "POST",
+        "/billing/invoices",
+        json={"contact_ids": ["alba", "bay", "dune"], "issue_date": "2026-11-30"},
+        expect=202,
+    )
     result = api.wait_operation(op["operation_id"])
     assert result["status"] == "succeeded", result
     per_customer = {r["contact_id"]: r for r in result["result"]["results"]}
-    assert {c: r["status"] for c, r in per_customer.items()} == {"alba": "invoiced", "bay": "invoiced", "dune": "invoiced"}
+    assert {c: r["status"] for c, r in per_customer.items()} == {
+        "alba": "invoiced",
+        "bay": "invoiced",
+        "dune": "invoiced",
+    }
     dune = api.ok("GET", f"/invoices/{per_customer['dune']['invoice_ids'][0]}")
-    assert (dune["destination"], dune["badge"], dune["sync_status"]) == ("quickbooks_desktop", "QBD", "not_synced")
+    assert (dune["destination"], dune["badge"], dune["sync_status"]) == (
+        "quickbooks_desktop",
+        "QBD",
+        "not_synced",
+    )
     left = _view(api)
     assert [c["contact_id"] for c in left["customers"]] == ["cove"]
 
@@ -206,7 +262,9 @@ def test_quickbooks_services_sync_at_once_and_void_brings_them_back(stack, conne
     api = connected_client
     _setup(api, default_invoice_type="qbo")
     _service(api, "v1", "bay", 3)
-    (invoice,) = api.ok("POST", "/billing/customers/bay/invoices", json={"issue_date": "2026-11-30"}, expect=201)["invoices"]
+    (invoice,) = api.ok(
+        "POST", "/billing/customers/bay/invoices", json={"issue_date": "2026-11-30"}, expect=201
+    )["invoices"]
     assert invoice["destination"] == "quickbooks"
 
     from tests.conftest import wait_for

@@ -61,7 +61,9 @@ def test_hourly_bills_the_duration_in_hours() -> None:
 
 
 def test_hourly_per_worker_multiplies_hours_by_the_number_of_workers() -> None:
-    (line,) = _price(_visit(minutes=90, workers=3), [_type(billing_method="hourly_per_worker", price=D("60"))])
+    (line,) = _price(
+        _visit(minutes=90, workers=3), [_type(billing_method="hourly_per_worker", price=D("60"))]
+    )
     assert (line.quantity, line.amount, line.why["workers"]) == (D("4.500000"), D("270.00"), "3")
 
 
@@ -75,7 +77,9 @@ def test_round_up_goes_to_the_next_increment_never_down() -> None:
 
 
 def test_minimum_hours_raise_a_short_visit_and_apply_per_worker() -> None:
-    stype = _type(billing_method="hourly_per_worker", price=D("50"), minimum_hours=D("1"), round_up_minutes=15)
+    stype = _type(
+        billing_method="hourly_per_worker", price=D("50"), minimum_hours=D("1"), round_up_minutes=15
+    )
     (line,) = _price(_visit(minutes=20, workers=2), [stype])
     assert (line.quantity, line.amount, line.why["minimum_applied"]) == (D("2.000000"), D("100.00"), "true")
     (longer,) = _price(_visit(minutes=80, workers=2), [stype])
@@ -119,7 +123,11 @@ def test_surcharge_is_a_percentage_of_the_visit_rounded_half_up_to_cents() -> No
     lines = _price(_visit(), [_type(price=D("85.05"))], surcharge_percent=D("3"))
     surcharge = lines[-1]
     # 3% of 85.05 = 2.5515 -> 2.55
-    assert (surcharge.line_kind, surcharge.amount, surcharge.quantity) == (LineKind.SURCHARGE, D("2.55"), D("1"))
+    assert (surcharge.line_kind, surcharge.amount, surcharge.quantity) == (
+        LineKind.SURCHARGE,
+        D("2.55"),
+        D("1"),
+    )
     half = _price(_visit(), [_type(price=D("50.50"))], surcharge_percent=D("1"))[-1]
     assert half.amount == D("0.51")  # 0.505 -> 0.51 (half-up, not banker's)
 
@@ -160,7 +168,9 @@ def test_every_amount_is_decimal_and_equals_quantity_times_price_in_cents() -> N
     for minutes in (1, 13, 59, 61, 119, 241):
         for line in _price(_visit(minutes=minutes, workers=2), [stype], surcharge_percent=D("2.5")):
             assert isinstance(line.amount, Decimal) and isinstance(line.quantity, Decimal)
-            assert line.amount == (line.quantity * line.unit_price).quantize(D("0.01"), rounding="ROUND_HALF_UP")
+            assert line.amount == (line.quantity * line.unit_price).quantize(
+                D("0.01"), rounding="ROUND_HALF_UP"
+            )
 
 
 def test_billing_status_comes_from_the_service_then_its_type_then_the_company() -> None:

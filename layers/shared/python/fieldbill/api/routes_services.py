@@ -135,10 +135,14 @@ def _check_inventory_ids(tenant: str, ids: list[str] | None) -> None:
         try:
             store.get_role_product(tenant, store.INVENTORY_ITEM, item_id)
         except Exception:
-            raise ValidationError(f"default_inventory[{n}]", f"no inventory item {item_id!r} in this tenant") from None
+            raise ValidationError(
+                f"default_inventory[{n}]", f"no inventory item {item_id!r} in this tenant"
+            ) from None
 
 
-@router.post("/service-types", summary="Create a service type", tags=["services"], status_code=201, responses=CREATED)
+@router.post(
+    "/service-types", summary="Create a service type", tags=["services"], status_code=201, responses=CREATED
+)
 def create_service_type(body: ServiceTypeIn) -> ServiceTypeOut:
     tenant = _tenant()
     _check_inventory_ids(tenant, body.default_inventory)
@@ -161,7 +165,9 @@ def get_service_type(type_id: str) -> ServiceTypeOut:
     return _service_type(store.get_role_product(_tenant(), store.SERVICE_TYPE, type_id))
 
 
-@router.patch("/service-types/<type_id>", summary="Change a service type (partial)", tags=["services"], responses=OK)
+@router.patch(
+    "/service-types/<type_id>", summary="Change a service type (partial)", tags=["services"], responses=OK
+)
 def update_service_type(type_id: str, body: ServiceTypePatch) -> ServiceTypeOut:
     tenant = _tenant()
     changes = body.changes()
@@ -214,12 +220,19 @@ class InventoryItemOut(out.Record):
 
 def _inventory_item(record: Any) -> InventoryItemOut:
     return views.build(
-        InventoryItemOut, record, price=views.decimal_text(Decimal(record.default_unit_price or 0)), item_type=record.kind
+        InventoryItemOut,
+        record,
+        price=views.decimal_text(Decimal(record.default_unit_price or 0)),
+        item_type=record.kind,
     )
 
 
 @router.post(
-    "/inventory-items", summary="Create an inventory item", tags=["services"], status_code=201, responses=CREATED
+    "/inventory-items",
+    summary="Create an inventory item",
+    tags=["services"],
+    status_code=201,
+    responses=CREATED,
 )
 def create_inventory_item(body: InventoryItemIn) -> InventoryItemOut:
     tenant = _tenant()
@@ -233,7 +246,9 @@ def create_inventory_item(body: InventoryItemIn) -> InventoryItemOut:
 def list_inventory_items(
     limit: PageLimit = 50, cursor: Cursor = None, name_prefix: NamePrefix = None
 ) -> out.Page[InventoryItemOut]:
-    records, next_cursor = store.list_role_products(_tenant(), store.INVENTORY_ITEM, limit, cursor, name_prefix)
+    records, next_cursor = store.list_role_products(
+        _tenant(), store.INVENTORY_ITEM, limit, cursor, name_prefix
+    )
     return out.Page[InventoryItemOut](items=[_inventory_item(r) for r in records], next_cursor=next_cursor)
 
 
@@ -243,7 +258,10 @@ def get_inventory_item(item_id: str) -> InventoryItemOut:
 
 
 @router.patch(
-    "/inventory-items/<item_id>", summary="Change an inventory item (partial)", tags=["services"], responses=OK
+    "/inventory-items/<item_id>",
+    summary="Change an inventory item (partial)",
+    tags=["services"],
+    responses=OK,
 )
 def update_inventory_item(item_id: str, body: InventoryItemPatch) -> InventoryItemOut:
     tenant = _tenant()
@@ -254,7 +272,10 @@ def update_inventory_item(item_id: str, body: InventoryItemPatch) -> InventoryIt
 
 
 @router.delete(
-    "/inventory-items/<item_id>", summary="Delete an inventory item nothing uses", tags=["services"], responses=OK
+    "/inventory-items/<item_id>",
+    summary="Delete an inventory item nothing uses",
+    tags=["services"],
+    responses=OK,
 )
 def delete_inventory_item(item_id: str) -> out.DeletedOut:
     store.delete_role_product(_tenant(), store.INVENTORY_ITEM, item_id, _actor())
@@ -287,13 +308,17 @@ class WorkerOut(out.Record):
     active: bool
 
 
-@router.post("/workers", summary="Create a worker (technician)", tags=["services"], status_code=201, responses=CREATED)
+@router.post(
+    "/workers", summary="Create a worker (technician)", tags=["services"], status_code=201, responses=CREATED
+)
 def create_worker(body: WorkerIn) -> WorkerOut:
     return views.build(WorkerOut, catalog.workers.create(_tenant(), _actor(), body.model_dump()))
 
 
 @router.get("/workers", summary="List workers by name", tags=["services"], responses=OK)
-def list_workers(limit: PageLimit = 50, cursor: Cursor = None, name_prefix: NamePrefix = None) -> out.Page[WorkerOut]:
+def list_workers(
+    limit: PageLimit = 50, cursor: Cursor = None, name_prefix: NamePrefix = None
+) -> out.Page[WorkerOut]:
     records, next_cursor = catalog.workers.list(_tenant(), limit, cursor, name_prefix)
     return out.Page[WorkerOut](items=[views.build(WorkerOut, r) for r in records], next_cursor=next_cursor)
 
@@ -335,7 +360,9 @@ def list_customer_prices(contact_id: str) -> out.Page[CustomerPriceOut]:
     tenant = _tenant()
     catalog.contacts.get(tenant, contact_id)
     records = store.customer_prices(tenant, contact_id)
-    return out.Page[CustomerPriceOut](items=[views.build(CustomerPriceOut, r) for r in records], next_cursor=None)
+    return out.Page[CustomerPriceOut](
+        items=[views.build(CustomerPriceOut, r) for r in records], next_cursor=None
+    )
 
 
 @router.put(
@@ -368,7 +395,9 @@ class BillingSettingsIn(Strict):
     pricing_source: Literal["customer", "list"] = Field(
         default="customer", description="customer: a customer's own price wins; list: always the list price"
     )
-    surcharge_percent: Percent = Field(default=Decimal("0"), description="added to each service as its own line")
+    surcharge_percent: Percent = Field(
+        default=Decimal("0"), description="added to each service as its own line"
+    )
     remove_zero_lines: StrictBool = False
     default_terms_days: Annotated[StrictInt, Field(ge=0, le=3650)] = 30
 
@@ -402,7 +431,9 @@ def get_billing_settings() -> BillingSettingsOut:
     return _settings_out(store.get_settings(_tenant()))
 
 
-@router.put("/billing-settings", summary="Set the company's billing settings", tags=["services"], responses=OK)
+@router.put(
+    "/billing-settings", summary="Set the company's billing settings", tags=["services"], responses=OK
+)
 def put_billing_settings(body: BillingSettingsIn) -> BillingSettingsOut:
     return _settings_out(store.put_settings(_tenant(), body.model_dump(), _actor()))
 
@@ -427,9 +458,12 @@ class ServiceIn(Strict):
     )
     notes: Annotated[str, Field(max_length=4000)] | None = None
     billing_status: BillingStatus | None = Field(
-        default=None, description="left out: the service type's default, else the company's default invoice type"
+        default=None,
+        description="left out: the service type's default, else the company's default invoice type",
     )
-    completed: StrictBool = Field(default=False, description="true: completed now (compiled into billable items)")
+    completed: StrictBool = Field(
+        default=False, description="true: completed now (compiled into billable items)"
+    )
 
     @model_validator(mode="after")
     def _times(self) -> ServiceIn:
@@ -476,7 +510,10 @@ class ServiceOut(out.Record):
 
 
 def _service(record: Any) -> ServiceOut:
-    inventory = [UsedItemOut.model_validate({k: v for k, v in views.plain(u).items() if v is not None}) for u in record.inventory or []]
+    inventory = [
+        UsedItemOut.model_validate({k: v for k, v in views.plain(u).items() if v is not None})
+        for u in record.inventory or []
+    ]
     return views.build(ServiceOut, record, inventory=inventory, completed=record.status == "completed")
 
 
@@ -501,7 +538,12 @@ def create_service(body: ServiceIn) -> ServiceOut:
     return _service(store.create_visit(tenant, _actor(), data))
 
 
-@router.get("/services", summary="List services by service date (filters: dates, contact)", tags=["services"], responses=OK)
+@router.get(
+    "/services",
+    summary="List services by service date (filters: dates, contact)",
+    tags=["services"],
+    responses=OK,
+)
 def list_services(
     limit: PageLimit = 50,
     cursor: Cursor = None,
@@ -526,7 +568,10 @@ def get_service(service_id: str) -> ServiceOut:
 
 
 @router.patch(
-    "/services/<service_id>", summary="Change a service not completed yet (partial)", tags=["services"], responses=OK
+    "/services/<service_id>",
+    summary="Change a service not completed yet (partial)",
+    tags=["services"],
+    responses=OK,
 )
 def update_service(service_id: str, body: ServicePatch) -> ServiceOut:
     data = _used(body.changes())
@@ -546,7 +591,9 @@ def complete_service(service_id: str) -> ServiceOut:
 class BillingStatusOut(out.Out):
     service_id: str
     appears: bool = Field(description="true when the service is on the billing page")
-    reason: Literal["billable", "not_completed", "not_billable", "outside_range", "invoiced", "nothing_to_bill"]
+    reason: Literal[
+        "billable", "not_completed", "not_billable", "outside_range", "invoiced", "nothing_to_bill"
+    ]
     message: str
     badge: ServiceBadge | None = None
     invoice_ids: list[str]
@@ -559,7 +606,9 @@ class BillingStatusOut(out.Out):
     tags=["services"],
     responses=OK,
 )
-def service_billing_status(service_id: str, date_from: DayQuery = None, date_to: DayQuery = None) -> BillingStatusOut:
+def service_billing_status(
+    service_id: str, date_from: DayQuery = None, date_to: DayQuery = None
+) -> BillingStatusOut:
     answer = billing.billing_status(_tenant(), service_id, date_from, date_to)
     return BillingStatusOut(**vars(answer))
 
@@ -613,7 +662,13 @@ def _list_param(name: str, value: str | None) -> list[str]:
     parts = [p.strip() for p in value.split(",")]
     if any(not p for p in parts) or len(parts) > 50:
         raise RequestValidationError(
-            [{"loc": ("query", name), "msg": "a comma-separated list of up to 50 values", "type": "value_error"}]
+            [
+                {
+                    "loc": ("query", name),
+                    "msg": "a comma-separated list of up to 50 values",
+                    "type": "value_error",
+                }
+            ]
         )
     return list(dict.fromkeys(parts))
 
@@ -632,7 +687,7 @@ def _row(contact_id: str, row: billing.CustomerRow) -> CustomerRowOut:
         contact_id=contact_id,
         name=contact.name if contact is not None else None,
         email=contact.email if contact is not None else None,
-        tags=list(contact.tags or []) if contact is not None else [],
+        tags=[str(t) for t in contact.tags or []] if contact is not None else [],
         total=views.decimal_text(row.total),
         services=[
             ServiceRowOut(
@@ -668,7 +723,7 @@ def _row(contact_id: str, row: billing.CustomerRow) -> CustomerRowOut:
 
 @router.get(
     "/billing",
-    summary="The billing page: customers with their billable services and totals (filters; paged by customer)",
+    summary="The billing page: customers with their billable services and totals (filtered, by customer)",
     tags=["services"],
     responses=OK,
 )
@@ -714,7 +769,9 @@ class CustomerInvoiceIn(Strict):
     due_date: Day | None = Field(default=None, description="defaults to the invoice date + terms")
     terms_days: Annotated[StrictInt, Field(ge=0, le=3650)] | None = None
     send: StrictBool = Field(default=False, description="save and send: a local invoice becomes open")
-    sync: StrictBool = Field(default=True, description="false keeps QuickBooks invoices as drafts until synced")
+    sync: StrictBool = Field(
+        default=True, description="false keeps QuickBooks invoices as drafts until synced"
+    )
 
 
 class CustomerInvoicesOut(out.Out):

@@ -180,7 +180,9 @@ def exact_minutes(duration: timedelta) -> Decimal:
     return Decimal(duration // timedelta(microseconds=1)) / Decimal(60_000_000)
 
 
-def billable_hours(duration: timedelta, round_up_minutes: int, minimum_hours: Decimal) -> tuple[Decimal, dict[str, str]]:
+def billable_hours(
+    duration: timedelta, round_up_minutes: int, minimum_hours: Decimal
+) -> tuple[Decimal, dict[str, str]]:
     """Hours one worker bills for `duration`: rounded up to the increment, then the minimum."""
     minutes = exact_minutes(duration)
     rounded = minutes
@@ -202,7 +204,11 @@ def billable_hours(duration: timedelta, round_up_minutes: int, minimum_hours: De
 
 
 def _choose_price(
-    product_id: str, list_price: Decimal, list_source: PriceSource, customer_prices: Mapping[str, Decimal], settings: PricingSettings
+    product_id: str,
+    list_price: Decimal,
+    list_source: PriceSource,
+    customer_prices: Mapping[str, Decimal],
+    settings: PricingSettings,
 ) -> tuple[Decimal, PriceSource, dict[str, str]]:
     own = customer_prices.get(product_id)
     why = {"list_price": format(list_price, "f"), "pricing_source": str(settings.pricing_source)}
@@ -214,7 +220,12 @@ def _choose_price(
 
 
 def _service_line(
-    kind: LineKind, suffix: str, stype: ServiceType, visit: Visit, customer_prices: Mapping[str, Decimal], settings: PricingSettings
+    kind: LineKind,
+    suffix: str,
+    stype: ServiceType,
+    visit: Visit,
+    customer_prices: Mapping[str, Decimal],
+    settings: PricingSettings,
 ) -> PricedLine:
     why: dict[str, str] = {"billing_method": str(stype.billing_method)}
     if stype.billing_method is BillingMethod.FIXED:
@@ -228,7 +239,9 @@ def _service_line(
             workers = max(len(visit.worker_ids), 1)
             why["workers"] = str(workers)
             quantity = money.quantity(hours * workers)
-    price, source, price_why = _choose_price(stype.id, stype.price, PriceSource.PRODUCT, customer_prices, settings)
+    price, source, price_why = _choose_price(
+        stype.id, stype.price, PriceSource.PRODUCT, customer_prices, settings
+    )
     why |= price_why
     return PricedLine(
         line_kind=kind,
@@ -268,7 +281,9 @@ def price_visit(
         if item is None:
             raise ValidationError(f"inventory[{n - 1}].item_id", f"no inventory item {used.item_id!r}")
         list_price, list_source = (
-            (used.unit_price, PriceSource.SNAPSHOT) if used.unit_price is not None else (item.price, PriceSource.PRODUCT)
+            (used.unit_price, PriceSource.SNAPSHOT)
+            if used.unit_price is not None
+            else (item.price, PriceSource.PRODUCT)
         )
         price, source, why = _choose_price(item.id, list_price, list_source, customer_prices, settings)
         quantity = money.quantity(used.quantity)
@@ -307,7 +322,10 @@ def price_visit(
                     amount=amount,
                     price_source=PriceSource.PRODUCT,
                     taxable=False,
-                    why={"surcharge_percent": format(settings.surcharge_percent, "f"), "base": format(base, "f")},
+                    why={
+                        "surcharge_percent": format(settings.surcharge_percent, "f"),
+                        "base": format(base, "f"),
+                    },
                 )
             )
     return lines

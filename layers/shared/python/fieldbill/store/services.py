@@ -14,8 +14,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from pynamodb.transactions import TransactWrite
-
 from fieldbill.clock import now, now_iso
 from fieldbill.domain import model as dm
 from fieldbill.domain import service_pricing as sp
@@ -55,7 +53,9 @@ def get_role_product(tenant_id: str, role: str, product_id: str) -> Product:
     return record
 
 
-def update_role_product(tenant_id: str, role: str, product_id: str, changes: Mapping[str, Any], actor: str) -> Product:
+def update_role_product(
+    tenant_id: str, role: str, product_id: str, changes: Mapping[str, Any], actor: str
+) -> Product:
     record = get_role_product(tenant_id, role, product_id)
     return catalog.update(record, catalog.named_changes(record, changes), actor)
 
@@ -76,14 +76,20 @@ def ensure_surcharge_product(tenant_id: str, actor: str) -> None:
 
 
 # ---------------------------------------------------------------------------- customer prices
-def set_customer_price(tenant_id: str, contact_id: str, product_id: str, unit_price: Decimal, actor: str) -> CustomerPrice:
+def set_customer_price(
+    tenant_id: str, contact_id: str, product_id: str, unit_price: Decimal, actor: str
+) -> CustomerPrice:
     """Create or change a customer's price for a service type or inventory item."""
-    found = common.find(CustomerPrice, CustomerPrice.key(tenant_id, contact_id), CustomerPrice.sort_key(product_id))
+    found = common.find(
+        CustomerPrice, CustomerPrice.key(tenant_id, contact_id), CustomerPrice.sort_key(product_id)
+    )
     if found is not None:
         return catalog.update(found, {"unit_price": unit_price}, actor)
     product = common.find(Product, Product.key(tenant_id, product_id))
     if product is None or product.catalog_role not in ROLE_NAMES:
-        raise ValidationError("product_id", f"no service type or inventory item {product_id!r} in this tenant")
+        raise ValidationError(
+            "product_id", f"no service type or inventory item {product_id!r} in this tenant"
+        )
     record = CustomerPrice(
         CustomerPrice.key(tenant_id, contact_id),
         CustomerPrice.sort_key(product_id),
@@ -174,11 +180,15 @@ def _check_inventory(tenant_id: str, inventory: Sequence[Mapping[str, Any]], ser
     for n, used in enumerate(inventory):
         item = products.get(used["item_id"])
         if item is None or item.catalog_role != INVENTORY_ITEM:
-            raise ValidationError(f"inventory[{n}].item_id", f"no inventory item {used['item_id']!r} in this tenant")
+            raise ValidationError(
+                f"inventory[{n}].item_id", f"no inventory item {used['item_id']!r} in this tenant"
+            )
     return stype
 
 
-def new_visit(tenant_id: str, visit_id: str, data: Mapping[str, Any]) -> Visit:
+def new_visit(
+    tenant_id: str, visit_id: str, data: Mapping[str, Any], status: VisitStatus = VisitStatus.SCHEDULED
+) -> Visit:
     service_date = data["service_date"].isoformat()
     return Visit(
         Visit.key(tenant_id, visit_id),
@@ -196,7 +206,7 @@ def new_visit(tenant_id: str, visit_id: str, data: Mapping[str, Any]) -> Visit:
         inventory=[UsedInventory(**u) for u in data.get("inventory") or []],
         notes=data.get("notes"),
         billing_status=data.get("billing_status"),
-        status=str(VisitStatus.SCHEDULED),
+        status=str(status),
     )
 
 
@@ -223,10 +233,14 @@ def update_visit(tenant_id: str, visit_id: str, changes: Mapping[str, Any], acto
     values = dict(changes)
     if "worker_ids" in values:
         check_workers(tenant_id, values["worker_ids"] or [])
-    inventory = values.get("inventory", None)
+    inventory = values.get("inventory")
     if "inventory" in values or "service_type_id" in values:
         current = [u.as_dict() for u in record.inventory or []]
-        _check_inventory(tenant_id, inventory if inventory is not None else current, values.get("service_type_id") or record.service_type_id)
+        _check_inventory(
+            tenant_id,
+            inventory if inventory is not None else current,
+            values.get("service_type_id") or record.service_type_id,
+        )
     if "inventory" in values:
         values["inventory"] = [UsedInventory(**u) for u in inventory or []]
     for name in ("started_at", "ended_at"):
@@ -245,7 +259,12 @@ def update_visit(tenant_id: str, visit_id: str, changes: Mapping[str, Any], acto
 
 
 def list_visits(
-    tenant_id: str, limit: int, cursor: str | None, date_from: str | None, date_to: str | None, contact_id: str | None
+    tenant_id: str,
+    limit: int,
+    cursor: str | None,
+    date_from: str | None,
+    date_to: str | None,
+    contact_id: str | None,
 ) -> tuple[list[Visit], str | None]:
     key = Visit.list_key(tenant_id)
     condition = None
@@ -269,11 +288,12 @@ def visit_to_domain(record: Visit) -> sp.Visit:
         contact_id=record.contact_id,
         service_date=datetime.fromisoformat(record.service_date).date(),
         service_type_id=record.service_type_id,
-        worker_ids=tuple(record.worker_ids or []),
+        worker_ids=tuple(str(w) for w in record.worker_ids or []),
         started_at=_dt(record.started_at),
         ended_at=_dt(record.ended_at),
         inventory=tuple(
-            sp.UsedItem(item_id=u.item_id, quantity=u.quantity, unit_price=u.unit_price) for u in record.inventory or []
+            sp.UsedItem(item_id=u.item_id, quantity=u.quantity, unit_price=u.unit_price)
+            for u in record.inventory or []
         ),
         billing_status=sp.BillingStatus(record.billing_status) if record.billing_status else None,
     )
@@ -336,8 +356,8 @@ def compile_visit(record: Visit) -> tuple[list[BillableItem], str]:
         rec.visit_id = visit.id
         rec.service_type_id = stype.id
         rec.service_type_name = stype.name
-        rec.worker_ids = list(visit.worker_ids)
-        rec.worker_names = [workers[w].name for w in visit.worker_ids if w in workers]
+        rec.worker_ids = list(visit.worker_ids)  # type: ignore[arg-type]  # a list of strings
+        rec.worker_names = [workers[w].name for w in visit.worker_ids if w in workers]  # type: ignore[misc]
         rec.billing_status = kept
         rec.taxable = item.taxable
         rec.price_detail = dict(line.why)
@@ -356,9 +376,9 @@ def complete(record: Visit, actor: str, *, new: bool) -> Visit:
     reason = f"completed: {len(items)} billable item(s)"
     ops: list[Any] = []
     if new:
-        born = VISIT_MACHINE.begin(record.id, VisitStatus.COMPLETED, at=at, actor=actor, reason=reason)
-        record.status = str(born.to_status)
-        record.item_ids = [i.id for i in items]
+        # Born completed (new_visit set it): the visit machine says whether it may be.
+        born = VISIT_MACHINE.begin(record.id, VisitStatus(record.status), at=at, actor=actor, reason=reason)
+        record.item_ids = [i.id for i in items]  # type: ignore[misc]
         record.completed_at = stamp
         record.created_at = record.updated_at = stamp
         record.history = [common.history_entry(actor, None, born.to_status, reason)]
@@ -376,13 +396,15 @@ def complete(record: Visit, actor: str, *, new: bool) -> Visit:
             str(VisitStatus.COMPLETED),
             actor=actor,
             reason=reason,
-            extra=[Visit.item_ids.set([i.id for i in items]), Visit.completed_at.set(stamp)],
+            extra=[Visit.item_ids.set([str(i.id) for i in items]), Visit.completed_at.set(stamp)],  # type: ignore[misc]
         )
         ops.append(lambda tx: tx.update(record, actions=decided.actions, condition=decided.condition))
     for rec in items:
         born_item = ITEM_MACHINE.begin(rec.id, dm.ItemStatus(item_status), at=at, actor=actor)
         rec.created_at = rec.updated_at = stamp
-        rec.history = [common.history_entry(actor, None, born_item.to_status, f"compiled from service {record.id}")]
+        rec.history = [
+            common.history_entry(actor, None, born_item.to_status, f"compiled from service {record.id}")
+        ]
         ops.append(_saver(rec))
     failed = catalog._run(ops)
     if failed is None:
@@ -402,7 +424,7 @@ def create_completed(tenant_id: str, actor: str, data: Mapping[str, Any]) -> Vis
     values = dict(data)
     if not values.get("inventory") and stype.default_inventory:
         values["inventory"] = [{"item_id": i, "quantity": Decimal("1")} for i in stype.default_inventory]
-    record = new_visit(tenant_id, catalog.new_id(values.get("id")), values)
+    record = new_visit(tenant_id, catalog.new_id(values.get("id")), values, VisitStatus.COMPLETED)
     return complete(record, actor, new=True)
 
 
@@ -412,7 +434,7 @@ def complete_visit(tenant_id: str, visit_id: str, actor: str) -> Visit:
 
 
 def visit_items(tenant_id: str, record: Visit) -> list[BillableItem]:
-    return list(billing.items_by_id(tenant_id, record.item_ids or []).values())
+    return list(billing.items_by_id(tenant_id, [str(i) for i in record.item_ids or []]).values())
 
 
 # ---------------------------------------------------------------------------- the billing page (pattern S1)
@@ -441,7 +463,7 @@ def service_filters(
             any_worker = one if any_worker is None else any_worker | one
         condition &= any_worker
     if billing_statuses is not None:
-        wanted = BillableItem.billing_status.is_in(*billing_statuses) if billing_statuses else None
+        wanted: Any = BillableItem.billing_status.is_in(*billing_statuses) if billing_statuses else None
         if include_company_default:
             unset = BillableItem.billing_status.does_not_exist()
             wanted = unset if wanted is None else wanted | unset
@@ -483,7 +505,9 @@ def services_page(
     return records, None
 
 
-def page_context(tenant_id: str, contact_ids: Iterable[str], extra: Iterable[tuple[str, str]] = ()) -> dict[str, Entity]:
+def page_context(
+    tenant_id: str, contact_ids: Iterable[str], extra: Iterable[tuple[str, str]] = ()
+) -> dict[str, Entity]:
     """The page's customers, the company's billing settings and any other records asked for,
     in one batch read (100 keys a request)."""
     keys = [(Contact.key(tenant_id, c), META) for c in contact_ids]
@@ -492,18 +516,24 @@ def page_context(tenant_id: str, contact_ids: Iterable[str], extra: Iterable[tup
     return common.batch_get(Entity, keys)  # type: ignore[type-abstract]
 
 
-def filter_keys(tenant_id: str, service_type_ids: Sequence[str], worker_ids: Sequence[str]) -> list[tuple[str, str]]:
+def filter_keys(
+    tenant_id: str, service_type_ids: Sequence[str], worker_ids: Sequence[str]
+) -> list[tuple[str, str]]:
     return [(Product.key(tenant_id, s), META) for s in service_type_ids] + [
         (Worker.key(tenant_id, w), META) for w in worker_ids
     ]
 
 
-def unknown_filter_values(found: Mapping[str, Entity], tenant_id: str, service_type_ids: Sequence[str], worker_ids: Sequence[str]) -> tuple[list[str], list[str]]:
+def unknown_filter_values(
+    found: Mapping[str, Entity], tenant_id: str, service_type_ids: Sequence[str], worker_ids: Sequence[str]
+) -> tuple[list[str], list[str]]:
     """Filter values naming nothing: (service type ids, worker ids)."""
     bad_types = [
         s
         for s in service_type_ids
-        if not (isinstance(r := found.get(Product.key(tenant_id, s)), Product) and r.catalog_role == SERVICE_TYPE)
+        if not (
+            isinstance(r := found.get(Product.key(tenant_id, s)), Product) and r.catalog_role == SERVICE_TYPE
+        )
     ]
     bad_workers = [w for w in worker_ids if not isinstance(found.get(Worker.key(tenant_id, w)), Worker)]
     return bad_types, bad_workers
@@ -514,7 +544,9 @@ def settings_in(found: Mapping[str, Entity], tenant_id: str) -> BillingSettings 
     return record if isinstance(record, BillingSettings) else None
 
 
-def contacts_in(found: Mapping[str, Entity], tenant_id: str, contact_ids: Iterable[str]) -> dict[str, Contact]:
+def contacts_in(
+    found: Mapping[str, Entity], tenant_id: str, contact_ids: Iterable[str]
+) -> dict[str, Contact]:
     out: dict[str, Contact] = {}
     for contact_id in contact_ids:
         record = found.get(Contact.key(tenant_id, contact_id))

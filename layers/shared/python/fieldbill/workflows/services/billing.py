@@ -11,9 +11,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
+from functools import cached_property
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -49,7 +49,9 @@ class Filters(BaseModel):
     billing_status: BillingStatusFilter = "unbilled"
     service_type_ids: list[RecordId] = Field(default_factory=list, max_length=50)
     worker_ids: list[RecordId] = Field(default_factory=list, max_length=50)
-    tags: list[Annotated[str, Field(min_length=1, max_length=50)]] = Field(default_factory=list, max_length=20)
+    tags: list[Annotated[str, Field(min_length=1, max_length=50)]] = Field(
+        default_factory=list, max_length=20
+    )
     tag_match: Literal["any", "all"] = "any"
 
 
@@ -68,10 +70,12 @@ class Context:
     @cached_property
     def company(self) -> str:  # qbo | qbd | local
         default = self.settings.default_invoice_type if self.settings is not None else None
-        return destinations.company_default(self.tenant_id, default) if not default else default
+        return default or destinations.company_default(self.tenant_id, None)
 
 
-def _validate(tenant_id: str, filters: Filters, extra_contacts: Sequence[str] = ()) -> tuple[Context, dict[str, Any]]:
+def _validate(
+    tenant_id: str, filters: Filters, extra_contacts: Sequence[str] = ()
+) -> tuple[Context, dict[str, Any]]:
     """One batch read: the settings, the filters' service types and workers, and `extra_contacts`;
     a filter value that names nothing is a 422 naming the parameter."""
     if filters.date_from and filters.date_to and filters.date_to < filters.date_from:
@@ -79,7 +83,9 @@ def _validate(tenant_id: str, filters: Filters, extra_contacts: Sequence[str] = 
     found = store.page_context(
         tenant_id, extra_contacts, store.filter_keys(tenant_id, filters.service_type_ids, filters.worker_ids)
     )
-    bad_types, bad_workers = store.unknown_filter_values(found, tenant_id, filters.service_type_ids, filters.worker_ids)
+    bad_types, bad_workers = store.unknown_filter_values(
+        found, tenant_id, filters.service_type_ids, filters.worker_ids
+    )
     if bad_types:
         raise ValidationError("service_type", f"no service type {bad_types[0]!r} in this tenant")
     if bad_workers:
@@ -175,15 +181,17 @@ def _rows(records: Sequence[BillableItem], company: str) -> dict[str, list[Servi
                 service_date=rec.work_date,
                 service_type_id=rec.service_type_id,
                 service_type=rec.service_type_name,
-                worker_ids=list(rec.worker_ids or []),
-                workers=list(rec.worker_names or []),
+                worker_ids=[str(w) for w in rec.worker_ids or []],
+                workers=[str(w) for w in rec.worker_names or []],
                 amount=Decimal("0.00"),
                 badge=name,
                 billing_status=status,
             )
         row.lines.append(rec)
         row.amount += Decimal(rec.amount)
-    return {c: sorted(s.values(), key=lambda r: (r.service_date, r.service_id)) for c, s in by_contact.items()}
+    return {
+        c: sorted(s.values(), key=lambda r: (r.service_date, r.service_id)) for c, s in by_contact.items()
+    }
 
 
 def billing_view(
@@ -225,7 +233,11 @@ def _net_days(options: InvoiceOptions, settings: BillingSettings | None) -> int:
         return days
     if options.terms_days is not None:
         return options.terms_days
-    return int(settings.default_terms_days) if settings is not None and settings.default_terms_days is not None else 30
+    return (
+        int(settings.default_terms_days)
+        if settings is not None and settings.default_terms_days is not None
+        else 30
+    )
 
 
 def _chunks(records: Sequence[BillableItem]) -> list[list[BillableItem]]:
@@ -242,7 +254,12 @@ def _chunks(records: Sequence[BillableItem]) -> list[list[BillableItem]]:
 
 
 def write_customer_invoices(
-    tenant_id: str, actor: str, run_id: str, records: Sequence[BillableItem], ctx: Context, options: InvoiceOptions
+    tenant_id: str,
+    actor: str,
+    run_id: str,
+    records: Sequence[BillableItem],
+    ctx: Context,
+    options: InvoiceOptions,
 ) -> list[dm.Invoice]:
     """One invoice per destination (more if a destination's lines exceed one transaction), each
     written with its items moved pending -> invoiced in one transaction (Conflict if another
@@ -269,7 +286,9 @@ def write_customer_invoices(
     return written
 
 
-def _after_write(tenant_id: str, actor: str, run_id: str, invoices: Sequence[dm.Invoice], options: InvoiceOptions) -> None:
+def _after_write(
+    tenant_id: str, actor: str, run_id: str, invoices: Sequence[dm.Invoice], options: InvoiceOptions
+) -> None:
     """QuickBooks Online invoices go there at once (as generated invoices do); a local invoice
     saved-and-sent becomes open; QuickBooks Desktop invoices wait for the Desktop connection."""
     if options.sync and any(i.destination is dm.Destination.QUICKBOOKS for i in invoices):
@@ -363,10 +382,14 @@ def run_bulk(
                 return
             written = write_customer_invoices(tenant_id, actor, run_id, records, ctx, options)
         except (DomainError, ValueError) as exc:
-            results.append({"contact_id": contact_id, "status": "failed", "invoice_ids": [], "error": _error(exc)})
+            results.append(
+                {"contact_id": contact_id, "status": "failed", "invoice_ids": [], "error": _error(exc)}
+            )
             return
         invoices.extend(written)
-        results.append({"contact_id": contact_id, "status": "invoiced", "invoice_ids": [i.id for i in written]})
+        results.append(
+            {"contact_id": contact_id, "status": "invoiced", "invoice_ids": [i.id for i in written]}
+        )
 
     filters = request.filters
     if request.contact_ids:
@@ -377,10 +400,17 @@ def run_bulk(
         for contact_id in wanted:
             if contact_id not in contacts:
                 results.append(
-                    {"contact_id": contact_id, "status": "failed", "invoice_ids": [], "error": {"type": "NotFound", "message": f"no contact {contact_id!r}"}}
+                    {
+                        "contact_id": contact_id,
+                        "status": "failed",
+                        "invoice_ids": [],
+                        "error": {"type": "NotFound", "message": f"no contact {contact_id!r}"},
+                    }
                 )
                 continue
-            records, _ = store.services_page(tenant_id, store.PENDING, condition, 1, None, contact_id=contact_id)
+            records, _ = store.services_page(
+                tenant_id, store.PENDING, condition, 1, None, contact_id=contact_id
+            )
             one(contact_id, records, ctx)
             if len(results) % PROGRESS_EVERY == 0:
                 progress(_summary(results))
@@ -393,11 +423,12 @@ def run_bulk(
             by_contact: dict[str, list[BillableItem]] = {}
             for rec in records:
                 by_contact.setdefault(rec.contact_id, []).append(rec)
-            contacts: dict[str, Contact] = {}
+            page_contacts: dict[str, Contact] = {}
             if filters.tags and by_contact:
-                contacts = store.contacts_in(store.page_context(tenant_id, by_contact), tenant_id, by_contact)
+                found = store.page_context(tenant_id, by_contact)
+                page_contacts = store.contacts_in(found, tenant_id, by_contact)
             for contact_id, lines in by_contact.items():
-                if _tags_match(contacts.get(contact_id), filters):
+                if _tags_match(page_contacts.get(contact_id), filters):
                     one(contact_id, lines, ctx)
             progress(_summary(results))
             if not cursor:
@@ -428,14 +459,20 @@ class BillingStatusAnswer:
     invoice_numbers: list[str] = field(default_factory=list)
 
 
-def billing_status(tenant_id: str, service_id: str, date_from: date | None = None, date_to: date | None = None) -> BillingStatusAnswer:
+def billing_status(
+    tenant_id: str, service_id: str, date_from: date | None = None, date_to: date | None = None
+) -> BillingStatusAnswer:
     """Why a service is (or is not) on the billing page."""
     visit = store.get_visit(tenant_id, service_id)
     if visit.status != "completed":
-        return BillingStatusAnswer(service_id, False, "not_completed", "the service is not marked completed yet")
+        return BillingStatusAnswer(
+            service_id, False, "not_completed", "the service is not marked completed yet"
+        )
     items = store.visit_items(tenant_id, visit)
     if not items:
-        return BillingStatusAnswer(service_id, False, "nothing_to_bill", "the service priced at $0 and its lines were removed")
+        return BillingStatusAnswer(
+            service_id, False, "nothing_to_bill", "the service priced at $0 and its lines were removed"
+        )
     invoiced = sorted({i.invoice_id for i in items if i.status == "invoiced" and i.invoice_id})
     if invoiced:
         found = billing_store.invoices_by_id(tenant_id, invoiced)
@@ -450,7 +487,11 @@ def billing_status(tenant_id: str, service_id: str, date_from: date | None = Non
         )
     if all(i.status in ("unbillable", "void") for i in items):
         return BillingStatusAnswer(
-            service_id, False, "not_billable", "the service is marked Unbillable (not billable)", badge="Unbillable"
+            service_id,
+            False,
+            "not_billable",
+            "the service is marked Unbillable (not billable)",
+            badge="Unbillable",
         )
     day = visit.service_date
     if (date_from and day < date_from.isoformat()) or (date_to and day > date_to.isoformat()):
