@@ -326,28 +326,42 @@ def _inventory_item(record: Product) -> sp.InventoryItem:
 def compile_visit(record: Visit) -> tuple[list[BillableItem], str]:
     """Price a visit and build its item records (not written): the records and their status."""
     tenant = record.tenant_id
-    visit = visit_to_domain(record)
-    ids = [visit.service_type_id, *(u.item_id for u in visit.inventory)]
+    ids = [record.service_type_id, *(u.item_id for u in record.inventory or [])]
     products = _products(tenant, ids)
-    stype = products.get(visit.service_type_id)
+    stype = products.get(record.service_type_id)
     if stype is None:
-        raise ValidationError("service_type_id", f"no service type {visit.service_type_id!r}")
+        raise ValidationError("service_type_id", f"no service type {record.service_type_id!r}")
     if stype.trip_fee_id and stype.trip_fee_id not in products:
         products |= _products(tenant, [stype.trip_fee_id])
+    prices = {p.product_id: Decimal(p.unit_price) for p in customer_prices(tenant, record.contact_id)}
+    settings = pricing_settings(get_settings(tenant))
+    worker_ids = [str(w) for w in record.worker_ids or []]
+    workers = check_workers(tenant, worker_ids) if worker_ids else {}
+    records, status = item_records(record, products, prices, settings, workers)
+    if any(r.line_kind == str(dm.LineKind.SURCHARGE) for r in records):
+        ensure_surcharge_product(tenant, "system")
+    return records, status
+
+
+def item_records(
+    record: Visit,
+    products: Mapping[str, Product],
+    prices: Mapping[str, Decimal],
+    settings: sp.PricingSettings,
+    workers: Mapping[str, Worker],
+) -> tuple[list[BillableItem], str]:
+    """The visit's item records from what was read (no I/O): priced by the domain, carrying what
+    the billing page filters and shows."""
+    visit = visit_to_domain(record)
+    stype = products[visit.service_type_id]
     types = {p.id: _service_type(p) for p in products.values() if p.catalog_role == SERVICE_TYPE}
     items = {p.id: _inventory_item(p) for p in products.values() if p.catalog_role == INVENTORY_ITEM}
-    prices = {p.product_id: Decimal(p.unit_price) for p in customer_prices(tenant, visit.contact_id)}
-    settings = pricing_settings(get_settings(tenant))
     lines = sp.price_visit(visit, types, items, prices, settings)
     own = visit.billing_status
     type_default = stype.default_billing_status
-    status = sp.resolve_billing_status(own, type_default, "local")
-    unbillable = status is sp.BillingStatus.UNBILLABLE
+    unbillable = sp.resolve_billing_status(own, type_default, "local") is sp.BillingStatus.UNBILLABLE
     # The destination kept on the items: the visit's own, else its type's; none -> the company's.
     kept = next((str(s) for s in (own, type_default) if s and s != str(sp.BillingStatus.UNBILLABLE)), None)
-    if any(line.line_kind is dm.LineKind.SURCHARGE for line in lines):
-        ensure_surcharge_product(tenant, "system")
-    workers = check_workers(tenant, visit.worker_ids) if visit.worker_ids else {}
     item_status = dm.ItemStatus.UNBILLABLE if unbillable else dm.ItemStatus.PENDING
     records = []
     for item, line in zip(sp.visit_items(visit, lines, item_status), lines, strict=True):
