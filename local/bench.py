@@ -120,6 +120,10 @@ def summary(section: str, results: dict[str, Any]) -> str:
         from local import importtime
 
         return importtime.table(results["handler_import_ms"])
+    if section == "services":  # issue 17
+        from local import bench_services
+
+        return bench_services.summary(results)
     if section == "billing":
         c, g = results["compile"], results["generate"]
         return (
@@ -151,8 +155,10 @@ def main(argv: list[str] | None = None) -> int:
     import traceback
 
     parser = argparse.ArgumentParser(prog="python -m local.bench")
-    parser.add_argument("--only", choices=["imports", "billing", "sync", "print", "lists"], action="append")
-    sections = parser.parse_args(argv).only or ["imports", "billing", "sync", "print", "lists"]
+    # "services": the billing page of completed services (issue 17)
+    choices = ["imports", "billing", "sync", "print", "lists", "services"]
+    parser.add_argument("--only", choices=choices, action="append")
+    sections = parser.parse_args(argv).only or choices
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     results: dict[str, Any] = {
@@ -181,6 +187,10 @@ def main(argv: list[str] | None = None) -> int:
                 from local import bench_lists
 
                 bench_lists.run(results)
+            elif section == "services":  # issue 17
+                from local import bench_services
+
+                bench_services.run(results)
             else:
                 from local import bench_sync
 

@@ -378,9 +378,11 @@ def pending_items(
     condition: Any = None
     if contact_ids and len(contact_ids) == 1:
         condition = Entity.gsi1sk.startswith(f"{contact_ids[0]}#")
-    filters: Any = None
+    # Issue 17: a service visit's items are invoiced from the billing page, each to its own
+    # destination (workflows/services), never by a billing run's generate.
+    filters: Any = BillableItem.visit_id.does_not_exist()
     if contact_ids and len(contact_ids) > 1:
-        filters = BillableItem.contact_id.is_in(*contact_ids)
+        filters = filters & BillableItem.contact_id.is_in(*contact_ids)
     if date_from:
         filters = (
             (filters & (BillableItem.work_date >= date_from))
