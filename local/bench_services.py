@@ -65,7 +65,6 @@ def run(results: dict[str, Any], customers: int = CUSTOMERS, visits: int = VISIT
             date_from=date(2026, 11, 1), date_to=date(2026, 11, 21), service_type_ids=["weekly", "repair"]
         )
         filtered = _pages(tenant, two_filters)
-        unfiltered = _pages(tenant, billing.Filters())
 
         moto_dynamodb.REQUESTS.clear()
         started = time.perf_counter()
@@ -87,7 +86,6 @@ def run(results: dict[str, Any], customers: int = CUSTOMERS, visits: int = VISIT
         "items": len(seeded.item_ids),
         "seed_seconds": round(seed_seconds, 2),
         "view_two_filters": filtered | {"filters": "date 2026-11-01..21, service types weekly+repair"},
-        "view_no_filter": unfiltered,
         "bulk": {
             "customers": done["customers"],
             "invoices": done["invoices"],
