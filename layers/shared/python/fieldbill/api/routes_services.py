@@ -833,6 +833,8 @@ def invoice_customers(body: BulkServicesIn) -> out.OperationAccepted:
     tenant = _tenant()
     data = body.model_dump()
     data["issue_date"] = body.issue_date or today()
+    if body.due_date is not None and body.due_date < data["issue_date"]:
+        raise ValidationError("due_date", "must not be before the invoice date")
     request = billing.BulkServicesRequest.model_validate(data)
     try:  # filter values are checked now: a 422 before any work, not a failed operation
         billing.validate_filters(tenant, request.filters)
