@@ -179,3 +179,12 @@ def test_billing_status_comes_from_the_service_then_its_type_then_the_company() 
     assert sp.resolve_billing_status(None, None, "qbo") is sp.BillingStatus.QBO
     with pytest.raises(ValueError):
         sp.resolve_billing_status("paper", None, None)
+
+
+def test_a_quickbooks_desktop_invoice_and_service_show_the_qbd_badge() -> None:
+    from fieldbill.domain import badges
+
+    assert badges.destination_badge("quickbooks_desktop").badge is badges.Badge.QBD
+    assert badges.invoice_badge("quickbooks_desktop", "not_synced", None).badge is badges.Badge.QBD
+    assert sp.DESTINATIONS[sp.BillingStatus.QBD] == "quickbooks_desktop"
+    assert sp.BADGES[sp.resolve_billing_status(None, "qbd", "qbo")] == "QBD"
