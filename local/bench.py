@@ -129,6 +129,10 @@ def summary(section: str, results: dict[str, Any]) -> str:
         from local import bench_recurring
 
         return bench_recurring.summary(results)
+    if section == "services":  # issue 17
+        from local import bench_services
+
+        return bench_services.summary(results)
     if section == "billing":
         c, g = results["compile"], results["generate"]
         return (
@@ -173,8 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local.bench")
     # --- recurring billing (issue 16): "recurring" runs only when asked (--only recurring) or in
     # a full `make bench`.
-    # "jobs": job-shop jobs (issue 14, local/bench_jobs.py).
-    sections_all = ["imports", "billing", "sync", "print", "lists", "recurring", "jobs"]
+    # "jobs": job-shop jobs (issue 14, local/bench_jobs.py); "services": the billing page of
+    # completed services (issue 17).
+    sections_all = ["imports", "billing", "sync", "print", "lists", "recurring", "jobs", "services"]
     parser.add_argument("--only", choices=sections_all, action="append")
     sections = parser.parse_args(argv).only or sections_all
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
@@ -214,6 +219,10 @@ def main(argv: list[str] | None = None) -> int:
                 from local import bench_jobs
 
                 bench_jobs.run(results)
+            elif section == "services":  # issue 17
+                from local import bench_services
+
+                bench_services.run(results)
             else:
                 from local import bench_sync
 

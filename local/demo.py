@@ -218,6 +218,94 @@ def bill_job(api: Api, started: float) -> list[str]:
     return [deposit["id"], progress["id"], complete["id"], correction["id"]]
 
 
+# ---- issue 17: the pool company's completed services, billed from the billing page
+SERVICE_CUSTOMERS = 8
+
+
+def seed_services(api: Api, month_start: datetime, rng: random.Random) -> dict[str, int]:
+    """Two service types with different billing methods (weekly cleaning at a fixed price with a
+    trip fee; equipment repair by the hour per worker, rounded up to 15 minutes, 1 hour minimum),
+    inventory used, one customer with a special price, one unbillable visit."""
+    api.call("PUT", "/billing-settings", {"default_invoice_type": "qbo", "default_terms_days": 30})
+    for worker in ("Ana", "Ben", "Cy"):
+        api.call("POST", "/workers", {"id": worker.lower(), "name": worker})
+    api.call(
+        "POST",
+        "/inventory-items",
+        {"id": "chlorine", "name": "Chlorine tabs", "price": "12.00", "taxable": True},
+    )
+    api.call(
+        "POST", "/service-types", {"id": "trip", "name": "Trip fee", "price": "15.00", "is_trip_fee": True}
+    )
+    api.call(
+        "POST",
+        "/service-types",
+        {
+            "id": "weekly",
+            "name": "Weekly cleaning",
+            "billing_method": "fixed",
+            "price": "85.00",
+            "trip_fee_id": "trip",
+        },
+    )
+    api.call(
+        "POST",
+        "/service-types",
+        {
+            "id": "repair",
+            "name": "Equipment repair",
+            "billing_method": "hourly_per_worker",
+            "price": "60.00",
+            "taxable": True,
+            "round_up_minutes": 15,
+            "minimum_hours": "1",
+        },
+    )
+    api.call("PUT", "/contacts/cust-002/prices/weekly", {"unit_price": "70.00"})  # a special price
+    counts = {"visits": 0, "unbillable": 0}
+    for n in range(SERVICE_CUSTOMERS):
+        contact_id = f"cust-{n + 1:03d}"
+        for week in range(4):
+            day = month_start + timedelta(days=7 * week + n % 5, hours=9)
+            repair = week == 2 and n % 3 == 0
+            body: dict[str, Any] = {
+                "id": f"svc-{contact_id}-{week + 1}",
+                "contact_id": contact_id,
+                "service_date": day.date().isoformat(),
+                "started_at": day.isoformat(),
+                "ended_at": (day + timedelta(minutes=rng.choice([35, 50, 70, 95]))).isoformat(),
+                "service_type_id": "repair" if repair else "weekly",
+                "worker_ids": ["ana", "ben"] if repair else [("ana", "ben", "cy")[n % 3]],
+                "completed": True,
+            }
+            if week == 1 and n % 2 == 0:
+                body["inventory"] = [{"item_id": "chlorine", "quantity": str(1 + n % 3)}]
+            if n == 3 and week == 3:
+                body["billing_status"] = "unbillable"  # a courtesy visit, never invoiced
+                counts["unbillable"] += 1
+            api.call("POST", "/services", body)
+            counts["visits"] += 1
+    return counts
+
+
+def print_billing_view(api: Api) -> None:
+    view = api.call("GET", "/billing?limit=50")
+    unbillable = api.call("GET", "/billing?billing_status=unbillable")
+    print()
+    print(f"{'Billing page: customer':<24} {'services':>8} {'total':>10}  badges / types")
+    print("-" * 72)
+    for customer in view["customers"] + unbillable["customers"]:
+        badges = sorted({s["badge"] for s in customer["services"]})
+        types = sorted({s["service_type"] for s in customer["services"]})
+        print(
+            f"{customer['name']:<24} {len(customer['services']):>8} {customer['total']:>10}  "
+            f"{'/'.join(badges)} {', '.join(types)}"
+        )
+    print("-" * 72)
+    print(f"{view['services']} billable services, total {view['total']}; {unbillable['services']} unbillable")
+    print()
+
+
 def run_demo(customers: int = 24, seconds_per_minute: float = 2.0) -> int:
     started = time.monotonic()
     rng = random.Random(20261122)
@@ -244,6 +332,25 @@ def run_demo(customers: int = 24, seconds_per_minute: float = 2.0) -> int:
         stage(
             f"seeded {counts['contacts']} customers, {counts['tasks']} tasks, {counts['time']} time, "
             f"{counts['mileage']} mileage and {counts['goods']} goods entries for {month_start:%B %Y}",
+            started,
+        )
+        service_counts = seed_services(api, month_start, rng)
+        stage(
+            f"seeded {service_counts['visits']} completed pool services for {SERVICE_CUSTOMERS} customers "
+            f"({service_counts['unbillable']} unbillable); the billing page before invoicing:",
+            started,
+        )
+        print_billing_view(api)
+        bulk = api.call("POST", "/billing/invoices", {"issue_date": today.date().isoformat()})
+        while (op := api.call("GET", f"/operations/{bulk['operation_id']}"))["status"] not in (
+            "succeeded",
+            "failed",
+        ):
+            time.sleep(0.3)
+        result = op.get("result") or {}
+        stage(
+            f"billing page bulk invoices: {result.get('invoices', 0)} invoices for "
+            f"{result.get('invoiced', 0)} customers, {result.get('failed', 0)} failed ({op['status']})",
             started,
         )
         run = api.call("POST", "/billing-runs", {"grouping": "per_contact"})
@@ -300,13 +407,18 @@ def run_demo(customers: int = 24, seconds_per_minute: float = 2.0) -> int:
             started,
         )
         invoices = []
-        cursor = None
-        while True:
-            page = api.call("GET", "/invoices?limit=200" + (f"&cursor={cursor}" if cursor else ""))
-            invoices += page["items"]
-            cursor = page["next_cursor"]
-            if not cursor:
+        deadline = time.monotonic() + 120
+        while True:  # the billing page's invoices sync through the same queue: wait for them too
+            invoices, cursor = [], None
+            while True:
+                page = api.call("GET", "/invoices?limit=200" + (f"&cursor={cursor}" if cursor else ""))
+                invoices += page["items"]
+                cursor = page["next_cursor"]
+                if not cursor:
+                    break
+            if all(i["sync_status"] in ("synced", "error") for i in invoices) or time.monotonic() > deadline:
                 break
+            time.sleep(0.5)
         contacts = {c["id"]: c["name"] for c in api.call("GET", "/contacts?limit=200")["items"]}
         print()
         print(
@@ -334,6 +446,8 @@ def run_demo(customers: int = 24, seconds_per_minute: float = 2.0) -> int:
         )
         ok = (
             run["status"] == "succeeded"
+            and op["status"] == "succeeded"
+            and not result.get("failed")
             and invoices
             and len(synced) == len(invoices)
             and len(in_qbo) == len(invoices)

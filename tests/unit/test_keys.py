@@ -72,6 +72,15 @@ T, ID = "acme", "r1"
         (m.JobBillingSettings.key(T), f"T#{T}#JOBSETTINGS"),
         (m.TaxCode.key(T, "ca"), f"T#{T}#TAXCODE#ca"),
         (m.TaxCode.list_key(T), f"T#{T}#TAXCODES"),
+        # ---- issue 17: completed services
+        (m.Worker.key(T, ID), f"T#{T}#WORKER#{ID}"),
+        (m.Worker.list_key(T), f"T#{T}#WORKERS"),
+        (m.CustomerPrice.key(T, "c1"), f"T#{T}#CONTACT#c1"),
+        (m.CustomerPrice.sort_key("p1"), "PRICE#p1"),
+        (m.BillingSettings.key(T), f"T#{T}#BILLINGSETTINGS"),
+        (m.Visit.key(T, ID), f"T#{T}#VISIT#{ID}"),
+        (m.Visit.list_key(T), f"T#{T}#VISITS"),
+        (m.Visit.list_sort_key("2026-11-03", ID), f"2026-11-03#{ID}"),
     ],
 )
 def test_each_entity_builds_its_stored_key(built: str, stored: str) -> None:
@@ -94,6 +103,8 @@ def test_every_entity_has_its_keys_pinned_above() -> None:
         "PeriodPreview",
         "NumberSequence", "NumberClaim", "TaxCode",  # issue 15
     }  # fmt: skip
+    # ---- issue 17: completed services
+    pinned |= {"Worker", "CustomerPrice", "BillingSettings", "Visit"}
     entities = {
         name
         for name, value in vars(m).items()

@@ -137,6 +137,7 @@ from fieldbill.api import (  # noqa: E402  # noqa: E402
     routes_jobs,  # job-shop jobs (issue 14)
     routes_quickbooks,
     routes_recurring,
+    routes_services,  # issue 17: completed services and the billing page
 )
 
 # Intuit's redirect is not our client: it may add parameters of its own.
@@ -172,6 +173,7 @@ app.include_router(routes_jobs.router)  # job-shop jobs (issue 14)
 from fieldbill.api import routes_tax  # noqa: E402
 
 app.include_router(routes_tax.router)
+app.include_router(routes_services.router)  # issue 17
 
 
 def _shared_errors(document: dict[str, Any]) -> None:

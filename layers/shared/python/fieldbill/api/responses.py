@@ -12,7 +12,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 DecimalText = Annotated[str, Field(pattern=r"^-?[0-9]+(\.[0-9]+)?$", examples=["72.50"])]
-BadgeName = Literal["QBO", "Pending", "Error", "Local", "Unbillable"]
+BadgeName = Literal["QBO", "Pending", "Error", "Local", "Unbillable", "QBD"]  # QBD: issue 17
 
 
 class Out(BaseModel):

@@ -32,6 +32,8 @@ class Badge(enum.StrEnum):
     ERROR = "Error"
     LOCAL = "Local"
     UNBILLABLE = "Unbillable"
+    # Issue 17: a QuickBooks Desktop invoice (waits here for the Desktop connection).
+    QBD = "QBD"
 
 
 ERROR_FIELDS = ("code", "message", "detail", "element")
@@ -49,6 +51,8 @@ class BadgeView:
 def invoice_badge(destination: str, sync_status: str, sync_error: Mapping[str, Any] | None) -> BadgeView:
     if Destination(destination) is Destination.LOCAL:
         return BadgeView(Badge.LOCAL)
+    if Destination(destination) is Destination.QUICKBOOKS_DESKTOP:
+        return BadgeView(Badge.QBD)
     status = SyncStatus(sync_status)
     if status is SyncStatus.SYNCED:
         return BadgeView(Badge.QBO)
@@ -59,6 +63,8 @@ def invoice_badge(destination: str, sync_status: str, sync_error: Mapping[str, A
 
 
 def destination_badge(destination: str) -> BadgeView:
+    if Destination(destination) is Destination.QUICKBOOKS_DESKTOP:
+        return BadgeView(Badge.QBD)
     return BadgeView(Badge.QBO if Destination(destination) is Destination.QUICKBOOKS else Badge.LOCAL)
 
 

@@ -128,6 +128,7 @@ def _invoice_line(line_no: int, item: BillableItem) -> InvoiceLine:
         quantity=item.quantity,
         unit_price=item.unit_price,
         amount=item.amount,
+        taxable=item.taxable,
     )
 
 

@@ -32,6 +32,11 @@ class LineKind(enum.StrEnum):
     JOB_SUMMARY = "job_summary"
     JOB_DEPOSIT = "job_deposit"
     JOB_DEPOSIT_APPLIED = "job_deposit_applied"
+    # ---- completed services (issue 17): the lines a visit compiles into
+    SERVICE = "service"
+    INVENTORY = "inventory"
+    TRIP_FEE = "trip_fee"
+    SURCHARGE = "surcharge"
 
 
 TRANSPORT_LINE_KINDS = frozenset({LineKind.TRANSPORT_DISTANCE, LineKind.TRANSPORT_TIME})
@@ -86,6 +91,9 @@ class SyncStatus(enum.StrEnum):
 class Destination(enum.StrEnum):
     QUICKBOOKS = "quickbooks"
     LOCAL = "local"
+    # ---- issue 17: a QuickBooks Desktop invoice waits here for the Desktop connection; the
+    # QuickBooks Online sync never picks it up (it sends only "quickbooks").
+    QUICKBOOKS_DESKTOP = "quickbooks_desktop"
 
 
 class RunStatus(enum.StrEnum):
@@ -109,6 +117,8 @@ class ProductScope(enum.StrEnum):
     TEAM = "team"
     TENANT = "tenant"
     DEFAULT = "default"
+    # ---- issue 17: a visit's line: its product is the visit's service type or inventory item
+    VISIT = "visit"
 
 
 # Scopes a ProductAssignment may be made at (entry products are explicit, defaults are built in).
@@ -128,6 +138,8 @@ class PriceSource(enum.StrEnum):
     PRICE_LIST = "price_list"
     PRODUCT = "product"
     NONE = "none"
+    # ---- issue 17: the customer's own price for a service type or inventory item
+    CUSTOMER = "customer"
 
 
 class GroupingMode(enum.StrEnum):
@@ -317,6 +329,9 @@ class BillableItem:
     amount: Decimal
     status: ItemStatus = ItemStatus.PENDING
     invoice_id: str | None = None
+    # Issue 17: a visit's line is taxable when its service type / inventory item is (the invoice
+    # line carries it; tax amounts are computed on invoices, not here).
+    taxable: bool = False
 
     def __post_init__(self) -> None:
         _coerce_enums(

@@ -144,7 +144,9 @@ ITEM_MACHINE: StateMachine[ItemStatus] = StateMachine(
         ItemStatus.UNBILLABLE: frozenset({ItemStatus.PENDING, ItemStatus.VOID}),
         ItemStatus.VOID: frozenset({ItemStatus.PENDING}),
     },
-    initial=frozenset({ItemStatus.PENDING}),
+    # Issue 17: a visit completed as Unbillable compiles into items born unbillable (shown with the
+    # Unbillable badge, made billable again through PATCH /billable-items/{id}).
+    initial=frozenset({ItemStatus.PENDING, ItemStatus.UNBILLABLE}),
 )
 
 _PAYABLE = frozenset({InvoiceStatus.OPEN, InvoiceStatus.PARTIALLY_PAID, InvoiceStatus.PAID})
@@ -424,3 +426,19 @@ def accounting_step(current: WorkflowStatus, target: WorkflowStatus, *, integrat
         )
     if not integration and target in (WorkflowStatus.APPROVED, WorkflowStatus.EXPORTED):
         raise InvalidTransition(WORKFLOW_MACHINE.name, current, target, "no accounting integration: post it")
+
+
+# --- completed services (issue 17) ----------------------------------------------------------
+class VisitStatus(enum.StrEnum):
+    """A service visit: scheduled (editable), then completed (compiled into billable items in the
+    same write; what happens to it next is its items' business: invoiced, released, unbillable)."""
+
+    SCHEDULED = "scheduled"
+    COMPLETED = "completed"
+
+
+VISIT_MACHINE: StateMachine[VisitStatus] = StateMachine(
+    "visit",
+    {VisitStatus.SCHEDULED: frozenset({VisitStatus.COMPLETED})},
+    initial=frozenset({VisitStatus.SCHEDULED, VisitStatus.COMPLETED}),
+)

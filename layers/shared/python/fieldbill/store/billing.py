@@ -145,6 +145,7 @@ def item_to_domain(rec: BillableItem) -> dm.BillableItem:
         amount=rec.amount,
         status=dm.ItemStatus(rec.status),
         invoice_id=rec.invoice_id,
+        taxable=bool(rec.taxable),  # issue 17: a visit's taxable line stays taxable on its invoice
     )  # type: ignore[arg-type]
 
 
@@ -173,6 +174,7 @@ def item_record(item: dm.BillableItem, run_id: str | None) -> BillableItem:
         status=str(item.status),
         work_date=work_date,
         run_id=run_id,
+        taxable=item.taxable,
     )
 
 
@@ -379,9 +381,11 @@ def pending_items(
     condition: Any = None
     if contact_ids and len(contact_ids) == 1:
         condition = Entity.gsi1sk.startswith(f"{contact_ids[0]}#")
-    filters: Any = None
+    # Issue 17: a service visit's items are invoiced from the billing page, each to its own
+    # destination (workflows/services), never by a billing run's generate.
+    filters: Any = BillableItem.visit_id.does_not_exist()
     if contact_ids and len(contact_ids) > 1:
-        filters = BillableItem.contact_id.is_in(*contact_ids)
+        filters = filters & BillableItem.contact_id.is_in(*contact_ids)
     if date_from:
         filters = (
             (filters & (BillableItem.work_date >= date_from))

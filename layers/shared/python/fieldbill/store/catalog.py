@@ -29,6 +29,7 @@ from fieldbill.store import common
 from fieldbill.store.models import (
     META,
     Contact,
+    CustomerPrice,
     Entity,
     Job,
     Membership,
@@ -38,6 +39,8 @@ from fieldbill.store.models import (
     Task,
     TaskEntry,
     Team,
+    Visit,
+    Worker,
 )
 
 E = TypeVar("E", bound=Entity)
@@ -51,6 +54,10 @@ REFERENCES: Mapping[type[Entity], Mapping[str, type[Entity]]] = {
     Task: {"client_contact_id": Contact, "product_id": Product, "price_list_id": PriceList},
     TaskEntry: {"product_id": Product},
     ProductAssignment: {"product_id": Product},
+    # ---- issue 17: a service type's trip fee, a customer's price, a visit's customer and type
+    Product: {"trip_fee_id": Product},
+    CustomerPrice: {"contact_id": Contact, "product_id": Product},
+    Visit: {"contact_id": Contact, "service_type_id": Product},
 }
 
 # What a product assignment's scope_id points at (tenant scope points at the tenant itself).
@@ -71,6 +78,10 @@ ENTITY_NAMES: Mapping[type[Entity], str] = {
     Task: "task",
     TaskEntry: "entry",
     Job: "job",  # job-shop jobs (issue 14)
+    # ---- issue 17
+    CustomerPrice: "customer price",
+    Worker: "worker",
+    Visit: "service",
 }
 
 
@@ -551,3 +562,5 @@ products = Named(Product)
 price_lists = Named(PriceList)
 memberships = Named(Membership)
 teams = Named(Team)
+# ---- issue 17: technicians (service types and inventory items are products: store/services.py)
+workers = Named(Worker)

@@ -167,6 +167,19 @@ class Product(Entity, discriminator="Product"):
     active = BooleanAttribute(default=True)
     # issue 15: changed here since QuickBooks took it (the change's stamp; store/qbo_links.py)
     qbo_dirty_since = UnicodeAttribute(null=True)
+    # ---- issue 17: a product is also a billing-page service type (catalog_role "service_type")
+    # or inventory item ("inventory_item"); its `kind` stays its QuickBooks item type, so both
+    # reach QuickBooks through the product sync unchanged.
+    catalog_role = UnicodeAttribute(null=True)
+    taxable = BooleanAttribute(default=False)
+    cost = DecimalAttribute(null=True)
+    billing_method = UnicodeAttribute(null=True)  # fixed | hourly | hourly_per_worker
+    round_up_minutes = NumberAttribute(null=True)
+    minimum_hours = DecimalAttribute(null=True)
+    default_billing_status = UnicodeAttribute(null=True)  # qbo | qbd | local | unbillable
+    default_inventory = ListAttribute(of=UnicodeAttribute, null=True)  # inventory item ids
+    trip_fee_id = UnicodeAttribute(null=True)  # the service type that is this type's trip fee
+    is_trip_fee = BooleanAttribute(default=False)
 
 
 class PriceList(Entity, discriminator="PriceList"):
@@ -289,6 +302,16 @@ class BillableItem(Entity, discriminator="BillableItem"):
     destination = UnicodeAttribute(null=True)
     work_date = UnicodeAttribute()
     run_id = UnicodeAttribute(null=True)
+    # ---- issue 17: a visit's line carries what the billing page filters and shows, so one query
+    # of the status partition pages customers (docs/data-model.md, pattern S1).
+    visit_id = UnicodeAttribute(null=True)
+    service_type_id = UnicodeAttribute(null=True)
+    service_type_name = UnicodeAttribute(null=True)
+    worker_ids = ListAttribute(of=UnicodeAttribute, null=True)
+    worker_names = ListAttribute(of=UnicodeAttribute, null=True)
+    billing_status = UnicodeAttribute(null=True)  # the visit's own or its type's; null: company's
+    taxable = BooleanAttribute(default=False)
+    price_detail = MapAttribute[str, Any](null=True)  # why this price (domain/service_pricing)
 
     @staticmethod
     def status_key(tenant_id: str, status: str) -> str:
@@ -759,6 +782,52 @@ class JobBillingSettings(Entity, discriminator="JobBillingSettings"):
         return f"{tenant_prefix(tenant_id)}#{cls.PREFIX}"
 
 
+# ---------------------------------------------------------------------------- completed services (issue 17)
+class Worker(Entity, discriminator="Worker"):
+    """A technician; `user_id` links the tenant's user (the JWT subject) when they have one."""
+
+    PREFIX = "WORKER"
+    LIST = "WORKERS"
+
+    name = UnicodeAttribute()
+    email = UnicodeAttribute(null=True)
+    user_id = UnicodeAttribute(null=True)
+    active = BooleanAttribute(default=True)
+
+
+class CustomerPrice(Entity, discriminator="CustomerPrice"):
+    """A customer's own price for a service type or inventory item; lives in the contact's
+    partition, so pricing a visit reads the customer's prices in one query."""
+
+    contact_id = UnicodeAttribute()
+    product_id = UnicodeAttribute()
+    unit_price = DecimalAttribute()
+
+    @staticmethod
+    def key(tenant_id: str, contact_id: str) -> str:  # type: ignore[override]
+        return Contact.key(tenant_id, contact_id)
+
+    @staticmethod
+    def sort_key(product_id: str) -> str:
+        return f"PRICE#{product_id}"
+
+
+class BillingSettings(Entity, discriminator="BillingSettings"):
+    """The company's billing settings: one record per tenant (like its QuickBooks connection)."""
+
+    PREFIX = "BILLINGSETTINGS"
+
+    default_invoice_type = UnicodeAttribute(null=True)  # qbo | qbd | local; null: by connection
+    pricing_source = UnicodeAttribute(default="customer")  # customer | list
+    surcharge_percent = DecimalAttribute(default=lambda: Decimal("0"))
+    remove_zero_lines = BooleanAttribute(default=False)
+    default_terms_days = NumberAttribute(default=30)
+
+    @classmethod
+    def key(cls, tenant_id: str) -> str:  # type: ignore[override]  # one per tenant: no id
+        return f"{tenant_prefix(tenant_id)}#{cls.PREFIX}"
+
+
 # ---------------------------------------------------------------- tax codes (issue 15: domain/tax.py)
 class TaxCode(Entity, discriminator="TaxCode"):
     """A sales-tax code of a tenant and its rate (percent); `is_default`: new invoices use it."""
@@ -771,3 +840,34 @@ class TaxCode(Entity, discriminator="TaxCode"):
     description = UnicodeAttribute(null=True)
     is_default = BooleanAttribute(default=False)
     active = BooleanAttribute(default=True)
+
+
+class UsedInventory(MapAttribute[str, Any]):
+    item_id = UnicodeAttribute()
+    quantity = DecimalAttribute()
+    unit_price = DecimalAttribute(null=True)  # the price snapshot when it was used
+
+
+class Visit(Entity, discriminator="Visit"):
+    """A service visit; completing it compiles it into billable items in the same transaction
+    (store/services.complete). Listed by service date in gsi1."""
+
+    PREFIX = "VISIT"
+    LIST = "VISITS"
+
+    contact_id = UnicodeAttribute()
+    service_date = UnicodeAttribute()
+    started_at = UnicodeAttribute(null=True)
+    ended_at = UnicodeAttribute(null=True)
+    service_type_id = UnicodeAttribute()
+    worker_ids = ListAttribute(of=UnicodeAttribute, default=list)
+    inventory = ListAttribute(of=UsedInventory, default=list)
+    notes = UnicodeAttribute(null=True)
+    billing_status = UnicodeAttribute(null=True)  # qbo | qbd | local | unbillable; null: resolved
+    status = UnicodeAttribute(default="scheduled")  # scheduled | completed
+    item_ids = ListAttribute(of=UnicodeAttribute, default=list)
+    completed_at = UnicodeAttribute(null=True)
+
+    @staticmethod
+    def list_sort_key(service_date: str, visit_id: str) -> str:
+        return f"{service_date}#{visit_id}"

@@ -60,6 +60,8 @@ class JobMessage(BaseModel):
         "invoices_bulk",
         # --- recurring billing (issue 16): draft invoices of a bill profile's period
         "recurring_drafts",
+        # services_invoices: the billing page's bulk invoices (issue 17)
+        "services_invoices",
     ]
     tenant_id: str
     operation_id: str

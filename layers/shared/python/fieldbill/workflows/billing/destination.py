@@ -63,3 +63,28 @@ def invoice_rules(tenant_id: str, destination: Destination) -> InvoiceRules:
         numbering.Mode.AUTOMATIC_FIXED if destination is Destination.LOCAL or custom else numbering.Mode.NONE
     )
     return InvoiceRules(mode, tax_codes.rules(tenant_id, taxable_kinds))
+
+
+# ---- issue 17: a completed service's destination ------------------------------------------------
+# Its own billing status, else its service type's default (both kept on its billable items when it
+# is completed), else the company's default invoice type (billing settings), else by connection.
+def company_default(tenant_id: str, settings_default: str | None) -> str:
+    """The company's default invoice type: qbo | qbd | local."""
+    if settings_default:
+        return settings_default
+    return "qbo" if uses_quickbooks(tenant_id) else "local"
+
+
+def service_destination(billing_status: str | None, company: str, quickbooks_connected: bool) -> Destination:
+    """Where a service's invoice goes (an Unbillable service is never invoiced: 422)."""
+    from fieldbill.domain import service_pricing as sp
+
+    status = sp.resolve_billing_status(billing_status, None, company)
+    if status is sp.BillingStatus.UNBILLABLE:
+        raise ValidationError("billing_status", "an unbillable service is never invoiced")
+    destination = sp.DESTINATIONS[status]
+    if destination is Destination.QUICKBOOKS and not quickbooks_connected:
+        raise ValidationError(
+            "destination", "QuickBooks is not connected: connect it (GET /quickbooks/connect) or bill locally"
+        )
+    return destination

@@ -93,6 +93,17 @@ def _run(message: JobMessage, request: dict[str, Any]) -> dict[str, Any] | None:
             "items_created": done.items_created,
             "entries_skipped": done.entries_skipped,
         }
+    if message.kind == "services_invoices":  # issue 17: the billing page's bulk invoices
+        from fieldbill.workflows.services import billing as services
+
+        operation = get_operation(message.tenant_id, message.operation_id)
+        return services.run_bulk(
+            message.tenant_id,
+            message.actor,
+            message.operation_id,
+            services.BulkServicesRequest.model_validate(request),
+            lambda partial: runs.record_progress(operation, partial),
+        )
     if message.kind == "invoices_bulk":
         operation = get_operation(message.tenant_id, message.operation_id)
         return bulk.run(

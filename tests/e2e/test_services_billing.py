@@ -1,0 +1,279 @@
+"""The billing page of completed services over HTTP (issue 17, seed 000): a pool company's
+services, the grouped view and its filters, one customer's invoice edited and dated, bulk
+invoices for three selected customers, and the three "services not appearing" answers."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from tests.conftest import Client
+
+DAY = "2026-11-{:02d}"
+
+
+def _setup(api: Client, default_invoice_type: str = "local") -> None:
+    api.ok(
+        "PUT",
+        "/billing-settings",
+        json={"default_invoice_type": default_invoice_type, "default_terms_days": 30},
+    )
+    for worker in ("ana", "ben", "cy"):
+        api.ok("POST", "/workers", json={"id": worker, "name": worker.title()}, expect=201)
+    api.ok(
+        "POST",
+        "/inventory-items",
+        json={"id": "chlorine", "name": "Chlorine tabs", "price": "12.00", "taxable": True},
+        expect=201,
+    )
+    api.ok(
+        "POST",
+        "/service-types",
+        json={"id": "trip", "name": "Trip fee", "price": "15.00", "is_trip_fee": True},
+        expect=201,
+    )
+    api.ok(
+        "POST",
+        "/service-types",
+        json={
+            "id": "weekly",
+            "name": "Weekly cleaning",
+            "billing_method": "fixed",
+            "price": "85.00",
+            "trip_fee_id": "trip",
+        },
+        expect=201,
+    )
+    api.ok(
+        "POST",
+        "/service-types",
+        json={
+            "id": "repair",
+            "name": "Equipment repair",
+            "billing_method": "hourly_per_worker",
+            "price": "60.00",
+            "taxable": True,
+            "round_up_minutes": 15,
+            "minimum_hours": "1",
+        },
+        expect=201,
+    )
+    for n, (cid, tags) in enumerate(
+        [
+            ("alba", ["residential"]),
+            ("bay", ["commercial"]),
+            ("cove", ["residential", "vip"]),
+            ("dune", ["commercial"]),
+        ]
+    ):
+        api.ok(
+            "POST",
+            "/contacts",
+            json={"id": cid, "name": f"{cid.title()} Pools", "email": f"{cid}@example.com", "tags": tags},
+            expect=201,
+        )
+        del n
+    api.ok("PUT", "/contacts/cove/prices/weekly", json={"unit_price": "70.00"})
+
+
+def _service(
+    api: Client, sid: str, contact: str, day: int, stype: str = "weekly", workers=("ana",), **extra: Any
+) -> dict:
+    hours, minutes = extra.pop("hours", 1), extra.pop("minutes", 0)
+    body = {
+        "id": sid,
+        "contact_id": contact,
+        "service_date": DAY.format(day),
+        "started_at": f"{DAY.format(day)}T09:00:00+00:00",
+        "ended_at": f"{DAY.format(day)}T{9 + hours:02d}:{minutes:02d}:00+00:00",
+        "service_type_id": stype,
+        "worker_ids": list(workers),
+        "completed": True,
+    } | extra
+    return api.ok("POST", "/services", json=body, expect=201)
+
+
+def _view(api: Client, query: str = "") -> dict:
+    return api.ok("GET", "/billing" + (f"?{query}" if query else ""))
+
+
+def _services_of(view: dict) -> dict[str, dict]:
+    return {s["service_id"]: s for c in view["customers"] for s in c["services"]}
+
+
+def test_the_seed_walk_through_over_http(stack, client: Client):
+    api = client
+    _setup(api)
+    _service(api, "s1", "alba", 3, inventory=[{"item_id": "chlorine", "quantity": "2"}])
+    _service(api, "s2", "alba", 10, stype="repair", workers=("ana", "ben"), minutes=50)  # 1h50 -> 2h x 2
+    _service(api, "s3", "bay", 4, workers=("ben",))
+    _service(api, "s4", "cove", 5)  # cove's own price 70.00 for weekly
+    _service(api, "s5", "dune", 6, workers=("cy",), billing_status="qbd")
+    _service(api, "s6", "dune", 7, workers=("cy",), billing_status="unbillable")
+    api.ok(
+        "POST",
+        "/services",
+        json={
+            "id": "s7",
+            "contact_id": "bay",
+            "service_date": DAY.format(8),
+            "service_type_id": "weekly",
+            "worker_ids": ["ben"],
+        },
+        expect=201,
+    )  # not completed
+
+    # The page: customers with their services, amounts, badges and totals
+    view = _view(api)
+    by_customer = {c["contact_id"]: c for c in view["customers"]}
+    assert list(by_customer) == ["alba", "bay", "cove", "dune"]
+    alba = by_customer["alba"]
+    assert (alba["name"], alba["email"], alba["tags"]) == ("Alba Pools", "alba@example.com", ["residential"])
+    services = _services_of(view)
+    # weekly 85 + trip fee 15 + chlorine 2 x 12 = 124; repair 2h (rounded up) x 2 workers x 60 = 240
+    assert services["s1"]["amount"] == "124.00"
+    assert services["s2"]["amount"] == "240.00"
+    assert alba["total"] == "364.00"
+    assert services["s4"]["amount"] == "85.00"  # 70 (customer price) + 15 trip fee
+    s4_service = next(ln for ln in services["s4"]["lines"] if ln["line_kind"] == "service")
+    assert (s4_service["price_source"], s4_service["price_detail"]["list_price"]) == ("customer", "85.00")
+    assert {s: services[s]["badge"] for s in ("s1", "s5")} == {"s1": "Local", "s5": "QBD"}
+    assert "s6" not in services and "s7" not in services
+    assert services["s2"]["workers"] == ["Ana", "Ben"]
+    assert Decimal(view["total"]) == sum(Decimal(c["total"]) for c in view["customers"])
+    assert {ln["line_kind"]: ln["taxable"] for ln in services["s1"]["lines"]} == {
+        "service": False,
+        "trip_fee": False,
+        "inventory": True,
+    }
+
+    # Filters: date range, billing status, service types, tags (any / all), workers
+    assert set(_services_of(_view(api, "date_from=2026-11-04&date_to=2026-11-05"))) == {"s3", "s4"}
+    assert set(_services_of(_view(api, "billing_status=quickbooks"))) == {"s5"}
+    assert set(_services_of(_view(api, "billing_status=local"))) == {"s1", "s2", "s3", "s4"}
+    assert set(_services_of(_view(api, "billing_status=unbillable"))) == {"s6"}
+    assert set(_services_of(_view(api, "service_type=repair"))) == {"s2"}
+    assert set(_services_of(_view(api, "tag=vip,commercial"))) == {"s3", "s4", "s5"}
+    assert set(_services_of(_view(api, "tag=vip,residential&tag_match=all"))) == {"s4"}
+    assert set(_services_of(_view(api, "worker=ben"))) == {"s2", "s3"}
+    assert set(_services_of(_view(api, "worker=cy&service_type=weekly"))) == {"s5"}
+    # Paged by customer
+    first = _view(api, "limit=2")
+    assert [c["contact_id"] for c in first["customers"]] == ["alba", "bay"] and first["next_cursor"]
+    second = _view(api, f"limit=2&cursor={first['next_cursor']}")
+    assert [c["contact_id"] for c in second["customers"]] == ["cove", "dune"] and second[
+        "next_cursor"
+    ] is None
+    # Every filter value validated: unknown -> 400 naming the parameter
+    for query, name in (
+        ("service_type=nope", "service_type"),
+        ("worker=ghost", "worker"),
+        ("billing_status=paper", "billing_status"),
+        ("tag_match=some", "tag_match"),
+        ("date_from=yesterday", "date_from"),
+        ("colour=red", "colour"),
+    ):
+        response = api.get(f"/billing?{query}")
+        assert response.status_code == 400, (query, response.text)
+        assert response.json()["error"]["fields"][0]["field"] == name
+
+    # One customer's invoice from some of their services, a line edited, a due date
+    created = api.ok(
+        "POST",
+        "/billing/customers/alba/invoices",
+        json={"service_ids": ["s1"], "issue_date": "2026-11-30", "due_date": "2026-12-15"},
+        expect=201,
+    )
+    (invoice,) = created["invoices"]
+    assert (invoice["destination"], invoice["status"], invoice["due_date"], invoice["total"]) == (
+        "local",
+        "draft",
+        "2026-12-15",
+        "124.00",
+    )
+    assert {ln["line_kind"] for ln in invoice["lines"]} == {"service", "trip_fee", "inventory"}
+    lines = [{"line_no": ln["line_no"]} for ln in invoice["lines"]]
+    service_line = next(ln for ln in invoice["lines"] if ln["line_kind"] == "service")
+    for ln in lines:
+        if ln["line_no"] == service_line["line_no"]:
+            ln["unit_price"] = "80.00"  # the office adjusts the price before sending
+    edited = api.ok(
+        "PATCH", f"/invoices/{invoice['id']}", json={"version": invoice["version"], "lines": lines}
+    )
+    assert edited["total"] == "119.00"
+    assert "s1" not in _services_of(_view(api)) and "s2" in _services_of(_view(api))
+
+    # The three "services not appearing" cases, answered
+    assert api.ok("GET", "/services/s7/billing-status")["reason"] == "not_completed"
+    assert api.ok("GET", "/services/s6/billing-status")["reason"] == "not_billable"
+    invoiced = api.ok("GET", "/services/s1/billing-status")
+    assert (invoiced["reason"], invoiced["invoice_ids"]) == ("invoiced", [invoice["id"]])
+    assert api.ok("GET", "/services/s3/billing-status?date_to=2026-11-03")["reason"] == "outside_range"
+    assert api.ok("GET", "/services/s3/billing-status")["reason"] == "billable"
+
+    # Bulk: three selected customers, one invoice per destination each; dune has a QBD service
+    op = api.ok(
+        "POST",
+        "/billing/invoices",
+        json={"contact_ids": ["alba", "bay", "dune"], "issue_date": "2026-11-30"},
+        expect=202,
+    )
+    result = api.wait_operation(op["operation_id"])
+    assert result["status"] == "succeeded", result
+    per_customer = {r["contact_id"]: r for r in result["result"]["results"]}
+    assert {c: r["status"] for c, r in per_customer.items()} == {
+        "alba": "invoiced",
+        "bay": "invoiced",
+        "dune": "invoiced",
+    }
+    dune = api.ok("GET", f"/invoices/{per_customer['dune']['invoice_ids'][0]}")
+    assert (dune["destination"], dune["badge"], dune["sync_status"]) == (
+        "quickbooks_desktop",
+        "QBD",
+        "not_synced",
+    )
+    left = _view(api)
+    assert [c["contact_id"] for c in left["customers"]] == ["cove"]
+
+    # Deleting an invoice puts its services back on the page
+    api.ok("DELETE", f"/invoices/{invoice['id']}")
+    assert "s1" in _services_of(_view(api))
+    assert api.ok("GET", "/services/s1/billing-status")["reason"] == "billable"
+
+
+def test_bulk_reports_each_customer_and_one_failure_does_not_stop_the_others(stack, client: Client):
+    api = client
+    _setup(api)
+    _service(api, "q1", "alba", 3, billing_status="qbo")  # QuickBooks not connected: this one fails
+    _service(api, "l1", "bay", 4)
+    _service(api, "l2", "cove", 4)
+    op = api.ok("POST", "/billing/invoices", json={"issue_date": "2026-11-30"}, expect=202)
+    result = api.wait_operation(op["operation_id"])["result"]
+    statuses = {r["contact_id"]: r["status"] for r in result["results"]}
+    assert statuses == {"alba": "failed", "bay": "invoiced", "cove": "invoiced"}
+    assert "QuickBooks is not connected" in result["results"][0]["error"]["message"]
+    assert set(_services_of(_view(api))) == {"q1"}
+    # an unknown filter value is refused before any work
+    bad = api.post("/billing/invoices", json={"filters": {"worker_ids": ["ghost"]}})
+    assert bad.status_code == 422 and bad.json()["error"]["fields"][0]["field"] == "filters.worker"
+
+
+def test_quickbooks_services_sync_at_once_and_void_brings_them_back(stack, connected_client: Client):
+    api = connected_client
+    _setup(api, default_invoice_type="qbo")
+    _service(api, "v1", "bay", 3)
+    (invoice,) = api.ok(
+        "POST", "/billing/customers/bay/invoices", json={"issue_date": "2026-11-30"}, expect=201
+    )["invoices"]
+    assert invoice["destination"] == "quickbooks"
+
+    from tests.conftest import wait_for
+
+    synced = wait_for(
+        lambda: (i := api.ok("GET", f"/invoices/{invoice['id']}"))["sync_status"] == "synced" and i,
+        timeout=60,
+        what="the invoice in QuickBooks",
+    )
+    assert synced["badge"] == "QBO" and synced["status"] == "open"
+    api.ok("POST", f"/invoices/{invoice['id']}/void", json={})
+    assert set(_services_of(_view(api))) == {"v1"}
