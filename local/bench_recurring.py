@@ -316,11 +316,13 @@ def run(results: dict[str, Any]) -> None:
 def summary(results: dict[str, Any]) -> str:
     d = results["recurring_drafts"]
     f = results["recurring_balance_filters"]
-    worst = max(v["max_requests_per_page"] for v in f.values() if isinstance(v, dict))
+    # The seed's filters (goal <= 3); a list sorted by balance reads every match, apart.
+    worst = max(v["max_requests_per_page"] for k, v in f.items() if isinstance(v, dict) and "sorted" not in k)
+    ordered = max(v["max_requests_per_page"] for k, v in f.items() if isinstance(v, dict) and "sorted" in k)
     return (
         f"recurring drafts: {d['invoices_created']} invoices for {d['accounts']} accounts"
         f" in {d['seconds']} s,"
         f" {d['dynamodb_requests_per_invoice']} DynamoDB requests per invoice (goal <= 2)\n"
         f"balance filters over {f['invoices']} invoices: at most {worst} DynamoDB requests per page"
-        f" of {f['page']} (goal <= 3)"
+        f" of {f['page']} (goal <= 3); sorted by balance: {ordered} (every match is read)"
     )

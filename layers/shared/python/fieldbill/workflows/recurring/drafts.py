@@ -36,6 +36,7 @@ PeriodKey = Annotated[str, Field(min_length=7, max_length=10, pattern=r"^[0-9]{4
 # function's time-out is 900 s; the rest is room for the last write and its progress record).
 TIME_BUDGET_SECONDS = 600.0
 PROGRESS_EVERY = 100
+LOOKUP_ACCOUNTS = 50  # accounts whose existing charges one batch get reads (100 keys a request)
 
 
 class DraftsRequest(BaseModel):
@@ -81,12 +82,19 @@ def preview(tenant_id: str, request: DraftsRequest) -> recurring.RunPlan:
 
 
 def write_account(
-    tenant_id: str, account: recurring.AccountPlan, plan_: recurring.RunPlan, actor: str
+    tenant_id: str,
+    account: recurring.AccountPlan,
+    plan_: recurring.RunPlan,
+    actor: str,
+    known: dict[str, Any] | None = None,
 ) -> str:
-    """created | exists | skip_zero | too_many_lines | conflict: one account's part of the commit."""
+    """created | exists | skip_zero | too_many_lines | conflict: one account's part of the commit.
+    `known`: charges that are billable items already, read for many accounts at once."""
     if account.action != "create" or account.invoice is None:
         return account.action
-    existing = store.existing_items(tenant_id, [c.id for c in account.charges]) if account.charges else {}
+    if known is None:
+        known = store.existing_items(tenant_id, [c.id for c in account.charges]) if account.charges else {}
+    existing = {c.id: known[c.id] for c in account.charges if c.id in known}
     for item in existing.values():
         if item.status != str(dm.ItemStatus.PENDING):
             # Billed already: by this very invoice (a retry) or by another one (not twice).
@@ -141,8 +149,15 @@ def commit(
     accounts = current.accounts
     after = request.start_after
     index = next((n for n, a in enumerate(accounts) if after is None or a.contact_id > after), len(accounts))
+    known: dict[str, Any] = {}
+    looked_up_until = index
     while index < len(accounts):
-        outcome = write_account(tenant_id, accounts[index], current, actor)
+        if index >= looked_up_until:
+            # The charges of the next accounts that exist already: one batch get for many.
+            ahead = accounts[index : index + LOOKUP_ACCOUNTS]
+            known = store.existing_items(tenant_id, [c.id for a in ahead for c in a.charges])
+            looked_up_until = index + LOOKUP_ACCOUNTS
+        outcome = write_account(tenant_id, accounts[index], current, actor, known)
         counts[outcome] += 1
         if outcome == "conflict":
             conflicts.append(accounts[index].contact_id)
