@@ -11,7 +11,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from tests.conftest import Client, wait_for
+from tests.conftest import Client, connect_quickbooks, wait_for
 
 
 def _work(api: Client, contact: str = "c-1", entries: int = 2, day: int = 5) -> None:
@@ -41,6 +41,15 @@ def _work(api: Client, contact: str = "c-1", entries: int = 2, day: int = 5) -> 
         api.ok(
             "POST", f"/tasks/{task}/entries/{entry}/stop", json={"stopped_at": start.replace("T09", "T10")}
         )
+
+
+def _same(read: dict[str, Any], answered: dict[str, Any]) -> bool:
+    """GET /invoices/{id} also shows the contact's account balance and why a sync waits; the
+    rest is the invoice a command answered with."""
+    extra = ("account_balance", "sync_wait")
+    return {k: v for k, v in read.items() if k not in extra} == {
+        k: v for k, v in answered.items() if k not in extra
+    }
 
 
 def _run(api: Client, **body: Any) -> list[dict[str, Any]]:
@@ -114,7 +123,7 @@ def test_editing_a_draft_recomputes_totals_and_releases_removed_lines(client: Cl
     # And an edit against the old version is refused and changes nothing
     stale = api.patch(f"/invoices/{invoice['id']}", json={"version": invoice["version"], "memo": "x"})
     assert stale.status_code == 409, stale.text
-    assert api.ok("GET", f"/invoices/{invoice['id']}") == edited
+    assert _same(api.ok("GET", f"/invoices/{invoice['id']}"), edited)
 
 
 def test_a_bad_edit_names_the_field_and_changes_nothing(client: Client):
@@ -182,7 +191,7 @@ def test_deleting_a_draft_makes_its_items_billable_on_the_next_run(client: Clien
     # And a second delete is refused (409 naming the statuses) and changes nothing
     refused = api.delete(f"/invoices/{invoice['id']}")
     assert refused.status_code == 409, refused.text
-    assert api.ok("GET", f"/invoices/{invoice['id']}") == deleted
+    assert _same(api.ok("GET", f"/invoices/{invoice['id']}"), deleted)
 
 
 def test_voiding_voids_in_quickbooks_and_makes_items_billable_again(stack, connected_client: Client):
@@ -234,7 +243,7 @@ def test_payments_move_the_balance_and_status(client: Client):
     # and the same id with another amount is refused, not taken for a retry
     reused = api.post(f"{path}/payments", json={"id": "pay-1", "amount": "5.00"})
     assert reused.status_code == 409, reused.text
-    assert api.ok("GET", path) == again
+    assert _same(api.ok("GET", path), again)
     over = api.post(f"{path}/payments", json={"amount": "100.01"})
     assert over.status_code == 422 and "amount" in over.text, over.text
     paid = api.ok("POST", f"{path}/payments", json={"amount": "100.00", "method": "card"})
@@ -463,3 +472,33 @@ def test_an_illegal_change_of_each_invoice_machine_answers_409_naming_it_and_wri
     voided = api.ok("POST", f"{path}/void", json={})
     refused("POST", f"{path}/sync", "invoice_sync", "synced", "pending")
     assert api.ok("GET", path)["status"] == "void" and api.ok("GET", path)["version"] == voided["version"]
+
+
+def test_a_local_invoice_can_later_be_sent_to_quickbooks(client: Client, stack: Any):
+    # Given a tenant without QuickBooks: its run makes a local invoice, which cannot sync yet
+    api = client
+    _work(api, entries=1)
+    (invoice,) = _run(api)
+    path = f"/invoices/{invoice['id']}"
+    assert (invoice["destination"], invoice["badge"]) == ("local", "Local")
+    refused = api.post(f"{path}/sync", json={})
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"]["fields"][0]["field"] == "destination"
+    assert api.ok("GET", path)["destination"] == "local"
+    # When the company connects QuickBooks and the person sends the invoice there
+    connect_quickbooks(stack, api)
+    api.ok("POST", f"{path}/sync", json={}, expect=202)
+    # Then it goes to QuickBooks once, its history saying it moved from local
+    synced = wait_for(
+        lambda: (lambda i: i if i["sync_status"] == "synced" else None)(api.ok("GET", path)),
+        timeout=30,
+        what="the moved invoice synced",
+    )
+    assert synced["destination"] == "quickbooks" and synced["qbo_id"], synced
+    history = api.ok("GET", f"/history/invoice/{invoice['id']}")["history"]
+    assert any("moved from local to QuickBooks Online" in (h["reason"] or "") for h in history), history
+    realm = api.ok("GET", "/quickbooks/connection")["realm_id"]
+    assert len(stack.emulator.entities(realm, "Invoice")) == 1
+    # and asking again changes nothing
+    api.ok("POST", f"{path}/sync", json={}, expect=202)
+    assert api.ok("GET", path)["version"] == synced["version"]

@@ -270,7 +270,12 @@ def test_quickbooks_services_sync_at_once_and_void_brings_them_back(stack, conne
     from tests.conftest import wait_for
 
     synced = wait_for(
-        lambda: (i := api.ok("GET", f"/invoices/{invoice['id']}"))["sync_status"] == "synced" and i,
+        # synced, then opened by the same consumer right after
+        lambda: (
+            ((i := api.ok("GET", f"/invoices/{invoice['id']}"))["sync_status"], i["status"])
+            == ("synced", "open")
+            and i
+        ),
         timeout=60,
         what="the invoice in QuickBooks",
     )

@@ -271,7 +271,7 @@ def remove_payment(invoice_id: str, payment_id: str) -> out.InvoiceOut:
 
 @router.post(
     "/invoices/<invoice_id>/sync",
-    summary="Queue an invoice for sync to QuickBooks (202)",
+    summary="Queue an invoice for sync to QuickBooks (202); a local one moves there first",
     tags=["invoices"],
     status_code=202,
     responses=ACCEPTED,

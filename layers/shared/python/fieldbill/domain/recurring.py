@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 
-from fieldbill.domain import money
+from fieldbill.domain import money, tax
 from fieldbill.domain.errors import ValidationError
 from fieldbill.domain.model import (
     BillableItem,
@@ -67,7 +67,8 @@ from fieldbill.domain.model import (
     ProductScope,
 )
 
-MAX_LINES = 99  # an invoice and its items are one transaction of at most 100 actions
+# An invoice, its items and its number (counter and claim) are one transaction of at most 100 actions.
+MAX_LINES = 97
 DEFAULT_TERMS_DAYS = 30
 # Fixed forever: the id of (tenant, profile, period, account)'s invoice must never change.
 _PERIOD_INVOICE_NAMESPACE = uuid.UUID("0b9e8f1e-4a5c-5d3b-8c7e-2f6a1d9c4b30")
@@ -312,6 +313,7 @@ class RunInput:
     destination: Destination
     accounts: tuple[AccountInput, ...]
     unmapped_products: frozenset[str] = frozenset()  # products QuickBooks does not know yet
+    tax_rules: tax.TaxRules | None = None  # the tenant's tax codes: a draft is taxed as any invoice
 
 
 @dataclass(frozen=True, slots=True)
@@ -435,6 +437,8 @@ def plan_account(run: RunInput, account: AccountInput) -> AccountPlan:
             period=period.key,
             destination=run.destination,
         )
+        if run.tax_rules is not None:
+            invoice = tax.apply(invoice, run.tax_rules)
     fingerprint = _digest(
         {
             "contact": account.contact_id,
@@ -445,6 +449,7 @@ def plan_account(run: RunInput, account: AccountInput) -> AccountPlan:
             ],
             "balance": str(balance),
             "due": invoice.due_date.isoformat() if invoice else None,
+            "tax": str(invoice.tax_total) if invoice else None,
         }
     )
     return AccountPlan(
@@ -456,7 +461,7 @@ def plan_account(run: RunInput, account: AccountInput) -> AccountPlan:
         items=tuple(items),
         invoice=invoice,
         balance_forward=balance,
-        total=total,
+        total=invoice.total if invoice is not None else total,
         active_services=active,
         exceptions=tuple(exceptions),
         fingerprint=fingerprint,

@@ -346,6 +346,32 @@ def mark_sent(tenant_id: str, invoice_id: str, actor: str, via: str) -> Invoice:
     return get(tenant_id, invoice_id)
 
 
+def move_to_quickbooks(tenant_id: str, invoice_id: str, actor: str) -> Invoice:
+    """A local invoice goes to QuickBooks Online from now on: its destination changes in one
+    conditional write, with who and why in its history (the caller then queues its sync). One
+    already going there is answered as it is; a void or deleted one, or a job invoice, is refused."""
+    record = get(tenant_id, invoice_id)
+    if record.destination == str(dm.Destination.QUICKBOOKS):
+        return record
+    if record.destination != str(dm.Destination.LOCAL):
+        raise ValidationError(
+            "destination", f"a {record.destination} invoice cannot move to QuickBooks Online"
+        )
+    if record.status in (InvoiceStatus.VOID, InvoiceStatus.DELETED):
+        raise InvalidTransition(
+            SYNC_MACHINE.name, record.sync_status, SyncStatus.PENDING, f"the invoice is {record.status}"
+        )
+    check_unlocked(record, str(SyncStatus.PENDING))
+    why = "moved from local to QuickBooks Online"
+    actions: list[Action] = [
+        Invoice.destination.set(str(dm.Destination.QUICKBOOKS)),
+        Invoice.updated_at.set(now_iso()),
+        Invoice.history.set(Invoice.history.append([_note(actor, record.status, why)])),
+    ]
+    _write(record, actions, _unchanged(record) & (Invoice.destination == str(dm.Destination.LOCAL)), [])
+    return get(tenant_id, invoice_id)
+
+
 def open_synced(record: Invoice, actor: str) -> bool:
     """A draft QuickBooks now holds is open. False when it is not a draft (nothing to do) or
     changed meanwhile (whoever changed it decided its status)."""
@@ -708,10 +734,15 @@ _COMPARE = {
 }
 
 
+def _number_order(text: str) -> tuple[int, int, str]:
+    """Numbers in numeric order (999 before 1000), then anything else (ids) as text."""
+    return (0, int(text), "") if text.isdigit() else (1, 0, text)
+
+
 def _sort_key(field: str) -> Any:
     if field == "number":
         # The number a person sees (documents/views.number_of): ours, QuickBooks', else the id.
-        return lambda r: (r.number or r.qbo_doc_number or r.id, r.gsi1sk or "")
+        return lambda r: (_number_order(r.number or r.qbo_doc_number or r.id), r.gsi1sk or "")
     if field == "total":
         return lambda r: (Decimal(r.total or 0), r.gsi1sk or "")
     if field == "balance":

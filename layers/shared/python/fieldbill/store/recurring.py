@@ -27,6 +27,7 @@ from fieldbill.domain import recurring
 from fieldbill.domain.errors import Conflict, NotFound
 from fieldbill.domain.states import INVOICE_MACHINE, ITEM_MACHINE, SYNC_MACHINE
 from fieldbill.store import account_balances, billing, common, transitions
+from fieldbill.store import numbering as numbers
 from fieldbill.store.models import (
     META,
     BillableItem,
@@ -294,12 +295,14 @@ def write_period_invoice(
     period_key: str,
     balance_forward: Decimal,
     actor: str,
+    numbering: numbers.Mode = numbers.Mode.NONE,
 ) -> str:
-    """Put the period's invoice, its new charges and move its pending items, atomically.
+    """Put the period's invoice, its new charges and move its pending items, atomically; with
+    `numbering` automatic it takes the tenant's next invoice number in the same transaction.
 
     "created"; "exists" when this (profile, period, account) has its invoice already (nothing
     written); Conflict when an item was taken by another invoice meanwhile (nothing written)."""
-    if 1 + len(new_charges) + len(moved) > billing.TRANSACTION_MAX:
+    if 1 + len(new_charges) + len(moved) + billing.NUMBERING_PARTS > billing.TRANSACTION_MAX:
         raise Conflict("an invoice's items must fit one transaction")
     stamp = now_iso()
     record = billing.invoice_record(invoice)
@@ -329,13 +332,17 @@ def write_period_invoice(
         )
         for item in moved
     ]
+
+    def write(tx: TransactWrite, number: str | None) -> None:
+        record.number = number
+        tx.save(record, condition=Entity.pk.does_not_exist())
+        for charge in new_charges:
+            tx.save(_charge_record(charge, invoice, actor, stamp), condition=Entity.pk.does_not_exist())
+        for item, move in zip(moved, moves, strict=True):
+            tx.update(item, actions=move.actions, condition=move.condition)
+
     try:
-        with TransactWrite(connection=common.connection()) as tx:
-            tx.save(record, condition=Entity.pk.does_not_exist())
-            for charge in new_charges:
-                tx.save(_charge_record(charge, invoice, actor, stamp), condition=Entity.pk.does_not_exist())
-            for item, move in zip(moved, moves, strict=True):
-                tx.update(item, actions=move.actions, condition=move.condition)
+        numbers.write_numbered(invoice.tenant_id, billing.INVOICE_SEQUENCE, invoice.id, write, mode=numbering)
     except (TransactWriteError, PutError) as exc:
         if _first_refused(exc) or common.find(Invoice, record.pk) is not None:
             return "exists"

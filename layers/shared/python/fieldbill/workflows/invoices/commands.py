@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from fieldbill.domain import invoice_edits
 from fieldbill.domain.errors import InvalidTransition, Unavailable, ValidationError
-from fieldbill.domain.model import InvoiceStatus, SyncStatus
+from fieldbill.domain.model import Destination, InvoiceStatus, SyncStatus
 from fieldbill.observability import logger
 from fieldbill.store import invoice_sync, invoices
+from fieldbill.workflows.billing import destination
 from fieldbill.workflows.messages import QboSyncMessage
 from fieldbill.workflows.qbo_sync import enqueue, sends
 
@@ -140,10 +141,21 @@ def remove_payment(
 
 def sync(tenant_id: str, invoice_id: str, actor: str) -> str:
     """Queue a QuickBooks invoice for sync (again); its sync status. One already on its way (or
-    there at this version) is left as it is: a retry is safe."""
+    there at this version) is left as it is: a retry is safe. A local invoice moves to QuickBooks
+    Online first (the company must be connected)."""
     record = invoices.get(tenant_id, invoice_id)
-    if record.destination != "quickbooks":
-        raise ValidationError("destination", "this invoice is kept locally; it does not sync")
+    if record.destination == str(Destination.LOCAL):
+        # A local invoice can go to QuickBooks later, once the company is connected.
+        if not destination.uses_quickbooks(tenant_id):
+            raise ValidationError(
+                "destination",
+                "this invoice is kept locally: connect QuickBooks (GET /quickbooks/connect) to send it there",
+            )
+        record = invoices.move_to_quickbooks(tenant_id, invoice_id, actor)
+    if record.destination != str(Destination.QUICKBOOKS):
+        raise ValidationError(
+            "destination", f"a {record.destination} invoice does not sync to QuickBooks Online"
+        )
     if record.status in (InvoiceStatus.VOID, InvoiceStatus.DELETED):
         raise InvalidTransition(
             "invoice_sync", record.sync_status, SyncStatus.PENDING, f"the invoice is {record.status}"

@@ -28,6 +28,7 @@ from fieldbill.domain import recurring
 from fieldbill.domain.errors import Conflict
 from fieldbill.observability import logger
 from fieldbill.store import recurring as store
+from fieldbill.workflows.billing.destination import invoice_rules
 from fieldbill.workflows.billing.destination import resolve as resolve_destination
 
 RecordId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
@@ -62,15 +63,17 @@ def plan(tenant_id: str, request: DraftsRequest) -> recurring.RunPlan:
     period = recurring.period_for(profile, request.period)
     data = store.load_run_data(tenant_id, profile.id)
     accounts = recurring.select_accounts(data.accounts, request.contact_ids)
+    destination = resolve_destination(tenant_id, request.destination)
     run = recurring.RunInput(
         tenant_id=tenant_id,
         profile=profile,
         period=period,
         invoice_date=request.invoice_date or period.default_invoice_date(),
         skip_zero=profile.skip_zero if request.skip_zero is None else request.skip_zero,
-        destination=resolve_destination(tenant_id, request.destination),
+        destination=destination,
         accounts=accounts,
         unmapped_products=data.unmapped_products,
+        tax_rules=invoice_rules(tenant_id, destination).tax,
     )
     return recurring.plan_run(run)
 
@@ -112,6 +115,7 @@ def write_account(
             period_key=plan_.period.key,
             balance_forward=account.balance_forward,
             actor=actor,
+            numbering=invoice_rules(tenant_id, account.invoice.destination).numbering,
         )
     except Conflict as exc:
         logger.warning(

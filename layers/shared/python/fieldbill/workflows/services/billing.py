@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from fieldbill.domain import invoicing
+from fieldbill.domain import invoicing, tax
 from fieldbill.domain import model as dm
 from fieldbill.domain import service_pricing as sp
 from fieldbill.domain.errors import Conflict, DomainError, NotFound, ValidationError
@@ -34,7 +34,8 @@ if TYPE_CHECKING:  # records come from store/ functions; the classes only type t
 PAGE_CUSTOMERS = 50
 PROGRESS_EVERY = 25  # customers between progress writes when customers are selected
 # An invoice's items move in the same transaction as the invoice (100 actions at most).
-MAX_ITEMS_PER_INVOICE = billing_store.TRANSACTION_MAX - 1
+# The invoice's put, and the counter and claim of its number (store/numbering.py).
+MAX_ITEMS_PER_INVOICE = billing_store.TRANSACTION_MAX - 1 - billing_store.NUMBERING_PARTS
 BillingStatusFilter = Literal["unbilled", "local", "quickbooks", "unbillable"]
 RecordId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
@@ -271,6 +272,8 @@ def write_customer_invoices(
         by_destination.setdefault(destination, []).append(rec)
     written: list[dm.Invoice] = []
     for destination in sorted(by_destination, key=str):
+        # Numbered and taxed as every new invoice is (the tenant's sequence, its default tax code).
+        rules = destinations.invoice_rules(tenant_id, destination)
         for part in _chunks(by_destination[destination]):
             items = [billing_store.item_to_domain(r) for r in part]
             invoice = invoicing.build_invoice(
@@ -281,7 +284,8 @@ def write_customer_invoices(
                 net_days=net,
                 destination=destination,
             )
-            billing_store.write_invoice(invoice, part, actor)
+            invoice = tax.apply(invoice, rules.tax)
+            billing_store.write_invoice(invoice, part, actor, rules.numbering)
             written.append(invoice)
     return written
 
