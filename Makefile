@@ -56,7 +56,8 @@ test-integration: venv node-deps ## adapters against moto and the QuickBooks emu
 	$(BIN)/pytest -q -p no:cacheprovider -n 2 tests/integration tests/emulator
 
 test-e2e: venv ## the whole local stack over HTTP
-	$(BIN)/pytest -q -p no:cacheprovider -n 2 tests/e2e
+	$(BIN)/pytest -q -p no:cacheprovider -n 2 -m "not solo" tests/e2e
+	$(BIN)/pytest -q -p no:cacheprovider -m solo tests/e2e
 
 fuzz: venv ## schemathesis against the served OpenAPI (fixed seed, 150 s budget): 0 server errors, 0 schema failures
 	$(BIN)/python -m local.fuzz --seconds $${FUZZ_SECONDS:-150} --seed $${FUZZ_SEED:-20261202}

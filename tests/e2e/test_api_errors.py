@@ -24,7 +24,10 @@ def test_an_unexpected_error_is_logged_with_the_request_id_and_answered_500(
     client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from fieldbill.observability import logger
-    from fieldbill.store import catalog
+
+    # store/work.py binds catalog's functions when first imported: import it before the patch,
+    # or a process whose first use of it falls inside this test keeps the broken one for good.
+    from fieldbill.store import catalog, work  # noqa: F401
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("the table went away")

@@ -23,6 +23,9 @@ import requests
 from fieldbill.quickbooks.mapping import invoice_marker
 from tests.conftest import ROOT, Client, choose_settings, wait_for
 
+# Served subprocesses with real-time webhooks: run alone, after the parallel part of the suite.
+pytestmark = pytest.mark.solo
+
 
 class Served:
     """One `python -m local serve` on a data directory: its endpoints as the banner printed them."""

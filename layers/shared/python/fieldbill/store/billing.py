@@ -537,24 +537,13 @@ def invoice_record(invoice: dm.Invoice) -> Invoice:
     )
 
 
-def write_invoice(
-    invoice: dm.Invoice,
-    items: Sequence[BillableItem],
-    actor: str,
-    numbering: numbers.Mode = numbers.Mode.NONE,
-) -> bool:
-    """Put the invoice and move its items from pending to invoiced in one transaction; with
-    `numbering` automatic, the invoice takes the tenant's next invoice number in that same
-    transaction (store/numbering.py: a retry or a refused write never burns or repeats one).
-
-    True when written; False when a retry finds this very invoice already written (same
-    deterministic id). Conflict when another invoice took one of the items first.
-    """
-    if len(items) + 1 + NUMBERING_PARTS > TRANSACTION_MAX:
-        raise ValueError("an invoice's items must fit one transaction; split the group first")
+def new_invoice(
+    invoice: dm.Invoice, items: Sequence[BillableItem], actor: str, reason: str
+) -> tuple[Invoice, list[transitions.Change]]:
+    """A new invoice's record (born draft and not synced, with its first history entry) and the
+    moves of its items pending -> invoiced, for the caller's one transaction."""
     stamp = now_iso()
     record = invoice_record(invoice)
-    reason = f"generated from {len(items)} item(s)"
     born = INVOICE_MACHINE.begin(
         invoice.id, dm.InvoiceStatus(record.status), at=now(), actor=actor, reason=reason
     )
@@ -579,6 +568,25 @@ def write_invoice(
         )
         for item in items
     ]
+    return record, moves
+
+
+def write_invoice(
+    invoice: dm.Invoice,
+    items: Sequence[BillableItem],
+    actor: str,
+    numbering: numbers.Mode = numbers.Mode.NONE,
+) -> bool:
+    """Put the invoice and move its items from pending to invoiced in one transaction; with
+    `numbering` automatic, the invoice takes the tenant's next invoice number in that same
+    transaction (store/numbering.py: a retry or a refused write never burns or repeats one).
+
+    True when written; False when a retry finds this very invoice already written (same
+    deterministic id). Conflict when another invoice took one of the items first.
+    """
+    if len(items) + 1 + NUMBERING_PARTS > TRANSACTION_MAX:
+        raise ValueError("an invoice's items must fit one transaction; split the group first")
+    record, moves = new_invoice(invoice, items, actor, f"generated from {len(items)} item(s)")
 
     def write(tx: TransactWrite, number: str | None) -> None:
         record.number = number

@@ -25,7 +25,7 @@ from fieldbill.clock import now, now_iso
 from fieldbill.domain import model as dm
 from fieldbill.domain import recurring
 from fieldbill.domain.errors import Conflict, NotFound
-from fieldbill.domain.states import INVOICE_MACHINE, ITEM_MACHINE, SYNC_MACHINE
+from fieldbill.domain.states import ITEM_MACHINE
 from fieldbill.store import account_balances, billing, common, transitions
 from fieldbill.store import numbering as numbers
 from fieldbill.store.models import (
@@ -305,33 +305,11 @@ def write_period_invoice(
     if 1 + len(new_charges) + len(moved) + billing.NUMBERING_PARTS > billing.TRANSACTION_MAX:
         raise Conflict("an invoice's items must fit one transaction")
     stamp = now_iso()
-    record = billing.invoice_record(invoice)
+    reason = f"bill profile {profile_id}, period {period_key}"
+    record, moves = billing.new_invoice(invoice, moved, actor, reason)
     record.bill_profile_id = profile_id
     record.period_key = period_key
     record.balance_forward = balance_forward
-    reason = f"bill profile {profile_id}, period {period_key}"
-    born = INVOICE_MACHINE.begin(invoice.id, dm.InvoiceStatus.DRAFT, at=now(), actor=actor, reason=reason)
-    SYNC_MACHINE.begin(invoice.id, dm.SyncStatus(record.sync_status), at=born.at, actor=actor)
-    record.created_at = record.updated_at = stamp
-    record.history = [common.history_entry(actor, None, born.to_status, reason)]
-    moves = [
-        transitions.change(
-            BillableItem,
-            "status",
-            ITEM_MACHINE,
-            item.id,
-            item.status,
-            str(dm.ItemStatus.INVOICED),
-            actor=actor,
-            reason=f"invoice {invoice.id}",
-            extra=[
-                BillableItem.invoice_id.set(invoice.id),
-                BillableItem.destination.set(str(invoice.destination)),
-                BillableItem.gsi1pk.set(BillableItem.status_key(item.tenant_id, str(dm.ItemStatus.INVOICED))),
-            ],
-        )
-        for item in moved
-    ]
 
     def write(tx: TransactWrite, number: str | None) -> None:
         record.number = number
