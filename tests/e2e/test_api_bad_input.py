@@ -328,6 +328,18 @@ CASES: list[tuple[str, str, Any, int, str, str | None]] = [
         "destination",
     ),
     ("GET", "/billable-items?destination=desktop", None, 400, "validation_error", "destination"),
+    # found by the fuzzer: each was a 500
+    ("POST", "/bill-profiles/ghost/periods/0/preview", {}, 422, "validation_error", "period"),
+    ("POST", "/bill-profiles/ghost/periods/0/drafts", {}, 422, "validation_error", "period"),
+    ("GET", "/billing?tag=" + "x" * 60, None, 400, "validation_error", "tag"),
+    (
+        "PATCH",
+        "/services/ghost",
+        {"inventory": [{"item_id": "i-1", "quantity": "1"}]},
+        404,
+        "not_found",
+        None,
+    ),
     ("PATCH", "/billable-items/{item}", {"status": "void"}, 422, "validation_error", "status"),
     (
         "PATCH",

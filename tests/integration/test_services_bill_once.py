@@ -74,7 +74,11 @@ def test_concurrent_bulk_creations_put_each_service_on_at_most_one_live_invoice(
     )
     assert set(invoiced) == set(seeded.contact_ids) and max(invoiced.values()) == 1
     losers = [r for res in results for r in res["results"] if r["status"] == "failed"]
-    assert all("another request" in r["error"]["message"] for r in losers)
+    # (a loser learns it from its items, or from the invoice-number counter the winners moved)
+    assert all(
+        "another request" in r["error"]["message"] or "sequence is busy" in r["error"]["message"]
+        for r in losers
+    ), losers
     # and nothing is left on the billing page
     assert services.billing_view(tenant_id, services.Filters()).customers == []
 

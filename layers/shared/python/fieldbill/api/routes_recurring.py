@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from pydantic import Field
+from pydantic import ValidationError as PydanticValidationError
 
 from fieldbill.api import context, views
 from fieldbill.api import responses as out
@@ -195,15 +196,19 @@ def _preview(plan: recurring.RunPlan) -> PreviewOut:
 def _drafts_request(profile_id: str, period: str, body: DraftsIn) -> drafts.DraftsRequest:
     if body.contact_ids is not None and len(set(body.contact_ids)) != len(body.contact_ids):
         raise ValidationError("contact_ids", "an account is chosen twice")
-    return drafts.DraftsRequest(
-        bill_profile_id=profile_id,
-        period=period,
-        contact_ids=body.contact_ids,
-        invoice_date=body.invoice_date,
-        skip_zero=body.skip_zero,
-        destination=Destination(body.destination) if body.destination else None,
-        preview_fingerprint=body.preview_fingerprint,
-    )
+    try:
+        return drafts.DraftsRequest(
+            bill_profile_id=profile_id,
+            period=period,
+            contact_ids=body.contact_ids,
+            invoice_date=body.invoice_date,
+            skip_zero=body.skip_zero,
+            destination=Destination(body.destination) if body.destination else None,
+            preview_fingerprint=body.preview_fingerprint,
+        )
+    except PydanticValidationError as exc:  # a path parameter of the wrong shape: 422 naming it
+        first = exc.errors()[0]
+        raise ValidationError(str(first["loc"][0]) if first["loc"] else "period", first["msg"]) from None
 
 
 # ---------------------------------------------------------------------------- bill profiles

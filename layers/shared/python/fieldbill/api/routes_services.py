@@ -10,7 +10,8 @@ from typing import Annotated, Any, Literal
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
-from pydantic import Field, StrictBool, StrictInt, model_validator
+from pydantic import BaseModel, Field, StrictBool, StrictInt, model_validator
+from pydantic import ValidationError as PydanticValidationError
 
 from fieldbill.api import context, views
 from fieldbill.api import responses as out
@@ -519,7 +520,9 @@ def _service(record: Any) -> ServiceOut:
 
 def _used(data: dict[str, Any]) -> dict[str, Any]:
     if data.get("inventory") is not None:
-        data["inventory"] = [{k: v for k, v in u.items() if v is not None} for u in data["inventory"]]
+        # A PATCH's changes keep the nested models; a POST's body is plain data already.
+        plain = [u.model_dump() if isinstance(u, BaseModel) else u for u in data["inventory"]]
+        data["inventory"] = [{k: v for k, v in u.items() if v is not None} for u in plain]
     return data
 
 
@@ -739,18 +742,24 @@ def billing_view(
     cursor: Cursor = None,
 ) -> BillingViewOut:
     try:
-        filters = billing.Filters(
-            date_from=date_from,
-            date_to=date_to,
-            billing_status=billing_status,
-            service_type_ids=_list_param("service_type", service_type),
-            worker_ids=_list_param("worker", worker),
-            tags=_list_param("tag", tag),
-            tag_match=tag_match,
-        )
+        try:
+            filters = billing.Filters(
+                date_from=date_from,
+                date_to=date_to,
+                billing_status=billing_status,
+                service_type_ids=_list_param("service_type", service_type),
+                worker_ids=_list_param("worker", worker),
+                tags=_list_param("tag", tag),
+                tag_match=tag_match,
+            )
+        except PydanticValidationError as bad:  # a value too long or too many: 400 naming the parameter
+            first = bad.errors()[0]
+            name = {"service_type_ids": "service_type", "worker_ids": "worker", "tags": "tag"}
+            field = str(first["loc"][0]) if first["loc"] else "filters"
+            raise ValidationError(name.get(field, field), first["msg"]) from None
         view = billing.billing_view(_tenant(), filters, limit, cursor)
     except ValidationError as exc:
-        if exc.field in ("service_type", "worker", "date_to"):
+        if exc.field in ("service_type", "worker", "tag", "date_to"):
             raise _bad_value(exc) from None
         raise
     return BillingViewOut(
