@@ -282,3 +282,16 @@ def test_quickbooks_services_sync_at_once_and_void_brings_them_back(stack, conne
     assert synced["badge"] == "QBO" and synced["status"] == "open"
     api.ok("POST", f"/invoices/{invoice['id']}/void", json={})
     assert set(_services_of(_view(api))) == {"v1"}
+
+
+def test_a_service_has_an_audit_trail_and_its_items_filter_by_kind(client: Client):
+    api = client
+    _setup(api)
+    _service(api, "v-audit", "bay", 2)
+    # Its history says who recorded and completed it
+    history = api.ok("GET", "/history/service/v-audit")["history"]
+    assert history and history[-1]["to"] == "completed", history
+    # Its billable items list by their line kind like task work does
+    items = api.ok("GET", "/billable-items?line_kind=service")["items"]
+    assert [i["line_kind"] for i in items] == ["service"] and items[0]["id"].startswith("v-audit.")
+    assert api.get("/billable-items?line_kind=nonsense").status_code == 400

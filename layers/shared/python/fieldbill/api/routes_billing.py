@@ -19,7 +19,7 @@ from fieldbill.api.schemas import (
     DayQuery,
     GenerateIn,
     IdQuery,
-    LineKind,
+    ItemLineKind,
     PageLimit,
     ReasonIn,
 )
@@ -70,7 +70,7 @@ def list_items(
     status: Annotated[ItemStatus, Query()] = "pending",
     contact_id: IdQuery = None,
     task_id: IdQuery = None,
-    line_kind: Annotated[LineKind | None, Query()] = None,
+    line_kind: Annotated[ItemLineKind | None, Query()] = None,
     destination: Annotated[Destination | None, Query()] = None,
     date_from: DayQuery = None,
     date_to: DayQuery = None,

@@ -135,6 +135,19 @@ Unit = Annotated[str, Field(min_length=1, max_length=20)]
 AccountRef = Annotated[str, Field(min_length=1, max_length=100)]
 ProductKind = Literal["service", "goods", "inventory", "non_inventory"]
 LineKind = Literal["task_entry", "goods", "expense", "transport_distance", "transport_time"]
+# Every kind of billable item in the ledger: task work, completed services, recurring charges.
+ItemLineKind = Literal[
+    "task_entry",
+    "goods",
+    "expense",
+    "transport_distance",
+    "transport_time",
+    "service",
+    "inventory",
+    "trip_fee",
+    "surcharge",
+    "recurring",
+]
 Scope = Literal["task", "contact", "membership", "team", "tenant"]
 Prices = Annotated[dict[Id, Money], Field(max_length=2000)]
 

@@ -23,6 +23,8 @@ from fieldbill.store.models import (
     ProductAssignment,
     Task,
     TaskEntry,
+    Visit,
+    Worker,
 )
 
 # The entity names of /history/{entity}/{id} that are one record per id (assignments and entries
@@ -35,6 +37,8 @@ HISTORY: Mapping[str, type[Entity]] = {
     "billing-run": BillingRun,
     "operation": Operation,
     "job": Job,  # job-shop jobs (issue 14)
+    "service": Visit,  # completed services (issue 17)
+    "worker": Worker,
 }
 
 
