@@ -386,10 +386,10 @@ class Accounting:
         d["Line"] = out_lines
         return lines, subtotal, discount_total
 
-    def _prepare_invoice(self, c: Company, d: dict[str, Any], existing, params, now) -> dict[str, Any]:
-        d["CustomerRef"] = self._customer_ref(c, d)
+    def _txn_totals(self, c: Company, d: dict[str, Any], params) -> tuple[Any, Any, Any]:
+        """Lines, discount and tax of a sales transaction (invoice or credit memo): the tax sent,
+        or the automated one when the company computes it; TxnTaxDetail set on `d`."""
         lines, subtotal, discount_total = self._txn_lines(c, d)
-
         raw_tax = d.get("TxnTaxDetail")
         tax_detail: dict[str, Any] = raw_tax if isinstance(raw_tax, dict) else {}
         tax = _money(tax_detail.get("TotalTax"), "TxnTaxDetail.TotalTax") or ZERO
@@ -400,6 +400,11 @@ class Accounting:
             tax = tax_detail["TotalTax"]
         tax_detail["TotalTax"] = tax
         d["TxnTaxDetail"] = tax_detail
+        return tax, subtotal, discount_total
+
+    def _prepare_invoice(self, c: Company, d: dict[str, Any], existing, params, now) -> dict[str, Any]:
+        d["CustomerRef"] = self._customer_ref(c, d)
+        tax, subtotal, discount_total = self._txn_totals(c, d, params)
         d["TotalAmt"] = subtotal - discount_total + tax
         if existing is not None and ("Invoice", existing["Id"]) in c.voided:
             d["TotalAmt"] = ZERO
@@ -576,17 +581,7 @@ class Accounting:
     # "CreditMemo"), which then lowers the invoice's Balance instead.
     def _prepare_creditmemo(self, c: Company, d: dict[str, Any], existing, params, now) -> dict[str, Any]:
         d["CustomerRef"] = self._customer_ref(c, d)
-        lines, subtotal, discount_total = self._txn_lines(c, d)
-        raw_tax = d.get("TxnTaxDetail")
-        tax_detail: dict[str, Any] = raw_tax if isinstance(raw_tax, dict) else {}
-        tax = _money(tax_detail.get("TotalTax"), "TxnTaxDetail.TotalTax") or ZERO
-        if c.automated_sales_tax:
-            explicit = tax if params.get(TAX_SENT) else None
-            d["ApplyTaxAfterDiscount"] = bool(d.get("ApplyTaxAfterDiscount", False))
-            tax_detail = self._automated_tax(c, d, lines, subtotal, discount_total, explicit)
-            tax = tax_detail["TotalTax"]
-        tax_detail["TotalTax"] = tax
-        d["TxnTaxDetail"] = tax_detail
+        tax, subtotal, discount_total = self._txn_totals(c, d, params)
         total = subtotal - discount_total + tax
         if total < 0:
             raise errors.business("Business Validation Error: A credit memo cannot be negative.", "Line")
