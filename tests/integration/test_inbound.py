@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -17,7 +18,16 @@ from fieldbill.store.models import META, Contact, Entity, Product, QboConnection
 from fieldbill.workflows.inbound import consumer, pulls
 from fieldbill.workflows.inbound.applier import Applier
 from fieldbill.workflows.messages import InboundMessage
-from tests.integration.test_qbo_sync import qbo_connect, qbo_tenant, seed_contact, sqs_event
+from tests.integration.test_qbo_sync import (
+    qbo_connect,
+    qbo_tenant,
+    seed_contact,
+    seed_invoice,
+    seed_product,
+    send,
+    sqs_event,
+    wait_settled,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -295,3 +305,29 @@ def test_a_wait_whose_copy_sqs_refuses_keeps_the_original_delivery(
     answer = consumer.consume(event, None)
     # the original is reported failed: it comes back by itself, nothing is dropped
     assert answer["batchItemFailures"] == [{"itemIdentifier": event["Records"][0]["messageId"]}]
+
+
+def test_our_invoice_arriving_in_quickbooks_refreshes_its_customers_balance(stack, company):
+    # Given our invoice synced and applied back (QuickBooks holds exactly our copy), while the
+    # contact carries the balance QuickBooks reported before the invoice (its customer was read
+    # first; QuickBooks sends no event when only a customer's balance changes)
+    tenant, realm = company
+    seed_contact(tenant, "Balance Pools")
+    seed_product(tenant, "Weekly pool service")
+    invoice = seed_invoice(tenant)
+    send(stack, tenant, invoice.id)
+    (synced,) = wait_settled(tenant, [invoice.id])
+    assert synced.sync_status == "synced", synced.sync_error
+    pulls.apply_event(tenant, "Invoice", str(synced.qbo_id), "Update")
+    contact = Entity.get(Contact.key(tenant, "c1"), META, consistent_read=True)
+    contact.update(actions=[Contact.balance.set(Decimal("0"))])
+    # When QuickBooks' event for that invoice's creation is applied (nothing on it to take)
+    applied = pulls.apply_event(tenant, "Invoice", str(synced.qbo_id), "Create")
+    # Then the customer is read again: its balance there now includes the invoice
+    assert applied.unchanged >= 1
+    after = Entity.get(Contact.key(tenant, "c1"), META, consistent_read=True)
+    assert Decimal(after.balance) == invoice.total == Decimal("145.00")
+    # And a later event for the same unchanged invoice reads nothing more
+    calls = stack.emulator.calls(realm)["total"]
+    pulls.apply_event(tenant, "Invoice", str(synced.qbo_id), "Update")
+    assert stack.emulator.calls(realm)["total"] == calls + 1  # the invoice, not its customer

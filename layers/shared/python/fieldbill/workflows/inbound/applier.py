@@ -162,7 +162,9 @@ class Applier:
             if operation == "Delete":
                 self.invoice_gone(entity_id, "deleted in QuickBooks", result)
                 return result
-            self.invoice(self.client.read("Invoice", entity_id), result)
+            # A new invoice in QuickBooks raises its customer's balance there even when it is
+            # exactly our copy (nothing to take): read the customer then, not on every event.
+            self.invoice(self.client.read("Invoice", entity_id), result, created=operation == "Create")
         elif entity == "Payment":
             self.payment(entity_id, result)
         else:
@@ -298,9 +300,12 @@ class Applier:
         rest = note[start + len(marker) :]
         return rest.split()[0] if rest.strip() else None
 
-    def invoice(self, row: dict[str, Any], result: Applied, refresh_customer: bool = True) -> None:
+    def invoice(
+        self, row: dict[str, Any], result: Applied, refresh_customer: bool = True, created: bool = False
+    ) -> None:
         """Balance (and paid when it reaches 0) from QuickBooks' current copy of our invoice; its
-        customer's balance is read again (QuickBooks sends no event when only that changes)."""
+        customer's balance is read again when ours changed or the invoice is new there
+        (QuickBooks sends no event when only a customer's balance changes)."""
         invoice_id = self._our_invoice_id(row)
         for _attempt in range(ATTEMPTS):
             ours = qbo_links.invoice(self.tenant_id, invoice_id) if invoice_id else None
@@ -325,6 +330,8 @@ class Applier:
             status = str(states.status_from_quickbooks_balance(InvoiceStatus(ours.status), balance, total))
             if balance == ours.balance and status == ours.status and incoming == held:
                 result.unchanged += 1
+                if created and refresh_customer:
+                    self._refresh_customer(row, result)
                 return
             try:
                 qbo_links.apply_invoice_balance(
