@@ -13,6 +13,7 @@ from fieldbill.domain.model import EntryStatus, GroupingMode, InvoiceStatus, Ite
 from fieldbill.domain.states import (
     INVOICE_MACHINE,
     ITEM_MACHINE,
+    OPERATION_FINISHED,
     OPERATION_MACHINE,
     RUN_MACHINE,
     SYNC_MACHINE,
@@ -363,3 +364,32 @@ def test_an_operation_runs_once_and_ends_once() -> None:
     ]:
         with pytest.raises(InvalidTransition):
             OPERATION_MACHINE.transition("op1", current, target, **WHO)
+
+
+# --- cancelling an operation (wt-door) ----------------------------------------------------------
+def test_a_person_cancels_an_operation_only_before_it_ends() -> None:
+    # Given a queued or running operation / Then a person may cancel it
+    for current in (OperationStatus.QUEUED, OperationStatus.RUNNING):
+        record = OPERATION_MACHINE.transition(
+            "op1", current, OperationStatus.CANCELLED, reason="wrong selection", **WHO
+        )
+        assert (record.from_status, record.to_status, record.reason) == (
+            current.value,
+            "cancelled",
+            "wrong selection",
+        )
+    # and an ended one is refused, naming the machine and both statuses
+    for current in (OperationStatus.SUCCEEDED, OperationStatus.FAILED):
+        with pytest.raises(InvalidTransition) as refused:
+            OPERATION_MACHINE.transition("op1", current, OperationStatus.CANCELLED, **WHO)
+        assert (refused.value.machine, refused.value.from_status, refused.value.to_status) == (
+            "operation",
+            current,
+            "cancelled",
+        )
+    # and a cancelled operation goes nowhere (its worker may not resume it)
+    for target in (OperationStatus.RUNNING, OperationStatus.SUCCEEDED, OperationStatus.FAILED):
+        with pytest.raises(InvalidTransition):
+            OPERATION_MACHINE.transition("op1", OperationStatus.CANCELLED, target, **WHO)
+    assert OperationStatus.CANCELLED in OPERATION_FINISHED
+    assert OperationStatus.RUNNING not in OPERATION_FINISHED

@@ -167,6 +167,21 @@ def get_operation(operation_id: str) -> out.OperationOut:
     return views.operation(jobs.get_operation(tenant, operation_id))
 
 
+# wt-door: a person stops a long operation.
+@router.post(
+    "/operations/<operation_id>/cancel",
+    summary="Cancel a queued or running operation (what it did so far stays done)",
+    tags=["operations"],
+    responses=OK,
+)
+def cancel_operation(operation_id: str, body: ReasonIn) -> out.OperationOut:
+    """Cancelled at once, with who and why in its history; its worker stops at its next progress
+    write and records how far it got in the result (`cancelled: true`). An ended or cancelled
+    operation: 409 invalid_transition naming the machine; an unknown id: 404."""
+    tenant = context.tenant_id(router)
+    return views.operation(jobs.cancel(tenant, operation_id, context.actor(router), body.reason))
+
+
 # ---------------------------------------------------------------------------- billing runs
 @router.post(
     "/billing-runs",

@@ -48,3 +48,13 @@ class ValidationError(DomainError):
 class Unavailable(DomainError):
     """A change was written but its follow-up (a queued message) was not: the same request again
     is safe and completes it."""
+
+
+class OperationCancelled(Exception):
+    """A person cancelled the operation a worker is running (wt-door): the worker stops where it
+    is. Not a DomainError on purpose: the per-record `except DomainError` of a bulk command must
+    not take it for one record's refusal and go on."""
+
+    def __init__(self, operation_id: str) -> None:
+        super().__init__(f"operation {operation_id!r} was cancelled")
+        self.operation_id = operation_id

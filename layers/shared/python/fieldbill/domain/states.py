@@ -18,6 +18,7 @@
 | quickbooks_     | disconnected -> connected (OAuth callback); connected -> needs_reconnect  |
 | connection      | (tokens refused) | disconnected; needs_reconnect -> connected | disconnected |
 | operation       | queued -> running | failed; running -> succeeded | failed                 |
+|                 | queued, running -> cancelled (a person stops it; what it did stays done)  |
 
 A record is born in one of its machine's initial statuses (`StateMachine.begin`): an invoice as
 draft and not_synced, an item as pending, a run and an operation as queued.
@@ -216,16 +217,26 @@ class OperationStatus(enum.StrEnum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    # A person stopped it (POST /operations/{id}/cancel); its worker stops at its next progress
+    # write, which is conditional on running, and records how far it got.
+    CANCELLED = "cancelled"
 
 
 OPERATION_MACHINE: StateMachine[OperationStatus] = StateMachine(
     "operation",
     {
-        OperationStatus.QUEUED: frozenset({OperationStatus.RUNNING, OperationStatus.FAILED}),
-        OperationStatus.RUNNING: frozenset({OperationStatus.SUCCEEDED, OperationStatus.FAILED}),
+        OperationStatus.QUEUED: frozenset(
+            {OperationStatus.RUNNING, OperationStatus.FAILED, OperationStatus.CANCELLED}
+        ),
+        OperationStatus.RUNNING: frozenset(
+            {OperationStatus.SUCCEEDED, OperationStatus.FAILED, OperationStatus.CANCELLED}
+        ),
     },
     initial=frozenset({OperationStatus.QUEUED}),
 )
+
+# An operation in one of these is over: its worker does nothing more for it.
+OPERATION_FINISHED = frozenset({OperationStatus.SUCCEEDED, OperationStatus.FAILED, OperationStatus.CANCELLED})
 
 
 # --- QuickBooks connection ------------------------------------------------------------------

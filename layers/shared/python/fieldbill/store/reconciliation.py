@@ -55,18 +55,18 @@ def create(tenant_id: str, date_from: date, date_to: date, actor: str) -> Operat
 def start(tenant_id: str, operation_id: str, actor: str) -> Operation | None:
     """The operation, running; None when it finished already (a redelivered message)."""
     operation = runs.get_operation(tenant_id, operation_id)
-    if operation.status in (OperationStatus.SUCCEEDED, OperationStatus.FAILED):
+    if runs.is_finished(operation):  # ended, or cancelled by a person (wt-door)
         return None
     if operation.status == OperationStatus.QUEUED:
-        runs.set_operation(operation, OperationStatus.RUNNING, actor)
+        runs.finish_operation(operation, OperationStatus.RUNNING, actor)
     return operation
 
 
 def finish(operation: Operation, result: dict[str, Any], actor: str) -> None:
-    runs.set_operation(operation, OperationStatus.SUCCEEDED, actor, result=result)
+    runs.finish_operation(operation, OperationStatus.SUCCEEDED, actor, result=result)
 
 
 def fail(tenant_id: str, operation_id: str, error: dict[str, Any], actor: str) -> None:
     operation = runs.get_operation(tenant_id, operation_id)
-    if operation.status not in (OperationStatus.SUCCEEDED, OperationStatus.FAILED):
-        runs.set_operation(operation, OperationStatus.FAILED, actor, error=error)
+    if not runs.is_finished(operation):
+        runs.finish_operation(operation, OperationStatus.FAILED, actor, error=error)

@@ -18,9 +18,15 @@ from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
 from fieldbill.clock import now, now_iso
-from fieldbill.domain.errors import Conflict
+from fieldbill.domain.errors import Conflict, InvalidTransition, OperationCancelled
 from fieldbill.domain.model import RunStatus
-from fieldbill.domain.states import OPERATION_MACHINE, RUN_FINISHED, RUN_MACHINE, OperationStatus
+from fieldbill.domain.states import (
+    OPERATION_FINISHED,
+    OPERATION_MACHINE,
+    RUN_FINISHED,
+    RUN_MACHINE,
+    OperationStatus,
+)
 from fieldbill.store import common, transitions
 from fieldbill.store.models import META, BillingRun, Entity, Operation, RunLock
 
@@ -298,7 +304,9 @@ def set_operation(
 
 
 def record_progress(operation: Operation, result: dict[str, Any]) -> None:
-    """A running operation's partial result (its progress); not a status change."""
+    """A running operation's partial result (its progress); not a status change. Refused when the
+    operation is no longer running: if a person cancelled it, the partial result is kept on the
+    cancelled record (how far it got) and OperationCancelled tells the worker to stop there."""
     try:
         operation.update(
             actions=[Operation.result.set(result), Operation.updated_at.set(now_iso())],
@@ -307,3 +315,76 @@ def record_progress(operation: Operation, result: dict[str, Any]) -> None:
     except UpdateError as exc:
         if not common.conditional_failed(exc):
             raise
+        stopped(operation, result)
+
+
+# ---------------------------------------------------------------------------- cancelling operations (wt-door)
+def cancel_operation(tenant_id: str, operation_id: str, actor: str, reason: str | None) -> Operation:
+    """A person stops a queued or running operation: cancelled, with who and why in its history,
+    in one write conditional on the status read. Its worker stops at its next progress write
+    (`record_progress`) and what it did so far stays done. An ended operation, or one cancelled
+    already, is InvalidTransition (409 naming the machine and both statuses); a retry of the same
+    request is answered by its Idempotency-Key."""
+    for _ in range(3):  # a worker may move it queued -> running meanwhile: decide again
+        operation = get_operation(tenant_id, operation_id)
+        if operation.status == OperationStatus.CANCELLED:
+            raise InvalidTransition(
+                OPERATION_MACHINE.name, operation.status, OperationStatus.CANCELLED, "already cancelled"
+            )
+        try:
+            transitions.apply(
+                operation,
+                "status",
+                OPERATION_MACHINE,
+                str(OperationStatus.CANCELLED),
+                actor=actor,
+                reason=reason or "cancelled",
+            )
+        except InvalidTransition:
+            raise
+        except Conflict:
+            continue
+        return get_operation(tenant_id, operation_id)
+    raise Conflict(f"operation {operation_id!r} keeps changing; read it again")
+
+
+def stopped(operation: Operation, result: dict[str, Any] | None) -> None:
+    """A worker's write was refused because the operation is no longer running. When a person
+    cancelled it, keep the worker's result on it (marked `cancelled`: how far it got; the status
+    stays) and raise OperationCancelled; any other end is left as it is (a redelivered message)."""
+    current = get_operation(operation.tenant_id, operation.id)
+    if current.status != OperationStatus.CANCELLED:
+        return
+    if result is not None:
+        try:
+            current.update(
+                actions=[Operation.result.set({**result, "cancelled": True})],
+                condition=Operation.status == str(OperationStatus.CANCELLED),
+            )
+        except UpdateError as exc:
+            if not common.conditional_failed(exc):
+                raise
+    raise OperationCancelled(operation.id)
+
+
+def finish_operation(
+    operation: Operation,
+    status: OperationStatus,
+    actor: str,
+    result: dict[str, Any] | None = None,
+    error: dict[str, Any] | None = None,
+    reason: str | None = None,
+) -> None:
+    """`set_operation` for a worker: if a person cancelled the operation meanwhile (the write is
+    refused, or the machine refuses cancelled -> `status`), its result is kept on the cancelled
+    record and OperationCancelled raised, so the worker stops without calling it an error."""
+    try:
+        set_operation(operation, status, actor, result=result, error=error, reason=reason)
+    except Conflict:  # InvalidTransition included: the status read or written is not running
+        stopped(operation, result)
+        raise
+
+
+def is_finished(operation: Operation) -> bool:
+    """Nothing left for a worker to do (succeeded, failed or cancelled)."""
+    return OperationStatus(operation.status) in OPERATION_FINISHED

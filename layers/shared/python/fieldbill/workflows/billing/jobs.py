@@ -12,6 +12,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pydantic import BaseModel
 
 from fieldbill.domain import model as dm
+from fieldbill.domain.errors import OperationCancelled
 from fieldbill.domain.states import OperationStatus
 from fieldbill.observability import logger
 from fieldbill.settings import get_settings
@@ -51,14 +52,32 @@ def get_operation(tenant_id: str, operation_id: str) -> Operation:
     return runs.get_operation(tenant_id, operation_id)
 
 
+def cancel(tenant_id: str, operation_id: str, actor: str, reason: str | None) -> Operation:
+    """A person stops an operation (POST /operations/{id}/cancel): its worker sees it at its next
+    progress write (store/runs.record_progress) and stops there."""
+    return runs.cancel_operation(tenant_id, operation_id, actor, reason)
+
+
 def handle_record(record: SQSRecord) -> None:
     message = JobMessage.model_validate_json(record.body)
+    try:
+        _handle(message)
+    except OperationCancelled:
+        # A person cancelled it: the worker stopped at its next write, what it did stays done and
+        # the operation's result says how far it got. Not an error: the message is done.
+        logger.info(
+            "operation cancelled: stopped",
+            extra={"tenant_id": message.tenant_id, "operation_id": message.operation_id},
+        )
+
+
+def _handle(message: JobMessage) -> None:
     operation = get_operation(message.tenant_id, message.operation_id)
-    if operation.status in (OperationStatus.SUCCEEDED, OperationStatus.FAILED):
-        return  # a redelivered message: the work is done
+    if runs.is_finished(operation):
+        return  # a redelivered message (the work is done), or cancelled before it started
     logger.append_keys(tenant_id=message.tenant_id, operation_id=message.operation_id)
     if operation.status == OperationStatus.QUEUED:  # else a redelivery after a crash: still running
-        runs.set_operation(operation, OperationStatus.RUNNING, message.actor)
+        runs.finish_operation(operation, OperationStatus.RUNNING, message.actor)
     request = (
         operation.request.as_dict() if hasattr(operation.request, "as_dict") else dict(operation.request)
     )
@@ -66,13 +85,15 @@ def handle_record(record: SQSRecord) -> None:
         result = _run(message, request)
         if result is None:
             return  # handed over to a fresh copy of its message (it goes on from its progress)
+    except OperationCancelled:
+        raise
     except Exception as exc:
         error = {"type": type(exc).__name__, "message": str(exc)[:2000]}
-        runs.set_operation(operation, OperationStatus.FAILED, message.actor, error=error)
+        runs.finish_operation(operation, OperationStatus.FAILED, message.actor, error=error)
         if isinstance(exc, (ValueError,)) or exc.__class__.__module__.startswith("fieldbill.domain"):
             return  # a permanent problem with the request: recorded, not retried
         raise
-    runs.set_operation(operation, OperationStatus.SUCCEEDED, message.actor, result=result)
+    runs.finish_operation(operation, OperationStatus.SUCCEEDED, message.actor, result=result)
 
 
 def _run(message: JobMessage, request: dict[str, Any]) -> dict[str, Any] | None:
@@ -169,4 +190,4 @@ def _recurring_drafts(message: JobMessage, request: dict[str, Any]) -> dict[str,
     return None
 
 
-__all__ = ["CompileRequest", "GenerateRequest", "get_operation", "handle_record", "submit"]
+__all__ = ["CompileRequest", "GenerateRequest", "cancel", "get_operation", "handle_record", "submit"]

@@ -28,6 +28,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from fieldbill.clock import now_iso
+from fieldbill.domain.errors import OperationCancelled
 from fieldbill.domain.money import cents
 from fieldbill.observability import logger
 from fieldbill.quickbooks import mapping
@@ -242,11 +243,14 @@ def customer_balances(tenant_id: str, client: QboClient, contact_ids: set[str]) 
 
 def run(tenant_id: str, operation_id: str, date_from: date, date_to: date, actor: str) -> dict[str, Any]:
     """The report, recorded as the operation's result."""
-    operation = reconciliation.start(tenant_id, operation_id, actor)
-    if operation is None:
-        return {}  # done already (a redelivery)
-    result = report(tenant_id, date_from, date_to)
-    reconciliation.finish(operation, result, actor)
+    try:
+        operation = reconciliation.start(tenant_id, operation_id, actor)
+        if operation is None:
+            return {}  # done already (a redelivery), or cancelled
+        result = report(tenant_id, date_from, date_to)
+        reconciliation.finish(operation, result, actor)
+    except OperationCancelled:
+        return {}  # a person cancelled it meanwhile: the report is kept on it, nothing else to do
     logger.info("reconciliation done", extra={"tenant_id": tenant_id, "counts": result["counts"]})
     return result
 
