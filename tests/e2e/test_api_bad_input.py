@@ -354,8 +354,8 @@ CASES: list[tuple[str, str, Any, int, str, str | None]] = [
     # illegal state changes
     ("POST", E + "/{stopped}/stop", {"stopped_at": "2024-03-04T11:00:00Z"}, 409, "conflict", None),
     ("POST", E + "/{billed}/stop", {"stopped_at": "2024-03-04T11:00:00Z"}, 422, "validation_error", "kind"),
-    ("PATCH", E + "/{billed}", {"quantity": 5}, 409, "conflict", None),
-    ("DELETE", E + "/{billed}", None, 409, "conflict", None),
+    ("PATCH", E + "/{billed}", {"quantity": 5}, 409, "invalid_transition", None),
+    ("DELETE", E + "/{billed}", None, 409, "invalid_transition", None),
     ("DELETE", "/contacts/{contact}", None, 409, "conflict", None),
     ("DELETE", "/products/{product}", None, 409, "conflict", None),
     ("DELETE", "/tasks/{task}", None, 409, "conflict", None),

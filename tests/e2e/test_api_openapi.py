@@ -67,3 +67,16 @@ def test_every_operation_declares_its_answers_and_the_one_error_schema() -> None
     assert public["security"] == [{}]
     schemas = document["components"]["schemas"]
     assert "HTTPValidationError" not in schemas and "ResponseValidationError" not in schemas
+
+
+def test_the_operation_cancel_route_is_declared_with_its_answers() -> None:
+    # wt-door: POST /operations/{id}/cancel answers the operation, or the one error (404, 409)
+    cancel = generated()["paths"]["/operations/{operation_id}/cancel"]["post"]
+    error_ref = {"$ref": "#/components/schemas/ErrorOut"}
+    assert cancel["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/OperationOut"
+    }
+    for status in ("404", "409"):
+        assert cancel["responses"][status]["content"]["application/json"]["schema"] == error_ref
+    body = cancel["requestBody"]["content"]["application/json"]["schema"]
+    assert body == {"$ref": "#/components/schemas/ReasonIn"}

@@ -393,3 +393,21 @@ def test_a_person_cancels_an_operation_only_before_it_ends() -> None:
             OPERATION_MACHINE.transition("op1", OperationStatus.CANCELLED, target, **WHO)
     assert OperationStatus.CANCELLED in OPERATION_FINISHED
     assert OperationStatus.RUNNING not in OPERATION_FINISHED
+
+
+# --- a billed entry is frozen (wt-door) -----------------------------------------------------------
+def test_a_billed_entry_refuses_edit_stop_and_delete_naming_the_entry_machine() -> None:
+    from fieldbill.domain.states import check_entry_unbilled
+
+    # Given an unbilled entry / Then anything may be asked of it
+    for requested in ("edited", "stopped", "deleted"):
+        check_entry_unbilled("e1", EntryStatus.UNBILLED, requested)
+    # Given a billed entry / Then each is refused, naming task_entry, billed and what was asked
+    for requested in ("edited", "stopped", "deleted"):
+        with pytest.raises(InvalidTransition) as refused:
+            check_entry_unbilled("e1", EntryStatus.BILLED, requested)
+        assert (refused.value.machine, refused.value.from_status, refused.value.to_status) == (
+            "task_entry",
+            "billed",
+            requested,
+        )

@@ -398,7 +398,7 @@ class OperationOut(Record):
 
 class OperationAccepted(Out):
     operation_id: str
-    status: str = Field(description="poll GET /operations/{operation_id} until succeeded or failed")
+    status: str = Field(description="poll GET /operations/{operation_id} until succeeded, failed or cancelled")
 
 
 class SyncAccepted(Out):

@@ -453,3 +453,14 @@ VISIT_MACHINE: StateMachine[VisitStatus] = StateMachine(
     {VisitStatus.SCHEDULED: frozenset({VisitStatus.COMPLETED})},
     initial=frozenset({VisitStatus.SCHEDULED, VisitStatus.COMPLETED}),
 )
+
+
+# --- a billed entry is frozen (wt-door) -----------------------------------------------------------
+def check_entry_unbilled(entry_id: str, status: EntryStatus, requested: str) -> None:
+    """Editing, stopping or deleting an entry is asked of an unbilled one only: a billed entry is
+    what its billable items bill (void them to unbill it first). The refusal names the entry's
+    machine, its status and what was asked ("edited", "stopped", "deleted"), like an invoice edit."""
+    if status is EntryStatus.BILLED:
+        raise InvalidTransition(
+            ENTRY_MACHINE.name, status, requested, f"entry {entry_id!r} is billed: void its items first"
+        )

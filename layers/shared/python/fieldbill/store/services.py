@@ -17,7 +17,7 @@ from typing import Any
 from fieldbill.clock import now, now_iso
 from fieldbill.domain import model as dm
 from fieldbill.domain import service_pricing as sp
-from fieldbill.domain.errors import Conflict, NotFound, ValidationError
+from fieldbill.domain.errors import Conflict, InvalidTransition, NotFound, ValidationError
 from fieldbill.domain.states import ITEM_MACHINE, VISIT_MACHINE, VisitStatus
 from fieldbill.store import billing, catalog, common, transitions
 from fieldbill.store.models import (
@@ -444,6 +444,12 @@ def create_completed(tenant_id: str, actor: str, data: Mapping[str, Any]) -> Vis
 
 def complete_visit(tenant_id: str, visit_id: str, actor: str) -> Visit:
     record = get_visit(tenant_id, visit_id)
+    if record.status == VisitStatus.COMPLETED:
+        # The machine calls this "already there" (a Conflict); said with both statuses for the
+        # client, as a second disconnect is (wt-door: every machine's refusal names it).
+        raise InvalidTransition(
+            VISIT_MACHINE.name, record.status, VisitStatus.COMPLETED, "already completed: it is billed once"
+        )
     return complete(record, actor, new=False)
 
 

@@ -14,6 +14,8 @@ from typing import Any
 
 from fieldbill.clock import now_iso
 from fieldbill.domain.errors import Conflict, ValidationError
+from fieldbill.domain.model import EntryStatus
+from fieldbill.domain.states import check_entry_unbilled
 from fieldbill.store import common
 from fieldbill.store.catalog import create, delete, get, new_id, same, update
 from fieldbill.store.models import META, Task, TaskEntry
@@ -152,8 +154,7 @@ def update_entry(
 ) -> TaskEntry:
     """Edit an unbilled entry; its place in the unbilled index follows its new times."""
     record = get_entry(tenant_id, task_id, entry_id)
-    if record.billed:
-        raise Conflict(f"entry {entry_id!r} is billed; it cannot be edited")
+    check_entry_unbilled(entry_id, _status(record), "edited")
     values = {k: getattr(record, k) for k in record.get_attributes()} | dict(changes)
     check_entry(record.kind, values)
     full = dict(changes)
@@ -180,8 +181,7 @@ def stop_entry(tenant_id: str, task_id: str, entry_id: str, stopped_at: datetime
     record = get_entry(tenant_id, task_id, entry_id)
     if record.kind != "time":
         raise ValidationError("kind", "only time entries are started and stopped")
-    if record.billed:
-        raise Conflict(f"entry {entry_id!r} is billed")
+    check_entry_unbilled(entry_id, _status(record), "stopped")
     if record.stopped_at:
         raise Conflict(f"entry {entry_id!r} is already stopped")
     started = _parse(record.started_at)
@@ -205,11 +205,15 @@ def stop_entry(tenant_id: str, task_id: str, entry_id: str, stopped_at: datetime
 
 def delete_entry(tenant_id: str, task_id: str, entry_id: str, actor: str) -> None:
     record = get_entry(tenant_id, task_id, entry_id)
-    if record.billed:
-        raise Conflict(f"entry {entry_id!r} is billed; it cannot be deleted")
+    check_entry_unbilled(entry_id, _status(record), "deleted")
     delete(
         record,
         actor,
         condition=(TaskEntry.billed == False),  # noqa: E712
         refused=f"entry {entry_id!r} was billed meanwhile; it was not deleted",
     )
+
+
+def _status(record: TaskEntry) -> EntryStatus:
+    """The entry's status in ENTRY_MACHINE's words (the record keeps it as `billed`)."""
+    return EntryStatus.BILLED if record.billed else EntryStatus.UNBILLED
