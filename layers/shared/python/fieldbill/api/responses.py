@@ -398,7 +398,9 @@ class OperationOut(Record):
 
 class OperationAccepted(Out):
     operation_id: str
-    status: str = Field(description="poll GET /operations/{operation_id} until succeeded, failed or cancelled")
+    status: str = Field(
+        description="poll GET /operations/{operation_id} until it succeeded, failed or is cancelled"
+    )
 
 
 class SyncAccepted(Out):
