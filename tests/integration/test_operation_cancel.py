@@ -15,8 +15,9 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from fieldbill.domain.errors import InvalidTransition, NotFound, OperationCancelled
 from fieldbill.domain.states import OperationStatus
 from fieldbill.store import runs
-from fieldbill.workflows.billing import jobs
+from fieldbill.workflows.billing import jobs, pages
 from fieldbill.workflows.invoices import bulk
+from tests.integration.seed import entries_of, seed_work
 
 
 def _operation(tenant_id: str, ids: list[str]) -> Any:
@@ -105,3 +106,22 @@ def test_an_ended_or_cancelled_operation_is_not_cancelled_again(stack, tenant_id
     assert (again.value.from_status, again.value.to_status) == ("cancelled", "cancelled")
     with pytest.raises(NotFound):
         runs.cancel_operation(tenant_id, "no-such-operation", "bob", None)
+
+
+def test_a_cancelled_compile_stops_between_pages_and_its_pages_stay_billed(stack, tenant_id):
+    # Given 12 unbilled entries, compiled 5 a page by a running compile operation
+    seeded = seed_work(tenant_id, contacts=4, entries_per_contact=3)
+    operation = runs.create_operation(tenant_id, uuid.uuid4().hex, "compile", {}, "alice")
+    runs.set_operation(operation, OperationStatus.RUNNING, "worker")
+
+    def progress(partial: dict[str, Any]) -> None:
+        runs.cancel_operation(tenant_id, operation.id, "bob", "too early")
+        runs.record_progress(operation, partial)
+
+    # When a person cancels it after its first page / Then it stops there
+    with pytest.raises(OperationCancelled):
+        pages.compile_all(tenant_id, "worker", pages.Scope(), limit=5, progress=progress)
+    billed = [e for e in entries_of(tenant_id, seeded) if e.billed]
+    assert len(billed) == 5  # the first page, whole; the other 7 wait for the next compile
+    result = runs.get_operation(tenant_id, operation.id).result.as_dict()
+    assert (result["entries_billed"], result["cancelled"]) == (5, True)

@@ -19,6 +19,7 @@ from fieldbill.domain.states import (
     SYNC_MACHINE,
     OperationStatus,
     bill_entry,
+    check_entry_unbilled,
     invoice_item,
     release_item,
     set_invoice_status,
@@ -397,8 +398,6 @@ def test_a_person_cancels_an_operation_only_before_it_ends() -> None:
 
 # --- a billed entry is frozen (wt-door) -----------------------------------------------------------
 def test_a_billed_entry_refuses_edit_stop_and_delete_naming_the_entry_machine() -> None:
-    from fieldbill.domain.states import check_entry_unbilled
-
     # Given an unbilled entry / Then anything may be asked of it
     for requested in ("edited", "stopped", "deleted"):
         check_entry_unbilled("e1", EntryStatus.UNBILLED, requested)

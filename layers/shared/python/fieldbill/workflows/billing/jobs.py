@@ -106,8 +106,13 @@ def _run(message: JobMessage, request: dict[str, Any]) -> dict[str, Any] | None:
             date_from=req.date_from.isoformat() if req.date_from else None,
             date_to=req.date_to.isoformat() if req.date_to else None,
         )
+        operation = get_operation(message.tenant_id, message.operation_id)
         done = billing.compile_all(
-            message.tenant_id, message.actor, scope, run_id=f"op-{message.operation_id}"
+            message.tenant_id,
+            message.actor,
+            scope,
+            run_id=f"op-{message.operation_id}",
+            progress=lambda partial: runs.record_progress(operation, partial),
         )
         return {
             "entries_billed": done.entries_billed,

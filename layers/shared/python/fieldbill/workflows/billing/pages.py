@@ -7,7 +7,7 @@ bills nothing twice, and a generate retried writes the same invoices (determinis
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -99,9 +99,16 @@ def compile_page(
 
 
 def compile_all(
-    tenant_id: str, actor: str, scope: Scope, run_id: str | None = None, limit: int = COMPILE_PAGE
+    tenant_id: str,
+    actor: str,
+    scope: Scope,
+    run_id: str | None = None,
+    limit: int = COMPILE_PAGE,
+    progress: Callable[[dict[str, int]], None] | None = None,
 ) -> CompileResult:
-    """Compile page after page until no candidate is left; the counts are the pages' sums."""
+    """Compile page after page until no candidate is left; the counts are the pages' sums.
+    `progress` hears the counts after each page but the last (an operation's progress write,
+    where a cancelled operation stops: each page is whole, so it stops between pages)."""
     total = CompileResult()
     cursor = None
     while True:
@@ -114,6 +121,14 @@ def compile_all(
         cursor = page.cursor
         if not cursor:
             return total
+        if progress is not None:
+            progress(
+                {
+                    "entries_billed": total.entries_billed,
+                    "items_created": total.items_created,
+                    "entries_skipped": total.entries_skipped,
+                }
+            )
 
 
 @dataclass
