@@ -81,7 +81,7 @@ def test_a_worker_finishing_after_the_cancel_keeps_its_result_on_the_cancelled_r
     before = runs.get_operation(tenant_id, operation.id)
     # When the worker records its end / Then it is told it was cancelled, not succeeded
     with pytest.raises(OperationCancelled):
-        runs.finish_operation(operation, OperationStatus.SUCCEEDED, "worker", result={"processed": 1})
+        runs.advance_operation(operation, OperationStatus.SUCCEEDED, "worker", result={"processed": 1})
     after = runs.get_operation(tenant_id, operation.id)
     assert after.status == "cancelled" and len(after.history) == len(before.history)
     assert after.result.as_dict() == {"processed": 1, "cancelled": True}

@@ -58,15 +58,15 @@ def start(tenant_id: str, operation_id: str, actor: str) -> Operation | None:
     if runs.is_finished(operation):  # ended, or cancelled by a person (wt-door)
         return None
     if operation.status == OperationStatus.QUEUED:
-        runs.finish_operation(operation, OperationStatus.RUNNING, actor)
+        runs.advance_operation(operation, OperationStatus.RUNNING, actor)
     return operation
 
 
 def finish(operation: Operation, result: dict[str, Any], actor: str) -> None:
-    runs.finish_operation(operation, OperationStatus.SUCCEEDED, actor, result=result)
+    runs.advance_operation(operation, OperationStatus.SUCCEEDED, actor, result=result)
 
 
 def fail(tenant_id: str, operation_id: str, error: dict[str, Any], actor: str) -> None:
     operation = runs.get_operation(tenant_id, operation_id)
     if not runs.is_finished(operation):
-        runs.finish_operation(operation, OperationStatus.FAILED, actor, error=error)
+        runs.advance_operation(operation, OperationStatus.FAILED, actor, error=error)

@@ -315,7 +315,7 @@ def record_progress(operation: Operation, result: dict[str, Any]) -> None:
     except UpdateError as exc:
         if not common.conditional_failed(exc):
             raise
-        stopped(operation, result)
+        raise_if_cancelled(operation, result)
 
 
 # ---------------------------------------------------------------------------- cancelling operations (wt-door)
@@ -348,7 +348,7 @@ def cancel_operation(tenant_id: str, operation_id: str, actor: str, reason: str 
     raise Conflict(f"operation {operation_id!r} keeps changing; read it again")
 
 
-def stopped(operation: Operation, result: dict[str, Any] | None) -> None:
+def raise_if_cancelled(operation: Operation, result: dict[str, Any] | None) -> None:
     """A worker's write was refused because the operation is no longer running. When a person
     cancelled it, keep the worker's result on it (marked `cancelled`: how far it got; the status
     stays) and raise OperationCancelled; any other end is left as it is (a redelivered message)."""
@@ -367,7 +367,7 @@ def stopped(operation: Operation, result: dict[str, Any] | None) -> None:
     raise OperationCancelled(operation.id)
 
 
-def finish_operation(
+def advance_operation(
     operation: Operation,
     status: OperationStatus,
     actor: str,
@@ -381,7 +381,7 @@ def finish_operation(
     try:
         set_operation(operation, status, actor, result=result, error=error, reason=reason)
     except Conflict:  # InvalidTransition included: the status read or written is not running
-        stopped(operation, result)
+        raise_if_cancelled(operation, result)
         raise
 
 

@@ -77,7 +77,7 @@ def _handle(message: JobMessage) -> None:
         return  # a redelivered message (the work is done), or cancelled before it started
     logger.append_keys(tenant_id=message.tenant_id, operation_id=message.operation_id)
     if operation.status == OperationStatus.QUEUED:  # else a redelivery after a crash: still running
-        runs.finish_operation(operation, OperationStatus.RUNNING, message.actor)
+        runs.advance_operation(operation, OperationStatus.RUNNING, message.actor)
     request = (
         operation.request.as_dict() if hasattr(operation.request, "as_dict") else dict(operation.request)
     )
@@ -89,11 +89,11 @@ def _handle(message: JobMessage) -> None:
         raise
     except Exception as exc:
         error = {"type": type(exc).__name__, "message": str(exc)[:2000]}
-        runs.finish_operation(operation, OperationStatus.FAILED, message.actor, error=error)
+        runs.advance_operation(operation, OperationStatus.FAILED, message.actor, error=error)
         if isinstance(exc, (ValueError,)) or exc.__class__.__module__.startswith("fieldbill.domain"):
             return  # a permanent problem with the request: recorded, not retried
         raise
-    runs.finish_operation(operation, OperationStatus.SUCCEEDED, message.actor, result=result)
+    runs.advance_operation(operation, OperationStatus.SUCCEEDED, message.actor, result=result)
 
 
 def _run(message: JobMessage, request: dict[str, Any]) -> dict[str, Any] | None:
