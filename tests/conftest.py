@@ -85,7 +85,7 @@ class Client:
     def wait_operation(self, operation_id: str, timeout: float = 60.0) -> dict[str, Any]:
         def done() -> dict[str, Any] | None:
             op = self.ok("GET", f"/operations/{operation_id}")
-            return op if op["status"] in ("succeeded", "failed") else None
+            return op if op["status"] in ("succeeded", "failed", "cancelled") else None
 
         return wait_for(done, timeout, what=f"operation {operation_id}")
 
