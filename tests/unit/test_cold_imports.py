@@ -47,3 +47,19 @@ def test_handler_import_leaves_heavy_modules_for_first_use(function: str) -> Non
     assert [m for m in NEVER_AT_IMPORT if m in loaded] == []
     if function in RUN_STEPS:
         assert "pydantic" not in loaded
+
+
+# --- issue 11 (handler cold import): a handler loads only what its own flow calls.
+# Only these two call QuickBooks on every message; every other handler records or queues its work,
+# so requests (with charset_normalizer, idna, http.cookiejar) is not theirs to load.
+QUICKBOOKS_CALLERS = ("qbo_sync", "inbound")
+# Powertools' OpenAPI models (~40 pydantic models rebuilt at import) only build the document.
+OPENAPI_MODELS = "aws_lambda_powertools.event_handler.openapi.models"
+
+
+@pytest.mark.parametrize("function", sorted(p.name for p in (ROOT / "functions").iterdir() if p.is_dir()))
+def test_only_the_quickbooks_callers_load_the_http_client(function: str) -> None:
+    loaded = _loaded(function)
+    if function not in QUICKBOOKS_CALLERS:
+        assert "requests" not in loaded
+    assert OPENAPI_MODELS not in loaded

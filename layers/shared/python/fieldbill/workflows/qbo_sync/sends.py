@@ -14,14 +14,16 @@ from fieldbill.domain import delivery
 from fieldbill.domain.errors import InvalidTransition, Unavailable
 from fieldbill.domain.model import InvoiceStatus, SyncStatus
 from fieldbill.observability import logger
-from fieldbill.quickbooks.client import request_id
 from fieldbill.quickbooks.errors import Permanent, Transient
+from fieldbill.quickbooks.ids import request_id
 from fieldbill.store import invoices, messages, qbo_send
 from fieldbill.workflows.messages import QboSyncMessage
-from fieldbill.workflows.qbo_sync.tenants import Tenant
 
 if TYPE_CHECKING:  # records come from store/ functions; the classes only type them
     from fieldbill.store.models import Invoice
+
+    # Typing only: the route and the jobs worker call chosen/send, which need no QuickBooks client.
+    from fieldbill.workflows.qbo_sync.tenants import Tenant
 
 ACTOR = "qbo_sync"
 
