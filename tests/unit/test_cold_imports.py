@@ -63,3 +63,17 @@ def test_only_the_quickbooks_callers_load_the_http_client(function: str) -> None
     if function not in QUICKBOOKS_CALLERS:
         assert "requests" not in loaded
     assert OPENAPI_MODELS not in loaded
+
+
+# The jobs worker loads a kind's own module with the first message of that kind (its compile and
+# generate, the common kinds, load at import).
+JOBS_KIND_MODULES = (
+    "fieldbill.workflows.invoices.bulk",
+    "fieldbill.workflows.recurring.drafts",
+    "fieldbill.workflows.services.billing",
+)
+
+
+def test_jobs_worker_loads_a_kinds_module_with_its_first_message() -> None:
+    loaded = _loaded("jobs")
+    assert [m for m in JOBS_KIND_MODULES if m in loaded] == []
