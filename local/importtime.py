@@ -161,7 +161,83 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# --- issue 11: before / after in the same rounds (python -m local.importtime --against REV)
+def compare(rev: str, runs: int = 5) -> dict[str, dict[str, float]]:
+    """Each handler's import over bare boto3 from `rev` (its layers/ and functions/, by git archive)
+    and from this tree, measured in the same rounds (bare boto3, then every handler from both
+    trees), so a burst of load lands on both alike; medians of `runs` rounds, with bytecode."""
+    with (
+        tempfile.TemporaryDirectory() as old_root,
+        tempfile.TemporaryDirectory() as pyc_old,
+        tempfile.TemporaryDirectory() as pyc_new,
+        tempfile.TemporaryDirectory() as probe_dir,
+    ):
+        tree = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", rev, "layers", "functions"], capture_output=True, check=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", old_root], input=tree, check=True)
+        old_env = _environment(pyc_old, compiled=True)
+        old_env["PYTHONPATH"] = f"{Path(old_root) / 'layers/shared/python'}:{old_root}"
+        envs = {"before": old_env, "after": _environment(pyc_new, compiled=True)}
+        boto3_probe = os.path.join(probe_dir, "app.py")
+        Path(boto3_probe).write_text(BOTO3_PROBE)
+        probes: list[tuple[str, str, str]] = []
+        for spec in Template().functions().values():
+            relative = spec.code_dir.relative_to(ROOT) / "app.py"
+            probes.append((spec.logical_id, "before", str(Path(old_root) / relative)))
+            probes.append((spec.logical_id, "after", str(ROOT / relative)))
+        for name, side, path in probes:  # writes the bytecode the measured rounds read
+            _once(path, envs[side], name)
+        samples: dict[tuple[str, str], list[tuple[float, float, int]]] = {}
+        for _ in range(runs):
+            samples.setdefault((BOTO3, "after"), []).append(_once(boto3_probe, envs["after"], BOTO3))
+            for name, side, path in probes:
+                samples.setdefault((name, side), []).append(_once(path, envs[side], name))
+    median = {
+        key: (statistics.median(v[0] for v in values), statistics.median(v[1] for v in values), values[-1][2])
+        for key, values in samples.items()
+    }
+    boto3_wall, boto3_cpu, boto3_modules = median[(BOTO3, "after")]
+    results: dict[str, dict[str, float]] = {
+        BOTO3: {"wall_ms": round(boto3_wall, 1), "cpu_ms": round(boto3_cpu, 1), "modules": boto3_modules}
+    }
+    for name in dict.fromkeys(name for name, _side, _path in probes):
+        (bw, bc, bm), (aw, ac, am) = median[(name, "before")], median[(name, "after")]
+        results[name] = {
+            "cpu_over_boto3_before": round(bc - boto3_cpu, 1),
+            "cpu_over_boto3_after": round(ac - boto3_cpu, 1),
+            "wall_over_boto3_before": round(bw - boto3_wall, 1),
+            "wall_over_boto3_after": round(aw - boto3_wall, 1),
+            "modules_over_boto3_before": bm - boto3_modules,
+            "modules_over_boto3_after": am - boto3_modules,
+        }
+    return results
+
+
+def compare_table(rev: str, results: dict[str, Any]) -> str:
+    boto3 = results[BOTO3]
+    lines = [
+        f"handler import over bare boto3 ({boto3['cpu_ms']:.0f} ms CPU), {rev} -> this tree, same rounds",
+        f"  {'function':<24} {'CPU before':>10} {'after':>6} {'wall before':>12} {'after':>6}"
+        f" {'modules before':>15} {'after':>6}",
+    ]
+    for name, row in results.items():
+        if name == BOTO3:
+            continue
+        lines.append(
+            f"  {name:<24} {row['cpu_over_boto3_before']:>10.0f} {row['cpu_over_boto3_after']:>6.0f}"
+            f" {row['wall_over_boto3_before']:>12.0f} {row['wall_over_boto3_after']:>6.0f}"
+            f" {row['modules_over_boto3_before']:>15.0f} {row['modules_over_boto3_after']:>6.0f}"
+        )
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--against":
+        compared = compare(sys.argv[2])
+        print(compare_table(sys.argv[2], compared), file=sys.stderr)
+        print(json.dumps(compared, indent=2))
+        sys.exit(0)
     figures = measure()
     print(table(figures), file=sys.stderr)
     print(json.dumps(figures, indent=2))

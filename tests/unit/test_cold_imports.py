@@ -47,3 +47,33 @@ def test_handler_import_leaves_heavy_modules_for_first_use(function: str) -> Non
     assert [m for m in NEVER_AT_IMPORT if m in loaded] == []
     if function in RUN_STEPS:
         assert "pydantic" not in loaded
+
+
+# --- issue 11 (handler cold import): a handler loads only what its own flow calls.
+# Only these two call QuickBooks on every message; every other handler records or queues its work,
+# so requests (with charset_normalizer, idna, http.cookiejar) is not theirs to load.
+QUICKBOOKS_CALLERS = ("qbo_sync", "inbound")
+# Powertools' OpenAPI models (~40 pydantic models rebuilt at import) only build the document.
+OPENAPI_MODELS = "aws_lambda_powertools.event_handler.openapi.models"
+
+
+@pytest.mark.parametrize("function", sorted(p.name for p in (ROOT / "functions").iterdir() if p.is_dir()))
+def test_only_the_quickbooks_callers_load_the_http_client(function: str) -> None:
+    loaded = _loaded(function)
+    if function not in QUICKBOOKS_CALLERS:
+        assert "requests" not in loaded
+    assert OPENAPI_MODELS not in loaded
+
+
+# The jobs worker loads a kind's own module with the first message of that kind (its compile and
+# generate, the common kinds, load at import).
+JOBS_KIND_MODULES = (
+    "fieldbill.workflows.invoices.bulk",
+    "fieldbill.workflows.recurring.drafts",
+    "fieldbill.workflows.services.billing",
+)
+
+
+def test_jobs_worker_loads_a_kinds_module_with_its_first_message() -> None:
+    loaded = _loaded("jobs")
+    assert [m for m in JOBS_KIND_MODULES if m in loaded] == []

@@ -32,7 +32,6 @@ from fieldbill.store import credit_memos as credit_store
 from fieldbill.store import invoices as invoice_store
 from fieldbill.workflows.billing import jobs
 from fieldbill.workflows.invoices import bulk, commands
-from fieldbill.workflows.qbo_sync import credit_memos
 
 router = APIGatewayHttpRouter()
 OK = responses()
@@ -325,6 +324,9 @@ def record_credit_memo(invoice_id: str, body: CreditMemoIn) -> out.InvoiceOut:
         )
         for line in body.lines or []
     ]
+    # lazy: the module also holds the consumer's half (QuickBooks client, requests): cold start
+    from fieldbill.workflows.qbo_sync import credit_memos
+
     record = credit_memos.record_and_queue(
         context.tenant_id(router),
         invoice_id,

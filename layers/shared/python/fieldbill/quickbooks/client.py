@@ -7,7 +7,6 @@ responses are parsed with parse_float=Decimal, so no amount ever passes through 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -33,38 +32,25 @@ from fieldbill.quickbooks.errors import (
     error_from_faults,
     faults_from_dict,
 )
+
+# The ids live in ids.py (pure) so that callers which only name a requestid do not load requests.
+from fieldbill.quickbooks.ids import BATCH_ID_MAX as BATCH_ID_MAX
+from fieldbill.quickbooks.ids import BATCH_REQUEST_ID_MAX as BATCH_REQUEST_ID_MAX
+from fieldbill.quickbooks.ids import REQUEST_ID_MAX as REQUEST_ID_MAX
+from fieldbill.quickbooks.ids import batch_item_id as batch_item_id
+from fieldbill.quickbooks.ids import batch_request_id as batch_request_id
+from fieldbill.quickbooks.ids import request_id as request_id
 from fieldbill.quickbooks.limiter import RateLimiter, default_limiter
 from fieldbill.settings import get_settings
 
 if TYPE_CHECKING:
     from fieldbill.settings.model import Settings
 
-REQUEST_ID_MAX = 50
-BATCH_REQUEST_ID_MAX = 36
-BATCH_ID_MAX = 10
 BATCH_MAX_OPERATIONS = 30
 CONNECT_TIMEOUT_SECONDS = 5.0
 
 # Query values are single-quoted; QuickBooks escapes a quote inside with a backslash.
 _QUOTE = re.compile(r"(['\\])")
-
-
-# ------------------------------------------------------------------------------------ ids
-def request_id(*parts: object, length: int = 32) -> str:
-    """A deterministic requestid: the same operation always sends the same id (≤ 50 characters)."""
-    if length > REQUEST_ID_MAX:
-        raise ValueError("a requestid has at most 50 characters")
-    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()
-    return digest[:length]
-
-
-def batch_request_id(operation_ids: Sequence[str]) -> str:
-    """One id for a batch, derived from its operations (≤ 36 characters)."""
-    return request_id("batch", *sorted(operation_ids), length=32)
-
-
-def batch_item_id(operation_id: str) -> str:
-    return request_id("bid", operation_id, length=BATCH_ID_MAX)
 
 
 def quote(value: str) -> str:

@@ -21,7 +21,6 @@ from fieldbill.store import runs
 from fieldbill.workflows.billing import pages as billing
 from fieldbill.workflows.billing.destination import resolve as resolve_destination
 from fieldbill.workflows.billing.requests import CompileRequest, GenerateRequest
-from fieldbill.workflows.invoices import bulk
 from fieldbill.workflows.messages import JobMessage
 from fieldbill.workflows.qbo_sync import enqueue
 
@@ -131,6 +130,9 @@ def _run(message: JobMessage, request: dict[str, Any]) -> dict[str, Any] | None:
             lambda partial: runs.record_progress(operation, partial),
         )
     if message.kind == "invoices_bulk":
+        # lazy: only this kind needs it (the invoice commands, sends, mail errors: cold start)
+        from fieldbill.workflows.invoices import bulk
+
         operation = get_operation(message.tenant_id, message.operation_id)
         return bulk.run(
             message.tenant_id,

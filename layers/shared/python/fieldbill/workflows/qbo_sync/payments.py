@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from fieldbill.observability import logger
-from fieldbill.quickbooks.client import request_id
 from fieldbill.quickbooks.errors import Permanent, Transient
+from fieldbill.quickbooks.ids import request_id
 from fieldbill.store import invoices as lifecycle
 from fieldbill.workflows.qbo_sync import references
 from fieldbill.workflows.qbo_sync.tenants import Tenant

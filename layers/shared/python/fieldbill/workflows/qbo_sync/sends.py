@@ -14,14 +14,14 @@ from fieldbill.domain import delivery
 from fieldbill.domain.errors import InvalidTransition, Unavailable
 from fieldbill.domain.model import InvoiceStatus, SyncStatus
 from fieldbill.observability import logger
-from fieldbill.quickbooks.client import request_id
+from fieldbill.quickbooks import ids  # pure: chosen/send run in the API and the jobs worker
 from fieldbill.quickbooks.errors import Permanent, Transient
 from fieldbill.store import invoices, messages, qbo_send
 from fieldbill.workflows.messages import QboSyncMessage
-from fieldbill.workflows.qbo_sync.tenants import Tenant
 
 if TYPE_CHECKING:  # records come from store/ functions; the classes only type them
     from fieldbill.store.models import Invoice
+    from fieldbill.workflows.qbo_sync.tenants import Tenant  # the consumer's half only
 
 ACTOR = "qbo_sync"
 
@@ -92,7 +92,7 @@ def push_send(tenant: Tenant, invoice: Invoice | None, to: str, version: int | N
         "Invoice",
         str(invoice.qbo_id),
         to,
-        request_id("invoice-send", invoice.tenant_id, invoice.id, current, to),
+        ids.request_id("invoice-send", invoice.tenant_id, invoice.id, current, to),
     )
     at = str((result.get("DeliveryInfo") or {}).get("DeliveryTime") or "")
     qbo_send.sent(invoice.tenant_id, invoice.id, to, current, at, ACTOR)
