@@ -48,3 +48,11 @@ class ValidationError(DomainError):
 class Unavailable(DomainError):
     """A change was written but its follow-up (a queued message) was not: the same request again
     is safe and completes it."""
+
+
+# --- invoice filters (wt-life, issue 13 item 6): a filter of the list, given as query parameters
+# or as a bulk command's `filter` object, that is bad or unknown: a 400 naming it where it was given.
+class BadFilter(ValidationError):
+    def __init__(self, field: str, message: str, where: str = "query") -> None:
+        super().__init__(field, message)
+        self.where = where
