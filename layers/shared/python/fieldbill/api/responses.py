@@ -257,6 +257,14 @@ class CreditMemoOut(Out):
         default=None, description="QuickBooks' Payment applying it to the invoice"
     )
     qbo_error: dict[str, Any] | None = Field(default=None, description="QuickBooks refused it: why")
+    # --- removal (wt-life)
+    status: Literal["live", "removed"] = Field(default="live", description="removed: DELETE undid it")
+    removed_by: str | None = None
+    removed_at: str | None = None
+    removed_reason: str | None = None
+    qbo_removed: bool | None = Field(
+        default=None, description="removed: QuickBooks no longer holds it nor its applying Payment"
+    )
 
 
 class CreditMemoList(Out):

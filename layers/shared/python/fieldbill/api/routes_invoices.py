@@ -345,6 +345,25 @@ def list_credit_memos(invoice_id: str) -> out.CreditMemoList:
     return out.CreditMemoList(invoice_id=invoice_id, items=views.credit_memos(record))
 
 
+@router.delete(
+    "/invoices/<invoice_id>/credit-memos/<credit_id>",
+    summary="Remove a credit memo (wt-life): the invoice's balance, status and the contact's account "
+    "balance are restored at once; QuickBooks deletes its applying Payment and the CreditMemo",
+    tags=["invoices"],
+    responses=OK,
+)
+def remove_credit_memo(
+    invoice_id: str,
+    credit_id: str,
+    reason: Annotated[
+        str | None, Query(min_length=1, max_length=500, description="why, for the audit")
+    ] = None,
+) -> out.InvoiceOut:
+    tenant = context.tenant_id(router)
+    record = credit_memos.remove_and_queue(tenant, invoice_id, credit_id, context.actor(router), reason)
+    return views.invoice(record, account_balances.balance_of(tenant, record.contact_id))
+
+
 def _group_for(tenant: str, group_id: str | None, group_name: str | None) -> str:
     from fieldbill.store import invoice_groups
 

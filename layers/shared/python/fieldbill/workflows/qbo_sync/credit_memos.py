@@ -208,3 +208,79 @@ def push_credit_memo(tenant: Tenant, invoice: Invoice | None, credit_id: str, ma
 def record_permanent(tenant_id: str, invoice_id: str, credit_id: str, error: Permanent) -> None:
     """QuickBooks refused the credit memo: ours says why (its effect here stays)."""
     store.credit_error(tenant_id, invoice_id, credit_id, error.as_dict())
+
+
+# ---------------------------------------------------------------------------- removal (wt-life)
+# A credit memo removed here is deleted in QuickBooks through the sync queue: first the Payment of 0
+# that applies it (QuickBooks refuses to delete a CreditMemo a Payment still links), then the
+# CreditMemo. Each is found by its id, else by its PrivateNote marker (its create may have landed
+# without our link), and one already gone is done. A refusal is kept on the removed credit memo
+# (qbo_error), as a create's is.
+NOT_FOUND = "610"  # QuickBooks: Object Not Found
+
+
+def remove_and_queue(
+    tenant_id: str, invoice_id: str, credit_id: str, actor: str, reason: str | None
+) -> Invoice:
+    """Remove a credit memo (balance, status, account balance restored at once) and queue its
+    deletion in QuickBooks when the invoice goes there. A repeat answers the same and queues the
+    deletion again while QuickBooks still holds it (503 if the queue refuses: repeat it)."""
+    from fieldbill.workflows.qbo_sync import enqueue as queue  # the queue client only when sending
+
+    record, memo, _now = store.remove_credit(tenant_id, invoice_id, credit_id, actor, reason)
+    if goes_to_quickbooks(record) and not memo.qbo_removed:
+        message = QboSyncMessage(
+            kind="remove_credit_memo", tenant_id=tenant_id, entity_id=invoice_id, ref=credit_id
+        )
+        try:
+            queue.send([message])
+        except Exception as exc:
+            logger.exception("a credit memo's removal could not be queued for QuickBooks")
+            raise Unavailable(
+                "removed here; not queued for QuickBooks: remove it again (safe) to queue it"
+            ) from exc
+    return record
+
+
+def _delete(tenant: Tenant, entity: str, qbo_id: str, tenant_id: str) -> None:
+    try:
+        current = tenant.client.read(entity, qbo_id)
+    except Permanent as exc:
+        if str(exc.code) == NOT_FOUND:
+            return  # deleted already (a redelivery, or someone in QuickBooks)
+        raise
+    rid = request_id(f"{entity.lower()}-delete", tenant_id, qbo_id, str(current["SyncToken"]))
+    tenant.client.delete(entity, qbo_id, str(current["SyncToken"]), rid)
+
+
+def push_removal(tenant: Tenant, invoice: Invoice | None, credit_id: str) -> None:
+    """Delete the removed credit memo's applying Payment, then the CreditMemo, in QuickBooks."""
+    memo = store.find_removed(invoice, credit_id) if invoice is not None else None
+    if invoice is None or memo is None:
+        logger.warning("removed credit memo not found; message dropped")
+        return
+    if memo.qbo_removed:
+        return  # a redelivery after the deletion was recorded
+    tenant_id = invoice.tenant_id
+    apply_id: str | None = memo.qbo_apply_id
+    qbo_id: str | None = memo.qbo_id
+    if not (apply_id and qbo_id) and invoice.qbo_id:
+        # Its create may have reached QuickBooks without our link: look both up by their markers.
+        customer = references.ensure_customer(tenant, invoice.contact_id)
+        if not apply_id:
+            found = _find(tenant, "Payment", customer, memo.date, marker(tenant_id, memo.id, APPLY_PREFIX))
+            apply_id = str(found["Id"]) if found else None
+        if not qbo_id:
+            found = _find(tenant, "CreditMemo", customer, memo.date, marker(tenant_id, memo.id))
+            qbo_id = str(found["Id"]) if found else None
+    if apply_id:
+        _delete(tenant, "Payment", apply_id, tenant_id)
+    if qbo_id:
+        _delete(tenant, "CreditMemo", qbo_id, tenant_id)
+    store.removed_in_quickbooks(tenant_id, invoice.id, credit_id)
+    logger.info("removed credit memo deleted in QuickBooks", extra={"credit_id": credit_id, "qbo_id": qbo_id})
+
+
+def record_removal_permanent(tenant_id: str, invoice_id: str, credit_id: str, error: Permanent) -> None:
+    """QuickBooks refused to delete it: the removed credit memo says why."""
+    store.removal_error(tenant_id, invoice_id, credit_id, error.as_dict())
