@@ -318,6 +318,7 @@ def record_credit_memo(invoice_id: str, body: CreditMemoIn) -> out.InvoiceOut:
             quantity=line.quantity,
             unit_price=line.unit_price,
             product_id=line.product_id,
+            taxable=line.taxable,
         )
         for line in body.lines or []
     ]
@@ -330,6 +331,9 @@ def record_credit_memo(invoice_id: str, body: CreditMemoIn) -> out.InvoiceOut:
         on=(body.date or today()).isoformat(),
         reason=body.reason,
         actor=context.actor(router),
+        # wt-life: a person's credit is before tax and credits the tax it carries on the invoice
+        with_tax=True,
+        amount_taxable=body.taxable,
     )
     return views.invoice(record)
 

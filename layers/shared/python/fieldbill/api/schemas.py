@@ -494,6 +494,8 @@ class CreditLineIn(Strict):
     quantity: Quantity
     unit_price: Money
     product_id: Id | None = None
+    # wt-life: left out, taxable as the invoice's lines of its product (no product: as all of them)
+    taxable: StrictBool | None = None
 
 
 class CreditMemoIn(Strict):
@@ -504,6 +506,11 @@ class CreditMemoIn(Strict):
     lines: Annotated[list[CreditLineIn], Field(min_length=1, max_length=100)] | None = None
     reason: Annotated[str, Field(min_length=1, max_length=500)]
     date: Day | None = Field(default=None, description="defaults to today")
+    # wt-life: an amount's tax; left out, taxable when every line of the invoice is
+    taxable: StrictBool | None = Field(
+        default=None,
+        description="with amount: it credits tax too (left out: when all the invoice's lines are taxable)",
+    )
 
 
 # ---------------------------------------------------------------------------- tax codes (issue 15)

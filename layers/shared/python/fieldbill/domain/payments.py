@@ -112,6 +112,7 @@ class CreditLine:
     quantity: Decimal
     unit_price: Decimal
     product_id: str | None = None
+    taxable: bool | None = None  # wt-life: None, as the invoice's lines decide (domain/credit_tax.py)
 
     @property
     def amount(self) -> Decimal:

@@ -62,10 +62,12 @@ def record_credit(
     reason: str,
     lines: list[payments.CreditLine],
     actor: str,
+    totals: Any = None,
 ) -> Invoice:
     """Add a credit memo: the part that fits lowers the balance, the rest is the contact's
     unapplied credit. The same id again with the same amount is a retry (the invoice as it is);
-    with another amount a Conflict."""
+    with another amount a Conflict. `totals` (domain/credit_tax.CreditTotals, wt-life): its
+    subtotal and tax, `amount` being their total."""
     record = lifecycle.get(tenant_id, invoice_id)
     if any(c.id == credit_id for c in record.removed_credit_memos or []):  # wt-life: ids are not reused
         raise Conflict(f"credit memo {credit_id!r} was removed: use another id")
@@ -113,6 +115,8 @@ def record_credit(
         recorded_by=actor,
         recorded_at=now_iso(),
     )
+    if totals is not None:  # wt-life: the tax it credits (decision 0011 amended)
+        _with_tax(memo, totals)
     why = f"credit memo {credit_id}: {amount} ({reason})" + (
         "; fully credited, items billable again" if full else ""
     )
@@ -225,6 +229,24 @@ def waiting_credit(invoice: Invoice) -> Decimal:
         (Decimal(c.applied) for c in invoice.credit_memos or [] if not c.qbo_apply_id and not c.qbo_error),
         Decimal("0"),
     )
+
+
+# ---------------------------------------------------------------------------- tax (wt-life)
+def _with_tax(memo: CreditMemo, totals: Any) -> None:
+    memo.subtotal, memo.tax_total, memo.tax_rate = totals.subtotal, totals.tax_total, totals.rate
+    memo.taxable = totals.amount_taxable
+    for line, taxable in zip(memo.lines or [], totals.line_taxable, strict=False):
+        line.taxable = taxable
+
+
+def link_total(tenant_id: str, invoice_id: str, credit_id: str, qbo_total: Any) -> bool:
+    """QuickBooks' TotalAmt of the CreditMemo (it computed the tax, with automated tax)."""
+
+    def taken(c: CreditMemo) -> CreditMemo:
+        c.qbo_total = qbo_total
+        return c
+
+    return _set_memo(tenant_id, invoice_id, credit_id, taken)
 
 
 # ---------------------------------------------------------------------------- removal (wt-life)

@@ -362,6 +362,7 @@ class CreditMemoLine(MapAttribute[str, Any]):
     quantity = DecimalAttribute()
     unit_price = DecimalAttribute()
     amount = DecimalAttribute()
+    taxable = BooleanAttribute(null=True)  # wt-life: the line credits tax too (domain/credit_tax.py)
 
 
 class CreditMemo(MapAttribute[str, Any]):
@@ -390,6 +391,13 @@ class CreditMemo(MapAttribute[str, Any]):
     removed_reason = UnicodeAttribute(null=True)
     qbo_removed = BooleanAttribute(null=True)
     history = ListAttribute(of=HistoryEntry, null=True)
+    # --- tax (wt-life, decision 0011 amended): amount = subtotal + tax_total (what it credits);
+    # `taxable` for a credit of an amount alone; qbo_total: the CreditMemo's TotalAmt in QuickBooks.
+    subtotal = DecimalAttribute(null=True)
+    tax_total = DecimalAttribute(null=True)
+    tax_rate = DecimalAttribute(null=True)
+    taxable = BooleanAttribute(null=True)
+    qbo_total = DecimalAttribute(null=True)
 
 
 class InvoiceVersion(MapAttribute[str, Any]):

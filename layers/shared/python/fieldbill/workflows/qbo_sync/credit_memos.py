@@ -24,8 +24,9 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from fieldbill.domain import payments
+from fieldbill.domain import credit_tax, payments
 from fieldbill.domain.errors import Unavailable
+from fieldbill.domain.money import cents
 from fieldbill.observability import logger
 from fieldbill.quickbooks.client import quote, request_id
 from fieldbill.quickbooks.errors import Permanent, Transient
@@ -72,10 +73,16 @@ def record_and_queue(
     reason: str,
     actor: str,
     lines: Sequence[payments.CreditLine] = (),
+    with_tax: bool = False,
+    amount_taxable: bool | None = None,
 ) -> Invoice:
     """Record a credit memo (an amount, or lines) on the invoice, then queue its QuickBooks part.
-    If the queue refuses: Unavailable (503); the same call again queues it again."""
-    total = payments.credit_amount(amount, lines)
+    If the queue refuses: Unavailable (503); the same call again queues it again. `with_tax`
+    (wt-life; a person's credit): the amount or lines are before tax, and the tax they carry on
+    the invoice is credited too (domain/credit_tax.py); without it the amount is credited as is
+    (a job's correction: its total has its tax already)."""
+    totals = _credit_totals(tenant_id, invoice_id, amount, lines, amount_taxable) if with_tax else None
+    total = totals.total if totals is not None else payments.credit_amount(amount, lines)
     record = store.record_credit(
         tenant_id,
         invoice_id,
@@ -85,6 +92,7 @@ def record_and_queue(
         reason=reason,
         lines=list(lines),
         actor=actor,
+        totals=totals,
     )
     memo = next(c for c in record.credit_memos if c.id == credit_id)
     if goes_to_quickbooks(record) and not (memo.qbo_id and (memo.qbo_apply_id or not Decimal(memo.applied))):
@@ -98,19 +106,53 @@ def record_and_queue(
     return record
 
 
+def _credit_totals(
+    tenant_id: str,
+    invoice_id: str,
+    amount: Decimal | None,
+    lines: Sequence[payments.CreditLine],
+    amount_taxable: bool | None,
+) -> credit_tax.CreditTotals:
+    """The credit's subtotal, tax and total by the invoice's taxable lines and rate (wt-life)."""
+    from fieldbill.domain import tax
+    from fieldbill.domain.model import Destination
+    from fieldbill.store import invoices as lifecycle
+    from fieldbill.workflows.billing.destination import invoice_rules
+
+    invoice = lifecycle.get(tenant_id, invoice_id)
+    # The lines the company taxes, as the invoice's sync marks them TAX (quickbooks/mapping.py).
+    kinds = invoice_rules(tenant_id, Destination(invoice.destination)).tax.taxable_kinds
+    taxed = [
+        credit_tax.InvoiceLineTax(ln.product_id, tax.is_taxable(ln, kinds), Decimal(ln.amount))
+        for ln in invoice.lines or []
+    ]
+    rate = credit_tax.invoice_rate(invoice.tax_rate, invoice.tax_total, taxed)
+    return credit_tax.credit_totals(
+        amount=amount, lines=lines, invoice_lines=taxed, rate=rate, amount_taxable=amount_taxable
+    )
+
+
 # ---------------------------------------------------------------------------- the consumer's part
 def credit_memo_body(
-    invoice: Invoice, memo: CreditMemo, customer_ref: str, items: dict[str, str]
+    invoice: Invoice,
+    memo: CreditMemo,
+    customer_ref: str,
+    items: dict[str, str],
+    automated_tax: bool = False,
 ) -> dict[str, Any]:
     default_product = next((ln.product_id for ln in invoice.lines or [] if ln.product_id), None)
-    # (amount, qty, unit price, description, product); an amount only is one line of the invoice's
-    # first product, so QuickBooks books the credit against the same income account.
-    given: list[tuple[Any, Any, Any, str | None, str | None]] = [
-        (ln.amount, ln.quantity, ln.unit_price, ln.description, ln.product_id) for ln in memo.lines or []
-    ] or [(memo.amount, None, None, memo.reason, None)]
+    # (amount, qty, unit price, description, product, taxable); an amount only is one line of the
+    # invoice's first product, so QuickBooks books the credit against the same income account.
+    # Amounts are before tax: a taxable line is TAX, and its tax is ours (sent as TotalTax) or,
+    # with automated sales tax, QuickBooks' (wt-life, decision 0011 amended).
+    net = memo.subtotal if memo.subtotal is not None else memo.amount
+    given: list[tuple[Any, Any, Any, str | None, str | None, bool]] = [
+        (ln.amount, ln.quantity, ln.unit_price, ln.description, ln.product_id, bool(ln.taxable))
+        for ln in memo.lines or []
+    ] or [(net, None, None, memo.reason, None, bool(memo.taxable))]
     lines: list[dict[str, Any]] = []
-    for amount, qty, price, description, product in given:
-        detail: dict[str, Any] = {"TaxCodeRef": {"value": "NON"}}
+    for amount, qty, price, description, product, taxable in given:
+        detail: dict[str, Any] = {"TaxCodeRef": {"value": "TAX" if taxable else "NON"}}
         item = items.get(product or default_product or "")
         if item:
             detail["ItemRef"] = {"value": item}
@@ -124,13 +166,17 @@ def credit_memo_body(
                 "SalesItemLineDetail": detail,
             }
         )
-    return {
+    body: dict[str, Any] = {
         "CustomerRef": {"value": customer_ref},
         "TxnDate": memo.date,
         "Line": lines,
         "PrivateNote": f"{memo.reason[:200]}\n{marker(invoice.tenant_id, memo.id)}",
         "CustomerMemo": {"value": memo.reason[:1000]},
     }
+    if memo.tax_total is not None and not automated_tax:
+        # Ours is the tax, as on invoices: sent explicitly, it overrides what QuickBooks computes.
+        body["TxnTaxDetail"] = {"TotalTax": memo.tax_total}
+    return body
 
 
 def apply_body(invoice: Invoice, memo: CreditMemo, customer_ref: str) -> dict[str, Any]:
@@ -185,11 +231,13 @@ def push_credit_memo(tenant: Tenant, invoice: Invoice | None, credit_id: str, ma
             items = references.ensure_items(tenant, products) if products else {}
             found = tenant.client.create(
                 "CreditMemo",
-                credit_memo_body(invoice, memo, customer, items),
+                credit_memo_body(invoice, memo, customer, items, tenant.settings.automated_tax),
                 request_id("credit-memo", tenant_id, invoice.id, memo.id),
             )
         qbo_id = str(found["Id"])
         store.link_credit(tenant_id, invoice.id, memo.id, qbo_id=qbo_id)
+        if found.get("TotalAmt") is not None:  # wt-life: QuickBooks' total (its tax, if automated)
+            store.link_total(tenant_id, invoice.id, memo.id, cents(Decimal(str(found["TotalAmt"]))))
         memo.qbo_id = qbo_id
         logger.info("credit memo created in QuickBooks", extra={"credit_id": memo.id, "qbo_id": qbo_id})
     if applies and not memo.qbo_apply_id:
