@@ -112,3 +112,68 @@ def test_a_removed_credit_memo_is_deleted_in_quickbooks_with_its_applying_paymen
 
     wait_for(agreed, timeout=90, what="balances agree")
     assert api.ok("GET", path)["balance"] == "160.00"
+
+
+def test_a_removal_quickbooks_refuses_says_why_and_removing_again_retries_it(stack, connected_client: Client):
+    import json
+
+    api = connected_client
+    realm = api.ok("GET", "/quickbooks/connection")["realm_id"]
+    _work(api, entries=1)
+    (invoice,) = _run(api)
+    path = f"/invoices/{invoice['id']}"
+    api.ok("POST", f"{path}/credit-memos", json={"id": "cm-r", "amount": "20.00", "reason": "x"})
+
+    def linked() -> dict[str, Any] | None:
+        memo = _memo(api.ok("GET", path), "cm-r")
+        return memo if memo.get("qbo_apply_id") else None
+
+    memo = wait_for(linked, timeout=30, what="credit memo in QuickBooks")
+    # Given QuickBooks refuses the next Payment write (the applying Payment's delete)
+    refusal = {
+        "Fault": {
+            "Error": [
+                {
+                    "Message": "A business validation error has occurred while processing your request",
+                    "Detail": "Business Validation Error: The period is closed.",
+                    "code": "6000",
+                    "element": "",
+                }
+            ],
+            "type": "ValidationFault",
+        },
+        "time": "2026-12-03T08:00:00.000-08:00",
+    }
+    stack.emulator.add_fault(
+        realm,
+        kind="status",
+        status=400,
+        count=1,
+        body=json.dumps(refusal),
+        match={"method": "POST", "path_regex": r"/payment$"},
+    )
+    # When the credit memo is removed: removed here at once
+    removed = api.ok("DELETE", f"{path}/credit-memos/cm-r")
+    assert (removed["balance"], _memo(removed, "cm-r")["status"]) == ("80.00", "removed")
+
+    # Then the removed credit memo says why QuickBooks refused, and QuickBooks still holds both
+    def refused() -> dict[str, Any] | None:
+        ours = _memo(api.ok("GET", path), "cm-r")
+        return ours if ours.get("qbo_error") else None
+
+    ours = wait_for(refused, timeout=30, what="the refusal recorded")
+    assert "period is closed" in json.dumps(ours["qbo_error"]) and not ours.get("qbo_removed")
+    assert stack.emulator.entity(realm, "Payment", memo["qbo_apply_id"]) is not None
+    assert stack.emulator.entity(realm, "CreditMemo", memo["qbo_id"]) is not None
+    # When it is removed again (the period reopened): QuickBooks deletes both, the error clears
+    again = api.ok("DELETE", f"{path}/credit-memos/cm-r")
+    assert again["balance"] == "80.00"
+
+    def gone() -> dict[str, Any] | None:
+        now = _memo(api.ok("GET", path), "cm-r")
+        return now if now.get("qbo_removed") else None
+
+    done = wait_for(gone, timeout=30, what="deleted in QuickBooks on the second removal")
+    assert done.get("qbo_error") is None
+    assert stack.emulator.entity(realm, "Payment", memo["qbo_apply_id"]) is None
+    assert stack.emulator.entity(realm, "CreditMemo", memo["qbo_id"]) is None

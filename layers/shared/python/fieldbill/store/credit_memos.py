@@ -420,12 +420,14 @@ def find_removed(invoice: Invoice, credit_id: str) -> CreditMemo | None:
 
 def removal_waiting(invoice: Invoice) -> Decimal:
     """Credit removed here that QuickBooks still applies (its Payment not deleted there yet): the
-    inbound flow adds it back to QuickBooks' balance, as it takes off credit not there yet."""
+    inbound flow adds it back to QuickBooks' balance, as it takes off credit not there yet. A
+    deletion QuickBooks refused counts too: the removal stands here (as a refused credit does) and
+    the balance check shows the difference until it is removed again."""
     return sum(
         (
             Decimal(c.applied)
             for c in invoice.removed_credit_memos or []
-            if c.qbo_apply_id and not c.qbo_removed and not c.qbo_error
+            if c.qbo_apply_id and not c.qbo_removed
         ),
         Decimal("0"),
     )
