@@ -25,7 +25,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from fieldbill.domain import credit_tax, payments
-from fieldbill.domain.errors import Unavailable
+from fieldbill.domain.errors import InvalidTransition, Unavailable
 from fieldbill.domain.money import cents
 from fieldbill.observability import logger
 from fieldbill.quickbooks.client import quote, request_id
@@ -265,6 +265,7 @@ def record_permanent(tenant_id: str, invoice_id: str, credit_id: str, error: Per
 # without our link), and one already gone is done. A refusal is kept on the removed credit memo
 # (qbo_error), as a create's is.
 NOT_FOUND = "610"  # QuickBooks: Object Not Found
+JOB_CORRECTION_PREFIX = "job-correction-"  # the credit id workflows/job_billing/invoices.py gives
 
 
 def remove_and_queue(
@@ -275,6 +276,11 @@ def remove_and_queue(
     deletion again while QuickBooks still holds it (503 if the queue refuses: repeat it)."""
     from fieldbill.workflows.qbo_sync import enqueue as queue  # the queue client only when sending
 
+    if credit_id.startswith(JOB_CORRECTION_PREFIX):
+        # A job's posted correction is that credit: the job's accounts count it (issue 14).
+        raise InvalidTransition(
+            "credit_memo", "live", "removed", "a job correction's credit: issue another correction instead"
+        )
     record, memo, _now = store.remove_credit(tenant_id, invoice_id, credit_id, actor, reason)
     if goes_to_quickbooks(record) and not memo.qbo_removed:
         message = QboSyncMessage(
