@@ -51,3 +51,39 @@ def test_quickbooks_sends_the_invoice_when_the_tenant_chose_it(stack, connected_
     # A bad address is refused before anything is queued
     bad = api.post(f"/invoices/{invoice['id']}/send", json={"to": "nope"})
     assert bad.status_code in (400, 422), bad.text
+
+
+def test_an_edit_after_quickbooks_sent_the_invoice_is_not_refused_as_stale(stack, connected_client: Client):
+    """QuickBooks' send is an update there (SyncToken + 1): ours keeps the new token, so the next
+    sparse update of the invoice carries the current one instead of being refused as stale."""
+    api = connected_client
+    realm = api.ok("GET", "/quickbooks/connection")["realm_id"]
+    _choose(api, "quickbooks")
+    _work(api, entries=1)
+    (invoice,) = _run(api)
+    path = f"/invoices/{invoice['id']}"
+    api.ok("POST", f"{path}/send", json={"to": f"ap-{api.tenant_id}@example.com"})
+    wait_for(
+        lambda: (api.ok("GET", path).get("qbo_send") or {}).get("status") == "sent",
+        timeout=30,
+        what="QuickBooks sent it",
+    )
+    theirs = stack.emulator.entity(realm, "Invoice", invoice["qbo_id"])
+    # When the sent (open) invoice is edited
+    ours = api.ok("GET", path)
+    edited = api.ok(
+        "PATCH", path, json={"version": ours["version"], "customer_message": "Paid by card, thanks"}
+    )
+
+    # Then QuickBooks takes the sparse update (no stale-token refusal) and ours is synced at it
+    def synced() -> dict[str, Any] | None:
+        now = api.ok("GET", path)
+        assert now["sync_status"] != "error", now.get("badge_detail")
+        return (
+            now if now["sync_status"] == "synced" and now["qbo_synced_version"] == edited["version"] else None
+        )
+
+    wait_for(synced, timeout=30, what="the edit reached QuickBooks")
+    after = stack.emulator.entity(realm, "Invoice", invoice["qbo_id"])
+    assert after["CustomerMemo"]["value"] == "Paid by card, thanks"
+    assert int(after["SyncToken"]) == int(theirs["SyncToken"]) + 1

@@ -159,6 +159,9 @@ def test_a_job_billed_over_its_life_adds_up_and_reaches_quickbooks(stack: Any, c
     assert again.status_code == 409  # already posted; nothing credited twice
     target = api.ok("GET", f"/invoices/{complete['id']}")
     assert (target["amount_credited"], target["balance"]) == ("50.00", "350.00")
+    # (wt-life) a job correction's credit memo is not removed by hand: 409 naming the machine
+    removal = api.delete(f"/invoices/{complete['id']}/credit-memos/{target['credit_memos'][0]['id']}")
+    assert removal.status_code == 409 and removal.json()["error"]["machine"] == "credit_memo", removal.text
     # split billing: a correction to a customer with no invoice of the job cannot be credited there
     refused = api.post(f"/invoices/{correction['id']}/post", json={})
     assert refused.status_code == 422 and refused.json()["error"]["fields"][0]["field"] == "customer_id"

@@ -23,7 +23,14 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 
 from fieldbill.api.responses import ErrorOut
-from fieldbill.domain.errors import Conflict, InvalidTransition, NotFound, Unavailable, ValidationError
+from fieldbill.domain.errors import (
+    BadFilter,  # wt-life: invoice list / bulk filters
+    Conflict,
+    InvalidTransition,
+    NotFound,
+    Unavailable,
+    ValidationError,
+)
 from fieldbill.jsonbody import BodyRejected
 from fieldbill.mail.errors import MailRejected, MailUnavailable
 from fieldbill.observability import logger
@@ -103,7 +110,9 @@ def _request_invalid(exc: RequestValidationError) -> Response:
     fields = _fields(exc)
     if any(f["type"] == "json_invalid" for f in fields):
         return problem(HTTPStatus.BAD_REQUEST, "malformed_json", "the body is not valid JSON", fields=fields)
-    if fields and all(f["in"] == "query" for f in fields):
+    if fields and all(f["in"] == "query" or f["field"].startswith("filter.") for f in fields):
+        # (wt-life) a bulk command's `filter` holds the invoice list's query filters: bad ones are
+        # the same bad request as in the query.
         # A malformed query parameter is a bad request line, not a bad document.
         return problem(
             HTTPStatus.BAD_REQUEST, "validation_error", "a query parameter is not valid", fields=fields
@@ -116,6 +125,13 @@ def _request_invalid(exc: RequestValidationError) -> Response:
 def _unknown_query(exc: QueryRejected) -> Response:
     fields = [{"field": n, "in": "query", "message": "this route takes no such parameter"} for n in exc.names]
     return problem(HTTPStatus.BAD_REQUEST, "validation_error", str(exc), fields=fields)
+
+
+def _bad_filter(exc: BadFilter) -> Response:
+    # A filter of the invoice list, in the query or in a bulk command's `filter`: a bad request
+    # (as a bad query parameter), naming it where it was given (wt-life).
+    fields = [{"field": exc.field, "in": exc.where, "message": exc.message}]
+    return problem(HTTPStatus.BAD_REQUEST, "validation_error", f"{exc.field}: {exc.message}", fields=fields)
 
 
 def _body_rejected(exc: BodyRejected) -> Response:
@@ -212,6 +228,7 @@ TABLE: list[tuple[type[Exception], Callable[[Any], Response]]] = [
     (NotFound, _not_found),
     (InvalidTransition, _transition),
     (Conflict, lambda exc: problem(HTTPStatus.CONFLICT, "conflict", str(exc))),
+    (BadFilter, _bad_filter),  # wt-life: before its base, ValidationError
     (ValidationError, _invalid),
     (Unavailable, lambda exc: problem(HTTPStatus.SERVICE_UNAVAILABLE, "not_queued", str(exc))),
     (RequestValidationError, _request_invalid),

@@ -237,6 +237,7 @@ class CreditMemoLineOut(Out):
     quantity: DecimalText
     unit_price: DecimalText
     amount: DecimalText
+    taxable: bool | None = Field(default=None, description="it credits tax too (wt-life)")
 
 
 class CreditMemoOut(Out):
@@ -257,6 +258,20 @@ class CreditMemoOut(Out):
         default=None, description="QuickBooks' Payment applying it to the invoice"
     )
     qbo_error: dict[str, Any] | None = Field(default=None, description="QuickBooks refused it: why")
+    # --- removal (wt-life)
+    status: Literal["live", "removed"] = Field(default="live", description="removed: DELETE undid it")
+    removed_by: str | None = None
+    removed_at: str | None = None
+    removed_reason: str | None = None
+    # --- tax (wt-life): amount = subtotal + tax_total, the credit's total
+    subtotal: DecimalText | None = Field(default=None, description="before tax")
+    tax_total: DecimalText | None = Field(default=None, description="the tax it credits")
+    tax_rate: DecimalText | None = None
+    taxable: bool | None = Field(default=None, description="a credit of an amount alone: taxable")
+    qbo_total: DecimalText | None = Field(default=None, description="QuickBooks' TotalAmt of the CreditMemo")
+    qbo_removed: bool | None = Field(
+        default=None, description="removed: QuickBooks no longer holds it nor its applying Payment"
+    )
 
 
 class CreditMemoList(Out):

@@ -32,29 +32,22 @@ from fieldbill.store import credit_memos as credit_store
 from fieldbill.store import invoices as invoice_store
 from fieldbill.workflows.billing import jobs
 from fieldbill.workflows.invoices import bulk, commands
+from fieldbill.workflows.invoices import filters as invoice_filters
 
 router = APIGatewayHttpRouter()
 OK = responses()
 ACCEPTED = responses(202, "Accepted")
 
-InvoiceStatusName = Literal["draft", "open", "partially_paid", "paid", "void", "deleted"]
-SyncStatusName = Literal["not_synced", "pending", "synced", "error", "unknown"]
-DestinationName = Literal["quickbooks", "local"]
-JobPolicyName = Literal[
-    "deposit",
-    "progress_summary",
-    "progress_itemized",
-    "progress_itemized_grouped",
-    "complete",
-    "complete_grouped",
-    "correction",
-    "correction_grouped",
-]
+# The list's filter values are declared once, with the parser they share with bulk (wt-life).
+InvoiceStatusName = invoice_filters.InvoiceStatusName
+SyncStatusName = invoice_filters.SyncStatusName
+DestinationName = invoice_filters.DestinationName
+JobPolicyName = invoice_filters.JobPolicyName
 # An amount filter: operator and amount, e.g. gte:100 or eq:0 (=, <, >, <=, >=).
 AmountFilter = Annotated[
     str | None,
     Query(
-        pattern=r"^(eq|lt|gt|lte|gte):[0-9]{1,10}(\.[0-9]{1,2})?$",
+        pattern=invoice_filters.AMOUNT_PATTERN,
         description="operator:amount with eq, lt, gt, lte or gte, e.g. gt:0",
     ),
 ]
@@ -102,36 +95,30 @@ def list_invoices(
     cursor: Cursor = None,
 ) -> out.Page[out.InvoiceOut]:
     tenant = context.tenant_id(router)
-    for start, end, name in (
-        (issue_date_from, issue_date_to, "issue_date_to"),
-        (due_date_from, due_date_to, "due_date_to"),
-    ):
-        if start and end and end < start:
-            raise ValidationError(name, "must not be before the start of the range")
-    wanted = invoice_store.InvoiceFilter(
-        status=status,
-        sync_status=sync_status,
-        destination=destination,
-        contact_id=contact_id,
-        issue_date_from=issue_date_from,
-        issue_date_to=issue_date_to,
-        due_date_from=due_date_from,
-        due_date_to=due_date_to,
-        overdue=None if overdue is None else overdue == "true",
-        total=invoice_store.amount_filter("total", total),
-        balance=invoice_store.amount_filter("balance", balance),
-        today=today(),
-        account_balance=invoice_store.amount_filter("account_balance", account_balance),
-        tag=tag,
-        q=q,
-        bill_profile_id=bill_profile_id,
-        period_key=period,
-        sort=sort,
-        job_id=job_id,
-        invoice_type=invoice_type,
-        policy=policy,
-        workflow_status=workflow_status,
-    )
+    # One parser for the list's filters and a bulk command's filter (wt-life): workflows/invoices/filters.
+    given = {
+        "status": status,
+        "sync_status": sync_status,
+        "destination": destination,
+        "contact_id": contact_id,
+        "issue_date_from": issue_date_from,
+        "issue_date_to": issue_date_to,
+        "due_date_from": due_date_from,
+        "due_date_to": due_date_to,
+        "overdue": overdue,
+        "total": total,
+        "balance": balance,
+        "account_balance": account_balance,
+        "tag": tag,
+        "q": q,
+        "bill_profile_id": bill_profile_id,
+        "period": period,
+        "job_id": job_id,
+        "invoice_type": invoice_type,
+        "policy": policy,
+        "workflow_status": workflow_status,
+    }
+    wanted = invoice_filters.parse({k: v for k, v in given.items() if v is not None}, today(), sort=sort)
     listed = invoice_store.find_listed(tenant, wanted, limit, cursor)
     zero = Decimal("0")
     return out.Page[out.InvoiceOut](
@@ -291,9 +278,18 @@ def sync_invoice(invoice_id: str) -> out.SyncAccepted:
 )
 def bulk_invoices(body: BulkIn) -> out.OperationAccepted:
     tenant = context.tenant_id(router)
-    if len(set(body.invoice_ids)) != len(body.invoice_ids):
+    # --- wt-life: a selection or a filter, exactly one; the filter checked as the list checks it
+    # (here, so a bad one queues nothing; the worker reads its matches when it runs).
+    if body.invoice_ids is not None and body.filter is not None:
+        raise ValidationError("filter", "give invoice_ids or filter, not both")
+    if body.invoice_ids is None and body.filter is None:
+        raise ValidationError("invoice_ids", "give invoice_ids or filter")
+    if body.invoice_ids is not None and len(set(body.invoice_ids)) != len(body.invoice_ids):
         raise ValidationError("invoice_ids", "an invoice is selected twice")
     values = body.model_dump()
+    if body.filter is not None:
+        values["filter"] = body.filter.model_dump(mode="json", exclude_none=True)
+        invoice_filters.check(values["filter"], where="body", prefix="filter.")
     # --- invoice groups (issue 16): the group exists (or is created) before the operation runs,
     # so a retried operation adds to the same group and never creates a second one.
     if body.action == "add_to_group":
@@ -321,6 +317,7 @@ def record_credit_memo(invoice_id: str, body: CreditMemoIn) -> out.InvoiceOut:
             quantity=line.quantity,
             unit_price=line.unit_price,
             product_id=line.product_id,
+            taxable=line.taxable,
         )
         for line in body.lines or []
     ]
@@ -336,6 +333,9 @@ def record_credit_memo(invoice_id: str, body: CreditMemoIn) -> out.InvoiceOut:
         on=(body.date or today()).isoformat(),
         reason=body.reason,
         actor=context.actor(router),
+        # wt-life: a person's credit is before tax and credits the tax it carries on the invoice
+        with_tax=True,
+        amount_taxable=body.taxable,
     )
     return views.invoice(record)
 
@@ -349,6 +349,28 @@ def record_credit_memo(invoice_id: str, body: CreditMemoIn) -> out.InvoiceOut:
 def list_credit_memos(invoice_id: str) -> out.CreditMemoList:
     record = invoice_store.get(context.tenant_id(router), invoice_id)
     return out.CreditMemoList(invoice_id=invoice_id, items=views.credit_memos(record))
+
+
+@router.delete(
+    "/invoices/<invoice_id>/credit-memos/<credit_id>",
+    summary="Remove a credit memo: the invoice's balance, status and the contact's account "
+    "balance are restored at once; QuickBooks deletes its applying Payment and the CreditMemo",
+    tags=["invoices"],
+    responses=OK,
+)
+def remove_credit_memo(
+    invoice_id: str,
+    credit_id: str,
+    reason: Annotated[
+        str | None, Query(min_length=1, max_length=500, description="why, for the audit")
+    ] = None,
+) -> out.InvoiceOut:
+    # lazy: the module also holds the consumer's half (QuickBooks client, requests): cold start
+    from fieldbill.workflows.qbo_sync import credit_memos
+
+    tenant = context.tenant_id(router)
+    record = credit_memos.remove_and_queue(tenant, invoice_id, credit_id, context.actor(router), reason)
+    return views.invoice(record, account_balances.balance_of(tenant, record.contact_id))
 
 
 def _group_for(tenant: str, group_id: str | None, group_name: str | None) -> str:

@@ -25,6 +25,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from fieldbill.domain.model import Destination, GroupingMode
+from fieldbill.workflows.invoices.filters import InvoiceQuery  # wt-life: bulk on a filter
 
 MAX_MONEY = Decimal("1000000000")
 MAX_QUANTITY = Decimal("1000000")
@@ -466,7 +467,13 @@ class PaymentIn(Strict):
 
 class BulkIn(Strict):
     action: Literal["delete", "mark_sent", "void", "sync", "send", "print", "add_to_group"]
-    invoice_ids: Annotated[list[Id], Field(min_length=1, max_length=500)]
+    # --- wt-life: a selection OR a filter (exactly one), the filter being GET /invoices' filters.
+    invoice_ids: Annotated[list[Id], Field(min_length=1, max_length=500)] | None = None
+    filter: InvoiceQuery | None = Field(
+        default=None,
+        description='instead of invoice_ids: GET /invoices\' filters, e.g. {"status": "draft", '
+        '"contact_id": "c-1"}; every invoice matching when the operation runs',
+    )
     reason: Annotated[str, Field(max_length=500)] | None = None
     # --- invoice groups (issue 16): add_to_group names an existing group or a new one.
     group_id: Id | None = Field(default=None, description="add_to_group: an existing group")
@@ -487,6 +494,8 @@ class CreditLineIn(Strict):
     quantity: Quantity
     unit_price: Money
     product_id: Id | None = None
+    # wt-life: left out, taxable as the invoice's lines of its product (no product: as all of them)
+    taxable: StrictBool | None = None
 
 
 class CreditMemoIn(Strict):
@@ -497,6 +506,11 @@ class CreditMemoIn(Strict):
     lines: Annotated[list[CreditLineIn], Field(min_length=1, max_length=100)] | None = None
     reason: Annotated[str, Field(min_length=1, max_length=500)]
     date: Day | None = Field(default=None, description="defaults to today")
+    # wt-life: an amount's tax; left out, taxable when every line of the invoice is
+    taxable: StrictBool | None = Field(
+        default=None,
+        description="with amount: it credits tax too (left out: when all the invoice's lines are taxable)",
+    )
 
 
 # ---------------------------------------------------------------------------- tax codes (issue 15)

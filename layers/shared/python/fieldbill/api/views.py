@@ -162,8 +162,9 @@ def credit_memos(record: Invoice) -> list[out.CreditMemoOut]:
     """The invoice's credit memos (issue 13, wt-credit)."""
     return [
         out.CreditMemoOut.model_validate(
-            {k: v for k, v in plain(c).items() if v is not None}
+            {k: v for k, v in plain(c).items() if v is not None and k != "history"}
             | {"lines": [{k: v for k, v in plain(ln).items() if v is not None} for ln in c.lines or []]}
         )
-        for c in record.credit_memos or []
+        # live ones, then removed ones (wt-life): the audit of a credit memo stays visible
+        for c in [*(record.credit_memos or []), *(record.removed_credit_memos or [])]
     ]

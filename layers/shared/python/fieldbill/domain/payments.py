@@ -112,6 +112,7 @@ class CreditLine:
     quantity: Decimal
     unit_price: Decimal
     product_id: str | None = None
+    taxable: bool | None = None  # wt-life: None, as the invoice's lines decide (domain/credit_tax.py)
 
     @property
     def amount(self) -> Decimal:
@@ -164,3 +165,14 @@ def apply_credit_memo(current: Balance, amount: Decimal, credited_before: Decima
         unapplied=money.cents(amount - applied),
         full=current.total > 0 and credited_before + amount >= current.total,
     )
+
+
+# ------------------------------------------------------------------ removing a credit memo (wt-life)
+def remove_credit_memo(current: Balance, applied: Decimal) -> Balance:
+    """Undo a credit memo: the part it applied is owed again (its unapplied part was the
+    contact's credit, not the invoice's)."""
+    if applied < 0 or applied > current.amount_credited:
+        raise ValidationError(
+            "applied", f"{applied} is not within what was credited ({current.amount_credited})"
+        )
+    return replace(current, amount_credited=money.cents(current.amount_credited - applied))

@@ -62,11 +62,15 @@ def record_credit(
     reason: str,
     lines: list[payments.CreditLine],
     actor: str,
+    totals: Any = None,
 ) -> Invoice:
     """Add a credit memo: the part that fits lowers the balance, the rest is the contact's
     unapplied credit. The same id again with the same amount is a retry (the invoice as it is);
-    with another amount a Conflict."""
+    with another amount a Conflict. `totals` (domain/credit_tax.CreditTotals, wt-life): its
+    subtotal and tax, `amount` being their total."""
     record = lifecycle.get(tenant_id, invoice_id)
+    if any(c.id == credit_id for c in record.removed_credit_memos or []):  # wt-life: ids are not reused
+        raise Conflict(f"credit memo {credit_id!r} was removed: use another id")
     earlier = next((c for c in record.credit_memos or [] if c.id == credit_id), None)
     if earlier is not None:
         if Decimal(earlier.amount) != amount:
@@ -111,6 +115,8 @@ def record_credit(
         recorded_by=actor,
         recorded_at=now_iso(),
     )
+    if totals is not None:  # wt-life: the tax it credits (decision 0011 amended)
+        _with_tax(memo, totals)
     why = f"credit memo {credit_id}: {amount} ({reason})" + (
         "; fully credited, items billable again" if full else ""
     )
@@ -221,5 +227,207 @@ def waiting_credit(invoice: Invoice) -> Decimal:
     Payment is not there): the inbound flow takes it off QuickBooks' balance, as for payments."""
     return sum(
         (Decimal(c.applied) for c in invoice.credit_memos or [] if not c.qbo_apply_id and not c.qbo_error),
+        Decimal("0"),
+    )
+
+
+# ---------------------------------------------------------------------------- tax (wt-life)
+def _with_tax(memo: CreditMemo, totals: Any) -> None:
+    memo.subtotal, memo.tax_total, memo.tax_rate = totals.subtotal, totals.tax_total, totals.rate
+    memo.taxable = totals.amount_taxable
+    for line, taxable in zip(memo.lines or [], totals.line_taxable, strict=False):
+        line.taxable = taxable
+
+
+def link_total(tenant_id: str, invoice_id: str, credit_id: str, qbo_total: Any) -> bool:
+    """QuickBooks' TotalAmt of the CreditMemo (it computed the tax, with automated tax)."""
+
+    def taken(c: CreditMemo) -> CreditMemo:
+        c.qbo_total = qbo_total
+        return c
+
+    return _set_memo(tenant_id, invoice_id, credit_id, taken)
+
+
+# ---------------------------------------------------------------------------- removal (wt-life)
+# A credit memo removed here: out of the live list into `removed_credit_memos` (status removed, who,
+# when, why) in ONE transaction with the balance it had lowered, the invoice's status the balance
+# implies (INVOICE_MACHINE), the contact's account balance and, when it undoes a full credit, the
+# invoice's items taken back (they had been released); conditional on the credits as read.
+
+
+def _same_removed(record: Invoice) -> Any:
+    removed = list(record.removed_credit_memos or [])
+    if not removed:
+        return Invoice.removed_credit_memos.does_not_exist()
+    return Invoice.removed_credit_memos == removed
+
+
+def _copy(memo: CreditMemo, **changes: Any) -> CreditMemo:
+    values = {name: getattr(memo, name) for name in CreditMemo.get_attributes()}
+    values.update(changes)
+    return CreditMemo(**values)
+
+
+def _take_back(record: Invoice, actor: str, why: str) -> list[Any]:
+    """The transaction parts putting the invoice's released items back on it (pending ->
+    invoiced); Conflict naming them when one was billed again meanwhile (a person decides)."""
+    from fieldbill.domain.model import ItemStatus
+    from fieldbill.store import transitions
+    from fieldbill.store.billing import items_by_id
+    from fieldbill.store.models import META, BillableItem
+
+    item_ids = [str(i) for i in record.item_ids or []]
+    found = items_by_id(record.tenant_id, item_ids)
+    taken = sorted(i for i in item_ids if i not in found or found[i].status != ItemStatus.PENDING)
+    if taken:
+        raise Conflict(
+            f"the credit memo made the invoice's items billable again and {', '.join(taken)} "
+            "were billed again since: it cannot be removed (credit the other invoice instead)"
+        )
+    parts = []
+    for item_id in item_ids:
+        decided = transitions.change(
+            BillableItem,
+            "status",
+            states.ITEM_MACHINE,
+            item_id,
+            str(ItemStatus.PENDING),
+            str(ItemStatus.INVOICED),
+            actor=actor,
+            reason=why,
+            extra=[
+                BillableItem.invoice_id.set(record.id),
+                BillableItem.destination.set(record.destination),
+                BillableItem.gsi1pk.set(BillableItem.status_key(record.tenant_id, str(ItemStatus.INVOICED))),
+            ],
+        )
+        item = BillableItem(BillableItem.key(record.tenant_id, item_id), META)
+        parts.append((item, decided.actions, decided.condition & BillableItem.invoice_id.does_not_exist()))
+    return parts
+
+
+def remove_credit(
+    tenant_id: str, invoice_id: str, credit_id: str, actor: str, reason: str | None
+) -> tuple[Invoice, CreditMemo, bool]:
+    """Remove a live credit memo: (the invoice, the removed credit memo, True when removed now).
+    Removed already: the same answer, nothing written (a retried DELETE)."""
+    from fieldbill.store import transitions
+
+    record = lifecycle.get(tenant_id, invoice_id)
+    gone = next((c for c in record.removed_credit_memos or [] if c.id == credit_id), None)
+    if gone is not None:
+        return record, gone, False
+    memo = next((c for c in record.credit_memos or [] if c.id == credit_id), None)
+    if memo is None:
+        raise NotFound("credit memo", credit_id)
+    status = InvoiceStatus(record.status)
+    if status not in CREDITABLE:
+        raise InvalidTransition(
+            INVOICE_MACHINE.name, status, InvoiceStatus.OPEN, f"a {status} invoice's credit memos stay"
+        )
+    why = f"credit memo {credit_id} ({memo.amount}) removed" + (f": {reason}" if reason else "")
+    _, entry = transitions.nested(
+        states.CREDIT_MEMO_MACHINE,
+        credit_id,
+        str(memo.status or states.CreditMemoStatus.LIVE),
+        str(states.CreditMemoStatus.REMOVED),
+        actor=actor,
+        reason=reason or "removed",
+    )
+    removed = _copy(
+        memo,
+        status=entry.to_state,
+        removed_by=actor,
+        removed_at=entry.at,
+        removed_reason=reason,
+        history=[*(memo.history or []), entry],
+    )
+    before = payments.Balance(
+        total=record.total,
+        amount_paid=Decimal(record.amount_paid or 0),
+        amount_credited=Decimal(record.amount_credited or 0),
+    )
+    after = payments.remove_credit_memo(before, Decimal(memo.applied))
+    remaining = [c for c in record.credit_memos or [] if c.id != credit_id]
+    still_full = record.total > 0 and sum((Decimal(c.amount) for c in remaining), Decimal(0)) >= record.total
+    takes_back: list[Any] = []
+    if is_fully_credited(record) and not still_full:
+        # The invoice bills its work again: its items come back to it, no memo says "full" now.
+        remaining = [_copy(c, full=False) for c in remaining]
+        takes_back = _take_back(record, actor, f"back on invoice {invoice_id}: {why}")
+        why += "; no longer fully credited, its items are on it again"
+    elif memo.full and still_full and remaining:
+        remaining[-1] = _copy(remaining[-1], full=True)  # the invoice stays fully credited
+    extra: list[Action] = [
+        Invoice.credit_memos.set(remaining),
+        Invoice.removed_credit_memos.set([*(record.removed_credit_memos or []), removed]),
+        Invoice.amount_credited.set(after.amount_credited),
+        Invoice.balance.set(after.balance),
+    ]
+    target = states.status_for_balance(status, record.total, after.balance)
+    condition = lifecycle._unchanged(record) & _same_credits(record) & _same_removed(record)
+    # What the invoice owes again, and the contact's credit (the unapplied part) given back.
+    owed = account_balances.owed_delta(record, str(target), after.balance) + Decimal(memo.unapplied)
+    if target != status:
+        decided = lifecycle._status_change(record, target, actor, why, extra)
+        lifecycle._write(record, decided.actions, decided.condition & condition, takes_back, owed)
+    else:
+        actions = [
+            *extra,
+            Invoice.updated_at.set(now_iso()),
+            Invoice.history.set(Invoice.history.append([lifecycle._note(actor, record.status, why)])),
+        ]
+        lifecycle._write(record, actions, condition, takes_back, owed)
+    return lifecycle.get(tenant_id, invoice_id), removed, True
+
+
+def _set_removed(tenant_id: str, invoice_id: str, credit_id: str, change: Any) -> bool:
+    """Rewrite one removed credit memo's QuickBooks fields, conditional on the list read."""
+    for _attempt in range(3):
+        record = lifecycle.get(tenant_id, invoice_id)
+        read = copy.deepcopy(list(record.removed_credit_memos or []))
+        if not any(c.id == credit_id for c in read):
+            return False
+        kept = [change(c) if c.id == credit_id else c for c in record.removed_credit_memos or []]
+        try:
+            record.update(
+                actions=[Invoice.removed_credit_memos.set(kept), Invoice.updated_at.set(now_iso())],
+                condition=Invoice.removed_credit_memos == read,
+            )
+            return True
+        except UpdateError as exc:
+            if not common.conditional_failed(exc):
+                raise
+    raise Conflict(f"invoice {invoice_id!r} kept changing; its credit memo's removal is retried")
+
+
+def removed_in_quickbooks(tenant_id: str, invoice_id: str, credit_id: str) -> bool:
+    """QuickBooks no longer holds the removed credit memo nor its applying Payment."""
+    return _set_removed(
+        tenant_id, invoice_id, credit_id, lambda c: _copy(c, qbo_removed=True, qbo_error=None)
+    )
+
+
+def removal_error(tenant_id: str, invoice_id: str, credit_id: str, error: dict[str, Any]) -> None:
+    """QuickBooks refused to delete it: the removed credit memo says why (removed here still)."""
+    _set_removed(tenant_id, invoice_id, credit_id, lambda c: _copy(c, qbo_error=error))
+
+
+def find_removed(invoice: Invoice, credit_id: str) -> CreditMemo | None:
+    return next((c for c in invoice.removed_credit_memos or [] if c.id == credit_id), None)
+
+
+def removal_waiting(invoice: Invoice) -> Decimal:
+    """Credit removed here that QuickBooks still applies (its Payment not deleted there yet): the
+    inbound flow adds it back to QuickBooks' balance, as it takes off credit not there yet. A
+    deletion QuickBooks refused counts too: the removal stands here (as a refused credit does) and
+    the balance check shows the difference until it is removed again."""
+    return sum(
+        (
+            Decimal(c.applied)
+            for c in invoice.removed_credit_memos or []
+            if c.qbo_apply_id and not c.qbo_removed
+        ),
         Decimal("0"),
     )

@@ -485,3 +485,43 @@ def mark_resync(invoice: Invoice, reason: str) -> bool:
         Invoice.version == invoice.version,
         _same_version(invoice),
     )
+
+
+# ---------------------------------------------------------------------------------- a newer SyncToken
+# (wt-life, issue 13 item 4) QuickBooks' send, like any change there, advances the invoice's SyncToken;
+# the next sparse update needs it. An answer can arrive late (a redelivery, an inbound event that
+# already brought a newer one): a token only ever moves forward.
+TOKEN_ATTEMPTS = 3
+
+
+def _token_number(token: str | None) -> int | None:
+    try:
+        return int(str(token)) if token is not None else None
+    except ValueError:
+        return None
+
+
+def keep_newer_sync_token(tenant_id: str, invoice_id: str, sync_token: str | None) -> bool:
+    """Store QuickBooks' SyncToken if it is newer than the one held, conditional on the one read
+    (so two late answers cannot step it back). True when it was written."""
+    incoming = _token_number(sync_token)
+    if incoming is None:
+        return False
+    for _attempt in range(TOKEN_ATTEMPTS):
+        record = load(tenant_id, invoice_id)
+        if record is None:
+            return False
+        held = record.qbo_sync_token
+        held_number = _token_number(held)
+        if held_number is not None and incoming <= held_number:
+            return False
+        condition = (
+            Invoice.qbo_sync_token.does_not_exist() if held is None else Invoice.qbo_sync_token == held
+        )
+        try:
+            update_without_reading(record, [Invoice.qbo_sync_token.set(str(incoming))], condition)
+            return True
+        except UpdateError as exc:
+            if not common.conditional_failed(exc):
+                raise
+    return False  # it kept moving: whoever moved it holds a token at least as new

@@ -362,6 +362,7 @@ class CreditMemoLine(MapAttribute[str, Any]):
     quantity = DecimalAttribute()
     unit_price = DecimalAttribute()
     amount = DecimalAttribute()
+    taxable = BooleanAttribute(null=True)  # wt-life: the line credits tax too (domain/credit_tax.py)
 
 
 class CreditMemo(MapAttribute[str, Any]):
@@ -382,6 +383,21 @@ class CreditMemo(MapAttribute[str, Any]):
     qbo_id = UnicodeAttribute(null=True)
     qbo_apply_id = UnicodeAttribute(null=True)
     qbo_error = MapAttribute[str, Any](null=True)
+    # --- removal (wt-life): status live (absent: live) -> removed through CREDIT_MEMO_MACHINE, with
+    # who, when and why; qbo_removed once its applying Payment and CreditMemo are deleted there.
+    status = UnicodeAttribute(null=True)
+    removed_by = UnicodeAttribute(null=True)
+    removed_at = UnicodeAttribute(null=True)
+    removed_reason = UnicodeAttribute(null=True)
+    qbo_removed = BooleanAttribute(null=True)
+    history = ListAttribute(of=HistoryEntry, null=True)
+    # --- tax (wt-life, decision 0011 amended): amount = subtotal + tax_total (what it credits);
+    # `taxable` for a credit of an amount alone; qbo_total: the CreditMemo's TotalAmt in QuickBooks.
+    subtotal = DecimalAttribute(null=True)
+    tax_total = DecimalAttribute(null=True)
+    tax_rate = DecimalAttribute(null=True)
+    taxable = BooleanAttribute(null=True)
+    qbo_total = DecimalAttribute(null=True)
 
 
 class InvoiceVersion(MapAttribute[str, Any]):
@@ -455,6 +471,9 @@ class Invoice(Entity, discriminator="Invoice"):
     # Credit memos (issue 13, wt-credit): kept on the invoice like its payments, so one write
     # changes the credits, the balance and the status together (amount_credited is their applied sum).
     credit_memos = ListAttribute(of=CreditMemo, default=list)
+    # Removed credit memos (wt-life): out of the live list above (so the credits, balance and account
+    # balance sums read only live ones), kept for the audit and for their deletion in QuickBooks.
+    removed_credit_memos = ListAttribute(of=CreditMemo, null=True)
     # --- recurring billing (issue 16): the bill profile and period it bills (its id is derived
     # from them and the account), and the account balance brought forward when it was created:
     # shown on the invoice, never part of its total.

@@ -111,3 +111,20 @@ def written(record: Entity, attribute: str, status: str) -> None:
     """Mirror on the in-memory record a status this module's change was just written with (no
     write): callers that keep working with the record see what the table holds."""
     setattr(record, attribute, status)
+
+
+def nested(
+    machine: StateMachine[Any],
+    subject_id: str,
+    current: str,
+    target: str,
+    *,
+    actor: str,
+    reason: str | None = None,
+) -> tuple[HistoryRecord, HistoryEntry]:
+    """(wt-life) A status held inside its parent record (a credit memo in its invoice's list): the
+    machine decides; the caller writes the parent conditional on the list as read (so on the old
+    status), with the returned history entry, in one write."""
+    kind = _status_enum(machine)
+    record = machine.transition(subject_id, kind(current), kind(target), at=now(), actor=actor, reason=reason)
+    return record, common.history_entry(actor, record.from_status, record.to_status, reason)

@@ -31,6 +31,8 @@ class QboSyncMessage(BaseModel):
         "sync_credit_memo",
         # wt-credit: QuickBooks' own send; entity_id the invoice, ref the address, version ours
         "send_invoice",
+        # wt-life: a removed credit memo deleted there; entity_id the invoice, ref our credit memo id
+        "remove_credit_memo",
     ]
     tenant_id: str
     entity_id: str

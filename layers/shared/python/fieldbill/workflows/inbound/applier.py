@@ -17,6 +17,7 @@ from typing import Any
 from fieldbill.domain import states
 from fieldbill.domain.errors import Conflict
 from fieldbill.domain.model import InvoiceStatus
+from fieldbill.domain.money import cents
 from fieldbill.observability import logger
 from fieldbill.quickbooks import mapping
 from fieldbill.quickbooks.cdc import ENTITIES, ITEM_TYPES
@@ -326,7 +327,10 @@ class Applier:
                 waiting = sum((p.amount for p in ours.payments or [] if not p.qbo_id), Decimal(0))
                 # ... nor credit applied here whose applying Payment is not there yet (wt-credit)
                 waiting += credit_memos.waiting_credit(ours)
-                balance = max(Decimal(0), balance - waiting)
+                # ... and credit removed here that QuickBooks still applies is owed again (wt-life)
+                waiting -= credit_memos.removal_waiting(ours)
+                # in cents, as every balance of ours (QuickBooks may answer 160.0)
+                balance = cents(max(Decimal(0), balance - waiting))
             status = str(states.status_from_quickbooks_balance(InvoiceStatus(ours.status), balance, total))
             if balance == ours.balance and status == ours.status and incoming == held:
                 result.unchanged += 1

@@ -201,6 +201,9 @@ class SyncBatch:
         elif message.kind == "sync_credit_memo":
             invoice = invoice_sync.load(tenant_id, entity_id)
             credit_memos.push_credit_memo(self.tenants.get(tenant_id), invoice, str(message.ref), maybe_sent)
+        elif message.kind == "remove_credit_memo":  # wt-life
+            invoice = invoice_sync.load(tenant_id, entity_id)
+            credit_memos.push_removal(self.tenants.get(tenant_id), invoice, str(message.ref))
         elif message.kind == "send_invoice":
             invoice = invoice_sync.load(tenant_id, entity_id)
             sends.push_send(self.tenants.get(tenant_id), invoice, str(message.ref), message.version)
@@ -226,6 +229,10 @@ class SyncBatch:
             payments.record_permanent(message.tenant_id, message.entity_id, str(message.ref), error)
         elif message.kind == "sync_credit_memo":
             credit_memos.record_permanent(message.tenant_id, message.entity_id, str(message.ref), error)
+        elif message.kind == "remove_credit_memo":  # wt-life
+            credit_memos.record_removal_permanent(
+                message.tenant_id, message.entity_id, str(message.ref), error
+            )
         elif message.kind == "send_invoice":
             sends.record_permanent(
                 message.tenant_id, message.entity_id, str(message.ref), message.version, error

@@ -16,7 +16,7 @@ from fieldbill.domain.model import InvoiceStatus, SyncStatus
 from fieldbill.observability import logger
 from fieldbill.quickbooks import ids  # pure: chosen/send run in the API and the jobs worker
 from fieldbill.quickbooks.errors import Permanent, Transient
-from fieldbill.store import invoices, messages, qbo_send
+from fieldbill.store import invoice_sync, invoices, messages, qbo_send
 from fieldbill.workflows.messages import QboSyncMessage
 
 if TYPE_CHECKING:  # records come from store/ functions; the classes only type them
@@ -95,6 +95,9 @@ def push_send(tenant: Tenant, invoice: Invoice | None, to: str, version: int | N
         ids.request_id("invoice-send", invoice.tenant_id, invoice.id, current, to),
     )
     at = str((result.get("DeliveryInfo") or {}).get("DeliveryTime") or "")
+    # The send is an update in QuickBooks (SyncToken + 1): without the new token the next sparse
+    # update of this invoice would be refused as stale.
+    invoice_sync.keep_newer_sync_token(invoice.tenant_id, invoice.id, result.get("SyncToken"))
     qbo_send.sent(invoice.tenant_id, invoice.id, to, current, at, ACTOR)
     logger.info(
         "QuickBooks sent the invoice",
