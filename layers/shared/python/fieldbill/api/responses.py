@@ -237,7 +237,7 @@ class CreditMemoLineOut(Out):
     quantity: DecimalText
     unit_price: DecimalText
     amount: DecimalText
-    taxable: bool | None = Field(default=None, description="it credits tax too (wt-life)")
+    taxable: bool | None = Field(default=None, description="it credits tax too")
 
 
 class CreditMemoOut(Out):
