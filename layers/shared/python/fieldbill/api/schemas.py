@@ -188,6 +188,9 @@ class ContactIn(Strict):
     membership_id: Id | None = None
     team_id: Id | None = None
     price_list_id: Id | None = None
+    # --- issue 15: tax per contact (domain/tax.resolve)
+    tax_code_id: Id | None = Field(default=None, description="its own tax code instead of the default")
+    tax_exempt: StrictBool | None = Field(default=None, description="never taxed (QuickBooks: Taxable false)")
 
 
 class ContactPatch(Patch):
@@ -198,6 +201,9 @@ class ContactPatch(Patch):
     membership_id: Id | None = None
     team_id: Id | None = None
     price_list_id: Id | None = None
+    # --- issue 15: tax per contact (null clears)
+    tax_code_id: Id | None = None
+    tax_exempt: StrictBool | None = None
 
 
 class ProductIn(Strict):
@@ -208,6 +214,7 @@ class ProductIn(Strict):
     kind: ProductKind = "service"
     income_account_ref: AccountRef | None = None
     expense_account_ref: AccountRef | None = None
+    non_taxable: StrictBool | None = Field(default=None, description="never taxed (issue 15)")
 
 
 class ProductPatch(Patch):
@@ -218,6 +225,7 @@ class ProductPatch(Patch):
     kind: ProductKind | None = None
     income_account_ref: AccountRef | None = None
     expense_account_ref: AccountRef | None = None
+    non_taxable: StrictBool | None = None  # issue 15
 
 
 class PriceListIn(Strict):
@@ -430,6 +438,10 @@ class InvoiceLineIn(Strict):
     unit_price: Money | None = None
     product_id: Id | None = None
     taxable: StrictBool | None = None
+    tax_code_id: Id | None = Field(
+        default=None,
+        description="issue 15: the line's own tax code (taxed at it whatever product or contact say)",
+    )
 
 
 class InvoicePatch(Patch):
