@@ -509,3 +509,5 @@ class RepairOut(Out):
     kind: str
     invoice_id: str
     status: str
+    qbo_id: str | None = Field(default=None, description="push_again: the deleted QuickBooks invoice")
+    new_qbo_id: str | None = Field(default=None, description="push_again: the new one, once made")

@@ -546,7 +546,11 @@ class ReconcileIn(Strict):
 
 
 class RepairIn(Strict):
-    kind: Literal["sync_invoice", "pull_invoice"] = Field(
-        description="a difference's repair.kind: ours sent again, or QuickBooks' read back"
+    kind: Literal["sync_invoice", "pull_invoice", "push_again"] = Field(
+        description="a difference's repair.kind: ours sent again, QuickBooks' read back, or (deleted "
+        "in QuickBooks) ours made there again as a new invoice"
     )
     invoice_id: Id
+    qbo_id: Id | None = Field(
+        default=None, description="push_again: the deleted QuickBooks invoice (repair.qbo_id)"
+    )

@@ -501,6 +501,10 @@ class Invoice(Entity, discriminator="Invoice"):
     # The record differs from QuickBooks' copy in fields QuickBooks holds (issue 15 item 5): set
     # in the same write as the change, cleared when a sync of that version lands.
     dirty = BooleanAttribute(null=True)
+    # --- issue 15, reconciliation: times QuickBooks' copy was deleted there and ours pushed again
+    # as a new invoice (part of the create's requestid: QuickBooks would replay the first create)
+    qbo_pushes = NumberAttribute(null=True)
+    qbo_deleted_id = UnicodeAttribute(null=True)  # the QuickBooks invoice it replaces (deleted there)
 
     @staticmethod
     def key(tenant_id: str, invoice_id: str) -> str:
