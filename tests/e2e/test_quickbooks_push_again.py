@@ -101,3 +101,28 @@ def test_a_push_again_of_an_invoice_quickbooks_still_has_links_it_again_and_make
         "/quickbooks/repairs", json={"kind": "push_again", "invoice_id": invoice["id"], "qbo_id": "999999"}
     )
     assert wrong.status_code == 422 and "qbo_id" in wrong.text
+
+
+def test_an_invoice_made_in_quickbooks_only_is_reported_as_extra_with_no_repair(
+    stack, connected_client: Client
+):
+    api = connected_client
+    emu = stack.emulator
+    realm = api.ok("GET", "/quickbooks/connection")["realm_id"]
+    tokens.save_settings(api.tenant_id, {"automated_tax": False}, "test")
+    invoice = synced_invoice(api, "c-extra", "Extra Pools")
+    stack.aws.drain()
+    # When someone makes an invoice for the same customer in QuickBooks itself
+    theirs = emu.user_create(
+        realm,
+        "Invoice",
+        {
+            "CustomerRef": {"value": emu.entity(realm, "Invoice", invoice["qbo_id"])["CustomerRef"]["value"]},
+            "Line": [{"DetailType": "SalesItemLineDetail", "Amount": "55.00", "SalesItemLineDetail": {}}],
+        },
+    )
+    stack.aws.drain()
+    # Then the report names it (its id, number and total), says where it comes from, offers no repair
+    extra = [d for d in reconcile(api)["differences"] if d["kind"] == "extra"]
+    assert [(d["qbo_id"], d["quickbooks"], d["repair"]) for d in extra] == [(theirs["Id"], "55.00", None)]
+    assert extra[0]["doc_number"] == theirs.get("DocNumber") and "made in QuickBooks" in extra[0]["detail"]

@@ -185,3 +185,67 @@ def test_a_contact_naming_an_unknown_code_or_both_a_code_and_exempt_is_refused(c
         client.ok("PATCH", "/contacts/c-ca", json={"tax_code_id": None, "tax_exempt": True})["tax_exempt"]
         is True
     )
+
+
+def test_invoices_from_the_billing_page_follow_the_contacts_tax(client: Client):
+    api = client
+    # Given 10 % by default, 5 % for one customer, another tax-exempt, and taxable work and goods
+    api.ok("POST", "/tax-codes", json={"id": "ten", "name": "Ten", "rate": "10", "is_default": True})
+    api.ok("POST", "/tax-codes", json={"id": "low", "name": "Low", "rate": "5"})
+    api.ok("POST", "/workers", json={"id": "ana", "name": "Ana"}, expect=201)
+    api.ok("POST", "/inventory-items", json={"id": "chem", "name": "Chem", "price": "20.00", "taxable": True})
+    api.ok(
+        "POST",
+        "/inventory-items",
+        json={"id": "fee", "name": "Permit fee", "price": "30.00", "taxable": False},
+    )
+    api.ok(
+        "POST",
+        "/service-types",
+        json={
+            "id": "weekly",
+            "name": "Weekly",
+            "billing_method": "fixed",
+            "price": "100.00",
+            "taxable": True,
+        },
+    )
+    api.ok("POST", "/contacts", json={"id": "low-c", "name": "Low Pools", "tax_code_id": "low"})
+    api.ok("POST", "/contacts", json={"id": "free-c", "name": "Free Pools", "tax_exempt": True})
+    totals = {}
+    for contact in ("low-c", "free-c"):
+        api.ok(
+            "POST",
+            "/services",
+            json={
+                "id": f"s-{contact}",
+                "contact_id": contact,
+                "service_date": "2026-11-03",
+                "started_at": "2026-11-03T09:00:00+00:00",
+                "ended_at": "2026-11-03T10:00:00+00:00",
+                "service_type_id": "weekly",
+                "worker_ids": ["ana"],
+                "inventory": [{"item_id": "chem", "quantity": "1"}, {"item_id": "fee", "quantity": "1"}],
+                "completed": True,
+            },
+            expect=201,
+        )
+        # When each customer's services are invoiced from the billing page
+        (invoice,) = api.ok(
+            "POST", f"/billing/customers/{contact}/invoices", json={"issue_date": "2026-11-30"}, expect=201
+        )["invoices"]
+        totals[contact] = api.ok("GET", f"/invoices/{invoice['id']}")
+    # Then the 5 % customer's taxable 120.00 is taxed 6.00 (the fee, non-taxable, is not) ...
+    low = totals["low-c"]
+    assert (low["subtotal"], low["tax_total"], low["total"], low["tax_code_id"]) == (
+        "150.00",
+        "6.00",
+        "156.00",
+        "low",
+    )
+    sources = sorted((ln["taxable"], ln["tax_source"]) for ln in low["lines"])
+    assert sources == [(False, "product"), (True, "contact"), (True, "contact")]
+    # ... and the exempt customer's invoice carries no tax at all
+    free = totals["free-c"]
+    assert (free["tax_total"], free["total"]) == ("0.00", "150.00")
+    assert {ln["tax_source"] for ln in free["lines"]} <= {"contact", "product"}
