@@ -14,7 +14,8 @@ five lines of 0.10 at 5 % = 0.03, not 5 x 0.01). The total is subtotal + tax.
 Which lines are taxable: a line marked taxable (a person, or the catalogue, issue 17), or a line of
 a kind the company taxes (QuickBooks settings `taxable_line_kinds`, default goods): the same rule
 decides TAX / NON in what is sent to QuickBooks (quickbooks/mapping.py), so both sides tax the
-same lines.
+same lines. Since issue 15 a line's own code, its product, and its contact come first: resolve()
+below holds the order (line > product > contact > tenant default), and a line keeps what decided.
 """
 
 from __future__ import annotations
@@ -216,14 +217,13 @@ def invoice_code(rules: TaxRules, contact: TaxChoice, code_id: str | None = None
 
 
 def resolve_line(line: Any, rules: TaxRules, contact: TaxChoice, invoice_code_id: str | None = None) -> Any:
-    """A built line (domain.model.InvoiceLine) with its tax resolved. A line from a visit or a
-    person arrives marked `taxable` (True) or not; its own code, if any, in `tax_code_id`."""
-    own = TaxChoice(
-        code_id=getattr(line, "tax_code_id", None) if getattr(line, "tax_source", None) == LINE else None,
-        taxable=False
-        if getattr(line, "tax_source", None) == LINE and not line.taxable
-        else (True if line.taxable else None),
-    )
+    """A built line (domain.model.InvoiceLine) with its tax resolved. A new line arrives marked
+    `taxable` (by a visit's catalogue item, or a person) or not; a line a person already decided
+    (`tax_source` line) keeps its own code or its "not taxable"."""
+    if getattr(line, "tax_source", None) == LINE:
+        own = TaxChoice(code_id=getattr(line, "tax_code_id", None), taxable=bool(line.taxable))
+    else:
+        own = TaxChoice(taxable=True if line.taxable else None)
     product = rules.products.get(getattr(line, "product_id", None) or "") or NO_CHOICE
     found = resolve(kind_of(line), own, product, contact, rules, invoice_code_id)
     return dataclasses.replace(
