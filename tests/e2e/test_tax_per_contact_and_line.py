@@ -249,3 +249,47 @@ def test_invoices_from_the_billing_page_follow_the_contacts_tax(client: Client):
     free = totals["free-c"]
     assert (free["tax_total"], free["total"]) == ("0.00", "150.00")
     assert {ln["tax_source"] for ln in free["lines"]} <= {"contact", "product"}
+
+
+def test_recurring_drafts_follow_the_contacts_tax(stack, connected_client: Client):
+    api = connected_client
+    # Given a company that taxes recurring charges, 10 % by default, 5 % for one account, and
+    # another account tax-exempt
+    tokens.save_settings(api.tenant_id, {"automated_tax": False, "taxable_line_kinds": ["recurring"]}, "test")
+    api.ok("POST", "/tax-codes", json={"id": "ten", "name": "Ten", "rate": "10", "is_default": True})
+    api.ok("POST", "/tax-codes", json={"id": "low", "name": "Low", "rate": "5"})
+    api.ok("POST", "/products", json={"id": "p-cart", "name": "Cart pickup"})
+    api.ok(
+        "POST",
+        "/bill-profiles",
+        json={"id": "bp-tax", "name": "Residential", "cadence": "monthly", "start_date": "2026-01-01"},
+        expect=201,
+    )
+    accounts = {"r-low": {"tax_code_id": "low"}, "r-free": {"tax_exempt": True}, "r-std": {}}
+    for contact_id, tax_setting in accounts.items():
+        api.ok("POST", "/contacts", json={"id": contact_id, "name": contact_id.title(), **tax_setting})
+        api.ok("PUT", f"/contacts/{contact_id}/bill-profile", json={"bill_profile_id": "bp-tax"})
+        api.ok(
+            "POST",
+            "/recurring-services",
+            json={
+                "id": f"s-{contact_id}",
+                "contact_id": contact_id,
+                "name": "Weekly cart pickup",
+                "product_id": "p-cart",
+                "rate": "100.00",
+                "basis": "period",
+                "start_date": "2026-10-01",
+            },
+            expect=201,
+        )
+    # When November's drafts are made
+    accepted = api.ok("POST", "/bill-profiles/bp-tax/periods/2026-11/drafts", json={}, expect=202)
+    assert api.wait_operation(accepted["operation_id"])["status"] == "succeeded"
+    made = {i["contact_id"]: i for i in api.ok("GET", "/invoices?period=2026-11&limit=50")["items"]}
+    # Then each account's draft is taxed by its own rule
+    assert {c: (made[c]["tax_total"], made[c]["total"]) for c in accounts} == {
+        "r-low": ("5.00", "105.00"),
+        "r-free": ("0.00", "100.00"),
+        "r-std": ("10.00", "110.00"),
+    }
