@@ -171,6 +171,48 @@ def test_a_non_taxable_line_among_taxable_ones_and_a_line_with_its_own_code(stac
     assert refused.status_code == 422, refused.text
     assert "lines[0].tax_code_id" in refused.text
     assert api.ok("GET", f"/invoices/{shown['id']}")["total"] == "145.00"
+    # A line given another product: its own code still decides for it (line > product) ...
+    again = api.ok(
+        "PATCH",
+        f"/invoices/{shown['id']}",
+        json={
+            "lines": [
+                {"line_no": line_no["chlorine"], "product_id": "permit"},
+                {"line_no": line_no["permit"]},
+            ]
+        },
+    )
+    by_no = {ln["line_no"]: ln for ln in again["lines"]}
+    assert (by_no[line_no["chlorine"]]["tax_source"], by_no[line_no["chlorine"]]["tax_amount"]) == (
+        "line",
+        "5.00",
+    )
+    # ... and once the line's code is taken off (taxable true: the invoice's rule), the
+    # non-taxable product it now bills decides
+    cleared = api.ok(
+        "PATCH",
+        f"/invoices/{shown['id']}",
+        json={
+            "lines": [
+                {"line_no": line_no["chlorine"], "taxable": True},
+                {"line_no": line_no["permit"]},
+            ]
+        },
+    )
+    marked = next(ln for ln in cleared["lines"] if ln["line_no"] == line_no["chlorine"])
+    assert (marked["taxable"], marked["tax_amount"], cleared["tax_total"]) == (True, "10.00", "10.00")
+    untaxed = api.ok(
+        "PATCH",
+        f"/invoices/{shown['id']}",
+        json={
+            "lines": [
+                {"line_no": line_no["chlorine"], "product_id": "permit"},
+                {"line_no": line_no["permit"]},
+            ]
+        },
+    )
+    gone = next(ln for ln in untaxed["lines"] if ln["line_no"] == line_no["chlorine"])
+    assert (gone["taxable"], gone["tax_source"], untaxed["tax_total"]) == (False, "product", "0.00")
 
 
 def test_a_contact_naming_an_unknown_code_or_both_a_code_and_exempt_is_refused(client: Client):

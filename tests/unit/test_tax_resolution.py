@@ -266,3 +266,31 @@ def test_line_taxes_add_up_to_the_invoice_tax_and_exempt_means_zero(spec, contac
         assert ln.taxable or ln.tax_amount == 0
     if contact.taxable is False and not any(ch.code_id for _, ch in spec):
         assert built.tax_total == 0
+
+
+def test_an_edit_giving_a_line_a_non_taxable_product_untaxes_it_unless_the_line_names_a_code() -> None:
+    built = tax.apply(invoice(line(1, "100"), line(2, "100")), rules())
+    done = invoice_edits.apply_edit(
+        content(built),
+        invoice_edits.InvoiceEdit(
+            lines=(
+                invoice_edits.LineChange(
+                    line_no=1,
+                    product_id="permit",
+                    product_name="Permit",
+                    product_non_taxable=True,
+                    taxable=True,
+                ),
+                invoice_edits.LineChange(
+                    line_no=2,
+                    product_id="permit",
+                    product_name="Permit",
+                    product_non_taxable=True,
+                    tax_code_id="nyc",
+                    tax_rate=Decimal("8.875"),
+                ),
+            )
+        ),
+    )
+    assert [(ln.taxable, ln.tax_source) for ln in done.lines] == [(False, "product"), (True, "line")]
+    assert done.tax_total == Decimal("8.88")

@@ -44,6 +44,7 @@ class LineChange:
     # rate, which the store looks up (None with a code named: no such code, refused)
     tax_code_id: str | None = None
     tax_rate: Decimal | None = None
+    product_non_taxable: bool = False  # the product given is non-taxable (the store looks it up)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -240,8 +241,9 @@ def _added_line(line_no: int, change: LineChange, where: str) -> InvoiceLine:
 
 
 def _line_tax(line: InvoiceLine, change: LineChange, invoice_rate: Decimal | None, where: str) -> InvoiceLine:
-    """A line's tax after a person's edit (issue 15): a code named on it taxes it at that code,
-    taxable given decides for the line (at the invoice's rate), otherwise it keeps its tax."""
+    """A line's tax after a person's edit (issue 15), in tax.resolve's order: a code named on it
+    taxes it at that code; taxable false, or a non-taxable product given, leaves it untaxed;
+    taxable true taxes it at the invoice's rate; otherwise it keeps its tax."""
     if change.tax_code_id is not None:
         if change.taxable is False:
             raise ValidationError(f"{where}.taxable", "a line naming a tax code is taxable")
@@ -250,9 +252,16 @@ def _line_tax(line: InvoiceLine, change: LineChange, invoice_rate: Decimal | Non
         return dataclasses.replace(
             line, taxable=True, tax_code_id=change.tax_code_id, tax_rate=change.tax_rate, tax_source=tax.LINE
         )
-    if change.taxable is not None:
-        rate = invoice_rate if change.taxable else None
+    if change.taxable is False:
+        return dataclasses.replace(line, taxable=False, tax_code_id=None, tax_rate=None, tax_source=tax.LINE)
+    if change.product_non_taxable and not (line.tax_source == tax.LINE and line.tax_code_id):
+        # as tax.resolve: a non-taxable product decides, unless the line names its own code; a
+        # line merely marked taxable does not
         return dataclasses.replace(
-            line, taxable=change.taxable, tax_code_id=None, tax_rate=rate, tax_source=tax.LINE
+            line, taxable=False, tax_code_id=None, tax_rate=None, tax_source=tax.PRODUCT
+        )
+    if change.taxable:
+        return dataclasses.replace(
+            line, taxable=True, tax_code_id=None, tax_rate=invoice_rate, tax_source=tax.LINE
         )
     return line  # its tax as resolved when the invoice was made (or the invoice's rate: tax.line_rate)

@@ -259,18 +259,33 @@ def edit(
 
 def _with_tax_rates(tenant_id: str, edit: invoice_edits.InvoiceEdit) -> invoice_edits.InvoiceEdit:
     """The rates of the tax codes an edit's lines name (issue 15; an unknown or inactive code
-    keeps None: refused naming the line's tax_code_id)."""
-    if not edit.lines or not any(line.tax_code_id for line in edit.lines):
+    keeps None: refused naming the line's tax_code_id), and whether a product a line is given is
+    non-taxable (its line is then untaxed unless the line itself names a code)."""
+    if not edit.lines:
         return edit
-    from fieldbill.store import tax_codes  # only edits that name a code read the codes
+    from fieldbill.store import tax_codes  # only edits that name a code or a product read them
 
-    codes = tax_codes.rules(tenant_id).codes
-    lines = tuple(
-        dataclasses.replace(line, tax_rate=found.rate)
-        if line.tax_code_id and (found := codes.get(line.tax_code_id)) is not None and found.active
-        else line
-        for line in edit.lines
-    )
+    lines = edit.lines
+    if any(line.tax_code_id for line in lines):
+        codes = tax_codes.rules(tenant_id).codes
+        lines = tuple(
+            dataclasses.replace(line, tax_rate=found.rate)
+            if line.tax_code_id and (found := codes.get(line.tax_code_id)) is not None and found.active
+            else line
+            for line in lines
+        )
+    wanted = [line.product_id for line in lines if line.product_id]
+    if wanted:
+        products = tax_codes.ProductChoices(tenant_id)
+        products.prefetch(wanted)
+        lines = tuple(
+            dataclasses.replace(line, product_non_taxable=True)
+            if line.product_id
+            and (choice := products.get(line.product_id)) is not None
+            and choice.taxable is False
+            else line
+            for line in lines
+        )
     return dataclasses.replace(edit, lines=lines)
 
 
