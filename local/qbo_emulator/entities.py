@@ -459,6 +459,11 @@ class Accounting:
         if d["ApplyTaxAfterDiscount"] and subtotal and discount_total:
             taxable -= discount_total * taxable / subtotal  # the discount's taxable share
         rate = self._location_rate(c, d)
+        customer = c.get("Customer", d["CustomerRef"]["value"]) or {}
+        if customer.get("Taxable") is False:
+            # A non-taxable (exempt) customer's lines are not taxed whatever their codes (Intuit,
+            # Customer entity: "Taxable: If true, transactions for this customer are taxable").
+            taxable = ZERO
         computed = round_money(taxable * rate / 100) if rate is not None else ZERO
         total = computed if explicit is None else explicit
         detail: dict[str, Any] = {"TotalTax": total, "TaxLine": []}

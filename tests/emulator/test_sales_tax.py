@@ -201,3 +201,18 @@ def test_the_tax_settings_and_the_numbering_preference_survive_a_restart(tmp_pat
         )
     finally:
         second.stop()
+
+
+def test_a_non_taxable_customer_is_not_taxed_even_on_lines_coded_tax(ast: Qbo):
+    # Intuit, Customer entity: "Taxable: If true, transactions for this customer are taxable"
+    # (issue 15: a tax-exempt contact is pushed with Taxable false).
+    # Given two customers in California, one of them not taxable
+    exempt = ast.customer("Exempt Co", Taxable=False, ShipAddr={"CountrySubDivisionCode": "CA"})
+    taxed = ast.customer("Taxed Co", ShipAddr={"CountrySubDivisionCode": "CA"})
+    item = ast.item()
+    # When each is invoiced 200.00 on a line coded TAX
+    free = invoice(ast, exempt, [line(item["Id"], 2, 100, "TAX")])
+    paid = invoice(ast, taxed, [line(item["Id"], 2, 100, "TAX")])
+    # Then only the taxable customer is taxed (7.25 %)
+    assert money(free["TxnTaxDetail"]["TotalTax"]) == 0 and money(free["TotalAmt"]) == Decimal("200.00")
+    assert money(paid["TxnTaxDetail"]["TotalTax"]) == Decimal("14.50")

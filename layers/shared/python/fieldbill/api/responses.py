@@ -103,6 +103,8 @@ class ContactOut(Record):
     qbo_dirty_since: str | None = Field(
         default=None, description="changed here at this time and not yet in QuickBooks (issue 15)"
     )
+    tax_code_id: str | None = None
+    tax_exempt: bool = False
 
 
 class ProductOut(Record):
@@ -118,6 +120,7 @@ class ProductOut(Record):
         default=None, description="changed here at this time and not yet in QuickBooks (issue 15)"
     )
     active: bool
+    non_taxable: bool = False
 
 
 class PriceListOut(Record):
@@ -212,6 +215,11 @@ class InvoiceLineOut(Out):
     work_date: str | None = None
     line_no: int | None = None
     taxable: bool = False
+    # --- issue 15, per-line tax: the code and rate it is taxed at, who decided, its share of the tax
+    tax_code_id: str | None = None
+    tax_rate: DecimalText | None = None
+    tax_source: Literal["line", "product", "contact", "tenant"] | None = None
+    tax_amount: DecimalText | None = None
     # --- job invoices (issue 14)
     invoiceable_id: str | None = None
     category: str | None = None
@@ -518,3 +526,5 @@ class RepairOut(Out):
     kind: str
     invoice_id: str
     status: str
+    qbo_id: str | None = Field(default=None, description="push_again: the deleted QuickBooks invoice")
+    new_qbo_id: str | None = Field(default=None, description="push_again: the new one, once made")

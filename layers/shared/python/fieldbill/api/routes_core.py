@@ -45,6 +45,7 @@ def _actor() -> str:
 # ---------------------------------------------------------------------------- contacts
 @router.post("/contacts", summary="Create a contact", tags=["contacts"], status_code=201, responses=CREATED)
 def create_contact(body: ContactIn) -> out.ContactOut:
+    _check_contact_tax(body.tax_code_id, body.tax_exempt)
     # Marked dirty in its own write and pushed at once (issue 15): in QuickBooks before any invoice.
     record = catalog.contacts.create(_tenant(), _actor(), qbo_links.marked_dirty(body.model_dump()))
     enqueue.push(record.tenant_id, "sync_contact", record.id)
@@ -70,6 +71,7 @@ def get_contact(contact_id: str) -> out.ContactOut:
 
 @router.patch("/contacts/<contact_id>", summary="Change a contact (partial)", tags=["contacts"], responses=OK)
 def update_contact(contact_id: str, body: ContactPatch) -> out.ContactOut:
+    _check_contact_tax(body.tax_code_id, body.tax_exempt)
     record = catalog.contacts.update(_tenant(), contact_id, qbo_links.marked_dirty(body.changes()), _actor())
     enqueue.push(record.tenant_id, "sync_contact", record.id)  # the customer in QuickBooks follows
     return views.contact(record)
@@ -207,3 +209,14 @@ def get_history(entity: str, record_id: str) -> out.HistoryOut:
     price-list, membership, team, assignment, task, billable-item, invoice, billing-run, operation, job."""
     record, deleted = history.history_record(_tenant(), entity, record_id)
     return views.history(entity, record_id, record, deleted)
+
+
+# ---------------------------------------------------------------------------- issue 15: tax per contact
+def _check_contact_tax(code_id: str | None, exempt: bool | None) -> None:
+    """A contact names one of the tenant's active codes, or is exempt, not both (422 otherwise)."""
+    from fieldbill.domain.errors import ValidationError
+    from fieldbill.store import tax_codes
+
+    if code_id is not None and exempt:
+        raise ValidationError("tax_exempt", "a tax-exempt contact names no tax code")
+    tax_codes.check_code(_tenant(), code_id)

@@ -89,4 +89,6 @@ def reconcile(body: ReconcileIn) -> out.OperationAccepted:
 def repair(body: RepairIn) -> out.RepairOut:
     from fieldbill.workflows.inbound import reconcile as reconciling  # lazy: the API's cold start
 
-    return out.RepairOut.model_validate(reconciling.repair(_tenant(), body.kind, body.invoice_id, _actor()))
+    return out.RepairOut.model_validate(
+        reconciling.repair(_tenant(), body.kind, body.invoice_id, _actor(), body.qbo_id)
+    )

@@ -189,6 +189,9 @@ class ContactIn(Strict):
     membership_id: Id | None = None
     team_id: Id | None = None
     price_list_id: Id | None = None
+    # --- issue 15: tax per contact (domain/tax.resolve)
+    tax_code_id: Id | None = Field(default=None, description="its own tax code instead of the default")
+    tax_exempt: StrictBool | None = Field(default=None, description="never taxed (QuickBooks: Taxable false)")
 
 
 class ContactPatch(Patch):
@@ -199,6 +202,9 @@ class ContactPatch(Patch):
     membership_id: Id | None = None
     team_id: Id | None = None
     price_list_id: Id | None = None
+    # --- issue 15: tax per contact (null clears)
+    tax_code_id: Id | None = None
+    tax_exempt: StrictBool | None = None
 
 
 class ProductIn(Strict):
@@ -209,6 +215,7 @@ class ProductIn(Strict):
     kind: ProductKind = "service"
     income_account_ref: AccountRef | None = None
     expense_account_ref: AccountRef | None = None
+    non_taxable: StrictBool | None = Field(default=None, description="never taxed (issue 15)")
 
 
 class ProductPatch(Patch):
@@ -219,6 +226,7 @@ class ProductPatch(Patch):
     kind: ProductKind | None = None
     income_account_ref: AccountRef | None = None
     expense_account_ref: AccountRef | None = None
+    non_taxable: StrictBool | None = None  # issue 15
 
 
 class PriceListIn(Strict):
@@ -431,6 +439,10 @@ class InvoiceLineIn(Strict):
     unit_price: Money | None = None
     product_id: Id | None = None
     taxable: StrictBool | None = None
+    tax_code_id: Id | None = Field(
+        default=None,
+        description="issue 15: the line's own tax code (taxed at it whatever product or contact say)",
+    )
 
 
 class InvoicePatch(Patch):
@@ -548,7 +560,11 @@ class ReconcileIn(Strict):
 
 
 class RepairIn(Strict):
-    kind: Literal["sync_invoice", "pull_invoice"] = Field(
-        description="a difference's repair.kind: ours sent again, or QuickBooks' read back"
+    kind: Literal["sync_invoice", "pull_invoice", "push_again"] = Field(
+        description="a difference's repair.kind: ours sent again, QuickBooks' read back, or (deleted "
+        "in QuickBooks) ours made there again as a new invoice"
     )
     invoice_id: Id
+    qbo_id: Id | None = Field(
+        default=None, description="push_again: the deleted QuickBooks invoice (repair.qbo_id)"
+    )

@@ -40,6 +40,11 @@ class LineChange:
     product_id: str | None = None
     product_name: str | None = None  # the catalog's name of product_id (the store looks it up)
     taxable: bool | None = None
+    # issue 15: the line's own tax code (taxed at it whatever the product or contact say) and its
+    # rate, which the store looks up (None with a code named: no such code, refused)
+    tax_code_id: str | None = None
+    tax_rate: Decimal | None = None
+    product_non_taxable: bool = False  # the product given is non-taxable (the store looks it up)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -93,7 +98,7 @@ def totals(lines: Sequence[InvoiceLine], tax_rate: Decimal | None = None) -> tup
     """Subtotal, tax and total of the lines: the tax of the taxable lines at the invoice's rate,
     once per invoice (domain/tax.py; QuickBooks recomputes it itself under automated sales tax)."""
     subtotal = money.cents(sum((line.amount for line in lines), Decimal("0.00")))
-    tax_total = tax.tax_of(lines, tax_rate).tax_total
+    tax_total = tax.with_line_taxes(lines, tax_rate)[1]
     return subtotal, tax_total, money.cents(subtotal + tax_total)
 
 
@@ -126,6 +131,12 @@ def apply_edit(current: InvoiceContent, edit: InvoiceEdit) -> Edited:
     for name, value in edit.texts.items():
         texts[name] = value
         changed.append(name)
+    if edit.lines is not None:
+        lines = tuple(
+            _line_tax(line, change, current.tax_rate, f"lines[{index}]")
+            for index, (line, change) in enumerate(zip(lines, edit.lines, strict=True))
+        )
+    lines = tax.with_line_taxes(lines, current.tax_rate)[0]
     subtotal, tax_total, total = totals(lines, current.tax_rate)
     if total < current.paid_and_credited:
         raise ValidationError(
@@ -227,3 +238,30 @@ def _added_line(line_no: int, change: LineChange, where: str) -> InvoiceLine:
         amount=money.line_amount(change.quantity, change.unit_price),
         taxable=bool(change.taxable),
     )
+
+
+def _line_tax(line: InvoiceLine, change: LineChange, invoice_rate: Decimal | None, where: str) -> InvoiceLine:
+    """A line's tax after a person's edit (issue 15), in tax.resolve's order: a code named on it
+    taxes it at that code; taxable false, or a non-taxable product given, leaves it untaxed;
+    taxable true taxes it at the invoice's rate; otherwise it keeps its tax."""
+    if change.tax_code_id is not None:
+        if change.taxable is False:
+            raise ValidationError(f"{where}.taxable", "a line naming a tax code is taxable")
+        if change.tax_rate is None:
+            raise ValidationError(f"{where}.tax_code_id", f"no active tax code {change.tax_code_id!r}")
+        return dataclasses.replace(
+            line, taxable=True, tax_code_id=change.tax_code_id, tax_rate=change.tax_rate, tax_source=tax.LINE
+        )
+    if change.taxable is False:
+        return dataclasses.replace(line, taxable=False, tax_code_id=None, tax_rate=None, tax_source=tax.LINE)
+    if change.product_non_taxable and not (line.tax_source == tax.LINE and line.tax_code_id):
+        # as tax.resolve: a non-taxable product decides, unless the line names its own code; a
+        # line merely marked taxable does not
+        return dataclasses.replace(
+            line, taxable=False, tax_code_id=None, tax_rate=None, tax_source=tax.PRODUCT
+        )
+    if change.taxable:
+        return dataclasses.replace(
+            line, taxable=True, tax_code_id=None, tax_rate=invoice_rate, tax_source=tax.LINE
+        )
+    return line  # its tax as resolved when the invoice was made (or the invoice's rate: tax.line_rate)

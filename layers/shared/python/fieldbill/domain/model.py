@@ -362,6 +362,13 @@ class InvoiceLine:
     unit_price: Decimal
     amount: Decimal
     taxable: bool = False
+    # --- issue 15, per-line tax (domain/tax.resolve): the code and rate this line is taxed at,
+    # which level decided (line | product | contact | tenant; None: made before, the invoice's
+    # rate applies) and its share of the invoice's tax.
+    tax_code_id: str | None = None
+    tax_rate: Decimal | None = None
+    tax_source: str | None = None
+    tax_amount: Decimal | None = None
 
     def __post_init__(self) -> None:
         _coerce_enums(self, line_kind=LineKind)

@@ -14,7 +14,8 @@ five lines of 0.10 at 5 % = 0.03, not 5 x 0.01). The total is subtotal + tax.
 Which lines are taxable: a line marked taxable (a person, or the catalogue, issue 17), or a line of
 a kind the company taxes (QuickBooks settings `taxable_line_kinds`, default goods): the same rule
 decides TAX / NON in what is sent to QuickBooks (quickbooks/mapping.py), so both sides tax the
-same lines.
+same lines. Since issue 15 a line's own code, its product, and its contact come first: resolve()
+below holds the order (line > product > contact > tenant default), and a line keeps what decided.
 """
 
 from __future__ import annotations
@@ -59,6 +60,9 @@ class TaxRules:
     codes: Mapping[str, TaxCode]
     default_code: str | None = None
     taxable_kinds: tuple[str, ...] = DEFAULT_TAXABLE_KINDS
+    # Per contact / per product choices (issue 15: resolve() below); only those that have one.
+    contacts: Mapping[str, TaxChoice] = dataclasses.field(default_factory=dict)
+    products: Mapping[str, TaxChoice] = dataclasses.field(default_factory=dict)
 
     def code(self, code_id: str | None) -> TaxCode | None:
         """The code an invoice uses: the one named, else the default; None: no tax."""
@@ -110,20 +114,169 @@ def differs(local_total: Decimal, quickbooks_total: Decimal | None) -> bool:
 
 
 def apply(invoice: Any, rules: TaxRules, code_id: str | None = None) -> Any:
-    """A built invoice (domain.model.Invoice) with its taxable lines marked and its tax and total."""
-    lines = tuple(
-        line
-        if line.taxable or not is_taxable(line, rules.taxable_kinds)
-        else dataclasses.replace(line, taxable=True)
-        for line in invoice.lines
-    )
-    code = rules.code(code_id)
-    tax = tax_of(lines, code.rate if code is not None else None)
+    """A built invoice (domain.model.Invoice) with each line's tax resolved (resolve(): line >
+    product > contact > tenant default) and the invoice's tax and total. `code_id` names the
+    invoice's code instead of the contact's or the default."""
+    contact = rules.contacts.get(invoice.contact_id) or NO_CHOICE
+    code = invoice_code(rules, contact, code_id)
+    lines = tuple(resolve_line(line, rules, contact, code_id) for line in invoice.lines)
+    lines, tax_total = with_line_taxes(lines, code.rate if code is not None else None)
     return dataclasses.replace(
         invoice,
         lines=lines,
-        tax_total=tax.tax_total,
+        tax_total=tax_total,
         tax_code_id=code.id if code is not None else None,
-        tax_rate=tax.rate,
-        total=money.cents(Decimal(invoice.subtotal) + tax.tax_total),
+        tax_rate=code.rate if code is not None else None,
+        total=money.cents(Decimal(invoice.subtotal) + tax_total),
     )
+
+
+# -------------------------------------------------------------------- per contact and per line (issue 15)
+# Which code taxes a line, written once (every path that makes invoices calls apply()):
+#
+#   1. the line:    a code named on it (taxed at that code) or taxable=false (not taxed);
+#   2. the product: non-taxable (a product, service type or inventory item marked so): not taxed;
+#   3. the contact: tax-exempt: not taxed;
+#   4. the tenant:  the line is taxable when something marked it so (the line, its product or
+#                   service type) or its kind is one the company taxes; then at the contact's own
+#                   code, else the tenant's default code.
+#
+# The first level that decides wins. A product or line merely marked "taxable" decides nothing
+# against a tax-exempt customer (QuickBooks taxes a line only when item and customer both are):
+# to tax a line of an exempt customer, name a code on the line.
+LINE, PRODUCT, CONTACT, TENANT = "line", "product", "contact", "tenant"
+SOURCES = (LINE, PRODUCT, CONTACT, TENANT)
+
+
+@dataclass(frozen=True, slots=True)
+class TaxChoice:
+    """What one level says: a code (taxed at it), taxable False (not taxed), taxable True (marked
+    taxable: the code comes from a lower level), or nothing."""
+
+    code_id: str | None = None
+    taxable: bool | None = None
+
+
+NO_CHOICE = TaxChoice()
+
+
+@dataclass(frozen=True, slots=True)
+class LineTax:
+    taxable: bool
+    code_id: str | None
+    rate: Decimal | None  # None: not taxed (no code applies)
+    source: str  # the level that decided: line | product | contact | tenant
+
+
+def resolve(
+    kind: str,
+    line: TaxChoice,
+    product: TaxChoice,
+    contact: TaxChoice,
+    rules: TaxRules,
+    invoice_code_id: str | None = None,
+) -> LineTax:
+    """The tax of one line (the order above). An unknown or inactive code named at any level is a
+    ValidationError naming `tax_code_id`."""
+    if line.code_id is not None:
+        code = rules.code(line.code_id)
+        assert code is not None  # a named code is never None (rules.code raises instead)
+        return LineTax(True, code.id, code.rate, LINE)
+    if line.taxable is False:
+        return LineTax(False, None, None, LINE)
+    if product.code_id is not None:
+        code = rules.code(product.code_id)
+        assert code is not None
+        return LineTax(True, code.id, code.rate, PRODUCT)
+    if product.taxable is False:
+        return LineTax(False, None, None, PRODUCT)
+    if contact.taxable is False:
+        return LineTax(False, None, None, CONTACT)
+    marked = line.taxable is True or product.taxable is True
+    if not (marked or kind in rules.taxable_kinds):
+        return LineTax(False, None, None, TENANT)
+    code = invoice_code(rules, contact, invoice_code_id)
+    own = code is not None and invoice_code_id is None and code.id == contact.code_id
+    source = CONTACT if own else TENANT
+    if code is None:
+        return LineTax(True, None, None, source)
+    return LineTax(True, code.id, code.rate, source)
+
+
+def invoice_code(rules: TaxRules, contact: TaxChoice, code_id: str | None = None) -> TaxCode | None:
+    """The code of an invoice's taxable lines that name none: the one given, else the contact's,
+    else the tenant's default; none for a tax-exempt contact."""
+    if code_id is not None:
+        return rules.code(code_id)
+    if contact.taxable is False:
+        return None
+    own = rules.codes.get(contact.code_id) if contact.code_id is not None else None
+    # A contact's code deleted or made inactive since: the default applies (a billing run must not
+    # fail on it; the contact still shows the code it names).
+    return own if own is not None and own.active else rules.code(None)
+
+
+def resolve_line(line: Any, rules: TaxRules, contact: TaxChoice, invoice_code_id: str | None = None) -> Any:
+    """A built line (domain.model.InvoiceLine) with its tax resolved. A new line arrives marked
+    `taxable` (by a visit's catalogue item, or a person) or not; a line a person already decided
+    (`tax_source` line) keeps its own code or its "not taxable"."""
+    if getattr(line, "tax_source", None) == LINE:
+        own = TaxChoice(code_id=getattr(line, "tax_code_id", None), taxable=bool(line.taxable))
+    else:
+        own = TaxChoice(taxable=True if line.taxable else None)
+    product = rules.products.get(getattr(line, "product_id", None) or "") or NO_CHOICE
+    found = resolve(kind_of(line), own, product, contact, rules, invoice_code_id)
+    return dataclasses.replace(
+        line, taxable=found.taxable, tax_code_id=found.code_id, tax_rate=found.rate, tax_source=found.source
+    )
+
+
+def line_rate(line: Any, invoice_rate: Decimal | None) -> Decimal | None:
+    """The rate a line is taxed at: its own (resolved lines carry it), else the invoice's rate for
+    a line marked taxable (lines made before per-line codes); None: untaxed."""
+    if not getattr(line, "taxable", False):
+        return None
+    if getattr(line, "tax_source", None) is not None:
+        return getattr(line, "tax_rate", None)
+    return invoice_rate
+
+
+def with_line_taxes(lines: Sequence[Any], invoice_rate: Decimal | None) -> tuple[tuple[Any, ...], Decimal]:
+    """The lines with their `tax_amount`, and the invoice's tax. Rounded ONCE per rate (the lines
+    taxed at one rate are summed, then rounded half-up to cents, as QuickBooks rounds a rate's
+    TaxLine); with one rate that is once per invoice. Each line shows its share of its rate's tax:
+    amount x rate rounded, the cent left over by rounding given to the largest lines first, so
+    the lines' taxes add up to the invoice's exactly."""
+    groups: dict[Decimal, list[int]] = {}
+    for index, line in enumerate(lines):
+        rate = line_rate(line, invoice_rate)
+        if rate is not None:
+            groups.setdefault(rate, []).append(index)
+    shares: dict[int, Decimal] = {}
+    total = ZERO
+    for rate, members in groups.items():
+        base = sum((Decimal(lines[i].amount) for i in members), ZERO)
+        group_tax = money.cents(base * rate / Decimal(100))
+        total += group_tax
+        shares.update(_allocate(group_tax, [(i, Decimal(lines[i].amount)) for i in members], rate))
+    out = tuple(
+        dataclasses.replace(line, tax_amount=shares.get(index, ZERO)) if hasattr(line, "tax_amount") else line
+        for index, line in enumerate(lines)
+    )
+    return out, money.cents(total)
+
+
+def _allocate(group_tax: Decimal, members: list[tuple[int, Decimal]], rate: Decimal) -> dict[int, Decimal]:
+    """Each line's share of a rate's tax: its own rounded tax, corrected a cent at a time (largest
+    lines first) until the shares add up to the rate's tax."""
+    shares = {i: money.cents(amount * rate / Decimal(100)) for i, amount in members}
+    left = group_tax - sum(shares.values(), ZERO)
+    step = Decimal("0.01") if left > 0 else Decimal("-0.01")
+    order = sorted(members, key=lambda m: (-abs(m[1]), m[0]))
+    while left != 0 and order:
+        for index, _ in order:
+            if left == 0:
+                break
+            shares[index] += step
+            left -= step
+    return shares

@@ -138,6 +138,11 @@ def sales_line(line: LineLike, item_ref: str | None, settings: QboSettings) -> d
         raise MappingError(f"line amount {amount} is not {qty} x {price} rounded to cents", "Line.Amount")
     # A line a person marked taxable is taxed; otherwise the company's taxable line kinds decide.
     taxable = tax.is_taxable(line, settings.taxable_line_kinds)  # the rule our own tax uses
+    if getattr(line, "tax_source", None) is not None:
+        # issue 15: resolved when the invoice was made (line > product > contact > tenant); a line
+        # taxed at 0 % carries no tax either way
+        rate = getattr(line, "tax_rate", None)
+        taxable = bool(getattr(line, "taxable", False)) and (rate is None or Decimal(rate) != 0)
     detail: dict[str, Any] = {
         "Qty": qty,
         "UnitPrice": price,
@@ -201,10 +206,15 @@ def expected_total(lines: Iterable[LineLike]) -> Decimal:
     return sum((Decimal(ln.amount) for ln in lines), Decimal("0"))
 
 
-def contact_to_qbo(name: str, email: str | None = None) -> dict[str, Any]:
+def contact_to_qbo(name: str, email: str | None = None, *, taxable: bool | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {"DisplayName": clean_name(name, DISPLAY_NAME_MAX)}
     if email:
         body["PrimaryEmailAddr"] = {"Address": email}
+    if taxable is not None:
+        # issue 15: a tax-exempt contact is a non-taxable customer (Intuit, Customer.Taxable: "if
+        # true, transactions for this customer are taxable"): automated sales tax taxes none of
+        # its lines. Sent only for contacts given a tax setting here (QuickBooks' own otherwise).
+        body["Taxable"] = taxable
     return body
 
 

@@ -500,6 +500,10 @@ def line_records(lines: Sequence[dm.InvoiceLine]) -> list[InvoiceLine]:
             work_date=ln.work_date.isoformat() if ln.work_date else None,
             line_no=ln.line_no,
             taxable=ln.taxable,
+            tax_code_id=ln.tax_code_id,
+            tax_rate=ln.tax_rate,
+            tax_source=ln.tax_source,
+            tax_amount=ln.tax_amount,
         )
         for ln in lines
     ]

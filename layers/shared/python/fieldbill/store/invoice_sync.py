@@ -525,3 +525,29 @@ def keep_newer_sync_token(tenant_id: str, invoice_id: str, sync_token: str | Non
             if not common.conditional_failed(exc):
                 raise
     return False  # it kept moving: whoever moved it holds a token at least as new
+# ---------------------------------------------------------------------------- issue 15: push again
+def unlink_deleted(invoice: Invoice, qbo_id: str, reason: str) -> bool:
+    """Our invoice whose QuickBooks copy `qbo_id` was deleted there goes to QuickBooks again as a
+    new invoice (a reconciliation repair a person asked for): unlinked (its QuickBooks id and
+    token removed, `qbo_pushes` counted so the create's requestid is new) and synced -> pending
+    in one write, conditional on it still being linked to `qbo_id` at the version read. Its number
+    stays (sent again as DocNumber with custom numbers on). False: not written (linked no more, or
+    changed meanwhile)."""
+    if str(invoice.qbo_id or "") != qbo_id or invoice.sync_status != SyncStatus.SYNCED:
+        return False
+    pushes = int(invoice.qbo_pushes or 0) + 1
+    extra: list[Action] = [
+        Invoice.qbo_id.remove(),
+        Invoice.qbo_sync_token.remove(),
+        Invoice.qbo_pushes.set(pushes),
+        Invoice.qbo_deleted_id.set(qbo_id),
+        *_run_index(invoice, SyncStatus.PENDING),
+    ]
+    return _write_status(
+        invoice,
+        SyncStatus.PENDING,
+        reason,
+        extra,
+        (Invoice.qbo_id == qbo_id) & (Invoice.version == invoice.version),
+        lambda stored: False,  # any change meanwhile: the person looks again
+    )

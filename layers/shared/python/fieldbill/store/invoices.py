@@ -61,6 +61,10 @@ def lines_to_domain(record: Invoice) -> tuple[dm.InvoiceLine, ...]:
             unit_price=line.unit_price,
             amount=line.amount,
             taxable=bool(line.taxable),
+            tax_code_id=line.tax_code_id,
+            tax_rate=line.tax_rate,
+            tax_source=line.tax_source,
+            tax_amount=line.tax_amount,
         )
         for number, line in enumerate(record.lines or [], start=1)
     )
@@ -204,6 +208,7 @@ def edit(
             f"invoice {invoice_id!r}: QuickBooks' answer to its last sync is not known yet; try again shortly"
         )
     edit = _with_product_names(tenant_id, edit)
+    edit = _with_tax_rates(tenant_id, edit)
     done = invoice_edits.apply_edit(content(record), edit)
     if not done.changed:
         return record, False
@@ -250,6 +255,38 @@ def edit(
         record.destination == str(dm.Destination.QUICKBOOKS) and record.sync_status != SyncStatus.NOT_SYNCED
     )
     return get(tenant_id, invoice_id), to_quickbooks
+
+
+def _with_tax_rates(tenant_id: str, edit: invoice_edits.InvoiceEdit) -> invoice_edits.InvoiceEdit:
+    """The rates of the tax codes an edit's lines name (issue 15; an unknown or inactive code
+    keeps None: refused naming the line's tax_code_id), and whether a product a line is given is
+    non-taxable (its line is then untaxed unless the line itself names a code)."""
+    if not edit.lines:
+        return edit
+    from fieldbill.store import tax_codes  # only edits that name a code or a product read them
+
+    lines = edit.lines
+    if any(line.tax_code_id for line in lines):
+        codes = tax_codes.rules(tenant_id).codes
+        lines = tuple(
+            dataclasses.replace(line, tax_rate=found.rate)
+            if line.tax_code_id and (found := codes.get(line.tax_code_id)) is not None and found.active
+            else line
+            for line in lines
+        )
+    wanted = [line.product_id for line in lines if line.product_id]
+    if wanted:
+        products = tax_codes.ProductChoices(tenant_id)
+        products.prefetch(wanted)
+        lines = tuple(
+            dataclasses.replace(line, product_non_taxable=True)
+            if line.product_id
+            and (choice := products.get(line.product_id)) is not None
+            and choice.taxable is False
+            else line
+            for line in lines
+        )
+    return dataclasses.replace(edit, lines=lines)
 
 
 def _with_product_names(tenant_id: str, edit: invoice_edits.InvoiceEdit) -> invoice_edits.InvoiceEdit:

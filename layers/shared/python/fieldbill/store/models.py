@@ -148,6 +148,9 @@ class Contact(Entity, discriminator="Contact"):
     terms_days = NumberAttribute(null=True)
     # issue 15: changed here since QuickBooks took it (the change's stamp; store/qbo_links.py)
     qbo_dirty_since = UnicodeAttribute(null=True)
+    # --- issue 15, tax per contact (domain/tax.resolve): its own code, or tax-exempt
+    tax_code_id = UnicodeAttribute(null=True)
+    tax_exempt = BooleanAttribute(null=True)
 
 
 class Product(Entity, discriminator="Product"):
@@ -180,6 +183,9 @@ class Product(Entity, discriminator="Product"):
     default_inventory = ListAttribute(of=UnicodeAttribute, null=True)  # inventory item ids
     trip_fee_id = UnicodeAttribute(null=True)  # the service type that is this type's trip fee
     is_trip_fee = BooleanAttribute(default=False)
+    # --- issue 15, tax per product (domain/tax.resolve): never taxed (a service type's or
+    # inventory item's own `taxable: false` says the same)
+    non_taxable = BooleanAttribute(null=True)
 
 
 class PriceList(Entity, discriminator="PriceList"):
@@ -335,6 +341,11 @@ class InvoiceLine(MapAttribute[str, Any]):
     work_date = UnicodeAttribute(null=True)
     line_no = NumberAttribute(null=True)
     taxable = BooleanAttribute(default=False)
+    # --- issue 15, per-line tax (domain/model.InvoiceLine)
+    tax_code_id = UnicodeAttribute(null=True)
+    tax_rate = DecimalAttribute(null=True)
+    tax_source = UnicodeAttribute(null=True)
+    tax_amount = DecimalAttribute(null=True)
     # --- job invoices (issue 14): the invoiceable or charge category a line bills.
     invoiceable_id = UnicodeAttribute(null=True)
     category = UnicodeAttribute(null=True)
@@ -509,6 +520,10 @@ class Invoice(Entity, discriminator="Invoice"):
     # The record differs from QuickBooks' copy in fields QuickBooks holds (issue 15 item 5): set
     # in the same write as the change, cleared when a sync of that version lands.
     dirty = BooleanAttribute(null=True)
+    # --- issue 15, reconciliation: times QuickBooks' copy was deleted there and ours pushed again
+    # as a new invoice (part of the create's requestid: QuickBooks would replay the first create)
+    qbo_pushes = NumberAttribute(null=True)
+    qbo_deleted_id = UnicodeAttribute(null=True)  # the QuickBooks invoice it replaces (deleted there)
 
     @staticmethod
     def key(tenant_id: str, invoice_id: str) -> str:

@@ -9,7 +9,7 @@ tax of an invoice already made.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -18,9 +18,9 @@ from pynamodb.transactions import TransactWrite
 
 from fieldbill.clock import now_iso
 from fieldbill.domain import tax
-from fieldbill.domain.errors import Conflict
+from fieldbill.domain.errors import Conflict, ValidationError
 from fieldbill.store import catalog, common
-from fieldbill.store.models import META, Entity, TaxCode
+from fieldbill.store.models import META, Contact, Entity, Product, TaxCode
 
 ENTITY = "tax-code"
 
@@ -45,7 +45,86 @@ def rules(tenant_id: str, taxable_kinds: tuple[str, ...] = tax.DEFAULT_TAXABLE_K
         codes={c.id: tax.TaxCode(c.id, c.name, Decimal(c.rate), bool(c.active)) for c in codes},
         default_code=default,
         taxable_kinds=taxable_kinds,
+        contacts=ContactChoices(tenant_id),
+        products=ProductChoices(tenant_id),
     )
+
+
+# -------------------------------------------------------------------- per contact and product (issue 15)
+def contact_choice(record: Contact) -> tax.TaxChoice | None:
+    if record.tax_exempt:
+        return tax.TaxChoice(taxable=False)
+    return tax.TaxChoice(code_id=record.tax_code_id) if record.tax_code_id else None
+
+
+def product_choice(record: Product) -> tax.TaxChoice | None:
+    if record.non_taxable:
+        return tax.TaxChoice(taxable=False)
+    if record.catalog_role:  # a service type's or inventory item's own flag is its answer (issue 17)
+        return tax.TaxChoice(taxable=bool(record.taxable))
+    return None
+
+
+class _Choices(Mapping[str, tax.TaxChoice]):
+    """The tax choices of a tenant's contacts or products, read when first asked for (a generate
+    page asks for its few contacts and products; `prefetch` reads many in one batch) and kept for
+    the page: domain/tax.py sees a plain mapping."""
+
+    model: type[Contact] | type[Product]
+
+    def __init__(self, tenant_id: str) -> None:
+        self.tenant_id = tenant_id
+        self._known: dict[str, tax.TaxChoice | None] = {}
+
+    def _choice(self, record: Any) -> tax.TaxChoice | None:
+        raise NotImplementedError
+
+    def prefetch(self, ids: Iterable[str]) -> None:
+        wanted = [i for i in dict.fromkeys(ids) if i and i not in self._known]
+        if not wanted:
+            return
+        found = common.batch_get(self.model, ((self.model.key(self.tenant_id, i), META) for i in wanted))
+        by_id = {r.id: r for r in found.values()}
+        for item_id in wanted:
+            record = by_id.get(item_id)
+            self._known[item_id] = self._choice(record) if record is not None else None
+
+    def __getitem__(self, key: str) -> tax.TaxChoice:
+        if key not in self._known:
+            self.prefetch([key])
+        found = self._known.get(key)
+        if found is None:
+            raise KeyError(key)
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([k for k, v in self._known.items() if v is not None])
+
+    def __len__(self) -> int:
+        return sum(1 for v in self._known.values() if v is not None)
+
+
+class ContactChoices(_Choices):
+    model = Contact
+
+    def _choice(self, record: Any) -> tax.TaxChoice | None:
+        return contact_choice(record)
+
+
+class ProductChoices(_Choices):
+    model = Product
+
+    def _choice(self, record: Any) -> tax.TaxChoice | None:
+        return product_choice(record)
+
+
+def check_code(tenant_id: str, code_id: str | None, field: str = "tax_code_id") -> None:
+    """A code named on a contact or a line must be one of the tenant's active codes (422)."""
+    if code_id is None:
+        return
+    found = record(tenant_id, code_id)
+    if found is None or not found.active:
+        raise ValidationError(field, f"no active tax code {code_id!r} in this tenant")
 
 
 def _clear_other_defaults(tx: TransactWrite, tenant_id: str, keep: str) -> None:
@@ -107,3 +186,11 @@ def delete(tenant_id: str, code_id: str, actor: str) -> None:
 
 def record(tenant_id: str, code_id: str) -> TaxCode | None:
     return common.find(TaxCode, TaxCode.key(tenant_id, code_id), META)
+
+
+def prefetch(rules_: tax.TaxRules, contact_ids: Iterable[str], product_ids: Iterable[str]) -> None:
+    """Read a page's contacts' and products' tax choices in batches, not one by one."""
+    if isinstance(rules_.contacts, _Choices):
+        rules_.contacts.prefetch(contact_ids)
+    if isinstance(rules_.products, _Choices):
+        rules_.products.prefetch(product_ids)

@@ -53,7 +53,10 @@ def invoice_rules(tenant_id: str, destination: Destination) -> InvoiceRules:
     """Numbering: local invoices are numbered by us (nobody else will); QuickBooks ones with custom
     transaction numbers on by us too (sent as DocNumber: QuickBooks leaves it blank otherwise);
     off, QuickBooks numbers them and the sync stores its DocNumber (qbo_doc_number).
-    Tax: the tenant's default tax code on the lines the company taxes (domain/tax.py)."""
+    Tax: the tenant's default tax code on the lines the company taxes (domain/tax.py); since issue
+    15 also its contacts' and products' own choices (store/tax_codes: read as asked, or in a batch
+    with tax_codes.prefetch), so every caller's tax.apply resolves line > product > contact >
+    tenant default."""
     record = connections.get(tenant_id, consistent=False)
     settings = record.settings.as_dict() if record is not None and record.settings else {}
     kinds = settings.get("taxable_line_kinds")

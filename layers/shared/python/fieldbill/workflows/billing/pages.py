@@ -18,6 +18,7 @@ from fieldbill.domain.errors import Conflict
 from fieldbill.domain.products import Assignments, default_products_for
 from fieldbill.observability import logger
 from fieldbill.store import billing as store
+from fieldbill.store import tax_codes
 from fieldbill.workflows.billing.destination import invoice_rules
 
 COMPILE_PAGE = 2000
@@ -154,6 +155,8 @@ def generate(
     rules = invoice_rules(tenant_id, destination)
     by_id = {rec.id: rec for rec in items}
     domain_items = [store.item_to_domain(rec) for rec in items if rec.status == "pending"]
+    # issue 15: the page's contacts' and products' tax choices in a batch, not one read each
+    tax_codes.prefetch(rules.tax, (i.contact_id for i in domain_items), (i.product_id for i in domain_items))
     groups = invoicing.group_items(domain_items, grouping)
     for group in groups.values():
         # An invoice never exceeds one transaction: very long groups become several invoices.

@@ -9,7 +9,8 @@ message names (GET /operations/{id}).
 Differences, one row each, with an id (stable for the same difference) and, where the fix is safe,
 a `repair` a person applies with one call (POST /quickbooks/repairs):
 - missing: ours, for QuickBooks, never created there -> sync_invoice (create it); linked but no
-  longer there (deleted in QuickBooks?) -> no repair: a person decides;
+  longer there (deleted in QuickBooks?) -> push_again: a new QuickBooks invoice, linked (number
+  kept), only when a person asks (nothing paid or credited on it);
 - extra: a QuickBooks invoice of the period that is not ours -> no repair (made in QuickBooks);
 - total / tax: TotalAmt or TotalTax differs from ours -> sync_invoice (ours is pushed);
 - balance: Balance differs from ours (payments) -> pull_invoice (theirs is read and applied);
@@ -39,7 +40,7 @@ from fieldbill.store import reconciliation
 if TYPE_CHECKING:  # records come from store/ functions; the classes only type them
     from fieldbill.store.models import Invoice
 
-REPAIRS = ("sync_invoice", "pull_invoice")
+REPAIRS = ("sync_invoice", "pull_invoice", "push_again")
 MAX_ROWS = 500  # differences kept in one report (the operation's result is one DynamoDB item)
 
 
@@ -123,7 +124,7 @@ def report(tenant_id: str, date_from: date, date_to: date, client: QboClient | N
                     str(invoice.qbo_id),
                     invoice.total,
                     None,
-                    None,
+                    "push_again",
                     detail="linked, but QuickBooks no longer has it (deleted there?)",
                 )
             )
@@ -284,7 +285,9 @@ def request(tenant_id: str, date_from: date, date_to: date, actor: str) -> Any:
     return operation
 
 
-def repair(tenant_id: str, kind: str, invoice_id: str, actor: str) -> dict[str, Any]:
+def repair(
+    tenant_id: str, kind: str, invoice_id: str, actor: str, qbo_id: str | None = None
+) -> dict[str, Any]:
     """One click on a difference's repair. sync_invoice: ours goes to QuickBooks again (through the
     sync queue); pull_invoice: QuickBooks' invoice is read and applied here (through the inbound
     queue). Both are idempotent: a second click queues the same work again, harmlessly."""
@@ -299,6 +302,8 @@ def repair(tenant_id: str, kind: str, invoice_id: str, actor: str) -> dict[str, 
     invoice = invoice_store.get(tenant_id, invoice_id)
     if invoice.destination != "quickbooks":
         raise ValidationError("invoice_id", "is not an invoice for QuickBooks")
+    if kind == "push_again":
+        return push_again(invoice, qbo_id, actor)
     if kind == "sync_invoice":
         if invoice.sync_status in ("not_synced", "error"):
             enqueue.enqueue_invoices([invoice], actor)
@@ -338,3 +343,50 @@ def repair(tenant_id: str, kind: str, invoice_id: str, actor: str) -> dict[str, 
         ]
     )
     return {"kind": kind, "invoice_id": invoice_id, "status": "queued"}
+
+
+# ---------------------------------------------------------------------------- issue 15: push again
+def push_again(invoice: Invoice, qbo_id: str | None, actor: str) -> dict[str, Any]:
+    """Our invoice whose QuickBooks copy `qbo_id` was deleted there becomes a new QuickBooks
+    invoice, linked, with its number (sent as DocNumber with custom numbers on). Only on request
+    (a deletion in QuickBooks may be wanted), and idempotent: a second click finds it unlinked
+    from `qbo_id` already and queues nothing more. If QuickBooks has the copy after all, the sync
+    links it again instead of making a second one (qbo_sync/invoices.still_there)."""
+    from fieldbill.domain.errors import Conflict, ValidationError
+    from fieldbill.store import invoice_sync
+    from fieldbill.workflows.messages import QboSyncMessage
+    from fieldbill.workflows.qbo_sync import enqueue
+
+    if not qbo_id:
+        raise ValidationError("qbo_id", "the deleted QuickBooks invoice (the difference's repair.qbo_id)")
+    answer = {"kind": "push_again", "invoice_id": invoice.id, "qbo_id": qbo_id}
+    if invoice.status in ("void", "deleted"):
+        raise Conflict(f"invoice {invoice.id!r} is {invoice.status} here: nothing to push")
+    if Decimal(invoice.amount_paid or 0) > 0 or Decimal(invoice.amount_credited or 0) > 0:
+        raise Conflict(
+            f"invoice {invoice.id!r} has payments or credits: a new QuickBooks invoice would not carry "
+            "them; record them there or void ours"
+        )
+    if str(invoice.qbo_id or "") != qbo_id:
+        if invoice.qbo_deleted_id == qbo_id:  # a repeated click: already pushed again
+            return answer | {"status": "done" if invoice.qbo_id else "queued", "new_qbo_id": invoice.qbo_id}
+        raise ValidationError(
+            "qbo_id", f"invoice {invoice.id!r} is not linked to QuickBooks invoice {qbo_id}"
+        )
+    why = f"reconciliation repair by {actor}: QuickBooks invoice {qbo_id} deleted there; pushed again as new"
+    if not invoice_sync.unlink_deleted(invoice, qbo_id, why):
+        raise Conflict(
+            f"invoice {invoice.id!r} changed meanwhile (sync {invoice.sync_status}): reconcile again"
+        )
+    enqueue.send(
+        [
+            QboSyncMessage(
+                kind="sync_invoice",
+                tenant_id=invoice.tenant_id,
+                entity_id=invoice.id,
+                run_id=invoice.run_id,
+                version=int(invoice.version),
+            )
+        ]
+    )
+    return answer | {"status": "queued", "new_qbo_id": None}

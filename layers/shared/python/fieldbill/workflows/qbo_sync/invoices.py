@@ -17,7 +17,7 @@ from fieldbill.observability import logger
 from fieldbill.quickbooks import mapping
 from fieldbill.quickbooks import metrics as qmetrics
 from fieldbill.quickbooks.client import quote, request_id
-from fieldbill.quickbooks.errors import DuplicateDocNumber, Permanent, StaleObject, Transient
+from fieldbill.quickbooks.errors import DuplicateDocNumber, NotFound, Permanent, StaleObject, Transient
 from fieldbill.store import edit_refusals, invoice_sync
 from fieldbill.store import invoices as lifecycle
 from fieldbill.workflows.messages import QboSyncMessage
@@ -89,6 +89,8 @@ def sync_invoice(tenant: Tenant, invoice: Invoice, maybe_sent: bool, owner: str)
             found = None
             if maybe_sent or invoice.sync_status == "unknown":
                 found = find_invoice(tenant, invoice, body)
+            if found is None and getattr(invoice, "qbo_deleted_id", None):
+                found = still_there(tenant, invoice)
             if found is not None:
                 logger.info(
                     "invoice found in QuickBooks after an unknown outcome: not created again",
@@ -109,6 +111,20 @@ def sync_invoice(tenant: Tenant, invoice: Invoice, maybe_sent: bool, owner: str)
         raise
 
 
+def still_there(tenant: Tenant, invoice: Invoice) -> dict[str, Any] | None:
+    """Pushed again because QuickBooks' copy was reported deleted (issue 15): if QuickBooks has
+    that copy after all (the report was wrong, or old), it is linked again instead of a second
+    invoice being made."""
+    try:
+        row = tenant.client.read("Invoice", str(invoice.qbo_deleted_id))
+    except NotFound:
+        return None
+    if not mapping.has_marker(row, invoice.tenant_id, invoice.id):
+        return None
+    logger.info("pushed again, but QuickBooks still has it: linked again", extra={"qbo_id": row.get("Id")})
+    return row
+
+
 def invoice_body(tenant: Tenant, invoice: Invoice) -> dict[str, Any]:
     customer = references.ensure_customer(tenant, invoice.contact_id)
     items = references.ensure_items(tenant, [ln.product_id for ln in invoice.lines if ln.product_id])
@@ -118,6 +134,9 @@ def invoice_body(tenant: Tenant, invoice: Invoice) -> dict[str, Any]:
 
 
 def create_request_id(invoice: Invoice) -> str:
+    pushes = int(getattr(invoice, "qbo_pushes", None) or 0)
+    if pushes:  # pushed again after QuickBooks deleted it (issue 15): a create QuickBooks never saw
+        return request_id("invoice", invoice.tenant_id, invoice.id, int(invoice.version), f"push{pushes}")
     return request_id("invoice", invoice.tenant_id, invoice.id, int(invoice.version))
 
 

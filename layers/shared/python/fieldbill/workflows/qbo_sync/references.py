@@ -58,7 +58,7 @@ def ensure_customer(
             "CustomerRef",
         )
     if not record.qbo_id:
-        body = mapping.contact_to_qbo(record.name, record.email)
+        body = mapping.contact_to_qbo(record.name, record.email, taxable=_taxable(record))
         found = None
         if not known_absent:
             found = find_by_name(tenant, "Customer", "DisplayName", body["DisplayName"])
@@ -126,7 +126,9 @@ def _create_customers(tenant: Tenant, records: list[Contact], failed: Failed) ->
         bodies, ids = {}, {}
         for record in chunk:
             try:
-                bodies[record.id] = mapping.contact_to_qbo(record.name, record.email)
+                bodies[record.id] = mapping.contact_to_qbo(
+                    record.name, record.email, taxable=_taxable(record)
+                )
             except mapping.MappingError as exc:
                 failed[record.id] = exc
                 continue
@@ -265,7 +267,7 @@ def sync_contact(tenant: Tenant, contact_id: str) -> None:
         "Customer",
         str(record.qbo_id),
         record.qbo_sync_token,
-        mapping.contact_to_qbo(record.name, record.email),
+        mapping.contact_to_qbo(record.name, record.email, taxable=_taxable(record)),
         ("customer-update", tenant.tenant_id, record.id, record.updated_at),
     )
     qbo_links.keep_contact_token(record, str(result.get("SyncToken", "0")))
@@ -317,3 +319,8 @@ def sparse_update(
                 raise
             token = str(tenant.client.read(entity, qbo_id)["SyncToken"])
     raise AssertionError("unreachable")
+
+
+def _taxable(record: Contact) -> bool | None:
+    """issue 15: QuickBooks' Taxable flag of a contact given a tax setting here (None: not sent)."""
+    return None if record.tax_exempt is None else not record.tax_exempt
