@@ -226,7 +226,8 @@ def test_numbering_modes(client: Client, numbering: str):
     assert own["number"] == "PO-77"
     taken = api.post("/jobs/job-3/invoices", json={"policy": "deposit", "amount": "1.00", "number": "PO-77"})
     assert taken.status_code == 409
-    assert _invoice(api, "job-3", policy="deposit", amount="10.00")["number"] == "1002"  # no gap
+    # (another amount: the same request again would be answered with the first invoice)
+    assert _invoice(api, "job-3", policy="deposit", amount="12.00")["number"] == "1002"  # no gap
 
 
 FORBIDDEN = {
@@ -317,3 +318,27 @@ def test_with_accounting_integration_quickbooks_gets_the_invoice_at_export(stack
         Decimal("250")
     ]
     assert api.ok("POST", f"/invoices/{deposit['id']}/post", json={})["workflow_status"] == "posted"
+
+
+# ---- a double-click (issue 14, what was left: item 4)
+def test_an_identical_repeat_is_answered_with_the_first_invoice_and_a_different_one_is_new(client: Client):
+    api = client
+    _job(api, "job-5")
+    # Given a deposit saved once (no Idempotency-Key: a double-click sends none)
+    first = _invoice(api, "job-5", policy="deposit", amount="100.00")
+    # When the very same request comes again
+    again = _invoice(api, "job-5", policy="deposit", amount="100.00")
+    # Then it is answered with the first invoice, and nothing more is billed
+    assert again["id"] == first["id"] and again["number"] == first["number"]
+    job = api.ok("GET", "/jobs/job-5")
+    assert (job["invoice_count"], job["deposits"]) == (1, "100.00")
+    # A different request is a second invoice
+    other = _invoice(api, "job-5", policy="deposit", amount="150.00")
+    assert other["id"] != first["id"] and other["number"] == "1002"
+    # and the same content again on purpose is told apart by the client's own id
+    mine = _invoice(api, "job-5", policy="deposit", amount="100.00", id="second-100")
+    assert mine["id"] not in (first["id"], other["id"])
+    assert _invoice(api, "job-5", policy="deposit", amount="100.00", id="second-100")["id"] == mine["id"]
+    job = api.ok("GET", "/jobs/job-5")
+    assert (job["invoice_count"], job["deposits"]) == (3, "350.00")
+    assert len(api.ok("GET", "/jobs/job-5/invoices")["invoices"]) == 3

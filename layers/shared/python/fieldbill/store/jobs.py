@@ -451,6 +451,15 @@ def advance(
     return get_invoice(record.tenant_id, record.id)
 
 
+def find_invoice(tenant_id: str, invoice_id: str) -> Invoice | None:
+    """The invoice if it exists (consistent: a repeat right after the first write finds it)."""
+    try:
+        record = Entity.get(Invoice.key(tenant_id, invoice_id), META, consistent_read=True)
+    except Entity.DoesNotExist:
+        return None
+    return record if isinstance(record, Invoice) else None
+
+
 def get_invoice(tenant_id: str, invoice_id: str) -> Invoice:
     from fieldbill.store import invoices  # the one reader of an invoice
 

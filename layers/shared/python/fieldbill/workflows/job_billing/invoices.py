@@ -6,6 +6,7 @@ the QuickBooks sync take it as any other."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING
 from fieldbill.domain import job_accounting as acc
 from fieldbill.domain import job_policies as jp
 from fieldbill.domain import model as dm
-from fieldbill.domain.errors import InvalidTransition, ValidationError
+from fieldbill.domain.errors import Conflict, InvalidTransition, ValidationError
 from fieldbill.domain.products import default_product_id
 from fieldbill.observability import logger
 from fieldbill.store import jobs as store
@@ -50,11 +51,46 @@ class InvoiceOptions:
     issue_date: date | None = None
     terms_days: int = DEFAULT_TERMS_DAYS
     number: str | None = None
+    given_id: str | None = None  # the client's id of this invoice of the job
 
 
-def invoice_id(tenant_id: str, job_id: str, version: int) -> str:
-    """One invoice per job version: the job's version moves with every invoice."""
-    return str(uuid.uuid5(_NAMESPACE, f"{tenant_id}/job/{job_id}/{version}"))
+def invoice_id(
+    tenant_id: str,
+    job_id: str,
+    request: jp.PolicyRequest,
+    options: InvoiceOptions,
+    customer: str,
+    issue: date,
+) -> str:
+    """The invoice's id is its request's identity (decision 0013): the client's `id` when given,
+    else the request itself (policy, amounts, customer, issue date, terms, number), so a repeat of
+    the same request (a double-click, a retry after a lost answer) finds the first invoice instead
+    of billing the job again. Not the job's version: the first invoice has moved it already."""
+    if options.given_id is not None:
+        return str(uuid.uuid5(_NAMESPACE, f"{tenant_id}/job/{job_id}/id/{options.given_id}"))
+
+    def text(value: Decimal | None) -> str:
+        return "" if value is None else format(value.normalize(), "f")
+
+    def amounts(values: Mapping[str, Decimal] | None) -> str:
+        return "" if values is None else ",".join(f"{k}={text(v)}" for k, v in sorted(values.items()))
+
+    canonical = "|".join(
+        (
+            str(request.policy),
+            text(request.amount),
+            text(request.percent),
+            amounts(request.items),
+            amounts(request.categories),
+            text(request.apply_deposits),
+            request.description or "",
+            customer,
+            issue.isoformat(),
+            str(options.terms_days),
+            options.number or "",
+        )
+    )
+    return str(uuid.uuid5(_NAMESPACE, f"{tenant_id}/job/{job_id}/request/{canonical}"))
 
 
 def create(
@@ -62,10 +98,18 @@ def create(
 ) -> Invoice:
     record = store.get(tenant_id, job_id)
     job = store.to_domain(record)
-    settings = store.settings(tenant_id)
     issue = options.issue_date or today
-    acc.check_issue_date(issue, today, settings)
     customer = options.customer_id or job.customer_id
+    new_id = invoice_id(tenant_id, job.id, request, options, customer, issue)
+    earlier = store.find_invoice(tenant_id, new_id)
+    if earlier is not None:
+        if (earlier.policy, earlier.contact_id) != (str(request.policy), customer):
+            raise Conflict(f"invoice id {options.given_id!r} is used by another invoice of the job")
+        # The same request again: answered with the invoice it made (nothing billed twice).
+        logger.info("job invoice repeated", extra={"tenant_id": tenant_id, "invoice_id": new_id})
+        return earlier
+    settings = store.settings(tenant_id)
+    acc.check_issue_date(issue, today, settings)
     if customer != job.customer_id:
         store.customer_exists(tenant_id, customer)
     draft = jp.build(job, request, products(tenant_id, actor))
@@ -90,7 +134,7 @@ def create(
     )
     chosen = destination.resolve(tenant_id)
     invoice = dm.Invoice(
-        id=invoice_id(tenant_id, job.id, job.version),
+        id=new_id,
         tenant_id=tenant_id,
         run_id=f"job-{job.id}",
         contact_id=customer,
