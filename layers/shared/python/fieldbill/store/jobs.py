@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
 from pynamodb.expressions.update import Action
@@ -393,6 +394,60 @@ def set_credit_target(record: Invoice, target_id: str, actor: str) -> None:
             Invoice.history.set(Invoice.history.append([note])),
         ]
     )
+
+
+# ---------------------------------------------------------------------------- a correction's credit memo
+# A job's negative correction becomes a credit memo in QuickBooks (on the job invoice it corrects,
+# or standalone for the customer): its own sync status follows that credit memo's (wt-jobs2).
+CORRECTION_CREDIT = "job-correction-"
+
+
+def correction_credit_id(correction_id: str) -> str:
+    return f"{CORRECTION_CREDIT}{correction_id}"
+
+
+def correction_of(credit_id: str) -> str | None:
+    """The correction invoice a credit memo comes from (None: not a job correction's)."""
+    return credit_id[len(CORRECTION_CREDIT) :] if credit_id.startswith(CORRECTION_CREDIT) else None
+
+
+def correction_queued(record: Invoice, actor: str) -> bool:
+    """Its credit memo is queued for QuickBooks: not_synced (or error) -> pending."""
+    from fieldbill.store import invoice_sync  # the sync's status writes
+
+    return invoice_sync.mark_pending(record, actor)
+
+
+def correction_synced(tenant_id: str, correction_id: str, qbo_credit_id: str) -> bool:
+    """QuickBooks holds its credit memo (applied, when any of it is): the correction is synced.
+    No qbo_id: QuickBooks holds no invoice of it, and nothing may treat the CreditMemo as one."""
+    from fieldbill.store import invoice_sync
+
+    record = invoice_sync.load(tenant_id, correction_id)
+    if record is None or record.sync_status == str(dm.SyncStatus.SYNCED):
+        return False
+    return invoice_sync._write_status(
+        record,
+        dm.SyncStatus.SYNCED,
+        f"its credit memo is QuickBooks CreditMemo {qbo_credit_id}",
+        [
+            Invoice.sync_error.remove(),
+            Invoice.synced_at.set(now_iso()),
+            *invoice_sync._run_index(record, dm.SyncStatus.SYNCED),
+        ],
+        Invoice.version == record.version,
+        invoice_sync._same_version(record),
+    )
+
+
+def correction_refused(tenant_id: str, correction_id: str, error: dict[str, Any]) -> bool:
+    """QuickBooks refused its credit memo: the correction is in error, with QuickBooks' reason."""
+    from fieldbill.store import invoice_sync
+
+    record = invoice_sync.load(tenant_id, correction_id)
+    if record is None:
+        return False
+    return invoice_sync.mark_error(record, error, "QuickBooks refused its credit memo")
 
 
 # ---------------------------------------------------------------------------- accounting workflow
