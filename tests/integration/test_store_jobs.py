@@ -174,3 +174,33 @@ def test_the_journal_reads_a_period_of_posted_invoices_by_key_range_in_one_reque
         "inv-nov"
     ]
     assert sum(moto_dynamodb.REQUESTS.values()) == 2
+
+
+# ---- a standalone credit memo (issue 14, what was left: item 2)
+def test_a_standalone_credit_memo_lowers_the_account_balance_once_with_its_write(stack, tenant_id):
+    from fieldbill.store import account_balances, credit_memos
+
+    _job(tenant_id)
+    assert _write(tenant_id, "corr-1", "10", acc.NumberingMode.NONE) is True
+    before = account_balances.balance_of(tenant_id, "c1")
+
+    def record(amount: str) -> Invoice:
+        return credit_memos.record_standalone(
+            tenant_id, "corr-1", credit_id="job-correction-corr-1", amount=Decimal(amount),
+            on="2026-12-03", reason="correction", actor="test",
+        )  # fmt: skip
+
+    # When it is recorded, and the same again (a retry)
+    first = record("50.00")
+    again = record("50.00")
+    # Then one credit memo, all of it unapplied, and the balance lowered once by its amount
+    assert [(c.id, c.applied, c.unapplied) for c in again.credit_memos] == [
+        ("job-correction-corr-1", Decimal("0"), Decimal("50.00"))
+    ]
+    assert first.balance == again.balance and first.status == again.status  # the document's own
+    assert account_balances.balance_of(tenant_id, "c1") == before - Decimal("50.00")
+    assert credit_memos.unapplied_credits(tenant_id, "c1") == [Decimal("50.00")]
+    # The same id with another amount is refused, and changes nothing
+    with pytest.raises(Conflict):
+        record("40.00")
+    assert account_balances.balance_of(tenant_id, "c1") == before - Decimal("50.00")
