@@ -255,7 +255,7 @@ def record_standalone(
         recorded_at=now_iso(),
     )
     why = f"standalone credit memo {credit_id}: {amount} ({reason}), the customer's credit"
-    actions = [
+    actions: list[Action] = [
         Invoice.credit_memos.set(Invoice.credit_memos.append([memo])),
         Invoice.updated_at.set(now_iso()),
         Invoice.history.set(Invoice.history.append([lifecycle._note(actor, record.status, why)])),
