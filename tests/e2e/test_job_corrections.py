@@ -89,6 +89,18 @@ def test_a_refused_credit_memo_shows_quickbooks_reason_on_the_correction(stack: 
     assert "period is closed" in json.dumps(refused["badge_detail"])
     assert stack.emulator.entities(realm, "CreditMemo") == []
 
+    # When a person asks to sync it again (the period is open now), its credit memo goes again:
+    # a negative correction never goes to QuickBooks as an invoice
+    api.ok("POST", f"/invoices/{correction['id']}/sync", json={})
+    synced = wait_for(lambda: _badge(api, correction["id"], "job-c2", "QBO"), 90, what="QBO after retry")
+    assert synced["badge_detail"] is None
+    assert [Decimal(str(m["TotalAmt"])) for m in stack.emulator.entities(realm, "CreditMemo")] == [
+        Decimal("30")
+    ]
+    assert sorted(Decimal(str(i["TotalAmt"])) for i in stack.emulator.entities(realm, "Invoice")) == [
+        Decimal("1300")
+    ]
+
 
 def test_a_correction_for_a_customer_without_an_invoice_is_a_standalone_credit_memo(
     stack: Any, client: Client

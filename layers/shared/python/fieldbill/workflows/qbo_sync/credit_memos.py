@@ -228,3 +228,25 @@ def follow_correction(
         job_store.correction_refused(tenant_id, correction_id, error)
     elif qbo_id:
         job_store.correction_synced(tenant_id, correction_id, qbo_id)
+
+
+def resend_for_correction(correction: Invoice) -> bool:
+    """Queue again the credit memo of a job's negative correction (on the invoice it credits, or
+    on itself when standalone); True when queued. A credit memo QuickBooks holds already only
+    brings the correction's sync status up to date; one not recorded yet (waiting for its
+    invoice's sync) is settled by posting or exporting the correction."""
+    from fieldbill.domain.errors import NotFound
+    from fieldbill.store import jobs as job_store
+
+    credit_id = job_store.correction_credit_id(correction.id)
+    holder = correction.credit_target_id or correction.id
+    try:
+        _, memo = store.find(correction.tenant_id, holder, credit_id)
+    except NotFound:
+        logger.info("the correction's credit memo is not recorded yet; nothing to send")
+        return False
+    if memo.qbo_id and (memo.qbo_apply_id or not Decimal(memo.applied)):
+        follow_correction(correction.tenant_id, credit_id, qbo_id=memo.qbo_id)
+        return False
+    enqueue(correction.tenant_id, holder, credit_id)
+    return True
