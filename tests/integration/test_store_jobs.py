@@ -204,3 +204,26 @@ def test_a_standalone_credit_memo_lowers_the_account_balance_once_with_its_write
     with pytest.raises(Conflict):
         record("40.00")
     assert account_balances.balance_of(tenant_id, "c1") == before - Decimal("50.00")
+
+
+def test_invoices_posted_before_the_index_existed_are_indexed_once(stack, tenant_id):
+    from fieldbill.domain.states import WorkflowStatus
+
+    _job(tenant_id)
+    assert _write(tenant_id, "inv-old", "10", acc.NumberingMode.NONE) is True
+    store.advance(
+        common.get(Invoice, Invoice.key(tenant_id, "inv-old")),
+        WorkflowStatus.POSTED,
+        "test",
+        integration=False,
+    )
+    # Given an invoice posted before the posted index existed (no index key)
+    record = common.get(Invoice, Invoice.key(tenant_id, "inv-old"))
+    record.update(actions=[Invoice.gsi3pk.remove(), Invoice.gsi3sk.remove()])
+    assert store.posted_in(tenant_id, None, None, {}) == []
+    # When the tenant's posted invoices are indexed (twice: safe to repeat)
+    assert store.index_posted(tenant_id) == 1
+    assert store.index_posted(tenant_id) == 0
+    # Then the journal finds it by its posting time
+    found = store.posted_in(tenant_id, date.fromisoformat(record.posted_at[:10]), None, {})
+    assert [r.id for r in found] == ["inv-old"]
