@@ -112,7 +112,11 @@ def test_a_job_billed_over_its_life_adds_up_and_reaches_quickbooks(stack: Any, c
 
     found = wait_for(synced, timeout=90, what="job invoices synced")
     assert len(found) == 4
-    assert not stack.emulator.entities(realm, "CreditMemo")  # no invoice to credit yet
+    # c-other has no invoice of the job: its correction is a standalone credit memo (its credit)
+    standalone = wait_for(
+        lambda: stack.emulator.entities(realm, "CreditMemo") or None, timeout=90, what="standalone credit"
+    )
+    assert [Decimal(str(m["Balance"])) for m in standalone] == [Decimal("50")]  # nothing applies it
     in_qbo = [e for e in stack.emulator.entities(realm, "Invoice")]
     assert sorted(Decimal(str(e["TotalAmt"])) for e in in_qbo) == [
         Decimal("400"),
@@ -144,17 +148,17 @@ def test_a_job_billed_over_its_life_adds_up_and_reaches_quickbooks(stack: Any, c
 
     # The -50.00 correction is a credit memo in QuickBooks: its invoice (the Complete one, of the
     # same customer) is in QuickBooks now, so posting the correction credits it there, once.
-    assert correction["credit_target_id"] is None  # on save its invoice was not synced yet
+    assert correction["credit_target_id"] is None  # standalone: it credits no invoice
     refund = _invoice(api, "job-1", policy="correction", items={"brochures": "-50.00"})
     posted_credit = api.ok("POST", f"/invoices/{refund['id']}/post", json={})
     assert posted_credit["credit_target_id"] == complete["id"]
 
     def credited() -> list[dict[str, Any]] | None:
         memos = stack.emulator.entities(realm, "CreditMemo")
-        return memos or None
+        return memos if len(memos) == 2 else None
 
     memos = wait_for(credited, timeout=90, what="credit memo in QuickBooks")
-    assert [Decimal(str(m["TotalAmt"])) for m in memos] == [Decimal("50")]
+    assert [Decimal(str(m["TotalAmt"])) for m in memos] == [Decimal("50"), Decimal("50")]
     again = api.post(f"/invoices/{refund['id']}/post", json={})
     assert again.status_code == 409  # already posted; nothing credited twice
     target = api.ok("GET", f"/invoices/{complete['id']}")
@@ -162,12 +166,11 @@ def test_a_job_billed_over_its_life_adds_up_and_reaches_quickbooks(stack: Any, c
     # (wt-life) a job correction's credit memo is not removed by hand: 409 naming the machine
     removal = api.delete(f"/invoices/{complete['id']}/credit-memos/{target['credit_memos'][0]['id']}")
     assert removal.status_code == 409 and removal.json()["error"]["machine"] == "credit_memo", removal.text
-    # split billing: a correction to a customer with no invoice of the job cannot be credited there
-    refused = api.post(f"/invoices/{correction['id']}/post", json={})
-    assert refused.status_code == 422 and refused.json()["error"]["fields"][0]["field"] == "customer_id"
+    # split billing: the standalone credit memo of c-other's correction is posted, credited once
+    assert api.ok("POST", f"/invoices/{correction['id']}/post", json={})["workflow_status"] == "posted"
     journal = api.ok("GET", "/invoices/journal?job_id=job-1&invoice_type=correction")
-    assert (journal["count"], journal["total"]) == (1, "-50.00")
-    assert len(stack.emulator.entities(realm, "CreditMemo")) == 1
+    assert (journal["count"], journal["total"]) == (2, "-100.00")
+    assert len(stack.emulator.entities(realm, "CreditMemo")) == 2
 
     # Print the job's invoices as one PDF (the print-many operation)
     printed = api.ok("POST", "/invoices/print", json={"invoice_ids": [i["id"] for i in found]})
@@ -229,7 +232,8 @@ def test_numbering_modes(client: Client, numbering: str):
     assert own["number"] == "PO-77"
     taken = api.post("/jobs/job-3/invoices", json={"policy": "deposit", "amount": "1.00", "number": "PO-77"})
     assert taken.status_code == 409
-    assert _invoice(api, "job-3", policy="deposit", amount="10.00")["number"] == "1002"  # no gap
+    # (another amount: the same request again would be answered with the first invoice)
+    assert _invoice(api, "job-3", policy="deposit", amount="12.00")["number"] == "1002"  # no gap
 
 
 FORBIDDEN = {
@@ -320,3 +324,27 @@ def test_with_accounting_integration_quickbooks_gets_the_invoice_at_export(stack
         Decimal("250")
     ]
     assert api.ok("POST", f"/invoices/{deposit['id']}/post", json={})["workflow_status"] == "posted"
+
+
+# ---- a double-click (issue 14, what was left: item 4)
+def test_an_identical_repeat_is_answered_with_the_first_invoice_and_a_different_one_is_new(client: Client):
+    api = client
+    _job(api, "job-5")
+    # Given a deposit saved once (no Idempotency-Key: a double-click sends none)
+    first = _invoice(api, "job-5", policy="deposit", amount="100.00")
+    # When the very same request comes again
+    again = _invoice(api, "job-5", policy="deposit", amount="100.00")
+    # Then it is answered with the first invoice, and nothing more is billed
+    assert again["id"] == first["id"] and again["number"] == first["number"]
+    job = api.ok("GET", "/jobs/job-5")
+    assert (job["invoice_count"], job["deposits"]) == (1, "100.00")
+    # A different request is a second invoice
+    other = _invoice(api, "job-5", policy="deposit", amount="150.00")
+    assert other["id"] != first["id"] and other["number"] == "1002"
+    # and the same content again on purpose is told apart by the client's own id
+    mine = _invoice(api, "job-5", policy="deposit", amount="100.00", id="second-100")
+    assert mine["id"] not in (first["id"], other["id"])
+    assert _invoice(api, "job-5", policy="deposit", amount="100.00", id="second-100")["id"] == mine["id"]
+    job = api.ok("GET", "/jobs/job-5")
+    assert (job["invoice_count"], job["deposits"]) == (3, "350.00")
+    assert len(api.ok("GET", "/jobs/job-5/invoices")["invoices"]) == 3

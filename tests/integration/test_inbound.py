@@ -331,3 +331,22 @@ def test_our_invoice_arriving_in_quickbooks_refreshes_its_customers_balance(stac
     calls = stack.emulator.calls(realm)["total"]
     pulls.apply_event(tenant, "Invoice", str(synced.qbo_id), "Update")
     assert stack.emulator.calls(realm)["total"] == calls + 1  # the invoice, not its customer
+
+
+def test_a_balance_quickbooks_reports_is_kept_in_cents(stack):
+    # Given one of our invoices QuickBooks holds (145.00), and QuickBooks' JSON for it after a
+    # payment there: 45.0 (a JSON number: no trailing zeros)
+    from fieldbill.store import qbo_links
+
+    tenant = qbo_tenant()
+    seed_contact(tenant, "Cents Pools")
+    invoice = seed_invoice(tenant)
+    record = Entity.get(invoice.pk, META, consistent_read=True)
+    # When its balance is applied
+    qbo_links.apply_invoice_balance(
+        record, balance=Decimal("45.0"), total=Decimal("145"), sync_token="1", status=str(record.status),
+        actor="test", reason="QuickBooks Invoice 1: balance 45.0",
+    )  # fmt: skip
+    # Then the invoice shows money as money: cents, as every amount it holds
+    after = Entity.get(invoice.pk, META, consistent_read=True)
+    assert (str(after.balance), str(after.qbo_total)) == ("45.00", "145.00")

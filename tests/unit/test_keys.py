@@ -41,6 +41,9 @@ T, ID = "acme", "r1"
         (m.Invoice.list_key(T), f"T#{T}#INVOICES"),
         (m.Invoice.run_key(T, "run1"), f"T#{T}#RUN#run1#INVOICES"),
         (m.Invoice.run_sort_key("synced", ID), f"synced#{ID}"),
+        # the journal's sparse index of posted job invoices (wt-jobs2)
+        (m.Invoice.posted_key(T), f"T#{T}#POSTED"),
+        (m.Invoice.posted_sort_key("2026-12-03T10:00:00.000Z", ID), f"2026-12-03T10:00:00.000Z#{ID}"),
         (m.BillingRun.key(T, ID), f"T#{T}#RUN#{ID}"),
         (m.BillingRun.list_key(T), f"T#{T}#RUNS"),
         (m.RunLock.key(T, "all"), f"T#{T}#RUNLOCK#all"),

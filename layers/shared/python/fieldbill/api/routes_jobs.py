@@ -286,6 +286,7 @@ def create_invoice(job_id: str, body: s.JobInvoiceIn) -> s.InvoiceOut:
         issue_date=body.issue_date,
         terms_days=body.terms_days,
         number=body.number,
+        given_id=body.id,
     )
     record = job_invoices.create(_tenant(), job_id, _request(body), options, today(), _actor())
     return views.invoice(record)

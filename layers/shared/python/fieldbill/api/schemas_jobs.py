@@ -90,6 +90,13 @@ class JobInvoiceIn(Strict):
     apply_deposits to net open deposits; deposit: amount; complete: nothing (it bills what is
     left); correction: a signed amount, items or categories (grouped)."""
 
+    id: Id | None = Field(
+        default=None,
+        description=(
+            "your id for this invoice of the job; without one the request itself is its identity: "
+            "the same request again (a double-click) is answered with the first invoice"
+        ),
+    )
     policy: PolicyName
     amount: SignedMoney | None = None
     percent: Percent | None = None

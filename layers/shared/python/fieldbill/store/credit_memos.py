@@ -431,3 +431,41 @@ def removal_waiting(invoice: Invoice) -> Decimal:
         ),
         Decimal("0"),
     )
+# ---------------------------------------------------------------------------- standalone (wt-jobs2)
+def record_standalone(
+    tenant_id: str, invoice_id: str, *, credit_id: str, amount: Decimal, on: str, reason: str, actor: str
+) -> Invoice:
+    """A credit memo for the customer of a document that credits no invoice of theirs (a job's
+    negative correction for a customer with no invoice of the job): all of it is unapplied, the
+    contact's credit. Kept on that document, so its QuickBooks link and sync state live there, and
+    the contact's account balance drops by its amount IN THE SAME TRANSACTION. The document's
+    own balance and status do not change. The same id again is a retry (Conflict with another amount)."""
+    record = lifecycle.get(tenant_id, invoice_id)
+    earlier = next((c for c in record.credit_memos or [] if c.id == credit_id), None)
+    if earlier is not None:
+        if Decimal(earlier.amount) != amount:
+            raise Conflict(
+                f"credit memo {credit_id!r} is recorded with amount {earlier.amount}: use another id"
+            )
+        return record
+    memo = CreditMemo(
+        id=credit_id,
+        amount=amount,
+        applied=Decimal("0.00"),
+        unapplied=amount,
+        date=on,
+        reason=reason,
+        lines=[],
+        full=False,
+        recorded_by=actor,
+        recorded_at=now_iso(),
+    )
+    why = f"standalone credit memo {credit_id}: {amount} ({reason}), the customer's credit"
+    actions: list[Action] = [
+        Invoice.credit_memos.set(Invoice.credit_memos.append([memo])),
+        Invoice.updated_at.set(now_iso()),
+        Invoice.history.set(Invoice.history.append([lifecycle._note(actor, record.status, why)])),
+    ]
+    condition = lifecycle._unchanged(record) & _same_credits(record)
+    lifecycle._write(record, actions, condition, [], -amount)
+    return lifecycle.get(tenant_id, invoice_id)

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
 from pynamodb.expressions.update import Action
@@ -395,6 +396,60 @@ def set_credit_target(record: Invoice, target_id: str, actor: str) -> None:
     )
 
 
+# ---------------------------------------------------------------------------- a correction's credit memo
+# A job's negative correction becomes a credit memo in QuickBooks (on the job invoice it corrects,
+# or standalone for the customer): its own sync status follows that credit memo's (wt-jobs2).
+CORRECTION_CREDIT = "job-correction-"
+
+
+def correction_credit_id(correction_id: str) -> str:
+    return f"{CORRECTION_CREDIT}{correction_id}"
+
+
+def correction_of(credit_id: str) -> str | None:
+    """The correction invoice a credit memo comes from (None: not a job correction's)."""
+    return credit_id[len(CORRECTION_CREDIT) :] if credit_id.startswith(CORRECTION_CREDIT) else None
+
+
+def correction_queued(record: Invoice, actor: str) -> bool:
+    """Its credit memo is queued for QuickBooks: not_synced (or error) -> pending."""
+    from fieldbill.store import invoice_sync  # the sync's status writes
+
+    return invoice_sync.mark_pending(record, actor)
+
+
+def correction_synced(tenant_id: str, correction_id: str, qbo_credit_id: str) -> bool:
+    """QuickBooks holds its credit memo (applied, when any of it is): the correction is synced.
+    No qbo_id: QuickBooks holds no invoice of it, and nothing may treat the CreditMemo as one."""
+    from fieldbill.store import invoice_sync
+
+    record = invoice_sync.load(tenant_id, correction_id)
+    if record is None or record.sync_status == str(dm.SyncStatus.SYNCED):
+        return False
+    return invoice_sync._write_status(
+        record,
+        dm.SyncStatus.SYNCED,
+        f"its credit memo is QuickBooks CreditMemo {qbo_credit_id}",
+        [
+            Invoice.sync_error.remove(),
+            Invoice.synced_at.set(now_iso()),
+            *invoice_sync._run_index(record, dm.SyncStatus.SYNCED),
+        ],
+        Invoice.version == record.version,
+        invoice_sync._same_version(record),
+    )
+
+
+def correction_refused(tenant_id: str, correction_id: str, error: dict[str, Any]) -> bool:
+    """QuickBooks refused its credit memo: the correction is in error, with QuickBooks' reason."""
+    from fieldbill.store import invoice_sync
+
+    record = invoice_sync.load(tenant_id, correction_id)
+    if record is None:
+        return False
+    return invoice_sync.mark_error(record, error, "QuickBooks refused its credit memo")
+
+
 # ---------------------------------------------------------------------------- accounting workflow
 def entries_of(record: Invoice) -> list[acc.Entry]:
     return [
@@ -443,12 +498,27 @@ def advance(
         WorkflowStatus.POSTED: Invoice.posted_at,
     }[target]
     extra.append(stamp_attr.set(stamp))
+    if target is WorkflowStatus.POSTED:
+        # The journal's sparse index (gsi3), in the same write that posts: never posted unlisted.
+        extra += [
+            Invoice.gsi3pk.set(Invoice.posted_key(record.tenant_id)),
+            Invoice.gsi3sk.set(Invoice.posted_sort_key(stamp, record.id)),
+        ]
     if export_ref is not None:
         extra.append(Invoice.export_ref.set(export_ref))
     transitions.apply(
         record, "workflow_status", WORKFLOW_MACHINE, str(target), actor=actor, reason=reason, extra=extra
     )
     return get_invoice(record.tenant_id, record.id)
+
+
+def find_invoice(tenant_id: str, invoice_id: str) -> Invoice | None:
+    """The invoice if it exists (consistent: a repeat right after the first write finds it)."""
+    try:
+        record = Entity.get(Invoice.key(tenant_id, invoice_id), META, consistent_read=True)
+    except Entity.DoesNotExist:
+        return None
+    return record if isinstance(record, Invoice) else None
 
 
 def get_invoice(tenant_id: str, invoice_id: str) -> Invoice:
@@ -460,19 +530,50 @@ def get_invoice(tenant_id: str, invoice_id: str) -> Invoice:
 def posted_in(
     tenant_id: str, posted_from: date | None, posted_to: date | None, filters: Mapping[str, str | None]
 ) -> list[Invoice]:
-    """Posted job invoices whose posting date is in the range (the tenant's invoice list, filtered:
-    one pass over the list index)."""
-    condition = Invoice.workflow_status == str(WorkflowStatus.POSTED)
-    if posted_from:
-        condition = condition & (Invoice.posted_at >= posted_from.isoformat())
-    if posted_to:
-        condition = condition & (Invoice.posted_at < f"{posted_to.isoformat()}T\uffff")
+    """Posted job invoices whose posting time is in the period: a key range of the sparse posted
+    index (gsi3), which holds nothing else, so a period costs its own 1 MB query pages only; the
+    job, customer and type filters apply to those."""
+    # posted_at is an instant ("2026-12-31T10:00:00.000Z"): "~" sorts after every character in it.
+    low, high = posted_from.isoformat() if posted_from else None, f"{posted_to}~" if posted_to else None
+    key_range = (
+        Invoice.gsi3sk.between(low, high)
+        if low and high
+        else Invoice.gsi3sk >= low
+        if low
+        else Invoice.gsi3sk <= high
+        if high
+        else None
+    )
+    condition = None
     for name, attribute in (
         ("job_id", Invoice.job_id),
         ("contact_id", Invoice.contact_id),
         ("invoice_type", Invoice.invoice_type),
     ):
         if filters.get(name):
-            condition = condition & (attribute == filters[name])
-    query = Entity.gsi1.query(Invoice.list_key(tenant_id), filter_condition=condition, page_size=1000)
+            term = attribute == filters[name]
+            condition = term if condition is None else condition & term
+    query = Invoice.gsi3.query(Invoice.posted_key(tenant_id), key_range, filter_condition=condition)
     return [r for r in query if isinstance(r, Invoice)]
+
+
+def index_posted(tenant_id: str) -> int:
+    """Give the posted job invoices written before the posted index existed their index keys
+    (one pass over the tenant's list; safe to repeat). How many were indexed."""
+    query = Entity.gsi1.query(
+        Invoice.list_key(tenant_id),
+        filter_condition=(Invoice.workflow_status == str(WorkflowStatus.POSTED))
+        & Invoice.gsi3pk.does_not_exist(),
+    )
+    done = 0
+    for record in query:
+        if isinstance(record, Invoice) and record.posted_at:
+            record.update(
+                actions=[
+                    Invoice.gsi3pk.set(Invoice.posted_key(tenant_id)),
+                    Invoice.gsi3sk.set(Invoice.posted_sort_key(record.posted_at, record.id)),
+                ],
+                condition=Invoice.posted_at == record.posted_at,
+            )
+            done += 1
+    return done

@@ -67,6 +67,17 @@ class Gsi2(GlobalSecondaryIndex["Entity"]):
     gsi2sk = UnicodeAttribute(range_key=True)
 
 
+class Gsi3(GlobalSecondaryIndex["Entity"]):
+    """Sparse: only posted job invoices carry its keys (Invoice.posted_key; wt-jobs2)."""
+
+    class Meta:
+        index_name = "gsi3"
+        projection = AllProjection()
+
+    gsi3pk = UnicodeAttribute(hash_key=True)
+    gsi3sk = UnicodeAttribute(range_key=True)
+
+
 class HistoryEntry(MapAttribute[str, Any]):
     """One state change: who (user or run), when, from, to, why."""
 
@@ -509,6 +520,11 @@ class Invoice(Entity, discriminator="Invoice"):
     posted_at = UnicodeAttribute(null=True)
     # A negative correction is a credit memo in QuickBooks, recorded on this invoice of the job.
     credit_target_id = UnicodeAttribute(null=True)
+    # --- posted job invoices by posting time (issue 14, wt-jobs2; sparse gsi3): set in the write
+    # that posts, so the journal reads a period by a key range instead of filtering the list.
+    gsi3pk = UnicodeAttribute(null=True)
+    gsi3sk = UnicodeAttribute(null=True)
+    gsi3 = Gsi3()
     # Sales tax and QuickBooks' figures (issue 15, domain/tax.py): total = subtotal + tax_total.
     # tax_source "quickbooks": QuickBooks computed the tax (automated sales tax) and its TotalTax
     # and TotalAmt were taken; qbo_tax_total is its TotalTax as last answered.
@@ -540,6 +556,15 @@ class Invoice(Entity, discriminator="Invoice"):
     @staticmethod
     def run_sort_key(sync_status: str, invoice_id: str) -> str:
         return f"{sync_status}#{invoice_id}"
+
+    # --- the journal's index (wt-jobs2): posted job invoices of a tenant by posting time.
+    @staticmethod
+    def posted_key(tenant_id: str) -> str:
+        return f"{tenant_prefix(tenant_id)}#POSTED"
+
+    @staticmethod
+    def posted_sort_key(posted_at: str, invoice_id: str) -> str:
+        return f"{posted_at}#{invoice_id}"
 
 
 class SentMessage(Entity, discriminator="SentMessage"):

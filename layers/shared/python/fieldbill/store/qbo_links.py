@@ -21,6 +21,7 @@ from pynamodb.exceptions import UpdateError
 from fieldbill.clock import now_iso
 from fieldbill.domain import states
 from fieldbill.domain.errors import Conflict
+from fieldbill.domain.money import cents
 from fieldbill.store import account_balances, catalog, common, transitions
 from fieldbill.store.invoice_sync import update_without_reading
 from fieldbill.store.models import META, Contact, Entity, Invoice, Product, qbo_ref_key
@@ -207,6 +208,9 @@ def apply_invoice_balance(
     """Store QuickBooks' balance (and total, SyncToken) and the status it implies, in one write
     conditional on the SyncToken read. A status change goes through QUICKBOOKS_INVOICE_MACHINE."""
     extra: list[Any] = []
+    # QuickBooks' JSON numbers carry no trailing zeros (45.0): money is kept in cents, as ours is.
+    balance = None if balance is None else cents(balance)
+    total = None if total is None else cents(total)
     if balance is not None:
         extra.append(Invoice.balance.set(balance))
         # Paid from any side (here or in QuickBooks): what the balance says is no longer owed.

@@ -6,6 +6,7 @@ the QuickBooks sync take it as any other."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING
 from fieldbill.domain import job_accounting as acc
 from fieldbill.domain import job_policies as jp
 from fieldbill.domain import model as dm
-from fieldbill.domain.errors import InvalidTransition, ValidationError
+from fieldbill.domain.errors import Conflict, InvalidTransition, Unavailable
 from fieldbill.domain.products import default_product_id
 from fieldbill.observability import logger
 from fieldbill.store import jobs as store
@@ -50,11 +51,46 @@ class InvoiceOptions:
     issue_date: date | None = None
     terms_days: int = DEFAULT_TERMS_DAYS
     number: str | None = None
+    given_id: str | None = None  # the client's id of this invoice of the job
 
 
-def invoice_id(tenant_id: str, job_id: str, version: int) -> str:
-    """One invoice per job version: the job's version moves with every invoice."""
-    return str(uuid.uuid5(_NAMESPACE, f"{tenant_id}/job/{job_id}/{version}"))
+def invoice_id(
+    tenant_id: str,
+    job_id: str,
+    request: jp.PolicyRequest,
+    options: InvoiceOptions,
+    customer: str,
+    issue: date,
+) -> str:
+    """The invoice's id is its request's identity (decision 0013): the client's `id` when given,
+    else the request itself (policy, amounts, customer, issue date, terms, number), so a repeat of
+    the same request (a double-click, a retry after a lost answer) finds the first invoice instead
+    of billing the job again. Not the job's version: the first invoice has moved it already."""
+    if options.given_id is not None:
+        return str(uuid.uuid5(_NAMESPACE, f"{tenant_id}/job/{job_id}/id/{options.given_id}"))
+
+    def text(value: Decimal | None) -> str:
+        return "" if value is None else format(value.normalize(), "f")
+
+    def amounts(values: Mapping[str, Decimal] | None) -> str:
+        return "" if values is None else ",".join(f"{k}={text(v)}" for k, v in sorted(values.items()))
+
+    canonical = "|".join(
+        (
+            str(request.policy),
+            text(request.amount),
+            text(request.percent),
+            amounts(request.items),
+            amounts(request.categories),
+            text(request.apply_deposits),
+            request.description or "",
+            customer,
+            issue.isoformat(),
+            str(options.terms_days),
+            options.number or "",
+        )
+    )
+    return str(uuid.uuid5(_NAMESPACE, f"{tenant_id}/job/{job_id}/request/{canonical}"))
 
 
 def create(
@@ -62,10 +98,25 @@ def create(
 ) -> Invoice:
     record = store.get(tenant_id, job_id)
     job = store.to_domain(record)
-    settings = store.settings(tenant_id)
     issue = options.issue_date or today
-    acc.check_issue_date(issue, today, settings)
     customer = options.customer_id or job.customer_id
+    new_id = invoice_id(tenant_id, job.id, request, options, customer, issue)
+    earlier = store.find_invoice(tenant_id, new_id)
+    if earlier is not None:
+        if (earlier.policy, earlier.contact_id) != (str(request.policy), customer):
+            raise Conflict(f"invoice id {options.given_id!r} is used by another invoice of the job")
+        # The same request again: answered with the invoice it made (nothing billed twice).
+        logger.info("job invoice repeated", extra={"tenant_id": tenant_id, "invoice_id": new_id})
+        if (
+            earlier.sync_status == str(dm.SyncStatus.NOT_SYNCED)
+            and not store.settings(tenant_id).accounting_integration
+        ):
+            # Its QuickBooks part was refused a queue the first time (a 503): the repeat sends it.
+            to_quickbooks(earlier, actor)
+            return store.get_invoice(tenant_id, new_id)
+        return earlier
+    settings = store.settings(tenant_id)
+    acc.check_issue_date(issue, today, settings)
     if customer != job.customer_id:
         store.customer_exists(tenant_id, customer)
     draft = jp.build(job, request, products(tenant_id, actor))
@@ -90,7 +141,7 @@ def create(
     )
     chosen = destination.resolve(tenant_id)
     invoice = dm.Invoice(
-        id=invoice_id(tenant_id, job.id, job.version),
+        id=new_id,
         tenant_id=tenant_id,
         run_id=f"job-{job.id}",
         contact_id=customer,
@@ -155,12 +206,9 @@ def settle_correction(record: Invoice, actor: str, *, strict: bool) -> bool:
 
     target = store.credit_target(record.tenant_id, record)
     if target is None:
-        if strict:
-            raise ValidationError(
-                "customer_id",
-                f"customer {record.contact_id} has no invoice of this job to credit in QuickBooks",
-            )
-        return False
+        if record.destination != str(dm.Destination.QUICKBOOKS):
+            return False  # without QuickBooks the correction invoice is the credit
+        return settle_standalone(record, actor)
     if target.status not in store.CREDITABLE:
         if strict:
             raise InvalidTransition(
@@ -173,10 +221,11 @@ def settle_correction(record: Invoice, actor: str, *, strict: bool) -> bool:
             "credit waits for its invoice's sync", extra={"invoice_id": record.id, "target": target.id}
         )
         return False
-    credit_memos.record_and_queue(
+    credit_id = store.correction_credit_id(record.id)
+    credited = credit_memos.record_and_queue(
         record.tenant_id,
         target.id,
-        credit_id=f"job-correction-{record.id}",
+        credit_id=credit_id,
         amount=-record.total,
         on=record.issue_date,
         reason=f"job {record.job_id} correction {record.number or record.id}",
@@ -184,6 +233,42 @@ def settle_correction(record: Invoice, actor: str, *, strict: bool) -> bool:
     )
     if record.credit_target_id != target.id:
         store.set_credit_target(record, target.id, actor)
+        record = store.get_invoice(record.tenant_id, record.id)
+    memo = next(c for c in credited.credit_memos if c.id == credit_id)
+    if memo.qbo_id and (memo.qbo_apply_id or not Decimal(memo.applied)):
+        store.correction_synced(record.tenant_id, record.id, memo.qbo_id)
+    elif credit_memos.goes_to_quickbooks(credited):
+        store.correction_queued(record, actor)  # its badge follows the credit memo from now on
+    return True
+
+
+def settle_standalone(record: Invoice, actor: str) -> bool:
+    """A negative correction for a customer with no invoice of the job to credit (split billing):
+    a standalone credit memo for the customer, kept on the correction itself (all unapplied: the
+    customer's credit, lowering the contact's account balance here in the same write), and a
+    CreditMemo no Payment applies in QuickBooks, lowering the customer's balance there alike."""
+    from fieldbill.store import credit_memos as credit_store
+    from fieldbill.workflows.qbo_sync import credit_memos  # lazy: the sync flow only when crediting
+
+    credit_id = store.correction_credit_id(record.id)
+    saved = credit_store.record_standalone(
+        record.tenant_id,
+        record.id,
+        credit_id=credit_id,
+        amount=-record.total,
+        on=record.issue_date,
+        reason=f"job {record.job_id} correction {record.number or record.id}",
+        actor=actor,
+    )
+    memo = next(c for c in saved.credit_memos if c.id == credit_id)
+    if memo.qbo_id or saved.sync_status in (str(dm.SyncStatus.PENDING), str(dm.SyncStatus.SYNCED)):
+        return True  # QuickBooks has it, or its message is on the way
+    try:
+        credit_memos.enqueue(record.tenant_id, record.id, credit_id)
+    except Exception as exc:
+        logger.exception("a standalone credit memo could not be queued for QuickBooks")
+        raise Unavailable("recorded here; not queued for QuickBooks: post or export it again") from exc
+    store.correction_queued(saved, actor)
     return True
 
 

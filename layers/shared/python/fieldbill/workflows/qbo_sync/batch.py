@@ -143,6 +143,7 @@ def _prepare_tenant(
             or invoice.destination != "quickbooks"
             or invoice.qbo_id
             or invoices.already_synced(invoice)
+            or invoices.credited_instead(invoice)  # its own path sends its credit memo (wt-jobs2)
         ):
             continue
         seen.add(invoice.id)

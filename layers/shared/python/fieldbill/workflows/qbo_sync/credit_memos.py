@@ -212,8 +212,10 @@ def push_credit_memo(tenant: Tenant, invoice: Invoice | None, credit_id: str, ma
     applies = Decimal(memo.applied) > 0
     if memo.qbo_id and (memo.qbo_apply_id or not applies):
         logger.info("credit memo already in QuickBooks; nothing to do")
+        follow_correction(invoice.tenant_id, credit_id, qbo_id=memo.qbo_id)
         return
-    if not invoice.qbo_id:
+    # A credit nothing applies (a standalone one: the customer's credit) needs no invoice there.
+    if not invoice.qbo_id and applies:
         # The invoice's own sync has not landed yet: try again after it (a back-off, not an error).
         raise Transient("the invoice is not in QuickBooks yet; its credit memo waits for it")
     customer = references.ensure_customer(tenant, invoice.contact_id)
@@ -251,11 +253,13 @@ def push_credit_memo(tenant: Tenant, invoice: Invoice | None, credit_id: str, ma
             )
         store.link_credit(tenant_id, invoice.id, memo.id, qbo_id=qbo_id, apply_id=str(applied["Id"]))
         logger.info("credit applied to the invoice in QuickBooks", extra={"credit_id": memo.id})
+    follow_correction(tenant_id, memo.id, qbo_id=qbo_id)
 
 
 def record_permanent(tenant_id: str, invoice_id: str, credit_id: str, error: Permanent) -> None:
     """QuickBooks refused the credit memo: ours says why (its effect here stays)."""
     store.credit_error(tenant_id, invoice_id, credit_id, error.as_dict())
+    follow_correction(tenant_id, credit_id, error=error.as_dict())
 
 
 # ---------------------------------------------------------------------------- removal (wt-life)
@@ -338,3 +342,41 @@ def push_removal(tenant: Tenant, invoice: Invoice | None, credit_id: str) -> Non
 def record_removal_permanent(tenant_id: str, invoice_id: str, credit_id: str, error: Permanent) -> None:
     """QuickBooks refused to delete it: the removed credit memo says why."""
     store.removal_error(tenant_id, invoice_id, credit_id, error.as_dict())
+
+
+def follow_correction(
+    tenant_id: str, credit_id: str, *, qbo_id: str | None = None, error: dict[str, Any] | None = None
+) -> None:
+    """A job's negative correction shows its credit memo's sync state (wt-jobs2): synced once
+    QuickBooks holds the credit memo, in error with QuickBooks' reason when it refused it."""
+    from fieldbill.store import jobs as job_store  # only a job correction's credit needs it
+
+    correction_id = job_store.correction_of(credit_id)
+    if correction_id is None:
+        return
+    if error is not None:
+        job_store.correction_refused(tenant_id, correction_id, error)
+    elif qbo_id:
+        job_store.correction_synced(tenant_id, correction_id, qbo_id)
+
+
+def resend_for_correction(correction: Invoice) -> bool:
+    """Queue again the credit memo of a job's negative correction (on the invoice it credits, or
+    on itself when standalone); True when queued. A credit memo QuickBooks holds already only
+    brings the correction's sync status up to date; one not recorded yet (waiting for its
+    invoice's sync) is settled by posting or exporting the correction."""
+    from fieldbill.domain.errors import NotFound
+    from fieldbill.store import jobs as job_store
+
+    credit_id = job_store.correction_credit_id(correction.id)
+    holder = correction.credit_target_id or correction.id
+    try:
+        _, memo = store.find(correction.tenant_id, holder, credit_id)
+    except NotFound:
+        logger.info("the correction's credit memo is not recorded yet; nothing to send")
+        return False
+    if memo.qbo_id and (memo.qbo_apply_id or not Decimal(memo.applied)):
+        follow_correction(correction.tenant_id, credit_id, qbo_id=memo.qbo_id)
+        return False
+    enqueue(correction.tenant_id, holder, credit_id)
+    return True

@@ -66,7 +66,18 @@ def for_quickbooks(invoice: Invoice | None) -> bool:
             "invoice is void or deleted here; not sent to QuickBooks", extra={"status": invoice.status}
         )
         return False
+    if credited_instead(invoice):
+        # A sync asked of it (a reconnect, POST /invoices/{id}/sync) sends its credit memo instead.
+        from fieldbill.workflows.qbo_sync import credit_memos  # only for a job's correction
+
+        credit_memos.resend_for_correction(invoice)
+        return False
     return True
+
+
+def credited_instead(invoice: Invoice) -> bool:
+    """A job's negative correction is a credit memo in QuickBooks, never an Invoice (wt-jobs2)."""
+    return bool(invoice.job_id) and Decimal(invoice.total) < 0
 
 
 # ---------------------------------------------------------------------------------- sync one
