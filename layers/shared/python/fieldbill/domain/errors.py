@@ -58,6 +58,8 @@ class OperationCancelled(Exception):
     def __init__(self, operation_id: str) -> None:
         super().__init__(f"operation {operation_id!r} was cancelled")
         self.operation_id = operation_id
+
+
 # --- invoice filters (wt-life, issue 13 item 6): a filter of the list, given as query parameters
 # or as a bulk command's `filter` object, that is bad or unknown: a 400 naming it where it was given.
 class BadFilter(ValidationError):

@@ -464,6 +464,8 @@ def check_entry_unbilled(entry_id: str, status: EntryStatus, requested: str) -> 
         raise InvalidTransition(
             ENTRY_MACHINE.name, status, requested, f"entry {entry_id!r} is billed: void its items first"
         )
+
+
 # --- credit memos (wt-life, issue 13): a credit memo on its invoice is live until a person removes
 # it (its effect on the balance undone in the same write); a removed one stays, with who and why.
 class CreditMemoStatus(enum.StrEnum):

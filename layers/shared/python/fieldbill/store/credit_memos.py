@@ -431,6 +431,8 @@ def removal_waiting(invoice: Invoice) -> Decimal:
         ),
         Decimal("0"),
     )
+
+
 # ---------------------------------------------------------------------------- standalone (wt-jobs2)
 def record_standalone(
     tenant_id: str, invoice_id: str, *, credit_id: str, amount: Decimal, on: str, reason: str, actor: str

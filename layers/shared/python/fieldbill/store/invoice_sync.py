@@ -525,6 +525,8 @@ def keep_newer_sync_token(tenant_id: str, invoice_id: str, sync_token: str | Non
             if not common.conditional_failed(exc):
                 raise
     return False  # it kept moving: whoever moved it holds a token at least as new
+
+
 # ---------------------------------------------------------------------------- issue 15: push again
 def unlink_deleted(invoice: Invoice, qbo_id: str, reason: str) -> bool:
     """Our invoice whose QuickBooks copy `qbo_id` was deleted there goes to QuickBooks again as a
