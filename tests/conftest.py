@@ -142,3 +142,30 @@ def connect_quickbooks(stack: Any, client: Client, realm_id: str | None = None, 
     if settings:
         choose_settings(client)
     return realm
+
+
+def refuse_next(stack: Any, realm: str, path_regex: str, detail: str = "The period is closed.") -> None:
+    """QuickBooks refuses the next POST matching `path_regex` with a business validation error
+    (6000, as Intuit answers a write into a closed period): once, then it accepts again."""
+    fault = {
+        "Fault": {
+            "Error": [
+                {
+                    "Message": "A business validation error has occurred while processing your request",
+                    "Detail": f"Business Validation Error: {detail}",
+                    "code": "6000",
+                    "element": "",
+                }
+            ],
+            "type": "ValidationFault",
+        },
+        "time": "2026-12-03T08:00:00.000-08:00",
+    }
+    stack.emulator.add_fault(
+        realm,
+        kind="status",
+        status=400,
+        count=1,
+        body=json.dumps(fault),
+        match={"method": "POST", "path_regex": path_regex},
+    )

@@ -5,10 +5,11 @@ applying Payment and then the CreditMemo are deleted through the sync queue."""
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
-from tests.conftest import Client, wait_for
+from tests.conftest import Client, refuse_next, wait_for
 from tests.e2e.test_invoice_lifecycle import _pending, _run, _work
 
 
@@ -115,8 +116,6 @@ def test_a_removed_credit_memo_is_deleted_in_quickbooks_with_its_applying_paymen
 
 
 def test_a_removal_quickbooks_refuses_says_why_and_removing_again_retries_it(stack, connected_client: Client):
-    import json
-
     api = connected_client
     realm = api.ok("GET", "/quickbooks/connection")["realm_id"]
     _work(api, entries=1)
@@ -130,28 +129,7 @@ def test_a_removal_quickbooks_refuses_says_why_and_removing_again_retries_it(sta
 
     memo = wait_for(linked, timeout=30, what="credit memo in QuickBooks")
     # Given QuickBooks refuses the next Payment write (the applying Payment's delete)
-    refusal = {
-        "Fault": {
-            "Error": [
-                {
-                    "Message": "A business validation error has occurred while processing your request",
-                    "Detail": "Business Validation Error: The period is closed.",
-                    "code": "6000",
-                    "element": "",
-                }
-            ],
-            "type": "ValidationFault",
-        },
-        "time": "2026-12-03T08:00:00.000-08:00",
-    }
-    stack.emulator.add_fault(
-        realm,
-        kind="status",
-        status=400,
-        count=1,
-        body=json.dumps(refusal),
-        match={"method": "POST", "path_regex": r"/payment$"},
-    )
+    refuse_next(stack, realm, r"/payment$")
     # When the credit memo is removed: removed here at once
     removed = api.ok("DELETE", f"{path}/credit-memos/cm-r")
     assert (removed["balance"], _memo(removed, "cm-r")["status"]) == ("80.00", "removed")

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Client, wait_for
+from tests.conftest import Client, refuse_next, wait_for
 from tests.e2e.test_invoice_lifecycle import _pending, _run, _work
 
 
@@ -172,28 +172,7 @@ def test_a_credit_memo_quickbooks_refuses_says_why_and_the_balance_check_shows_t
     _work(api, entries=1)
     (invoice,) = _run(api)
     # Given QuickBooks refuses the next credit memo
-    refusal = {
-        "Fault": {
-            "Error": [
-                {
-                    "Message": "A business validation error has occurred while processing your request",
-                    "Detail": "Business Validation Error: The period is closed.",
-                    "code": "6000",
-                    "element": "",
-                }
-            ],
-            "type": "ValidationFault",
-        },
-        "time": "2026-12-03T08:00:00.000-08:00",
-    }
-    stack.emulator.add_fault(
-        realm,
-        kind="status",
-        status=400,
-        count=1,
-        body=json.dumps(refusal),
-        match={"method": "POST", "path_regex": r"/creditmemo$"},
-    )
+    refuse_next(stack, realm, r"/creditmemo$")
     # When 20.00 is credited here
     credited = api.ok(
         "POST", f"/invoices/{invoice['id']}/credit-memos", json={"amount": "20.00", "reason": "x"}, expect=201

@@ -11,7 +11,7 @@ import json
 from decimal import Decimal
 from typing import Any
 
-from tests.conftest import Client, connect_quickbooks, wait_for
+from tests.conftest import Client, connect_quickbooks, refuse_next, wait_for
 from tests.e2e.test_job_invoicing import _invoice, _job
 
 
@@ -62,24 +62,7 @@ def test_a_refused_credit_memo_shows_quickbooks_reason_on_the_correction(stack: 
     _job(api, "job-c2")
     _billed(api, "job-c2")
     # Given QuickBooks refuses the next credit memo (a closed period)
-    refusal = {
-        "Fault": {
-            "Error": [
-                {
-                    "Message": "A business validation error has occurred while processing your request",
-                    "Detail": "Business Validation Error: The period is closed.",
-                    "code": "6000",
-                    "element": "",
-                }
-            ],
-            "type": "ValidationFault",
-        },
-        "time": "2026-12-03T08:00:00.000-08:00",
-    }
-    stack.emulator.add_fault(
-        realm, kind="status", status=400, count=1, body=json.dumps(refusal),
-        match={"method": "POST", "path_regex": r"/creditmemo$"},
-    )  # fmt: skip
+    refuse_next(stack, realm, r"/creditmemo$")
     # When a -30.00 correction is saved
     correction = _invoice(api, "job-c2", policy="correction", items={"posters": "-30.00"})
     # Then its badge turns Error with QuickBooks' reason, on the invoice and in the list

@@ -20,6 +20,7 @@ from pydantic import (
 
 from fieldbill.api.responses import DecimalText, InvoiceOut, Out, Record
 from fieldbill.api.schemas import MAX_MONEY, Day, Id, Money, Name, Quantity, Strict, _decimal_input, _exact
+from fieldbill.workflows.invoices.filters import JobPolicyName as PolicyName  # one list of policies
 
 SignedMoney = Annotated[
     Decimal,
@@ -34,16 +35,6 @@ Percent = Annotated[Decimal, BeforeValidator(_decimal_input), Field(gt=0, le=100
 Category = Annotated[str, Field(min_length=1, max_length=100)]
 BillingTypeName = Literal["order_items", "production_charges"]
 ChargeKindName = Literal["billable", "customer_alteration", "non_billable"]
-PolicyName = Literal[
-    "deposit",
-    "progress_summary",
-    "progress_itemized",
-    "progress_itemized_grouped",
-    "complete",
-    "complete_grouped",
-    "correction",
-    "correction_grouped",
-]
 JobStatusName = Literal["open", "closed", "billed"]
 
 

@@ -152,25 +152,35 @@ def record_credit(
     return lifecycle.get(tenant_id, invoice_id)
 
 
-def _set_memo(tenant_id: str, invoice_id: str, credit_id: str, change: Any) -> bool:
-    """Rewrite one credit memo's QuickBooks fields, conditional on the list read (no status,
-    balance or history). False when the credit memo is not on the invoice."""
+def _rewrite_listed(
+    tenant_id: str, invoice_id: str, credit_id: str, change: Any, listed: Any, retried: str
+) -> bool:
+    """Rewrite one credit memo of the invoice's list `listed` (live or removed ones): its
+    QuickBooks fields only, conditional on the list read (no status, balance or history). False
+    when the credit memo is not in that list."""
     for _attempt in range(3):
         record = lifecycle.get(tenant_id, invoice_id)
-        read = copy.deepcopy(list(record.credit_memos or []))
+        current = list(getattr(record, listed.attr_name) or [])
+        read = copy.deepcopy(current)
         if not any(c.id == credit_id for c in read):
             return False
-        kept = [change(c) if c.id == credit_id else c for c in record.credit_memos or []]
+        kept = [change(c) if c.id == credit_id else c for c in current]
         try:
             record.update(
-                actions=[Invoice.credit_memos.set(kept), Invoice.updated_at.set(now_iso())],
-                condition=Invoice.credit_memos == read,
+                actions=[listed.set(kept), Invoice.updated_at.set(now_iso())],
+                condition=listed == read,
             )
             return True
         except UpdateError as exc:
             if not common.conditional_failed(exc):
                 raise
-    raise Conflict(f"invoice {invoice_id!r} kept changing; its credit memo's QuickBooks link is retried")
+    raise Conflict(f"invoice {invoice_id!r} kept changing; {retried} is retried")
+
+
+def _set_memo(tenant_id: str, invoice_id: str, credit_id: str, change: Any) -> bool:
+    return _rewrite_listed(
+        tenant_id, invoice_id, credit_id, change, Invoice.credit_memos, "its credit memo's QuickBooks link"
+    )
 
 
 def link_credit(
@@ -383,23 +393,9 @@ def remove_credit(
 
 
 def _set_removed(tenant_id: str, invoice_id: str, credit_id: str, change: Any) -> bool:
-    """Rewrite one removed credit memo's QuickBooks fields, conditional on the list read."""
-    for _attempt in range(3):
-        record = lifecycle.get(tenant_id, invoice_id)
-        read = copy.deepcopy(list(record.removed_credit_memos or []))
-        if not any(c.id == credit_id for c in read):
-            return False
-        kept = [change(c) if c.id == credit_id else c for c in record.removed_credit_memos or []]
-        try:
-            record.update(
-                actions=[Invoice.removed_credit_memos.set(kept), Invoice.updated_at.set(now_iso())],
-                condition=Invoice.removed_credit_memos == read,
-            )
-            return True
-        except UpdateError as exc:
-            if not common.conditional_failed(exc):
-                raise
-    raise Conflict(f"invoice {invoice_id!r} kept changing; its credit memo's removal is retried")
+    return _rewrite_listed(
+        tenant_id, invoice_id, credit_id, change, Invoice.removed_credit_memos, "its credit memo's removal"
+    )
 
 
 def removed_in_quickbooks(tenant_id: str, invoice_id: str, credit_id: str) -> bool:
