@@ -141,9 +141,23 @@ def summary(section: str, results: dict[str, Any]) -> str:
             f"generate: {g['invoices']} invoices, {g['dynamodb_requests_per_invoice']} DynamoDB requests"
             f" per invoice (goal <= {g['goal_requests_per_invoice']}), {g['invoices_per_second']} invoices/s"
         )
+    if section == "lists":
+        figures = results["invoice_lists"]
+        worst = {k: v["max_requests_per_page"] for k, v in figures.items() if isinstance(v, dict)}
+        return (
+            f"lists of {figures['invoices']} invoices, pages of {figures['page']}: at most "
+            + ", ".join(f"{n} ({k})" for k, n in worst.items())
+            + f" DynamoDB requests per page (goal <= {figures['goal_requests_per_page']})"
+        )
+    if section == "print":
+        p = results["print_many"]
+        return (
+            f"print many: {p['invoices']} invoices x {p['lines_per_invoice']} lines in {p['seconds']} s,"
+            f" peak {p['peak_rss_mb']} MB, {p['pages']} pages"
+        )
     lines = []
     for scenario in ("no_faults", "faults", "naive"):
-        figures = results["sync"].get(scenario, {})
+        figures = results.get("sync", {}).get(scenario, {})
         if "invoices_per_minute" in figures:
             lines.append(
                 f"sync {scenario}: {figures['invoices_per_minute']} invoices/min"
@@ -227,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
                 from local import bench_sync
 
                 bench_sync.run(results)
+            results.pop(f"{section}_error", None)  # an earlier run's failure is not this one's
         except Exception:
             failed = True
             results[f"{section}_error"] = traceback.format_exc()[-2000:]
