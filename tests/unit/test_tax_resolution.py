@@ -442,3 +442,21 @@ def dataclasses_replace_lines(
     import dataclasses
 
     return dataclasses.replace(current, lines=lines)
+
+
+# ---------------------------------------------------------------- tax-exempt reasons (issue 15)
+def test_an_exemption_reason_is_one_of_intuits_ids_and_only_for_an_exempt_contact() -> None:
+    assert sorted(tax.EXEMPTION_REASONS) == list(range(1, 16))
+    tax.check_exemption_reason(9, True)
+    tax.check_exemption_reason(None, False)
+    for reason, exempt in ((0, True), (16, True), (99, True), (9, False), (9, None)):
+        with pytest.raises(ValidationError) as err:
+            tax.check_exemption_reason(reason, exempt)
+        assert err.value.field == "tax_exemption_reason"
+
+
+def test_a_customer_is_sent_its_exemption_reason_only_when_not_taxable() -> None:
+    sent = mapping.contact_to_qbo("A", taxable=False, exemption_reason=9)
+    assert (sent["Taxable"], sent["TaxExemptionReasonId"]) == (False, 9)
+    assert "TaxExemptionReasonId" not in mapping.contact_to_qbo("A", taxable=True, exemption_reason=9)
+    assert "TaxExemptionReasonId" not in mapping.contact_to_qbo("A", taxable=False)
