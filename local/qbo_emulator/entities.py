@@ -212,6 +212,10 @@ class Accounting:
         d["Active"] = active
         d.setdefault("Job", False)
         d.setdefault("BillWithParent", False)
+        if d.get("TaxExemptionReasonId") is not None:
+            # Intuit, Customer entity (minor version 10+): Taxable defaults to "false if
+            # TaxExemptionReasonId is set" (issue 15)
+            d.setdefault("Taxable", False)
         d.setdefault("Taxable", True)
         d.setdefault("PreferredDeliveryMethod", "Print")
         d.setdefault("CurrencyRef", {"value": "USD", "name": "United States Dollar"})

@@ -216,3 +216,19 @@ def test_a_non_taxable_customer_is_not_taxed_even_on_lines_coded_tax(ast: Qbo):
     # Then only the taxable customer is taxed (7.25 %)
     assert money(free["TxnTaxDetail"]["TotalTax"]) == 0 and money(free["TotalAmt"]) == Decimal("200.00")
     assert money(paid["TxnTaxDetail"]["TotalTax"]) == Decimal("14.50")
+
+
+# ---- issue 15: a tax-exempt customer's exemption reason ------------------------------------------
+# Intuit, Customer entity (accounting API reference, minor version 10): TaxExemptionReasonId is
+# "the tax exemption reason associated with this customer object. Applicable if automated sales tax
+# is enabled", ids 1-15; and Taxable's "default behavior with minor version 10 and above: true, if
+# DefaultTaxCodeRef is defined or false if TaxExemptionReasonId is set".
+def test_a_customer_given_an_exemption_reason_is_not_taxable_unless_it_says_so(ast: Qbo):
+    reasoned = ast.customer("Reason Co", TaxExemptionReasonId=9, ShipAddr={"CountrySubDivisionCode": "CA"})
+    assert (reasoned["Taxable"], reasoned["TaxExemptionReasonId"]) == (False, 9)
+    assert ast.customer("Plain Co")["Taxable"] is True
+    both = ast.customer("Both Co", Taxable=False, TaxExemptionReasonId=5)
+    assert (both["Taxable"], both["TaxExemptionReasonId"]) == (False, 5)
+    # and automated sales tax taxes none of its lines
+    inv = invoice(ast, reasoned, [line(ast.item()["Id"], 1, 100, "TAX")])
+    assert money(inv["TxnTaxDetail"]["TotalTax"]) == 0 and money(inv["TotalAmt"]) == Decimal("100")

@@ -105,3 +105,22 @@ def test_journal_totals_tax_distribution_and_accounts():
     assert found.by_type == {"complete": D("400.00"), "correction": D("-50.00")}
     assert (found.taxable, found.non_taxable) == (D("50.00"), D("300.00"))
     assert found.by_account["Accounts Receivable"] == (D("400.00"), D("50.00"))
+
+
+# ---- issue 15: a job invoice's sales tax (decision 0010 amendment) --------------------------------
+def test_a_taxed_job_invoice_credits_its_tax_to_sales_tax_payable_and_still_balances():
+    lines = [acc.LineView("job_item", D("200.00"), taxable=True), acc.LineView("job_item", D("100.00"))]
+    entries = acc.default_distribution(lines, SETTINGS, D("14.50"))
+    # receivables carry the total with tax; income only the price (before tax); the tax is owed
+    acc.check_distribution(entries, D("314.50"), SETTINGS)
+    assert {e.account: (e.debit, e.credit) for e in entries} == {
+        "Accounts Receivable": (D("314.50"), D("0")),
+        "Sales": (D("0"), D("300.00")),
+        "Sales Tax Payable": (D("0"), D("14.50")),
+    }
+    # a correction's negative tax is debited back
+    credit = acc.default_distribution(
+        [acc.LineView("job_item", D("-100.00"), taxable=True)], SETTINGS, D("-7.25")
+    )
+    acc.check_distribution(credit, D("-107.25"), SETTINGS)
+    assert {e.account: (e.debit, e.credit) for e in credit}["Sales Tax Payable"] == (D("7.25"), D("0"))

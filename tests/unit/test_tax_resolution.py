@@ -294,3 +294,169 @@ def test_an_edit_giving_a_line_a_non_taxable_product_untaxes_it_unless_the_line_
     )
     assert [(ln.taxable, ln.tax_source) for ln in done.lines] == [(False, "product"), (True, "line")]
     assert done.tax_total == Decimal("8.88")
+
+
+# ---------------------------------------------------------------- edits follow the invoice rules (issue 15)
+# An edit is given the rules new invoices are made by (workflows/billing/destination.tax_rules):
+# a line given a product, and a line added, are resolved as a new invoice would resolve them.
+def with_contact(built: dm.Invoice) -> invoice_edits.InvoiceContent:
+    import dataclasses
+
+    return dataclasses.replace(content(built), contact_id=built.contact_id)
+
+
+def test_an_edit_giving_a_line_back_a_taxable_product_taxes_it_again() -> None:
+    taxed = rules(products={"permit": C(taxable=False)})
+    built = tax.apply(invoice(line(1, "100", product="permit"), line(2, "100")), taxed)
+    assert (built.lines[0].taxable, built.lines[0].tax_source) == (False, "product")
+    done = invoice_edits.apply_edit(
+        with_contact(built),
+        invoice_edits.InvoiceEdit(
+            lines=(
+                invoice_edits.LineChange(line_no=1, product_id="chlorine", product_name="Chlorine"),
+                invoice_edits.LineChange(line_no=2),
+            )
+        ),
+        taxed,
+    )
+    # goods is a kind the company taxes: the tenant's default (7.25 %), as on a new invoice
+    assert [(ln.taxable, ln.tax_code_id, ln.tax_source) for ln in done.lines] == [
+        (True, "ca", "tenant"),
+        (True, "ca", "tenant"),
+    ]
+    assert (done.tax_total, done.total) == (Decimal("14.50"), Decimal("214.50"))
+
+
+def test_an_edit_resolves_a_changed_line_by_the_companys_kinds_and_the_contact() -> None:
+    # the company taxes labour too (taxable_line_kinds); the contact has its own code
+    kinds = rules(
+        taxable_kinds=("goods", "task_entry"),
+        products={"permit": C(taxable=False)},
+        contacts={"c1": C(code_id="nyc")},
+    )
+    built = tax.apply(invoice(line(1, "100", kind="task_entry", product="permit")), kinds)
+    assert built.tax_total == Decimal("0.00")
+    done = invoice_edits.apply_edit(
+        with_contact(built),
+        invoice_edits.InvoiceEdit(
+            lines=(invoice_edits.LineChange(line_no=1, product_id="labour", product_name="Labour"),)
+        ),
+        kinds,
+    )
+    assert (done.lines[0].tax_code_id, done.lines[0].tax_source, done.tax_total) == (
+        "nyc",
+        "contact",
+        Decimal("8.88"),
+    )
+    # the same edit without those rules (a kind the company does not tax) leaves it untaxed
+    plain = rules(products={"permit": C(taxable=False)})
+    untaxed = invoice_edits.apply_edit(
+        with_contact(built),
+        invoice_edits.InvoiceEdit(
+            lines=(invoice_edits.LineChange(line_no=1, product_id="labour", product_name="Labour"),)
+        ),
+        plain,
+    )
+    assert (untaxed.lines[0].taxable, untaxed.tax_total) == (False, Decimal("0.00"))
+
+
+def test_an_edit_for_an_exempt_contact_does_not_tax_a_line_given_a_taxable_product() -> None:
+    exempt = rules(products={"permit": C(taxable=False)}, contacts={"c1": C(taxable=False)})
+    built = tax.apply(invoice(line(1, "100", product="permit")), exempt)
+    done = invoice_edits.apply_edit(
+        with_contact(built),
+        invoice_edits.InvoiceEdit(
+            lines=(invoice_edits.LineChange(line_no=1, product_id="chlorine", product_name="Chlorine"),)
+        ),
+        exempt,
+    )
+    assert (done.lines[0].taxable, done.lines[0].tax_source, done.tax_total) == (
+        False,
+        "contact",
+        Decimal("0.00"),
+    )
+
+
+def test_a_line_added_by_hand_is_resolved_as_on_a_new_invoice() -> None:
+    marked = rules(products={"filter": C(taxable=True), "permit": C(taxable=False)})
+    built = tax.apply(invoice(line(1, "100", kind="task_entry")), marked)
+    done = invoice_edits.apply_edit(
+        with_contact(built),
+        invoice_edits.InvoiceEdit(
+            lines=(
+                invoice_edits.LineChange(line_no=1),
+                # a catalogue product marked taxable taxes a manual line; a non-taxable one does not
+                invoice_edits.LineChange(
+                    description="Filter",
+                    quantity=Decimal("1"),
+                    unit_price=Decimal("40"),
+                    product_id="filter",
+                    product_name="Filter",
+                ),
+                invoice_edits.LineChange(
+                    description="Permit",
+                    quantity=Decimal("1"),
+                    unit_price=Decimal("10"),
+                    product_id="permit",
+                    product_name="Permit",
+                ),
+            )
+        ),
+        marked,
+    )
+    assert [(ln.taxable, ln.tax_source) for ln in done.lines] == [
+        (False, "tenant"),
+        (True, "tenant"),
+        (False, "product"),
+    ]
+    assert done.tax_total == Decimal("2.90")
+
+
+def test_a_line_whose_own_code_a_person_named_keeps_it_when_given_another_product() -> None:
+    taxed = rules(products={"permit": C(taxable=False)})
+    built = tax.apply(invoice(line(1, "100")), taxed)
+    named = invoice_edits.apply_edit(
+        with_contact(built),
+        invoice_edits.InvoiceEdit(
+            lines=(invoice_edits.LineChange(line_no=1, tax_code_id="nyc", tax_rate=Decimal("8.875")),)
+        ),
+        taxed,
+    )
+    again = invoice_edits.apply_edit(
+        dataclasses_replace_lines(with_contact(built), named.lines),
+        invoice_edits.InvoiceEdit(
+            lines=(invoice_edits.LineChange(line_no=1, product_id="permit", product_name="Permit"),)
+        ),
+        taxed,
+    )
+    assert (again.lines[0].tax_code_id, again.lines[0].tax_source, again.tax_total) == (
+        "nyc",
+        "line",
+        Decimal("8.88"),
+    )
+
+
+def dataclasses_replace_lines(
+    current: invoice_edits.InvoiceContent, lines: tuple[dm.InvoiceLine, ...]
+) -> invoice_edits.InvoiceContent:
+    import dataclasses
+
+    return dataclasses.replace(current, lines=lines)
+
+
+# ---------------------------------------------------------------- tax-exempt reasons (issue 15)
+def test_an_exemption_reason_is_one_of_intuits_ids_and_only_for_an_exempt_contact() -> None:
+    assert sorted(tax.EXEMPTION_REASONS) == list(range(1, 16))
+    tax.check_exemption_reason(9, True)
+    tax.check_exemption_reason(None, False)
+    for reason, exempt in ((0, True), (16, True), (99, True), (9, False), (9, None)):
+        with pytest.raises(ValidationError) as err:
+            tax.check_exemption_reason(reason, exempt)
+        assert err.value.field == "tax_exemption_reason"
+
+
+def test_a_customer_is_sent_its_exemption_reason_only_when_not_taxable() -> None:
+    sent = mapping.contact_to_qbo("A", taxable=False, exemption_reason=9)
+    assert (sent["Taxable"], sent["TaxExemptionReasonId"]) == (False, 9)
+    assert "TaxExemptionReasonId" not in mapping.contact_to_qbo("A", taxable=True, exemption_reason=9)
+    assert "TaxExemptionReasonId" not in mapping.contact_to_qbo("A", taxable=False)

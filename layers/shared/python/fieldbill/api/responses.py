@@ -105,6 +105,7 @@ class ContactOut(Record):
     )
     tax_code_id: str | None = None
     tax_exempt: bool = False
+    tax_exemption_reason: int | None = None  # issue 15: QuickBooks' TaxExemptionReasonId (1-15)
 
 
 class ProductOut(Record):

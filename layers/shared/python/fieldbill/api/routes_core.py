@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
@@ -46,6 +46,7 @@ def _actor() -> str:
 @router.post("/contacts", summary="Create a contact", tags=["contacts"], status_code=201, responses=CREATED)
 def create_contact(body: ContactIn) -> out.ContactOut:
     _check_contact_tax(body.tax_code_id, body.tax_exempt)
+    _check_exemption_reason(body.tax_exemption_reason, body.tax_exempt)
     # Marked dirty in its own write and pushed at once (issue 15): in QuickBooks before any invoice.
     record = catalog.contacts.create(_tenant(), _actor(), qbo_links.marked_dirty(body.model_dump()))
     enqueue.push(record.tenant_id, "sync_contact", record.id)
@@ -72,7 +73,8 @@ def get_contact(contact_id: str) -> out.ContactOut:
 @router.patch("/contacts/<contact_id>", summary="Change a contact (partial)", tags=["contacts"], responses=OK)
 def update_contact(contact_id: str, body: ContactPatch) -> out.ContactOut:
     _check_contact_tax(body.tax_code_id, body.tax_exempt)
-    record = catalog.contacts.update(_tenant(), contact_id, qbo_links.marked_dirty(body.changes()), _actor())
+    changes = _reason_changes(contact_id, body.changes())
+    record = catalog.contacts.update(_tenant(), contact_id, qbo_links.marked_dirty(changes), _actor())
     enqueue.push(record.tenant_id, "sync_contact", record.id)  # the customer in QuickBooks follows
     return views.contact(record)
 
@@ -220,3 +222,23 @@ def _check_contact_tax(code_id: str | None, exempt: bool | None) -> None:
     if code_id is not None and exempt:
         raise ValidationError("tax_exempt", "a tax-exempt contact names no tax code")
     tax_codes.check_code(_tenant(), code_id)
+
+
+def _check_exemption_reason(reason: int | None, exempt: bool | None) -> None:
+    from fieldbill.domain import tax
+
+    tax.check_exemption_reason(reason, exempt)
+
+
+def _reason_changes(contact_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+    """A patch's exemption reason checked against the contact's exemption after the patch; a
+    contact no longer exempt loses its reason in the same write."""
+    exempt = changes.get("tax_exempt")
+    if "tax_exempt" not in changes and changes.get("tax_exemption_reason") is not None:
+        from fieldbill.store import tax_codes
+
+        exempt = tax_codes.contact_exempt(_tenant(), contact_id)
+    _check_exemption_reason(changes.get("tax_exemption_reason"), exempt)
+    if "tax_exempt" in changes and not changes["tax_exempt"]:
+        return {**changes, "tax_exemption_reason": None}
+    return changes

@@ -192,6 +192,11 @@ class ContactIn(Strict):
     # --- issue 15: tax per contact (domain/tax.resolve)
     tax_code_id: Id | None = Field(default=None, description="its own tax code instead of the default")
     tax_exempt: StrictBool | None = Field(default=None, description="never taxed (QuickBooks: Taxable false)")
+    tax_exemption_reason: StrictInt | None = Field(
+        default=None,
+        description="why a tax-exempt contact is exempt: QuickBooks' TaxExemptionReasonId, 1 to 15 "
+        "(1 Federal government ... 9 Resale ... 15 Foreign diplomat; sent with automated sales tax)",
+    )
 
 
 class ContactPatch(Patch):
@@ -205,6 +210,7 @@ class ContactPatch(Patch):
     # --- issue 15: tax per contact (null clears)
     tax_code_id: Id | None = None
     tax_exempt: StrictBool | None = None
+    tax_exemption_reason: StrictInt | None = None
 
 
 class ProductIn(Strict):

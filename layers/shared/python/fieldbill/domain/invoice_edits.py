@@ -59,6 +59,7 @@ class InvoiceContent:
     paid_and_credited: Decimal = Decimal("0.00")
     texts: Mapping[str, str | None] = dataclasses.field(default_factory=dict)
     tax_rate: Decimal | None = None  # the rate the invoice copied from its tax code (domain/tax.py)
+    contact_id: str | None = None  # whose invoice: its contact's tax choice applies to resolved lines
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -102,7 +103,9 @@ def totals(lines: Sequence[InvoiceLine], tax_rate: Decimal | None = None) -> tup
     return subtotal, tax_total, money.cents(subtotal + tax_total)
 
 
-def apply_edit(current: InvoiceContent, edit: InvoiceEdit) -> Edited:
+def apply_edit(current: InvoiceContent, edit: InvoiceEdit, rules: tax.TaxRules | None = None) -> Edited:
+    """`rules`: the tax rules new invoices of the tenant are made by (destination.tax_rules); with
+    them a line given a product, and a line added, are resolved as on a new invoice (tax.resolve)."""
     check_editable(current.status, current.paid_and_credited)
     changed: list[str] = []
     lines = current.lines
@@ -133,7 +136,7 @@ def apply_edit(current: InvoiceContent, edit: InvoiceEdit) -> Edited:
         changed.append(name)
     if edit.lines is not None:
         lines = tuple(
-            _line_tax(line, change, current.tax_rate, f"lines[{index}]")
+            _line_tax(line, change, current.tax_rate, f"lines[{index}]", rules, current.contact_id)
             for index, (line, change) in enumerate(zip(lines, edit.lines, strict=True))
         )
     lines = tax.with_line_taxes(lines, current.tax_rate)[0]
@@ -240,7 +243,14 @@ def _added_line(line_no: int, change: LineChange, where: str) -> InvoiceLine:
     )
 
 
-def _line_tax(line: InvoiceLine, change: LineChange, invoice_rate: Decimal | None, where: str) -> InvoiceLine:
+def _line_tax(
+    line: InvoiceLine,
+    change: LineChange,
+    invoice_rate: Decimal | None,
+    where: str,
+    rules: tax.TaxRules | None = None,
+    contact_id: str | None = None,
+) -> InvoiceLine:
     """A line's tax after a person's edit (issue 15), in tax.resolve's order: a code named on it
     taxes it at that code; taxable false, or a non-taxable product given, leaves it untaxed;
     taxable true taxes it at the invoice's rate; otherwise it keeps its tax."""
@@ -254,6 +264,8 @@ def _line_tax(line: InvoiceLine, change: LineChange, invoice_rate: Decimal | Non
         )
     if change.taxable is False:
         return dataclasses.replace(line, taxable=False, tax_code_id=None, tax_rate=None, tax_source=tax.LINE)
+    if rules is not None and (change.product_id is not None or change.line_no is None):
+        return _resolved(line, change, rules, contact_id, where)
     if change.product_non_taxable and not (line.tax_source == tax.LINE and line.tax_code_id):
         # as tax.resolve: a non-taxable product decides, unless the line names its own code; a
         # line merely marked taxable does not
@@ -265,3 +277,28 @@ def _line_tax(line: InvoiceLine, change: LineChange, invoice_rate: Decimal | Non
             line, taxable=True, tax_code_id=None, tax_rate=invoice_rate, tax_source=tax.LINE
         )
     return line  # its tax as resolved when the invoice was made (or the invoice's rate: tax.line_rate)
+
+
+# ---- issue 15: an edited line resolved by the invoice rules ---------------------------------------
+def _resolved(
+    line: InvoiceLine, change: LineChange, rules: tax.TaxRules, contact_id: str | None, where: str
+) -> InvoiceLine:
+    """A line given a product (or added) resolved as a new invoice resolves it: line > product >
+    contact > the tenant's default on the kinds the company taxes. The line level is what a person
+    decided (a code, or "taxable" now or before); a mark left by the old product is not carried
+    over (the new product answers for itself)."""
+    if change.taxable:
+        own = tax.TaxChoice(taxable=True)
+    elif line.tax_source == tax.LINE:
+        own = tax.TaxChoice(code_id=line.tax_code_id, taxable=bool(line.taxable))
+    else:
+        own = tax.NO_CHOICE
+    product = rules.products.get(line.product_id or "") or tax.NO_CHOICE
+    contact = rules.contacts.get(contact_id or "") or tax.NO_CHOICE
+    try:
+        found = tax.resolve(tax.kind_of(line), own, product, contact, rules)
+    except ValidationError as exc:  # a code deleted since it was named: the line names it
+        raise ValidationError(f"{where}.tax_code_id", exc.message) from exc
+    return dataclasses.replace(
+        line, taxable=found.taxable, tax_code_id=found.code_id, tax_rate=found.rate, tax_source=found.source
+    )

@@ -41,6 +41,8 @@ class JobBillingSettings:
     income_account: str = "Sales"
     deposit_account: str = "Customer Deposits"
     category_accounts: Mapping[str, str] = field(default_factory=dict)
+    # issue 15: a job invoice's sales tax is owed to the tax authority, not income (a liability)
+    sales_tax_account: str = "Sales Tax Payable"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "numbering", NumberingMode(self.numbering))
@@ -91,12 +93,18 @@ def line_account(line: LineView, settings: JobBillingSettings) -> str:
     return settings.income_account
 
 
-def default_distribution(lines: Sequence[LineView], settings: JobBillingSettings) -> list[Entry]:
+def default_distribution(
+    lines: Sequence[LineView], settings: JobBillingSettings, tax_total: Decimal = ZERO
+) -> list[Entry]:
+    """Receivables carry the total (with its tax, issue 15); each line's account its amount; the
+    tax is credited to the sales tax account (debited back by a negative correction)."""
     net: dict[str, Decimal] = {}
     for line in lines:
         account = line_account(line, settings)
         net[account] = net.get(account, ZERO) + line.amount
-    total = sum((ln.amount for ln in lines), ZERO)
+    if tax_total:
+        net[settings.sales_tax_account] = net.get(settings.sales_tax_account, ZERO) + tax_total
+    total = sum((ln.amount for ln in lines), ZERO) + tax_total
     entries = [_signed(settings.receivable_account, total)]
     entries += [_signed(account, -amount) for account, amount in net.items() if amount]
     return entries

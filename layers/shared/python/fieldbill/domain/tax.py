@@ -280,3 +280,36 @@ def _allocate(group_tax: Decimal, members: list[tuple[int, Decimal]], rate: Deci
             shares[index] += step
             left -= step
     return shares
+
+
+# -------------------------------------------------------------------- tax-exempt reasons (issue 15)
+# Intuit, Customer entity (accounting API reference, minor version 10): TaxExemptionReasonId,
+# "applicable if automated sales tax is enabled", one of these ids; sent with Taxable false.
+EXEMPTION_REASONS: Mapping[int, str] = {
+    1: "Federal government",
+    2: "State government",
+    3: "Local government",
+    4: "Tribal government",
+    5: "Charitable organization",
+    6: "Religious organization",
+    7: "Educational organization",
+    8: "Hospital",
+    9: "Resale",
+    10: "Direct pay permit",
+    11: "Multiple points of use",
+    12: "Direct mail",
+    13: "Agricultural production",
+    14: "Industrial production / manufacturing",
+    15: "Foreign diplomat",
+}
+
+
+def check_exemption_reason(reason: int | None, exempt: bool | None) -> None:
+    """A reason is one of Intuit's ids, and only a tax-exempt contact has one (422 naming
+    `tax_exemption_reason` otherwise). None is always fine: Intuit does not say it is required."""
+    if reason is None:
+        return
+    if reason not in EXEMPTION_REASONS:
+        raise ValidationError("tax_exemption_reason", "one of QuickBooks' exemption reasons, 1 to 15")
+    if not exempt:
+        raise ValidationError("tax_exemption_reason", "only a tax-exempt contact has an exemption reason")

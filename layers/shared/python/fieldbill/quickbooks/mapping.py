@@ -206,7 +206,9 @@ def expected_total(lines: Iterable[LineLike]) -> Decimal:
     return sum((Decimal(ln.amount) for ln in lines), Decimal("0"))
 
 
-def contact_to_qbo(name: str, email: str | None = None, *, taxable: bool | None = None) -> dict[str, Any]:
+def contact_to_qbo(
+    name: str, email: str | None = None, *, taxable: bool | None = None, exemption_reason: int | None = None
+) -> dict[str, Any]:
     body: dict[str, Any] = {"DisplayName": clean_name(name, DISPLAY_NAME_MAX)}
     if email:
         body["PrimaryEmailAddr"] = {"Address": email}
@@ -215,6 +217,10 @@ def contact_to_qbo(name: str, email: str | None = None, *, taxable: bool | None 
         # true, transactions for this customer are taxable"): automated sales tax taxes none of
         # its lines. Sent only for contacts given a tax setting here (QuickBooks' own otherwise).
         body["Taxable"] = taxable
+    if taxable is False and exemption_reason is not None:
+        # Intuit, Customer entity: TaxExemptionReasonId (ids 1-15, domain/tax.EXEMPTION_REASONS),
+        # applicable with automated sales tax; a reason only goes with Taxable false
+        body["TaxExemptionReasonId"] = exemption_reason
     return body
 
 

@@ -21,7 +21,7 @@ from pynamodb.exceptions import UpdateError
 from pynamodb.expressions.update import Action
 
 from fieldbill.clock import now_iso
-from fieldbill.domain import invoice_edits, payments, states
+from fieldbill.domain import invoice_edits, payments, states, tax
 from fieldbill.domain import model as dm
 from fieldbill.domain.errors import Conflict, InvalidTransition, NotFound, ValidationError
 from fieldbill.domain.model import InvoiceStatus, ItemStatus, SyncStatus
@@ -80,6 +80,7 @@ def content(record: Invoice) -> invoice_edits.InvoiceContent:
         paid_and_credited=paid_and_credited(record),
         texts={name: getattr(record, name) for name in TEXTS},
         tax_rate=Decimal(record.tax_rate) if record.tax_rate is not None else None,
+        contact_id=record.contact_id,
     )
 
 
@@ -193,8 +194,10 @@ def edit(
     edit: invoice_edits.InvoiceEdit,
     actor: str,
     expected_version: int | None = None,
+    rules: tax.TaxRules | None = None,
 ) -> tuple[Invoice, bool]:
     """Apply a person's edit; the stored invoice and True when QuickBooks must take the new version.
+    `rules`: the tenant's invoice tax rules (issue 15), so edited lines are taxed as new ones are.
 
     Conflict when `expected_version` is not the stored one (someone else edited it meanwhile)."""
     record = get(tenant_id, invoice_id)
@@ -209,7 +212,7 @@ def edit(
         )
     edit = _with_product_names(tenant_id, edit)
     edit = _with_tax_rates(tenant_id, edit)
-    done = invoice_edits.apply_edit(content(record), edit)
+    done = invoice_edits.apply_edit(content(record), edit, rules)
     if not done.changed:
         return record, False
     version = int(record.version) + 1

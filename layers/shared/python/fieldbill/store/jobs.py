@@ -458,6 +458,11 @@ def entries_of(record: Invoice) -> list[acc.Entry]:
     ]
 
 
+def tax_of(record: Invoice) -> Decimal:
+    """A job invoice's sales tax (issue 15; none on invoices made before job invoices were taxed)."""
+    return Decimal(record.tax_total or 0)
+
+
 def line_views(record: Invoice) -> list[acc.LineView]:
     return [
         acc.LineView(

@@ -162,6 +162,8 @@ class Contact(Entity, discriminator="Contact"):
     # --- issue 15, tax per contact (domain/tax.resolve): its own code, or tax-exempt
     tax_code_id = UnicodeAttribute(null=True)
     tax_exempt = BooleanAttribute(null=True)
+    # issue 15: why it is exempt (QuickBooks' TaxExemptionReasonId, domain/tax.EXEMPTION_REASONS)
+    tax_exemption_reason = NumberAttribute(null=True)
 
 
 class Product(Entity, discriminator="Product"):

@@ -194,3 +194,8 @@ def prefetch(rules_: tax.TaxRules, contact_ids: Iterable[str], product_ids: Iter
         rules_.contacts.prefetch(contact_ids)
     if isinstance(rules_.products, _Choices):
         rules_.products.prefetch(product_ids)
+
+
+def contact_exempt(tenant_id: str, contact_id: str) -> bool:
+    """Whether a contact is tax-exempt now (issue 15: an exemption reason needs it; 404 if none)."""
+    return bool(catalog.contacts.get(tenant_id, contact_id).tax_exempt)

@@ -68,6 +68,12 @@ def invoice_rules(tenant_id: str, destination: Destination) -> InvoiceRules:
     return InvoiceRules(mode, tax_codes.rules(tenant_id, taxable_kinds))
 
 
+def tax_rules(tenant_id: str) -> TaxRules:
+    """The tax rules of invoice_rules alone: what an invoice edit resolves its changed lines by
+    (issue 15), so an edited line is taxed exactly as on a new invoice."""
+    return invoice_rules(tenant_id, Destination.LOCAL).tax
+
+
 # ---- issue 17: a completed service's destination ------------------------------------------------
 # Its own billing status, else its service type's default (both kept on its billable items when it
 # is completed), else the company's default invoice type (billing settings), else by connection.

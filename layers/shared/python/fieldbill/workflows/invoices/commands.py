@@ -41,7 +41,9 @@ def edit(
     actor: str,
     expected_version: int | None = None,
 ) -> Invoice:
-    record, to_quickbooks = invoices.edit(tenant_id, invoice_id, change, actor, expected_version)
+    # the rules new invoices are taxed by: an edited line is resolved as on a new invoice (issue 15)
+    rules = destination.tax_rules(tenant_id) if change.lines else None
+    record, to_quickbooks = invoices.edit(tenant_id, invoice_id, change, actor, expected_version, rules)
     if to_quickbooks:
         try:
             enqueue.send([_message("sync_invoice", record)])

@@ -32,7 +32,9 @@ def approve(tenant_id: str, invoice_id: str, entries: Sequence[acc.Entry] | None
     record = invoice_store.get(tenant_id, invoice_id)
     settings = store.settings(tenant_id)
     chosen = (
-        list(entries) if entries is not None else acc.default_distribution(store.line_views(record), settings)
+        list(entries)
+        if entries is not None
+        else acc.default_distribution(store.line_views(record), settings, store.tax_of(record))
     )
     acc.check_distribution(chosen, record.total, settings)
     return store.advance(
@@ -149,7 +151,7 @@ def post(tenant_id: str, invoice_id: str, actor: str) -> Invoice:
         job_invoices.settle_correction(record, actor, strict=True)
     distribution = None
     if not record.distribution:
-        distribution = acc.default_distribution(store.line_views(record), settings)
+        distribution = acc.default_distribution(store.line_views(record), settings, store.tax_of(record))
     return store.advance(
         record, WorkflowStatus.POSTED, actor, integration=settings.accounting_integration,
         reason="posted", distribution=distribution,

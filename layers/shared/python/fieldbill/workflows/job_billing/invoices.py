@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from fieldbill.domain import job_accounting as acc
 from fieldbill.domain import job_policies as jp
 from fieldbill.domain import model as dm
+from fieldbill.domain import tax
 from fieldbill.domain.errors import Conflict, InvalidTransition, Unavailable
 from fieldbill.domain.products import default_product_id
 from fieldbill.observability import logger
@@ -154,6 +155,9 @@ def create(
         total=draft.total,
         destination=chosen,
     )
+    # Sales tax on top of the job's price (issue 15, decision 0010): the same rules as every other
+    # invoice; the job's billed amounts (jp.apply above) stay the lines', before tax.
+    invoice = tax.apply(invoice, destination.invoice_rules(tenant_id, chosen).tax)
     write = store.JobInvoiceWrite(
         invoice=invoice,
         lines_meta=[(line.invoiceable_id, line.category) for line in draft.lines],

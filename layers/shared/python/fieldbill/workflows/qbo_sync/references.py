@@ -58,7 +58,9 @@ def ensure_customer(
             "CustomerRef",
         )
     if not record.qbo_id:
-        body = mapping.contact_to_qbo(record.name, record.email, taxable=_taxable(record))
+        body = mapping.contact_to_qbo(
+            record.name, record.email, taxable=_taxable(record), exemption_reason=_reason(record)
+        )
         found = None
         if not known_absent:
             found = find_by_name(tenant, "Customer", "DisplayName", body["DisplayName"])
@@ -127,7 +129,7 @@ def _create_customers(tenant: Tenant, records: list[Contact], failed: Failed) ->
         for record in chunk:
             try:
                 bodies[record.id] = mapping.contact_to_qbo(
-                    record.name, record.email, taxable=_taxable(record)
+                    record.name, record.email, taxable=_taxable(record), exemption_reason=_reason(record)
                 )
             except mapping.MappingError as exc:
                 failed[record.id] = exc
@@ -267,7 +269,9 @@ def sync_contact(tenant: Tenant, contact_id: str) -> None:
         "Customer",
         str(record.qbo_id),
         record.qbo_sync_token,
-        mapping.contact_to_qbo(record.name, record.email, taxable=_taxable(record)),
+        mapping.contact_to_qbo(
+            record.name, record.email, taxable=_taxable(record), exemption_reason=_reason(record)
+        ),
         ("customer-update", tenant.tenant_id, record.id, record.updated_at),
     )
     qbo_links.keep_contact_token(record, str(result.get("SyncToken", "0")))
@@ -319,6 +323,11 @@ def sparse_update(
                 raise
             token = str(tenant.client.read(entity, qbo_id)["SyncToken"])
     raise AssertionError("unreachable")
+
+
+def _reason(record: Contact) -> int | None:
+    """issue 15: a tax-exempt contact's exemption reason for QuickBooks (TaxExemptionReasonId)."""
+    return int(record.tax_exemption_reason) if record.tax_exemption_reason is not None else None
 
 
 def _taxable(record: Contact) -> bool | None:
