@@ -258,3 +258,30 @@ def test_a_filtered_list_pages_full_and_its_cursor_skips_and_repeats_nothing(sta
     assert all(len(page) == 4 for page in pages[:-1]), pages
     listed = [i for page in pages for i in page]
     assert sorted(listed) == sorted(sent)
+
+
+def test_a_credit_memo_whose_released_items_were_billed_again_is_not_removed(stack):
+    # Given an invoice fully credited (its items pending again), then billed again on a new invoice
+    tenant = f"t-{uuid.uuid4().hex[:10]}"
+    seed_work(tenant, contacts=1, entries_per_contact=2, rng=random.Random(4), mileage_share=0.0)
+    billing.compile_all(tenant, ACTOR, billing.Scope(), limit=50)
+    _apply(tenant, "generate", 0, 0)
+    (first,) = _fresh(tenant)
+    store.mark_sent(tenant, first.id, ACTOR, "marked")
+    credit_store.record_credit(
+        tenant, first.id, credit_id="c1", amount=Decimal(first.total), on="2026-11-06",
+        reason="property", lines=[], actor=ACTOR,
+    )  # fmt: skip
+    _apply(tenant, "generate", 0, 1)
+    assert len(_fresh(tenant)) == 2
+    _check(tenant)
+    # When the credit memo is removed / Then it is refused naming the items, and nothing changed
+    before = _snapshot(tenant)
+    try:
+        credit_store.remove_credit(tenant, first.id, "c1", ACTOR, None)
+    except Conflict as refused:
+        assert "billed again" in str(refused)
+    else:
+        raise AssertionError("a credit whose items were billed again was removed")
+    assert _snapshot(tenant) == before
+    _check(tenant)
