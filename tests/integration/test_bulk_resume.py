@@ -144,3 +144,10 @@ def test_a_redelivered_bulk_on_a_filter_finds_what_it_changed_though_it_matches_
     )
     assert sorted(calls) == ids and len(calls) == 5
     assert all(invoice_store.get(tenant_id, i).status == "open" for i in ids)
+
+
+def test_an_invoice_listed_twice_in_a_selection_is_handled_once(stack, tenant_id):
+    ids, _ = _drafts(tenant_id, 2)
+    request = bulk.BulkRequest(action="delete", invoice_ids=[ids[0], ids[1], ids[0]])
+    result = bulk.run(tenant_id, ACTOR, request, lambda partial: None)
+    assert (result["done"], result["refused"], result["processed"], result["total"]) == (ids[:2], [], 2, 2)

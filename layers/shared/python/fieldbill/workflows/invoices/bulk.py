@@ -88,7 +88,7 @@ def run(
     done: list[str] = [str(i) for i in earlier.get("done") or []]
     refused: list[dict[str, str]] = [dict(r) for r in earlier.get("refused") or []]
     seen = set(done) | {r["invoice_id"] for r in refused}
-    selected = request.invoice_ids or []
+    selected = list(dict.fromkeys(request.invoice_ids or []))  # an invoice listed twice is done once
     in_hand: list[str] = []
 
     def result(running: bool = True) -> dict[str, Any]:
