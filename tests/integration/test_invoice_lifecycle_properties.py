@@ -1,7 +1,7 @@
 """Issue 13's money rules over random sequences of commands, through the real store on moto.
 
-After every command (edit lines, delete a draft, mark sent, void, pay, remove a payment, generate
-again from what is pending), read back from the table:
+After every command (edit lines, delete a draft, mark sent, void, pay, remove a payment, credit,
+remove a credit memo, generate again from what is pending), read back from the table:
 - every invoice's total is the sum of its lines, each line Qty x UnitPrice rounded half-up;
 - balance = total - payments - credits, never negative, and amount_paid is the sum of payments;
 - no billable item is on two live invoices, and an invoiced item's invoice lists it;
@@ -19,7 +19,7 @@ import uuid
 from datetime import date
 from decimal import Decimal
 
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from fieldbill.domain import invoice_edits
@@ -39,7 +39,7 @@ ACTOR = "prop"
 
 COMMANDS = st.lists(
     st.tuples(
-        st.sampled_from(["edit", "delete", "send", "void", "pay", "unpay", "generate", "credit"]),
+        st.sampled_from(["edit", "delete", "send", "void", "pay", "unpay", "generate", "credit", "uncredit"]),
         st.integers(0, 1_000_000),  # picks the invoice, the line, the amount
     ),
     min_size=1,
@@ -129,6 +129,11 @@ def _apply(tenant: str, command: str, pick: int, step: int) -> None:
     rng = random.Random(pick)
     invoices = _fresh(tenant)
     invoice = rng.choice(invoices) if invoices else None
+    # Removals pick among what has something to remove (else they would rarely do anything)
+    if command == "uncredit" and any(i.credit_memos for i in invoices):
+        invoice = rng.choice([i for i in invoices if i.credit_memos])
+    elif command == "unpay" and any(i.payments for i in invoices):
+        invoice = rng.choice([i for i in invoices if i.payments])
     if command == "generate" or invoice is None:
         pending = [i for i in _items(tenant).values() if i.status == "pending"]
         if pending:
@@ -190,6 +195,12 @@ def _apply(tenant: str, command: str, pick: int, step: int) -> None:
         )
     elif command == "unpay" and invoice.payments:
         store.remove_payment(tenant, invoice.id, rng.choice(invoice.payments).id, ACTOR, None)
+    elif command == "uncredit" and invoice.credit_memos:
+        # Removing a credit memo (wt-life2): its credit owed again, a fully credited invoice's
+        # items taken back, the contact's account balance following.
+        event("uncredit tried")
+        credit_store.remove_credit(tenant, invoice.id, rng.choice(invoice.credit_memos).id, ACTOR, None)
+        event("uncredit done")
 
 
 @settings(
@@ -199,6 +210,15 @@ def _apply(tenant: str, command: str, pick: int, step: int) -> None:
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(commands=COMMANDS, seed=st.integers(0, 1000))
+# Always tried as well: a credit (full or not) removed, the items pending again meanwhile billed anew
+@example(
+    commands=[("credit", 3), ("generate", 0), ("uncredit", 0), ("credit", 1), ("pay", 2), ("uncredit", 5)],
+    seed=7,
+)
+@example(
+    commands=[("send", 0), ("credit", 0), ("credit", 9), ("uncredit", 1), ("generate", 0), ("uncredit", 2)],
+    seed=11,
+)
 def test_property_money_and_items_hold_over_any_sequence_of_commands(stack, commands, seed):
     tenant = f"t-{uuid.uuid4().hex[:10]}"
     seed_work(tenant, contacts=2, entries_per_contact=3, rng=random.Random(seed), mileage_share=0.5)
@@ -238,3 +258,30 @@ def test_a_filtered_list_pages_full_and_its_cursor_skips_and_repeats_nothing(sta
     assert all(len(page) == 4 for page in pages[:-1]), pages
     listed = [i for page in pages for i in page]
     assert sorted(listed) == sorted(sent)
+
+
+def test_a_credit_memo_whose_released_items_were_billed_again_is_not_removed(stack):
+    # Given an invoice fully credited (its items pending again), then billed again on a new invoice
+    tenant = f"t-{uuid.uuid4().hex[:10]}"
+    seed_work(tenant, contacts=1, entries_per_contact=2, rng=random.Random(4), mileage_share=0.0)
+    billing.compile_all(tenant, ACTOR, billing.Scope(), limit=50)
+    _apply(tenant, "generate", 0, 0)
+    (first,) = _fresh(tenant)
+    store.mark_sent(tenant, first.id, ACTOR, "marked")
+    credit_store.record_credit(
+        tenant, first.id, credit_id="c1", amount=Decimal(first.total), on="2026-11-06",
+        reason="property", lines=[], actor=ACTOR,
+    )  # fmt: skip
+    _apply(tenant, "generate", 0, 1)
+    assert len(_fresh(tenant)) == 2
+    _check(tenant)
+    # When the credit memo is removed / Then it is refused naming the items, and nothing changed
+    before = _snapshot(tenant)
+    try:
+        credit_store.remove_credit(tenant, first.id, "c1", ACTOR, None)
+    except Conflict as refused:
+        assert "billed again" in str(refused)
+    else:
+        raise AssertionError("a credit whose items were billed again was removed")
+    assert _snapshot(tenant) == before
+    _check(tenant)

@@ -871,3 +871,25 @@ def _sorted_page(
         else None
     )
     return Listed(page, next_cursor, balances)
+
+
+# ---------------------------------------------------------------------------- bulk resume (wt-life2)
+@dataclass(frozen=True, slots=True)
+class HistoryChange:
+    """One history entry of an invoice, as a bulk operation resuming after a crash reads it."""
+
+    at: str
+    from_status: str | None
+    to_status: str
+    reason: str | None
+
+
+def changes_by(tenant_id: str, invoice_id: str, actor: str, since: str) -> list[HistoryChange]:
+    """What `actor` changed on the invoice since `since` (ISO time), oldest first: a redelivered
+    bulk operation tells a command it already applied from one it has still to do."""
+    record = get(tenant_id, invoice_id)
+    return [
+        HistoryChange(at=str(h.at), from_status=h.from_state, to_status=str(h.to_state), reason=h.reason)
+        for h in record.history or []
+        if h.actor == actor and str(h.at) >= since
+    ]

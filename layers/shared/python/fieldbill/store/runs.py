@@ -388,3 +388,18 @@ def advance_operation(
 def is_finished(operation: Operation) -> bool:
     """Nothing left for a worker to do (succeeded, failed or cancelled)."""
     return OperationStatus(operation.status) in OPERATION_FINISHED
+
+
+# ---------------------------------------------------------------------------- resuming operations (wt-life2)
+@dataclass(frozen=True, slots=True)
+class ResumePoint:
+    """Where a redelivered operation's worker starts again: its last recorded (partial) result,
+    and when the operation was created (what it changed since then may be its own work)."""
+
+    result: dict[str, Any]
+    since: str
+
+
+def resume_point(operation: Operation) -> ResumePoint:
+    result = operation.result.as_dict() if operation.result is not None else {}
+    return ResumePoint(result=result, since=str(operation.created_at or ""))

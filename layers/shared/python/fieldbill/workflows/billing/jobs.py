@@ -75,13 +75,14 @@ def _handle(message: JobMessage) -> None:
     if runs.is_finished(operation):
         return  # a redelivered message (the work is done), or cancelled before it started
     logger.append_keys(tenant_id=message.tenant_id, operation_id=message.operation_id)
-    if operation.status == OperationStatus.QUEUED:  # else a redelivery after a crash: still running
+    resuming = operation.status != OperationStatus.QUEUED  # a redelivery after a crash: still running
+    if not resuming:
         runs.advance_operation(operation, OperationStatus.RUNNING, message.actor)
     request = (
         operation.request.as_dict() if hasattr(operation.request, "as_dict") else dict(operation.request)
     )
     try:
-        result = _run(message, request)
+        result = _run(message, request, resuming)
         if result is None:
             return  # handed over to a fresh copy of its message (it goes on from its progress)
     except OperationCancelled:
@@ -95,7 +96,7 @@ def _handle(message: JobMessage) -> None:
     runs.advance_operation(operation, OperationStatus.SUCCEEDED, message.actor, result=result)
 
 
-def _run(message: JobMessage, request: dict[str, Any]) -> dict[str, Any] | None:
+def _run(message: JobMessage, request: dict[str, Any], resuming: bool = False) -> dict[str, Any] | None:
     if message.kind == "recurring_drafts":
         return _recurring_drafts(message, request)
     if message.kind == "compile":
@@ -134,11 +135,17 @@ def _run(message: JobMessage, request: dict[str, Any]) -> dict[str, Any] | None:
         from fieldbill.workflows.invoices import bulk
 
         operation = get_operation(message.tenant_id, message.operation_id)
+        # Running already: a redelivery after a crash, which goes on from what was recorded (wt-life2)
+        resume = None
+        if resuming:
+            point = runs.resume_point(operation)
+            resume = bulk.Resume(result=point.result, since=point.since)
         return bulk.run(
             message.tenant_id,
             message.actor,
             bulk.BulkRequest.model_validate(request),
             lambda partial: runs.record_progress(operation, partial),
+            resume,
         )
     gen = GenerateRequest.model_validate(request)
     items = list(billing_store.items_by_id(message.tenant_id, gen.item_ids).values())

@@ -5,7 +5,8 @@ operation's result shows the progress while it runs."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from itertools import islice
+from dataclasses import dataclass
+from itertools import chain, islice
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -65,8 +66,15 @@ def _one(tenant_id: str, actor: str, request: BulkRequest, invoice_id: str) -> N
 
 
 def run(
-    tenant_id: str, actor: str, request: BulkRequest, progress: Callable[[dict[str, Any]], None]
+    tenant_id: str,
+    actor: str,
+    request: BulkRequest,
+    progress: Callable[[dict[str, Any]], None],
+    resume: Resume | None = None,
 ) -> dict[str, Any]:
+    """`resume`: the message is a redelivery (the worker crashed): what the operation recorded
+    stays as recorded and is not done again; a command this operation already applied (after its
+    last record) is done, not refused (wt-life2)."""
     if request.filter is not None and request.action in ("add_to_group", "print"):
         # One document, one group: the filter's matches are resolved first (at most a selection's).
         request = request.model_copy(update={"invoice_ids": _at_most_a_selection(tenant_id, request)})
@@ -76,44 +84,96 @@ def run(
         return groups.add_selection(
             tenant_id, actor, request.group_id, request.group_name, request.invoice_ids or []
         )
-    done: list[str] = []
-    refused: list[dict[str, str]] = []
-    selected = request.invoice_ids or []
-    matched = 0
+    earlier = resume.result if resume is not None else {}
+    done: list[str] = [str(i) for i in earlier.get("done") or []]
+    refused: list[dict[str, str]] = [dict(r) for r in earlier.get("refused") or []]
+    seen = set(done) | {r["invoice_id"] for r in refused}
+    selected = list(dict.fromkeys(request.invoice_ids or []))  # an invoice listed twice is done once
+    in_hand: list[str] = []
 
-    def result() -> dict[str, Any]:
-        return {
+    def result(running: bool = True) -> dict[str, Any]:
+        partial: dict[str, Any] = {
             "action": request.action,
             # a filter's total is what it matched so far; the whole of it once the operation ends
-            "total": len(selected) if request.filter is None else matched,
+            "total": len(selected) if request.filter is None else len(seen),
             "processed": len(done) + len(refused),
             "done": list(done),
             "refused": list(refused),
         }
+        if running and request.filter is not None:
+            # the page being worked on: a redelivery finds them even once they match no more
+            partial["in_hand"] = list(in_hand)
+        return partial
 
     if request.action == "print":
         return _print(tenant_id, request, progress)
-    for number, invoice_id in enumerate(_targets(tenant_id, request), start=1):
-        matched = number
-        try:
-            _one(tenant_id, actor, request, invoice_id)
-        except DomainError as exc:
-            refused.append({"invoice_id": invoice_id, "code": _code(exc), "message": str(exc)[:500]})
-        except MailError as exc:  # one email SES refuses or cannot take now stops nothing else
-            refused.append({"invoice_id": invoice_id, "code": "mail_error", "message": str(exc)[:500]})
-        else:
-            done.append(invoice_id)
-        if number % PROGRESS_EVERY == 0 and (request.filter is not None or number < len(selected)):
-            progress(result())
-    return result()
+    pages = _pages(tenant_id, request)
+    if resume is not None and earlier.get("in_hand"):
+        pages = chain([[str(i) for i in earlier["in_hand"]]], pages)
+    for page in pages:
+        fresh = [i for i in page if i not in seen]
+        if request.filter is not None and fresh:
+            in_hand = fresh
+            progress(result())  # recorded before any of them is touched
+        for invoice_id in fresh:
+            if invoice_id in seen:  # listed twice in the selection, or on two pages
+                continue
+            seen.add(invoice_id)
+            try:
+                if resume is None or not _applied_by_this_operation(
+                    tenant_id, actor, request.action, invoice_id, resume.since
+                ):
+                    _one(tenant_id, actor, request, invoice_id)
+            except DomainError as exc:
+                refused.append({"invoice_id": invoice_id, "code": _code(exc), "message": str(exc)[:500]})
+            except MailError as exc:  # one email SES refuses or cannot take now stops nothing else
+                refused.append({"invoice_id": invoice_id, "code": "mail_error", "message": str(exc)[:500]})
+            else:
+                done.append(invoice_id)
+            number = len(done) + len(refused)
+            if number % PROGRESS_EVERY == 0 and (request.filter is not None or number < len(selected)):
+                progress(result())
+    return result(running=False)
+
+
+# ---------------------------------------------------------------------------- resuming (wt-life2)
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """A redelivered operation: its last recorded result and when it was created."""
+
+    result: dict[str, Any]
+    since: str
+
+
+# What each command leaves in the invoice's history (store/invoices): a status it moves to, or,
+# for a send, the reason "sent (...)" / "sent again (...)". Sync and regenerate are safe to repeat.
+_LEAVES_STATUS = {"delete": "deleted", "void": "void"}
+_LEAVES_SENT = ("mark_sent", "send")
+
+
+def _applied_by_this_operation(tenant_id: str, actor: str, action: str, invoice_id: str, since: str) -> bool:
+    """The operation's actor made this command's change on the invoice since the operation began:
+    done by this operation before the crash, after its last recorded progress."""
+    if action not in _LEAVES_STATUS and action not in _LEAVES_SENT:
+        return False
+    from fieldbill.store import invoices as invoice_store
+
+    try:
+        changes = invoice_store.changes_by(tenant_id, invoice_id, actor, since)
+    except NotFound:
+        return False
+    if action in _LEAVES_STATUS:
+        return any(c.to_status == _LEAVES_STATUS[action] for c in changes)
+    return any((c.reason or "").startswith("sent") for c in changes)
 
 
 # ---------------------------------------------------------------------------- on a filter (wt-life)
-def _targets(tenant_id: str, request: BulkRequest) -> Iterator[str]:
-    """The selection, or the filter's matches read a page at a time as the commands go (each page
-    read after the previous one is done: an invoice the command changed is behind the cursor)."""
+def _pages(tenant_id: str, request: BulkRequest) -> Iterator[list[str]]:
+    """The selection (one page), or the filter's matches read a page at a time as the commands go
+    (each page read after the previous one is done: an invoice the command changed is behind the
+    cursor)."""
     if request.filter is None:
-        yield from request.invoice_ids or []
+        yield list(request.invoice_ids or [])
         return
     from fieldbill.clock import today
     from fieldbill.store import invoices as invoice_store
@@ -123,11 +183,15 @@ def _targets(tenant_id: str, request: BulkRequest) -> Iterator[str]:
     cursor: str | None = None
     while True:
         page = invoice_store.find_listed(tenant_id, wanted, FILTER_PAGE, cursor)
-        for record in page.records:
-            yield str(record.id)
+        yield [str(record.id) for record in page.records]
         cursor = page.next_cursor
         if cursor is None:
             return
+
+
+def _targets(tenant_id: str, request: BulkRequest) -> Iterator[str]:
+    for page in _pages(tenant_id, request):
+        yield from page
 
 
 def _at_most_a_selection(tenant_id: str, request: BulkRequest) -> list[str]:
