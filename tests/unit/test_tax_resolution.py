@@ -460,3 +460,31 @@ def test_a_customer_is_sent_its_exemption_reason_only_when_not_taxable() -> None
     assert (sent["Taxable"], sent["TaxExemptionReasonId"]) == (False, 9)
     assert "TaxExemptionReasonId" not in mapping.contact_to_qbo("A", taxable=True, exemption_reason=9)
     assert "TaxExemptionReasonId" not in mapping.contact_to_qbo("A", taxable=False)
+
+
+def test_a_line_an_edit_resolves_to_the_default_code_is_taxed_at_the_rate_the_invoice_copied() -> None:
+    # Given an invoice made at the default code's 7.25 %, whose rate has since changed to 1 %
+    built = tax.apply(invoice(line(1, "100")), rules())
+    assert built.tax_rate == Decimal("7.25")
+    later = rules(codes=CODES | {"ca": tax.TaxCode("ca", "California", Decimal("1"))})
+    # When a taxable line is added by hand
+    done = invoice_edits.apply_edit(
+        with_contact(built),
+        invoice_edits.InvoiceEdit(
+            lines=(
+                invoice_edits.LineChange(line_no=1),
+                invoice_edits.LineChange(
+                    description="Filter",
+                    quantity=Decimal("1"),
+                    unit_price=Decimal("100"),
+                    product_id="p",
+                    product_name="p",
+                    taxable=True,
+                ),
+            )
+        ),
+        later,
+    )
+    # Then it is taxed at the rate the invoice copied: a code's new rate never moves an invoice
+    assert [ln.tax_rate for ln in done.lines] == [Decimal("7.25"), Decimal("7.25")]
+    assert done.tax_total == Decimal("14.50")

@@ -265,7 +265,7 @@ def _line_tax(
     if change.taxable is False:
         return dataclasses.replace(line, taxable=False, tax_code_id=None, tax_rate=None, tax_source=tax.LINE)
     if rules is not None and (change.product_id is not None or change.line_no is None):
-        return _resolved(line, change, rules, contact_id, where)
+        return _resolved(line, change, rules, contact_id, where, invoice_rate)
     if change.product_non_taxable and not (line.tax_source == tax.LINE and line.tax_code_id):
         # as tax.resolve: a non-taxable product decides, unless the line names its own code; a
         # line merely marked taxable does not
@@ -281,7 +281,12 @@ def _line_tax(
 
 # ---- issue 15: an edited line resolved by the invoice rules ---------------------------------------
 def _resolved(
-    line: InvoiceLine, change: LineChange, rules: tax.TaxRules, contact_id: str | None, where: str
+    line: InvoiceLine,
+    change: LineChange,
+    rules: tax.TaxRules,
+    contact_id: str | None,
+    where: str,
+    invoice_rate: Decimal | None = None,
 ) -> InvoiceLine:
     """A line given a product (or added) resolved as a new invoice resolves it: line > product >
     contact > the tenant's default on the kinds the company taxes. The line level is what a person
@@ -299,6 +304,9 @@ def _resolved(
         found = tax.resolve(tax.kind_of(line), own, product, contact, rules)
     except ValidationError as exc:  # a code deleted since it was named: the line names it
         raise ValidationError(f"{where}.tax_code_id", exc.message) from exc
+    rate = found.rate
+    if found.source == tax.TENANT and found.taxable and invoice_rate is not None:
+        rate = invoice_rate  # the default the invoice copied: a code's new rate never moves an invoice
     return dataclasses.replace(
-        line, taxable=found.taxable, tax_code_id=found.code_id, tax_rate=found.rate, tax_source=found.source
+        line, taxable=found.taxable, tax_code_id=found.code_id, tax_rate=rate, tax_source=found.source
     )
