@@ -139,16 +139,7 @@ def record_credit(
     # The contact's maintained account balance moves in the same transaction (store/account_balances):
     # by what the invoice owes less, and by the credit left over (the contact's credit lowers it).
     owed = account_balances.owed_delta(record, str(target), split.after.balance) - split.unapplied
-    if target != status:
-        decided = lifecycle._status_change(record, target, actor, why, extra)
-        lifecycle._write(record, decided.actions, decided.condition & condition, releases, owed)
-    else:
-        actions = [
-            *extra,
-            Invoice.updated_at.set(now_iso()),
-            Invoice.history.set(Invoice.history.append([lifecycle._note(actor, record.status, why)])),
-        ]
-        lifecycle._write(record, actions, condition, releases, owed)
+    lifecycle.write_with_status(record, target, actor, why, extra, condition, releases, owed)
     return lifecycle.get(tenant_id, invoice_id)
 
 
@@ -379,16 +370,7 @@ def remove_credit(
     condition = lifecycle._unchanged(record) & _same_credits(record) & _same_removed(record)
     # What the invoice owes again, and the contact's credit (the unapplied part) given back.
     owed = account_balances.owed_delta(record, str(target), after.balance) + Decimal(memo.unapplied)
-    if target != status:
-        decided = lifecycle._status_change(record, target, actor, why, extra)
-        lifecycle._write(record, decided.actions, decided.condition & condition, takes_back, owed)
-    else:
-        actions = [
-            *extra,
-            Invoice.updated_at.set(now_iso()),
-            Invoice.history.set(Invoice.history.append([lifecycle._note(actor, record.status, why)])),
-        ]
-        lifecycle._write(record, actions, condition, takes_back, owed)
+    lifecycle.write_with_status(record, target, actor, why, extra, condition, takes_back, owed)
     return lifecycle.get(tenant_id, invoice_id), removed, True
 
 

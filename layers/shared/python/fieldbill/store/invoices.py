@@ -549,17 +549,32 @@ def _write_balance(record: Invoice, after: Any, actor: str, reason: str, extra: 
         Invoice.balance.set(after.balance),
     ]
     owed = account_balances.owed_delta(record, str(target), after.balance)
+    write_with_status(record, target, actor, reason, extra, _unchanged(record), [], owed)
+    return get(record.tenant_id, record.id)
+
+
+def write_with_status(
+    record: Invoice,
+    target: Any,
+    actor: str,
+    reason: str,
+    extra: list[Action],
+    condition: Any,
+    releases: list[Any],
+    owed: Decimal,
+) -> None:
+    """A balance change's one write: through the invoice machine when the status moves (paid,
+    partly paid, open), else a history note; `condition` and the account balance's `owed` with it."""
     if target != record.status:
         decided = _status_change(record, target, actor, reason, extra)
-        _write(record, decided.actions, decided.condition & _unchanged(record), [], owed)
-    else:
-        actions = [
-            *extra,
-            Invoice.updated_at.set(now_iso()),
-            Invoice.history.set(Invoice.history.append([_note(actor, record.status, reason)])),
-        ]
-        _write(record, actions, _unchanged(record), [], owed)
-    return get(record.tenant_id, record.id)
+        _write(record, decided.actions, decided.condition & condition, releases, owed)
+        return
+    actions = [
+        *extra,
+        Invoice.updated_at.set(now_iso()),
+        Invoice.history.set(Invoice.history.append([_note(actor, record.status, reason)])),
+    ]
+    _write(record, actions, condition, releases, owed)
 
 
 # ---------------------------------------------------------------------------- finding invoices
