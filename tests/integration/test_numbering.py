@@ -146,3 +146,31 @@ def test_quickbooks_invoices_without_custom_numbers_get_none_of_ours(stack, tena
     done = billing.generate(tenant_id, "t", "run1", dm.GroupingMode.PER_CONTACT, items, date(2026, 11, 1))
     assert common.get(Invoice, Invoice.key(tenant_id, done.invoice_ids[0])).number is None
     assert numbering.next_number(tenant_id, SEQ) == 1001
+
+
+def _hinted(tenant: str, team_id: str, hint: numbering.CounterHint) -> str | None:
+    taken: dict[str, str | None] = {}
+    return numbering.write_numbered(
+        tenant, SEQ, team_id, _team_writer(tenant, team_id, taken), mode=Mode.AUTOMATIC_FIXED, hint=hint
+    )
+
+
+def test_a_hinted_writer_reads_the_counter_once_and_a_stale_hint_still_takes_no_number_twice(
+    stack, tenant_id
+):
+    """A bulk writer keeps the counter as its last write left it (no read per record); another
+    writer or a typed number moving the counter meanwhile makes the hint stale: the counter's
+    condition refuses it and the writer reads again, with no gap and no number twice."""
+    from local import moto_dynamodb
+
+    hint = numbering.CounterHint()
+    assert _hinted(tenant_id, "h0", hint) == "1001"
+    moto_dynamodb.REQUESTS.clear()
+    assert _hinted(tenant_id, "h1", hint) == "1002"
+    assert dict(moto_dynamodb.REQUESTS) == {"TransactWriteItems": 1}  # no GetItem of the counter
+    assert _write(tenant_id, "other") == "1003"  # another writer: the hint says 1003 still
+    assert _write(tenant_id, "typed", Mode.AUTOMATIC_OVERRIDABLE, requested="1005") == "1005"
+    assert _hinted(tenant_id, "h2", hint) == "1004"
+    assert _hinted(tenant_id, "h3", hint) == "1006"  # steps over the typed 1005
+    owners = {n: numbering.owner_of(tenant_id, SEQ, str(n)) for n in range(1001, 1007)}
+    assert owners == {1001: "h0", 1002: "h1", 1003: "other", 1004: "h2", 1005: "typed", 1006: "h3"}

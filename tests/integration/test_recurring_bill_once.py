@@ -252,3 +252,15 @@ def test_regenerating_a_draft_rebuilds_its_lines_and_keeps_bill_once(stack, tena
     # And a run of the same period still creates nothing
     assert _commit(tenant_id)["counts"]["exists"] == 1
     assert len(_invoices(tenant_id)) == 1
+
+
+def test_a_commit_costs_at_most_two_dynamodb_requests_per_invoice(stack, tenant_id):
+    """Issue 16's goal (<= 2 per invoice): the tenant's numbering and tax rules are read once per
+    commit, not once per account (they were: 5 requests per invoice in the bench)."""
+    from local import moto_dynamodb
+
+    _seed(tenant_id, 60)
+    moto_dynamodb.REQUESTS.clear()
+    result = _commit(tenant_id)
+    assert result["counts"]["created"] == 60
+    assert sum(moto_dynamodb.REQUESTS.values()) <= 2 * 60, dict(moto_dynamodb.REQUESTS)

@@ -23,10 +23,10 @@ from pynamodb.transactions import TransactWrite
 
 from fieldbill.clock import now, now_iso
 from fieldbill.domain import model as dm
-from fieldbill.domain import recurring
+from fieldbill.domain import recurring, tax
 from fieldbill.domain.errors import Conflict, NotFound
 from fieldbill.domain.states import ITEM_MACHINE
-from fieldbill.store import account_balances, billing, common, transitions
+from fieldbill.store import account_balances, billing, common, tax_codes, transitions
 from fieldbill.store import numbering as numbers
 from fieldbill.store.models import (
     META,
@@ -198,9 +198,10 @@ class RunData:
     unmapped_products: frozenset[str]
 
 
-def load_run_data(tenant_id: str, profile_id: str) -> RunData:
+def load_run_data(tenant_id: str, profile_id: str, tax_rules: tax.TaxRules | None = None) -> RunData:
     """Every account of the profile with its services, pending items and balance: one query per
-    kind (a request per MB), never one per account."""
+    kind (a request per MB), never one per account. `tax_rules` learn the tax choices of the
+    contacts and products read here, so planning reads none of them again."""
     contacts: dict[str, Contact] = {}
     query = Entity.gsi1.query(
         Contact.list_key(tenant_id), filter_condition=Contact.bill_profile_id == profile_id
@@ -219,6 +220,8 @@ def load_run_data(tenant_id: str, profile_id: str) -> RunData:
     balances = account_balances.all_balances(tenant_id)
     products = [r for r in Entity.gsi1.query(Product.list_key(tenant_id)) if isinstance(r, Product)]
     unmapped = frozenset(r.id for r in products if not r.qbo_id)
+    if tax_rules is not None:
+        tax_codes.remember(tax_rules, contacts.values(), products)
     accounts = [
         recurring.AccountInput(
             contact_id=c.id,
@@ -296,6 +299,7 @@ def write_period_invoice(
     balance_forward: Decimal,
     actor: str,
     numbering: numbers.Mode = numbers.Mode.NONE,
+    hint: numbers.CounterHint | None = None,
 ) -> str:
     """Put the period's invoice, its new charges and move its pending items, atomically; with
     `numbering` automatic it takes the tenant's next invoice number in the same transaction.
@@ -320,7 +324,9 @@ def write_period_invoice(
             tx.update(item, actions=move.actions, condition=move.condition)
 
     try:
-        numbers.write_numbered(invoice.tenant_id, billing.INVOICE_SEQUENCE, invoice.id, write, mode=numbering)
+        numbers.write_numbered(
+            invoice.tenant_id, billing.INVOICE_SEQUENCE, invoice.id, write, mode=numbering, hint=hint
+        )
     except (TransactWriteError, PutError) as exc:
         if _first_refused(exc) or common.find(Invoice, record.pk) is not None:
             return "exists"

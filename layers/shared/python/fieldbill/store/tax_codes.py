@@ -89,6 +89,11 @@ class _Choices(Mapping[str, tax.TaxChoice]):
             record = by_id.get(item_id)
             self._known[item_id] = self._choice(record) if record is not None else None
 
+    def remember(self, records: Iterable[Any]) -> None:
+        """Choices of records the caller has read already (no request)."""
+        for record in records:
+            self._known.setdefault(record.id, self._choice(record))
+
     def __getitem__(self, key: str) -> tax.TaxChoice:
         if key not in self._known:
             self.prefetch([key])
@@ -194,6 +199,15 @@ def prefetch(rules_: tax.TaxRules, contact_ids: Iterable[str], product_ids: Iter
         rules_.contacts.prefetch(contact_ids)
     if isinstance(rules_.products, _Choices):
         rules_.products.prefetch(product_ids)
+
+
+def remember(rules_: tax.TaxRules, contacts: Iterable[Contact], products: Iterable[Product]) -> None:
+    """The tax choices of contacts and products already read (a draft run reads every account of
+    its profile and every product anyway): none read again, one by one."""
+    if isinstance(rules_.contacts, _Choices):
+        rules_.contacts.remember(contacts)
+    if isinstance(rules_.products, _Choices):
+        rules_.products.remember(products)
 
 
 def contact_exempt(tenant_id: str, contact_id: str) -> bool:
