@@ -146,3 +146,32 @@ def test_quickbooks_invoices_without_custom_numbers_get_none_of_ours(stack, tena
     done = billing.generate(tenant_id, "t", "run1", dm.GroupingMode.PER_CONTACT, items, date(2026, 11, 1))
     assert common.get(Invoice, Invoice.key(tenant_id, done.invoice_ids[0])).number is None
     assert numbering.next_number(tenant_id, SEQ) == 1001
+
+
+# ---- wt-svc3: a writer of many records in a row skips the counter's read (make bench "services")
+def test_a_hint_skips_the_counters_read_and_a_stale_one_still_takes_the_next_number(stack, tenant_id):
+    from local import moto_dynamodb
+
+    hint = numbering.Hint()
+
+    def hinted(team_id: str) -> str | None:
+        taken: dict[str, str | None] = {}
+        writer = _team_writer(tenant_id, team_id, taken)
+        return numbering.write_numbered(tenant_id, SEQ, team_id, writer, mode=Mode.AUTOMATIC_FIXED, hint=hint)
+
+    # Given a first record written with a hint (its commit leaves the counter's next value in it)
+    assert hinted("h1") == "1001" and hint.next_value == 1002
+    # When the next is written, Then one transaction and no read of the counter
+    moto_dynamodb.REQUESTS.clear()
+    assert hinted("h2") == "1002"
+    assert dict(moto_dynamodb.REQUESTS) == {"TransactWriteItems": 1}
+    # Given another writer takes a number meanwhile (the hint is stale)
+    assert _write(tenant_id, "other") == "1003"
+    # Then the hinted writer still takes the next one: no duplicate, no gap
+    assert hinted("h3") == "1004"
+    assert [numbering.owner_of(tenant_id, SEQ, str(n)) for n in range(1001, 1005)] == [
+        "h1",
+        "h2",
+        "other",
+        "h3",
+    ]

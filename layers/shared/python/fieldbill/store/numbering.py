@@ -53,6 +53,16 @@ _SEQUENCE_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 Write = Callable[[TransactWrite, "str | None"], None]
 
 
+# ---- wt-svc3: a writer of many numbered records in a row (a bulk of invoices) knows the counter's
+# next value after its own commit, so it need not read it again before each record; a stale hint
+# (someone else took a number meanwhile) only fails the counter's condition, then it reads.
+class Hint:
+    """The counter's next value as this writer last left it (None: read it)."""
+
+    def __init__(self) -> None:
+        self.next_value: int | None = None
+
+
 class Mode(StrEnum):
     """How a kind of record is numbered."""
 
@@ -97,12 +107,14 @@ def write_numbered(
     requested: str | None = None,
     start: int = DEFAULT_START,
     _extra: Write | None = None,
+    hint: Hint | None = None,
 ) -> str | None:
     """Run `write(tx, number)` in one transaction with the allocation of `number`; the number.
 
     mode NONE: `write(tx, None)`, nothing allocated. AUTOMATIC_FIXED: the sequence's next
     (`requested` must be None: a 422 names `number`). AUTOMATIC_OVERRIDABLE: `requested` if given
     (its claim only, the counter stays; taken by another record → Conflict), else the next.
+    `hint`: the counter's value this writer's last commit left (wt-svc3), tried before reading.
     """
     _check_sequence(sequence)
     if mode is Mode.NONE:
@@ -116,11 +128,20 @@ def write_numbered(
         _transact(tenant_id, sequence, owner_id, typed, None, write, _extra)
         return typed
     for _ in range(ATTEMPTS):
-        counter = _read_counter(tenant_id, sequence)
-        current = int(counter.next_value) if counter is not None else start
+        counter: NumberSequence | None
+        if hint is not None and hint.next_value is not None:
+            # wt-svc3: the value our last commit left; the counter's condition checks it.
+            current = hint.next_value
+            counter = NumberSequence(NumberSequence.key(tenant_id, sequence), META)
+            hint.next_value = None
+        else:
+            counter = _read_counter(tenant_id, sequence)
+            current = int(counter.next_value) if counter is not None else start
         number = str(current)
         try:
             _transact(tenant_id, sequence, owner_id, number, (counter, current), write, _extra)
+            if hint is not None:
+                hint.next_value = current + 1
             return number
         except _Lost as lost:
             if lost.number_taken:
