@@ -777,7 +777,12 @@ class CustomerInvoiceIn(Strict):
     issue_date: Day | None = Field(default=None, description="defaults to today")
     due_date: Day | None = Field(default=None, description="defaults to the invoice date + terms")
     terms_days: Annotated[StrictInt, Field(ge=0, le=3650)] | None = None
-    send: StrictBool = Field(default=False, description="save and send: a local invoice becomes open")
+    send: StrictBool = Field(
+        default=False,
+        description="save and send: each invoice goes out by POST /invoices/{id}/send (email with its PDF, "
+        "or QuickBooks' email when chosen) and becomes open; false: saved as draft. A customer without an "
+        "email address: 422 naming send, nothing written",
+    )
     sync: StrictBool = Field(
         default=True, description="false keeps QuickBooks invoices as drafts until synced"
     )
@@ -785,6 +790,12 @@ class CustomerInvoiceIn(Strict):
 
 class CustomerInvoicesOut(out.Out):
     invoices: list[out.InvoiceOut]
+    # wt-svc3: save and send
+    sent: list[str] = Field(default_factory=list, description="the invoices sent (send: true)")
+    send_errors: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="invoice id -> why it was not sent (it stays a saved draft: POST /invoices/{id}/send)",
+    )
 
 
 @router.post(
@@ -803,8 +814,12 @@ def invoice_customer(contact_id: str, body: CustomerInvoiceIn) -> CustomerInvoic
         send=body.send,
         sync=body.sync,
     )
-    written = billing.invoice_customer(tenant, _actor(), contact_id, options, body.service_ids or ())
-    return CustomerInvoicesOut(invoices=[views.invoice(invoice_store.get(tenant, i.id)) for i in written])
+    written, sent = billing.invoice_customer(tenant, _actor(), contact_id, options, body.service_ids or ())
+    return CustomerInvoicesOut(
+        invoices=[views.invoice(invoice_store.get(tenant, i.id)) for i in written],
+        sent=[i for i, error in sent.items() if error is None],
+        send_errors={i: error for i, error in sent.items() if error is not None},
+    )
 
 
 class FiltersIn(Strict):
@@ -827,7 +842,11 @@ class BulkServicesIn(Strict):
     issue_date: Day | None = None
     due_date: Day | None = None
     terms_days: Annotated[StrictInt, Field(ge=0, le=3650)] | None = None
-    send: StrictBool = False
+    send: StrictBool = Field(
+        default=False,
+        description="save and send each invoice (as one customer's route does); each customer's result "
+        "lists `sent` and, if one could not go, `send_error` (that invoice stays a draft)",
+    )
     sync: StrictBool = True
 
 
