@@ -418,3 +418,32 @@ def test_service_invoices_are_taxed_on_taxable_lines_only_one_invoice_per_destin
         "75",
         "false",
     )
+
+
+def test_a_completed_services_billing_status_can_be_changed_until_it_is_invoiced(stack, client: Client):
+    api = client
+    _setup(api)
+    _service(api, "z1", "bay", 3, inventory=[{"item_id": "chlorine", "quantity": "1"}])
+    # The office decides the visit is a courtesy: Unbillable, every line of it
+    changed = api.ok("PATCH", "/services/z1", json={"billing_status": "unbillable"})
+    assert (changed["billing_status"], changed["status"]) == ("unbillable", "completed")
+    assert "z1" not in _services_of(_view(api))
+    assert set(_services_of(_view(api, "billing_status=unbillable"))) == {"z1"}
+    assert api.ok("GET", "/services/z1/billing-status")["reason"] == "not_billable"
+    assert {i["status"] for i in api.ok("GET", "/billable-items?status=unbillable")["items"]} == {
+        "unbillable"
+    }
+    # Then billable again, to QuickBooks Desktop this time: back on the page with the QBD badge
+    api.ok("PATCH", "/services/z1", json={"billing_status": "qbd"})
+    (row,) = _services_of(_view(api)).values()
+    assert (row["service_id"], row["badge"], row["amount"]) == ("z1", "QBD", "112.00")
+    history = api.ok("GET", "/history/service/z1")["history"]
+    assert [h["reason"] for h in history[-2:]] == ["billing status unbillable", "billing status qbd"]
+    # Anything else of a completed service stays as it was billed (409)
+    assert api.request("PATCH", "/services/z1", json={"notes": "late"}).status_code == 409
+    # Once invoiced, its billing status is its invoice's: 409, nothing changes
+    (invoice,) = api.ok("POST", "/billing/customers/bay/invoices", json={}, expect=201)["invoices"]
+    refused = api.request("PATCH", "/services/z1", json={"billing_status": "local"})
+    assert refused.status_code == 409, refused.text
+    assert invoice["id"] in refused.text or invoice["number"] in refused.text
+    assert api.ok("GET", "/services/z1")["billing_status"] == "qbd"

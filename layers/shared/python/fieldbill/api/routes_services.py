@@ -572,7 +572,7 @@ def get_service(service_id: str) -> ServiceOut:
 
 @router.patch(
     "/services/<service_id>",
-    summary="Change a service not completed yet (partial)",
+    summary="Change a service not completed yet (partial); a completed one: billing status, until invoiced",
     tags=["services"],
     responses=OK,
 )

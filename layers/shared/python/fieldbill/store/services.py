@@ -226,8 +226,13 @@ def get_visit(tenant_id: str, visit_id: str) -> Visit:
 
 
 def update_visit(tenant_id: str, visit_id: str, changes: Mapping[str, Any], actor: str) -> Visit:
-    """Change a scheduled visit (a completed one is in the ledger: 409)."""
+    """Change a scheduled visit (a completed one is in the ledger: 409, except its billing status
+    alone until it is invoiced: set_billing_status)."""
     record = get_visit(tenant_id, visit_id)
+    if record.status == str(VisitStatus.COMPLETED) and set(changes) == {"billing_status"}:
+        if changes["billing_status"] is None:
+            raise ValidationError("billing_status", "a completed service keeps a billing status: give one")
+        return set_billing_status(tenant_id, visit_id, str(changes["billing_status"]), actor)
     if record.status != str(VisitStatus.SCHEDULED):
         raise Conflict(f"service {visit_id!r} is completed: its billable items are in the ledger")
     values = dict(changes)
@@ -573,3 +578,68 @@ def contacts_in(
         if isinstance(record, Contact):
             out[contact_id] = record
     return out
+
+
+# ---- wt-svc3: a completed service's billing status, changed until it is invoiced -------------------
+def set_billing_status(tenant_id: str, visit_id: str, status: str, actor: str) -> Visit:
+    """A completed service's billing status (qbo, qbd, local or unbillable) and its lines', in ONE
+    transaction: each line that is not invoiced goes pending <-> unbillable through the item
+    machine (conditional on its status) with the new `billing_status`, and the service records it
+    with a history note. A line on an invoice refuses it (409 naming the item machine and the
+    invoice): an invoiced service's destination is its invoice's."""
+    record = get_visit(tenant_id, visit_id)
+    wanted = sp.BillingStatus(status)
+    items = visit_items(tenant_id, record)
+    on_invoice = sorted({str(i.invoice_id) for i in items if i.status == str(dm.ItemStatus.INVOICED)})
+    if on_invoice:
+        raise InvalidTransition(
+            ITEM_MACHINE.name,
+            str(dm.ItemStatus.INVOICED),
+            UNBILLABLE if wanted is sp.BillingStatus.UNBILLABLE else PENDING,
+            f"service {visit_id!r} is on invoice {', '.join(on_invoice)}: void or delete it first",
+        )
+    target = dm.ItemStatus.UNBILLABLE if wanted is sp.BillingStatus.UNBILLABLE else dm.ItemStatus.PENDING
+    # Own billing status: the destination it resolves to from now on (Unbillable keeps the lines'
+    # destination for when they are made billable again by PATCH /billable-items).
+    own = None if wanted is sp.BillingStatus.UNBILLABLE else str(wanted)
+    reason = f"billing status {wanted}"
+    at, stamp = now(), now_iso()
+    ops: list[Any] = []
+    for rec in items:
+        if rec.status == str(dm.ItemStatus.VOID):
+            continue
+        extra: list[Any] = [BillableItem.gsi1pk.set(BillableItem.status_key(tenant_id, str(target)))]
+        if own is not None:
+            extra.append(BillableItem.billing_status.set(own))
+        if rec.status != str(target):
+            from fieldbill.domain import states  # the guard (an invoiced line moves with its invoice)
+
+            states.set_item_status(billing.item_to_domain(rec), target, at=at, actor=actor, reason=reason)
+            decided = transitions.change(
+                BillableItem, "status", ITEM_MACHINE, rec.id, rec.status, str(target),
+                actor=actor, reason=reason, extra=extra,
+            )  # fmt: skip
+            ops.append(lambda tx, r=rec, d=decided: tx.update(r, actions=d.actions, condition=d.condition))
+        elif own is not None:
+            actions = [*extra, BillableItem.updated_at.set(stamp)]
+            ops.append(
+                lambda tx, r=rec, a=actions: tx.update(
+                    r, actions=a, condition=BillableItem.status == r.status
+                )
+            )
+    note = common.history_entry(actor, record.status, record.status, reason)
+    visit_actions = [
+        Visit.billing_status.set(str(wanted)),
+        Visit.updated_at.set(stamp),
+        Visit.history.set(Visit.history.append([note])),
+    ]
+    ops.append(
+        lambda tx: tx.update(
+            record,
+            actions=visit_actions,
+            condition=(Visit.status == str(VisitStatus.COMPLETED)) & (Visit.updated_at == record.updated_at),
+        )
+    )
+    if catalog._run(ops) is not None:
+        raise Conflict(f"service {visit_id!r} or its lines changed meanwhile; read it again")
+    return get_visit(tenant_id, visit_id)
