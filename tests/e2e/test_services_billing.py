@@ -447,3 +447,26 @@ def test_a_completed_services_billing_status_can_be_changed_until_it_is_invoiced
     assert refused.status_code == 409, refused.text
     assert invoice["id"] in refused.text or invoice["number"] in refused.text
     assert api.ok("GET", "/services/z1")["billing_status"] == "qbd"
+
+
+def test_a_worker_is_linked_to_one_user_of_the_tenant_and_that_user_finds_their_worker(client: Client):
+    api = client  # signed in as the JWT subject "user-1"
+    assert api.request("GET", "/workers/me").status_code == 404  # not linked yet
+    api.ok("POST", "/workers", json={"id": "w1", "name": "Ana", "user_id": "user-1"}, expect=201)
+    assert api.ok("GET", "/workers/me")["id"] == "w1"
+    # One user is one worker: a second link is refused and writes nothing
+    taken = api.post("/workers", json={"id": "w2", "name": "Ana again", "user_id": "user-1"})
+    assert taken.status_code == 409 and "w1" in taken.text, taken.text
+    assert api.request("GET", "/workers/w2").status_code == 404
+    api.ok("POST", "/workers", json={"id": "w2", "name": "Ben", "user_id": "user-2"}, expect=201)
+    assert api.request("PATCH", "/workers/w2", json={"user_id": "user-1"}).status_code == 409
+    assert api.ok("GET", "/workers/w2")["user_id"] == "user-2"
+    # Moving the link frees the old user; deleting the worker frees its user
+    api.ok("PATCH", "/workers/w1", json={"user_id": "user-3"})
+    api.ok("PATCH", "/workers/w2", json={"user_id": "user-1"})
+    assert api.ok("GET", "/workers/me")["id"] == "w2"
+    api.ok("DELETE", "/workers/w1")
+    api.ok("POST", "/workers", json={"id": "w3", "name": "Cy", "user_id": "user-3"}, expect=201)
+    # Unlinking (null) frees it too
+    api.ok("PATCH", "/workers/w2", json={"user_id": None})
+    assert api.request("GET", "/workers/me").status_code == 404

@@ -313,7 +313,8 @@ class WorkerOut(out.Record):
     "/workers", summary="Create a worker (technician)", tags=["services"], status_code=201, responses=CREATED
 )
 def create_worker(body: WorkerIn) -> WorkerOut:
-    return views.build(WorkerOut, catalog.workers.create(_tenant(), _actor(), body.model_dump()))
+    """A `user_id` already linked to another worker: 409 naming it (one user, one worker)."""
+    return views.build(WorkerOut, store.create_worker(_tenant(), _actor(), body.model_dump()))
 
 
 @router.get("/workers", summary="List workers by name", tags=["services"], responses=OK)
@@ -324,6 +325,18 @@ def list_workers(
     return out.Page[WorkerOut](items=[views.build(WorkerOut, r) for r in records], next_cursor=next_cursor)
 
 
+# wt-svc3: registered before /workers/<worker_id>, which would take "me" for an id.
+@router.get(
+    "/workers/me",
+    summary="The worker the signed-in user is (its user_id is the caller's JWT subject); 404 if none",
+    tags=["services"],
+    responses=OK,
+)
+def get_my_worker() -> WorkerOut:
+    subject = str(context.claims(router).get("sub") or "")
+    return views.build(WorkerOut, store.worker_of_user(_tenant(), subject))
+
+
 @router.get("/workers/<worker_id>", summary="Get a worker", tags=["services"], responses=OK)
 def get_worker(worker_id: str) -> WorkerOut:
     return views.build(WorkerOut, catalog.workers.get(_tenant(), worker_id))
@@ -331,12 +344,12 @@ def get_worker(worker_id: str) -> WorkerOut:
 
 @router.patch("/workers/<worker_id>", summary="Change a worker (partial)", tags=["services"], responses=OK)
 def update_worker(worker_id: str, body: WorkerPatch) -> WorkerOut:
-    return views.build(WorkerOut, catalog.workers.update(_tenant(), worker_id, body.changes(), _actor()))
+    return views.build(WorkerOut, store.update_worker(_tenant(), worker_id, body.changes(), _actor()))
 
 
 @router.delete("/workers/<worker_id>", summary="Delete a worker", tags=["services"], responses=OK)
 def delete_worker(worker_id: str) -> out.DeletedOut:
-    catalog.workers.delete(_tenant(), worker_id, _actor())
+    store.delete_worker(_tenant(), worker_id, _actor())
     return views.deleted(worker_id)
 
 

@@ -856,6 +856,16 @@ class Worker(Entity, discriminator="Worker"):
     active = BooleanAttribute(default=True)
 
 
+# ---- wt-svc3 (issue 17): one worker per user of the tenant
+class WorkerUser(Entity, discriminator="WorkerUser"):
+    """The tenant's user (JWT subject, `id`) a worker signs in as (`worker_id`): put if absent in
+    the transaction that links them, deleted in the one that unlinks them: one user, one worker."""
+
+    PREFIX = "WORKERUSER"
+
+    worker_id = UnicodeAttribute()
+
+
 class CustomerPrice(Entity, discriminator="CustomerPrice"):
     """A customer's own price for a service type or inventory item; lives in the contact's
     partition, so pricing a visit reads the customer's prices in one query."""

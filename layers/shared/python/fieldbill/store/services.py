@@ -31,6 +31,7 @@ from fieldbill.store.models import (
     UsedInventory,
     Visit,
     Worker,
+    WorkerUser,
 )
 
 SERVICE_TYPE = "service_type"
@@ -643,3 +644,78 @@ def set_billing_status(tenant_id: str, visit_id: str, status: str, actor: str) -
     if catalog._run(ops) is not None:
         raise Conflict(f"service {visit_id!r} or its lines changed meanwhile; read it again")
     return get_visit(tenant_id, visit_id)
+
+
+# ---- wt-svc3: workers linked to the tenant's users (one user, one worker) -------------------------
+def _claim_user(tenant_id: str, user_id: str, worker_id: str) -> Any:
+    stamp = now_iso()
+    claim = WorkerUser(
+        WorkerUser.key(tenant_id, user_id), META, tenant_id=tenant_id, id=user_id, worker_id=worker_id,
+        created_at=stamp, updated_at=stamp,
+    )  # fmt: skip
+    return lambda tx: tx.save(claim, condition=Entity.pk.does_not_exist())
+
+
+def _release_user(tenant_id: str, user_id: str, worker_id: str) -> Any:
+    # A link made before claims were kept has none: nothing to release then.
+    claim = WorkerUser(WorkerUser.key(tenant_id, user_id), META)
+    mine = Entity.pk.does_not_exist() | (WorkerUser.worker_id == worker_id)
+    return lambda tx: tx.delete(claim, condition=mine)
+
+
+def _taken(tenant_id: str, user_id: str) -> Conflict:
+    holder = common.find(WorkerUser, WorkerUser.key(tenant_id, user_id), META)
+    by = f" (worker {holder.worker_id!r})" if holder is not None else ""
+    return Conflict(f"user {user_id!r} is already linked to a worker{by}: one user, one worker")
+
+
+def create_worker(tenant_id: str, actor: str, data: Mapping[str, Any]) -> Worker:
+    values = dict(data)
+    record = catalog.new_named(Worker, tenant_id, catalog.new_id(values.pop("id", None)), values)
+    user_id = values.get("user_id")
+    if not user_id:
+        return catalog.create(record, actor)
+    refused = "user taken"
+    try:
+        return catalog.create(
+            record, actor, extra=[_claim_user(tenant_id, user_id, record.id)], extra_refused=refused
+        )
+    except Conflict as exc:
+        if str(exc) == refused:
+            raise _taken(tenant_id, user_id) from None
+        raise
+
+
+def update_worker(tenant_id: str, worker_id: str, changes: Mapping[str, Any], actor: str) -> Worker:
+    record = catalog.get(Worker, tenant_id, worker_id)
+    values = catalog.named_changes(record, dict(changes))
+    old, new = record.user_id, values.get("user_id", record.user_id)
+    if "user_id" not in values or old == new:
+        return catalog.update(record, values, actor)
+    extra = ([_release_user(tenant_id, old, worker_id)] if old else []) + (
+        [_claim_user(tenant_id, new, worker_id)] if new else []
+    )
+    refused = "user taken"
+    try:
+        return catalog.update(
+            record, values, actor, condition=catalog.same(Worker, "user_id", old), extra=extra,
+            extra_refused=refused,
+        )  # fmt: skip
+    except Conflict as exc:
+        if str(exc) == refused and new:
+            raise _taken(tenant_id, new) from None
+        raise
+
+
+def delete_worker(tenant_id: str, worker_id: str, actor: str) -> None:
+    record = catalog.get(Worker, tenant_id, worker_id)
+    extra = [_release_user(tenant_id, record.user_id, worker_id)] if record.user_id else []
+    catalog.delete(record, actor, condition=catalog.same(Worker, "user_id", record.user_id), extra=extra)
+
+
+def worker_of_user(tenant_id: str, user_id: str) -> Worker:
+    """The worker a user of the tenant signs in as (404 when none is linked)."""
+    claim = common.find(WorkerUser, WorkerUser.key(tenant_id, user_id), META)
+    if claim is None:
+        raise NotFound("worker", f"of user {user_id}")
+    return catalog.get(Worker, tenant_id, str(claim.worker_id))
