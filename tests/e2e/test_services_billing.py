@@ -470,3 +470,34 @@ def test_a_worker_is_linked_to_one_user_of_the_tenant_and_that_user_finds_their_
     # Unlinking (null) frees it too
     api.ok("PATCH", "/workers/w2", json={"user_id": None})
     assert api.request("GET", "/workers/me").status_code == 404
+
+
+def test_bulk_for_selected_customers_bills_only_their_services_the_filters_show(stack, client: Client):
+    # The seed's bulk: filter the page, then tick customers: each gets what the filtered page showed
+    api = client
+    _setup(api)
+    _service(api, "f1", "alba", 3)
+    _service(api, "f2", "alba", 20)
+    _service(api, "f3", "bay", 4, stype="repair")
+    _service(api, "f4", "bay", 5)
+    _service(api, "f5", "cove", 5)
+    filters = {"date_to": "2026-11-10", "service_type_ids": ["weekly"]}
+    shown = _services_of(_view(api, "date_to=2026-11-10&service_type=weekly"))
+    assert set(shown) == {"f1", "f4", "f5"}
+    op = api.ok(
+        "POST",
+        "/billing/invoices",
+        json={"contact_ids": ["alba", "bay"], "filters": filters, "issue_date": "2026-11-30"},
+        expect=202,
+    )
+    results = {r["contact_id"]: r for r in api.wait_operation(op["operation_id"])["result"]["results"]}
+    assert set(results) == {"alba", "bay"}
+    invoiced = {
+        item_id.split(".")[0]
+        for r in results.values()
+        for invoice_id in r["invoice_ids"]
+        for item_id in api.ok("GET", f"/invoices/{invoice_id}")["item_ids"]
+    }
+    assert invoiced == {"f1", "f4"}
+    # what the filters hid, and the customer not ticked, stay on the page
+    assert set(_services_of(_view(api))) == {"f2", "f3", "f5"}
