@@ -501,3 +501,43 @@ def test_bulk_for_selected_customers_bills_only_their_services_the_filters_show(
     assert invoiced == {"f1", "f4"}
     # what the filters hid, and the customer not ticked, stay on the page
     assert set(_services_of(_view(api))) == {"f2", "f3", "f5"}
+
+
+def test_the_page_shows_each_customers_phone_and_address_which_quickbooks_gets_too(
+    stack, connected_client: Client
+):
+    from tests.conftest import wait_for
+
+    api = connected_client
+    realm = api.ok("GET", "/quickbooks/connection")["realm_id"]
+    _setup(api)
+    api.ok(
+        "PATCH",
+        "/contacts/bay",
+        json={"phone": "(555) 010-2233", "address": "12 Harbor Rd\nBay City, CA 94000"},
+    )
+    _service(api, "p1", "bay", 3)
+    (bay,) = [c for c in _view(api)["customers"] if c["contact_id"] == "bay"]
+    assert (bay["phone"], bay["address"]) == ("(555) 010-2233", "12 Harbor Rd\nBay City, CA 94000")
+    assert api.ok("GET", "/contacts/bay")["phone"] == "(555) 010-2233"
+    # QuickBooks' customer carries them (PrimaryPhone, BillAddr one line per line)
+    customer = wait_for(
+        lambda: next(
+            (
+                c
+                for c in stack.emulator.entities(realm, "Customer")
+                if c["DisplayName"] == "Bay Pools" and c.get("PrimaryPhone")
+            ),
+            None,
+        ),
+        timeout=30,
+        what="Bay Pools with its phone in QuickBooks",
+    )
+    assert customer["PrimaryPhone"] == {"FreeFormNumber": "(555) 010-2233"}
+    assert (customer["BillAddr"]["Line1"], customer["BillAddr"]["Line2"]) == (
+        "12 Harbor Rd",
+        "Bay City, CA 94000",
+    )
+    # a phone QuickBooks cannot hold (over 30 characters) is refused here, naming the field
+    bad = api.request("PATCH", "/contacts/bay", json={"phone": "1" * 31})
+    assert bad.status_code in (400, 422) and bad.json()["error"]["fields"][0]["field"].endswith("phone")

@@ -106,6 +106,9 @@ class ContactOut(Record):
     tax_code_id: str | None = None
     tax_exempt: bool = False
     tax_exemption_reason: int | None = None  # issue 15: QuickBooks' TaxExemptionReasonId (1-15)
+    # --- issue 17 (wt-svc3)
+    phone: str | None = None
+    address: str | None = None
 
 
 class ProductOut(Record):

@@ -660,6 +660,8 @@ class CustomerRowOut(out.Out):
     contact_id: str
     name: str | None = None
     email: str | None = None
+    phone: str | None = None  # wt-svc3
+    address: str | None = None
     tags: list[str]
     services: list[ServiceRowOut]
     total: out.DecimalText
@@ -703,6 +705,8 @@ def _row(contact_id: str, row: billing.CustomerRow) -> CustomerRowOut:
         contact_id=contact_id,
         name=contact.name if contact is not None else None,
         email=contact.email if contact is not None else None,
+        phone=contact.phone if contact is not None else None,
+        address=contact.address if contact is not None else None,
         tags=[str(t) for t in contact.tags or []] if contact is not None else [],
         total=views.decimal_text(row.total),
         services=[

@@ -164,6 +164,10 @@ class Contact(Entity, discriminator="Contact"):
     tax_exempt = BooleanAttribute(null=True)
     # issue 15: why it is exempt (QuickBooks' TaxExemptionReasonId, domain/tax.EXEMPTION_REASONS)
     tax_exemption_reason = NumberAttribute(null=True)
+    # --- issue 17 (wt-svc3): contact details the billing page shows (QuickBooks: PrimaryPhone,
+    # BillAddr one line per line)
+    phone = UnicodeAttribute(null=True)
+    address = UnicodeAttribute(null=True)
 
 
 class Product(Entity, discriminator="Product"):
