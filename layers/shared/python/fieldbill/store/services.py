@@ -716,6 +716,16 @@ def delete_worker(tenant_id: str, worker_id: str, actor: str) -> None:
 def worker_of_user(tenant_id: str, user_id: str) -> Worker:
     """The worker a user of the tenant signs in as (404 when none is linked)."""
     claim = common.find(WorkerUser, WorkerUser.key(tenant_id, user_id), META)
-    if claim is None:
-        raise NotFound("worker", f"of user {user_id}")
-    return catalog.get(Worker, tenant_id, str(claim.worker_id))
+    if claim is not None:
+        return catalog.get(Worker, tenant_id, str(claim.worker_id))
+    # A worker linked before links were claimed has no claim: the workers list (one query per
+    # MB; a company's technicians are few) filtered on its user.
+    cursor: str | None = None
+    while True:
+        found, cursor = catalog.list_by_name(
+            Worker, tenant_id, 100, cursor, filters=Worker.user_id == user_id
+        )
+        if found:
+            return found[0]
+        if not cursor:
+            raise NotFound("worker", f"of user {user_id}")
