@@ -148,7 +148,7 @@ def test_quickbooks_invoices_without_custom_numbers_get_none_of_ours(stack, tena
     assert numbering.next_number(tenant_id, SEQ) == 1001
 
 
-def _hinted(tenant: str, team_id: str, hint: numbering.CounterHint) -> str | None:
+def _hinted(tenant: str, team_id: str, hint: numbering.Hint) -> str | None:
     taken: dict[str, str | None] = {}
     return numbering.write_numbered(
         tenant, SEQ, team_id, _team_writer(tenant, team_id, taken), mode=Mode.AUTOMATIC_FIXED, hint=hint
@@ -163,7 +163,7 @@ def test_a_hinted_writer_reads_the_counter_once_and_a_stale_hint_still_takes_no_
     condition refuses it and the writer reads again, with no gap and no number twice."""
     from local import moto_dynamodb
 
-    hint = numbering.CounterHint()
+    hint = numbering.Hint()
     assert _hinted(tenant_id, "h0", hint) == "1001"
     moto_dynamodb.REQUESTS.clear()
     assert _hinted(tenant_id, "h1", hint) == "1002"
@@ -174,3 +174,32 @@ def test_a_hinted_writer_reads_the_counter_once_and_a_stale_hint_still_takes_no_
     assert _hinted(tenant_id, "h3", hint) == "1006"  # steps over the typed 1005
     owners = {n: numbering.owner_of(tenant_id, SEQ, str(n)) for n in range(1001, 1007)}
     assert owners == {1001: "h0", 1002: "h1", 1003: "other", 1004: "h2", 1005: "typed", 1006: "h3"}
+
+
+# ---- A writer of many records in a row skips the counter's read (make bench "services")
+def test_a_hint_skips_the_counters_read_and_a_stale_one_still_takes_the_next_number(stack, tenant_id):
+    from local import moto_dynamodb
+
+    hint = numbering.Hint()
+
+    def hinted(team_id: str) -> str | None:
+        taken: dict[str, str | None] = {}
+        writer = _team_writer(tenant_id, team_id, taken)
+        return numbering.write_numbered(tenant_id, SEQ, team_id, writer, mode=Mode.AUTOMATIC_FIXED, hint=hint)
+
+    # Given a first record written with a hint (its commit leaves the counter's next value in it)
+    assert hinted("h1") == "1001" and hint.next_value == 1002
+    # When the next is written, Then one transaction and no read of the counter
+    moto_dynamodb.REQUESTS.clear()
+    assert hinted("h2") == "1002"
+    assert dict(moto_dynamodb.REQUESTS) == {"TransactWriteItems": 1}
+    # Given another writer takes a number meanwhile (the hint is stale)
+    assert _write(tenant_id, "other") == "1003"
+    # Then the hinted writer still takes the next one: no duplicate, no gap
+    assert hinted("h3") == "1004"
+    assert [numbering.owner_of(tenant_id, SEQ, str(n)) for n in range(1001, 1005)] == [
+        "h1",
+        "h2",
+        "other",
+        "h3",
+    ]

@@ -49,3 +49,30 @@ def test_tags_any_and_all_and_workers_filter_the_page(stack, tenant_id):
     assert [c.contact_id for c in both.customers] == ["c00007"]
     ana = services.billing_view(tenant_id, services.Filters(worker_ids=["ana"]))
     assert ana.customers and all("ana" in s.worker_ids for c in ana.customers for s in c.services)
+
+
+# ---- The bulk invoice's DynamoDB cost (make bench "services": goal <= 2 per invoice)
+def test_bulk_invoices_cost_at_most_two_dynamodb_requests_per_invoice(stack, tenant_id):
+    # Given 60 customers with unbilled services (two pages of the filter) and a default tax code,
+    # so every invoice is numbered and taxed as in production
+    from fieldbill.store import tax_codes
+
+    seed_services(tenant_id, customers=60, visits_per_customer=3)
+    tax_codes.create(
+        tenant_id, "seed", {"id": "ca", "name": "California", "rate": "7.25", "is_default": True}
+    )
+    # When every customer matching the filter is invoiced in bulk
+    moto_dynamodb.REQUESTS.clear()
+    done = services.run_bulk(
+        tenant_id,
+        "bulk",
+        "bulk-cost",
+        services.BulkServicesRequest(issue_date=date(2026, 11, 30)),
+        lambda partial: None,
+    )
+    # Then each customer has its invoice, for at most two requests an invoice: its transaction,
+    # and a share of what a page reads once (the lines, the customers, the products, the rules)
+    assert (done["failed"], done["customers"]) == (0, 60)
+    assert done["invoices"] >= 60
+    per_invoice = _requests() / done["invoices"]
+    assert per_invoice <= 2, dict(moto_dynamodb.REQUESTS)

@@ -78,6 +78,7 @@ T, ID = "acme", "r1"
         # ---- issue 17: completed services
         (m.Worker.key(T, ID), f"T#{T}#WORKER#{ID}"),
         (m.Worker.list_key(T), f"T#{T}#WORKERS"),
+        (m.WorkerUser.key(T, "user-1"), f"T#{T}#WORKERUSER#user-1"),
         (m.CustomerPrice.key(T, "c1"), f"T#{T}#CONTACT#c1"),
         (m.CustomerPrice.sort_key("p1"), "PRICE#p1"),
         (m.BillingSettings.key(T), f"T#{T}#BILLINGSETTINGS"),
@@ -108,6 +109,7 @@ def test_every_entity_has_its_keys_pinned_above() -> None:
     }  # fmt: skip
     # ---- issue 17: completed services
     pinned |= {"Worker", "CustomerPrice", "BillingSettings", "Visit"}
+    pinned |= {"WorkerUser"}  # One worker per user
     entities = {
         name
         for name, value in vars(m).items()

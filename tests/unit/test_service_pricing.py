@@ -188,3 +188,34 @@ def test_a_quickbooks_desktop_invoice_and_service_show_the_qbd_badge() -> None:
     assert badges.invoice_badge("quickbooks_desktop", "not_synced", None).badge is badges.Badge.QBD
     assert sp.DESTINATIONS[sp.BillingStatus.QBD] == "quickbooks_desktop"
     assert sp.BADGES[sp.resolve_billing_status(None, "qbd", "qbo")] == "QBD"
+
+
+# ---- The tax of a visit's invoice (domain/tax.py applies it to every new invoice)
+def test_tax_falls_on_the_taxable_lines_only_once_per_invoice_half_up() -> None:
+    from fieldbill.domain import tax
+
+    salt = sp.InventoryItem(id="salt", name="Salt", price=D("10.05"), taxable=True)
+    acid = sp.InventoryItem(id="acid", name="Acid", price=D("4.99"), taxable=False)
+    visit = _visit(
+        inventory=[sp.UsedItem(item_id="salt", quantity=D("3")), sp.UsedItem(item_id="acid", quantity=D("2"))]
+    )
+    lines = _price(visit, [_type(taxable=False)], [salt, acid], surcharge_percent=D("2"))
+    invoice = invoicing.build_invoice(
+        sp.visit_items(visit, lines, ItemStatus.PENDING),
+        run_id="r",
+        grouping=GroupingMode.PER_CONTACT,
+        issue_date=date(2026, 11, 30),
+    )
+    rules = tax.TaxRules(codes={"ca": tax.TaxCode("ca", "California", D("7.25"))}, default_code="ca")
+    taxed = tax.apply(invoice, rules)
+    # subtotal: 85.00 + 30.15 (salt) + 9.98 (acid) + 2.50 surcharge (2 % of 125.13 = 2.5026)
+    assert taxed.subtotal == D("127.63")
+    # only salt is taxable: 30.15 x 7.25 % = 2.185875 -> 2.19 (half-up, once per invoice)
+    assert {ln.item_id: ln.taxable for ln in taxed.lines} == {
+        "v1.service": False,
+        "v1.inventory.1": True,
+        "v1.inventory.2": False,
+        "v1.surcharge": False,
+    }
+    assert (taxed.tax_total, taxed.total) == (D("2.19"), D("129.82"))
+    assert all(isinstance(v, Decimal) for v in (taxed.subtotal, taxed.tax_total, taxed.total))

@@ -106,6 +106,9 @@ class ContactOut(Record):
     tax_code_id: str | None = None
     tax_exempt: bool = False
     tax_exemption_reason: int | None = None  # issue 15: QuickBooks' TaxExemptionReasonId (1-15)
+    # --- issue 17
+    phone: str | None = None
+    address: str | None = None
 
 
 class ProductOut(Record):
@@ -201,6 +204,13 @@ class ItemOut(Badged):
     destination: str | None = None
     work_date: str
     run_id: str | None = None
+    # --- issue 17: a completed service's line says which service and why this price
+    visit_id: str | None = Field(default=None, description="the completed service this line bills")
+    price_detail: dict[str, str] | None = Field(
+        default=None,
+        description="why this price: billing method, minutes, rounding, minimum, workers, list and "
+        "customer price, pricing source",
+    )
 
 
 class InvoiceLineOut(Out):
@@ -306,7 +316,7 @@ class AccountBalanceOut(Out):
 class SyncWaitOut(Out):
     """issue 15: an invoice's sync waiting on its company."""
 
-    reason: Literal["disconnected", "needs_reconnect", "throttled", "rate_limited"]
+    reason: Literal["disconnected", "needs_reconnect", "throttled", "rate_limited", "desktop_connection"]
     retry_at: str | None = Field(
         default=None, description="expected retry time (UTC); null: after a reconnect"
     )

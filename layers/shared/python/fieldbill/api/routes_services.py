@@ -313,7 +313,8 @@ class WorkerOut(out.Record):
     "/workers", summary="Create a worker (technician)", tags=["services"], status_code=201, responses=CREATED
 )
 def create_worker(body: WorkerIn) -> WorkerOut:
-    return views.build(WorkerOut, catalog.workers.create(_tenant(), _actor(), body.model_dump()))
+    """A `user_id` already linked to another worker: 409 naming it (one user, one worker)."""
+    return views.build(WorkerOut, store.create_worker(_tenant(), _actor(), body.model_dump()))
 
 
 @router.get("/workers", summary="List workers by name", tags=["services"], responses=OK)
@@ -324,6 +325,18 @@ def list_workers(
     return out.Page[WorkerOut](items=[views.build(WorkerOut, r) for r in records], next_cursor=next_cursor)
 
 
+# Registered before /workers/<worker_id>, which would take "me" for an id.
+@router.get(
+    "/workers/me",
+    summary="The worker the signed-in user is (its user_id is the caller's JWT subject); 404 if none",
+    tags=["services"],
+    responses=OK,
+)
+def get_my_worker() -> WorkerOut:
+    subject = str(context.claims(router).get("sub") or "")
+    return views.build(WorkerOut, store.worker_of_user(_tenant(), subject))
+
+
 @router.get("/workers/<worker_id>", summary="Get a worker", tags=["services"], responses=OK)
 def get_worker(worker_id: str) -> WorkerOut:
     return views.build(WorkerOut, catalog.workers.get(_tenant(), worker_id))
@@ -331,12 +344,12 @@ def get_worker(worker_id: str) -> WorkerOut:
 
 @router.patch("/workers/<worker_id>", summary="Change a worker (partial)", tags=["services"], responses=OK)
 def update_worker(worker_id: str, body: WorkerPatch) -> WorkerOut:
-    return views.build(WorkerOut, catalog.workers.update(_tenant(), worker_id, body.changes(), _actor()))
+    return views.build(WorkerOut, store.update_worker(_tenant(), worker_id, body.changes(), _actor()))
 
 
 @router.delete("/workers/<worker_id>", summary="Delete a worker", tags=["services"], responses=OK)
 def delete_worker(worker_id: str) -> out.DeletedOut:
-    catalog.workers.delete(_tenant(), worker_id, _actor())
+    store.delete_worker(_tenant(), worker_id, _actor())
     return views.deleted(worker_id)
 
 
@@ -572,7 +585,7 @@ def get_service(service_id: str) -> ServiceOut:
 
 @router.patch(
     "/services/<service_id>",
-    summary="Change a service not completed yet (partial)",
+    summary="Change a service not completed yet (partial); a completed one: billing status, until invoiced",
     tags=["services"],
     responses=OK,
 )
@@ -647,6 +660,8 @@ class CustomerRowOut(out.Out):
     contact_id: str
     name: str | None = None
     email: str | None = None
+    phone: str | None = None
+    address: str | None = None
     tags: list[str]
     services: list[ServiceRowOut]
     total: out.DecimalText
@@ -690,6 +705,8 @@ def _row(contact_id: str, row: billing.CustomerRow) -> CustomerRowOut:
         contact_id=contact_id,
         name=contact.name if contact is not None else None,
         email=contact.email if contact is not None else None,
+        phone=contact.phone if contact is not None else None,
+        address=contact.address if contact is not None else None,
         tags=[str(t) for t in contact.tags or []] if contact is not None else [],
         total=views.decimal_text(row.total),
         services=[
@@ -777,7 +794,12 @@ class CustomerInvoiceIn(Strict):
     issue_date: Day | None = Field(default=None, description="defaults to today")
     due_date: Day | None = Field(default=None, description="defaults to the invoice date + terms")
     terms_days: Annotated[StrictInt, Field(ge=0, le=3650)] | None = None
-    send: StrictBool = Field(default=False, description="save and send: a local invoice becomes open")
+    send: StrictBool = Field(
+        default=False,
+        description="save and send: each invoice goes out by POST /invoices/{id}/send (email with its PDF, "
+        "or QuickBooks' email when chosen) and becomes open; false: saved as draft. A customer without an "
+        "email address: 422 naming send, nothing written",
+    )
     sync: StrictBool = Field(
         default=True, description="false keeps QuickBooks invoices as drafts until synced"
     )
@@ -785,6 +807,12 @@ class CustomerInvoiceIn(Strict):
 
 class CustomerInvoicesOut(out.Out):
     invoices: list[out.InvoiceOut]
+    # Save and send
+    sent: list[str] = Field(default_factory=list, description="the invoices sent (send: true)")
+    send_errors: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="invoice id -> why it was not sent (it stays a saved draft: POST /invoices/{id}/send)",
+    )
 
 
 @router.post(
@@ -803,8 +831,12 @@ def invoice_customer(contact_id: str, body: CustomerInvoiceIn) -> CustomerInvoic
         send=body.send,
         sync=body.sync,
     )
-    written = billing.invoice_customer(tenant, _actor(), contact_id, options, body.service_ids or ())
-    return CustomerInvoicesOut(invoices=[views.invoice(invoice_store.get(tenant, i.id)) for i in written])
+    written, sent = billing.invoice_customer(tenant, _actor(), contact_id, options, body.service_ids or ())
+    return CustomerInvoicesOut(
+        invoices=[views.invoice(invoice_store.get(tenant, i.id)) for i in written],
+        sent=[i for i, error in sent.items() if error is None],
+        send_errors={i: error for i, error in sent.items() if error is not None},
+    )
 
 
 class FiltersIn(Strict):
@@ -827,7 +859,11 @@ class BulkServicesIn(Strict):
     issue_date: Day | None = None
     due_date: Day | None = None
     terms_days: Annotated[StrictInt, Field(ge=0, le=3650)] | None = None
-    send: StrictBool = False
+    send: StrictBool = Field(
+        default=False,
+        description="save and send each invoice (as one customer's route does); each customer's result "
+        "lists `sent` and, if one could not go, `send_error` (that invoice stays a draft)",
+    )
     sync: StrictBool = True
 
 

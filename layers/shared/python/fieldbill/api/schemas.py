@@ -132,6 +132,18 @@ class Strict(BaseModel):
 ContactName = Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^:]+$")]
 Email = Annotated[str, Field(max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")]
 Tags = Annotated[list[Annotated[str, Field(min_length=1, max_length=50)]], Field(max_length=50)]
+
+
+# ---- issue 17: a contact's phone and address, within what QuickBooks' customer holds
+def _address_lines(value: str) -> str:
+    lines = [ln.strip() for ln in value.strip().splitlines() if ln.strip()]
+    if not lines or len(lines) > 5:
+        raise PydanticCustomError("address_lines", "1 to 5 lines (QuickBooks' BillAddr Line1-Line5)")
+    return "\n".join(lines)
+
+
+Phone = Annotated[str, Field(min_length=1, max_length=30, pattern=r"^[0-9+()\-. x/#*]+$")]
+Address = Annotated[str, Field(min_length=1, max_length=500), AfterValidator(_address_lines)]
 Unit = Annotated[str, Field(min_length=1, max_length=20)]
 AccountRef = Annotated[str, Field(min_length=1, max_length=100)]
 ProductKind = Literal["service", "goods", "inventory", "non_inventory"]
@@ -197,6 +209,9 @@ class ContactIn(Strict):
         description="why a tax-exempt contact is exempt: QuickBooks' TaxExemptionReasonId, 1 to 15 "
         "(1 Federal government ... 9 Resale ... 15 Foreign diplomat; sent with automated sales tax)",
     )
+    # --- issue 17: contact details (the billing page shows them; QuickBooks gets them)
+    phone: Phone | None = None
+    address: Address | None = Field(default=None, description="1 to 5 lines, newline separated")
 
 
 class ContactPatch(Patch):
@@ -211,6 +226,9 @@ class ContactPatch(Patch):
     tax_code_id: Id | None = None
     tax_exempt: StrictBool | None = None
     tax_exemption_reason: StrictInt | None = None
+    # --- issue 17: contact details (null clears)
+    phone: Phone | None = None
+    address: Address | None = None
 
 
 class ProductIn(Strict):

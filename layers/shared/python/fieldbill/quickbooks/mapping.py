@@ -207,11 +207,24 @@ def expected_total(lines: Iterable[LineLike]) -> Decimal:
 
 
 def contact_to_qbo(
-    name: str, email: str | None = None, *, taxable: bool | None = None, exemption_reason: int | None = None
+    name: str,
+    email: str | None = None,
+    *,
+    taxable: bool | None = None,
+    exemption_reason: int | None = None,
+    phone: str | None = None,
+    address: str | None = None,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {"DisplayName": clean_name(name, DISPLAY_NAME_MAX)}
     if email:
         body["PrimaryEmailAddr"] = {"Address": email}
+    # issue 17: the contact details the billing page shows; an address's lines are
+    # BillAddr's Line1-Line5 (the API checked there are at most five)
+    if phone:
+        body["PrimaryPhone"] = {"FreeFormNumber": phone}
+    if address:
+        lines = [ln for ln in address.splitlines() if ln.strip()][:5]
+        body["BillAddr"] = {f"Line{n}": line for n, line in enumerate(lines, start=1)}
     if taxable is not None:
         # issue 15: a tax-exempt contact is a non-taxable customer (Intuit, Customer.Taxable: "if
         # true, transactions for this customer are taxable"): automated sales tax taxes none of

@@ -580,6 +580,7 @@ def write_invoice(
     items: Sequence[BillableItem],
     actor: str,
     numbering: numbers.Mode = numbers.Mode.NONE,
+    number_hint: numbers.Hint | None = None,
 ) -> bool:
     """Put the invoice and move its items from pending to invoiced in one transaction; with
     `numbering` automatic, the invoice takes the tenant's next invoice number in that same
@@ -599,7 +600,9 @@ def write_invoice(
             tx.update(item, actions=move.actions, condition=move.condition)
 
     try:
-        numbers.write_numbered(invoice.tenant_id, INVOICE_SEQUENCE, invoice.id, write, mode=numbering)
+        numbers.write_numbered(
+            invoice.tenant_id, INVOICE_SEQUENCE, invoice.id, write, mode=numbering, hint=number_hint
+        )
     except (TransactWriteError, PutError) as exc:
         if common.find(Invoice, record.pk) is not None:
             return False  # a retry of the same generate: already done

@@ -178,15 +178,22 @@ def _stamp_new(record: Entity, actor: str, reason: str) -> None:
     record.history = [common.history_entry(actor, None, str(status or "created"), reason)]
 
 
-def create(record: E, actor: str, reason: str = "created") -> E:
-    """Put a new record once, pinning every record it references (which must exist)."""
+def create(
+    record: E, actor: str, reason: str = "created", *, extra: Sequence[Op] = (), extra_refused: str = ""
+) -> E:
+    """Put a new record once, pinning every record it references (which must exist). `extra`:
+    more parts of the same transaction (A worker's user claim); Conflict(`extra_refused`)
+    when one of them is refused."""
     _stamp_new(record, actor, reason)
     refs = refs_of(record)
     ops: list[Op] = [lambda tx: tx.save(record, condition=Entity.pk.does_not_exist())]
     ops += [_pin(ref, 1) for ref in refs]
+    ops += list(extra)
     failed = _run(ops)
     if failed is None:
         return record
+    if extra and failed >= 1 + len(refs):
+        raise Conflict(extra_refused)
     if failed >= 1:
         raise refs[failed - 1].missing()
     if failed == 0:
@@ -213,8 +220,11 @@ def update(
     refused: str | None = None,
     reason: str | None = None,
     states: tuple[str | None, str] | None = None,
+    extra: Sequence[Op] = (),
+    extra_refused: str = "",
 ) -> E:
     """Apply `changes` (None removes an attribute) in one conditional update with a history entry.
+    `extra`: more parts of the same transaction (Conflict(`extra_refused`) when one is refused).
 
     References that change are unpinned and pinned in the same transaction, on the condition that
     the old value is still the one read. `condition` is the record's own precondition; when it
@@ -265,12 +275,15 @@ def update(
     new_refs = refs_of(record, changes)
     ops: list[Op] = [lambda tx: tx.update(record, actions=actions, condition=guard)]
     ops += [_pin(ref, -1) for ref in old_refs] + [_pin(ref, 1) for ref in new_refs]
+    ops += list(extra)
     failed = _run(ops)
     if failed is None:
         fresh = _reread(record)
         if fresh is None:
             raise NotFound(name, record.id)
         return fresh
+    if extra and failed >= 1 + len(old_refs) + len(new_refs):
+        raise Conflict(extra_refused)
     if failed > len(old_refs):
         raise new_refs[failed - 1 - len(old_refs)].missing()
     current = _reread(record)
@@ -284,7 +297,13 @@ def update(
 
 
 def delete(
-    record: Entity, actor: str, *, condition: Any = None, refused: str | None = None, reason: str = "deleted"
+    record: Entity,
+    actor: str,
+    *,
+    condition: Any = None,
+    refused: str | None = None,
+    reason: str = "deleted",
+    extra: Sequence[Op] = (),
 ) -> None:
     """Delete a record nobody references (ref_count 0) and unpin what it referenced, in one
     transaction that also keeps its tombstone."""
@@ -312,6 +331,7 @@ def delete(
     ops: list[Op] = [lambda tx: tx.delete(record, condition=guard)]
     ops += [_pin(ref, -1) for ref in refs]
     ops.append(lambda tx: tx.save(tomb))
+    ops += list(extra)  # Parts that go with it (a worker's user claim, released)
     failed = _run(ops)
     if failed is None:
         return

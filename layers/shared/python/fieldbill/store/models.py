@@ -164,6 +164,10 @@ class Contact(Entity, discriminator="Contact"):
     tax_exempt = BooleanAttribute(null=True)
     # issue 15: why it is exempt (QuickBooks' TaxExemptionReasonId, domain/tax.EXEMPTION_REASONS)
     tax_exemption_reason = NumberAttribute(null=True)
+    # --- issue 17: contact details the billing page shows (QuickBooks: PrimaryPhone,
+    # BillAddr one line per line)
+    phone = UnicodeAttribute(null=True)
+    address = UnicodeAttribute(null=True)
 
 
 class Product(Entity, discriminator="Product"):
@@ -854,6 +858,16 @@ class Worker(Entity, discriminator="Worker"):
     email = UnicodeAttribute(null=True)
     user_id = UnicodeAttribute(null=True)
     active = BooleanAttribute(default=True)
+
+
+# ----(issue 17): one worker per user of the tenant
+class WorkerUser(Entity, discriminator="WorkerUser"):
+    """The tenant's user (JWT subject, `id`) a worker signs in as (`worker_id`): put if absent in
+    the transaction that links them, deleted in the one that unlinks them: one user, one worker."""
+
+    PREFIX = "WORKERUSER"
+
+    worker_id = UnicodeAttribute()
 
 
 class CustomerPrice(Entity, discriminator="CustomerPrice"):

@@ -53,22 +53,22 @@ _SEQUENCE_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 Write = Callable[[TransactWrite, "str | None"], None]
 
 
+# A writer of many numbered records in a row (a bulk of invoices) knows the counter's
+# next value after its own commit, so it need not read it again before each record; a stale hint
+# (someone else took a number meanwhile) only fails the counter's condition, then it reads.
+class Hint:
+    """The counter's next value as this writer last left it (None: read it)."""
+
+    def __init__(self) -> None:
+        self.next_value: int | None = None
+
+
 class Mode(StrEnum):
     """How a kind of record is numbered."""
 
     NONE = "none"  # no number of ours (e.g. QuickBooks numbers the invoice)
     AUTOMATIC_OVERRIDABLE = "automatic_overridable"  # the sequence's next, unless a person typed one
     AUTOMATIC_FIXED = "automatic_fixed"  # always the sequence's next; a typed number is refused
-
-
-class CounterHint:
-    """What a caller writing many numbered records in a row learnt of the counter from its last
-    write: the next number is read from here instead of from the table (a read per record, half
-    a bulk write's requests). A stale hint costs nothing but a refused transaction: the counter's
-    condition still decides, and the next attempt reads the counter."""
-
-    def __init__(self) -> None:
-        self.known: tuple[NumberSequence, int] | None = None
 
 
 def _check_sequence(sequence: str) -> None:
@@ -107,13 +107,14 @@ def write_numbered(
     requested: str | None = None,
     start: int = DEFAULT_START,
     _extra: Write | None = None,
-    hint: CounterHint | None = None,
+    hint: Hint | None = None,
 ) -> str | None:
     """Run `write(tx, number)` in one transaction with the allocation of `number`; the number.
 
     mode NONE: `write(tx, None)`, nothing allocated. AUTOMATIC_FIXED: the sequence's next
     (`requested` must be None: a 422 names `number`). AUTOMATIC_OVERRIDABLE: `requested` if given
     (its claim only, the counter stays; taken by another record → Conflict), else the next.
+    `hint`: the counter's value this writer's last commit left, tried before reading.
     """
     _check_sequence(sequence)
     if mode is Mode.NONE:
@@ -127,10 +128,12 @@ def write_numbered(
         _transact(tenant_id, sequence, owner_id, typed, None, write, _extra)
         return typed
     for _ in range(ATTEMPTS):
-        guessed = hint.known if hint is not None else None
         counter: NumberSequence | None
-        if guessed is not None:
-            counter, current = guessed
+        if hint is not None and hint.next_value is not None:
+            # The value our last commit left; the counter's condition checks it.
+            current = hint.next_value
+            counter = NumberSequence(NumberSequence.key(tenant_id, sequence), META)
+            hint.next_value = None
         else:
             counter = _read_counter(tenant_id, sequence)
             current = int(counter.next_value) if counter is not None else start
@@ -138,11 +141,9 @@ def write_numbered(
         try:
             _transact(tenant_id, sequence, owner_id, number, (counter, current), write, _extra)
             if hint is not None:
-                hint.known = (_counter_record(tenant_id, sequence, current + 1), current + 1)
+                hint.next_value = current + 1
             return number
         except _Lost as lost:
-            if hint is not None:
-                hint.known = None
             if lost.number_taken:
                 _step_over(tenant_id, sequence, counter, current, start)
     raise Conflict(f"the {sequence} number sequence is busy; try again")

@@ -315,7 +315,7 @@ def invoices_waiting_for_sync(tenant_id: str) -> list[Invoice]:
 # for the fields the product owns (they are kept and pushed over QuickBooks' copy), THEIRS for the
 # others (taken). Each such conflict is written into the record's history.
 OWNED_HERE: Mapping[str, tuple[str, ...]] = {
-    "Customer": ("name", "email"),
+    "Customer": ("name", "email", "phone", "address"),  # phone, address: issue 17
     "Item": ("name", "default_unit_price", "kind", "income_account_ref", "expense_account_ref"),
 }
 

@@ -299,7 +299,7 @@ def write_period_invoice(
     balance_forward: Decimal,
     actor: str,
     numbering: numbers.Mode = numbers.Mode.NONE,
-    hint: numbers.CounterHint | None = None,
+    hint: numbers.Hint | None = None,
 ) -> str:
     """Put the period's invoice, its new charges and move its pending items, atomically; with
     `numbering` automatic it takes the tenant's next invoice number in the same transaction.

@@ -31,6 +31,7 @@ from fieldbill.store.models import (
     UsedInventory,
     Visit,
     Worker,
+    WorkerUser,
 )
 
 SERVICE_TYPE = "service_type"
@@ -226,8 +227,13 @@ def get_visit(tenant_id: str, visit_id: str) -> Visit:
 
 
 def update_visit(tenant_id: str, visit_id: str, changes: Mapping[str, Any], actor: str) -> Visit:
-    """Change a scheduled visit (a completed one is in the ledger: 409)."""
+    """Change a scheduled visit (a completed one is in the ledger: 409, except its billing status
+    alone until it is invoiced: set_billing_status)."""
     record = get_visit(tenant_id, visit_id)
+    if record.status == str(VisitStatus.COMPLETED) and set(changes) == {"billing_status"}:
+        if changes["billing_status"] is None:
+            raise ValidationError("billing_status", "a completed service keeps a billing status: give one")
+        return set_billing_status(tenant_id, visit_id, str(changes["billing_status"]), actor)
     if record.status != str(VisitStatus.SCHEDULED):
         raise Conflict(f"service {visit_id!r} is completed: its billable items are in the ledger")
     values = dict(changes)
@@ -573,3 +579,153 @@ def contacts_in(
         if isinstance(record, Contact):
             out[contact_id] = record
     return out
+
+
+# ---- A completed service's billing status, changed until it is invoiced -------------------
+def set_billing_status(tenant_id: str, visit_id: str, status: str, actor: str) -> Visit:
+    """A completed service's billing status (qbo, qbd, local or unbillable) and its lines', in ONE
+    transaction: each line that is not invoiced goes pending <-> unbillable through the item
+    machine (conditional on its status) with the new `billing_status`, and the service records it
+    with a history note. A line on an invoice refuses it (409 naming the item machine and the
+    invoice): an invoiced service's destination is its invoice's."""
+    record = get_visit(tenant_id, visit_id)
+    wanted = sp.BillingStatus(status)
+    items = visit_items(tenant_id, record)
+    on_invoice = sorted({str(i.invoice_id) for i in items if i.status == str(dm.ItemStatus.INVOICED)})
+    if on_invoice:
+        raise InvalidTransition(
+            ITEM_MACHINE.name,
+            str(dm.ItemStatus.INVOICED),
+            UNBILLABLE if wanted is sp.BillingStatus.UNBILLABLE else PENDING,
+            f"service {visit_id!r} is on invoice {', '.join(on_invoice)}: void or delete it first",
+        )
+    target = dm.ItemStatus.UNBILLABLE if wanted is sp.BillingStatus.UNBILLABLE else dm.ItemStatus.PENDING
+    # Own billing status: the destination it resolves to from now on (Unbillable keeps the lines'
+    # destination for when they are made billable again by PATCH /billable-items).
+    own = None if wanted is sp.BillingStatus.UNBILLABLE else str(wanted)
+    reason = f"billing status {wanted}"
+    at, stamp = now(), now_iso()
+    ops: list[Any] = []
+    for rec in items:
+        if rec.status == str(dm.ItemStatus.VOID):
+            continue
+        extra: list[Any] = [BillableItem.gsi1pk.set(BillableItem.status_key(tenant_id, str(target)))]
+        if own is not None:
+            extra.append(BillableItem.billing_status.set(own))
+        if rec.status != str(target):
+            from fieldbill.domain import states  # the guard (an invoiced line moves with its invoice)
+
+            states.set_item_status(billing.item_to_domain(rec), target, at=at, actor=actor, reason=reason)
+            decided = transitions.change(
+                BillableItem, "status", ITEM_MACHINE, rec.id, rec.status, str(target),
+                actor=actor, reason=reason, extra=extra,
+            )  # fmt: skip
+            ops.append(lambda tx, r=rec, d=decided: tx.update(r, actions=d.actions, condition=d.condition))
+        elif own is not None:
+            actions = [*extra, BillableItem.updated_at.set(stamp)]
+            ops.append(
+                lambda tx, r=rec, a=actions: tx.update(
+                    r, actions=a, condition=BillableItem.status == r.status
+                )
+            )
+    note = common.history_entry(actor, record.status, record.status, reason)
+    visit_actions = [
+        Visit.billing_status.set(str(wanted)),
+        Visit.updated_at.set(stamp),
+        Visit.history.set(Visit.history.append([note])),
+    ]
+    ops.append(
+        lambda tx: tx.update(
+            record,
+            actions=visit_actions,
+            condition=(Visit.status == str(VisitStatus.COMPLETED)) & (Visit.updated_at == record.updated_at),
+        )
+    )
+    if catalog._run(ops) is not None:
+        raise Conflict(f"service {visit_id!r} or its lines changed meanwhile; read it again")
+    return get_visit(tenant_id, visit_id)
+
+
+# ---- Workers linked to the tenant's users (one user, one worker) -------------------------
+def _claim_user(tenant_id: str, user_id: str, worker_id: str) -> Any:
+    stamp = now_iso()
+    claim = WorkerUser(
+        WorkerUser.key(tenant_id, user_id), META, tenant_id=tenant_id, id=user_id, worker_id=worker_id,
+        created_at=stamp, updated_at=stamp,
+    )  # fmt: skip
+    return lambda tx: tx.save(claim, condition=Entity.pk.does_not_exist())
+
+
+def _release_user(tenant_id: str, user_id: str, worker_id: str) -> Any:
+    # A link made before claims were kept has none: nothing to release then.
+    claim = WorkerUser(WorkerUser.key(tenant_id, user_id), META)
+    mine = Entity.pk.does_not_exist() | (WorkerUser.worker_id == worker_id)
+    return lambda tx: tx.delete(claim, condition=mine)
+
+
+def _taken(tenant_id: str, user_id: str) -> Conflict:
+    holder = common.find(WorkerUser, WorkerUser.key(tenant_id, user_id), META)
+    by = f" (worker {holder.worker_id!r})" if holder is not None else ""
+    return Conflict(f"user {user_id!r} is already linked to a worker{by}: one user, one worker")
+
+
+def create_worker(tenant_id: str, actor: str, data: Mapping[str, Any]) -> Worker:
+    values = dict(data)
+    record = catalog.new_named(Worker, tenant_id, catalog.new_id(values.pop("id", None)), values)
+    user_id = values.get("user_id")
+    if not user_id:
+        return catalog.create(record, actor)
+    refused = "user taken"
+    try:
+        return catalog.create(
+            record, actor, extra=[_claim_user(tenant_id, user_id, record.id)], extra_refused=refused
+        )
+    except Conflict as exc:
+        if str(exc) == refused:
+            raise _taken(tenant_id, user_id) from None
+        raise
+
+
+def update_worker(tenant_id: str, worker_id: str, changes: Mapping[str, Any], actor: str) -> Worker:
+    record = catalog.get(Worker, tenant_id, worker_id)
+    values = catalog.named_changes(record, dict(changes))
+    old, new = record.user_id, values.get("user_id", record.user_id)
+    if "user_id" not in values or old == new:
+        return catalog.update(record, values, actor)
+    extra = ([_release_user(tenant_id, old, worker_id)] if old else []) + (
+        [_claim_user(tenant_id, new, worker_id)] if new else []
+    )
+    refused = "user taken"
+    try:
+        return catalog.update(
+            record, values, actor, condition=catalog.same(Worker, "user_id", old), extra=extra,
+            extra_refused=refused,
+        )  # fmt: skip
+    except Conflict as exc:
+        if str(exc) == refused and new:
+            raise _taken(tenant_id, new) from None
+        raise
+
+
+def delete_worker(tenant_id: str, worker_id: str, actor: str) -> None:
+    record = catalog.get(Worker, tenant_id, worker_id)
+    extra = [_release_user(tenant_id, record.user_id, worker_id)] if record.user_id else []
+    catalog.delete(record, actor, condition=catalog.same(Worker, "user_id", record.user_id), extra=extra)
+
+
+def worker_of_user(tenant_id: str, user_id: str) -> Worker:
+    """The worker a user of the tenant signs in as (404 when none is linked)."""
+    claim = common.find(WorkerUser, WorkerUser.key(tenant_id, user_id), META)
+    if claim is not None:
+        return catalog.get(Worker, tenant_id, str(claim.worker_id))
+    # A worker linked before links were claimed has no claim: the workers list (one query per
+    # MB; a company's technicians are few) filtered on its user.
+    cursor: str | None = None
+    while True:
+        found, cursor = catalog.list_by_name(
+            Worker, tenant_id, 100, cursor, filters=Worker.user_id == user_id
+        )
+        if found:
+            return found[0]
+        if not cursor:
+            raise NotFound("worker", f"of user {user_id}")

@@ -59,7 +59,12 @@ def ensure_customer(
         )
     if not record.qbo_id:
         body = mapping.contact_to_qbo(
-            record.name, record.email, taxable=_taxable(record), exemption_reason=_reason(record)
+            record.name,
+            record.email,
+            taxable=_taxable(record),
+            exemption_reason=_reason(record),
+            phone=record.phone,
+            address=record.address,
         )
         found = None
         if not known_absent:
@@ -129,7 +134,12 @@ def _create_customers(tenant: Tenant, records: list[Contact], failed: Failed) ->
         for record in chunk:
             try:
                 bodies[record.id] = mapping.contact_to_qbo(
-                    record.name, record.email, taxable=_taxable(record), exemption_reason=_reason(record)
+                    record.name,
+                    record.email,
+                    taxable=_taxable(record),
+                    exemption_reason=_reason(record),
+                    phone=record.phone,
+                    address=record.address,
                 )
             except mapping.MappingError as exc:
                 failed[record.id] = exc
@@ -270,7 +280,12 @@ def sync_contact(tenant: Tenant, contact_id: str) -> None:
         str(record.qbo_id),
         record.qbo_sync_token,
         mapping.contact_to_qbo(
-            record.name, record.email, taxable=_taxable(record), exemption_reason=_reason(record)
+            record.name,
+            record.email,
+            taxable=_taxable(record),
+            exemption_reason=_reason(record),
+            phone=record.phone,
+            address=record.address,
         ),
         ("customer-update", tenant.tenant_id, record.id, record.updated_at),
     )

@@ -7,7 +7,9 @@ when its company cannot be called now:
 - `throttled`: QuickBooks answered 429 and the whole company cools down (the limiter's cool-down
   item, store/rate_limits.py): retry at its end;
 - `rate_limited`: our limiter has spent the company's budget of the minute (QuickBooks' published
-  limits): retry when the window frees a call.
+  limits): retry when the window frees a call;
+- `desktop_connection` (issue 17): a QuickBooks Desktop invoice is never sent to QuickBooks Online;
+  it waits here, not synced, for the Desktop connection to take it.
 Read-only: nothing here changes the sync; it reads the connection and the limiter's items.
 """
 
@@ -28,6 +30,12 @@ def _iso(epoch: float) -> str:
 
 def sync_wait(tenant_id: str, destination: str, sync_status: str) -> dict[str, Any] | None:
     """{reason, retry_at, detail} when the invoice's sync waits on its company, else None."""
+    if destination == Destination.QUICKBOOKS_DESKTOP and sync_status == SyncStatus.NOT_SYNCED:
+        return {
+            "reason": "desktop_connection",
+            "retry_at": None,
+            "detail": "a QuickBooks Desktop invoice: it waits here for the Desktop connection to take it",
+        }
     if destination != Destination.QUICKBOOKS or sync_status not in WAITING:
         return None
     record = connections.get(tenant_id, consistent=False)

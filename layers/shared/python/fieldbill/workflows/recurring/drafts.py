@@ -94,7 +94,7 @@ def write_account(
     actor: str,
     known: dict[str, Any] | None = None,
     rules: dict[Destination, InvoiceRules] | None = None,
-    hint: numbering.CounterHint | None = None,
+    hint: numbering.Hint | None = None,
 ) -> str:
     """created | exists | skip_zero | too_many_lines | conflict: one account's part of the commit.
     `known`: charges that are billable items already, read for many accounts at once; `rules`: the
@@ -168,7 +168,7 @@ def commit(
     index = next((n for n, a in enumerate(accounts) if after is None or a.contact_id > after), len(accounts))
     known: dict[str, Any] = {}
     rules: dict[Destination, InvoiceRules] = {}
-    hint = numbering.CounterHint()
+    hint = numbering.Hint()
     looked_up_until = index
     while index < len(accounts):
         if index >= looked_up_until:

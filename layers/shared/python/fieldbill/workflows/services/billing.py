@@ -23,6 +23,7 @@ from fieldbill.domain import model as dm
 from fieldbill.domain import service_pricing as sp
 from fieldbill.domain.errors import Conflict, DomainError, NotFound, ValidationError
 from fieldbill.store import billing as billing_store
+from fieldbill.store import numbering, tax_codes
 from fieldbill.store import services as store
 from fieldbill.workflows.billing import destination as destinations
 from fieldbill.workflows.invoices import commands
@@ -63,6 +64,25 @@ class Context:
 
     tenant_id: str
     settings: BillingSettings | None
+    # What every invoice of a bulk shares is read once, not once per invoice: the rules
+    # (connection, tax codes; the contacts' and products' tax choices they cache) per destination,
+    # and the invoice counter as our own last write left it (make bench "services": <= 2 requests
+    # per invoice).
+    rules: dict[dm.Destination, destinations.InvoiceRules] = field(default_factory=dict)
+    number_hint: numbering.Hint = field(default_factory=numbering.Hint)
+
+    def rules_for(self, destination: dm.Destination) -> destinations.InvoiceRules:
+        if destination not in self.rules:
+            self.rules[destination] = destinations.invoice_rules(self.tenant_id, destination)
+        return self.rules[destination]
+
+    def prefetch(self, contact_ids: Sequence[str], records: Sequence[BillableItem]) -> None:
+        """The tax choices of a page's customers and products in one batch read each."""
+        products = [str(r.product_id) for r in records if r.product_id]
+        if not self.rules:  # most invoices go where the company's go
+            self.rules_for(sp.DESTINATIONS.get(sp.BillingStatus(self.company), dm.Destination.LOCAL))
+        for rules in self.rules.values():
+            tax_codes.prefetch(rules.tax, contact_ids, products)
 
     @cached_property
     def connected(self) -> bool:
@@ -226,7 +246,11 @@ class InvoiceOptions:
     sync: bool = True
 
 
-def _net_days(options: InvoiceOptions, settings: BillingSettings | None) -> int:
+def _net_days(
+    options: InvoiceOptions, settings: BillingSettings | None, contact: Contact | None = None
+) -> int:
+    """Days from the invoice date to its due date: the request's due date or terms, else the
+    customer's own terms (`terms_days` of the contact, issue 16), else the company's."""
     if options.due_date is not None:
         days = (options.due_date - options.issue_date).days
         if days < 0:
@@ -234,6 +258,8 @@ def _net_days(options: InvoiceOptions, settings: BillingSettings | None) -> int:
         return days
     if options.terms_days is not None:
         return options.terms_days
+    if contact is not None and contact.terms_days is not None:
+        return int(contact.terms_days)
     return (
         int(settings.default_terms_days)
         if settings is not None and settings.default_terms_days is not None
@@ -261,11 +287,12 @@ def write_customer_invoices(
     records: Sequence[BillableItem],
     ctx: Context,
     options: InvoiceOptions,
+    contact: Contact | None = None,
 ) -> list[dm.Invoice]:
     """One invoice per destination (more if a destination's lines exceed one transaction), each
     written with its items moved pending -> invoiced in one transaction (Conflict if another
     invoice took one first)."""
-    net = _net_days(options, ctx.settings)
+    net = _net_days(options, ctx.settings, contact)
     by_destination: dict[dm.Destination, list[BillableItem]] = {}
     for rec in records:
         destination = destinations.service_destination(rec.billing_status, ctx.company, ctx.connected)
@@ -273,7 +300,8 @@ def write_customer_invoices(
     written: list[dm.Invoice] = []
     for destination in sorted(by_destination, key=str):
         # Numbered and taxed as every new invoice is (the tenant's sequence, its default tax code).
-        rules = destinations.invoice_rules(tenant_id, destination)
+        rules = ctx.rules_for(destination)
+        tax_codes.prefetch(rules.tax, [r.contact_id for r in records], [str(r.product_id) for r in records])
         for part in _chunks(by_destination[destination]):
             items = [billing_store.item_to_domain(r) for r in part]
             invoice = invoicing.build_invoice(
@@ -285,25 +313,43 @@ def write_customer_invoices(
                 destination=destination,
             )
             invoice = tax.apply(invoice, rules.tax)
-            billing_store.write_invoice(invoice, part, actor, rules.numbering)
+            billing_store.write_invoice(invoice, part, actor, rules.numbering, ctx.number_hint)
             written.append(invoice)
     return written
 
 
 def _after_write(
     tenant_id: str, actor: str, run_id: str, invoices: Sequence[dm.Invoice], options: InvoiceOptions
-) -> None:
-    """QuickBooks Online invoices go there at once (as generated invoices do); a local invoice
-    saved-and-sent becomes open; QuickBooks Desktop invoices wait for the Desktop connection."""
+) -> dict[str, dict[str, str] | None]:
+    """QuickBooks Online invoices go there at once (as generated invoices do); QuickBooks Desktop
+    invoices wait for the Desktop connection. Saved and sent: each invoice goes out by the invoice
+    lifecycle's own send (POST /invoices/{id}/send: email with its PDF, or QuickBooks' email when
+    the company chose it), after its sync was queued. Each sent invoice's id -> None, or the error
+    that kept it a draft (the invoice stays saved: sending it again is POST /invoices/{id}/send)."""
     if options.sync and any(i.destination is dm.Destination.QUICKBOOKS for i in invoices):
         more = True
         while more:
             count, more = enqueue.enqueue_not_synced(tenant_id, run_id, actor)
             more = more and count > 0
+    outcome: dict[str, dict[str, str] | None] = {}
     if options.send:
+        from fieldbill.mail.errors import MailError  # lazy: only a send needs the mail adapter
+
         for invoice in invoices:
-            if invoice.destination is dm.Destination.LOCAL:
-                commands.mark_sent(tenant_id, invoice.id, actor)
+            try:
+                commands.send(tenant_id, invoice.id, actor)
+                outcome[invoice.id] = None
+            except (DomainError, MailError) as exc:
+                outcome[invoice.id] = _error(exc)
+    return outcome
+
+
+def check_sendable_to(contact: Contact) -> None:
+    """Save and send needs somewhere to send: refused before anything is written."""
+    if not (contact.email or "").strip():
+        raise ValidationError(
+            "send", f"customer {contact.id!r} has no email address: save as draft, or give the contact one"
+        )
 
 
 def invoice_customer(
@@ -313,12 +359,16 @@ def invoice_customer(
     options: InvoiceOptions,
     service_ids: Sequence[str] = (),
     filters: Filters | None = None,
-) -> list[dm.Invoice]:
-    """Invoice all (or the listed) billable services of one customer."""
+) -> tuple[list[dm.Invoice], dict[str, dict[str, str] | None]]:
+    """Invoice all (or the listed) billable services of one customer: its invoices, and when
+    sent, each one's send outcome (None: sent)."""
     filters = filters or Filters()
     ctx, found = _validate(tenant_id, filters, [contact_id])
-    if not store.contacts_in(found, tenant_id, [contact_id]):
+    contact = store.contacts_in(found, tenant_id, [contact_id]).get(contact_id)
+    if contact is None:
         raise NotFound("contact", contact_id)
+    if options.send:
+        check_sendable_to(contact)
     _, condition = _status_query(filters.model_copy(update={"billing_status": "unbilled"}), ctx.company)
     if service_ids:
         condition &= store.service_filters(visit_ids=service_ids)
@@ -332,9 +382,8 @@ def invoice_customer(
     if not records:
         raise Conflict(f"contact {contact_id!r} has no billable services")
     run_id = f"svc-{uuid.uuid4().hex}"
-    invoices = write_customer_invoices(tenant_id, actor, run_id, records, ctx, options)
-    _after_write(tenant_id, actor, run_id, invoices, options)
-    return invoices
+    invoices = write_customer_invoices(tenant_id, actor, run_id, records, ctx, options, contact)
+    return invoices, _after_write(tenant_id, actor, run_id, invoices, options)
 
 
 # ---------------------------------------------------------------------------- bulk (an operation)
@@ -353,7 +402,10 @@ class BulkServicesRequest(BaseModel):
 
 
 def _error(exc: Exception) -> dict[str, str]:
-    return {"type": type(exc).__name__, "message": str(exc)[:500]}
+    error = {"type": type(exc).__name__, "message": str(exc)[:500]}
+    if isinstance(exc, ValidationError):
+        error["field"] = exc.field
+    return error
 
 
 def run_bulk(
@@ -379,12 +431,12 @@ def run_bulk(
     results: list[dict[str, Any]] = []
     invoices: list[dm.Invoice] = []
 
-    def one(contact_id: str, records: Sequence[BillableItem], ctx: Context) -> None:
+    def one(contact_id: str, records: Sequence[BillableItem], ctx: Context, contact: Contact | None) -> None:
         try:
             if not records:
                 results.append({"contact_id": contact_id, "status": "nothing_to_bill", "invoice_ids": []})
                 return
-            written = write_customer_invoices(tenant_id, actor, run_id, records, ctx, options)
+            written = write_customer_invoices(tenant_id, actor, run_id, records, ctx, options, contact)
         except (DomainError, ValueError) as exc:
             results.append(
                 {"contact_id": contact_id, "status": "failed", "invoice_ids": [], "error": _error(exc)}
@@ -415,7 +467,7 @@ def run_bulk(
             records, _ = store.services_page(
                 tenant_id, store.PENDING, condition, 1, None, contact_id=contact_id
             )
-            one(contact_id, records, ctx)
+            one(contact_id, records, ctx, contacts[contact_id])
             if len(results) % PROGRESS_EVERY == 0:
                 progress(_summary(results))
     else:
@@ -427,17 +479,25 @@ def run_bulk(
             by_contact: dict[str, list[BillableItem]] = {}
             for rec in records:
                 by_contact.setdefault(rec.contact_id, []).append(rec)
+            ctx.prefetch(list(by_contact), records)
             page_contacts: dict[str, Contact] = {}
-            if filters.tags and by_contact:
+            if by_contact:  # their tags (the filter) and terms (the due date): one batch read
                 found = store.page_context(tenant_id, by_contact)
                 page_contacts = store.contacts_in(found, tenant_id, by_contact)
             for contact_id, lines in by_contact.items():
                 if _tags_match(page_contacts.get(contact_id), filters):
-                    one(contact_id, lines, ctx)
+                    one(contact_id, lines, ctx, page_contacts.get(contact_id))
             progress(_summary(results))
             if not cursor:
                 break
-    _after_write(tenant_id, actor, run_id, invoices, options)
+    sent = _after_write(tenant_id, actor, run_id, invoices, options)
+    if options.send:  # each customer's result says which of its invoices went out, or why not
+        for result in results:
+            ids = result["invoice_ids"]
+            result["sent"] = [i for i in ids if i in sent and sent[i] is None]
+            error = next((sent[i] for i in ids if sent.get(i) is not None), None)
+            if error is not None:
+                result["send_error"] = error
     return _summary(results)
 
 
