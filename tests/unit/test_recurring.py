@@ -272,3 +272,22 @@ def test_preview_equals_commit_whatever_order_the_data_is_read_in(data, skip_zer
             assert plan.invoice.total == plan.total
             assert plan.invoice.id == r.period_invoice_id(T, "bp1", "2026-11", plan.contact_id)
         assert (plan.action == "skip_zero") == (skip_zero and plan.total == 0)
+
+
+def test_a_pending_item_marked_taxable_is_taxed_on_the_period_invoice_as_on_any_invoice():
+    """A billed item keeps its own `taxable` mark on a period invoice (a visit's taxable service
+    line, issue 17) as it does on every other invoice: both build their lines the same way."""
+    from dataclasses import replace
+
+    from fieldbill.domain import tax
+
+    item = replace(_item("c1", 1, "100.00"), taxable=True)
+    rules = tax.TaxRules(
+        codes={"ca": tax.TaxCode("ca", "CA", Decimal("7.25"))}, default_code="ca", taxable_kinds=()
+    )
+    account = r.AccountInput(contact_id="c1", name="A", pending=(item,))
+    plan = r.plan_run(_run([account], tax_rules=rules))
+    invoice = plan.accounts[0].invoice
+    assert invoice is not None
+    assert [line.taxable for line in invoice.lines] == [True]
+    assert invoice.total == Decimal("107.25")

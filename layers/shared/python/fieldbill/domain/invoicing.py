@@ -95,7 +95,7 @@ def build_invoice(
         raise ValidationError("item_ids", "an invoice is for a single contact")
     ordered = sorted(items, key=_line_order)
     first = ordered[0]
-    lines = tuple(_invoice_line(n, item) for n, item in enumerate(ordered, start=1))
+    lines = tuple(invoice_line(n, item) for n, item in enumerate(ordered, start=1))
     subtotal = sum((line.amount for line in lines), Decimal("0.00"))
     return Invoice(
         id=invoice_id(first.tenant_id, run_id, (item.id for item in ordered)),
@@ -115,7 +115,8 @@ def build_invoice(
     )
 
 
-def _invoice_line(line_no: int, item: BillableItem) -> InvoiceLine:
+def invoice_line(line_no: int, item: BillableItem) -> InvoiceLine:
+    """An invoice's line for a billable item: every kind of invoice builds its lines here."""
     return InvoiceLine(
         line_no=line_no,
         item_id=item.id,

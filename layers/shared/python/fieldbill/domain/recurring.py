@@ -55,12 +55,12 @@ from decimal import Decimal
 
 from fieldbill.domain import money, tax
 from fieldbill.domain.errors import ValidationError
+from fieldbill.domain.invoicing import invoice_line
 from fieldbill.domain.model import (
     BillableItem,
     Destination,
     GroupingMode,
     Invoice,
-    InvoiceLine,
     ItemStatus,
     LineKind,
     PriceSource,
@@ -354,22 +354,6 @@ def period_invoice_id(tenant_id: str, profile_id: str, period_key: str, contact_
     return str(uuid.uuid5(_PERIOD_INVOICE_NAMESPACE, name))
 
 
-def _line(number: int, item: BillableItem) -> InvoiceLine:
-    return InvoiceLine(
-        line_no=number,
-        item_id=item.id,
-        line_kind=item.line_kind,
-        work_date=item.work_date,
-        description=item.description,
-        product_id=item.product_id,
-        product_name=item.product_name,
-        unit=item.unit,
-        quantity=item.quantity,
-        unit_price=item.unit_price,
-        amount=item.amount,
-    )
-
-
 def _digest(value: object) -> str:
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
@@ -397,7 +381,7 @@ def plan_account(run: RunInput, account: AccountInput) -> AccountPlan:
         ),
         key=lambda i: (i.work_date, i.id),
     )
-    lines = tuple(_line(n, item) for n, item in enumerate([*charges, *items], start=1))
+    lines = tuple(invoice_line(n, item) for n, item in enumerate([*charges, *items], start=1))
     total = sum((line.amount for line in lines), Decimal("0.00"))
     balance = money.cents(account.balance)
     invoice_id = period_invoice_id(run.tenant_id, run.profile.id, period.key, account.contact_id)
