@@ -6,6 +6,7 @@ totals after a payment made in QuickBooks (the emulator)."""
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 import requests
@@ -324,3 +325,91 @@ def test_an_invoice_groups_actions(stack, client: Client):
     assert printed["invoice_count"] == 2
     pdf = requests.get(printed["url"], timeout=30)
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+
+
+# ---------------------------------------------------------------------------- wt-rec3: issue 16 gaps
+def _scheduled_report(stack, api: Client) -> dict[str, Any]:
+    """What the daily schedule finds: the Reconciliation rule fires, its operation holds the report."""
+    fired = stack.aws.fire_schedule("Reconciliation")
+    operation = api.wait_operation(fired["operations"][api.tenant_id])
+    assert operation["status"] == "succeeded", operation
+    return dict(operation["result"])
+
+
+def _balance_kinds(report: dict[str, Any]) -> set[str]:
+    return {d["kind"] for d in report["differences"]} & {"balance", "customer_balance"}
+
+
+def test_schedules_reconcile_a_period_invoice_paid_then_unpaid_in_quickbooks(stack, connected_client: Client):
+    """Must show (issue 16 item 7): a payment made in the emulator, then the schedules fire: the
+    invoice's and the account's balances match QuickBooks'; a payment deleted in QuickBooks shows
+    as a difference (invoice and customer, the invoice explaining it) until the scheduled pull."""
+    api = connected_client
+    emu = stack.emulator
+    realm = api.ok("GET", "/quickbooks/connection")["realm_id"]
+    today = date.today()
+    period = f"{today.year:04d}-{today.month:02d}"
+    api.ok("POST", "/products", json={"id": "p-cart", "name": "Cart pickup"})
+    api.ok(
+        "POST",
+        "/bill-profiles",
+        json={"id": "bp-res", "name": "Residential", "cadence": "monthly", "start_date": "2026-01-01"},
+        expect=201,
+    )
+    _account(api, "c-rec", "Reconcile Hauling")
+    body = {
+        "id": "s-c-rec",
+        "contact_id": "c-rec",
+        "name": "Weekly cart pickup",
+        "product_id": "p-cart",
+        "rate": "75.00",
+        "basis": "period",
+        "start_date": "2026-01-01",
+    }
+    api.ok("POST", "/recurring-services", json=body, expect=201)
+    # Given this period's invoice, dated today (not the 1st: the invoice date was changed), sent and synced
+    done = _drafts(api, period, destination="quickbooks", invoice_date=today.isoformat())
+    assert done["counts"]["created"] == 1
+    (invoice,) = api.ok("GET", f"/invoices?period={period}")["items"]
+    assert invoice["issue_date"] == today.isoformat()
+    api.ok("POST", f"/invoices/{invoice['id']}/mark-sent")
+    api.ok("POST", f"/invoices/{invoice['id']}/sync", expect=202)
+    stack.aws.drain()
+    invoice = wait_for(
+        lambda: (i := api.ok("GET", f"/invoices/{invoice['id']}"))["sync_status"] == "synced" and i,
+        what="the period invoice in QuickBooks",
+    )
+    emu.flush_webhooks()
+    stack.aws.drain()
+    emu.configure(realm, webhooks_enabled=False)  # only the schedules bring QuickBooks' changes
+    # When the customer pays 30.00 in QuickBooks and the hourly pull, then the daily report, fire
+    payment = emu.pay_invoice(realm, invoice["qbo_id"], Decimal("30.00"))
+    stack.aws.fire_schedule("InvoicesBackfill")
+    stack.aws.drain()
+    # Then the invoice's and the account's balances are QuickBooks' and the report finds no difference
+    listed = _listed_period(api, period)["c-rec"]
+    assert (listed["balance"], listed["account_balance"]) == ("45.00", "45.00")
+    assert _balance_kinds(_scheduled_report(stack, api)) == set()
+    # When the payment is deleted in QuickBooks, the next report shows it, the invoice explaining it
+    emu.user_delete(realm, "Payment", payment["Id"])
+    report = _scheduled_report(stack, api)
+    balance = next(d for d in report["differences"] if d["kind"] == "balance")
+    assert (balance["invoice_id"], balance["ours"], balance["quickbooks"]) == (
+        invoice["id"],
+        "45.00",
+        "75.00",
+    )
+    customer = next(d for d in report["differences"] if d["kind"] == "customer_balance")
+    assert (customer["ours"], customer["quickbooks"]) == ("45.00", "75.00")
+    assert [i["invoice_id"] for i in customer["invoices"]] == [invoice["id"]]
+    assert _balance_kinds(_scheduled_report(stack, api)) == {"balance", "customer_balance"}  # until pulled
+    # When the hourly pull fires, the balances follow QuickBooks and the report is clean again
+    stack.aws.fire_schedule("InvoicesBackfill")
+    stack.aws.drain()
+    listed = _listed_period(api, period)["c-rec"]
+    assert (listed["balance"], listed["account_balance"]) == ("75.00", "75.00")
+    assert _balance_kinds(_scheduled_report(stack, api)) == set()
+
+
+def _listed_period(api: Client, period: str) -> dict[str, dict[str, Any]]:
+    return {i["contact_id"]: i for i in api.ok("GET", f"/invoices?period={period}&limit=200")["items"]}
