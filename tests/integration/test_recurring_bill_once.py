@@ -187,6 +187,11 @@ def test_commit_writes_what_the_preview_showed_and_a_stale_preview_writes_nothin
     _service(tenant_id, accounts[4], "15.00")
     stale = _commit(tenant_id, preview_fingerprint=shown.fingerprint)
     assert stale["stale"] is True and stale["changed"]["changed"] == [accounts[4]]
+    # (wt-rec3) and which input: a service, not the balance or the run's invoice date
+    assert (stale["changed"]["why"], stale["changed"]["run"]) == ({accounts[4]: ["services"]}, [])
+    # A commit of that preview with another invoice date names the date, once
+    redated = _commit(tenant_id, preview_fingerprint=shown.fingerprint, invoice_date=date(2026, 11, 20))
+    assert redated["stale"] is True and redated["changed"]["run"] == ["invoice_date"]
     assert _invoices(tenant_id) == []
     # A fresh preview, committed, is exactly what was written
     shown = drafts.preview(tenant_id, _request())

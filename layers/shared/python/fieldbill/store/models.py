@@ -785,6 +785,8 @@ class PeriodPreview(Entity, discriminator="PeriodPreview"):
     PREFIX = "RPREVIEW"
 
     accounts = MapAttribute[str, Any](default=dict)
+    # wt-rec3: the run's own choices (invoice date, skip $0, destination) the preview was made with
+    parameters = MapAttribute[str, Any](null=True)
 
 
 # ---------------------------------------------------------------------------- job-shop jobs (issue 14)

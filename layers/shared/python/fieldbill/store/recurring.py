@@ -247,24 +247,39 @@ def item_stub(tenant_id: str, item_id: str) -> BillableItem:
 
 
 # ---------------------------------------------------------------------------- previews
-def save_preview(tenant_id: str, fingerprint: str, accounts: dict[str, str]) -> None:
+def save_preview(
+    tenant_id: str, fingerprint: str, accounts: dict[str, str], parameters: dict[str, str] | None = None
+) -> None:
+    """What a preview showed: each account's inputs, and the run's own choices."""
     PeriodPreview(
         PeriodPreview.key(tenant_id, fingerprint),
         META,
         tenant_id=tenant_id,
         id=fingerprint,
         accounts=accounts,
+        parameters=parameters,
         created_at=now_iso(),
         ttl=int(now().timestamp()) + PREVIEW_DAYS * 86400,
     ).save()
 
 
-def preview_accounts(tenant_id: str, fingerprint: str) -> dict[str, str] | None:
+@dataclass(frozen=True)
+class ShownPreview:
+    accounts: dict[str, str]
+    parameters: dict[str, str] | None
+
+
+def _plain_map(value: object) -> dict[str, str]:
+    data = value.as_dict() if hasattr(value, "as_dict") else dict(value)  # type: ignore[call-overload]
+    return {str(k): str(v) for k, v in data.items()}
+
+
+def preview_shown(tenant_id: str, fingerprint: str) -> ShownPreview | None:
     record = common.find(PeriodPreview, PeriodPreview.key(tenant_id, fingerprint))
     if record is None:
         return None
-    data = record.accounts.as_dict() if hasattr(record.accounts, "as_dict") else dict(record.accounts)
-    return {str(k): str(v) for k, v in data.items()}
+    parameters = None if record.parameters is None else _plain_map(record.parameters)
+    return ShownPreview(_plain_map(record.accounts), parameters)
 
 
 # ---------------------------------------------------------------------------- the bill-once write
