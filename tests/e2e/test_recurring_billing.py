@@ -413,3 +413,69 @@ def test_schedules_reconcile_a_period_invoice_paid_then_unpaid_in_quickbooks(sta
 
 def _listed_period(api: Client, period: str) -> dict[str, dict[str, Any]]:
     return {i["contact_id"]: i for i in api.ok("GET", f"/invoices?period={period}&limit=200")["items"]}
+
+
+def _seed_drafts(tenant: str, count: int) -> list[str]:
+    """`count` local draft invoices of 10.00 written straight to the table (a big group, quickly)."""
+    from fieldbill.domain import model as dm
+    from fieldbill.store.billing import invoice_record
+    from fieldbill.store.models import Entity
+
+    ids = []
+    issued = date(2026, 11, 1)
+    with Entity.batch_write() as batch:
+        for n in range(count):
+            price = Decimal("10.00")
+            line = dm.InvoiceLine(
+                line_no=1,
+                item_id=f"big{n}",
+                line_kind=dm.LineKind.RECURRING,
+                work_date=issued,
+                description="Weekly cart pickup",
+                product_id="p-cart",
+                product_name="Cart pickup",
+                unit=None,
+                quantity=Decimal(1),
+                unit_price=price,
+                amount=price,
+            )
+            invoice = dm.Invoice(
+                id=f"big{n:04d}",
+                tenant_id=tenant,
+                run_id="big",
+                contact_id=f"c-big{n % 7}",
+                grouping=dm.GroupingMode.PER_CONTACT,
+                group_key="big",
+                issue_date=issued,
+                due_date=issued,
+                lines=(line,),
+                subtotal=price,
+                total=price,
+                destination=dm.Destination.LOCAL,
+            )
+            batch.save(invoice_record(invoice))
+            ids.append(invoice.id)
+    return ids
+
+
+def test_a_group_action_reaches_every_invoice_of_a_group_over_one_selection(client: Client):
+    """A group holds up to 5,000 invoices, a selection 500: the group's action must not stop at
+    the 500th (mark drafts sent on 520 drafts marks 520)."""
+    api = client
+    ids = _seed_drafts(api.tenant_id, 520)
+    group = api.ok(
+        "POST", "/invoice-groups", json={"name": "Big route", "invoice_ids": ids[:500]}, expect=201
+    )
+    group = api.ok("POST", f"/invoice-groups/{group['id']}/invoices", json={"invoice_ids": ids[500:]})
+    assert group["by_status"]["draft"] == {"count": 520, "amount": "5200.00"}
+    accepted = api.ok(
+        "POST", f"/invoice-groups/{group['id']}/actions", json={"action": "mark_drafts_sent"}, expect=202
+    )
+    operation = api.wait_operation(accepted["operation_id"], timeout=300)
+    assert operation["status"] == "succeeded", operation
+    assert (len(operation["result"]["done"]), operation["result"]["refused"]) == (520, [])
+    group = api.ok("GET", f"/invoice-groups/{group['id']}")["group"]
+    assert group["by_status"]["draft"]["count"] == 0 and group["by_status"]["unpaid"]["count"] == 520
+    # Download all is one PDF of at most 500 invoices: a bigger group is told so, not cut short
+    response = api.post(f"/invoice-groups/{group['id']}/print", json={})
+    assert response.status_code == 422 and "group_id" in response.text and "500" in response.text

@@ -167,7 +167,8 @@ def group_action(group_id: str, body: ActionIn) -> out.OperationAccepted:
     if not selected:
         raise ValidationError("action", f"the group has no invoice to {body.action.replace('_', ' ')}")
     action = {"mark_drafts_sent": "mark_sent", "regenerate_drafts": "regenerate"}.get(body.action, "send")
-    request = bulk.BulkRequest(action=action, invoice_ids=selected[: bulk.MAX_SELECTION])  # type: ignore[arg-type]
+    # The worker reads the group's invoices when it runs (every one of them, not a selection's 500).
+    request = bulk.BulkRequest(action=action, group_id=group_id, group_members=which)  # type: ignore[arg-type]
     operation = jobs.submit("invoices_bulk", tenant, context.actor(router), request)
     return out.OperationAccepted(operation_id=operation.id, status=operation.status)
 
@@ -185,7 +186,13 @@ def print_group(group_id: str) -> out.PrintOut:
     selected = groups.selection(tenant, group_id, "all")
     if not selected:
         raise ValidationError("group_id", "the group has no invoice to print")
-    printed = prints.print_invoices(tenant, selected[: prints.MAX_INVOICES])
+    if len(selected) > prints.MAX_INVOICES:  # one PDF holds so many: say so rather than cut it short
+        raise ValidationError(
+            "group_id",
+            f"the group has {len(selected)} invoices; one PDF holds at most {prints.MAX_INVOICES}: "
+            "print it in parts (POST /invoices/bulk, action print)",
+        )
+    printed = prints.print_invoices(tenant, selected)
     return out.PrintOut(
         url=printed.url,
         expires_at=printed.expires_at.isoformat().replace("+00:00", "Z"),
