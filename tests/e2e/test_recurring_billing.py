@@ -479,3 +479,72 @@ def test_a_group_action_reaches_every_invoice_of_a_group_over_one_selection(clie
     # Download all is one PDF of at most 500 invoices: a bigger group is told so, not cut short
     response = api.post(f"/invoice-groups/{group['id']}/print", json={})
     assert response.status_code == 422 and "group_id" in response.text and "500" in response.text
+
+
+def test_add_to_an_existing_group_by_filter_then_email_all_and_mark_its_drafts_sent(stack, client: Client):
+    """The seed's "add to an existing ... invoice group" on a filter and on a selection; the
+    group's email ALL (paid ones too: a receipt) and a mark drafts sent that has drafts to mark."""
+    api = client
+    api.ok("POST", "/products", json={"id": "p-cart", "name": "Cart pickup"})
+    api.ok(
+        "POST",
+        "/bill-profiles",
+        json={"id": "bp-res", "name": "Residential", "cadence": "monthly", "start_date": "2026-01-01"},
+        expect=201,
+    )
+    addresses = {}
+    for contact_id, rate in (("h-1", "30.00"), ("h-2", "20.00"), ("h-3", None)):
+        addresses[contact_id] = f"{contact_id}+{api.tenant_id}@customer.example.org"
+        api.ok(
+            "POST",
+            "/contacts",
+            json={"id": contact_id, "name": f"Hauler {contact_id}", "email": addresses[contact_id]},
+        )
+        api.ok("PUT", f"/contacts/{contact_id}/bill-profile", json={"bill_profile_id": "bp-res"})
+        if rate:
+            _service(api, contact_id, rate)
+    _drafts(api, "2026-11")
+    made = _listed(api, "")
+    # h-1's invoice was sent and paid in full: its balance is 0, like h-3's $0 draft
+    api.ok("POST", f"/invoices/{made['h-1']['id']}/mark-sent")
+    api.ok("POST", f"/invoices/{made['h-1']['id']}/payments", json={"amount": "30.00"})
+    group = api.ok("POST", "/invoice-groups", json={"name": "Route 5"}, expect=201)
+    assert group["invoices"] == 0
+    # When the invoices of balance < 0.01 are added to that existing group by a filter
+    body = {
+        "action": "add_to_group",
+        "group_id": group["id"],
+        "filter": {"period": "2026-11", "balance": "lt:0.01"},
+    }
+    operation = api.wait_operation(api.ok("POST", "/invoices/bulk", json=body, expect=202)["operation_id"])
+    assert operation["status"] == "succeeded", operation
+    assert operation["result"]["group_id"] == group["id"]
+    assert sorted(operation["result"]["done"]) == sorted([made["h-1"]["id"], made["h-3"]["id"]])
+    # and h-2's by a selection, to the same existing group
+    assert _bulk(api, "add_to_group", [made["h-2"]["id"]], group_id=group["id"])["group_id"] == group["id"]
+    assert [g["id"] for g in api.ok("GET", "/invoice-groups")["items"]] == [group["id"]]  # no new group
+    view = api.ok("GET", f"/invoice-groups/{group['id']}")["group"]
+    assert view["invoices"] == 3
+    assert view["by_status"]["draft"] == {"count": 2, "amount": "20.00"}
+    assert view["by_status"]["paid"] == {"count": 1, "amount": "30.00"}
+    assert (view["collected"], view["uncollected"]) == ("30.00", "0.00")
+
+    def act(action: str) -> dict[str, Any]:
+        accepted = api.ok(
+            "POST", f"/invoice-groups/{group['id']}/actions", json={"action": action}, expect=202
+        )
+        operation = api.wait_operation(accepted["operation_id"])
+        assert operation["status"] == "succeeded" and operation["result"]["refused"] == [], operation
+        return dict(operation["result"])
+
+    # Mark drafts sent: the two drafts, and only them
+    assert sorted(act("mark_drafts_sent")["done"]) == sorted([made["h-2"]["id"], made["h-3"]["id"]])
+    view = api.ok("GET", f"/invoice-groups/{group['id']}")["group"]
+    assert view["by_status"]["draft"]["count"] == 0
+    assert api.ok("GET", f"/invoices/{made['h-2']['id']}")["status"] == "open"
+    # Email all: every invoice of the group, the paid one too, each once
+    assert sorted(act("email_all")["done"]) == sorted(i["id"] for i in made.values())
+    for address in addresses.values():
+        outbox = requests.get(stack.outbox_url, params={"to": address}, timeout=30).json()["items"]
+        assert len(outbox) == 1, address
+    assert api.ok("GET", f"/invoice-groups/{group['id']}")["group"]["email"] == {"sent": 3}
