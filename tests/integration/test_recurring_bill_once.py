@@ -257,3 +257,19 @@ def test_regenerating_a_draft_rebuilds_its_lines_and_keeps_bill_once(stack, tena
     # And a run of the same period still creates nothing
     assert _commit(tenant_id)["counts"]["exists"] == 1
     assert len(_invoices(tenant_id)) == 1
+
+
+def test_a_preview_kept_in_parts_still_says_what_changed(stack, tenant_id, monkeypatch):
+    """(wt-rec3) A preview of thousands of accounts is kept in parts (one item holds 400 KB):
+    read back whole, a stale commit still names the account and the input that changed."""
+    monkeypatch.setattr(store, "PREVIEW_PART_ACCOUNTS", 2)
+    accounts = _seed(tenant_id, 5, with_service=4)
+    shown = drafts.preview(tenant_id, _request())
+    kept = store.preview_shown(tenant_id, shown.fingerprint)
+    assert kept is not None and kept.accounts == {p.contact_id: p.inputs for p in shown.accounts}
+    _service(tenant_id, accounts[4], "15.00")
+    stale = _commit(tenant_id, preview_fingerprint=shown.fingerprint)
+    assert stale["stale"] is True
+    assert (stale["changed"]["added"], stale["changed"]["removed"]) == ([], [])
+    assert stale["changed"]["why"] == {accounts[4]: ["services"]}
+    assert _invoices(tenant_id) == []

@@ -41,6 +41,9 @@ from fieldbill.store.models import (
 )
 
 PREVIEW_DAYS = 1
+# Accounts a preview keeps per item: an account's inputs are about 50 characters, so 2,000 of
+# them stay well inside DynamoDB's 400 KB item limit (wt-rec3).
+PREVIEW_PART_ACCOUNTS = 2000
 
 
 # ---------------------------------------------------------------------------- bill profiles
@@ -250,16 +253,39 @@ def item_stub(tenant_id: str, item_id: str) -> BillableItem:
 def save_preview(
     tenant_id: str, fingerprint: str, accounts: dict[str, str], parameters: dict[str, str] | None = None
 ) -> None:
-    """What a preview showed: each account's inputs, and the run's own choices."""
-    PeriodPreview(
+    """What a preview showed: each account's inputs (in parts of PREVIEW_PART_ACCOUNTS: a profile of
+    thousands of accounts outgrows one item), then the run's own choices and the number of parts,
+    written last so a preview read back is whole or not found."""
+    key, stamp, ttl = (
         PeriodPreview.key(tenant_id, fingerprint),
+        now_iso(),
+        int(now().timestamp()) + PREVIEW_DAYS * 86400,
+    )
+    ordered = sorted(accounts.items())
+    chunks = [ordered[n : n + PREVIEW_PART_ACCOUNTS] for n in range(0, len(ordered), PREVIEW_PART_ACCOUNTS)]
+    with PeriodPreview.batch_write() as batch:
+        for number, chunk in enumerate(chunks):
+            batch.save(
+                PeriodPreview(
+                    key,
+                    PeriodPreview.part_sort_key(number),
+                    tenant_id=tenant_id,
+                    id=fingerprint,
+                    accounts=dict(chunk),
+                    created_at=stamp,
+                    ttl=ttl,
+                )
+            )
+    PeriodPreview(
+        key,
         META,
         tenant_id=tenant_id,
         id=fingerprint,
-        accounts=accounts,
+        accounts={},
         parameters=parameters,
-        created_at=now_iso(),
-        ttl=int(now().timestamp()) + PREVIEW_DAYS * 86400,
+        parts=len(chunks),
+        created_at=stamp,
+        ttl=ttl,
     ).save()
 
 
@@ -275,11 +301,20 @@ def _plain_map(value: object) -> dict[str, str]:
 
 
 def preview_shown(tenant_id: str, fingerprint: str) -> ShownPreview | None:
-    record = common.find(PeriodPreview, PeriodPreview.key(tenant_id, fingerprint))
-    if record is None:
+    """The preview as it was saved, or None (expired, or not all of it written)."""
+    meta: PeriodPreview | None = None
+    accounts: dict[str, str] = {}
+    found = 0
+    for record in PeriodPreview.query(PeriodPreview.key(tenant_id, fingerprint)):
+        if record.sk == META:
+            meta = record
+        else:
+            found += 1
+        accounts.update(_plain_map(record.accounts))  # a preview of an older version: all in META
+    if meta is None or (meta.parts is not None and int(meta.parts) != found):
         return None
-    parameters = None if record.parameters is None else _plain_map(record.parameters)
-    return ShownPreview(_plain_map(record.accounts), parameters)
+    parameters = None if meta.parameters is None else _plain_map(meta.parameters)
+    return ShownPreview(accounts, parameters)
 
 
 # ---------------------------------------------------------------------------- the bill-once write
