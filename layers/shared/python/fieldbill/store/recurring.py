@@ -346,6 +346,7 @@ def write_period_invoice(
     balance_forward: Decimal,
     actor: str,
     numbering: numbers.Mode = numbers.Mode.NONE,
+    counter_hint: numbers.CounterHint | None = None,
 ) -> str:
     """Put the period's invoice, its new charges and move its pending items, atomically; with
     `numbering` automatic it takes the tenant's next invoice number in the same transaction.
@@ -370,7 +371,9 @@ def write_period_invoice(
             tx.update(item, actions=move.actions, condition=move.condition)
 
     try:
-        numbers.write_numbered(invoice.tenant_id, billing.INVOICE_SEQUENCE, invoice.id, write, mode=numbering)
+        numbers.write_numbered(
+            invoice.tenant_id, billing.INVOICE_SEQUENCE, invoice.id, write, mode=numbering, hint=counter_hint
+        )
     except (TransactWriteError, PutError) as exc:
         if _first_refused(exc) or common.find(Invoice, record.pk) is not None:
             return "exists"
