@@ -548,3 +548,24 @@ def test_add_to_an_existing_group_by_filter_then_email_all_and_mark_its_drafts_s
         outbox = requests.get(stack.outbox_url, params={"to": address}, timeout=30).json()["items"]
         assert len(outbox) == 1, address
     assert api.ok("GET", f"/invoice-groups/{group['id']}")["group"]["email"] == {"sent": 3}
+
+
+def test_a_groups_invoices_are_paged_its_charts_count_them_all(client: Client):
+    """A group holds up to 5,000 invoices: its view pages them (one answer of 5,000 invoices
+    would pass API Gateway's payload limit) while its charts and totals count every one."""
+    api = client
+    ids = _seed_drafts(api.tenant_id, 5)
+    group = api.ok("POST", "/invoice-groups", json={"name": "Paged", "invoice_ids": ids}, expect=201)
+    first = api.ok("GET", f"/invoice-groups/{group['id']}?limit=2")
+    assert [i["id"] for i in first["invoices"]] == ids[:2]
+    assert first["group"]["by_status"]["draft"] == {"count": 5, "amount": "50.00"}
+    second = api.ok("GET", f"/invoice-groups/{group['id']}?limit=2&cursor={first['next_cursor']}")
+    third = api.ok("GET", f"/invoice-groups/{group['id']}?limit=2&cursor={second['next_cursor']}")
+    assert [i["id"] for i in second["invoices"] + third["invoices"]] == ids[2:]
+    assert third["next_cursor"] is None
+    assert api.ok("GET", f"/invoice-groups/{group['id']}")["next_cursor"] is None  # 100 a page
+    # A cursor of another group, or none this API made, is refused naming it
+    other = api.ok("POST", "/invoice-groups", json={"name": "Other", "invoice_ids": ids[:1]}, expect=201)
+    for cursor in (first["next_cursor"], "bm90LWEtY3Vyc29y"):
+        response = api.get(f"/invoice-groups/{other['id']}?cursor={cursor}")
+        assert response.status_code == 422 and "cursor" in response.text, response.text
