@@ -569,3 +569,35 @@ def test_a_groups_invoices_are_paged_its_charts_count_them_all(client: Client):
     for cursor in (first["next_cursor"], "bm90LWEtY3Vyc29y"):
         response = api.get(f"/invoice-groups/{other['id']}?cursor={cursor}")
         assert response.status_code == 422 and "cursor" in response.text, response.text
+
+
+def test_a_bill_profile_s_terms_name_and_skip_zero_default_can_be_changed(client: Client):
+    """(wt-rec3) A mistyped Net-N or a skip $0 default is fixed on the profile, not by a new
+    profile and every account moved; its cadence and periods stay (invoices were made by them)."""
+    api = client
+    api.ok("POST", "/products", json={"id": "p-cart", "name": "Cart pickup"})
+    api.ok(
+        "POST",
+        "/bill-profiles",
+        json={"id": "bp-res", "name": "Residental", "cadence": "monthly", "start_date": "2026-01-01"},
+        expect=201,
+    )
+    _account(api, "k-1", "Served")
+    _service(api, "k-1", "80.00")
+    _account(api, "k-2", "Idle")
+    changed = api.ok(
+        "PATCH", "/bill-profiles/bp-res", json={"name": "Residential", "terms_days": 15, "skip_zero": True}
+    )
+    assert (changed["name"], changed["terms_days"], changed["skip_zero"]) == ("Residential", 15, True)
+    assert api.ok("GET", "/bill-profiles/bp-res")["terms_days"] == 15
+    preview = api.ok("POST", "/bill-profiles/bp-res/periods/2026-11/preview", json={})
+    actions = {a["contact_id"]: a["action"] for a in preview["accounts"]}
+    assert (preview["skip_zero"], actions) == (True, {"k-1": "create", "k-2": "skip_zero"})
+    _drafts(api, "2026-11")
+    (made,) = api.ok("GET", "/invoices?period=2026-11")["items"]
+    assert (made["issue_date"], made["due_date"]) == ("2026-11-01", "2026-11-16")
+    # The cadence is not changed here; an unknown profile is 404; nothing to change is 422
+    assert api.patch("/bill-profiles/bp-res", json={"cadence": "yearly"}).status_code in (400, 422)
+    assert api.patch("/bill-profiles/none-such", json={"terms_days": 10}).status_code == 404
+    response = api.patch("/bill-profiles/bp-res", json={})
+    assert response.status_code == 422 and "name" in response.text

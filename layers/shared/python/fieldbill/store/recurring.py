@@ -84,6 +84,27 @@ def get_profile(tenant_id: str, profile_id: str) -> BillProfile:
     return common.get(BillProfile, BillProfile.key(tenant_id, profile_id), entity="bill profile")
 
 
+def update_profile(tenant_id: str, profile_id: str, changes: dict[str, object], actor: str) -> BillProfile:
+    """Name, terms or skip $0 default (wt-rec3); 404 when the profile does not exist."""
+    record = get_profile(tenant_id, profile_id)
+    actions: list[Action] = [BillProfile.updated_at.set(now_iso())]
+    if "name" in changes:
+        name = str(changes["name"])
+        actions += [BillProfile.name.set(name), BillProfile.gsi1sk.set(f"{name.lower()}#{profile_id}")]
+    if "terms_days" in changes:
+        actions.append(BillProfile.terms_days.set(int(str(changes["terms_days"]))))
+    if "skip_zero" in changes:
+        actions.append(BillProfile.skip_zero.set(bool(changes["skip_zero"])))
+    said = ", ".join(f"{k} {v}" for k, v in sorted(changes.items()))
+    actions.append(
+        BillProfile.history.set(
+            BillProfile.history.append([common.history_entry(actor, None, "updated", said)])
+        )
+    )
+    record.update(actions=actions, condition=Entity.pk.exists())
+    return record
+
+
 def list_profiles(tenant_id: str, limit: int, cursor: str | None) -> tuple[list[BillProfile], str | None]:
     key = BillProfile.list_key(tenant_id)
     return common.list_by_gsi1(BillProfile, key, limit, common.checked_cursor(cursor, gsi1pk=key))
