@@ -601,3 +601,57 @@ def test_a_bill_profile_s_terms_name_and_skip_zero_default_can_be_changed(client
     assert api.patch("/bill-profiles/none-such", json={"terms_days": 10}).status_code == 404
     response = api.patch("/bill-profiles/bp-res", json={})
     assert response.status_code == 422 and "name" in response.text
+
+
+def test_regenerating_a_taxed_draft_keeps_it_taxed_by_its_accounts_rule(stack, connected_client: Client):
+    """(wt-rec3) Regenerate drafts plans a draft again as "create draft invoices" did, tax
+    included: a draft taxed 10 % must not come back untaxed, nor a 5 % one at the default."""
+    from fieldbill.quickbooks import tokens
+
+    api = connected_client
+    tokens.save_settings(api.tenant_id, {"automated_tax": False, "taxable_line_kinds": ["recurring"]}, "test")
+    api.ok("POST", "/tax-codes", json={"id": "ten", "name": "Ten", "rate": "10", "is_default": True})
+    api.ok("POST", "/tax-codes", json={"id": "low", "name": "Low", "rate": "5"})
+    api.ok("POST", "/products", json={"id": "p-cart", "name": "Cart pickup"})
+    api.ok(
+        "POST",
+        "/bill-profiles",
+        json={"id": "bp-res", "name": "Residential", "cadence": "monthly", "start_date": "2026-01-01"},
+        expect=201,
+    )
+    for contact_id, tax_setting in (("t-std", {}), ("t-low", {"tax_code_id": "low"})):
+        api.ok("POST", "/contacts", json={"id": contact_id, "name": contact_id.title(), **tax_setting})
+        api.ok("PUT", f"/contacts/{contact_id}/bill-profile", json={"bill_profile_id": "bp-res"})
+        _service(api, contact_id, "100.00")
+    _drafts(api, "2026-11", destination="local")
+    made = _listed(api, "")
+    assert {c: i["total"] for c, i in made.items()} == {"t-std": "110.00", "t-low": "105.00"}
+    group = api.ok(
+        "POST",
+        "/invoice-groups",
+        json={"name": "Taxed", "invoice_ids": [i["id"] for i in made.values()]},
+        expect=201,
+    )
+    # When a second service starts on t-low and the group's drafts are regenerated
+    api.ok(
+        "POST",
+        "/recurring-services",
+        json={
+            "id": "s-t-low-2",
+            "contact_id": "t-low",
+            "name": "Extra cart",
+            "product_id": "p-cart",
+            "rate": "50.00",
+            "basis": "period",
+            "start_date": "2026-11-01",
+        },
+        expect=201,
+    )
+    accepted = api.ok(
+        "POST", f"/invoice-groups/{group['id']}/actions", json={"action": "regenerate_drafts"}, expect=202
+    )
+    operation = api.wait_operation(accepted["operation_id"])
+    assert operation["status"] == "succeeded" and operation["result"]["refused"] == [], operation
+    # Then each draft is taxed by its account's rule still
+    after = {c: (i["tax_total"], i["total"]) for c, i in _listed(api, "").items()}
+    assert after == {"t-std": ("10.00", "110.00"), "t-low": ("7.50", "157.50")}

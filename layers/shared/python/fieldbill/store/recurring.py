@@ -448,6 +448,10 @@ def rewrite_draft(
         Invoice.subtotal.set(invoice.subtotal),
         Invoice.total.set(invoice.total),
         Invoice.balance.set(invoice.total),
+        # the tax the new lines carry (wt-rec3: it was left as it was, the total without it)
+        Invoice.tax_total.set(invoice.tax_total),
+        Invoice.tax_code_id.set(invoice.tax_code_id) if invoice.tax_code_id else Invoice.tax_code_id.remove(),
+        Invoice.tax_rate.set(invoice.tax_rate) if invoice.tax_rate is not None else Invoice.tax_rate.remove(),
         Invoice.balance_forward.set(balance_forward),
         Invoice.version.set(version),
         Invoice.updated_at.set(now_iso()),

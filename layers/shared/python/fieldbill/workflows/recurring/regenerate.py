@@ -18,6 +18,7 @@ from fieldbill.domain.errors import Conflict, InvalidTransition, ValidationError
 from fieldbill.domain.states import INVOICE_MACHINE
 from fieldbill.store import invoices
 from fieldbill.store import recurring as store
+from fieldbill.workflows.billing.destination import invoice_rules
 
 
 def regenerate_draft(tenant_id: str, invoice_id: str, actor: str) -> bool:
@@ -50,6 +51,9 @@ def regenerate_draft(tenant_id: str, invoice_id: str, actor: str) -> bool:
         destination=dm.Destination(record.destination),
         accounts=(account,),
         unmapped_products=data.unmapped_products,
+        # Taxed as "create draft invoices" taxed it (wt-rec3: without the rules a regenerated
+        # draft lost its tax): the account's code, exemption, or the default.
+        tax_rules=invoice_rules(tenant_id, dm.Destination(record.destination)).tax,
     )
     plan = recurring.plan_account(run, account)
     if plan.invoice is None:
