@@ -258,6 +258,39 @@ def load_run_data(tenant_id: str, profile_id: str) -> RunData:
     return RunData(accounts, unmapped)
 
 
+def load_account_data(tenant_id: str, profile_id: str, contact_id: str) -> RunData:
+    """What `load_run_data` reads, for ONE account of the profile (regenerating its draft): its
+    services and pending items by their contact-prefixed sort keys, its balance, the products'
+    mappings; a handful of small requests instead of the whole profile's (wt-rec3)."""
+    contact = common.find(Contact, Contact.key(tenant_id, contact_id))
+    if contact is None or contact.bill_profile_id != profile_id:
+        return RunData([], frozenset())
+    prefix = f"{contact_id}#"
+    services = [
+        service_to_domain(r)
+        for r in Entity.gsi1.query(RecurringService.list_key(tenant_id), Entity.gsi1sk.startswith(prefix))
+        if isinstance(r, RecurringService) and r.contact_id == contact_id
+    ]
+    pending = [
+        billing.item_to_domain(r)
+        for r in Entity.gsi1.query(
+            BillableItem.status_key(tenant_id, "pending"), Entity.gsi1sk.startswith(prefix)
+        )
+        if isinstance(r, BillableItem) and r.contact_id == contact_id
+    ]
+    products = [r for r in Entity.gsi1.query(Product.list_key(tenant_id)) if isinstance(r, Product)]
+    account = recurring.AccountInput(
+        contact_id=contact.id,
+        name=contact.name,
+        services=tuple(services),
+        pending=tuple(pending),
+        balance=account_balances.balance_of(tenant_id, contact_id),
+        terms_days=int(contact.terms_days) if contact.terms_days is not None else None,
+        linked_to_quickbooks=bool(contact.qbo_id),
+    )
+    return RunData([account], frozenset(r.id for r in products if not r.qbo_id))
+
+
 def existing_items(tenant_id: str, item_ids: Iterable[str]) -> dict[str, BillableItem]:
     """Recurring charges that are billable items already (an earlier run; its invoice deleted)."""
     return billing.items_by_id(tenant_id, item_ids)

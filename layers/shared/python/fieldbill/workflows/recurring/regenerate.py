@@ -32,7 +32,8 @@ def regenerate_draft(tenant_id: str, invoice_id: str, actor: str) -> bool:
         raise ValidationError("invoice_id", "not a draft of a bill profile's period")
     profile = store.profile_to_domain(store.get_profile(tenant_id, record.bill_profile_id))
     period = recurring.period_for(profile, record.period_key)
-    data = store.load_run_data(tenant_id, profile.id)
+    # This account's data only: a group's regenerate runs this for each of its drafts.
+    data = store.load_account_data(tenant_id, profile.id, record.contact_id)
     account = next((a for a in data.accounts if a.contact_id == record.contact_id), None)
     if account is None:
         raise ValidationError("invoice_id", "its account no longer has this bill profile")
