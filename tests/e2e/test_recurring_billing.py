@@ -655,3 +655,23 @@ def test_regenerating_a_taxed_draft_keeps_it_taxed_by_its_accounts_rule(stack, c
     # Then each draft is taxed by its account's rule still
     after = {c: (i["tax_total"], i["total"]) for c, i in _listed(api, "").items()}
     assert after == {"t-std": ("10.00", "110.00"), "t-low": ("7.50", "157.50")}
+
+
+def test_a_page_of_groups_stops_once_it_has_read_enough_invoices_for_their_charts(
+    client: Client, monkeypatch
+):
+    """(wt-rec3) The list charts each group from all its invoices: a page of big groups ends early
+    (its next_cursor goes on after the last group shown) instead of reading 20 x 5,000 invoices."""
+    from fieldbill.api import routes_invoice_groups
+
+    monkeypatch.setattr(routes_invoice_groups, "LIST_INVOICE_BUDGET", 4)
+    api = client
+    ids = _seed_drafts(api.tenant_id, 9)
+    for n, name in enumerate(("Alpha", "Bravo", "Charlie")):
+        api.ok(
+            "POST", "/invoice-groups", json={"name": name, "invoice_ids": ids[3 * n : 3 * n + 3]}, expect=201
+        )
+    first = api.ok("GET", "/invoice-groups")
+    assert [(g["name"], g["invoices"]) for g in first["items"]] == [("Alpha", 3), ("Bravo", 3)]
+    rest = api.ok("GET", f"/invoice-groups?cursor={first['next_cursor']}")
+    assert [g["name"] for g in rest["items"]] == ["Charlie"] and rest["next_cursor"] is None

@@ -27,6 +27,8 @@ OK = responses()
 CREATED = responses(201, "Created")
 ACCEPTED = responses(202, "Accepted")
 TAGS = ["invoice groups"]
+# Invoices a page of the group list reads for its groups' charts before it ends early (wt-rec3).
+LIST_INVOICE_BUDGET = 2000
 
 
 class GroupIn(Strict):
@@ -107,7 +109,17 @@ def create_group(body: GroupIn) -> GroupOut:
 def list_groups(limit: PageLimit = 20, cursor: Cursor = None) -> out.Page[GroupOut]:
     tenant = context.tenant_id(router)
     records, next_cursor = store.list_groups(tenant, limit, cursor)
-    return out.Page[GroupOut](items=[_group(tenant, r.id)[0] for r in records], next_cursor=next_cursor)
+    items: list[GroupOut] = []
+    read = 0
+    for n, record in enumerate(records):
+        view, members = _group(tenant, record.id)
+        items.append(view)
+        read += len(members)
+        if read >= LIST_INVOICE_BUDGET and n < len(records) - 1:
+            # Charts read every member: a page of big groups ends here, the next goes on after it.
+            next_cursor = store.cursor_after(record)
+            break
+    return out.Page[GroupOut](items=items, next_cursor=next_cursor)
 
 
 @router.get(
