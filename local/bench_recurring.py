@@ -8,6 +8,7 @@ client, retries included. Timings on moto are not DynamoDB's; the counts carry o
 
 from __future__ import annotations
 
+import os
 import random
 import sys
 import time
@@ -15,8 +16,9 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-ACCOUNTS = 2_000
-INVOICES = 10_000
+# The sizes; smaller ones only to check the section runs (FIELDBILL_BENCH_RECURRING_*).
+ACCOUNTS = int(os.environ.get("FIELDBILL_BENCH_RECURRING_ACCOUNTS", "2000"))
+INVOICES = int(os.environ.get("FIELDBILL_BENCH_RECURRING_INVOICES", "10000"))
 PAGE = 100
 PROFILE = "bp-bench"
 

@@ -160,3 +160,23 @@ def test_many_past_one_chunk_joins_the_chunks_in_order(monkeypatch: pytest.Monke
 def test_many_of_nothing_is_refused():
     with pytest.raises(ValueError):
         invoice_pdf.render_many([])
+
+
+# ----------------------------------------------------------------------------(issue 16)
+def test_a_period_invoice_shows_the_balance_brought_forward_beside_its_own_total_not_in_it():
+    # Given a $0 period invoice of an account that owes 40.00 from earlier invoices
+    doc = document(
+        lines=0, tax=Decimal("0"), subtotal=Decimal("0"), total=Decimal("0"), amount_paid=Decimal("0"),
+        balance=Decimal("0"), balance_forward=Decimal("40"),
+    )  # fmt: skip
+    # When it is rendered
+    (text,) = pages(invoice_pdf.render_invoice(doc))
+    # Then the customer reads the invoice's own total and, apart, what the account owes in all
+    assert "Total USD 0.00" in text and "Balance due USD 0.00" in text
+    assert "Previous balance (earlier invoices, not in this total) 40.00" in text
+    assert "Account balance due USD 40.00" in text
+
+
+def test_an_invoice_without_a_balance_brought_forward_shows_no_account_lines():
+    (text,) = pages(invoice_pdf.render_invoice(document(lines=1)))
+    assert "Previous balance" not in text and "Account balance" not in text

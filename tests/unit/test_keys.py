@@ -69,6 +69,7 @@ T, ID = "acme", "r1"
         (m.InvoiceGroup.list_key(T), f"T#{T}#IGROUPS"),
         (m.InvoiceGroup.member_sort_key("i1"), "INV#i1"),
         (m.PeriodPreview.key(T, "f1"), f"T#{T}#RPREVIEW#f1"),
+        (m.PeriodPreview.part_sort_key(3), "PART#0003"),  # A big preview in parts
         # --- job-shop jobs (issue 14)
         (m.Job.key(T, ID), f"T#{T}#JOB#{ID}"),
         (m.Job.list_key(T), f"T#{T}#JOBS"),

@@ -99,3 +99,19 @@ def test_attachment_name_keeps_only_safe_characters():
     _, message = _parsed(_mail(number="2026/12 #7"))
     assert [a.get_filename() for a in message.iter_attachments()] == ["invoice-2026-12-7.pdf"]
     assert message["Subject"] == "Invoice 2026/12 #7 from Blue Lagoon Pools"
+
+
+# ----------------------------------------------------------------------------(issue 16)
+def test_a_period_invoice_email_tells_the_previous_balance_apart_from_the_invoice_total():
+    _, message = _parsed(_mail(total=Decimal("0.00"), balance_forward=Decimal("40.00")))
+    plain = message.get_body(preferencelist=("plain",)).get_content()
+    rich = message.get_body(preferencelist=("html",)).get_content()
+    for body in (plain, rich):
+        assert "0.00 USD" in body
+        assert "previous balance of 40.00 USD" in body.replace("<strong>", "").replace("</strong>", "")
+        assert "40.00 USD in all" in body.replace("<strong>", "").replace("</strong>", "")
+
+
+def test_an_invoice_email_without_a_previous_balance_does_not_mention_one():
+    _, message = _parsed(_mail())
+    assert "previous balance" not in message.get_body(preferencelist=("plain",)).get_content()

@@ -209,8 +209,13 @@ def test_a_change_of_data_changes_the_fingerprint_and_says_which_account():
     before = r.plan_run(_run([a, b]))
     after = r.plan_run(_run([a, r.AccountInput(contact_id="c2", name="B", balance=Decimal("6"))]))
     assert before.fingerprint != after.fingerprint
-    shown = {p.contact_id: p.fingerprint for p in before.accounts}
-    assert r.changed_accounts(shown, after) == {"added": [], "removed": [], "changed": ["c2"]}
+    shown = {p.contact_id: p.inputs for p in before.accounts}
+    changes = r.changed_accounts(shown, after)
+    assert {k: changes[k] for k in ("added", "removed", "changed")} == {
+        "added": [],
+        "removed": [],
+        "changed": ["c2"],
+    }
 
 
 amounts = st.decimals(min_value=Decimal("0"), max_value=Decimal("5000"), places=2)
@@ -291,3 +296,63 @@ def test_a_pending_item_marked_taxable_is_taxed_on_the_period_invoice_as_on_any_
     assert invoice is not None
     assert [line.taxable for line in invoice.lines] == [True]
     assert invoice.total == Decimal("107.25")
+
+
+# ---------------------------------------------------------------------------- What changed
+def _since(before: r.RunPlan, after: r.RunPlan) -> dict:
+    return r.changed_accounts({p.contact_id: p.inputs for p in before.accounts}, after, before.parameters)
+
+
+def test_a_stale_preview_names_the_input_that_changed_for_each_account():
+    # Given a preview of three accounts
+    a = r.AccountInput(contact_id="c1", name="A", services=(_service(),))
+    b = r.AccountInput(contact_id="c2", name="B", balance=Decimal("40"))
+    c = r.AccountInput(contact_id="c3", name="C", pending=(_item("c3", 1, "20"),))
+    before = r.plan_run(_run([a, b, c]))
+    # When A's service gets another rate, B's balance moves, C gets more work and its own terms
+    after = r.plan_run(
+        _run(
+            [
+                r.AccountInput(contact_id="c1", name="A", services=(_service(rate=Decimal("95.00")),)),
+                r.AccountInput(contact_id="c2", name="B", balance=Decimal("65.5")),
+                r.AccountInput(
+                    contact_id="c3",
+                    name="C",
+                    pending=(_item("c3", 1, "20"), _item("c3", 2, "5")),
+                    terms_days=15,
+                ),
+            ]
+        )
+    )
+    changes = _since(before, after)
+    # Then each account says which of its inputs changed (and the balance from what to what)
+    assert changes["changed"] == ["c1", "c2", "c3"]
+    assert changes["why"] == {"c1": ["services"], "c2": ["balance"], "c3": ["billable_items", "terms"]}
+    assert changes["balances"] == {"c2": {"before": "40.00", "now": "65.50"}}
+    assert changes["run"] == []
+
+
+def test_a_stale_preview_names_a_changed_invoice_date_or_skip_zero_once_not_per_account():
+    accounts = [
+        r.AccountInput(contact_id="c1", name="A", services=(_service(),)),
+        r.AccountInput(contact_id="c2", name="B", balance=Decimal("40")),
+    ]
+    before = r.plan_run(_run(accounts))
+    later = r.plan_run(_run(accounts, invoice_date=date(2026, 11, 15)))
+    changes = _since(before, later)
+    assert (changes["run"], changes["changed"]) == (["invoice_date"], [])
+    skipping = r.plan_run(_run(accounts, skip_zero=True))
+    changes = _since(before, skipping)
+    # B's $0 invoice is not created now: its outcome changed because of the run's skip $0
+    assert (changes["run"], changes["changed"], changes["why"]) == (
+        ["skip_zero"],
+        ["c2"],
+        {"c2": ["outcome"]},
+    )
+
+
+def test_an_account_joining_or_leaving_since_the_preview_is_named():
+    a = r.AccountInput(contact_id="c1", name="A", services=(_service(),))
+    b = r.AccountInput(contact_id="c2", name="B")
+    changes = _since(r.plan_run(_run([a])), r.plan_run(_run([b])))
+    assert (changes["added"], changes["removed"], changes["changed"]) == (["c2"], ["c1"], [])

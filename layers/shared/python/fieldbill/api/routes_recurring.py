@@ -41,6 +41,17 @@ class BillProfileIn(Strict):
     skip_zero: bool = Field(default=False, description='default of "do not generate $0 invoices"')
 
 
+class BillProfilePatchIn(Strict):
+    """What can change on a profile whose periods invoices were made by (not its cadence,
+    start or billing day: those define the periods)."""
+
+    name: Name | None = None
+    terms_days: int | None = Field(
+        default=None, ge=0, le=365, description="Net-N; an account may override it"
+    )
+    skip_zero: bool | None = Field(default=None, description='default of "do not generate $0 invoices"')
+
+
 class ContactProfileIn(Strict):
     bill_profile_id: Id | None
     terms_days: int | None = Field(default=None, ge=0, le=365, description="the account's own Net-N")
@@ -244,6 +255,20 @@ def list_bill_profiles(limit: PageLimit = 50, cursor: Cursor = None) -> out.Page
 )
 def get_bill_profile(profile_id: str) -> BillProfileOut:
     return _profile(store.get_profile(context.tenant_id(router), profile_id))
+
+
+@router.patch(
+    "/bill-profiles/<profile_id>",
+    summary="Change a bill profile's name, terms (Net-N) or skip $0 default",
+    tags=["recurring"],
+    responses=OK,
+)
+def update_bill_profile(profile_id: str, body: BillProfilePatchIn) -> BillProfileOut:
+    changes = body.model_dump(exclude_none=True)
+    if not changes:
+        raise ValidationError("name", "give name, terms_days or skip_zero to change")
+    tenant = context.tenant_id(router)
+    return _profile(store.update_profile(tenant, profile_id, changes, context.actor(router)))
 
 
 @router.put(

@@ -61,6 +61,9 @@ def _context(doc: InvoiceDocument) -> dict[str, Any]:
         "total": money(doc.total),
         "amount_paid": money(doc.amount_paid),
         "balance": money(doc.balance),
+        # issue 16: shown only when there is one; what the account owes in all is both together
+        "balance_forward": money(doc.balance_forward) if doc.balance_forward else None,
+        "account_due": money(doc.balance + doc.balance_forward) if doc.balance_forward else None,
     }
 
 

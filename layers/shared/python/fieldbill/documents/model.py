@@ -52,6 +52,9 @@ class InvoiceDocument:
     billing_address: Sequence[str] = field(default_factory=tuple)
     billing_email: str | None = None
     logo: Logo | None = None
+    # A bill-profile period invoice (issue 16): the account's balance from earlier invoices when it
+    # was made, shown beside the total and never in it (QuickBooks has no balance forward).
+    balance_forward: Decimal | None = None
 
 
 def money(value: Decimal) -> str:

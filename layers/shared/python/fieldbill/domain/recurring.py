@@ -61,6 +61,7 @@ from fieldbill.domain.model import (
     Destination,
     GroupingMode,
     Invoice,
+    InvoiceLine,
     ItemStatus,
     LineKind,
     PriceSource,
@@ -330,6 +331,9 @@ class AccountPlan:
     active_services: int
     exceptions: tuple[str, ...]
     fingerprint: str
+    # What the plan of this account was made of, one short part per input (see `account_inputs`):
+    # a preview keeps it, so a stale commit says which input of which account changed.
+    inputs: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,6 +345,8 @@ class RunPlan:
     accounts: tuple[AccountPlan, ...]
     fingerprint: str
     totals: dict[str, object] = field(default_factory=dict)
+    # The run's own choices (invoice date, skip $0, destination): a change of one is named once.
+    parameters: dict[str, str] = field(default_factory=dict)
 
 
 def period_run_id(profile_id: str, period_key: str) -> str:
@@ -449,7 +455,64 @@ def plan_account(run: RunInput, account: AccountInput) -> AccountPlan:
         active_services=active,
         exceptions=tuple(exceptions),
         fingerprint=fingerprint,
+        inputs=account_inputs(
+            lines[: len(charges)],
+            lines[len(charges) :],
+            balance,
+            account.terms_days if account.terms_days is not None else run.profile.terms_days,
+            invoice.tax_total if invoice is not None else None,
+            action,
+        ),
     )
+
+
+# ---------------------------------------------------------------------------- What changed
+# An account's inputs, each a short part, in this order: the service charges, the billable items,
+# the balance (kept as the amount, so a stale answer says from what to what), the Net-N, the tax,
+# the outcome. Short (about 50 characters): a preview of thousands of accounts stays one item.
+INPUT_NAMES = {
+    "s": "services",
+    "i": "billable_items",
+    "b": "balance",
+    "d": "terms",
+    "t": "tax",
+    "a": "outcome",
+}
+
+
+def account_inputs(
+    charge_lines: Sequence[InvoiceLine],
+    item_lines: Sequence[InvoiceLine],
+    balance: Decimal,
+    terms_days: int,
+    tax_total: Decimal | None,
+    action: str,
+) -> str:
+    def lines(found: Sequence[InvoiceLine]) -> str:
+        rows = [
+            [ln.item_id, ln.description, str(ln.quantity), str(ln.unit_price), str(ln.amount)] for ln in found
+        ]
+        return _digest(rows)[:8]
+
+    parts = {
+        "s": lines(charge_lines),
+        "i": lines(item_lines),
+        "b": format(balance, "f"),
+        "d": str(terms_days),
+        "t": "" if tax_total is None else format(tax_total, "f"),
+        "a": action,
+    }
+    return ";".join(f"{k}={v}" for k, v in parts.items())
+
+
+def _differs(key: str, old: dict[str, str], new: dict[str, str]) -> bool:
+    if key == "t" and "" in (old.get(key), new.get(key)):
+        return False  # no invoice on one side (skipped): no tax to compare, the outcome says it
+    return old.get(key) != new.get(key)
+
+
+def _parts(inputs: str) -> dict[str, str]:
+    return dict(part.split("=", 1) for part in inputs.split(";") if "=" in part)
 
 
 def plan_run(run: RunInput) -> RunPlan:
@@ -483,16 +546,41 @@ def plan_run(run: RunInput) -> RunPlan:
             "accounts": [p.fingerprint for p in plans],
         }
     )
-    return RunPlan(run.profile.id, run.period, run.invoice_date, run.skip_zero, plans, fingerprint, totals)
+    parameters = {
+        "invoice_date": run.invoice_date.isoformat(),
+        "skip_zero": str(run.skip_zero).lower(),
+        "destination": str(run.destination),
+    }
+    return RunPlan(
+        run.profile.id, run.period, run.invoice_date, run.skip_zero, plans, fingerprint, totals, parameters
+    )
 
 
-def changed_accounts(before: dict[str, str], plan: RunPlan) -> dict[str, list[str]]:
-    """What changed since a preview (its account fingerprints): accounts added, removed, changed."""
-    now = {p.contact_id: p.fingerprint for p in plan.accounts}
+def changed_accounts(
+    before: dict[str, str], plan: RunPlan, parameters: dict[str, str] | None = None
+) -> dict[str, object]:
+    """What changed since a preview (each account's `inputs`, the run's `parameters`): accounts
+    added, removed, changed; for each changed account WHICH inputs (`why`: services,
+    billable_items, balance, terms, tax, outcome) and its balance then and now; the run's own
+    choices that changed (`run`: invoice_date, skip_zero, destination)."""
+    now = {p.contact_id: p.inputs for p in plan.accounts}
+    changed = sorted(c for c in set(now) & set(before) if now[c] != before[c])
+    why: dict[str, list[str]] = {}
+    balances: dict[str, dict[str, str]] = {}
+    for contact in changed:
+        old, new = _parts(before[contact]), _parts(now[contact])
+        names = [name for key, name in INPUT_NAMES.items() if _differs(key, old, new)]
+        why[contact] = names or ["unknown"]  # a preview kept by an older version names no input
+        if "balance" in names and "b" in old:
+            balances[contact] = {"before": old["b"], "now": new["b"]}
+    run = sorted(k for k, v in plan.parameters.items() if parameters is not None and parameters.get(k) != v)
     return {
         "added": sorted(set(now) - set(before)),
         "removed": sorted(set(before) - set(now)),
-        "changed": sorted(c for c in set(now) & set(before) if now[c] != before[c]),
+        "changed": changed,
+        "why": why,
+        "balances": balances,
+        "run": run,
     }
 
 

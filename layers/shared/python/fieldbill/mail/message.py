@@ -8,6 +8,7 @@ multipart/mixed
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -32,6 +33,18 @@ class InvoiceMail:
     currency: str
     due_date: str | None
     pdf: bytes
+    # issue 16: a period invoice's previous balance (earlier invoices), told apart from its total
+    balance_forward: Decimal | None = None
+
+
+def _previous(mail: InvoiceMail, strong: Callable[[str], str]) -> str:
+    if not mail.balance_forward:
+        return ""
+    owed = mail.total + mail.balance_forward
+    return (
+        f" Your account's previous balance of {strong(f'{mail.balance_forward:.2f} {mail.currency}')} is not"
+        f" included in it: the account owes {strong(f'{owed:.2f} {mail.currency}')} in all."
+    )
 
 
 def subject(mail: InvoiceMail) -> str:
@@ -44,7 +57,7 @@ def _text(mail: InvoiceMail) -> str:
     return (
         f"{greeting}\n\n"
         f"Please find attached invoice {mail.number} from {mail.company} for "
-        f"{mail.total:.2f} {mail.currency}.{due}\n\n"
+        f"{mail.total:.2f} {mail.currency}.{due}{_previous(mail, str)}\n\n"
         f"Thank you for your business.\n{mail.company}\n"
     )
 
@@ -57,7 +70,8 @@ def _html(mail: InvoiceMail) -> str:
         "<!DOCTYPE html>\n<html><body>\n"
         f"<p>{greeting}</p>\n"
         f"<p>Please find attached invoice <strong>{esc(mail.number)}</strong> from {esc(mail.company)} "
-        f"for <strong>{mail.total:.2f} {esc(mail.currency)}</strong>.{due}</p>\n"
+        f"for <strong>{mail.total:.2f} {esc(mail.currency)}</strong>.{due}"
+        f"{_previous(mail, lambda t: f'<strong>{esc(t)}</strong>')}</p>\n"
         f"<p>Thank you for your business.<br>{esc(mail.company)}</p>\n"
         "</body></html>\n"
     )

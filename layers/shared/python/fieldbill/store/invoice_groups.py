@@ -62,6 +62,11 @@ def list_groups(tenant_id: str, limit: int, cursor: str | None) -> tuple[list[In
     return common.list_by_gsi1(InvoiceGroup, key, limit, common.checked_cursor(cursor, gsi1pk=key))
 
 
+def cursor_after(record: InvoiceGroup) -> str | None:
+    """The list's cursor right after this group (a page cut short:)."""
+    return common.cursor_after_gsi1(record)
+
+
 def member_ids(tenant_id: str, group_id: str) -> list[str]:
     query = Entity.query(
         InvoiceGroup.key(tenant_id, group_id), Entity.sk.startswith(InvoiceGroup.member_sort_key(""))

@@ -55,6 +55,7 @@ class InvoiceForMail:
     billing_email: str | None
     delivery_status: str
     delivery_message_id: str | None
+    balance_forward: Decimal | None = None  # issue 16: a period invoice's previous balance
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -122,6 +123,7 @@ def invoice_for_mail(tenant_id: str, invoice_id: str) -> InvoiceForMail:
         billing_email=invoice.billing_email or (contact.email if contact is not None else None),
         delivery_status=invoice.delivery_status or DeliveryStatus.NOT_SENT.value,
         delivery_message_id=invoice.delivery_message_id,
+        balance_forward=invoice.balance_forward,
     )
 
 

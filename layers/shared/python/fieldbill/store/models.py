@@ -789,6 +789,14 @@ class PeriodPreview(Entity, discriminator="PeriodPreview"):
     PREFIX = "RPREVIEW"
 
     accounts = MapAttribute[str, Any](default=dict)
+    # The run's own choices (invoice date, skip $0, destination) the preview was made with,
+    # and how many parts (sk PART#nnnn, beside META) hold its accounts: one item holds 400 KB.
+    parameters = MapAttribute[str, Any](null=True)
+    parts = NumberAttribute(null=True)
+
+    @staticmethod
+    def part_sort_key(number: int) -> str:
+        return f"PART#{number:04d}"
 
 
 # ---------------------------------------------------------------------------- job-shop jobs (issue 14)

@@ -41,6 +41,9 @@ from fieldbill.store.models import (
 )
 
 PREVIEW_DAYS = 1
+# Accounts a preview keeps per item: an account's inputs are about 50 characters, so 2,000 of
+# them stay well inside DynamoDB's 400 KB item limit.
+PREVIEW_PART_ACCOUNTS = 2000
 
 
 # ---------------------------------------------------------------------------- bill profiles
@@ -79,6 +82,27 @@ def create_profile(tenant_id: str, profile: recurring.BillProfile, actor: str) -
 
 def get_profile(tenant_id: str, profile_id: str) -> BillProfile:
     return common.get(BillProfile, BillProfile.key(tenant_id, profile_id), entity="bill profile")
+
+
+def update_profile(tenant_id: str, profile_id: str, changes: dict[str, object], actor: str) -> BillProfile:
+    """Name, terms or skip $0 default; 404 when the profile does not exist."""
+    record = get_profile(tenant_id, profile_id)
+    actions: list[Action] = [BillProfile.updated_at.set(now_iso())]
+    if "name" in changes:
+        name = str(changes["name"])
+        actions += [BillProfile.name.set(name), BillProfile.gsi1sk.set(f"{name.lower()}#{profile_id}")]
+    if "terms_days" in changes:
+        actions.append(BillProfile.terms_days.set(int(str(changes["terms_days"]))))
+    if "skip_zero" in changes:
+        actions.append(BillProfile.skip_zero.set(bool(changes["skip_zero"])))
+    said = ", ".join(f"{k} {v}" for k, v in sorted(changes.items()))
+    actions.append(
+        BillProfile.history.set(
+            BillProfile.history.append([common.history_entry(actor, None, "updated", said)])
+        )
+    )
+    record.update(actions=actions, condition=Entity.pk.exists())
+    return record
 
 
 def list_profiles(tenant_id: str, limit: int, cursor: str | None) -> tuple[list[BillProfile], str | None]:
@@ -237,6 +261,39 @@ def load_run_data(tenant_id: str, profile_id: str, tax_rules: tax.TaxRules | Non
     return RunData(accounts, unmapped)
 
 
+def load_account_data(tenant_id: str, profile_id: str, contact_id: str) -> RunData:
+    """What `load_run_data` reads, for ONE account of the profile (regenerating its draft): its
+    services and pending items by their contact-prefixed sort keys, its balance, the products'
+    mappings; a handful of small requests instead of the whole profile's."""
+    contact = common.find(Contact, Contact.key(tenant_id, contact_id))
+    if contact is None or contact.bill_profile_id != profile_id:
+        return RunData([], frozenset())
+    prefix = f"{contact_id}#"
+    services = [
+        service_to_domain(r)
+        for r in Entity.gsi1.query(RecurringService.list_key(tenant_id), Entity.gsi1sk.startswith(prefix))
+        if isinstance(r, RecurringService) and r.contact_id == contact_id
+    ]
+    pending = [
+        billing.item_to_domain(r)
+        for r in Entity.gsi1.query(
+            BillableItem.status_key(tenant_id, "pending"), Entity.gsi1sk.startswith(prefix)
+        )
+        if isinstance(r, BillableItem) and r.contact_id == contact_id
+    ]
+    products = [r for r in Entity.gsi1.query(Product.list_key(tenant_id)) if isinstance(r, Product)]
+    account = recurring.AccountInput(
+        contact_id=contact.id,
+        name=contact.name,
+        services=tuple(services),
+        pending=tuple(pending),
+        balance=account_balances.balance_of(tenant_id, contact_id),
+        terms_days=int(contact.terms_days) if contact.terms_days is not None else None,
+        linked_to_quickbooks=bool(contact.qbo_id),
+    )
+    return RunData([account], frozenset(r.id for r in products if not r.qbo_id))
+
+
 def existing_items(tenant_id: str, item_ids: Iterable[str]) -> dict[str, BillableItem]:
     """Recurring charges that are billable items already (an earlier run; its invoice deleted)."""
     return billing.items_by_id(tenant_id, item_ids)
@@ -250,24 +307,71 @@ def item_stub(tenant_id: str, item_id: str) -> BillableItem:
 
 
 # ---------------------------------------------------------------------------- previews
-def save_preview(tenant_id: str, fingerprint: str, accounts: dict[str, str]) -> None:
-    PeriodPreview(
+def save_preview(
+    tenant_id: str, fingerprint: str, accounts: dict[str, str], parameters: dict[str, str] | None = None
+) -> None:
+    """What a preview showed: each account's inputs (in parts of PREVIEW_PART_ACCOUNTS: a profile of
+    thousands of accounts outgrows one item), then the run's own choices and the number of parts,
+    written last so a preview read back is whole or not found."""
+    key, stamp, ttl = (
         PeriodPreview.key(tenant_id, fingerprint),
+        now_iso(),
+        int(now().timestamp()) + PREVIEW_DAYS * 86400,
+    )
+    ordered = sorted(accounts.items())
+    chunks = [ordered[n : n + PREVIEW_PART_ACCOUNTS] for n in range(0, len(ordered), PREVIEW_PART_ACCOUNTS)]
+    with PeriodPreview.batch_write() as batch:
+        for number, chunk in enumerate(chunks):
+            batch.save(
+                PeriodPreview(
+                    key,
+                    PeriodPreview.part_sort_key(number),
+                    tenant_id=tenant_id,
+                    id=fingerprint,
+                    accounts=dict(chunk),
+                    created_at=stamp,
+                    ttl=ttl,
+                )
+            )
+    PeriodPreview(
+        key,
         META,
         tenant_id=tenant_id,
         id=fingerprint,
-        accounts=accounts,
-        created_at=now_iso(),
-        ttl=int(now().timestamp()) + PREVIEW_DAYS * 86400,
+        accounts={},
+        parameters=parameters,
+        parts=len(chunks),
+        created_at=stamp,
+        ttl=ttl,
     ).save()
 
 
-def preview_accounts(tenant_id: str, fingerprint: str) -> dict[str, str] | None:
-    record = common.find(PeriodPreview, PeriodPreview.key(tenant_id, fingerprint))
-    if record is None:
-        return None
-    data = record.accounts.as_dict() if hasattr(record.accounts, "as_dict") else dict(record.accounts)
+@dataclass(frozen=True)
+class ShownPreview:
+    accounts: dict[str, str]
+    parameters: dict[str, str] | None
+
+
+def _plain_map(value: object) -> dict[str, str]:
+    data = value.as_dict() if hasattr(value, "as_dict") else dict(value)  # type: ignore[call-overload]
     return {str(k): str(v) for k, v in data.items()}
+
+
+def preview_shown(tenant_id: str, fingerprint: str) -> ShownPreview | None:
+    """The preview as it was saved, or None (expired, or not all of it written)."""
+    meta: PeriodPreview | None = None
+    accounts: dict[str, str] = {}
+    found = 0
+    for record in PeriodPreview.query(PeriodPreview.key(tenant_id, fingerprint)):
+        if record.sk == META:
+            meta = record
+        else:
+            found += 1
+        accounts.update(_plain_map(record.accounts))  # a preview of an older version: all in META
+    if meta is None or (meta.parts is not None and int(meta.parts) != found):
+        return None
+    parameters = None if meta.parameters is None else _plain_map(meta.parameters)
+    return ShownPreview(accounts, parameters)
 
 
 # ---------------------------------------------------------------------------- the bill-once write
@@ -380,6 +484,10 @@ def rewrite_draft(
         Invoice.subtotal.set(invoice.subtotal),
         Invoice.total.set(invoice.total),
         Invoice.balance.set(invoice.total),
+        # the tax the new lines carry (it was left as it was, the total without it)
+        Invoice.tax_total.set(invoice.tax_total),
+        Invoice.tax_code_id.set(invoice.tax_code_id) if invoice.tax_code_id else Invoice.tax_code_id.remove(),
+        Invoice.tax_rate.set(invoice.tax_rate) if invoice.tax_rate is not None else Invoice.tax_rate.remove(),
         Invoice.balance_forward.set(balance_forward),
         Invoice.version.set(version),
         Invoice.updated_at.set(now_iso()),

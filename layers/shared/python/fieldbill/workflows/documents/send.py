@@ -57,6 +57,7 @@ def send_invoice(
         currency=invoice.currency,
         due_date=invoice.due_date,
         pdf=pdf,
+        balance_forward=invoice.balance_forward,
     )
     # Built before the claim: a message that cannot be built claims nothing.
     built = mail_message.build(mail, now())

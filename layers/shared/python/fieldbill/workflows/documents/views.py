@@ -59,6 +59,7 @@ def document(record: Invoice, contact: Contact | None, company: str) -> InvoiceD
         amount_paid=max(total - balance, ZERO),
         balance=balance,
         currency=record.currency or "USD",
+        balance_forward=record.balance_forward,
     )
 
 

@@ -9,6 +9,8 @@ from current data (workflows/recurring/regenerate.py), bill once kept.
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
@@ -52,6 +54,32 @@ def summary(tenant_id: str, group_id: str, today: date) -> tuple[Any, list[Any],
     group = store.get(tenant_id, group_id)
     records = store.invoices(tenant_id, group_id)
     return group, records, dgroups.summarize((member(r) for r in records), today)
+
+
+def invoices_page(
+    group_id: str, records: Sequence[Any], limit: int, cursor: str | None
+) -> tuple[list[Any], str | None]:
+    """A page of the group's invoices (in invoice-id order, as the group keeps them), after the
+    cursor of the previous page; the cursor names its group, so another group's is refused."""
+    after = ""
+    if cursor:
+        try:
+            value = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        except ValueError:
+            value = None
+        if (
+            not isinstance(value, dict)
+            or value.get("group") != group_id
+            or not isinstance(value.get("after"), str)
+        ):
+            raise ValidationError("cursor", "not a cursor this API returned for this group")
+        after = value["after"]
+    rest = sorted((r for r in records if str(r.id) > after), key=lambda r: str(r.id))
+    shown = rest[:limit]
+    if len(rest) <= limit:
+        return shown, None
+    token = json.dumps({"group": group_id, "after": str(shown[-1].id)})
+    return shown, base64.urlsafe_b64encode(token.encode()).decode()
 
 
 def selection(tenant_id: str, group_id: str, which: str) -> list[str]:

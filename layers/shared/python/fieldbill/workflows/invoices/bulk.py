@@ -36,6 +36,9 @@ class BulkRequest(BaseModel):
     # --- invoice groups (issue 16): the group add_to_group adds to (created first when new).
     group_id: RecordId | None = None
     group_name: str | None = Field(default=None, max_length=200)
+    # --- An invoice group's action works on the group's invoices (all, unpaid or drafts),
+    # read by the worker when it runs: a group holds more invoices than a selection.
+    group_members: Literal["all", "unpaid", "drafts"] | None = None
 
 
 def _code(exc: DomainError) -> str:
@@ -78,6 +81,11 @@ def run(
     if request.filter is not None and request.action in ("add_to_group", "print"):
         # One document, one group: the filter's matches are resolved first (at most a selection's).
         request = request.model_copy(update={"invoice_ids": _at_most_a_selection(tenant_id, request)})
+    if request.group_members is not None and request.group_id:
+        from fieldbill.workflows.invoice_groups import groups  # lazy: only a group's action needs it
+
+        members = groups.selection(tenant_id, request.group_id, request.group_members)
+        request = request.model_copy(update={"invoice_ids": members})
     if request.action == "add_to_group":
         from fieldbill.workflows.invoice_groups import groups  # lazy: only this action needs it
 

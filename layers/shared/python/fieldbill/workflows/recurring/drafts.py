@@ -83,7 +83,9 @@ def plan(tenant_id: str, request: DraftsRequest) -> recurring.RunPlan:
 
 def preview(tenant_id: str, request: DraftsRequest) -> recurring.RunPlan:
     result = plan(tenant_id, request)
-    store.save_preview(tenant_id, result.fingerprint, {p.contact_id: p.fingerprint for p in result.accounts})
+    store.save_preview(
+        tenant_id, result.fingerprint, {p.contact_id: p.inputs for p in result.accounts}, result.parameters
+    )
     return result
 
 
@@ -157,8 +159,12 @@ def commit(
         "totals": _plain(current.totals),
     }
     if request.preview_fingerprint and request.preview_fingerprint != current.fingerprint:
-        shown = store.preview_accounts(tenant_id, request.preview_fingerprint)
-        changes = recurring.changed_accounts(shown, current) if shown is not None else None
+        shown = store.preview_shown(tenant_id, request.preview_fingerprint)
+        changes = (
+            recurring.changed_accounts(shown.accounts, current, shown.parameters)
+            if shown is not None
+            else None
+        )
         result.update(stale=True, changed=changes, written=0)
         return result, None  # nothing written: preview again
     counts = {"created": 0, "exists": 0, "skip_zero": 0, "too_many_lines": 0, "conflict": 0}

@@ -18,6 +18,7 @@ from fieldbill.domain.errors import Conflict, InvalidTransition, ValidationError
 from fieldbill.domain.states import INVOICE_MACHINE
 from fieldbill.store import invoices
 from fieldbill.store import recurring as store
+from fieldbill.workflows.billing.destination import invoice_rules
 
 
 def regenerate_draft(tenant_id: str, invoice_id: str, actor: str) -> bool:
@@ -31,7 +32,8 @@ def regenerate_draft(tenant_id: str, invoice_id: str, actor: str) -> bool:
         raise ValidationError("invoice_id", "not a draft of a bill profile's period")
     profile = store.profile_to_domain(store.get_profile(tenant_id, record.bill_profile_id))
     period = recurring.period_for(profile, record.period_key)
-    data = store.load_run_data(tenant_id, profile.id)
+    # This account's data only: a group's regenerate runs this for each of its drafts.
+    data = store.load_account_data(tenant_id, profile.id, record.contact_id)
     account = next((a for a in data.accounts if a.contact_id == record.contact_id), None)
     if account is None:
         raise ValidationError("invoice_id", "its account no longer has this bill profile")
@@ -50,6 +52,9 @@ def regenerate_draft(tenant_id: str, invoice_id: str, actor: str) -> bool:
         destination=dm.Destination(record.destination),
         accounts=(account,),
         unmapped_products=data.unmapped_products,
+        # Taxed as "create draft invoices" taxed it (without the rules a regenerated
+        # draft lost its tax): the account's code, exemption, or the default.
+        tax_rules=invoice_rules(tenant_id, dm.Destination(record.destination)).tax,
     )
     plan = recurring.plan_account(run, account)
     if plan.invoice is None:
