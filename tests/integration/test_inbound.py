@@ -350,3 +350,41 @@ def test_a_balance_quickbooks_reports_is_kept_in_cents(stack):
     # Then the invoice shows money as money: cents, as every amount it holds
     after = Entity.get(invoice.pk, META, consistent_read=True)
     assert (str(after.balance), str(after.qbo_total)) == ("45.00", "145.00")
+
+
+def test_a_payment_removed_here_that_quickbooks_still_holds_does_not_come_back(stack, company):
+    # Given our invoice in QuickBooks (145.00) with our payment of 60.00 there too (linked)
+    from fieldbill.store import invoices
+
+    tenant, realm = company
+    seed_contact(tenant, "Removed Pools")
+    seed_product(tenant, "Weekly pool service")
+    invoice = seed_invoice(tenant)
+    send(stack, tenant, invoice.id)
+    (synced,) = wait_settled(tenant, [invoice.id])
+    assert synced.sync_status == "synced", synced.sync_error
+    invoices.record_payment(
+        tenant,
+        invoice.id,
+        {"id": "chk-1", "amount": Decimal("60.00"), "method": "check", "date": "2026-12-01"},
+        "user:test",
+    )
+    there = stack.emulator.pay_invoice(realm, str(synced.qbo_id), "60.00")
+    assert invoices.link_payment(tenant, invoice.id, "chk-1", str(there["Id"]))
+    # When the payment is removed here, and QuickBooks' invoice (still paid 60.00: its Payment
+    # is not deleted there yet) is applied, as a late event or the backfill would
+    invoices.remove_payment(tenant, invoice.id, "chk-1", "user:test", None)
+    pulls.apply_event(tenant, "Invoice", str(synced.qbo_id), "Update")
+    # Then the invoice stays whole: the removed payment is not taken back from QuickBooks
+    after = invoices.get(tenant, invoice.id)
+    assert (after.status, str(after.balance), str(after.amount_paid or 0)) == ("open", "145.00", "0")
+    # And once QuickBooks' Payment is deleted, the next event finds nothing to change either
+    stack.emulator.user_delete(realm, "Payment", str(there["Id"]))
+    pulls.apply_event(tenant, "Invoice", str(synced.qbo_id), "Update")
+    after = invoices.get(tenant, invoice.id)
+    assert (after.status, str(after.balance)) == ("open", "145.00")
+    # While a payment made in QuickBooks itself (not ours) still counts here
+    stack.emulator.pay_invoice(realm, str(synced.qbo_id), "45.00")
+    pulls.apply_event(tenant, "Invoice", str(synced.qbo_id), "Update")
+    after = invoices.get(tenant, invoice.id)
+    assert (after.status, str(after.balance)) == ("partially_paid", "100.00")

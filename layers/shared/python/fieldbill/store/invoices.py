@@ -537,7 +537,21 @@ def remove_payment(
     )
     after = payments.remove_payment(before, removed.amount)
     why = reason or f"payment {removed.amount} removed"
-    return _write_balance(record, after, actor, why, [Invoice.payments.set(kept)]), removed.qbo_id
+    extra: list[Action] = [Invoice.payments.set(kept)]
+    if removed.qbo_id:
+        extra.append(Invoice.removed_payments.set([*(record.removed_payments or []), removed]))
+    return _write_balance(record, after, actor, why, extra), removed.qbo_id
+
+
+def payment_removal_waiting(record: Invoice, linked_payment_ids: Iterable[str]) -> Decimal:
+    """Payments removed here that QuickBooks' copy of the invoice still lists (its Payment not
+    deleted there yet): the inbound flow adds them back to QuickBooks' balance, so a late event
+    or the backfill never brings a removed payment back."""
+    linked = set(linked_payment_ids)
+    return sum(
+        (Decimal(p.amount) for p in record.removed_payments or [] if p.qbo_id and str(p.qbo_id) in linked),
+        Decimal("0"),
+    )
 
 
 def _write_balance(record: Invoice, after: Any, actor: str, reason: str, extra: list[Action]) -> Invoice:

@@ -490,6 +490,9 @@ class Invoice(Entity, discriminator="Invoice"):
     sent_via = UnicodeAttribute(null=True)  # email | marked | quickbooks
     # Payments kept on the invoice (one write changes payments, balance and status together).
     payments = ListAttribute(of=Payment, default=list)
+    # Payments removed here, kept while QuickBooks may still hold them (its Payment deleted
+    # through the queue): the inbound flow must not take them back from QuickBooks' balance.
+    removed_payments = ListAttribute(of=Payment, null=True)
     amount_paid = DecimalAttribute(default=lambda: Decimal("0"))
     amount_credited = DecimalAttribute(default=lambda: Decimal("0"))
     # Email delivery (store/messages.py): where the invoice is emailed by default, and the delivery

@@ -24,6 +24,7 @@ from fieldbill.quickbooks.cdc import ENTITIES, ITEM_TYPES
 from fieldbill.quickbooks.client import QboClient
 from fieldbill.quickbooks.errors import Permanent
 from fieldbill.store import credit_memos, qbo_links
+from fieldbill.store import invoices as lifecycle
 from fieldbill.store.qbo_links import Linked
 
 ACTOR = "quickbooks_inbound"
@@ -57,6 +58,14 @@ class Applied:
             "deactivated": self.deactivated,
             "unchanged": self.unchanged,
         }
+
+
+def _linked(row: dict[str, Any], txn_type: str) -> list[str]:
+    """The ids of the transactions of a type QuickBooks lists as linked to an entity (an
+    Invoice lists the Payments that pay it)."""
+    return [
+        str(t["TxnId"]) for t in row.get("LinkedTxn") or [] if t.get("TxnType") == txn_type and t.get("TxnId")
+    ]
 
 
 def _dec(value: Any) -> Decimal | None:
@@ -329,6 +338,8 @@ class Applier:
                 waiting += credit_memos.waiting_credit(ours)
                 # ... and credit removed here that QuickBooks still applies is owed again (wt-life)
                 waiting -= credit_memos.removal_waiting(ours)
+                # ... and so are payments removed here whose Payment QuickBooks still holds
+                waiting -= lifecycle.payment_removal_waiting(ours, _linked(row, "Payment"))
                 # in cents, as every balance of ours (QuickBooks may answer 160.0)
                 balance = cents(max(Decimal(0), balance - waiting))
             status = str(states.status_from_quickbooks_balance(InvoiceStatus(ours.status), balance, total))
