@@ -182,6 +182,9 @@ class Applier:
                 "email": email or None,
                 "active": active,
                 "balance": _dec(row.get("Balance")) or Decimal("0"),
+                # issue 17: as contact_to_qbo sends them, so our own round trip is no change
+                "phone": mapping.phone_from_qbo(row.get("PrimaryPhone")),
+                "address": mapping.address_from_qbo(row.get("BillAddr")),
             }
         values: dict[str, Any] = {
             "name": _clean(str(row.get("Name") or ""), active),
