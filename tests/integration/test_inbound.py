@@ -426,3 +426,23 @@ def test_our_phone_and_address_through_quickbooks_and_back_are_no_change(stack, 
     assert (contact.history[-1].reason or "").endswith(": email")
     # and the same version applied again is no change at all
     assert pulls.apply_event(tenant, "Customer", made["Id"], "Update").unchanged == 1
+
+
+def test_linking_by_name_keeps_our_phone_and_address_when_quickbooks_has_none(stack, company):
+    tenant, realm = company
+    # Given our contact with a phone and an address, not linked yet
+    record = seed_contact(tenant, "Kappa Pools", "c-kappa")
+    record.update(
+        actions=[
+            Contact.phone.set("813-555-0122"),
+            Contact.address.set("3 Gulf Blvd"),
+            Contact.gsi1pk.set(Contact.list_key(tenant)),
+            Contact.gsi1sk.set("kappa pools#c-kappa"),
+        ]
+    )
+    # When a customer of that name without them is pulled, it is linked
+    made = stack.emulator.user_create(realm, "Customer", {"DisplayName": "Kappa Pools"})
+    assert pulls.pull(tenant, "customers").linked == 1
+    # Then an absence there does not erase ours
+    contact = contact_of(tenant, made["Id"])
+    assert contact is not None and (contact.phone, contact.address) == ("813-555-0122", "3 Gulf Blvd")

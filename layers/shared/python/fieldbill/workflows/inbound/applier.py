@@ -234,7 +234,9 @@ class Applier:
         same_name = qbo_links.find_unlinked_by_name(self.tenant_id, entity, values["name"])
         try:
             if same_name is not None:
-                changes = {k: v for k, v in values.items() if k != "name"}
+                # What QuickBooks has none of does not erase ours (our phone and address, issue
+                # 17): a contact changed here is pushed to the customer after the link.
+                changes = {k: v for k, v in values.items() if k != "name" and v is not None}
                 reason = f"linked to QuickBooks {entity} {qbo_id} (same name)"
                 qbo_links.link_existing(same_name, entity, qbo_id, token, changes, ACTOR, reason)
                 result.linked += 1
