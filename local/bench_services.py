@@ -10,8 +10,9 @@ about two thirds (an index query walks every item of the table for its partition
 deep-copies each item it evaluates before the filter), botocore's parse of the answer ~10%,
 PynamoDB making models of the lines the page shows ~7%, our code (grouping, badges) 0.3%: a page
 reads its customers' lines and little more. A page costs more as the table grows (moto's walk), not
-as the page does. Asking for fewer attributes (ProjectionExpression) made a page 3x slower on moto
-(its projection copies and converts each attribute), so the page reads whole items.
+as the page does (2.6 s a page of 50 customers over 2,000 visits, 6.9 s over 10,000, on a shared
+2-core machine at load 1-3.4). Asking for fewer attributes (ProjectionExpression) made a page 3x
+slower on moto (its projection copies and converts each attribute), so the page reads whole items.
 """
 
 from __future__ import annotations
