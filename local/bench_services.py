@@ -4,6 +4,15 @@ page of 50 customers; then bulk invoices for those 500 customers, DynamoDB reque
 
 Requests are counted where moto serves them (local/moto_dynamodb.REQUESTS): every request of every
 client, retries included. Timings are moto's, not DynamoDB's; the request counts carry over.
+
+Where a page's milliseconds go (cProfile of one page, 100 customers x 20 visits,): moto
+about two thirds (an index query walks every item of the table for its partition, sizes and
+deep-copies each item it evaluates before the filter), botocore's parse of the answer ~10%,
+PynamoDB making models of the lines the page shows ~7%, our code (grouping, badges) 0.3%: a page
+reads its customers' lines and little more. A page costs more as the table grows (moto's walk), not
+as the page does (2.6 s a page of 50 customers over 2,000 visits, 6.9 s over 10,000, on a shared
+2-core machine at load 1-3.4). Asking for fewer attributes (ProjectionExpression) made a page 3x
+slower on moto (its projection copies and converts each attribute), so the page reads whole items.
 """
 
 from __future__ import annotations

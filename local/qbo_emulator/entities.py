@@ -207,6 +207,28 @@ class Accounting:
         self._unique_name(c, "Customer", "DisplayName", name, existing, "customer, vendor or employee")
         for key, max_len in (("GivenName", 100), ("FamilyName", 100), ("CompanyName", 100), ("Notes", 2000)):
             _check_len(d, key, max_len)
+        # issue 17: QuickBooks keeps a customer's PrimaryPhone and BillAddr as given (Line1-5, City,
+        # CountrySubDivisionCode, PostalCode, Country) and numbers the address (PhysicalAddress.Id,
+        # kept across updates)
+        phone = d.get("PrimaryPhone")
+        if isinstance(phone, dict):
+            _check_len(phone, "FreeFormNumber", 30, "PrimaryPhone.FreeFormNumber")
+        addr = d.get("BillAddr")
+        if isinstance(addr, dict):
+            for key in (
+                "Line1",
+                "Line2",
+                "Line3",
+                "Line4",
+                "Line5",
+                "City",
+                "CountrySubDivisionCode",
+                "Country",
+            ):
+                _check_len(addr, key, 500, f"BillAddr.{key}")
+            _check_len(addr, "PostalCode", 30, "BillAddr.PostalCode")
+            old = (existing or {}).get("BillAddr") or {}
+            addr.setdefault("Id", old.get("Id") or c.new_id("PhysicalAddress"))
         d["DisplayName"] = name
         d["FullyQualifiedName"] = name
         d["Active"] = active

@@ -184,3 +184,70 @@ def test_an_invoice_paid_in_quickbooks_without_a_webhook_is_picked_up_by_the_hou
     history = api.ok("GET", f"/history/invoice/{invoice['id']}")["history"]
     paid = [h for h in history if h["to"] == "paid"]
     assert len(paid) == 1 and paid[0]["actor"] == "quickbooks_inbound" and "balance 0" in paid[0]["reason"]
+
+
+# ---- issue 17: a customer's phone and billing address, both ways, without ping-pong
+def test_phone_and_address_come_in_from_quickbooks_and_ours_go_there_and_back_unchanged(
+    stack, connected_client: Client
+):
+    api = connected_client
+    emu = stack.emulator
+    stack.aws.drain()
+    realm = api.ok("GET", "/quickbooks/connection")["realm_id"]
+    emu.configure(realm, webhooks_enabled=False)
+    # Given a customer made in QuickBooks with a phone and a structured billing address
+    made = emu.user_create(
+        realm,
+        "Customer",
+        {
+            "DisplayName": "Theta Pools",
+            "PrimaryPhone": {"FreeFormNumber": "(813) 555-0100"},
+            "BillAddr": {
+                "Line1": "12 Palm Road",
+                "City": "Tampa",
+                "CountrySubDivisionCode": "FL",
+                "PostalCode": "33602",
+            },
+        },
+    )
+    stack.aws.fire_schedule("CustomersSync")
+    stack.aws.drain()
+    theirs = contact_linked_to(api, made["Id"])
+    assert theirs is not None
+    assert (theirs["phone"], theirs["address"]) == ("(813) 555-0100", "12 Palm Road\nTampa, FL 33602")
+    # And our contact with a phone and an address, in QuickBooks at once
+    ours = api.ok(
+        "POST",
+        "/contacts",
+        json={"name": "Iota Pools", "phone": "813-555-0111", "address": "1 Bay St\nTampa, FL 33602"},
+    )
+    customer = wait_for(
+        lambda: (
+            (c := api.ok("GET", f"/contacts/{ours['id']}", expect=200))["qbo_id"]
+            and not c["qbo_dirty_since"]
+            and c
+        ),
+        timeout=30,
+        what="contact in QuickBooks",
+    )
+    sent = emu.entity(realm, "Customer", customer["qbo_id"])
+    assert (
+        sent["BillAddr"]["Line2"] == "Tampa, FL 33602"
+        and sent["PrimaryPhone"]["FreeFormNumber"] == "813-555-0111"
+    )
+    # When QuickBooks changes its email only and the customers sync brings it back
+    emu.user_edit(
+        realm, "Customer", customer["qbo_id"], {"PrimaryEmailAddr": {"Address": "iota@example.com"}}
+    )
+    token = emu.entity(realm, "Customer", customer["qbo_id"])["SyncToken"]
+    stack.aws.fire_schedule("CustomersSync")
+    stack.aws.drain()
+    # Then ours keeps its phone and address, takes the email, and nothing is pushed back
+    back = api.ok("GET", f"/contacts/{ours['id']}", expect=200)
+    assert (back["phone"], back["address"], back["email"]) == (
+        "813-555-0111",
+        "1 Bay St\nTampa, FL 33602",
+        "iota@example.com",
+    )
+    assert back["qbo_dirty_since"] is None
+    assert emu.entity(realm, "Customer", customer["qbo_id"])["SyncToken"] == token

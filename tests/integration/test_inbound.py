@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from fieldbill.quickbooks import tokens
+from fieldbill.quickbooks import mapping, tokens
 from fieldbill.quickbooks.client import QboClient
 from fieldbill.quickbooks.limiter import RateLimiter
 from fieldbill.store import inbound_events
@@ -388,3 +388,99 @@ def test_a_payment_removed_here_that_quickbooks_still_holds_does_not_come_back(s
     pulls.apply_event(tenant, "Invoice", str(synced.qbo_id), "Update")
     after = invoices.get(tenant, invoice.id)
     assert (after.status, str(after.balance)) == ("partially_paid", "100.00")
+
+
+# ---- issue 17: a customer's phone and BillAddr come in too, and our own round trip changes nothing
+def test_a_customers_phone_and_structured_address_come_in_without_losing_city_state_or_postal(stack, company):
+    tenant, realm = company
+    emu = stack.emulator
+    # Given a customer made in QuickBooks with a phone and a structured billing address
+    made = emu.user_create(
+        realm,
+        "Customer",
+        {
+            "DisplayName": "Zeta Pools",
+            "PrimaryPhone": {"FreeFormNumber": "(813) 555-0100"},
+            "BillAddr": {
+                "Line1": "12 Palm Road",
+                "City": "Tampa",
+                "CountrySubDivisionCode": "FL",
+                "PostalCode": "33602",
+            },
+        },
+    )
+    assert emu.entity(realm, "Customer", made["Id"])["BillAddr"]["Id"]  # QuickBooks numbers an address
+    # When it is pulled, the contact carries both
+    assert pulls.pull(tenant, "customers").created == 1
+    contact = contact_of(tenant, made["Id"])
+    assert contact is not None
+    assert (contact.phone, contact.address) == ("(813) 555-0100", "12 Palm Road\nTampa, FL 33602")
+    # When QuickBooks changes them (an event re-reads the customer), the contact follows
+    emu.user_edit(
+        realm,
+        "Customer",
+        made["Id"],
+        {
+            "PrimaryPhone": {"FreeFormNumber": "813-555-0199"},
+            "BillAddr": {"Line1": "9 Bay St", "City": "Tampa"},
+        },
+    )
+    assert pulls.apply_event(tenant, "Customer", made["Id"], "Update").updated == 1
+    contact = contact_of(tenant, made["Id"])
+    assert contact is not None
+    assert (contact.phone, contact.address) == ("813-555-0199", "9 Bay St\nTampa")
+    assert "address, phone" in (contact.history[-1].reason or "")
+
+
+def test_our_phone_and_address_through_quickbooks_and_back_are_no_change(stack, company):
+    tenant, realm = company
+    emu = stack.emulator
+    # Given our contact with a phone and an address, and its customer as our push writes it
+    record = seed_contact(tenant, "Eta Pools", "c-eta")
+    record.update(
+        actions=[
+            Contact.phone.set("(813) 555-0100"),
+            Contact.address.set("12 Palm Road\nTampa, FL 33602"),
+            Contact.gsi1pk.set(Contact.list_key(tenant)),
+            Contact.gsi1sk.set("eta pools#c-eta"),
+        ]
+    )
+    body = mapping.contact_to_qbo(
+        "Eta Pools", "owner@example.com", phone=record.phone, address=record.address
+    )
+    made = emu.user_create(realm, "Customer", body)
+    assert pulls.pull(tenant, "customers").linked == 1
+    # When QuickBooks changes something else only
+    emu.user_edit(realm, "Customer", made["Id"], {"PrimaryEmailAddr": {"Address": "new@example.com"}})
+    result = pulls.apply_event(tenant, "Customer", made["Id"], "Update")
+    # Then only the email changed here: our phone and address are not seen as changes
+    contact = contact_of(tenant, made["Id"])
+    assert contact is not None and result.updated == 1
+    assert (contact.phone, contact.address, contact.email) == (
+        "(813) 555-0100",
+        "12 Palm Road\nTampa, FL 33602",
+        "new@example.com",
+    )
+    assert (contact.history[-1].reason or "").endswith(": email")
+    # and the same version applied again is no change at all
+    assert pulls.apply_event(tenant, "Customer", made["Id"], "Update").unchanged == 1
+
+
+def test_linking_by_name_keeps_our_phone_and_address_when_quickbooks_has_none(stack, company):
+    tenant, realm = company
+    # Given our contact with a phone and an address, not linked yet
+    record = seed_contact(tenant, "Kappa Pools", "c-kappa")
+    record.update(
+        actions=[
+            Contact.phone.set("813-555-0122"),
+            Contact.address.set("3 Gulf Blvd"),
+            Contact.gsi1pk.set(Contact.list_key(tenant)),
+            Contact.gsi1sk.set("kappa pools#c-kappa"),
+        ]
+    )
+    # When a customer of that name without them is pulled, it is linked
+    made = stack.emulator.user_create(realm, "Customer", {"DisplayName": "Kappa Pools"})
+    assert pulls.pull(tenant, "customers").linked == 1
+    # Then an absence there does not erase ours
+    contact = contact_of(tenant, made["Id"])
+    assert contact is not None and (contact.phone, contact.address) == ("813-555-0122", "3 Gulf Blvd")

@@ -163,3 +163,40 @@ def test_send_via_is_our_email_unless_quickbooks_is_chosen() -> None:
     assert mapping.QboSettings.from_map({}).send_via == "email"
     assert mapping.QboSettings.from_map({"send_via": "quickbooks"}).send_via == "quickbooks"
     assert mapping.QboSettings.from_map({"send_via": "QuickBooks"}).send_via == "email"
+
+
+# ---- issue 17: a QuickBooks customer's phone and BillAddr coming in (the outbound's inverse)
+def test_a_structured_bill_addr_keeps_city_state_and_postal_code_on_one_line():
+    addr = {
+        "Id": "7",
+        "Line1": " 12 Palm Road ",
+        "Line2": "Suite 4",
+        "City": "Tampa",
+        "CountrySubDivisionCode": "FL",
+        "PostalCode": "33602",
+        "Country": "USA",
+        "Lat": "27.9",
+        "Long": "-82.4",
+    }
+    assert mapping.address_from_qbo(addr) == "12 Palm Road\nSuite 4\nTampa, FL 33602\nUSA"
+    assert mapping.address_from_qbo({"City": "Tampa"}) == "Tampa"
+    assert mapping.address_from_qbo({"Line1": "1 A St", "PostalCode": "33602"}) == "1 A St\n33602"
+    assert mapping.address_from_qbo({"Id": "3"}) is None
+    assert mapping.address_from_qbo(None) is None
+
+
+def test_more_than_five_address_lines_fold_into_the_fifth_so_nothing_is_lost():
+    addr = {f"Line{n}": f"L{n}" for n in range(1, 6)} | {"City": "Tampa", "CountrySubDivisionCode": "FL"}
+    text = mapping.address_from_qbo(addr)
+    assert text is not None and text.splitlines() == ["L1", "L2", "L3", "L4", "L5, Tampa, FL"]
+
+
+def test_our_address_and_phone_survive_a_round_trip_through_quickbooks_unchanged():
+    ours = "12 Palm Road\nTampa, FL 33602"
+    body = mapping.contact_to_qbo("Palm Pools", phone="(813) 555-0100", address=ours)
+    # QuickBooks gives the address an id of its own when it keeps it
+    back = {**body, "BillAddr": {**body["BillAddr"], "Id": "42"}}
+    assert mapping.address_from_qbo(back["BillAddr"]) == ours
+    assert mapping.phone_from_qbo(back.get("PrimaryPhone")) == "(813) 555-0100"
+    assert mapping.phone_from_qbo({"FreeFormNumber": "  "}) is None
+    assert mapping.phone_from_qbo(None) is None

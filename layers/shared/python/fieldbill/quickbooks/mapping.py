@@ -237,6 +237,34 @@ def contact_to_qbo(
     return body
 
 
+# ---- issue 17: a QuickBooks customer's phone and BillAddr coming in (inverse of contact_to_qbo)
+ADDRESS_LINES_MAX = 5  # our address is 1-5 lines, as BillAddr's Line1-Line5 going out
+
+
+def phone_from_qbo(phone: Mapping[str, Any] | None) -> str | None:
+    number = str((phone or {}).get("FreeFormNumber") or "").strip()
+    return number or None
+
+
+def address_from_qbo(addr: Mapping[str, Any] | None) -> str | None:
+    """BillAddr as our address lines: Line1-5, then "City, ST 12345", then Country, so nothing
+    QuickBooks holds is lost; more than five lines fold into the fifth. What contact_to_qbo sent
+    (lines only) comes back as exactly the text it was, so a round trip changes nothing."""
+    if not addr:
+        return None
+
+    def text(key: str) -> str:
+        return str(addr.get(key) or "").strip()
+
+    lines = [t for n in range(1, 6) if (t := text(f"Line{n}"))]
+    region = " ".join(t for t in (text("CountrySubDivisionCode"), text("PostalCode")) if t)
+    locality = ", ".join(t for t in (text("City"), region) if t)
+    lines += [t for t in (locality, text("Country")) if t]
+    if len(lines) > ADDRESS_LINES_MAX:
+        lines[ADDRESS_LINES_MAX - 1 :] = [", ".join(lines[ADDRESS_LINES_MAX - 1 :])]
+    return "\n".join(lines) or None
+
+
 def product_to_qbo(
     name: str,
     kind: str,

@@ -10,6 +10,7 @@ visit is in the ledger once or not at all. From there the ledger's own bill-once
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -19,6 +20,7 @@ from fieldbill.domain import model as dm
 from fieldbill.domain import service_pricing as sp
 from fieldbill.domain.errors import Conflict, InvalidTransition, NotFound, ValidationError
 from fieldbill.domain.states import ITEM_MACHINE, VISIT_MACHINE, VisitStatus
+from fieldbill.observability import logger
 from fieldbill.store import billing, catalog, common, transitions
 from fieldbill.store.models import (
     META,
@@ -711,6 +713,52 @@ def delete_worker(tenant_id: str, worker_id: str, actor: str) -> None:
     record = catalog.get(Worker, tenant_id, worker_id)
     extra = [_release_user(tenant_id, record.user_id, worker_id)] if record.user_id else []
     catalog.delete(record, actor, condition=catalog.same(Worker, "user_id", record.user_id), extra=extra)
+
+
+@dataclass
+class ClaimReport:
+    """What claim_worker_users did: claims put, and users that several workers share (the worker
+    keeping the claim, the others, for a person to unlink)."""
+
+    claimed: int = 0
+    shared: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
+
+
+def claim_worker_users(tenant_id: str) -> ClaimReport:
+    """Back-fill: the claim of each worker linked before links were claimed (user_id, no claim),
+    so a second link of its user is refused as for a new link. Once per tenant, safe to repeat
+    (like jobs.index_posted): one pass over the workers list; each claim is put only if absent
+    and only while its worker still has that user (one transaction), so a link or unlink racing
+    it wins. A user several workers share: the oldest keeps it, the others are reported."""
+    linked: dict[str, list[Worker]] = {}
+    query = Entity.gsi1.query(Worker.list_key(tenant_id), filter_condition=Worker.user_id.exists())
+    for record in query:
+        if isinstance(record, Worker) and record.user_id:
+            linked.setdefault(str(record.user_id), []).append(record)
+    report = ClaimReport()
+    for user_id, workers in linked.items():
+        workers.sort(key=lambda w: (w.created_at or "", w.id))
+        holder = common.find(WorkerUser, WorkerUser.key(tenant_id, user_id), META)
+        if holder is None:
+            oldest = workers[0]
+            pk, still = Worker.key(tenant_id, oldest.id), Worker.user_id == user_id
+            ops = [
+                _claim_user(tenant_id, user_id, oldest.id),
+                lambda tx, pk=pk, still=still: tx.condition_check(Worker, pk, META, condition=still),
+            ]
+            if catalog._run(ops) is None:
+                report.claimed += 1
+            holder = common.find(WorkerUser, WorkerUser.key(tenant_id, user_id), META)
+        kept = str(holder.worker_id) if holder is not None else None
+        others = [w.id for w in workers if w.id != kept]
+        if kept is not None and others:
+            report.shared[user_id] = (kept, others)
+    if report.shared:
+        logger.warning(
+            "workers share a user: the oldest keeps the link",
+            extra={"tenant_id": tenant_id, "shared": {u: list(v) for u, v in report.shared.items()}},
+        )
+    return report
 
 
 def worker_of_user(tenant_id: str, user_id: str) -> Worker:

@@ -191,6 +191,9 @@ class Applier:
                 "email": email or None,
                 "active": active,
                 "balance": _dec(row.get("Balance")) or Decimal("0"),
+                # issue 17: as contact_to_qbo sends them, so our own round trip is no change
+                "phone": mapping.phone_from_qbo(row.get("PrimaryPhone")),
+                "address": mapping.address_from_qbo(row.get("BillAddr")),
             }
         values: dict[str, Any] = {
             "name": _clean(str(row.get("Name") or ""), active),
@@ -240,7 +243,9 @@ class Applier:
         same_name = qbo_links.find_unlinked_by_name(self.tenant_id, entity, values["name"])
         try:
             if same_name is not None:
-                changes = {k: v for k, v in values.items() if k != "name"}
+                # What QuickBooks has none of does not erase ours (our phone and address, issue
+                # 17): a contact changed here is pushed to the customer after the link.
+                changes = {k: v for k, v in values.items() if k != "name" and v is not None}
                 reason = f"linked to QuickBooks {entity} {qbo_id} (same name)"
                 qbo_links.link_existing(same_name, entity, qbo_id, token, changes, ACTOR, reason)
                 result.linked += 1
