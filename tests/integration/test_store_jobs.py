@@ -161,7 +161,11 @@ def test_the_journal_reads_a_period_of_posted_invoices_by_key_range_in_one_reque
     assert _write(tenant_id, "inv-open", "10", acc.NumberingMode.NONE) is True
     _other_invoices(tenant_id, 1200)
 
-    # When the journal of December is read
+    # When the journal of December is read (the tenant's one-time back-fill of invoices posted
+    # before the index, store/backfills.py, done first: its cost is once per tenant, not per read)
+    from fieldbill.store import backfills
+
+    backfills.once(tenant_id, backfills.POSTED_INDEX, store.index_posted)
     moto_dynamodb.REQUESTS.clear()
     found = store.posted_in(tenant_id, date(2026, 12, 1), date(2026, 12, 31), {})
     # Then it holds exactly December's posted invoices, read in one request
@@ -220,10 +224,39 @@ def test_invoices_posted_before_the_index_existed_are_indexed_once(stack, tenant
     # Given an invoice posted before the posted index existed (no index key)
     record = common.get(Invoice, Invoice.key(tenant_id, "inv-old"))
     record.update(actions=[Invoice.gsi3pk.remove(), Invoice.gsi3sk.remove()])
-    assert store.posted_in(tenant_id, None, None, {}) == []
     # When the tenant's posted invoices are indexed (twice: safe to repeat)
     assert store.index_posted(tenant_id) == 1
     assert store.index_posted(tenant_id) == 0
     # Then the journal finds it by its posting time
     found = store.posted_in(tenant_id, date.fromisoformat(record.posted_at[:10]), None, {})
     assert [r.id for r in found] == ["inv-old"]
+
+
+def test_the_journals_first_read_indexes_what_was_posted_before_the_index(stack, tenant_id):
+    """Nothing walks every tenant at deploy time: the journal's first read of a tenant runs the
+    back-fill (store/backfills.py), once; later reads cost no more than the query."""
+    from fieldbill.domain.states import WorkflowStatus
+    from fieldbill.store import backfills
+    from local import moto_dynamodb
+
+    _job(tenant_id)
+    assert _write(tenant_id, "inv-old", "10", acc.NumberingMode.NONE) is True
+    store.advance(
+        common.get(Invoice, Invoice.key(tenant_id, "inv-old")),
+        WorkflowStatus.POSTED,
+        "test",
+        integration=False,
+    )
+    record = common.get(Invoice, Invoice.key(tenant_id, "inv-old"))
+    record.update(actions=[Invoice.gsi3pk.remove(), Invoice.gsi3sk.remove()])
+    # When the journal is read for the first time
+    found = store.posted_in(tenant_id, None, None, {})
+    # Then the invoice posted before the index is in it
+    assert [r.id for r in found] == ["inv-old"]
+    # And the next read runs no back-fill again: the query alone
+    moto_dynamodb.REQUESTS.clear()
+    assert [r.id for r in store.posted_in(tenant_id, None, None, {})] == ["inv-old"]
+    assert dict(moto_dynamodb.REQUESTS) == {"Query": 1}
+    # (a fresh process reads the marker once, then knows)
+    backfills.forget()
+    assert backfills.once(tenant_id, backfills.POSTED_INDEX, store.index_posted) is False

@@ -162,7 +162,7 @@ def test_many_of_nothing_is_refused():
         invoice_pdf.render_many([])
 
 
-# ----------------------------------------------------------------------------(issue 16)
+# ---------------------------------------------------------------------------- (issue 16)
 def test_a_period_invoice_shows_the_balance_brought_forward_beside_its_own_total_not_in_it():
     # Given a $0 period invoice of an account that owes 40.00 from earlier invoices
     doc = document(

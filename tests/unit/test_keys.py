@@ -80,6 +80,7 @@ T, ID = "acme", "r1"
         (m.Worker.key(T, ID), f"T#{T}#WORKER#{ID}"),
         (m.Worker.list_key(T), f"T#{T}#WORKERS"),
         (m.WorkerUser.key(T, "user-1"), f"T#{T}#WORKERUSER#user-1"),
+        (m.Backfill.key(T, "posted_index"), f"T#{T}#BACKFILL#posted_index"),
         (m.CustomerPrice.key(T, "c1"), f"T#{T}#CONTACT#c1"),
         (m.CustomerPrice.sort_key("p1"), "PRICE#p1"),
         (m.BillingSettings.key(T), f"T#{T}#BILLINGSETTINGS"),
@@ -111,6 +112,7 @@ def test_every_entity_has_its_keys_pinned_above() -> None:
     # ---- issue 17: completed services
     pinned |= {"Worker", "CustomerPrice", "BillingSettings", "Visit"}
     pinned |= {"WorkerUser"}  # One worker per user
+    pinned |= {"Backfill"}  # back-fills done per tenant (store/backfills.py)
     entities = {
         name
         for name, value in vars(m).items()

@@ -101,7 +101,7 @@ def test_attachment_name_keeps_only_safe_characters():
     assert message["Subject"] == "Invoice 2026/12 #7 from Blue Lagoon Pools"
 
 
-# ----------------------------------------------------------------------------(issue 16)
+# ---------------------------------------------------------------------------- (issue 16)
 def test_a_period_invoice_email_tells_the_previous_balance_apart_from_the_invoice_total():
     _, message = _parsed(_mail(total=Decimal("0.00"), balance_forward=Decimal("40.00")))
     plain = message.get_body(preferencelist=("plain",)).get_content()

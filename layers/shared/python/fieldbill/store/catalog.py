@@ -143,19 +143,31 @@ def _pin(ref: Ref, delta: int) -> Op:
     return op
 
 
+def _parts(tx: TransactWrite) -> tuple[list[Any], ...]:
+    """A PynamoDB transaction's parts by kind, in the order it sends them (PynamoDB pinned)."""
+    return (tx._condition_check_items, tx._delete_items, tx._put_items, tx._update_items)
+
+
 def _run(ops: Sequence[Op]) -> int | None:
     """Run ops in one transaction: None when written, else the index of the op whose condition
     failed (-1 when DynamoDB did not say which)."""
+    # PynamoDB sends a transaction's parts grouped by kind (checks, deletes, puts, updates), and
+    # DynamoDB's cancellation reasons follow that order, not ours: note each op's place in it.
+    sent: list[tuple[int, int]] = []  # (kind rank, op index), sorted = the order sent
     try:
         with TransactWrite(connection=common.connection()) as tx:
-            for op in ops:
+            for index, op in enumerate(ops):
+                before = [len(part) for part in _parts(tx)]
                 op(tx)
+                grown = [n for n, part in enumerate(_parts(tx)) if len(part) > before[n]]
+                sent.extend((rank, index) for rank in grown)
     except TransactWriteError as exc:
         if common.transaction_conflict(exc):
             raise Conflict("another request changed the same records at the same time; retry") from None
-        for index, reason in enumerate(exc.cancellation_reasons or []):
+        order = [index for _, index in sorted(sent)]
+        for position, reason in enumerate(exc.cancellation_reasons or []):
             if reason is not None and reason.code == "ConditionalCheckFailed":
-                return index
+                return order[position] if position < len(order) else -1
         if common.conditional_failed(exc) or "TransactionCanceled" in str(exc):
             return -1
         raise

@@ -34,7 +34,7 @@ from fieldbill.domain.states import (
     WORKFLOW_MACHINE,
     WorkflowStatus,
 )
-from fieldbill.store import billing, catalog, common, numbering, transitions
+from fieldbill.store import backfills, billing, catalog, common, numbering, transitions
 from fieldbill.store.models import (
     META,
     Contact,
@@ -538,6 +538,7 @@ def posted_in(
     """Posted job invoices whose posting time is in the period: a key range of the sparse posted
     index (gsi3), which holds nothing else, so a period costs its own 1 MB query pages only; the
     job, customer and type filters apply to those."""
+    backfills.once(tenant_id, backfills.POSTED_INDEX, index_posted)  # posted before the index
     # posted_at is an instant ("2026-12-31T10:00:00.000Z"): "~" sorts after every character in it.
     low, high = posted_from.isoformat() if posted_from else None, f"{posted_to}~" if posted_to else None
     key_range = (

@@ -871,7 +871,7 @@ class Worker(Entity, discriminator="Worker"):
     active = BooleanAttribute(default=True)
 
 
-# ----(issue 17): one worker per user of the tenant
+# ---- (issue 17): one worker per user of the tenant
 class WorkerUser(Entity, discriminator="WorkerUser"):
     """The tenant's user (JWT subject, `id`) a worker signs in as (`worker_id`): put if absent in
     the transaction that links them, deleted in the one that unlinks them: one user, one worker."""
@@ -879,6 +879,16 @@ class WorkerUser(Entity, discriminator="WorkerUser"):
     PREFIX = "WORKERUSER"
 
     worker_id = UnicodeAttribute()
+
+
+# ---- back-fills run once per tenant, on first use (store/backfills.py)
+class Backfill(Entity, discriminator="Backfill"):
+    """A tenant's data was brought up to a newer shape (`id`: the back-fill's name), so the reads
+    that need it do not run it again."""
+
+    PREFIX = "BACKFILL"
+
+    result = UnicodeAttribute(null=True)
 
 
 class CustomerPrice(Entity, discriminator="CustomerPrice"):

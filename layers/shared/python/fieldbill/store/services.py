@@ -21,7 +21,7 @@ from fieldbill.domain import service_pricing as sp
 from fieldbill.domain.errors import Conflict, InvalidTransition, NotFound, ValidationError
 from fieldbill.domain.states import ITEM_MACHINE, VISIT_MACHINE, VisitStatus
 from fieldbill.observability import logger
-from fieldbill.store import billing, catalog, common, transitions
+from fieldbill.store import backfills, billing, catalog, common, transitions
 from fieldbill.store.models import (
     META,
     BillableItem,
@@ -671,12 +671,19 @@ def _taken(tenant_id: str, user_id: str) -> Conflict:
     return Conflict(f"user {user_id!r} is already linked to a worker{by}: one user, one worker")
 
 
+def _claim_old_links(tenant_id: str) -> None:
+    """Links made before claims existed are claimed before the tenant's first link change (a
+    second link of their user is refused, their release finds the claim)."""
+    backfills.once(tenant_id, backfills.WORKER_USERS, lambda t: claim_worker_users(t).claimed)
+
+
 def create_worker(tenant_id: str, actor: str, data: Mapping[str, Any]) -> Worker:
     values = dict(data)
     record = catalog.new_named(Worker, tenant_id, catalog.new_id(values.pop("id", None)), values)
     user_id = values.get("user_id")
     if not user_id:
         return catalog.create(record, actor)
+    _claim_old_links(tenant_id)
     refused = "user taken"
     try:
         return catalog.create(
@@ -694,6 +701,7 @@ def update_worker(tenant_id: str, worker_id: str, changes: Mapping[str, Any], ac
     old, new = record.user_id, values.get("user_id", record.user_id)
     if "user_id" not in values or old == new:
         return catalog.update(record, values, actor)
+    _claim_old_links(tenant_id)
     extra = ([_release_user(tenant_id, old, worker_id)] if old else []) + (
         [_claim_user(tenant_id, new, worker_id)] if new else []
     )
@@ -711,6 +719,8 @@ def update_worker(tenant_id: str, worker_id: str, changes: Mapping[str, Any], ac
 
 def delete_worker(tenant_id: str, worker_id: str, actor: str) -> None:
     record = catalog.get(Worker, tenant_id, worker_id)
+    if record.user_id:
+        _claim_old_links(tenant_id)
     extra = [_release_user(tenant_id, record.user_id, worker_id)] if record.user_id else []
     catalog.delete(record, actor, condition=catalog.same(Worker, "user_id", record.user_id), extra=extra)
 
