@@ -58,14 +58,7 @@ def ensure_customer(
             "CustomerRef",
         )
     if not record.qbo_id:
-        body = mapping.contact_to_qbo(
-            record.name,
-            record.email,
-            taxable=_taxable(record),
-            exemption_reason=_reason(record),
-            phone=record.phone,
-            address=record.address,
-        )
+        body = customer_body(record)
         found = None
         if not known_absent:
             found = find_by_name(tenant, "Customer", "DisplayName", body["DisplayName"])
@@ -133,14 +126,7 @@ def _create_customers(tenant: Tenant, records: list[Contact], failed: Failed) ->
         bodies, ids = {}, {}
         for record in chunk:
             try:
-                bodies[record.id] = mapping.contact_to_qbo(
-                    record.name,
-                    record.email,
-                    taxable=_taxable(record),
-                    exemption_reason=_reason(record),
-                    phone=record.phone,
-                    address=record.address,
-                )
+                bodies[record.id] = customer_body(record)
             except mapping.MappingError as exc:
                 failed[record.id] = exc
                 continue
@@ -279,14 +265,7 @@ def sync_contact(tenant: Tenant, contact_id: str) -> None:
         "Customer",
         str(record.qbo_id),
         record.qbo_sync_token,
-        mapping.contact_to_qbo(
-            record.name,
-            record.email,
-            taxable=_taxable(record),
-            exemption_reason=_reason(record),
-            phone=record.phone,
-            address=record.address,
-        ),
+        customer_body(record),
         ("customer-update", tenant.tenant_id, record.id, record.updated_at),
     )
     qbo_links.keep_contact_token(record, str(result.get("SyncToken", "0")))
@@ -338,6 +317,18 @@ def sparse_update(
                 raise
             token = str(tenant.client.read(entity, qbo_id)["SyncToken"])
     raise AssertionError("unreachable")
+
+
+def customer_body(record: Contact) -> dict[str, Any]:
+    """QuickBooks' Customer for a contact: one place for what we send, created or updated."""
+    return mapping.contact_to_qbo(
+        record.name,
+        record.email,
+        taxable=_taxable(record),
+        exemption_reason=_reason(record),
+        phone=record.phone,
+        address=record.address,
+    )
 
 
 def _reason(record: Contact) -> int | None:
