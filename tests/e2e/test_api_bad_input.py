@@ -449,6 +449,9 @@ STRICT_CASES: list[tuple[str, str, Any, int, str]] = [
     ("POST", "/tasks", {"title": "x", "billable": "false"}, 422, "billable"),
     ("PATCH", "/tasks/{task}", {"billable": 0}, 422, "billable"),
     ("POST", "/billing-runs", {"sync": "no"}, 422, "sync"),
+    ("POST", "/billing-runs", {"sync": 0}, 422, "sync"),
+    ("PATCH", "/bill-profiles/ghost", {"name": "0", "skip_zero": 0, "terms_days": 0}, 422, "skip_zero"),
+    ("PATCH", "/bill-profiles/ghost", {"skip_zero": "true"}, 422, "skip_zero"),
     # datetimes and dates: ISO 8601 strings only, never a number
     ("POST", E, {"kind": "time", "started_at": 1709539200}, 422, "started_at"),
     ("POST", E + "/{running}/stop", {"stopped_at": 1709542800}, 422, "stopped_at"),

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
-from pydantic import Field
+from pydantic import Field, StrictBool, StrictInt
 from pydantic import ValidationError as PydanticValidationError
 
 from fieldbill.api import context, views
@@ -35,10 +35,10 @@ class BillProfileIn(Strict):
     name: Name
     cadence: Literal["monthly", "quarterly", "yearly", "weeks"]
     start_date: Day = Field(description="billing start: no period begins before its period")
-    billing_day: int = Field(default=1, ge=1, le=28)
-    every_weeks: int = Field(default=1, ge=1, le=52, description="for cadence weeks: every N weeks")
-    terms_days: int = Field(default=30, ge=0, le=365, description="Net-N; an account may override it")
-    skip_zero: bool = Field(default=False, description='default of "do not generate $0 invoices"')
+    billing_day: StrictInt = Field(default=1, ge=1, le=28)
+    every_weeks: StrictInt = Field(default=1, ge=1, le=52, description="for cadence weeks: every N weeks")
+    terms_days: StrictInt = Field(default=30, ge=0, le=365, description="Net-N; an account may override it")
+    skip_zero: StrictBool = Field(default=False, description='default of "do not generate $0 invoices"')
 
 
 class BillProfilePatchIn(Strict):
@@ -46,15 +46,15 @@ class BillProfilePatchIn(Strict):
     start or billing day: those define the periods)."""
 
     name: Name | None = None
-    terms_days: int | None = Field(
+    terms_days: StrictInt | None = Field(
         default=None, ge=0, le=365, description="Net-N; an account may override it"
     )
-    skip_zero: bool | None = Field(default=None, description='default of "do not generate $0 invoices"')
+    skip_zero: StrictBool | None = Field(default=None, description='default of "do not generate $0 invoices"')
 
 
 class ContactProfileIn(Strict):
     bill_profile_id: Id | None
-    terms_days: int | None = Field(default=None, ge=0, le=365, description="the account's own Net-N")
+    terms_days: StrictInt | None = Field(default=None, ge=0, le=365, description="the account's own Net-N")
 
 
 class RecurringServiceIn(Strict):
@@ -66,7 +66,7 @@ class RecurringServiceIn(Strict):
     basis: Literal["period", "visit"] = Field(description="a rate per billing period or per visit")
     start_date: Day
     end_date: Day | None = None
-    visit_weekday: int | None = Field(default=None, ge=0, le=6, description="0 = Monday; per visit")
+    visit_weekday: StrictInt | None = Field(default=None, ge=0, le=6, description="0 = Monday; per visit")
 
 
 class ServiceEndIn(Strict):
@@ -78,7 +78,7 @@ class DraftsIn(Strict):
         default=None, min_length=1, max_length=5000, description="chosen accounts; all when absent"
     )
     invoice_date: Day | None = Field(default=None, description="the 1st of the period's month when absent")
-    skip_zero: bool | None = Field(default=None, description="the profile's default when absent")
+    skip_zero: StrictBool | None = Field(default=None, description="the profile's default when absent")
     destination: Literal["quickbooks", "local"] | None = None
     preview_fingerprint: str | None = Field(
         default=None, max_length=64, description="commit only if the data is still what this preview showed"
@@ -97,10 +97,10 @@ class BillProfileOut(out.Record):
     name: str
     cadence: str
     start_date: str
-    billing_day: int
-    every_weeks: int
-    terms_days: int
-    skip_zero: bool
+    billing_day: StrictInt
+    every_weeks: StrictInt
+    terms_days: StrictInt
+    skip_zero: StrictBool
     periods: list[PeriodOut] = Field(default_factory=list, description="periods around today")
 
 
@@ -113,7 +113,7 @@ class RecurringServiceOut(out.Record):
     basis: str
     start_date: str
     end_date: str | None = None
-    visit_weekday: int | None = None
+    visit_weekday: StrictInt | None = None
 
 
 class ChargeOut(out.Out):
@@ -143,7 +143,7 @@ class PreviewOut(out.Out):
     bill_profile_id: str
     period: PeriodOut
     invoice_date: str
-    skip_zero: bool
+    skip_zero: StrictBool
     fingerprint: str = Field(description="pass as preview_fingerprint to commit exactly this")
     totals: dict[str, Any]
     accounts: list[AccountPreviewOut]

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from fieldbill.domain import model as dm
 
@@ -26,7 +26,7 @@ class RunRequest(BaseModel):
     contact_ids: list[RecordId] | None = Field(default=None, min_length=1, max_length=500)
     date_from: date | None = None
     date_to: date | None = None
-    sync: bool = True
+    sync: StrictBool = True
     issue_date: date | None = None
 
     @field_validator("date_to")
@@ -54,5 +54,5 @@ class GenerateRequest(BaseModel):
     # None: QuickBooks when the company is connected to it, else local (destination.resolve).
     destination: dm.Destination | None = None
     # QuickBooks invoices are queued at once; false keeps them as drafts until POST /invoices/{id}/sync.
-    sync: bool = True
+    sync: StrictBool = True
     issue_date: date | None = None
