@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
-from pydantic import BaseModel, Field, StrictBool, StrictInt, model_validator
+from pydantic import BaseModel, Field, StrictBool, StrictInt, WithJsonSchema, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from fieldbill.api import context, views
@@ -32,6 +32,7 @@ from fieldbill.api.schemas import (
     Quantity,
     Strict,
     Unit,
+    _decimal_schema,
 )
 from fieldbill.clock import today
 from fieldbill.domain.errors import ValidationError
@@ -52,7 +53,7 @@ BillingStatus = Literal["qbo", "qbd", "local", "unbillable"]
 InvoiceType = Literal["qbo", "qbd", "local"]
 ItemType = Literal["inventory", "non_inventory", "service"]
 ServiceBadge = Literal["QBO", "QBD", "Local", "Unbillable"]
-Percent = Annotated[Money, Field(le=100)]
+Percent = Annotated[Money, Field(le=100), WithJsonSchema(_decimal_schema(Decimal(0), Decimal(100)))]
 Ids = Annotated[list[Id], Field(max_length=50)]
 
 

@@ -69,13 +69,12 @@ def _iso_text(kind: str, pattern: re.Pattern[str] | None = None) -> Any:
     return check
 
 
-def _decimal_schema(minimum: Decimal, maximum: Decimal) -> dict[str, Any]:
-    return {
-        "anyOf": [
-            {"type": "number", "minimum": int(minimum), "maximum": int(maximum)},
-            {"type": "string", "pattern": r"^[0-9]{1,10}(\.[0-9]{1,6})?$"},
-        ]
-    }
+def _decimal_schema(minimum: Decimal, maximum: Decimal, places: int = 6) -> dict[str, Any]:
+    """The schema of a decimal given as a JSON number or a string: the bounds, and for the string
+    the decimal places the validators hold it to (a number's places are not put as multipleOf:
+    JSON Schema validators check that in binary floating point and refuse 7.2513)."""
+    number: dict[str, Any] = {"type": "number", "minimum": int(minimum), "maximum": int(maximum)}
+    return {"anyOf": [number, {"type": "string", "pattern": rf"^[0-9]{{1,10}}(\.[0-9]{{1,{places}}})?$"}]}
 
 
 Datetime = Annotated[
@@ -555,7 +554,7 @@ TaxRate = Annotated[
     BeforeValidator(_decimal_input),
     Field(ge=0, le=100, description="percent: 7.25 means 7.25 %"),
     AfterValidator(_exact(4)),
-    WithJsonSchema(_decimal_schema(Decimal(0), Decimal(100))),
+    WithJsonSchema(_decimal_schema(Decimal(0), Decimal(100), places=4)),
 ]
 
 
